@@ -1,0 +1,60 @@
+# Two commands for a new user: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings.test
+BENCHES := $(patsubst bench/%.py,%,$(filter-out bench/_%.py,$(wildcard bench/*.py)))
+
+.PHONY: run test lint format bench services install install-dev clean $(addprefix bench-,$(BENCHES))
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q ".[dev,bench]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: embedded database, demo data, development server on http://127.0.0.1:8000
+run: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+services:
+	@scripts/ensure-services.sh
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## make test: lint and the whole suite on the real PostgreSQL and Redis
+test: install-dev services lint
+	@scripts/ensure-chromium.sh
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install-dev services
+	@set -e; for b in $(BENCHES); do $(MAKE) --no-print-directory bench-$$b; done
+
+$(addprefix bench-,$(BENCHES)): bench-%: install-dev services
+	@scripts/ensure-ffmpeg.sh
+	$(TEST_ENV) $(PY) bench/$*.py
+
+clean:
+	rm -rf var/media var/db.sqlite3

@@ -1,0 +1,27 @@
+"""Role permissions. Object-level scoping is done in selectors (querysets per user)."""
+
+from rest_framework.permissions import BasePermission
+
+
+class IsRequester(BasePermission):
+    message = "Only requesters can do this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_requester or user.is_staff))
+
+
+class IsWorker(BasePermission):
+    message = "Only workers can do this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_worker)
+
+
+class IsPlatformAdmin(BasePermission):
+    message = "Only platform admins can do this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_platform_admin)

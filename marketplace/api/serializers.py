@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from marketplace.models import AnnotationType, Job
+
+
+class JobSerializer(serializers.ModelSerializer):
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    label_classes = serializers.ListField(
+        child=serializers.CharField(max_length=100), allow_empty=True, required=False
+    )
+    budget = serializers.IntegerField(min_value=0, help_text="Minor units (cents)")
+    requester = serializers.CharField(source="requester.username", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "requester",
+            "title",
+            "instructions",
+            "annotation_type",
+            "label_classes",
+            "status",
+            "failure_reason",
+            "overlap_min",
+            "overlap_max",
+            "gold_rate",
+            "iou_threshold",
+            "agreement_threshold",
+            "gold_pass_threshold",
+            "min_trust",
+            "expected_objects",
+            "segment_frames",
+            "overlap_frames",
+            "keyframe_step",
+            "frame_step",
+            "frames_per_task",
+            "claim_time_limit",
+            "auto_approve_delay",
+            "deadline",
+            "priority",
+            "budget",
+            "currency",
+            "created_at",
+            "updated_at",
+            "published_at",
+            "completed_at",
+        ]
+        read_only_fields = [
+            "id",
+            "requester",
+            "status",
+            "failure_reason",
+            "created_at",
+            "updated_at",
+            "published_at",
+            "completed_at",
+        ]
+
+    def validate_currency(self, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise serializers.ValidationError("Use a three-letter ISO currency code.")
+        return value.lower()
+
+    def validate_label_classes(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Class names must be unique.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        instance = self.instance
+        lo = attrs.get("overlap_min", getattr(instance, "overlap_min", 3))
+        hi = attrs.get("overlap_max", getattr(instance, "overlap_max", 5))
+        if lo > hi:
+            raise serializers.ValidationError({"overlap_min": ["Must not exceed overlap_max."]})
+        seg = attrs.get("segment_frames", getattr(instance, "segment_frames", 150))
+        ov = attrs.get("overlap_frames", getattr(instance, "overlap_frames", 10))
+        if ov >= seg:
+            raise serializers.ValidationError(
+                {"overlap_frames": ["Must be smaller than segment_frames."]}
+            )
+        kind = attrs.get("annotation_type", getattr(instance, "annotation_type", None))
+        classes = attrs.get("label_classes", getattr(instance, "label_classes", []))
+        if kind and kind != AnnotationType.CLASSIFY and not classes:
+            raise serializers.ValidationError({"label_classes": ["Name at least one class."]})
+        if kind == AnnotationType.CLASSIFY and len(classes) < 2:
+            raise serializers.ValidationError(
+                {"label_classes": ["Classification needs at least two classes."]}
+            )
+        return attrs

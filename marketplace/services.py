@@ -1,0 +1,149 @@
+"""Writes of the marketplace domain: accounts and the job lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .errors import InvalidTransition, PermissionDenied, ValidationError
+from .lifecycle import can_transition
+from .models import Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
+
+# Fields a requester may change while a job is a draft.
+JOB_EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "instructions",
+        "annotation_type",
+        "label_classes",
+        "overlap_min",
+        "overlap_max",
+        "gold_rate",
+        "iou_threshold",
+        "agreement_threshold",
+        "gold_pass_threshold",
+        "min_trust",
+        "expected_objects",
+        "segment_frames",
+        "overlap_frames",
+        "keyframe_step",
+        "frame_step",
+        "frames_per_task",
+        "claim_time_limit",
+        "auto_approve_delay",
+        "deadline",
+        "priority",
+        "budget",
+        "currency",
+    }
+)
+
+
+@transaction.atomic
+def user_create(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    email: str = "",
+    organisation: str = "",
+    country: str = "",
+) -> User:
+    """Create a user of ``role`` with the matching profile."""
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError("That username is taken.", extra={"fields": {"username": ["taken"]}})
+    user = User.objects.create_user(
+        username=username,
+        password=password,
+        email=email,
+        role=role,
+        is_staff=role == Role.ADMIN,
+        is_superuser=role == Role.ADMIN,
+    )
+    if role == Role.REQUESTER:
+        RequesterProfile.objects.create(user=user, organisation=organisation)
+    elif role == Role.WORKER:
+        WorkerProfile.objects.create(user=user, country=country.upper())
+    return user
+
+
+def _validate_job_fields(fields: dict[str, Any]) -> None:
+    classes = fields.get("label_classes")
+    if classes is not None:
+        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+            raise ValidationError(
+                "Label classes must be a list of names.",
+                extra={"fields": {"label_classes": ["must be a list of non-empty names"]}},
+            )
+        if len(set(classes)) != len(classes):
+            raise ValidationError(
+                "Label classes must be unique.",
+                extra={"fields": {"label_classes": ["duplicate class names"]}},
+            )
+
+
+@transaction.atomic
+def job_create(*, requester: User, **fields: Any) -> Job:
+    """Create a draft job owned by ``requester``."""
+    if not (requester.is_requester or requester.is_staff):
+        raise PermissionDenied("Only requesters can create jobs.")
+    unknown = set(fields) - JOB_EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
+    _validate_job_fields(fields)
+    job = Job(requester=requester, **fields)
+    job.full_clean()
+    job.save()
+    return job
+
+
+@transaction.atomic
+def job_update(*, job: Job, **fields: Any) -> Job:
+    """Change a draft job's settings; anything past draft is frozen."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status != JobStatus.DRAFT:
+        raise InvalidTransition("Only a draft job can be edited.")
+    unknown = set(fields) - JOB_EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
+    _validate_job_fields(fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.full_clean()
+    job.save()
+    return job
+
+
+@transaction.atomic
+def job_transition(*, job: Job, to: str, reason: str = "") -> Job:
+    """Move ``job`` to status ``to`` if the state machine allows it (row-locked)."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if not can_transition(job.status, to):
+        raise InvalidTransition(
+            f"A {job.get_status_display().lower()} job cannot become {JobStatus(to).label.lower()}."
+        )
+    job.status = to
+    now = timezone.now()
+    update = ["status", "updated_at"]
+    if to == JobStatus.PUBLISHED and job.published_at is None:
+        job.published_at = now
+        update.append("published_at")
+    if to == JobStatus.COMPLETED:
+        job.completed_at = now
+        update.append("completed_at")
+    if to == JobStatus.FAILED:
+        job.failure_reason = reason[:500]
+        update.append("failure_reason")
+    job.save(update_fields=update)
+    return job
+
+
+def job_cancel(*, job: Job, by: User) -> Job:
+    """Cancel a job. Later features hook returning claimed work and refunding escrow here."""
+    if not (by.is_staff or job.requester_id == by.pk):
+        raise PermissionDenied("You can only cancel your own jobs.")
+    return job_transition(job=job, to=JobStatus.CANCELLED)

@@ -1,0 +1,28 @@
+"""Test settings: the suite runs on the real PostgreSQL and Redis, never on SQLite."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/crowdlabel")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+from .base import *
+from .base import DATABASES, env
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise RuntimeError(
+        "The test suite runs on PostgreSQL only; DATABASE_URL points at "
+        f"{DATABASES['default']['ENGINE']}. Unset it or point it at PostgreSQL."
+    )
+
+DEBUG = False
+# The suite exercises a real Celery worker where it matters; elsewhere tasks run eagerly so a
+# test sees their effect, still going through the same serialisation as the broker.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default="/tmp/crowdlabel-test-media"))
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_AUTOREFRESH = True

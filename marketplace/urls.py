@@ -1,0 +1,28 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", views.LoginPage.as_view(), name="login"),
+    path("accounts/logout/", views.logout_view, name="logout"),
+    path("accounts/signup/<str:role>/", views.signup, name="signup"),
+    path("requester/jobs/", views.requester_jobs, name="requester-jobs"),
+    path("requester/jobs/new/", views.requester_job_new, name="requester-job-new"),
+    path("requester/jobs/<int:pk>/", views.requester_job_detail, name="requester-job-detail"),
+    path("admin/", admin.site.urls),
+    path("api/", include("marketplace.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+# Media from local disk (the embedded default); behind S3 the storage serves its own URLs.
+if not settings.MEDIA_S3_BUCKET:
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]

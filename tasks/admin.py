@@ -1,0 +1,67 @@
+from django.contrib import admin
+
+from .models import Assignment, MicroTask, Submission, Video
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "job",
+        "original_name",
+        "status",
+        "stage",
+        "progress",
+        "codec",
+        "width",
+        "height",
+        "fps",
+        "frame_count",
+        "created_at",
+    )
+    list_filter = ("status", "codec")
+    search_fields = ("original_name", "checksum", "job__title")
+    raw_id_fields = ("job",)
+
+
+@admin.register(MicroTask)
+class MicroTaskAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "job",
+        "video",
+        "index",
+        "frame_start",
+        "frame_end",
+        "complexity",
+        "price",
+        "is_gold",
+        "replica_target",
+        "status",
+    )
+    list_filter = ("status", "is_gold")
+    search_fields = ("job__title",)
+    raw_id_fields = ("job", "video")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "microtask",
+        "worker",
+        "status",
+        "claimed_at",
+        "deadline",
+        "submitted_at",
+        "pay_amount",
+    )
+    list_filter = ("status",)
+    search_fields = ("worker__username",)
+    raw_id_fields = ("microtask", "worker")
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = ("id", "assignment", "created_at")
+    raw_id_fields = ("assignment",)

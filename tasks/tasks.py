@@ -1,0 +1,1 @@
+"""Celery tasks of the tasks app: take ids, load rows, call a service."""

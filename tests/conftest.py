@@ -1,0 +1,152 @@
+"""Fixtures shared by the whole suite: API clients per role and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import AdminFactory, RequesterFactory, WorkerFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def requester(db):
+    return RequesterFactory()
+
+
+@pytest.fixture
+def other_requester(db):
+    return RequesterFactory()
+
+
+@pytest.fixture
+def worker(db):
+    return WorkerFactory()
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory()
+
+
+@pytest.fixture
+def requester_client(requester) -> APIClient:
+    return _client_for(requester)
+
+
+@pytest.fixture
+def other_requester_client(other_requester) -> APIClient:
+    return _client_for(other_requester)
+
+
+@pytest.fixture
+def worker_client(worker) -> APIClient:
+    return _client_for(worker)
+
+
+@pytest.fixture
+def admin_client_api(admin_user) -> APIClient:
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def client_for():
+    """Make an authenticated API client for any user."""
+    return _client_for
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that shares this test run's database and broker."""
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="marketplace.settings.test",
+        DATABASE_URL=(
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
+    """A real ``celery worker`` process on the test database and the real Redis broker.
+
+    Tasks sent while this fixture is active go through Redis to that process (not eager mode).
+    Tests that use it see committed data only, hence ``transactional_db``.
+    """
+    from marketplace.celery import app
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "marketplace",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        start_new_session=True,
+    )
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if app.control.ping(timeout=0.5):
+                    break
+            except Exception:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {proc.returncode}")
+        else:
+            raise RuntimeError("celery worker did not answer a ping within 30 s")
+        yield proc
+    finally:
+        app.conf.task_always_eager = previous
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

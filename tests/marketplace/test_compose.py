@@ -1,0 +1,55 @@
+"""docker-compose.yml is for users' machines; here it is checked by parsing."""
+
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+
+COMPOSE = Path(settings.BASE_DIR) / "docker-compose.yml"
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_has_the_services_with_health_checks():
+    services = _compose()["services"]
+    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    for name in ("postgres", "redis", "web"):
+        assert "healthcheck" in services[name], name
+
+
+def test_web_worker_and_beat_share_one_image_database_and_broker():
+    services = _compose()["services"]
+    apps = [services[n] for n in ("web", "worker", "beat")]
+
+    def env_of(svc):
+        env = svc.get("environment", {})
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        anchors = svc.get("env_file")
+        return env, anchors
+
+    envs = [env_of(s)[0] for s in apps]
+    assert len({e["DATABASE_URL"] for e in envs}) == 1
+    assert len({e["REDIS_URL"] for e in envs}) == 1
+    assert "postgres" in envs[0]["DATABASE_URL"] and "redis://redis" in envs[0]["REDIS_URL"]
+    assert len({s.get("image") or str(s.get("build")) for s in apps}) == 1
+    assert "gunicorn" in " ".join(apps[0]["command"])
+    assert "worker" in " ".join(apps[1]["command"]) and "beat" in " ".join(apps[2]["command"])
+    for svc in apps:
+        deps = svc["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_declares_named_volumes_it_uses():
+    compose = _compose()
+    declared = set(compose.get("volumes", {}))
+    used = set()
+    for svc in compose["services"].values():
+        for vol in svc.get("volumes", []):
+            source = vol.split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                used.add(source)
+    assert used and used <= declared

@@ -1,0 +1,136 @@
+"""The requester job API: lifecycle, scoping, filtering and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace.models import Job, JobStatus
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "title": "Cars on the highway",
+    "instructions": "Box every car.",
+    "annotation_type": "bbox",
+    "label_classes": ["car", "truck"],
+    "budget": 50_000,
+    "currency": "usd",
+    "overlap_min": 2,
+    "overlap_max": 4,
+}
+
+
+def test_requester_creates_lists_and_retrieves_own_job(requester_client, requester):
+    created = requester_client.post("/api/jobs/", VALID, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["status"] == JobStatus.DRAFT
+    assert body["requester"] == requester.username
+    listed = requester_client.get("/api/jobs/").json()
+    assert [j["id"] for j in listed["results"]] == [body["id"]]
+    assert requester_client.get(f"/api/jobs/{body['id']}/").json()["title"] == VALID["title"]
+
+
+def test_update_allowed_only_while_draft(requester_client, requester):
+    job = JobFactory(requester=requester)
+    ok = requester_client.patch(f"/api/jobs/{job.pk}/", {"title": "New"}, format="json")
+    assert ok.status_code == 200
+    assert Job.objects.get(pk=job.pk).title == "New"
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.PUBLISHED)
+    refused = requester_client.patch(f"/api/jobs/{job.pk}/", {"title": "Later"}, format="json")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "invalid_transition"
+    assert Job.objects.get(pk=job.pk).title == "New"
+
+
+def test_cancel_moves_to_cancelled_and_cannot_repeat(requester_client, requester):
+    job = JobFactory(requester=requester)
+    assert requester_client.post(f"/api/jobs/{job.pk}/cancel/").json()["status"] == "cancelled"
+    again = requester_client.post(f"/api/jobs/{job.pk}/cancel/")
+    assert again.status_code == 409
+    assert "cannot" in again.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "cancel"])
+def test_requester_cannot_touch_another_requesters_job(other_requester_client, method):
+    job = JobFactory(title="Secret")
+    url = f"/api/jobs/{job.pk}/"
+    if method == "get":
+        response = other_requester_client.get(url)
+    elif method == "patch":
+        response = other_requester_client.patch(url, {"title": "Hacked"}, format="json")
+    else:
+        response = other_requester_client.post(url + "cancel/")
+    assert response.status_code == 404
+    job.refresh_from_db()
+    assert (job.title, job.status) == ("Secret", JobStatus.DRAFT)
+    assert other_requester_client.get("/api/jobs/").json()["count"] == 0
+
+
+def test_anonymous_is_refused(api_client):
+    JobFactory()
+    assert api_client.get("/api/jobs/").status_code in (401, 403)
+    assert api_client.post("/api/jobs/", VALID, format="json").status_code in (401, 403)
+    assert Job.objects.count() == 1
+
+
+def test_worker_cannot_create_or_list_jobs(worker_client):
+    response = worker_client.post("/api/jobs/", VALID, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert worker_client.get("/api/jobs/").status_code == 403
+    assert Job.objects.count() == 0
+
+
+def test_admin_sees_every_job(admin_client_api):
+    JobFactory.create_batch(3)
+    assert admin_client_api.get("/api/jobs/").json()["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"title": None}, "title"),
+        ({"budget": -1}, "budget"),
+        ({"annotation_type": "skeleton"}, "annotation_type"),
+        ({"overlap_min": 5, "overlap_max": 2}, "overlap_min"),
+        ({"label_classes": ["car", "car"]}, "label_classes"),
+        ({"label_classes": []}, "label_classes"),
+        ({"currency": "dollars"}, "currency"),
+        ({"gold_rate": 2}, "gold_rate"),
+        ({"segment_frames": 10, "overlap_frames": 10}, "overlap_frames"),
+    ],
+)
+def test_bad_job_input_is_400_with_field_errors(requester_client, change, field):
+    payload = {k: v for k, v in {**VALID, **change}.items() if v is not None}
+    response = requester_client.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["fields"]
+    assert Job.objects.count() == 0
+
+
+def test_malformed_json_is_400(requester_client):
+    response = requester_client.post(
+        "/api/jobs/", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"]
+
+
+def test_filtering_ordering_and_pagination(requester_client, requester):
+    a = JobFactory(requester=requester, annotation_type="bbox", budget=10)
+    b = JobFactory(requester=requester, annotation_type="track", budget=30)
+    c = JobFactory(requester=requester, annotation_type="track", budget=20)
+    Job.objects.filter(pk=c.pk).update(status=JobStatus.CANCELLED)
+
+    tracks = requester_client.get("/api/jobs/?annotation_type=track&ordering=budget").json()
+    assert [j["id"] for j in tracks["results"]] == [c.pk, b.pk]
+    drafts = requester_client.get("/api/jobs/?status=draft&ordering=-budget").json()
+    assert [j["id"] for j in drafts["results"]] == [b.pk, a.pk]
+    page = requester_client.get("/api/jobs/?page_size=2&ordering=budget").json()
+    assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
+    bad = requester_client.get("/api/jobs/?status=nonsense")
+    assert bad.status_code == 400
