@@ -17,6 +17,12 @@ urlpatterns = [
     path("requester/jobs/<int:pk>/", views.requester_job_detail, name="requester-job-detail"),
     path("admin/", admin.site.urls),
     path("api/", include("marketplace.api.urls")),
+    path("api/", include("tasks.api.urls")),
+    path("api/", include("quality.api.urls")),
+    path("api/", include("payments.api.urls")),
+    path("", include("tasks.urls")),
+    path("", include("quality.urls")),
+    path("", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,0 +1,3 @@
+"""Page routes of this app, mounted at the site root."""
+
+urlpatterns: list = []
