@@ -286,7 +286,7 @@ def decode(
                 stats.bad_packets += 1
         except av.error.EOFError:
             pass
-        except (av.error.InvalidDataError, av.error.ValueError) as exc:
+        except av.error.FFmpegError as exc:
             raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
         _check_damage(stats, packets, max_bad_packet_ratio)
         if index == 0:
