@@ -651,7 +651,7 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
         locked.frame_count = stats.frames
         locked.fps = fps
         locked.variable_frame_rate = stats.variable_frame_rate
-        locked.bad_packets = stats.bad_packets
+        locked.bad_packets = stats.damage
         locked.shot_boundaries = result.cuts
         locked.frame_width, locked.frame_height = result.size
         if locked.duration is None and fps:

@@ -46,7 +46,7 @@ class Video(models.Model):
     # Ingestion bookkeeping
     attempts = models.PositiveIntegerField(default=0, help_text="Ingestion runs started")
     bad_packets = models.PositiveIntegerField(
-        default=0, help_text="Damaged packets skipped while decoding"
+        default=0, help_text="Damaged packets or decoder errors met while decoding"
     )
     frame_width = models.PositiveIntegerField(null=True, blank=True, help_text="Extracted JPEGs")
     frame_height = models.PositiveIntegerField(null=True, blank=True)

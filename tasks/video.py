@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
+import av.logging
 import numpy as np
 
 from .synthetic import Scene, render_frame
@@ -215,9 +216,16 @@ class DecodedFrame:
 @dataclass
 class DecodeStats:
     frames: int = 0
-    bad_packets: int = 0
+    bad_packets: int = 0  # packets the decoder rejected
+    logged_errors: int = 0  # errors FFmpeg reported (damaged data it concealed or skipped)
+    first_error: str = ""
     last_time: float = 0.0
     variable_frame_rate: bool = False
+    header_mismatch: bool = False  # the header announced a longer video than the file holds
+
+    @property
+    def damage(self) -> int:
+        return self.bad_packets + self.logged_errors
 
 
 def decode(
@@ -234,10 +242,33 @@ def decode(
     and decoding goes on past it (the decoder conceals what it can, as players do). Frames are
     numbered in the order the decoder outputs them. If more than ``max_bad_packet_ratio`` of the
     packets (and at least 3) are rejected, or not a single frame decodes, a VideoError stops it.
+    Decoding that stops well before the duration the header announces, after FFmpeg reported
+    errors, is an error too (a truncated or damaged file); without any error the header was
+    simply wrong, and the frames counted are the truth (``stats.header_mismatch``).
+    Frame numbers are the decoder's output order: if a decoder drops a damaged frame outright,
+    later numbers shift by one, but every frame keeps its exact timestamp (manifests carry it).
     Timestamps come from each frame's pts; frames without one get the previous time plus one
     nominal frame duration, so variable frame rate keeps its real times.
     """
     stats = stats if stats is not None else DecodeStats()
+    previous_level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield from _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs)
+    finally:
+        av.logging.set_level(previous_level)
+
+
+def _note_logs(stats: DecodeStats, logs: list) -> None:
+    errors = [entry for entry in logs if entry[0] <= av.logging.ERROR]
+    if errors and not stats.first_error:
+        stats.first_error = f"{errors[0][1]}: {errors[0][2].strip()}"
+    stats.logged_errors += len(errors)
+    logs.clear()
+
+
+def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs):
     with _open(source) as container:
         info = _probe_open(container, limits)
         stream = container.streams.video[0]
@@ -262,6 +293,8 @@ def decode(
                         stats.variable_frame_rate = True
                     last_delta = delta
                 last_time = t
+                if logs:
+                    _note_logs(stats, logs)
                 gray = frame.reformat(width=aw, height=ah, format="gray").to_ndarray()
                 stats.frames = index + 1
                 stats.last_time = t
@@ -294,6 +327,16 @@ def decode(
                 "Not a single frame of this video could be decoded; the file is truncated or "
                 "damaged. Upload the complete file again."
             )
+        _note_logs(stats, logs)
+        if info.duration and stats.last_time + nominal < 0.9 * info.duration - 0.5:
+            if stats.damage:
+                raise VideoError(
+                    f"Decoding stopped at {stats.last_time:.1f} s of the {info.duration:.1f} s "
+                    f"the file announces, after errors ({stats.first_error or 'damaged packets'})"
+                    ": the file is truncated or damaged. Upload the complete file again."
+                )
+            # No error at all: the header was wrong; the counted frames are the truth.
+            stats.header_mismatch = True
 
 
 def _check_damage(stats: DecodeStats, packets: int, ratio: float) -> None:
