@@ -441,7 +441,9 @@ def video_ingest(*, video_id: int) -> Video | None:
 
 
 class _Progress:
-    """Throttled progress writes (at most every half second)."""
+    """Throttled progress writes (at most every ``interval`` seconds)."""
+
+    interval = 0.5
 
     def __init__(self, pk: int, expected_frames: int | None):
         self.pk = pk
@@ -450,7 +452,7 @@ class _Progress:
 
     def frame(self, i: int) -> None:
         now = time.monotonic()
-        if now - self.last < 0.5:
+        if now - self.last < self.interval:
             return
         self.last = now
         if self.expected:
