@@ -182,6 +182,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "tasks.requeue_stalled_ingestions",
         "schedule": timedelta(minutes=5),
     },
+    "expire-overdue-claims": {"task": "tasks.expire_overdue_claims", "schedule": 60.0},
+    "auto-approve-due-submissions": {
+        "task": "tasks.auto_approve_due_submissions",
+        "schedule": 15 * 60.0,
+    },
 }
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).
@@ -198,6 +203,12 @@ PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# Claims: a heartbeat extends a claim by the job's time limit, up to this many time limits in all.
+CLAIM_MAX_LEASE_FACTOR = env.float("CLAIM_MAX_LEASE_FACTOR", default=3.0)
+# Qualification tests (until quality's gold scoring replaces the IoU rule).
+QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
+QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)
+QUALIFICATION_MAX_ATTEMPTS = env.int("QUALIFICATION_MAX_ATTEMPTS", default=3)
 
 LOGGING = {
     "version": 1,
