@@ -20,10 +20,9 @@ from marketplace.models import Job
 from .models import Assignment, AssignmentStatus, MicroTask, Slot
 
 try:  # the payments escrow API (MONEY_CONTRACT.md)
-    from payments.errors import InsufficientEscrow as _InsufficientEscrow
-
     from payments import selectors as _pay_selectors
     from payments import services as _pay_services
+    from payments.errors import InsufficientEscrow as _InsufficientEscrow
 
     PAYMENTS = all(
         hasattr(_pay_services, name)

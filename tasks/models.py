@@ -45,14 +45,37 @@ class Video(models.Model):
     variable_frame_rate = models.BooleanField(default=False)
     shot_boundaries = models.JSONField(default=list, blank=True)
 
+    # Ingestion bookkeeping
+    attempts = models.PositiveIntegerField(default=0, help_text="Ingestion runs started")
+    bad_packets = models.PositiveIntegerField(
+        default=0, help_text="Damaged packets or decoder errors met while decoding"
+    )
+    frame_width = models.PositiveIntegerField(null=True, blank=True, help_text="Extracted JPEGs")
+    frame_height = models.PositiveIntegerField(null=True, blank=True)
+    ingest_started_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # A re-upload of the same file to the same job is recognised and refused.
+            models.UniqueConstraint(
+                fields=["job", "checksum"],
+                condition=~Q(checksum=""),
+                name="video_unique_checksum_per_job",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"video #{self.pk} {self.original_name}"
+
+    @property
+    def frames_prefix(self) -> str:
+        """Storage folder of this video's extracted frames (everything in it is ours)."""
+        return f"frames/video-{self.pk}"
 
 
 class MicroTaskStatus(models.TextChoices):
