@@ -165,7 +165,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic work, by task name; each feature registers its own entries (claim expiry, auto-approval,
 # payout runs, reconciliation). A test checks every entry names a registered task.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
+    # Stripe, and earnings leaving the hold period.
+    "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
+    "payments-payouts-resume": {
+        "task": "payments.payouts_resume",
+        "schedule": timedelta(minutes=5),
+    },
+    "payments-payouts-reconcile": {
+        "task": "payments.payouts_reconcile",
+        "schedule": timedelta(minutes=15),
+    },
+    "payments-earnings-release": {
+        "task": "payments.earnings_release",
+        "schedule": timedelta(hours=1),
+    },
+}
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="sk_test_local")
