@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .boxes import NO_LABEL, Annotation, FrameBoxes, annotation_frames, iou_matrix
+from .boxes import NO_LABEL, Annotation, FrameBoxes, annotation_frames
 
 BOXES_ALGORITHM = "boxes-wmaj-v1"
 CLASSES_ALGORITHM = "classes-wvote-v1"
@@ -68,6 +68,167 @@ class FrameConsensus:
     iou_sum: np.ndarray  # (A,) IoU of the annotator's kept boxes with the fused box
 
 
+def _pad(frames: Sequence[Sequence[FrameBoxes]], a: int) -> tuple[np.ndarray, np.ndarray]:
+    """Annotator ``a``'s boxes on every frame, padded: boxes (F, N, 4) and a mask (F, N)."""
+    counts = np.fromiter((len(fr[a]) for fr in frames), np.int64, len(frames))
+    n = int(counts.max()) if len(frames) else 0
+    boxes = np.zeros((len(frames), n, 4))
+    valid = np.arange(n)[None, :] < counts[:, None]
+    if n:
+        boxes[valid] = np.concatenate([fr[a].boxes for fr in frames if len(fr[a])])
+    return boxes, valid
+
+
+def _batched_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of a (F, K, 4) with b (F, N, 4): (F, K, N)."""
+    lt = np.maximum(a[:, :, None, :2], b[:, None, :, :2])
+    rb = np.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
+    wh = np.maximum(rb - lt, 0.0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a[:, :, None] + area_b[:, None, :] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def fuse_frames(
+    frames: Sequence[Sequence[FrameBoxes]],
+    weights: Sequence[float] | np.ndarray | None = None,
+    *,
+    iou_threshold: float = 0.5,
+) -> list[FrameConsensus]:
+    """:func:`fuse_frame` for many frames with the same annotators, batched.
+
+    All frames advance together, one annotator at a time: the IoU of the annotator's boxes with
+    every frame's cluster centres is one padded array operation, and only the Hungarian
+    assignment itself runs frame by frame. Fusion, the class vote and the agreement counts then
+    run once over all frames' boxes.
+    """
+    n_frames = len(frames)
+    if not n_frames:
+        return []
+    n_ann = len(frames[0])
+    w = _weights(n_ann, weights)
+    total = float(w.sum())
+    padded = [_pad(frames, a) for a in range(n_ann)]
+    cmax = max(1, sum(p[0].shape[1] for p in padded))
+    sums = np.zeros((n_frames, cmax, 4))
+    wsum = np.zeros((n_frames, cmax))
+    n_clusters = np.zeros(n_frames, dtype=np.int64)
+    assign: list[np.ndarray] = [np.zeros((n_frames, 0), np.int64)] * n_ann
+    frame_idx = np.arange(n_frames)[:, None]
+    for a in np.argsort(-w, kind="stable").tolist():
+        boxes, valid = padded[a]
+        n = boxes.shape[1]
+        if n == 0:
+            continue
+        wa = w[a]
+        cl = np.full((n_frames, n), -1, dtype=np.int64)
+        k = int(n_clusters.max())
+        if k:
+            centres = sums[:, :k] / np.maximum(wsum[:, :k], 1e-12)[..., None]
+            iou = _batched_iou(centres, boxes)
+            iou[(wsum[:, :k] <= 0)[:, :, None] | ~valid[:, None, :]] = 0.0
+            iou[iou < iou_threshold] = 0.0
+            rows_all: list[np.ndarray] = []
+            cols_all: list[np.ndarray] = []
+            frames_all: list[np.ndarray] = []
+            for f in np.flatnonzero(iou.any(axis=(1, 2))).tolist():
+                g = iou[f, : n_clusters[f]]
+                r, c = linear_sum_assignment(g, maximize=True)
+                ok = g[r, c] > 0
+                rows_all.append(r[ok])
+                cols_all.append(c[ok])
+                frames_all.append(np.full(int(ok.sum()), f, dtype=np.int64))
+            if rows_all:
+                fr = np.concatenate(frames_all)
+                rr = np.concatenate(rows_all)
+                cc = np.concatenate(cols_all)
+                cl[fr, cc] = rr
+                sums[fr, rr] += wa * boxes[fr, cc]
+                wsum[fr, rr] += wa
+        new = valid & (cl < 0)
+        rank = np.cumsum(new, axis=1) - 1
+        ids = n_clusters[:, None] + rank
+        cl = np.where(new, ids, cl)
+        fr, cc = np.nonzero(new)
+        sums[fr, ids[fr, cc]] = wa * boxes[fr, cc]
+        wsum[fr, ids[fr, cc]] = wa
+        n_clusters += new.sum(axis=1)
+        assign[a] = cl
+    # Every real box, with its annotator, frame and global cluster id (frame * cmax + local).
+    parts = []
+    for a in range(n_ann):
+        boxes, valid = padded[a]
+        if boxes.shape[1] == 0:
+            continue
+        fr, j = np.nonzero(valid)
+        labels = np.full(valid.shape, NO_LABEL, dtype=np.int64)
+        labels[valid] = np.concatenate(
+            [frames[f][a].labels for f in range(n_frames) if len(frames[f][a])]
+        )
+        parts.append(
+            (boxes[fr, j], labels[fr, j], np.full(len(fr), a), fr * cmax + assign[a][fr, j])
+        )
+    size = n_frames * n_ann
+    if not parts:
+        zero = np.zeros(n_ann)
+        return [
+            FrameConsensus(FrameBoxes.empty(), np.zeros(0), zero, zero.copy(), zero.copy(), zero)
+            for _ in range(n_frames)
+        ]
+    box = np.concatenate([p[0] for p in parts])
+    lab = np.concatenate([p[1] for p in parts])
+    ann = np.concatenate([p[2] for p in parts]).astype(np.int64)
+    cl = np.concatenate([p[3] for p in parts])
+    flat_w = wsum.ravel()
+    fused = sums.reshape(-1, 4) / np.maximum(flat_w, 1e-12)[:, None]
+    kept = 2 * flat_w > total + 1e-12
+    # Class by weighted vote within each cluster (unknown classes do not vote).
+    known = lab >= 0
+    n_lab = int(lab.max()) + 1 if known.any() else 1
+    wb = w[ann]
+    votes = np.bincount(
+        cl[known] * n_lab + lab[known], weights=wb[known], minlength=flat_w.size * n_lab
+    ).reshape(flat_w.size, n_lab)
+    c_label = np.where(votes.any(axis=1), votes.argmax(axis=1), NO_LABEL)
+    # Agreement counts per frame and annotator.
+    in_kept = kept[cl]
+    fb_idx = (cl // cmax) * n_ann + ann
+    tp = np.bincount(fb_idx, weights=in_kept, minlength=size).reshape(n_frames, n_ann)
+    fp = np.bincount(fb_idx, weights=~in_kept, minlength=size).reshape(n_frames, n_ann)
+    f = fused[cl]
+    lt = np.maximum(box[:, :2], f[:, :2])
+    rb = np.minimum(box[:, 2:], f[:, 2:])
+    wh = np.maximum(rb - lt, 0.0)
+    inter = wh[:, 0] * wh[:, 1]
+    union = (
+        (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+        + (f[:, 2] - f[:, 0]) * (f[:, 3] - f[:, 1])
+        - inter
+    )
+    member_iou = np.where(in_kept, inter / np.maximum(union, 1e-12), 0.0)
+    iou_sum = np.bincount(fb_idx, weights=member_iou, minlength=size).reshape(n_frames, n_ann)
+    kept_idx = np.flatnonzero(kept)
+    kept_frame = kept_idx // cmax
+    fn = np.bincount(kept_frame, minlength=n_frames)[:, None] - tp
+    bounds = np.searchsorted(kept_frame, np.arange(n_frames + 1))
+    out: list[FrameConsensus] = []
+    for fi in range(n_frames):
+        idx = kept_idx[bounds[fi] : bounds[fi + 1]]
+        out.append(
+            FrameConsensus(
+                boxes=FrameBoxes(fused[idx], c_label[idx], np.arange(len(idx), dtype=np.int64)),
+                support=flat_w[idx] / total,
+                tp=tp[fi],
+                fp=fp[fi],
+                fn=fn[fi].astype(np.float64),
+                iou_sum=iou_sum[fi],
+            )
+        )
+    return out
+
+
 def fuse_frame(
     annotations: Sequence[FrameBoxes],
     weights: Sequence[float] | np.ndarray | None = None,
@@ -75,67 +236,7 @@ def fuse_frame(
     iou_threshold: float = 0.5,
 ) -> FrameConsensus:
     """Cluster one frame's boxes across annotators and fuse the clusters a majority supports."""
-    n_ann = len(annotations)
-    w = _weights(n_ann, weights)
-    total = float(w.sum())
-    order = np.argsort(-w, kind="stable")
-    # Per cluster: weighted coordinate sum, weight sum, and its members (annotator, box index).
-    sums = np.zeros((0, 4))
-    wsum = np.zeros(0)
-    members: list[list[tuple[int, int]]] = []
-    for a in order:
-        fb = annotations[a]
-        n = len(fb)
-        if n == 0:
-            continue
-        wa = w[a]
-        if len(members):
-            centres = sums / wsum[:, None]
-            iou = iou_matrix(centres, fb.boxes)
-            gain = np.where(iou >= iou_threshold, iou, 0.0)
-            rows, cols = linear_sum_assignment(gain, maximize=True)
-            ok = gain[rows, cols] > 0
-            rows, cols = rows[ok], cols[ok]
-        else:
-            rows = cols = np.zeros(0, dtype=np.int64)
-        if len(rows):
-            sums[rows] += wa * fb.boxes[cols]
-            wsum[rows] += wa
-            for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-                members[r].append((int(a), c))
-        new = np.ones(n, dtype=bool)
-        new[cols] = False
-        if new.any():
-            idx = np.flatnonzero(new)
-            sums = np.concatenate([sums, wa * fb.boxes[idx]])
-            wsum = np.concatenate([wsum, np.full(len(idx), wa)])
-            members.extend([[(int(a), int(i))] for i in idx])
-    kept = np.flatnonzero(2 * wsum > total + 1e-12) if len(members) else np.zeros(0, np.int64)
-    fused = sums[kept] / wsum[kept, None] if len(kept) else np.zeros((0, 4))
-    labels = np.full(len(kept), NO_LABEL, dtype=np.int64)
-    tp = np.zeros(n_ann)
-    fp = np.array([len(fb) for fb in annotations], dtype=np.float64)
-    fn = np.zeros(n_ann)
-    iou_sum = np.zeros(n_ann)
-    for j, k in enumerate(kept.tolist()):
-        mem = members[k]
-        ann = np.fromiter((m[0] for m in mem), np.int64, len(mem))
-        lab = np.fromiter((annotations[a].labels[i] for a, i in mem), np.int64, len(mem))
-        labels[j] = weighted_vote(lab, w[ann])[0]
-        boxes = np.stack([annotations[a].boxes[i] for a, i in mem])
-        ious = iou_matrix(fused[j : j + 1], boxes)[0]
-        tp[ann] += 1
-        fp[ann] -= 1
-        iou_sum[ann] += ious
-    fn += len(kept) - tp
-    return FrameConsensus(
-        boxes=FrameBoxes(fused, labels, np.arange(len(kept), dtype=np.int64)),
-        support=wsum[kept] / total if total else np.zeros(len(kept)),
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        iou_sum=iou_sum,
-    )
+    return fuse_frames([annotations], weights, iou_threshold=iou_threshold)[0]
 
 
 @dataclass(frozen=True)
@@ -177,8 +278,10 @@ def box_consensus(
     fp = np.zeros(n_ann)
     fn = np.zeros(n_ann)
     iou_sum = np.zeros(n_ann)
-    for f in frames:
-        fc = fuse_frame([a.get(f, empty) for a in annotations], w, iou_threshold=iou_threshold)
+    fused = fuse_frames(
+        [[a.get(f, empty) for a in annotations] for f in frames], w, iou_threshold=iou_threshold
+    )
+    for f, fc in zip(frames, fused, strict=True):
         out[f] = fc.boxes
         support[f] = fc.support
         frame_agreement[f] = float(np.average(_f1(fc.tp, fc.fp, fc.fn, fc.iou_sum), weights=w))

@@ -5,7 +5,7 @@ label given. Each worker has a confusion matrix ``pi[w, true, given]``; each tas
 its true class. EM alternates:
 
 - M-step: ``pi[w, k, l] ∝ Σ_{labels of w with value l} T[task, k]`` and ``prior[k] = mean T[:, k]``;
-- E-step: ``log T[t, k] = log prior[k] + Σ_{labels on t} log pi[w, k, l]``.
+- E-step: ``log T[t, k] = log prior[k] + sum over labels on t of log pi[w, k, l]``.
 
 Both sums are one sparse-matrix product each: ``A`` (worker·class x task) counts who said what
 on which task, so the M-step is ``A @ T`` and the E-step is ``Aᵀ @ log pi``. No Python loop runs
@@ -101,58 +101,82 @@ def dawid_skene(
     """Dawid-Skene EM, initialised from the majority vote.
 
     ``smoothing`` is the Dirichlet pseudo-count per confusion row (spread so the row's prior mean
-    has ``prior_accuracy`` on the diagonal). ``tol`` is on the mean absolute change of the
-    posteriors between iterations.
+    has ``prior_accuracy`` on the diagonal). EM stops when the data log-likelihood per label
+    improves by less than ``tol``. The iterations run in float32: posteriors need no more, and
+    it halves the memory traffic that bounds the speed.
     """
     t, w, lab = _as_arrays(tasks, workers, labels)
     n_tasks = int(n_tasks if n_tasks is not None else (t.max() + 1 if t.size else 0))
     n_workers = int(n_workers if n_workers is not None else (w.max() + 1 if w.size else 0))
     n_classes = int(n_classes if n_classes is not None else (lab.max() + 1 if lab.size else 1))
     k = n_classes
-    mv = majority_vote(t, w, lab, n_tasks=n_tasks, n_workers=n_workers, n_classes=k)
-    post = mv.posteriors.copy()
     if t.size == 0:
-        return Aggregation(ALGORITHM, mv.labels, post, mv.worker_accuracy)
-    has_labels = np.bincount(t, minlength=n_tasks) > 0
-    # A[(w, l), t] = number of times worker w gave label l on task t (almost always 0 or 1).
-    a = sp.csr_matrix(
-        (np.ones(t.size, dtype=np.float64), (w * k + lab, t)), shape=(n_workers * k, n_tasks)
-    )
-    a.sum_duplicates()
-    at = a.T.tocsr()
+        mv = majority_vote(t, w, lab, n_tasks=n_tasks, n_workers=n_workers, n_classes=k)
+        return Aggregation(ALGORITHM, mv.labels, mv.posteriors, mv.worker_accuracy)
+    f32 = np.float32
+    per_task = np.bincount(t, minlength=n_tasks)
+    has_labels = per_task > 0
+    all_labelled = bool(has_labels.all())
+    n_labelled = int(has_labels.sum())
+    # Initial posteriors: the vote shares (majority vote).
+    votes = np.bincount(t * k + lab, minlength=n_tasks * k).reshape(n_tasks, k).astype(f32)
+    post = votes / np.maximum(per_task, 1).astype(f32)[:, None]
+    # AT[t, (w, l)] = how often worker w gave label l on task t (almost always 0 or 1), built
+    # directly in CSR form (rows = tasks); A = AT.T is then a free CSC view, whose product with
+    # the posteriors scatters into the small (worker, label) table instead of gathering rows.
+    if t.size > 1 and bool((t[1:] < t[:-1]).any()):
+        order = np.argsort(t, kind="stable")
+        codes = (w * k + lab)[order]
+    else:
+        codes = w * k + lab
+    indptr = np.concatenate([[0], np.cumsum(per_task)])
+    at = sp.csr_matrix((np.ones(t.size, dtype=f32), codes, indptr), shape=(n_tasks, n_workers * k))
+    a = at.T
+    mass = post.sum(axis=0, dtype=np.float64)
     pseudo = np.full((k, k), smoothing * (1 - prior_accuracy) / max(k - 1, 1))
     np.fill_diagonal(pseudo, smoothing * prior_accuracy)
-    log_lik = float("nan")
+    log_lik = -np.inf
     it = 0
     while it < max_iter:
         it += 1
-        # M-step: counts[w, l, k] = Σ T[t, k] over labels (w, l, t).
-        counts = np.asarray(a @ post).reshape(n_workers, k, k)  # [w, given, true]
+        # M-step (small arrays): confusion pi[w, true, given] and class prior.
+        counts = np.asarray(a @ post, dtype=np.float64).reshape(n_workers, k, k)  # [w, given, true]
         counts = counts.transpose(0, 2, 1) + pseudo  # [w, true, given]
         pi = counts / counts.sum(axis=2, keepdims=True)
-        prior = post[has_labels].mean(axis=0) + 1e-9
+        prior = mass / n_labelled + 1e-9
         prior /= prior.sum()
-        # E-step: log T[t, k] = log prior[k] + Σ log pi[w, k, l].
-        log_pi = np.log(pi).transpose(0, 2, 1).reshape(n_workers * k, k)  # [(w, given), true]
-        log_post = np.asarray(at @ log_pi) + np.log(prior)
-        top = log_post.max(axis=1, keepdims=True)
-        new = np.exp(log_post - top)
-        norm = new.sum(axis=1, keepdims=True)
-        new /= norm
-        new[~has_labels] = 1.0 / k
-        log_lik = float((np.log(norm[:, 0]) + top[:, 0])[has_labels].sum())
-        delta = float(np.abs(new - post).mean())
-        post = new
-        if delta < tol:
+        log_pi = np.log(pi).transpose(0, 2, 1).reshape(n_workers * k, k).astype(f32)
+        # E-step (one sparse product, then in place): log T = log prior + sum log pi. The
+        # per-task normalisation runs on the transposed (class, task) layout, where reducing
+        # over the few classes is a handful of contiguous row operations.
+        log_post = np.ascontiguousarray(np.asarray(at @ log_pi).T)  # (k, n_tasks)
+        log_post += np.log(prior).astype(f32)[:, None]
+        top = log_post.max(axis=0)
+        log_post -= top
+        np.exp(log_post, out=log_post)
+        norm = log_post.sum(axis=0)
+        log_post /= norm
+        if not all_labelled:
+            log_post[:, ~has_labels] = 0.0
+        mass = log_post.sum(axis=1, dtype=np.float64)
+        if not all_labelled:
+            log_post[:, ~has_labels] = 1.0 / k
+        post = np.ascontiguousarray(log_post.T)
+        ll = np.log(norm, dtype=np.float64) + top
+        new_ll = float(ll.sum() if all_labelled else ll[has_labels].sum())
+        improved = (new_ll - log_lik) / t.size
+        log_lik = new_ll
+        if improved < tol:
             break
-    chosen = np.where(has_labels, post.argmax(axis=1), -1)
+    post64 = post.astype(np.float64)
+    chosen = np.where(has_labels, post64.argmax(axis=1), -1)
     # Expected accuracy of each worker under the final posteriors.
-    correct = post[t, lab]
+    correct = post64[t, lab]
     hits = np.bincount(w, weights=correct, minlength=n_workers)
     seen = np.bincount(w, minlength=n_workers)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = np.where(seen > 0, hits / np.where(seen > 0, seen, 1), np.nan)
-    return Aggregation(ALGORITHM, chosen, post, acc, iterations=it, log_likelihood=log_lik)
+    return Aggregation(ALGORITHM, chosen, post64, acc, iterations=it, log_likelihood=log_lik)
 
 
 def aggregate(
