@@ -116,7 +116,6 @@ def fuse_frames(
     wsum = np.zeros((n_frames, cmax))
     n_clusters = np.zeros(n_frames, dtype=np.int64)
     assign: list[np.ndarray] = [np.zeros((n_frames, 0), np.int64)] * n_ann
-    frame_idx = np.arange(n_frames)[:, None]
     for a in np.argsort(-w, kind="stable").tolist():
         boxes, valid = padded[a]
         n = boxes.shape[1]
