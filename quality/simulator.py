@@ -448,3 +448,21 @@ def simulate_run(
         gold_done=gold_done,
         trust={w.name: trust(w.name) for w in crowd},
     )
+
+
+def scene_truth(scene, frames, classes=None) -> dict[int, FrameBoxes]:
+    """Per-frame truth of a ``tasks.synthetic`` scene as boxes with track ids and class indices.
+
+    Objects outside the picture (or hidden entirely) are not in the truth: nobody can draw them.
+    """
+    classes = list(classes if classes is not None else scene.classes)
+    index = {c: i for i, c in enumerate(classes)}
+    out: dict[int, FrameBoxes] = {}
+    for f in frames:
+        visible = [b for b in scene.boxes(int(f)) if not b.outside and b.w > 0 and b.h > 0]
+        out[int(f)] = FrameBoxes.make(
+            [[b.x, b.y, b.x + b.w, b.y + b.h] for b in visible],
+            [index.get(b.cls, -1) for b in visible],
+            [b.track_id for b in visible],
+        )
+    return out

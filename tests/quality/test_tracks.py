@@ -36,9 +36,14 @@ def test_an_identity_switch_lowers_the_switchers_agreement():
         SimulatedWorker(str(i), PRECISE, seed=i).annotate(truth, frame_size=FRAME_SIZE)
         for i in range(3)
     ]
-    # Annotator 2 swaps the ids of objects 0 and 1 halfway.
+    # Annotator 2 swaps the ids of objects 0 and 2 (both always in the picture) halfway.
+    swap = {0: 2, 2: 0}
     anns[2] = {
-        f: FrameBoxes(fb.boxes, fb.labels, fb.ids if f < 10 else np.array([1, 0, 2]))
+        f: FrameBoxes(
+            fb.boxes,
+            fb.labels,
+            fb.ids if f < 10 else np.array([swap.get(int(i), i) for i in fb.ids]),
+        )
         for f, fb in anns[2].items()
     }
     c = track_consensus(anns)
