@@ -460,11 +460,16 @@ def assignment_submit(
     active = _clean_active_seconds(
         active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
     )
-    Submission.objects.create(assignment=assignment, payload=result.payload, frames=result.frames)
+    submission = Submission.objects.create(
+        assignment=assignment, payload=result.payload, frames=result.frames
+    )
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
     assignment.auto_approve_at = now + microtask.job.auto_approve_delay
     if active is not None:
         assignment.active_seconds = active
     assignment.save(update_fields=["status", "submitted_at", "auto_approve_at", "active_seconds"])
+    from quality.services import submission_received  # quality imports this module
+
+    submission_received(submission=submission)
     return assignment
