@@ -182,18 +182,17 @@ def transfer_retrieve(transfer_id: str) -> dict:
 
 
 def transfers_list(*, created_gte: int | None = None, page_size: int = 100) -> Iterator[dict]:
-    """Every transfer (newest first), following pagination."""
+    """Every transfer (newest first), following pagination (raw pages: plain dicts)."""
     params: dict[str, Any] = {"limit": page_size}
     if created_gte is not None:
         params["created"] = {"gte": created_gte}
-    page = _call(_client().v1.transfers.list, params=params)
     while True:
-        for item in page.data:
-            yield _plain(item)
-        if not page.has_more or not page.data:
+        page = _call(_client().raw_request, "get", "/v1/transfers", **params).data
+        data = page.get("data") or []
+        yield from data
+        if not page.get("has_more") or not data:
             return
-        params["starting_after"] = page.data[-1].id
-        page = _call(_client().v1.transfers.list, params=params)
+        params["starting_after"] = data[-1]["id"]
 
 
 def transfer_reverse(
