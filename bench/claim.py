@@ -109,6 +109,7 @@ from tasks.models import MicroTask, Video  # noqa: E402
 from tasks.sql import statement  # noqa: E402
 
 FRAMES_PER_TASK = 5
+RATE_CONCURRENCY = (4, 16)
 
 
 def log(msg: str) -> None:
@@ -545,12 +546,15 @@ def http_loop(port: int, tokens: list[str], seconds: float, gunicorn: subprocess
     procs = server_processes(gunicorn)
     go.wait()
     cpu0, client0, t_start = cpu_seconds(procs), time.process_time(), time.perf_counter()
+    pg0 = cpu_seconds([p for p in procs if p.name().startswith("postgres")])
     time.sleep(seconds)
     stop.set()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t_start
-    server_cpu = cpu_seconds(server_processes(gunicorn)) - cpu0
+    after = server_processes(gunicorn)
+    server_cpu = cpu_seconds(after) - cpu0
+    pg_cpu = cpu_seconds([p for p in after if p.name().startswith("postgres")]) - pg0
     client_cpu = time.process_time() - client0
     pairs = stats["pairs"]
     return {
@@ -562,6 +566,7 @@ def http_loop(port: int, tokens: list[str], seconds: float, gunicorn: subprocess
         "claim_p99_ms": pct(stats["claim_lat"], 99) * 1e3,
         "pair_p50_ms": pct(stats["pair_lat"], 50) * 1e3,
         "server_cpu_s_per_pair": server_cpu / max(pairs, 1),
+        "postgres_cpu_s_per_pair": pg_cpu / max(pairs, 1),
         "client_cpu_s_per_pair": client_cpu / max(pairs, 1),
         "errors": stats["errors"],
     }
@@ -650,16 +655,23 @@ def main() -> dict:
     lat_workers = make_workers(64, "lat")
     http_workers = make_workers(64, "http")
 
-    # 1. The database's own limit vs. the service.
-    job_p = bulk_job(requester, "pgbench", sizes["rate_job"])
-    job_s = bulk_job(requester, "service", sizes["rate_job"])
-    analyze()
-    only_published(job_p)
-    pgbench = run_pgbench(job_p, pg_workers, 16, sizes["rate_seconds"])
-    log(f"pgbench: {pgbench['claims_per_s']:.0f} claims/s")
-    only_published(job_s)
-    service = run_service_claims(svc_workers, 16, sizes["rate_seconds"])
-    log(f"service: {service['claims_per_s']:.0f} claims/s")
+    # 1. The database's own limit vs. the service, each at 4 and 16 concurrent claimers on a
+    # fresh job; the best rate of each is compared (alternating, so background load hits both).
+    pgbench_runs, service_runs = [], []
+    for concurrency in RATE_CONCURRENCY:
+        job_p = bulk_job(requester, f"pgbench-{concurrency}", sizes["rate_job"])
+        job_s = bulk_job(requester, f"service-{concurrency}", sizes["rate_job"])
+        analyze()
+        only_published(job_p)
+        pgbench_runs.append(run_pgbench(job_p, pg_workers, concurrency, sizes["rate_seconds"]))
+        only_published(job_s)
+        service_runs.append(run_service_claims(svc_workers, concurrency, sizes["rate_seconds"]))
+        log(
+            f"x{concurrency}: pgbench {pgbench_runs[-1]['claims_per_s']:.0f} claims/s, "
+            f"service {service_runs[-1]['claims_per_s']:.0f} claims/s"
+        )
+    pgbench = max(pgbench_runs, key=lambda r: r["claims_per_s"])
+    service = max(service_runs, key=lambda r: r["claims_per_s"])
     rate_ratio = service["claims_per_s"] / pgbench["claims_per_s"]
 
     # 2. Claim latency with 10,000 vs 1,000,000 open microtasks.
@@ -690,7 +702,10 @@ def main() -> dict:
         http16 = http_loop(
             port, [tokens[w.pk] for w in http_workers[:16]], sizes["http_seconds"], gunicorn
         )
-        log(f"HTTP x16: {http16['submissions_per_s']:.0f} submissions/s")
+        log(
+            f"HTTP x16: {http16['submissions_per_s']:.0f} submissions/s, "
+            f"{http16['server_cpu_s_per_pair'] * 1e3:.1f} ms server CPU per pair"
+        )
         http64 = http_loop(
             port, [tokens[w.pk] for w in http_workers], sizes["http_seconds"], gunicorn
         )
@@ -727,8 +742,8 @@ def main() -> dict:
         },
         "quick": quick,
         "machine": {"cpus": os.cpu_count()},
-        "pgbench": pgbench,
-        "service": service,
+        "pgbench": {"best": pgbench, "runs": pgbench_runs},
+        "service": {"best": service, "runs": service_runs},
         "latency": {
             "open_small": sizes["small"],
             "open_large": sizes["large"],

@@ -270,18 +270,19 @@ def _check_not_suspended(worker: User) -> None:
         )
 
 
-def _run_claim(sql_name: str, *, job: CandidateJob, worker: User, now: datetime) -> int | None:
+def _run_claim(
+    sql_name: str, *, job: CandidateJob, worker: User, now: datetime
+) -> Assignment | None:
     params = {
         "job_id": job.pk,
         "worker_id": worker.pk,
         "now": now,
         "deadline": now + job.claim_time_limit,
     }
-    sql = statement("claiming.sql", sql_name)
     for _attempt in range(CLAIM_RETRIES):
-        assignment_id, picked = fetch_prepared(sql, params)
-        if assignment_id is not None or not picked:
-            return assignment_id
+        assignment, picked = work_selectors.claim_and_load(sql_name, params)
+        if assignment is not None or not picked:
+            return assignment
         # This worker claimed the same microtask in a concurrent request (the insert met the
         # unique constraint and did nothing); the retry sees that claim and skips the microtask.
     return None
@@ -313,11 +314,9 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
         if job.gold_rate > 0 and _rng.random() < job.gold_rate:
             order.insert(0, "claim_gold")
         for sql_name in order:
-            assignment_id = _run_claim(sql_name, job=job, worker=worker, now=now)
-            if assignment_id is not None:
-                return work_selectors.assignment_for_worker(
-                    worker=worker, assignment_id=assignment_id
-                )
+            assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
+            if assignment is not None:
+                return assignment
     raise NothingAvailable(
         "There is no work available for you right now; every open microtask is taken or done "
         "by you. Check back soon."

@@ -217,6 +217,55 @@ def load_assignment(*, assignment_id: int, for_update: bool = False) -> Assignme
     return a
 
 
+@cache
+def _claim_and_load(sql_name: str) -> tuple[str, list]:
+    """A claim statement of ``claiming.sql`` whose result row is the new assignment with its
+    microtask, video and job (saving the round trip of loading them after the claim), then the
+    "picked a slot" flag. Every column is NULL when nothing was claimed."""
+    base = statement("claiming.sql", sql_name)
+    returning = "ON CONFLICT DO NOTHING\n    RETURNING id, slot_id"
+    final = "SELECT (SELECT id FROM filled), "
+    assert base.count(returning) == 1 and base.count(final) == 1, sql_name
+    head, _, picked = base.partition(final)
+    head = head.replace(returning, "ON CONFLICT DO NOTHING\n    RETURNING *")
+    _sql, layout = _assignment_select()
+    layout = [entry for entry in layout if entry[0] is not Submission]
+    q = connection.ops.quote_name
+    columns, offset, shifted = [], 0, []
+    for (model, attnames, converters, _), alias in zip(layout, "amvj", strict=True):
+        fields = model._meta.concrete_fields
+        columns += [f"{alias}.{q(f.column)}" for f in fields]
+        shifted.append((model, attnames, converters, offset))
+        offset += len(fields)
+    sql = (
+        f"{head}SELECT {', '.join(columns)}, {picked} "
+        "FROM (SELECT 1) AS one "
+        "LEFT JOIN created a ON a.id = (SELECT id FROM filled) "
+        "LEFT JOIN tasks_microtask m ON m.id = a.microtask_id "
+        "LEFT JOIN tasks_video v ON v.id = m.video_id "
+        "LEFT JOIN marketplace_job j ON j.id = m.job_id"
+    )
+    return sql, shifted
+
+
+def claim_and_load(sql_name: str, params: dict) -> tuple[Assignment | None, bool]:
+    """Run a claim statement; return ``(the new assignment fully loaded or None, picked)``."""
+    sql, layout = _claim_and_load(sql_name)
+    row = fetch_prepared(sql, params)
+    picked = bool(row[-1])
+    if row[0] is None:
+        return None, picked
+    objs = {
+        model: _instance(model, attnames, converters, row[offset : offset + len(attnames)])
+        for model, attnames, converters, offset in layout
+    }
+    a, mt = objs[Assignment], objs[MicroTask]
+    mt.video, mt.job = objs[Video], objs[Job]
+    a.microtask = mt
+    a._state.fields_cache["submission"] = None
+    return a, picked
+
+
 def assignment_for_worker(*, worker: User, assignment_id: int) -> Assignment:
     """``worker``'s own assignment, fully loaded; DoesNotExist for anyone else's."""
     a = load_assignment(assignment_id=assignment_id)
