@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import TokenAuthentication
 
 
@@ -33,3 +34,20 @@ class CachedTokenAuthentication(TokenAuthentication):
                 self._cache.clear()
             self._cache[key] = (now + self.TTL, user, token)
         return user, token
+
+
+class CachedTokenScheme(OpenApiAuthenticationExtension):
+    """The same ``Authorization: Token <key>`` scheme in the OpenAPI schema, under its own name
+    (drf-spectacular refuses two classes under one component name)."""
+
+    target_class = "tasks.api.auth.CachedTokenAuthentication"
+    name = "workerTokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'Token-based authentication with required prefix "Token"',
+        }
