@@ -1,3 +1,13 @@
 """Page routes of this app, mounted at the site root."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("quality/me/", views.my_quality, name="quality-mine"),
+    path("quality/jobs/<int:job_id>/", views.job_report, name="quality-job-report"),
+    path("quality/review/", views.review_queue, name="quality-review-queue"),
+    path("quality/review/<int:pk>/", views.review_detail, name="quality-review-detail"),
+    path("quality/review/<int:pk>/resolve/", views.review_resolve, name="quality-review-resolve"),
+]

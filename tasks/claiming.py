@@ -495,4 +495,8 @@ def assignment_submit(
     )
     submission._state.adding = False
     assignment._state.fields_cache["submission"] = submission
+    from quality.services import submission_received  # quality imports this module
+
+    # Quality scores it on Celery once it is committed.
+    submission_received(submission=submission)
     return assignment
