@@ -481,16 +481,19 @@ def _process_regular(mt: MicroTask) -> str:
             "worker_id", flat=True
         )
     )
-    rows = [
+    done = [
         a
         for a in Assignment.objects.filter(
             microtask=mt, status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
         )
         .select_related("submission", "worker")
         .order_by("submitted_at", "pk")
-        if a.worker_id not in suspended and hasattr(a, "submission")
+        if hasattr(a, "submission")
     ]
-    if len(rows) < mt.replica_target:
+    rows = [a for a in done if a.worker_id not in suspended]
+    # Work of a suspended worker does not count; their suspension added a replica in its place.
+    needed = mt.replica_target - (len(done) - len(rows))
+    if len(rows) < needed:
         return "waiting for replicas"
     trusts = {
         t.worker_id: t.trust
@@ -507,7 +510,7 @@ def _process_regular(mt: MicroTask) -> str:
     pol = _policy(job)
     decision = policy.decide_overlap(
         submitted=len(rows),
-        replica_target=mt.replica_target,
+        replica_target=needed,
         overlap_max=job.overlap_max,
         agreement=float(c.agreement),
         agreement_threshold=job.agreement_threshold,
@@ -537,7 +540,7 @@ def _process_regular(mt: MicroTask) -> str:
         },
     )
     if decision.action == policy.OverlapAction.ADD_REPLICA:
-        mt.replica_target = decision.replica_target
+        mt.replica_target += 1
         mt.save(update_fields=["replica_target"])
         _fill_slots_later(job.pk)
         return "replica added"
@@ -789,11 +792,7 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
     if uphold:
         if assignment.status != AssignmentStatus.REJECTED:
             raise Conflict("The work is no longer rejected.")
-        job = assignment.microtask.job
-        # The rejection returned the reservation to the job; take it again to pay.
-        budget.reserve(
-            job=job, amount=int(assignment.reserved_amount), key=f"appeal:{appeal.pk}:reserve"
-        )
+        _restore_reservation(assignment, key=f"appeal:{appeal.pk}")
         assignment.rejection_reason = ""
         assignment.save(update_fields=["rejection_reason"])
         _approve(assignment, credit=1.0, by=by)
@@ -803,6 +802,22 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
     appeal.decision_note = note[:500]
     appeal.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     return appeal
+
+
+def _restore_reservation(assignment: Assignment, *, key: str) -> None:
+    """Undo a rejection's release of the reservation, so the work can be paid after all."""
+    if not budget.PAYMENTS:
+        return
+    from payments.models import LedgerTransaction
+    from payments.services import ledger_reverse
+
+    unpaid = LedgerTransaction.objects.filter(key=f"assignment:{assignment.pk}:unpaid").first()
+    if unpaid is not None:
+        ledger_reverse(
+            transaction_=unpaid,
+            key=f"{key}:reverse-unpaid",
+            memo=f"Appeal upheld: assignment #{assignment.pk} is paid after all",
+        )
 
 
 # --- Policy --------------------------------------------------------------------------------------

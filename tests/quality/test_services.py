@@ -1,0 +1,296 @@
+"""Quality through the real claim path: submit hook → Celery (eager) → gold, consensus, trust."""
+
+import json
+
+import numpy as np
+import pytest
+
+from marketplace.errors import NothingAvailable
+from marketplace.models import Qualification, QualificationStatus
+from quality import services
+from quality.models import (
+    ConsensusDecision,
+    ConsensusResult,
+    FraudFlag,
+    GoldResult,
+    ReviewItem,
+    TrustEvidence,
+    WorkerTrust,
+)
+from quality.selectors import worker_trust
+from quality.simulator import PRECISE, SPAMMER, SimulatedWorker
+from tasks import claiming
+from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Slot
+from tests.quality.conftest import FRAME_SIZE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def claim_and_submit(world, worker, profile=PRECISE, seed=0, seconds=60.0, annotation=None):
+    a = claiming.assignment_claim(worker=worker, job_id=world.job.pk)
+    mt = a.microtask
+    if annotation is None:
+        annotation = SimulatedWorker("w", profile, seed=seed).annotate(
+            world.truth_for(mt), frame_size=FRAME_SIZE, n_classes=len(world.classes)
+        )
+    claiming.assignment_submit(
+        worker=worker,
+        assignment_id=a.pk,
+        payload=world.payload_for(mt, annotation),
+        active_seconds=seconds,
+    )
+    a.refresh_from_db()
+    return a
+
+
+def test_agreeing_replicas_reach_consensus_and_are_approved(world_factory, workers, no_gold):
+    world = world_factory(n=1, overlap=3)
+    crowd = workers(3)
+    subs = [claim_and_submit(world, w, seed=i) for i, w in enumerate(crowd)]
+    mt = subs[0].microtask
+    mt.refresh_from_db()
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.decision == ConsensusDecision.ACCEPT
+    assert result.algorithm == "boxes-wmaj-v1"
+    assert result.agreement > 0.85
+    assert mt.status == MicroTaskStatus.COMPLETE
+    for a in subs:
+        a.refresh_from_db()
+        assert a.status == AssignmentStatus.APPROVED
+        assert a.pay_amount and a.pay_amount > 0
+        assert TrustEvidence.objects.filter(assignment=a, kind="agreement").exists()
+
+
+def test_low_agreement_adds_a_replica_then_sends_to_review(world_factory, workers, no_gold):
+    world = world_factory(n=1, overlap=2, overlap_max=3)
+    crowd = workers(3)
+    a1 = claim_and_submit(world, crowd[0], PRECISE, seed=1)
+    claim_and_submit(world, crowd[1], SPAMMER, seed=2)
+    mt = MicroTask.objects.get(pk=a1.microtask_id)
+    assert mt.replica_target == 3
+    assert Slot.objects.filter(microtask=mt).count() == 3  # the extra replica is claimable
+    assert ConsensusResult.objects.get(microtask=mt).decision == ConsensusDecision.ADD_REPLICA
+    claim_and_submit(world, crowd[2], SPAMMER, seed=3)
+    mt.refresh_from_db()
+    assert mt.status == MicroTaskStatus.REVIEW
+    item = ReviewItem.objects.get(microtask=mt, status="open")
+    assert "review" in item.reason
+
+    # The reviewer's answer becomes the result and counts as gold for the annotators.
+    client_user = world.job.requester
+    services.review_resolve(review_id=item.pk, payload=world.payload_for(mt), by=client_user)
+    mt.refresh_from_db()
+    assert mt.status == MicroTaskStatus.COMPLETE
+    current = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert current.decision == ConsensusDecision.REVIEWED
+    review = {e.assignment.worker_id: e.score for e in TrustEvidence.objects.filter(kind="review")}
+    assert review[crowd[0].pk] > 0.8 > 0.2 > review[crowd[1].pk]
+    a1.refresh_from_db()
+    assert a1.status == AssignmentStatus.APPROVED
+
+
+def test_gold_is_scored_a_bad_worker_is_rejected_and_sees_frames_not_the_answer(
+    world_factory, workers, gold_first, client_for
+):
+    world = world_factory(n=2, gold=2, gold_rate=0.5)
+    good, bad = workers(2)
+    ok = claim_and_submit(world, good, PRECISE, seed=1)
+    assert MicroTask.objects.get(pk=ok.microtask_id).is_gold
+    failed = claim_and_submit(world, bad, SPAMMER, seed=2)
+    result = GoldResult.objects.get(assignment=failed)
+    assert not result.passed
+    assert result.frames_off
+    failed.refresh_from_db()
+    assert failed.status == AssignmentStatus.REJECTED
+    assert "quality check" in failed.rejection_reason
+    assert GoldResult.objects.get(assignment=ok).passed
+    assert worker_trust(worker=bad, annotation_type="bbox") < worker_trust(
+        worker=good, annotation_type="bbox"
+    )
+
+    client = client_for(bad)
+    checks = client.get("/api/quality/me/checks/")
+    assert checks.status_code == 200
+    (check,) = checks.json()
+    assert check["passed"] is False
+    assert check["frames_off"] == result.frames_off
+    trust_page = client.get("/api/quality/me/trust/")
+    assert trust_page.json()["trust"][0]["history"][0]["kind"] == "gold"
+    # Nothing a worker can read contains the gold answer's coordinates.
+    answer = failed.microtask.gold_answer
+    coords = {
+        f"{v:g}" for shapes in answer.frames.values() for s in shapes for v in s.get("box", [])
+    }
+    for url in ("/api/quality/me/checks/", "/api/quality/me/trust/", "/api/work/assignments/"):
+        body = client.get(url).content.decode()
+        assert "gold" not in json.loads(body).__repr__().lower() or url.endswith("trust/")
+        assert not any(f"[{c}," in body or f" {c}," in body for c in coords), url
+    page = client_for(bad).get("/quality/me/")
+    assert page.status_code in (200, 302)
+
+
+def test_gold_answer_never_reaches_a_worker_who_claims_it(world_factory, workers, gold_first):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    world = world_factory(n=1, gold=1, gold_rate=0.5)
+    (w,) = workers(1)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=w).key}")
+    claimed = client.post("/api/work/claim/", {"job": world.job.pk}, format="json")
+    assert claimed.status_code == 201
+    body = claimed.content.decode()
+    answer = world.gold()[0].gold_answer
+    assert "gold" not in body.lower()
+    assert json.dumps(answer.payload["boxes"][0]["box"]) not in body
+    for shapes in answer.frames.values():
+        for s in shapes:
+            assert json.dumps(s["box"]) not in body
+
+
+def test_spammers_are_suspended_and_their_unapproved_work_gets_a_replica(
+    world_factory, workers, no_gold
+):
+    world = world_factory(n=1, overlap=3, overlap_max=5)
+    honest = workers(3)
+    (spammer,) = workers(1)
+    mt_ids = []
+    # The spammer's open work on microtask A.
+    a_spam = claim_and_submit(world, spammer, SPAMMER, seed=9)
+    mt_ids.append(a_spam.microtask_id)
+    # Three gold failures (recorded as the gold path records them) suspend the spammer.
+    for k in range(3):
+        services.trust_record(
+            worker=spammer, annotation_type="bbox", kind="gold", score=0.0, note=f"gold {k}"
+        )
+    row = WorkerTrust.objects.get(worker=spammer, annotation_type="bbox")
+    assert row.suspended
+    assert (
+        Qualification.objects.get(worker=spammer, annotation_type="bbox").status
+        == QualificationStatus.FAILED
+    )
+    mt = MicroTask.objects.get(pk=a_spam.microtask_id)
+    assert mt.replica_target == 4
+    with pytest.raises(NothingAvailable):
+        claiming.assignment_claim(worker=spammer, job_id=world.job.pk)
+    # The honest crowd finishes microtask A without the spammer's vote.
+    for i, w in enumerate(honest):
+        a = claiming.assignment_claim(worker=w, job_id=world.job.pk)
+        mt_a = a.microtask
+        ann = SimulatedWorker("h", PRECISE, seed=i).annotate(
+            world.truth_for(mt_a), frame_size=FRAME_SIZE, n_classes=2
+        )
+        claiming.assignment_submit(
+            worker=w, assignment_id=a.pk, payload=world.payload_for(mt_a, ann), active_seconds=50
+        )
+    mt.refresh_from_db()
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert str(a_spam.pk) not in result.annotator_agreement
+    assert result.decision == ConsensusDecision.ACCEPT
+
+
+def test_copycat_and_too_fast_work_is_flagged_with_evidence(world_factory, workers, no_gold):
+    world = world_factory(n=1, overlap=3)
+    a, b, c = workers(3)
+    first = claim_and_submit(world, a, PRECISE, seed=1, seconds=120)
+    mt = first.microtask
+    original = SimulatedWorker("p", PRECISE, seed=1).annotate(
+        world.truth_for(mt), frame_size=FRAME_SIZE, n_classes=2
+    )
+    second = claim_and_submit(world, b, PRECISE, seed=2, seconds=110)
+    # In a test the claim-to-submit time is milliseconds (the claim path caps reported time by
+    # it): give the honest two the minutes they would have taken.
+    Assignment.objects.filter(pk__in=[first.pk, second.pk]).update(active_seconds=115)
+    copy = claim_and_submit(world, c, seconds=5, annotation=original)
+    kinds = set(FraudFlag.objects.filter(assignment=copy).values_list("kind", flat=True))
+    assert kinds == {"identical", "too_fast"}
+    flag = FraudFlag.objects.get(assignment=copy, kind="identical")
+    assert flag.evidence["identical_to_submission"] == first.pk
+
+
+def test_appeal_once_and_an_admin_decides(
+    world_factory, workers, gold_first, client_for, admin_user
+):
+    world = world_factory(n=1, gold=1, gold_rate=0.5)
+    (w,) = workers(1)
+    failed = claim_and_submit(world, w, SPAMMER, seed=4)
+    assert failed.status == AssignmentStatus.REJECTED
+    client = client_for(w)
+    r = client.post(
+        "/api/quality/appeals/",
+        {"assignment": failed.pk, "message": "I drew every car."},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    again = client.post(
+        "/api/quality/appeals/", {"assignment": failed.pk, "message": "again"}, format="json"
+    )
+    assert again.status_code == 409
+    assert "once" in again.json()["error"]["message"]
+    denied = client.post(f"/api/quality/appeals/{r.json()['id']}/decide/", {"uphold": True})
+    assert denied.status_code == 403
+    decided = client_for(admin_user).post(
+        f"/api/quality/appeals/{r.json()['id']}/decide/", {"uphold": True}, format="json"
+    )
+    assert decided.status_code == 200, decided.content
+    failed.refresh_from_db()
+    assert failed.status == AssignmentStatus.APPROVED
+    assert failed.pay_amount and failed.pay_amount > 0
+
+
+def test_job_report_counts_replicas_and_is_private(
+    world_factory, workers, no_gold, client_for, other_requester
+):
+    world = world_factory(n=1, overlap=2, overlap_max=4)
+    for i, w in enumerate(workers(2)):
+        claim_and_submit(world, w, PRECISE, seed=i)
+    owner = client_for(world.job.requester)
+    report = owner.get(f"/api/quality/jobs/{world.job.pk}/report/")
+    assert report.status_code == 200
+    data = report.json()
+    assert data["replicas"]["used"] == 2
+    assert data["replicas"]["saved_vs_fixed_max_overlap"] == 2
+    assert data["microtasks"]["complete"] == 1
+    assert sum(b["microtasks"] for b in data["agreement"]["histogram"]) == 1
+    assert (
+        client_for(other_requester).get(f"/api/quality/jobs/{world.job.pk}/report/").status_code
+        == 404
+    )
+    assert owner.get(f"/quality/jobs/{world.job.pk}/").status_code in (200, 302)
+
+
+def test_crowd_with_20_percent_spammers_through_the_services(world_factory, workers):
+    """Issue 5 end to end: 10 workers, 2 spammers, overlap 3, gold mixed in at 30 %."""
+    from quality.crowd import drive_crowd
+    from quality.scoring import score_boxes
+    from quality.shapes import to_annotation
+    from quality.simulator import BIASED, LAZY, SLOPPY, make_crowd
+
+    world = world_factory(n=24, gold=12, overlap=3, overlap_max=4, gold_rate=0.3, seed=5)
+    sims = make_crowd({PRECISE: 3, SLOPPY: 2, LAZY: 2, BIASED: 1, SPAMMER: 2}, seed=3)
+    users = workers(len(sims))
+    run = drive_crowd(
+        job=world.job,
+        crowd=list(zip(users, sims, strict=True)),
+        truth_for=world.truth_for,
+        frame_size=FRAME_SIZE,
+        seed=1,
+    )
+    assert run.submissions > 70
+    spammers = [u for u, s in zip(users, sims, strict=True) if s.profile == SPAMMER]
+    for u in spammers:
+        row = WorkerTrust.objects.get(worker=u, annotation_type="bbox")
+        assert row.suspended, (u.pk, row.trust)
+        assert GoldResult.objects.filter(worker=u).count() <= 20
+    honest = [u for u, s in zip(users, sims, strict=True) if s.profile == PRECISE]
+    assert all(not WorkerTrust.objects.get(worker=u).suspended for u in honest)
+    ious = []
+    for mt in world.regular():
+        result = ConsensusResult.objects.filter(microtask=mt, is_current=True).first()
+        if result is None or result.decision not in ("accept", "reviewed"):
+            continue
+        truth = world.truth_for(mt)
+        s = score_boxes(truth, to_annotation(result.frames, world.classes))
+        ious.append(s.mean_iou * s.tp / max(s.tp + s.fn, 1))
+    assert len(ious) >= 12
+    assert np.mean(ious) >= 0.85
