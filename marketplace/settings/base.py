@@ -187,6 +187,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "tasks.auto_approve_due_submissions",
         "schedule": 15 * 60.0,
     },
+    "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
 }
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).

@@ -37,6 +37,9 @@ class World:
         ann = self.truth_for(mt) if annotation is None else annotation
         return annotation_to_payload(ann, self.classes, annotation_type=self.job.annotation_type)
 
+    def scene_truth_range(self, first: int, last: int):
+        return scene_truth(self.scene, range(first, last + 1), self.classes)
+
     def regular(self):
         return list(MicroTask.objects.filter(job=self.job, is_gold=False).order_by("index"))
 
@@ -53,16 +56,31 @@ def make_world(
     annotation_type: str = "bbox",
     n_objects: int = 4,
     seed: int = 1,
+    segment: int = 5,
+    seam: int = 0,
     **fields,
 ) -> World:
-    job = ready_job(n=n, gold=gold, overlap=overlap, annotation_type=annotation_type, **fields)
+    job = ready_job(
+        n=n,
+        gold=gold,
+        overlap=overlap,
+        annotation_type=annotation_type,
+        frames_per_task=segment,
+        **fields,
+    )
     Job.objects.filter(pk=job.pk).update(overlap_max=max(overlap, overlap_max))
+    if seam:
+        # Consecutive segments share ``seam`` frames, as the ingestion splits track jobs.
+        for mt in MicroTask.objects.filter(job=job):
+            mt.frame_start = mt.index * (segment - seam)
+            mt.frame_end = mt.frame_start + segment - 1
+            mt.save(update_fields=["frame_start", "frame_end"])
     job.refresh_from_db()
     scene = make_scene(
         seed=seed,
         width=WIDTH,
         height=HEIGHT,
-        frames=(n + gold) * 5 + 5,
+        frames=(n + gold) * segment + 5,
         n_objects=n_objects,
         motion=2.0,
         classes=tuple(job.label_classes),

@@ -294,3 +294,84 @@ def test_crowd_with_20_percent_spammers_through_the_services(world_factory, work
         ious.append(s.mean_iou * s.tp / max(s.tp + s.fn, 1))
     assert len(ious) >= 12
     assert np.mean(ious) >= 0.85
+
+
+def test_track_consensus_through_the_services_stitches_identity_across_seams(
+    world_factory, workers, no_gold
+):
+    from quality.scoring import score_tracks
+    from quality.selectors import video_tracks
+    from quality.shapes import to_annotation
+
+    world = world_factory(
+        n=3, overlap=3, annotation_type="track", segment=12, seam=3, n_objects=3, seed=11
+    )
+    crowd = workers(3, "track")
+    for i, w in enumerate(crowd):
+        for _ in range(3):
+            claim_and_submit(world, w, PRECISE, seed=10 * i + _)
+    assert (
+        ConsensusResult.objects.filter(
+            microtask__job=world.job, is_current=True, algorithm="tracks-assoc-v1"
+        ).count()
+        == 3
+    )
+    video = world.job.videos.get()
+    stitched = video_tracks(video=video)
+    assert [s["issues"] for s in stitched["seams"]] == [[], []]
+    truth = world.scene_truth_range(0, 29)
+    s = score_tracks(truth, to_annotation(stitched["frames"], world.classes))
+    assert s.id_switches == 0
+    assert s.idf1 > 0.95
+
+
+def test_dawid_skene_over_a_classification_job_beats_the_per_microtask_vote(
+    world_factory, workers, no_gold
+):
+    from quality.services import job_classes_aggregate
+    from quality.shapes import to_labels
+    from quality.simulator import BIASED, SLOPPY
+
+    world = world_factory(n=12, overlap=3, annotation_type="classify", seed=4)
+
+    # Every frame's truth: the class of the largest visible object (or the first class).
+    def true_labels(mt):
+        out = {}
+        for f, fb in world.truth_for(mt).items():
+            if len(fb):
+                area = (fb.boxes[:, 2] - fb.boxes[:, 0]) * (fb.boxes[:, 3] - fb.boxes[:, 1])
+                out[f] = int(fb.labels[int(np.argmax(area))])
+            else:
+                out[f] = 0
+        return out
+
+    profiles = [PRECISE, SLOPPY, SLOPPY, BIASED, SPAMMER, SPAMMER]
+    crowd = workers(len(profiles), "classify")
+    sims = [SimulatedWorker(f"w{i}", p, seed=i) for i, p in enumerate(profiles)]
+    for _ in range(12):
+        for w, sim in zip(crowd, sims, strict=True):
+            try:
+                a = claiming.assignment_claim(worker=w, job_id=world.job.pk)
+            except NothingAvailable:
+                continue
+            labels = sim.label(true_labels(a.microtask), n_classes=2)
+            payload = {
+                "labels": [{"frame": f, "label": world.classes[c]} for f, c in labels.items()]
+            }
+            claiming.assignment_submit(worker=w, assignment_id=a.pk, payload=payload)
+    vote_hits = []
+    for mt in world.regular():
+        current = ConsensusResult.objects.get(microtask=mt, is_current=True)
+        truth = true_labels(mt)
+        got = to_labels(current.frames, world.classes)
+        vote_hits += [got.get(f) == c for f, c in truth.items()]
+    written = job_classes_aggregate(job_id=world.job.pk)
+    assert written > 0
+    ds_hits = []
+    for mt in world.regular():
+        current = ConsensusResult.objects.get(microtask=mt, is_current=True)
+        got = to_labels(current.frames, world.classes)
+        ds_hits += [got.get(f) == c for f, c in true_labels(mt).items()]
+        if mt.status == "complete":
+            assert current.algorithm in ("dawid-skene-v1", "majority-vote-v1")
+    assert np.mean(ds_hits) >= np.mean(vote_hits)
