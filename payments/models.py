@@ -199,6 +199,32 @@ class EarningHold(models.Model):
         return f"hold {self.amount} for worker#{self.worker_id} until {self.available_at:%Y-%m-%d}"
 
 
+class ConnectedAccount(models.Model):
+    """A worker's Stripe connected account (Express, ``transfers`` only) as Stripe last said.
+
+    ``WorkerProfile.stripe_account_id`` and ``payouts_enabled`` mirror it for the other apps.
+    """
+
+    worker = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="connected_account"
+    )
+    stripe_account_id = models.CharField(max_length=64, unique=True)
+    details_submitted = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    transfers_active = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_account_id} ({self.worker_id})"
+
+    @property
+    def can_receive_transfers(self) -> bool:
+        return self.payouts_enabled and self.transfers_active
+
+
 class FundingStatus(models.TextChoices):
     CREATED = "created", "Created"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -304,6 +330,7 @@ class Payout(models.Model):
     stripe_transfer_id = models.CharField(max_length=64, blank=True, db_index=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, help_text="Last transient error")
     amount_reversed = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -36,7 +36,7 @@ from marketplace.errors import (
     PermissionDenied,
     ValidationError,
 )
-from marketplace.models import Job, JobStatus, User, WorkerStatus
+from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
 from . import budget, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
@@ -116,7 +116,8 @@ def _fill_slots(job: Job) -> SlotFill:
     gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
     existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
-    gold_price = max((budget.slot_reservation(microtask=m) for m in gold_tasks), default=0)
+    price_of = budget.reservation_pricer()
+    gold_price = max((price_of(m) for m in gold_tasks), default=0)
     rate = job.gold_rate if gold_tasks else 0.0
 
     def gold_needed(regular_total: int) -> int:
@@ -136,7 +137,7 @@ def _fill_slots(job: Job) -> SlotFill:
         if uncovered:
             uncovered += 1
             continue
-        per_slot = budget.slot_reservation(microtask=mt)
+        per_slot = price_of(mt)
         add_cost = per_slot * missing
         gold_cost = gold_needed(existing_regular + n_regular + missing) * gold_price
         if cost + add_cost + gold_cost > available:
@@ -219,8 +220,17 @@ def job_resume(*, job: Job, by: User) -> Job:
 
 
 @transaction.atomic
+def job_complete(*, job: Job, by: User) -> Job:
+    """Close a published or paused job: open claims end, unused slots' reservations go back."""
+    _require_owner(job, by)
+    job = marketplace_services.job_transition(job=job, to=JobStatus.COMPLETED)
+    job_return_work(job=job)
+    return job
+
+
+@transaction.atomic
 def job_return_work(*, job: Job) -> int:
-    """Return a cancelled job's unclaimed work: end open claims, drop free slots, release budget.
+    """Return a closed job's unclaimed work: end open claims, drop free slots, release escrow.
 
     Submitted work stays for review (its reservation pays it). Returns the amount released.
     """
@@ -247,7 +257,10 @@ def job_return_work(*, job: Job) -> int:
 def _check_worker(worker: User) -> None:
     if not worker.is_authenticated or not worker.is_worker:
         raise PermissionDenied("Only workers can claim work.")
-    profile = getattr(worker, "worker_profile", None)
+
+
+def _check_not_suspended(worker: User) -> None:
+    profile = WorkerProfile.objects.filter(user=worker).only("status", "suspended_reason").first()
     if profile is not None and profile.status == WorkerStatus.SUSPENDED:
         raise PermissionDenied(
             "Your account is suspended"
@@ -262,28 +275,32 @@ def _run_claim(sql_name: str, *, job: Job, worker: User, now: datetime) -> int |
         "now": now,
         "deadline": now + job.claim_time_limit,
     }
+    sql = statement("claiming.sql", sql_name)
     for _attempt in range(CLAIM_RETRIES):
-        try:
-            with transaction.atomic(), connection.cursor() as cur:
-                cur.execute(statement("claiming.sql", sql_name), params)
-                row = cur.fetchone()
-            return row[0] if row else None
-        except IntegrityError:
-            # The same worker claimed this microtask in a concurrent request; the retry sees it.
-            continue
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            assignment_id, picked = cur.fetchone()
+        if assignment_id is not None or not picked:
+            return assignment_id
+        # This worker claimed the same microtask in a concurrent request (the insert met the
+        # unique constraint and did nothing); the retry sees that claim and skips the microtask.
     return None
 
 
-@transaction.atomic
 def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
     """Give ``worker`` the next microtask they may do, or raise NothingAvailable.
 
     Jobs are tried in claim order (job priority, then deadline, then age); within a job, slots by
     microtask priority then age. With probability ``gold_rate`` a gold microtask is tried first.
+
+    Not wrapped in ``transaction.atomic`` on purpose: each claim attempt is one SQL statement,
+    atomic by itself, and an outer transaction would only add round trips and hold the slot lock
+    longer. Called inside a caller's transaction it joins that one.
     """
     _check_worker(worker)
     jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
     if not jobs:
+        _check_not_suspended(worker)
         if job_id is not None:
             raise NothingAvailable(
                 "That job has no work you can claim: it is not published, or you are not "

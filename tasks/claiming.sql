@@ -5,13 +5,19 @@
 -- name: claim_regular
 -- Take the first free replica slot of a job, in claim order (microtask priority, then age), of a
 -- microtask the worker has never held, skipping slots other transactions hold; create the
--- assignment and point the slot at it. Walks the partial index slot_free_claim_order from its
--- head, so the cost does not grow with the number of open microtasks. Returns no row when the job
--- has no free slot for this worker.
+-- assignment and point the slot at it, all in one statement (its own transaction in autocommit).
+-- Walks the partial index slot_free_claim_order from its head, so the cost does not grow with the
+-- number of open microtasks. The job must still be published: a cached job list can never claim
+-- from a paused job. Returns (assignment id or NULL, whether a slot was picked): a slot picked
+-- but no assignment made means this worker won a concurrent race for the same microtask
+-- (ON CONFLICT on the unique constraints), and the caller retries.
 WITH picked AS (
     SELECT s.id, s.microtask_id, s.reserved_amount
     FROM tasks_slot s
     WHERE s.job_id = %(job_id)s
+      AND EXISTS (
+          SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
+      )
       AND s.is_gold = false
       AND s.assignment_id IS NULL
       AND NOT EXISTS (
@@ -31,12 +37,15 @@ WITH picked AS (
     SELECT picked.microtask_id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
            picked.reserved_amount, ''
     FROM picked
+    ON CONFLICT DO NOTHING
     RETURNING id, slot_id
+), filled AS (
+    UPDATE tasks_slot SET assignment_id = created.id
+    FROM created
+    WHERE tasks_slot.id = created.slot_id
+    RETURNING created.id
 )
-UPDATE tasks_slot SET assignment_id = created.id
-FROM created
-WHERE tasks_slot.id = created.slot_id
-RETURNING created.id;
+SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
 
 -- name: claim_gold
 -- Take a free slot of the job's gold pool and a random open gold microtask of the job that the
@@ -45,6 +54,9 @@ WITH gold AS (
     SELECT m.id
     FROM tasks_microtask m
     WHERE m.job_id = %(job_id)s
+      AND EXISTS (
+          SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
+      )
       AND m.is_gold = true
       AND m.status = 'open'
       AND NOT EXISTS (
@@ -67,12 +79,15 @@ WITH gold AS (
     SELECT gold.id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
            picked.reserved_amount, ''
     FROM gold, picked
+    ON CONFLICT DO NOTHING
     RETURNING id, slot_id
+), filled AS (
+    UPDATE tasks_slot SET assignment_id = created.id
+    FROM created
+    WHERE tasks_slot.id = created.slot_id
+    RETURNING created.id
 )
-UPDATE tasks_slot SET assignment_id = created.id
-FROM created
-WHERE tasks_slot.id = created.slot_id
-RETURNING created.id;
+SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM gold) AND EXISTS (SELECT 1 FROM picked);
 
 -- name: expire_overdue
 -- Expire up to %(batch)s overdue claims that nobody else is touching and free their slots.

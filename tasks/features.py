@@ -223,15 +223,22 @@ class TrackPlanner:
         return i >= self._start and (i - self._start) % self.keyframe_step == 0
 
     def maybe(self, i: int) -> bool:
-        """Whether frame ``i`` is a keyframe of the next segment, should this one run full length.
+        """Whether frame ``i`` is a keyframe of a later segment, should this one run full length.
 
-        The next segment starts inside this one's tail (the overlap), which is only known for sure
-        when this one reaches its full length; callers keep such frames aside until then.
+        The next segments start inside this one's tail (the overlap), which is only known for
+        sure when this one reaches its full length; callers keep such frames aside until then
+        (they all lie within ``segment_frames`` of ``horizon``, so the memory is bounded).
         """
         if self.overlap_frames == 0 or self.needs(i):
             return False
-        spec = self._start + self.segment_frames - self.overlap_frames
-        return i >= spec and (i - spec) % self.keyframe_step == 0
+        stride = self.segment_frames - self.overlap_frames
+        # With a large overlap, several later segments may already have started by frame i.
+        spec = self._start + stride
+        while spec <= i:
+            if (i - spec) % self.keyframe_step == 0:
+                return True
+            spec += stride
+        return False
 
     def finish(self) -> list[Segment]:
         if self._last >= 0 and self._last_end < self._last:

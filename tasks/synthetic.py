@@ -16,7 +16,8 @@ Truth conventions (what an ideal annotator would draw):
 - Every shot has its own objects (a cut changes the scene, so track ids never cross a cut).
   ``Scene.boxes(i)`` returns one :class:`Box` per object of frame ``i``'s shot, including objects
   that are currently outside the picture (``outside=True``, zero-size box).
-- ``x, y, w, h`` are integer pixels of the object's extent *clipped to the frame*.
+- ``x, y, w, h`` are integer pixels of the tight box around the object's pixels inside the
+  frame (clipped to the frame; occlusion by other objects does not shrink it).
 - ``visibility`` is the fraction of the object's in-frame pixels not hidden by objects in front
   of it (higher ``z``); ``occluded`` is ``visibility < 1``.
 - Even-numbered objects of a shot bounce inside the frame; odd-numbered ones cross it (they enter
@@ -146,18 +147,14 @@ class Scene:
                 continue
             seen = int((labels[y1:y2, x1:x2][shape] == track.track_id).sum())
             visibility = round(seen / total, 4)
+            # The tight box of the object's in-frame pixels (an ellipse cut by the frame edge
+            # does not fill its clipped rectangle).
+            rows = np.flatnonzero(shape.any(axis=1))
+            cols = np.flatnonzero(shape.any(axis=0))
+            bx, by = x1 + int(cols[0]), y1 + int(rows[0])
+            bw, bh = int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1
             out.append(
-                Box(
-                    track.track_id,
-                    track.cls,
-                    x1,
-                    y1,
-                    x2 - x1,
-                    y2 - y1,
-                    visibility,
-                    False,
-                    visibility < 1.0,
-                )
+                Box(track.track_id, track.cls, bx, by, bw, bh, visibility, False, visibility < 1.0)
             )
         return out
 

@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, QuerySet
 
-from marketplace.models import Job, JobStatus, Qualification, QualificationStatus, User
+from marketplace.models import (
+    Job,
+    JobStatus,
+    Qualification,
+    QualificationStatus,
+    User,
+    WorkerProfile,
+    WorkerStatus,
+)
 
 from .models import Assignment, AssignmentStatus, MicroTask, Slot
 
@@ -47,10 +55,15 @@ def _published_jobs() -> QuerySet[Job]:
 
 def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[Job]:
     """Published jobs ``worker`` qualifies for (type passed, trust ≥ min_trust), in claim order."""
-    jobs = _published_jobs().filter(
-        annotation_type__in=Qualification.objects.filter(
-            worker=worker, status=QualificationStatus.PASSED
-        ).values("annotation_type")
+    jobs = (
+        _published_jobs()
+        .filter(
+            annotation_type__in=Qualification.objects.filter(
+                worker=worker, status=QualificationStatus.PASSED
+            ).values("annotation_type")
+        )
+        .exclude(Exists(WorkerProfile.objects.filter(user=worker, status=WorkerStatus.SUSPENDED)))
+        .only("id", "gold_rate", "min_trust", "annotation_type", "claim_time_limit")
     )
     if job_id is not None:
         jobs = jobs.filter(pk=job_id)

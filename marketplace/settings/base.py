@@ -188,6 +188,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 15 * 60.0,
     },
     "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
+    # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
+    # Stripe, and earnings leaving the hold period.
+    "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
+    "payments-payouts-resume": {
+        "task": "payments.payouts_resume",
+        "schedule": timedelta(minutes=5),
+    },
+    "payments-payouts-reconcile": {
+        "task": "payments.payouts_reconcile",
+        "schedule": timedelta(minutes=15),
+    },
+    "payments-earnings-release": {
+        "task": "payments.earnings_release",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).

@@ -64,6 +64,17 @@ class ResumeView(APIView):
         return Response(JobSerializer(job).data)
 
 
+class CompleteView(APIView):
+    """Close a job: no more claims; unused reservations go back to the job's escrow."""
+
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=None, responses=JobSerializer)
+    def post(self, request, pk: int):
+        job = claiming.job_complete(job=_job(request, pk), by=request.user)
+        return Response(JobSerializer(job).data)
+
+
 def _submission_row(a) -> dict:
     sub = getattr(a, "submission", None)
     return {

@@ -51,6 +51,7 @@ urlpatterns = [
     path("jobs/<int:pk>/publish/", review.PublishView.as_view(), name="api-job-publish"),
     path("jobs/<int:pk>/pause/", review.PauseView.as_view(), name="api-job-pause"),
     path("jobs/<int:pk>/resume/", review.ResumeView.as_view(), name="api-job-resume"),
+    path("jobs/<int:pk>/complete/", review.CompleteView.as_view(), name="api-job-complete"),
     path(
         "jobs/<int:pk>/submissions/",
         review.JobSubmissionsView.as_view(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from marketplace.models import JobStatus, Qualification, QualificationStatus
+from payments.services import escrow_fund
 from tasks import claiming
 from tasks.models import MicroTask
 from tests.factories import JobFactory, VideoFactory, WorkerFactory
@@ -34,7 +35,8 @@ def ready_job(
     frames_per_task: int = 5,
     **job_fields,
 ):
-    """A ready job with ``n`` ordinary and ``gold`` gold microtasks (not yet published)."""
+    """A ready job with ``n`` ordinary and ``gold`` gold microtasks, its escrow funded with
+    ``budget`` (not yet published)."""
     job = JobFactory(
         status=JobStatus.READY,
         annotation_type=annotation_type,
@@ -64,6 +66,8 @@ def ready_job(
             )
         )
     MicroTask.objects.bulk_create(rows)
+    if job.budget:
+        escrow_fund(job=job, amount=job.budget, key=f"test-fund:{job.pk}")
     return job
 
 

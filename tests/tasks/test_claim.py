@@ -10,6 +10,7 @@ from django.utils import timezone
 from marketplace import services as marketplace_services
 from marketplace.errors import InvalidTransition, NotFound, NothingAvailable, PermissionDenied
 from marketplace.models import JobStatus, WorkerStatus
+from payments.selectors import escrow_balance
 from tasks import budget, claiming
 from tasks.models import Assignment, AssignmentStatus, MicroTask, Slot, Submission
 from tasks.tasks import expire_overdue_claims
@@ -41,23 +42,30 @@ def test_publish_creates_overlap_slots_per_microtask_and_gold_pool():
     assert Slot.objects.filter(job=job, is_gold=True, microtask__isnull=True).count() == 3
 
 
-def test_publish_funds_only_what_the_budget_covers_in_priority_order():
-    # Each microtask costs 3 x 50 = 150; a budget of 500 covers three of them (no gold).
-    job = ready_job(n=5, overlap=3, price=50, budget=500, gold_rate=0.0)
+def test_publish_funds_only_what_the_escrow_covers_in_priority_order():
+    probe = ready_job(n=1, price=50, budget=0)
+    per_slot = budget.slot_reservation(microtask=probe.microtasks.get())
+    assert per_slot >= 50  # the highest pay a replica can cost, plus the fee on it
+    # Escrow for three whole microtasks (3 replicas each) and a bit: three of five are funded.
+    job = ready_job(n=5, overlap=3, price=50, budget=9 * per_slot + 7, gold_rate=0.0)
     MicroTask.objects.filter(job=job, index=4).update(priority=5)
     fill = claiming.job_publish(job=job, by=job.requester)
-    assert (fill.regular_slots, fill.uncovered_microtasks, fill.reserved) == (9, 2, 450)
+    assert (fill.regular_slots, fill.uncovered_microtasks) == (9, 2)
+    assert fill.reserved == 9 * per_slot
     funded = set(Slot.objects.filter(job=job).values_list("microtask__index", flat=True))
     assert funded == {4, 0, 1}
-    assert budget.available(job=job) == 50
+    assert budget.available(job=job) == 7
+    escrow = escrow_balance(job=job)
+    assert escrow.reserved == 9 * per_slot and escrow.committed <= escrow.funded
 
 
-def test_publish_without_budget_for_one_microtask_is_refused_and_changes_nothing():
+def test_publish_without_escrow_for_one_microtask_is_refused_and_changes_nothing():
     job = ready_job(n=2, overlap=3, price=50, budget=100)
     with pytest.raises(budget.InsufficientBudget):
         claiming.job_publish(job=job, by=job.requester)
     job.refresh_from_db()
     assert job.status == JobStatus.READY and not Slot.objects.filter(job=job).exists()
+    assert escrow_balance(job=job).reserved == 0
 
 
 def test_only_the_owner_publishes_and_only_a_ready_job(requester):
@@ -142,18 +150,24 @@ def test_paused_and_cancelled_jobs_are_not_claimable(no_gold):
     assert not Slot.objects.filter(job=job, assignment__isnull=True).exists()
 
 
-def test_cancel_returns_free_slots_budget_but_keeps_submitted_work(no_gold):
-    job = published_job(n=2, overlap=1, price=50, budget=1_000, gold_rate=0.0)
+def test_cancel_returns_free_slots_escrow_but_keeps_submitted_work(no_gold):
+    job = published_job(n=3, overlap=1, price=50, budget=1_000, gold_rate=0.0)
+    per_slot = Slot.objects.filter(job=job).first().reserved_amount
     w = qualified_worker()
     a = claiming.assignment_claim(worker=w)
     claiming.assignment_submit(
         worker=w, assignment_id=a.pk, payload={"boxes": []}, active_seconds=1
     )
-    assert budget.available(job=job) == 900
+    held = claiming.assignment_claim(worker=w)
+    assert budget.available(job=job) == 1_000 - 3 * per_slot
     marketplace_services.job_cancel(job=job, by=job.requester)
-    assert budget.available(job=job) == 950
+    # The free slot and the open claim's slot are released; the submitted one stays reserved.
+    assert budget.available(job=job) == 1_000 - per_slot
+    assert escrow_balance(job=job).reserved == per_slot
     a.refresh_from_db()
-    assert a.status == AssignmentStatus.SUBMITTED and Slot.objects.filter(job=job).count() == 1
+    held.refresh_from_db()
+    assert a.status == AssignmentStatus.SUBMITTED and held.status == AssignmentStatus.RELEASED
+    assert list(Slot.objects.filter(job=job).values_list("assignment", flat=True)) == [a.pk]
 
 
 def test_gold_is_mixed_in_and_never_repeated_to_a_worker(always_gold):

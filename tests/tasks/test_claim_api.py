@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from payments.selectors import escrow_balance
 from tasks import claiming
 from tasks.models import (
     Assignment,
@@ -15,6 +16,7 @@ from tasks.models import (
     MicroTask,
     QualificationAnswer,
     QualificationItem,
+    Slot,
     Submission,
 )
 from tests.factories import WorkerFactory
@@ -252,3 +254,8 @@ def test_requester_publishes_pauses_and_resumes_own_job_only(
     assert requester_client.post(f"/api/jobs/{job.pk}/pause/").json()["status"] == "paused"
     assert requester_client.post(f"/api/jobs/{job.pk}/resume/").json()["status"] == "published"
     assert other_requester_client.post(f"/api/jobs/{job.pk}/pause/").status_code == 404
+    reserved = escrow_balance(job=job).reserved
+    assert reserved > 0
+    r = requester_client.post(f"/api/jobs/{job.pk}/complete/")
+    assert r.json()["status"] == "completed"
+    assert escrow_balance(job=job).reserved == 0 and not Slot.objects.filter(job=job).exists()
