@@ -21,6 +21,8 @@ from django.utils import timezone
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, Qualification, QualificationStatus, User
 from marketplace.selectors import jobs_visible_to
+from payments import services as pay_services
+from payments.models import LedgerTransaction
 from tasks import budget
 from tasks.annotations import AnnotationInvalid, validate_payload
 from tasks.claiming import annotation_context
@@ -601,12 +603,8 @@ def _approve(assignment: Assignment, *, credit: float, by: User | None = None) -
     assignment.reviewed_at = _now()
     assignment.reviewed_by = by
     assignment.save(update_fields=["status", "reviewed_at", "reviewed_by"])
-    if budget.PAYMENTS:
-        from payments import services as pay_services
-
-        pay_services.assignment_pay(assignment=assignment, credit=credit)
-    else:
-        budget.pay(assignment=assignment)
+    # Partial credit needs the credit argument, which ``tasks.budget.pay`` does not pass on.
+    pay_services.assignment_pay(assignment=assignment, credit=credit)
 
 
 def _reject(assignment: Assignment, *, reason: str, by: User | None = None) -> None:
@@ -819,14 +817,9 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
 
 def _restore_reservation(assignment: Assignment, *, key: str) -> None:
     """Undo a rejection's release of the reservation, so the work can be paid after all."""
-    if not budget.PAYMENTS:
-        return
-    from payments.models import LedgerTransaction
-    from payments.services import ledger_reverse
-
     unpaid = LedgerTransaction.objects.filter(key=f"assignment:{assignment.pk}:unpaid").first()
     if unpaid is not None:
-        ledger_reverse(
+        pay_services.ledger_reverse(
             transaction_=unpaid,
             key=f"{key}:reverse-unpaid",
             memo=f"Appeal upheld: assignment #{assignment.pk} is paid after all",
