@@ -103,3 +103,19 @@ def test_import_with_unknown_labels_changes_nothing(world_factory, client_for, o
         format="json",
     )
     assert other.status_code == 404
+
+
+@pytest.mark.django_db
+def test_requester_makes_a_microtask_gold_from_the_report_page(world_factory, client):
+    world = world_factory(n=2, overlap=3)
+    mt = world.regular()[0]
+    client.force_login(world.job.requester)
+    page = client.get(f"/quality/jobs/{world.job.pk}/")
+    assert page.status_code == 200
+    assert b"Replicas" in page.content
+    r = client.post(
+        f"/quality/jobs/{world.job.pk}/gold/",
+        {"microtask": mt.pk, "payload": json.dumps(world.payload_for(mt))},
+    )
+    assert r.status_code == 302
+    assert GoldAnswer.objects.get(microtask=mt).source == "annotated"
