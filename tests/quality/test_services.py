@@ -7,6 +7,7 @@ import pytest
 
 from marketplace.errors import NothingAvailable
 from marketplace.models import Qualification, QualificationStatus
+from payments.models import LedgerTransaction
 from quality import services
 from quality.models import (
     ConsensusDecision,
@@ -381,3 +382,44 @@ def test_dawid_skene_over_a_classification_job_beats_the_per_microtask_vote(
         if mt.status == "complete":
             assert current.algorithm in ("dawid-skene-v1", "majority-vote-v1")
     assert np.mean(ds_hits) >= np.mean(vote_hits)
+
+
+def test_processing_a_submission_twice_changes_nothing(world_factory, workers, gold_first):
+    world = world_factory(n=1, gold=1, gold_rate=0.5)
+    (w,) = workers(1)
+    a = claim_and_submit(world, w, SPAMMER, seed=3)
+    before = (GoldResult.objects.count(), TrustEvidence.objects.count(), a.status)
+    assert services.submission_process(submission_id=a.submission.pk) == "already scored"
+    a.refresh_from_db()
+    assert (GoldResult.objects.count(), TrustEvidence.objects.count(), a.status) == before
+
+
+def test_partial_credit_pays_for_the_share_of_frames_that_passed(
+    world_factory, workers, gold_first
+):
+    from quality.boxes import FrameBoxes
+
+    world = world_factory(n=1, gold=2, gold_rate=0.5, gold_pass_threshold=0.9)
+    services.job_quality_policy_update(
+        job_id=world.job.pk, by=world.job.requester, partial_credit=True, reject_below_ratio=0.0
+    )
+    full, partial = workers(2)
+    exact = claim_and_submit(world, full, PRECISE, seed=1)
+    a = claiming.assignment_claim(worker=partial, job_id=world.job.pk)
+    truth = world.truth_for(a.microtask)
+    frames = sorted(truth)
+    # Right on the first three frames, nothing on the last two.
+    ann = {f: (truth[f] if k < 3 else FrameBoxes.empty()) for k, f in enumerate(frames)}
+    claiming.assignment_submit(
+        worker=partial, assignment_id=a.pk, payload=world.payload_for(a.microtask, ann)
+    )
+    a.refresh_from_db()
+    exact.refresh_from_db()
+    result = GoldResult.objects.get(assignment=a)
+    assert not result.passed
+    assert len(result.frames_off) == 2
+    assert a.status == AssignmentStatus.APPROVED
+    assert 0 < a.pay_amount < exact.pay_amount
+    # Paid for 3 of 5 frames: the credit payments applied is the share that passed.
+    pay = LedgerTransaction.objects.get(key=f"assignment:{a.pk}:pay")
+    assert "credit 0.6" in pay.memo
