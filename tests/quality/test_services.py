@@ -423,3 +423,33 @@ def test_partial_credit_pays_for_the_share_of_frames_that_passed(
     # Paid for 3 of 5 frames: the credit payments applied is the share that passed.
     pay = LedgerTransaction.objects.get(key=f"assignment:{a.pk}:pay")
     assert "credit 0.6" in pay.memo
+
+
+def test_polygon_job_consensus_and_gold(world_factory, workers, no_gold):
+    world = world_factory(n=1, overlap=3, annotation_type="polygon")
+
+    def polygons(mt, shift=0.0):
+        out = []
+        for f, fb in world.truth_for(mt).items():
+            for box, lab in zip(fb.boxes, fb.labels, strict=True):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                dx = shift * (x2 - x1)
+                pts = [[x1 + dx, y1], [x2, y1], [x2, y2], [x1 + dx, y2]]
+                out.append({"frame": f, "label": world.classes[lab], "points": pts})
+        return {"polygons": out}
+
+    crowd = workers(3, "polygon")
+    for k, w in enumerate(crowd):
+        a = claiming.assignment_claim(worker=w, job_id=world.job.pk)
+        claiming.assignment_submit(
+            worker=w, assignment_id=a.pk, payload=polygons(a.microtask, shift=0.05 * k)
+        )
+    result = ConsensusResult.objects.get(microtask=a.microtask, is_current=True)
+    assert result.algorithm == "polygons-medoid-v1"
+    assert result.decision == ConsensusDecision.ACCEPT
+    score = services.score_frames(
+        job=world.job,
+        answer=result.frames,
+        submitted=Assignment.objects.get(pk=a.pk).submission.frames,
+    )
+    assert score.score > 0.8
