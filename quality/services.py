@@ -568,7 +568,14 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
-    for a, agreement in zip(rows, per, strict=True):
+    frame_share = None
+    if frame_agreement:
+        frame_share = float(
+            np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
+        )
+    # Trust rows are locked in worker order, so concurrent microtasks cannot deadlock on them
+    # (a deadlock that still happens is an OperationalError: the task retries, idempotently).
+    for a, agreement in sorted(zip(rows, per, strict=True), key=lambda p: p[0].worker_id):
         trust_record(
             worker=a.worker,
             annotation_type=job.annotation_type,
@@ -577,11 +584,6 @@ def _process_regular(mt: MicroTask) -> str:
             assignment=a,
             note=f"agreement with the other annotators {agreement:.2f}",
         )
-        frame_share = None
-        if frame_agreement:
-            frame_share = float(
-                np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
-            )
         _apply_approval(
             a,
             policy.decide_approval(
