@@ -69,6 +69,15 @@ def worker_quality_checks(*, worker: User) -> QuerySet[GoldResult]:
     return GoldResult.objects.filter(worker=worker).order_by("-created_at")
 
 
+def worker_rejections(*, worker: User) -> QuerySet[Assignment]:
+    """The worker's own rejected work, with the reason and any appeal."""
+    return (
+        Assignment.objects.filter(worker=worker, status=AssignmentStatus.REJECTED)
+        .select_related("appeal")
+        .order_by("-reviewed_at", "-pk")
+    )
+
+
 def review_queue_for(*, user: User) -> QuerySet[ReviewItem]:
     return (
         ReviewItem.objects.filter(job__in=jobs_visible_to(user), status=ReviewStatus.OPEN)

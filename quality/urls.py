@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("quality/me/", views.my_quality, name="quality-mine"),
+    path("quality/me/appeal/<int:assignment_id>/", views.appeal, name="quality-appeal"),
     path("quality/jobs/<int:job_id>/", views.job_report, name="quality-job-report"),
     path("quality/jobs/<int:job_id>/gold/", views.gold_create, name="quality-gold-create"),
     path("quality/jobs/<int:job_id>/gold/import/", views.gold_import, name="quality-gold-import"),

@@ -29,8 +29,25 @@ def my_quality(request: HttpRequest) -> HttpResponse:
         {
             "trust": selectors.worker_trust_overview(worker=request.user),
             "checks": selectors.worker_quality_checks(worker=request.user)[:50],
+            "rejected": selectors.worker_rejections(worker=request.user)[:50],
         },
     )
+
+
+@login_required
+@require_POST
+def appeal(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    try:
+        services.appeal_create(
+            worker=request.user,
+            assignment_id=assignment_id,
+            message=request.POST.get("message", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Appeal sent; an administrator will decide.")
+    return redirect("quality-mine")
 
 
 @login_required

@@ -38,3 +38,19 @@ def test_review_page_overlays_submissions_and_resolves_with_one(
     # A worker cannot see the review.
     client.force_login(workers(1)[0])
     assert client.get(f"/quality/review/{item.pk}/").status_code == 404
+
+
+def test_worker_appeals_a_rejection_from_their_quality_page(
+    world_factory, workers, gold_first, client
+):
+    world = world_factory(n=1, gold=1, gold_rate=0.5)
+    (w,) = workers(1)
+    failed = claim_and_submit(world, w, SPAMMER, seed=4)
+    client.force_login(w)
+    page = client.get("/quality/me/")
+    assert failed.rejection_reason.encode() in page.content
+    r = client.post(f"/quality/me/appeal/{failed.pk}/", {"message": "I drew them all."})
+    assert r.status_code == 302
+    assert b"Pending" in client.get("/quality/me/").content
+    again = client.post(f"/quality/me/appeal/{failed.pk}/", {"message": "again"}, follow=True)
+    assert b"once" in again.content
