@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from marketplace.errors import ApplicationError
+
+from . import services
 from .models import (
     Appeal,
     ConsensusResult,
@@ -78,12 +81,34 @@ class ReviewItemAdmin(admin.ModelAdmin):
     raw_id_fields = ("microtask", "job", "resolved_by")
 
 
+def _decide(modeladmin, request, queryset, *, uphold: bool) -> None:
+    done = 0
+    for appeal in queryset:
+        try:
+            services.appeal_decide(appeal_id=appeal.pk, by=request.user, uphold=uphold)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Appeal #{appeal.pk}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} appeal(s) {'upheld' if uphold else 'denied'}.")
+
+
+@admin.action(description="Uphold: approve and pay the work")
+def uphold_appeals(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, uphold=True)
+
+
+@admin.action(description="Deny: the rejection stands")
+def deny_appeals(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, uphold=False)
+
+
 @admin.register(Appeal)
 class AppealAdmin(admin.ModelAdmin):
     list_display = ("assignment", "worker", "status", "decided_by", "created_at")
     list_filter = ("status",)
     search_fields = ("worker__username", "message")
     raw_id_fields = ("assignment", "worker", "decided_by")
+    actions = [uphold_appeals, deny_appeals]
 
 
 @admin.register(JobQualityPolicy)

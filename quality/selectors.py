@@ -69,6 +69,15 @@ def worker_quality_checks(*, worker: User) -> QuerySet[GoldResult]:
     return GoldResult.objects.filter(worker=worker).order_by("-created_at")
 
 
+def worker_rejections(*, worker: User) -> QuerySet[Assignment]:
+    """The worker's own rejected work, with the reason and any appeal."""
+    return (
+        Assignment.objects.filter(worker=worker, status=AssignmentStatus.REJECTED)
+        .select_related("appeal")
+        .order_by("-reviewed_at", "-pk")
+    )
+
+
 def review_queue_for(*, user: User) -> QuerySet[ReviewItem]:
     return (
         ReviewItem.objects.filter(job__in=jobs_visible_to(user), status=ReviewStatus.OPEN)
@@ -167,8 +176,17 @@ def job_report(*, job: Job) -> dict[str, Any]:
             "saved_vs_fixed_max_overlap": n_settled * job.overlap_max - settled_replicas,
         },
         "flagged": {"total": sum(flags.values()), "by_kind": flags},
+        "seams_flagged": _seams_flagged(job),
         "reviews_open": ReviewItem.objects.filter(job=job, status=ReviewStatus.OPEN).count(),
     }
+
+
+def _seams_flagged(job: Job) -> int | None:
+    if job.annotation_type != "track":
+        return None
+    return sum(
+        1 for v in job.videos.all() for seam in video_tracks(video=v)["seams"] if seam["issues"]
+    )
 
 
 def worker_report(*, worker: User) -> dict[str, Any]:
@@ -195,4 +213,44 @@ def worker_report(*, worker: User) -> dict[str, Any]:
         "flags": list(
             FraudFlag.objects.filter(worker=worker).values("id", "kind", "status", "assignment_id")
         ),
+    }
+
+
+def video_tracks(*, video) -> dict[str, Any]:
+    """A track job's consensus for a whole video: segments stitched across their seams.
+
+    Each segment (microtask) contributes its current consensus; consecutive segments are joined
+    on their shared frames (``quality.tracks.stitch_seam``). A seam that does not match cleanly is
+    reported, and its tracks are left apart rather than merged.
+    """
+    from tasks.models import MicroTask
+
+    from .shapes import from_annotation, to_annotation
+    from .tracks import stitch_tracks
+
+    job = video.job
+    classes = list(job.label_classes)
+    segments = []
+    used = []
+    for mt in MicroTask.objects.filter(video=video, is_gold=False).order_by("index"):
+        result = ConsensusResult.objects.filter(microtask=mt, is_current=True).first()
+        if result is None:
+            continue
+        segments.append(to_annotation(result.frames, classes))
+        used.append(mt.pk)
+    stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
+    return {
+        "video": video.pk,
+        "microtasks": used,
+        "frames": from_annotation(stitched.frames, classes, tracks=True),
+        "seams": [
+            {
+                "left": used[k],
+                "right": used[k + 1],
+                "overlap_frames": list(seam.overlap_frames),
+                "merged": {str(r): int(lft) for r, lft in seam.mapping.items()},
+                "issues": list(seam.issues),
+            }
+            for k, seam in enumerate(stitched.seams)
+        ],
     }

@@ -21,10 +21,19 @@ from django.utils import timezone
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, Qualification, QualificationStatus, User
 from marketplace.selectors import jobs_visible_to
+from payments import services as pay_services
+from payments.models import LedgerTransaction
 from tasks import budget
 from tasks.annotations import AnnotationInvalid, validate_payload
 from tasks.claiming import annotation_context
-from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
+from tasks.models import (
+    Assignment,
+    AssignmentStatus,
+    MicroTask,
+    MicroTaskStatus,
+    Slot,
+    Submission,
+)
 
 from . import consensus as consensus_mod
 from . import fraud, gold_formats, policy, scoring, shapes, trust
@@ -106,6 +115,12 @@ def gold_answer_set(
         )
     validated = _validate(mt, payload)
     if not mt.is_gold:
+        # Gold is served from the job's gold pool; this microtask's own replica slots go, and
+        # the budget reserved for them returns to the job.
+        free = Slot.objects.filter(microtask=mt, assignment__isnull=True)
+        amount = int(sum(free.values_list("reserved_amount", flat=True)))
+        free.delete()
+        budget.release(job=mt.job, amount=amount, key=f"gold:{mt.pk}:release-slots")
         mt.is_gold = True
         mt.replica_target = 1
         mt.save(update_fields=["is_gold", "replica_target"])
@@ -481,16 +496,19 @@ def _process_regular(mt: MicroTask) -> str:
             "worker_id", flat=True
         )
     )
-    rows = [
+    done = [
         a
         for a in Assignment.objects.filter(
             microtask=mt, status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
         )
         .select_related("submission", "worker")
         .order_by("submitted_at", "pk")
-        if a.worker_id not in suspended and hasattr(a, "submission")
+        if hasattr(a, "submission")
     ]
-    if len(rows) < mt.replica_target:
+    rows = [a for a in done if a.worker_id not in suspended]
+    # Work of a suspended worker does not count; their suspension added a replica in its place.
+    needed = mt.replica_target - (len(done) - len(rows))
+    if len(rows) < needed:
         return "waiting for replicas"
     trusts = {
         t.worker_id: t.trust
@@ -507,7 +525,7 @@ def _process_regular(mt: MicroTask) -> str:
     pol = _policy(job)
     decision = policy.decide_overlap(
         submitted=len(rows),
-        replica_target=mt.replica_target,
+        replica_target=needed,
         overlap_max=job.overlap_max,
         agreement=float(c.agreement),
         agreement_threshold=job.agreement_threshold,
@@ -537,7 +555,7 @@ def _process_regular(mt: MicroTask) -> str:
         },
     )
     if decision.action == policy.OverlapAction.ADD_REPLICA:
-        mt.replica_target = decision.replica_target
+        mt.replica_target += 1
         mt.save(update_fields=["replica_target"])
         _fill_slots_later(job.pk)
         return "replica added"
@@ -550,7 +568,14 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
-    for a, agreement in zip(rows, per, strict=True):
+    frame_share = None
+    if frame_agreement:
+        frame_share = float(
+            np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
+        )
+    # Trust rows are locked in worker order, so concurrent microtasks cannot deadlock on them
+    # (a deadlock that still happens is an OperationalError: the task retries, idempotently).
+    for a, agreement in sorted(zip(rows, per, strict=True), key=lambda p: p[0].worker_id):
         trust_record(
             worker=a.worker,
             annotation_type=job.annotation_type,
@@ -559,11 +584,6 @@ def _process_regular(mt: MicroTask) -> str:
             assignment=a,
             note=f"agreement with the other annotators {agreement:.2f}",
         )
-        frame_share = None
-        if frame_agreement:
-            frame_share = float(
-                np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
-            )
         _apply_approval(
             a,
             policy.decide_approval(
@@ -585,12 +605,8 @@ def _approve(assignment: Assignment, *, credit: float, by: User | None = None) -
     assignment.reviewed_at = _now()
     assignment.reviewed_by = by
     assignment.save(update_fields=["status", "reviewed_at", "reviewed_by"])
-    if budget.PAYMENTS:
-        from payments import services as pay_services
-
-        pay_services.assignment_pay(assignment=assignment, credit=credit)
-    else:
-        budget.pay(assignment=assignment)
+    # Partial credit needs the credit argument, which ``tasks.budget.pay`` does not pass on.
+    pay_services.assignment_pay(assignment=assignment, credit=credit)
 
 
 def _reject(assignment: Assignment, *, reason: str, by: User | None = None) -> None:
@@ -789,11 +805,7 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
     if uphold:
         if assignment.status != AssignmentStatus.REJECTED:
             raise Conflict("The work is no longer rejected.")
-        job = assignment.microtask.job
-        # The rejection returned the reservation to the job; take it again to pay.
-        budget.reserve(
-            job=job, amount=int(assignment.reserved_amount), key=f"appeal:{appeal.pk}:reserve"
-        )
+        _restore_reservation(assignment, key=f"appeal:{appeal.pk}")
         assignment.rejection_reason = ""
         assignment.save(update_fields=["rejection_reason"])
         _approve(assignment, credit=1.0, by=by)
@@ -803,6 +815,109 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
     appeal.decision_note = note[:500]
     appeal.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     return appeal
+
+
+def _restore_reservation(assignment: Assignment, *, key: str) -> None:
+    """Undo a rejection's release of the reservation, so the work can be paid after all."""
+    unpaid = LedgerTransaction.objects.filter(key=f"assignment:{assignment.pk}:unpaid").first()
+    if unpaid is not None:
+        pay_services.ledger_reverse(
+            transaction_=unpaid,
+            key=f"{key}:reverse-unpaid",
+            memo=f"Appeal upheld: assignment #{assignment.pk} is paid after all",
+        )
+
+
+# --- Job-wide class aggregation (Dawid-Skene) ---------------------------------------------------
+
+
+@transaction.atomic
+def job_classes_aggregate(*, job_id: int) -> int:
+    """Re-aggregate every classification label of a job with Dawid-Skene (majority vote when
+    there are too few labels) and make it the current result of the settled microtasks.
+
+    Per-microtask weighted votes decide overlap as replicas arrive; with the whole job's labels,
+    Dawid-Skene learns each worker's confusions and corrects what a vote gets wrong. Returns the
+    number of microtasks whose result it wrote.
+    """
+    from . import dawid_skene
+
+    job = Job.objects.get(pk=job_id)
+    if job.annotation_type != AnnotationType.CLASSIFY:
+        return 0
+    classes = list(job.label_classes)
+    suspended = set(
+        WorkerTrust.objects.filter(annotation_type=job.annotation_type, suspended=True).values_list(
+            "worker_id", flat=True
+        )
+    )
+    rows = (
+        Assignment.objects.filter(
+            microtask__job=job,
+            microtask__is_gold=False,
+            status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED),
+        )
+        .exclude(worker_id__in=suspended)
+        .select_related("submission")
+        .order_by("pk")
+    )
+    item_index: dict[tuple[int, int], int] = {}
+    worker_index: dict[int, int] = {}
+    t: list[int] = []
+    w: list[int] = []
+    lab: list[int] = []
+    owner: list[int] = []
+    mt_of: dict[int, int] = {}
+    for a in rows:
+        sub = getattr(a, "submission", None)
+        if sub is None:
+            continue
+        mt_of[a.pk] = a.microtask_id
+        for frame, label in shapes.to_labels(sub.frames, classes).items():
+            if label < 0:
+                continue
+            t.append(item_index.setdefault((a.microtask_id, frame), len(item_index)))
+            w.append(worker_index.setdefault(a.worker_id, len(worker_index)))
+            lab.append(label)
+            owner.append(a.pk)
+    if not t:
+        return 0
+    agg = dawid_skene.aggregate(np.array(t), np.array(w), np.array(lab), n_classes=len(classes))
+    tt, ll, oo = np.array(t), np.array(lab), np.array(owner)
+    hit = agg.labels[tt] == ll
+    per_assignment = {int(k): round(float(hit[oo == k].mean()), 4) for k in np.unique(oo)}
+    by_mt: dict[int, dict[int, int]] = {}
+    conf: dict[int, list[float]] = {}
+    for (mt_id, frame), idx in item_index.items():
+        by_mt.setdefault(mt_id, {})[frame] = int(agg.labels[idx])
+        conf.setdefault(mt_id, []).append(float(agg.confidence[idx]))
+    settled = set(
+        MicroTask.objects.filter(pk__in=list(by_mt), status=MicroTaskStatus.COMPLETE).values_list(
+            "pk", flat=True
+        )
+    )
+    written = 0
+    for mt_id, labels in by_mt.items():
+        if mt_id not in settled:
+            continue
+        mine = {k: v for k, v in per_assignment.items() if mt_of.get(k) == mt_id}
+        ConsensusResult.objects.filter(microtask_id=mt_id, is_current=True).exclude(
+            algorithm=agg.algorithm
+        ).update(is_current=False)
+        ConsensusResult.objects.update_or_create(
+            microtask_id=mt_id,
+            algorithm=agg.algorithm,
+            defaults={
+                "frames": shapes.from_labels(labels, classes),
+                "agreement": float(np.mean(conf[mt_id])),
+                "annotator_agreement": {str(k): v for k, v in mine.items()},
+                "replicas": len(mine),
+                "decision": ConsensusDecision.ACCEPT,
+                "is_current": True,
+            },
+        )
+        written += 1
+    return written
 
 
 # --- Policy --------------------------------------------------------------------------------------

@@ -37,3 +37,21 @@ def fill_slots(job_id: int) -> int:
     from .services import job_fill_slots
 
     return job_fill_slots(job_id=job_id)
+
+
+@shared_task(
+    name="quality.aggregate_classes", acks_late=True, autoretry_for=TRANSIENT, max_retries=3
+)
+def aggregate_classes() -> int:
+    """Periodic: re-aggregate the labels of published classification jobs with Dawid-Skene."""
+    from marketplace.models import AnnotationType, Job, JobStatus
+
+    from .services import job_classes_aggregate
+
+    total = 0
+    for job_id in Job.objects.filter(
+        annotation_type=AnnotationType.CLASSIFY,
+        status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED, JobStatus.COMPLETED),
+    ).values_list("pk", flat=True):
+        total += job_classes_aggregate(job_id=job_id)
+    return total

@@ -97,31 +97,23 @@ def should_suspend(estimate: TrustEstimate, params: TrustParams = DEFAULT_PARAMS
     )
 
 
-# Tiers, lowest first: (name, lower bound, suggested pay multiplier). Payments owns the money
-# rule; these are the bands it reads trust through.
-TIERS: tuple[tuple[str, float, float], ...] = (
-    ("suspended", 0.0, 0.0),
-    ("probation", 0.5, 0.8),
-    ("standard", 0.7, 1.0),
-    ("trusted", 0.85, 1.1),
-    ("expert", 0.95, 1.2),
+# Tiers, lowest first: (name, lower bound). They name the bands a worker sees; the pay
+# multiplier per band is payments' (its pricing policy's trust tiers read ``worker_trust``).
+TIERS: tuple[tuple[str, float], ...] = (
+    ("suspended", 0.0),
+    ("probation", 0.5),
+    ("standard", 0.7),
+    ("trusted", 0.85),
+    ("expert", 0.95),
 )
 
 
 def trust_tier(trust: float) -> str:
     name = TIERS[0][0]
-    for tier, lower, _ in TIERS:
+    for tier, lower in TIERS:
         if trust >= lower:
             name = tier
     return name
-
-
-def tier_multiplier(trust: float) -> float:
-    mult = TIERS[0][2]
-    for _, lower, m in TIERS:
-        if trust >= lower:
-            mult = m
-    return mult
 
 
 @dataclass(frozen=True)

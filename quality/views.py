@@ -29,8 +29,25 @@ def my_quality(request: HttpRequest) -> HttpResponse:
         {
             "trust": selectors.worker_trust_overview(worker=request.user),
             "checks": selectors.worker_quality_checks(worker=request.user)[:50],
+            "rejected": selectors.worker_rejections(worker=request.user)[:50],
         },
     )
+
+
+@login_required
+@require_POST
+def appeal(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    try:
+        services.appeal_create(
+            worker=request.user,
+            assignment_id=assignment_id,
+            message=request.POST.get("message", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Appeal sent; an administrator will decide.")
+    return redirect("quality-mine")
 
 
 @login_required
@@ -121,3 +138,44 @@ def review_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("quality-review-detail", pk=pk)
     messages.success(request, "Reviewed: your answer is the result and counts as gold.")
     return redirect("quality-review-queue")
+
+
+@login_required
+@require_POST
+def gold_create(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Make a microtask gold with the answer drawn (or pasted) by the requester."""
+    try:
+        payload = json.loads(request.POST.get("payload") or "null")
+        services.gold_answer_set(
+            microtask_id=int(request.POST.get("microtask") or 0), payload=payload, by=request.user
+        )
+    except ValueError:
+        messages.error(request, "Give a microtask number and its answer as JSON.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The microtask is now gold.")
+    return redirect("quality-job-report", job_id=job_id)
+
+
+@login_required
+@require_POST
+def gold_import(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Import known answers (COCO, CVAT video XML, MOT) from an uploaded file."""
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a file to import.")
+        return redirect("quality-job-report", job_id=job_id)
+    try:
+        answers = services.gold_import(
+            job_id=job_id,
+            fmt=request.POST.get("format", ""),
+            text=upload.read(20 * 1024 * 1024).decode("utf-8", errors="replace"),
+            by=request.user,
+            default_label=request.POST.get("default_label", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{len(answers)} microtasks are now gold.")
+    return redirect("quality-job-report", job_id=job_id)

@@ -7,6 +7,7 @@ Worker-facing views serialize through explicit whitelists; no view reachable by 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -36,6 +37,7 @@ class MyTrustView(APIView):
 
     permission_classes = [IsWorker]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({"trust": selectors.worker_trust_overview(worker=request.user)})
 
@@ -116,6 +118,7 @@ def _job_for(request, job_id: int):
 class JobReportView(APIView):
     permission_classes = [IsRequester]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, job_id: int):
         return Response(selectors.job_report(job=_job_for(request, job_id)))
 
@@ -213,6 +216,7 @@ class ReviewQueueView(APIView):
 class ReviewDetailView(APIView):
     permission_classes = [IsRequester]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         item = get_object_or_404(
             ReviewItem.objects.filter(job__in=jobs_visible_to(request.user)), pk=pk
@@ -236,6 +240,7 @@ class ReviewResolveView(APIView):
 class WorkerReportView(APIView):
     permission_classes = [IsPlatformAdmin]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         worker = get_object_or_404(User, pk=pk)
         return Response(selectors.worker_report(worker=worker))
