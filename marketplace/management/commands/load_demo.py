@@ -1,12 +1,30 @@
-"""Create demo users for each role and a sample job, and print the logins (idempotent)."""
+"""Load the demo: one user per role, and jobs that went through the real pipeline.
+
+Idempotent: running it twice changes nothing. The demo videos are synthetic (``tasks.synthetic``)
+and go through the same services a requester's upload does — ingestion (in-process in the
+embedded mode), pricing, escrow funding, publishing — so that after ``make run`` a worker can log
+in and claim work straight away. Funding is credited to escrow directly, as the
+``payment_intent.succeeded`` webhook would, since the embedded demo talks to no Stripe.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from marketplace import services
-from marketplace.models import Job, Role, User
+from marketplace.models import (
+    AnnotationType,
+    Job,
+    JobStatus,
+    Qualification,
+    QualificationStatus,
+    Role,
+    User,
+)
 
 DEMO_PASSWORD = "demo-pass-123"
 DEMO_USERS = [
@@ -15,34 +33,99 @@ DEMO_USERS = [
     ("worker", Role.WORKER, {"country": "US"}),
     ("worker2", Role.WORKER, {"country": "DE"}),
 ]
+CLASSES = ["car", "person"]
+DEMO_JOBS = [
+    {
+        "title": "Cars and pedestrians at a crossing",
+        "instructions": "Draw a tight box around every car and person. Boxes include the whole "
+        "visible object; skip objects less than half visible.",
+        "annotation_type": AnnotationType.BBOX,
+        "frame_step": 10,
+        "frames_per_task": 5,
+        "scene": {"seed": 7, "frames": 300, "n_objects": 3, "motion": 2.0},
+    },
+    {
+        "title": "Track every vehicle through the clip",
+        "instructions": "Follow each object with one track. Put a keyframe where it changes "
+        "direction; mark it outside when it leaves the picture.",
+        "annotation_type": AnnotationType.TRACK,
+        "segment_frames": 60,
+        "overlap_frames": 10,
+        "keyframe_step": 10,
+        "scene": {"seed": 11, "frames": 240, "n_objects": 2, "motion": 3.0, "shot_cuts": (120,)},
+    },
+]
 
 
 class Command(BaseCommand):
-    help = "Load the demo: one user per role and a sample job. Safe to run twice."
+    help = "Load the demo (users, ingested and funded jobs). Safe to run twice."
 
-    @transaction.atomic
-    def handle(self, *args, **options) -> None:
-        for username, role, extra in DEMO_USERS:
-            if not User.objects.filter(username=username).exists():
-                services.user_create(
-                    username=username,
-                    password=DEMO_PASSWORD,
-                    role=role,
-                    email=f"{username}@demo.test",
-                    **extra,
-                )
-        requester = User.objects.get(username="requester")
-        if not Job.objects.filter(requester=requester).exists():
-            services.job_create(
-                requester=requester,
-                title="Cars and pedestrians at a crossing",
-                instructions="Draw a tight box around every car and person. "
-                "Boxes include the whole visible object.",
-                annotation_type="bbox",
-                label_classes=["car", "person"],
-                budget=25_000,
-                currency="usd",
-            )
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--users-only", action="store_true", help="Create the demo users, no jobs."
+        )
+
+    def handle(self, *args, users_only: bool = False, **options) -> None:
+        with transaction.atomic():
+            for username, role, extra in DEMO_USERS:
+                if not User.objects.filter(username=username).exists():
+                    services.user_create(
+                        username=username,
+                        password=DEMO_PASSWORD,
+                        role=role,
+                        email=f"{username}@demo.test",
+                        **extra,
+                    )
+            for username in ("worker", "worker2"):
+                for kind in (AnnotationType.BBOX, AnnotationType.TRACK):
+                    Qualification.objects.update_or_create(
+                        worker=User.objects.get(username=username),
+                        annotation_type=kind,
+                        defaults={"status": QualificationStatus.PASSED, "score": 1.0},
+                    )
+        if not users_only:
+            requester = User.objects.get(username="requester")
+            for spec in DEMO_JOBS:
+                if not Job.objects.filter(requester=requester, title=spec["title"]).exists():
+                    job = self._demo_job(requester, dict(spec))
+                    self.stdout.write(f"  job #{job.pk} {job.title}: {job.get_status_display()}")
+
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _ in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username}")
+
+    def _demo_job(self, requester: User, spec: dict) -> Job:
+        # Imported here: the command must load even where a feature app is being migrated.
+        from payments import services as payments
+        from tasks import claiming, ingestion
+        from tasks.synthetic import make_scene
+        from tasks.video import write_video
+
+        scene_args = spec.pop("scene")
+        job = services.job_create(
+            requester=requester,
+            label_classes=CLASSES,
+            budget=0,
+            currency="usd",
+            overlap_min=2,
+            overlap_max=3,
+            gold_rate=0.0,
+            **spec,
+        )
+        scene = make_scene(width=320, height=240, classes=tuple(CLASSES), **scene_args)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"demo-{job.pk}.mp4"
+            write_video(scene, str(path), fps=15.0)
+            ingestion.video_register_path(job=job, path=path, by=requester)
+        ingestion.job_process(job=job, by=requester)  # in-process in the embedded mode
+        job.refresh_from_db()
+        if job.status != JobStatus.READY:
+            return job  # with a broker configured, ingestion runs on the Celery worker
+        quote = payments.job_quote(job=job)
+        Job.objects.filter(pk=job.pk).update(budget=quote.fund_amount)
+        payments.escrow_fund(
+            job=job, amount=quote.fund_amount, key=f"demo:job:{job.pk}", memo="Demo funding"
+        )
+        claiming.job_publish(job=job, by=requester)
+        job.refresh_from_db()
+        return job
