@@ -234,6 +234,32 @@ class PayoutAdmin(ReadOnlyAdmin):
     list_filter = ("status", "currency", "failure_code")
     search_fields = ("worker__username", "stripe_transfer_id", "destination")
     raw_id_fields = ("run", "worker")
+    actions = ("resubmit", "reconcile")
+
+    @admin.action(description="Resubmit the selected open payouts (same idempotency keys)")
+    def resubmit(self, request, queryset) -> None:
+        from .payouts import _enqueue_submit
+        from .services import audit_log_record
+
+        n = 0
+        for payout in queryset.filter(status__in=["pending", "queued"]):
+            _enqueue_submit(payout.pk)
+            audit_log_record(action="payout.resubmitted", actor=request.user, obj=payout)
+            n += 1
+        messages.info(request, f"{n} payouts resubmitted.")
+
+    @admin.action(description="Reconcile all payouts with Stripe now")
+    def reconcile(self, request, queryset) -> None:
+        from .payouts import payouts_reconcile
+        from .services import audit_log_record
+
+        report = payouts_reconcile()
+        audit_log_record(action="payouts.reconciled", actor=request.user, **report.__dict__)
+        messages.info(
+            request,
+            f"Saw {report.transfers_seen} transfers; confirmed {report.confirmed}, "
+            f"resubmitted {report.resubmitted}, {report.issues} issues.",
+        )
 
 
 @admin.register(StripeEvent)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from marketplace.errors import Conflict, NotFound, ValidationError
@@ -134,17 +134,22 @@ def payout_create(
 
 
 def payout_run_start(
-    *, actor: User | None = None, currency: str | None = None, note: str = "", enqueue: bool = True
+    *,
+    actor: User | None = None,
+    currency: str | None = None,
+    note: str = "",
+    enqueue: bool = True,
+    batch_size: int = 500,
 ) -> PayoutRun:
     """Open a payout for every worker with an available balance over the minimum.
 
-    Each payout commits on its own, so a crash half-way keeps what was done and a rerun
-    continues (a worker with an open payout is skipped).
+    Payouts are created in batches, each batch one database transaction (a crash keeps the
+    batches done; a rerun skips workers with an open payout).
     """
     currency = currency or settings.PLATFORM_CURRENCY
     run = PayoutRun.objects.create(triggered_by=actor, note=note[:300])
     audit_log_record(action="payout_run.started", actor=actor, reason=note, obj=run)
-    worker_ids = (
+    worker_ids = list(
         LedgerAccount.objects.filter(
             kind=AccountKind.WORKER_AVAILABLE,
             currency=currency,
@@ -158,18 +163,106 @@ def payout_run_start(
         .values_list("worker_id", flat=True)
     )
     created = total = 0
-    for worker_id in list(worker_ids):
-        payout = payout_create(
-            worker=User(pk=worker_id), currency=currency, run=run, actor=actor, enqueue=enqueue
+    for i in range(0, len(worker_ids), batch_size):
+        batch = _payouts_create_batch(
+            worker_ids=worker_ids[i : i + batch_size],
+            currency=currency,
+            run=run,
+            actor=actor,
+            enqueue=enqueue,
         )
-        if payout is not None:
-            created += 1
-            total += payout.amount
+        created += len(batch)
+        total += sum(p.amount for p in batch)
     PayoutRun.objects.filter(pk=run.pk).update(
         finished_at=_now(), payouts_created=created, total_amount=total
     )
     run.refresh_from_db()
+    audit_log_record(
+        action="payout_run.finished",
+        actor=actor,
+        amount=total,
+        currency=currency,
+        obj=run,
+        payouts=created,
+    )
     return run
+
+
+@transaction.atomic
+def _payouts_create_batch(
+    *,
+    worker_ids: list[int],
+    currency: str,
+    run: PayoutRun,
+    actor: User | None,
+    enqueue: bool,
+) -> list[Payout]:
+    """``payout_create`` for many workers in a handful of statements."""
+    from .services import Posting, ledger_accounts_for_workers, ledger_post_many
+
+    accounts = list(
+        LedgerAccount.objects.select_for_update()
+        .filter(
+            kind=AccountKind.WORKER_AVAILABLE,
+            currency=currency,
+            worker_id__in=worker_ids,
+            balance__gte=max(1, settings.PAYOUT_MINIMUM),
+        )
+        .order_by("pk")
+    )
+    destinations = dict(
+        WorkerProfile.objects.filter(
+            user_id__in=[a.worker_id for a in accounts],
+            payouts_enabled=True,
+            payouts_held=False,
+            status=WorkerStatus.ACTIVE,
+        )
+        .exclude(stripe_account_id="")
+        .values_list("user_id", "stripe_account_id")
+    )
+    busy = set(
+        Payout.objects.filter(
+            worker_id__in=list(destinations), currency=currency, status__in=OPEN_STATUSES
+        ).values_list("worker_id", flat=True)
+    )
+    todo = [a for a in accounts if a.worker_id in destinations and a.worker_id not in busy]
+    if not todo:
+        return []
+    created = Payout.objects.bulk_create(
+        [
+            Payout(
+                run=run,
+                worker_id=a.worker_id,
+                amount=a.balance,
+                currency=currency,
+                destination=destinations[a.worker_id],
+            )
+            for a in todo
+        ]
+    )
+    in_transit = ledger_accounts_for_workers(
+        kind=AccountKind.WORKER_IN_TRANSIT,
+        currency=currency,
+        worker_ids=[a.worker_id for a in todo],
+    )
+    ledger_post_many(
+        [
+            Posting(
+                key=f"payout:{p.pk}:start",
+                kind=TxKind.PAYOUT,
+                currency=currency,
+                entries=((a, -p.amount), (in_transit[a.worker_id], p.amount)),
+                memo=f"Payout #{p.pk} to {p.destination}",
+                worker_id=a.worker_id,
+                payout_id=p.pk,
+            )
+            for a, p in zip(todo, created, strict=True)
+        ]
+    )
+    if enqueue:
+        for p in created:
+            _enqueue_submit(p.pk)
+    return created
 
 
 # --- submitting to Stripe --------------------------------------------------------------------
@@ -188,46 +281,104 @@ def _metadata(payout: Payout) -> dict[str, str]:
     return {"payout_id": str(payout.pk), "worker_id": str(payout.worker_id)}
 
 
+_SUBMIT_READ = """
+    SELECT p.status, p.amount, p.currency, p.destination, p.attempt, p.worker_id,
+           COALESCE(w.payouts_held, false)
+    FROM payments_payout p
+    LEFT JOIN marketplace_workerprofile w ON w.user_id = p.worker_id
+    WHERE p.id = %s
+"""
+_SUBMIT_RECORD = """
+    UPDATE payments_payout
+    SET status = 'submitted', stripe_transfer_id = %s, submitted_at = %s, last_error = '',
+        updated_at = %s
+    WHERE id = %s AND status IN ('pending', 'queued') AND stripe_transfer_id = ''
+"""
+_CONFIRM_MANY = """
+    UPDATE payments_payout AS p
+    SET status = 'paid', stripe_transfer_id = v.transfer_id, settled_at = %s, updated_at = %s,
+        last_error = '', submitted_at = COALESCE(p.submitted_at, %s)
+    FROM unnest(%s::bigint[], %s::text[]) AS v(id, transfer_id)
+    WHERE p.id = v.id
+"""
+
+
 def payout_submit(*, payout_id: int) -> SubmitResult:
-    """Create the payout's transfer on Stripe (exactly once; see the module docstring)."""
-    with transaction.atomic():
-        payout = (
-            Payout.objects.select_for_update(skip_locked=True)
-            .filter(pk=payout_id, status__in=(PayoutStatus.PENDING, PayoutStatus.QUEUED))
-            .first()
+    """Create the payout's transfer on Stripe (exactly once; see the module docstring).
+
+    No database transaction is held open across the HTTP call: the read before it and the
+    conditional update after it are one statement each. Two submitters racing on one payout
+    send the same idempotency key, so Stripe makes one transfer; the update only moves a
+    payout that is still pending or queued, so only one of them records it.
+    """
+    # The hot path of a payout run is written as two plain statements (the ORM's query
+    # building costs more than the database work here; see bench/payouts.py).
+    with connection.cursor() as cur:
+        cur.execute(_SUBMIT_READ, [payout_id])
+        found = cur.fetchone()
+    if found is None:
+        raise NotFound(f"Payout #{payout_id} does not exist.")
+    status, amount, currency, destination, attempt, worker_id, held = found
+    if status not in (PayoutStatus.PENDING, PayoutStatus.QUEUED):
+        return SubmitResult(payout_id, status)
+    if held:
+        return SubmitResult(payout_id, status, error="payouts held")
+    payout = Payout(
+        pk=payout_id,
+        status=status,
+        amount=amount,
+        currency=currency,
+        destination=destination,
+        attempt=attempt,
+        worker_id=worker_id,
+    )
+    try:
+        transfer = gateway.transfer_create(
+            amount=payout.amount,
+            currency=payout.currency,
+            destination=payout.destination,
+            idempotency_key=payout.idempotency_key,
+            metadata=_metadata(payout),
+            transfer_group=f"payout:{payout.pk}",
+            description=f"Crowdlabel payout #{payout.pk}",
         )
-        if payout is None:  # settled, or another submitter holds it right now
-            current = Payout.objects.filter(pk=payout_id).values_list("status", flat=True).first()
-            if current is None:
-                raise NotFound(f"Payout #{payout_id} does not exist.")
-            return SubmitResult(payout_id, current)
-        if WorkerProfile.objects.filter(user_id=payout.worker_id, payouts_held=True).exists():
-            return SubmitResult(payout_id, payout.status, error="payouts held")
-        try:
-            transfer = gateway.transfer_create(
-                amount=payout.amount,
-                currency=payout.currency,
-                destination=payout.destination,
-                idempotency_key=payout.idempotency_key,
-                metadata=_metadata(payout),
-                transfer_group=f"payout:{payout.pk}",
-                description=f"Crowdlabel payout #{payout.pk}",
-            )
-        except StripeIdempotencyError as exc:
-            # Our key was used with other parameters: a bug, never a reason to pay again.
-            ReconciliationIssue.objects.create(
-                payout=payout, kind="idempotency_error", detail=exc.message
-            )
-            payout.last_error = exc.message[:500]
-            payout.save(update_fields=["last_error", "updated_at"])
-            return SubmitResult(payout_id, payout.status, error=exc.message)
-        except StripeRequestRefused as exc:
-            return _refused(payout, exc)
-        except StripeError as exc:  # timeout, dropped connection, 5xx, 429: same key later
-            Payout.objects.filter(pk=payout.pk).update(last_error=exc.message[:500])
-            return SubmitResult(payout_id, payout.status, retry=True, error=exc.message)
-        _record_transfer(payout, transfer)
-        return SubmitResult(payout_id, payout.status)
+    except StripeIdempotencyError as exc:
+        # Our key was used with other parameters: a bug, never a reason to pay again.
+        ReconciliationIssue.objects.create(
+            payout_id=payout_id, kind="idempotency_error", detail=exc.message
+        )
+        Payout.objects.filter(pk=payout_id).update(last_error=exc.message[:500])
+        return SubmitResult(payout_id, status, error=exc.message)
+    except StripeRequestRefused as exc:
+        return _refused_locked(payout_id, attempt=payout.attempt, exc=exc)
+    except StripeError as exc:  # timeout, dropped connection, 5xx, 429: same key later
+        Payout.objects.filter(pk=payout_id).update(last_error=exc.message[:500])
+        return SubmitResult(payout_id, status, retry=True, error=exc.message)
+    if (
+        transfer.get("amount") == payout.amount
+        and transfer.get("destination") == payout.destination
+    ):
+        now = _now()
+        with connection.cursor() as cur:
+            cur.execute(_SUBMIT_RECORD, [transfer["id"], now, now, payout_id])
+            if cur.rowcount == 1:
+                return SubmitResult(payout_id, PayoutStatus.SUBMITTED)
+    # Someone else recorded it meanwhile, or the transfer does not match: the careful path.
+    with transaction.atomic():
+        locked = Payout.objects.select_for_update().get(pk=payout_id)
+        _record_transfer(locked, transfer)
+        return SubmitResult(payout_id, locked.status)
+
+
+def _refused_locked(payout_id: int, *, attempt: int, exc: StripeRequestRefused) -> SubmitResult:
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout_id)
+        if (
+            payout.status not in (PayoutStatus.PENDING, PayoutStatus.QUEUED)
+            or payout.attempt != attempt
+        ):
+            return SubmitResult(payout_id, payout.status)  # another submitter handled it
+        return _refused(payout, exc)
 
 
 def _refused(payout: Payout, exc: StripeRequestRefused) -> SubmitResult:
@@ -427,17 +578,9 @@ def payouts_reconcile(*, lookback: timedelta = timedelta(days=3)) -> ReconcileRe
                 stripe_transfer_id=transfers[0]["id"],
                 defaults={"detail": f"{len(transfers)} transfers name payout #{payout_id}."},
             )
-        with transaction.atomic():
-            payout = Payout.objects.select_for_update(skip_locked=True).filter(pk=payout_id).first()
-            if payout is None:
-                continue
-            was = payout.status
-            oldest = transfers[-1]  # the list is newest first
-            if payout.status in OPEN_STATUSES or payout.status == PayoutStatus.FAILED:
-                _record_transfer(payout, oldest, confirmed=True)
-                if payout.status == PayoutStatus.PAID and was != PayoutStatus.PAID:
-                    report.confirmed += 1
-            _sync_reversal(payout, oldest)
+    ids = sorted(by_payout)
+    for i in range(0, len(ids), 500):
+        report.confirmed += _reconcile_chunk(ids[i : i + 500], by_payout)
     # Open payouts Stripe has no transfer for.
     for payout in Payout.objects.filter(status__in=OPEN_STATUSES, created_at__gte=since):
         if payout.pk in by_payout:
@@ -463,6 +606,80 @@ def payouts_reconcile(*, lookback: timedelta = timedelta(days=3)) -> ReconcileRe
             defaults={"detail": f"Payout #{payout.pk} is paid; Stripe lists no transfer."},
         )
     return report
+
+
+@transaction.atomic
+def _reconcile_chunk(ids: list[int], by_payout: dict[int, list[dict]]) -> int:
+    """Confirm the payouts of ``ids`` from their listed transfers; returns how many got paid."""
+    rows = list(
+        Payout.objects.select_for_update(skip_locked=True).filter(pk__in=ids).order_by("pk")
+    )
+    fast: list[tuple[Payout, dict]] = []
+    confirmed = 0
+    for payout in rows:
+        transfers = by_payout[payout.pk]
+        oldest = transfers[-1]  # the list is newest first
+        if (
+            payout.status in OPEN_STATUSES
+            and len(transfers) == 1
+            and payout.stripe_transfer_id in ("", oldest["id"])
+            and oldest.get("amount") == payout.amount
+            and oldest.get("destination") == payout.destination
+            and not oldest.get("amount_reversed")
+        ):
+            fast.append((payout, oldest))
+            continue
+        # Anything unusual goes one by one through the careful path.
+        was = payout.status
+        if payout.status in OPEN_STATUSES or payout.status == PayoutStatus.FAILED:
+            _record_transfer(payout, oldest, confirmed=True)
+        _sync_reversal(payout, oldest)
+        confirmed += int(payout.status == PayoutStatus.PAID and was != PayoutStatus.PAID)
+    if fast:
+        _confirm_many(fast)
+    return confirmed + len(fast)
+
+
+def _confirm_many(pairs: list[tuple[Payout, dict]]) -> None:
+    """Mark plain confirmed payouts paid and settle their ledger, in a few statements."""
+    from .services import Posting, ledger_accounts_for_workers, ledger_post_many
+
+    now = _now()
+    by_currency: dict[str, list[Payout]] = defaultdict(list)
+    for payout, transfer in pairs:
+        payout.stripe_transfer_id = transfer["id"]
+        payout.submitted_at = payout.submitted_at or now
+        payout.settled_at = now
+        payout.status = PayoutStatus.PAID
+        payout.last_error = ""
+        payout.updated_at = now
+        by_currency[payout.currency].append(payout)
+    with connection.cursor() as cur:
+        cur.execute(
+            _CONFIRM_MANY,
+            [now, now, now, [p.pk for p, _ in pairs], [t["id"] for _, t in pairs]],
+        )
+    for currency, payouts in by_currency.items():
+        in_transit = ledger_accounts_for_workers(
+            kind=AccountKind.WORKER_IN_TRANSIT,
+            currency=currency,
+            worker_ids=[p.worker_id for p in payouts],
+        )
+        clearing = ledger_account(kind=AccountKind.STRIPE_CLEARING, currency=currency)
+        ledger_post_many(
+            [
+                Posting(
+                    key=f"payout:{p.pk}:paid",
+                    kind=TxKind.PAYOUT_PAID,
+                    currency=currency,
+                    entries=((in_transit[p.worker_id], -p.amount), (clearing, p.amount)),
+                    memo=f"Payout #{p.pk} transferred ({p.stripe_transfer_id})",
+                    worker_id=p.worker_id,
+                    payout_id=p.pk,
+                )
+                for p in payouts
+            ]
+        )
 
 
 def payouts_resume_queued() -> list[int]:

@@ -16,10 +16,11 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -159,6 +160,120 @@ def ledger_post(
             raise
         return existing, False
     return tx, True
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One transaction for :func:`ledger_post_many` (ids instead of instances: bulk paths)."""
+
+    key: str
+    kind: str
+    currency: str
+    entries: tuple[tuple[LedgerAccount, int], ...]
+    memo: str = ""
+    job_id: int | None = None
+    worker_id: int | None = None
+    payout_id: int | None = None
+
+
+@transaction.atomic
+def ledger_post_many(postings: Sequence[Posting]) -> int:
+    """Post many transactions in a few statements (payout runs); returns how many were new.
+
+    Same rules as :func:`ledger_post`: balanced, idempotent by key (already-posted keys are
+    skipped), cached balances updated. Accounts are locked in id order before the update.
+    """
+    if not postings:
+        return 0
+    checked = [(p, legs(*p.entries)) for p in postings]
+    done = set(
+        LedgerTransaction.objects.filter(key__in=[p.key for p in postings]).values_list(
+            "key", flat=True
+        )
+    )
+    todo = [(p, merged) for p, merged in checked if p.key not in done]
+    if not todo:
+        return 0
+    try:
+        with transaction.atomic():
+            txs = LedgerTransaction.objects.bulk_create(
+                [
+                    LedgerTransaction(
+                        key=p.key,
+                        kind=p.kind,
+                        currency=p.currency,
+                        memo=p.memo[:500],
+                        job_id=p.job_id,
+                        worker_id=p.worker_id,
+                        payout_id=p.payout_id,
+                    )
+                    for p, _ in todo
+                ]
+            )
+            entries = []
+            deltas: dict[int, int] = defaultdict(int)
+            for tx, (_, merged) in zip(txs, todo, strict=True):
+                for leg in merged:
+                    entries.append(
+                        LedgerEntry(transaction=tx, account=leg.account, amount=leg.amount)
+                    )
+                    if leg.account.kind in AccountKind.CACHED_KINDS:
+                        deltas[leg.account.pk] += leg.amount
+            LedgerEntry.objects.bulk_create(entries, batch_size=2_000)
+            if deltas:
+                ids = sorted(deltas)
+                list(
+                    LedgerAccount.objects.select_for_update()
+                    .filter(pk__in=ids)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "UPDATE payments_ledgeraccount AS a SET balance = a.balance + v.d "
+                        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, d) WHERE a.id = v.id",
+                        [ids, [deltas[i] for i in ids]],
+                    )
+    except IntegrityError:
+        # A key posted concurrently (or a bug): fall back to one-by-one posting, which
+        # recognises replays and re-raises anything else.
+        for p, _ in todo:
+            ledger_post(
+                key=p.key,
+                kind=p.kind,
+                currency=p.currency,
+                entries=p.entries,
+                memo=p.memo,
+                worker=User(pk=p.worker_id) if p.worker_id else None,
+                payout=_payout_ref(p.payout_id),
+            )
+    return len(todo)
+
+
+def _payout_ref(payout_id: int | None):
+    if payout_id is None:
+        return None
+    from .models import Payout
+
+    return Payout(pk=payout_id)
+
+
+def ledger_accounts_for_workers(
+    *, kind: str, currency: str, worker_ids: Sequence[int]
+) -> dict[int, LedgerAccount]:
+    """The ``kind`` account of each worker, creating the missing ones in one statement."""
+    if kind not in AccountKind.WORKER_KINDS:
+        raise ValueError(f"{kind} is not a worker account kind")
+    LedgerAccount.objects.bulk_create(
+        [LedgerAccount(kind=kind, currency=currency, worker_id=w) for w in worker_ids],
+        ignore_conflicts=True,
+    )
+    return {
+        a.worker_id: a
+        for a in LedgerAccount.objects.filter(
+            kind=kind, currency=currency, job=None, worker_id__in=list(worker_ids)
+        )
+    }
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import requests
 import stripe
 from django.conf import settings
 
@@ -44,17 +45,22 @@ def _client() -> stripe.StripeClient:
         settings.STRIPE_API_BASE,
         settings.STRIPE_TIMEOUT_SECONDS,
         settings.STRIPE_MAX_NETWORK_RETRIES,
+        getattr(settings, "STRIPE_PROXY", ""),
     )
     cached = getattr(_local, "client", None)
     if cached is not None and cached[0] == config:
         return cached[1]
-    key, base, timeout, retries = config
+    key, base, timeout, retries, proxy = config
+    session = requests.Session()
+    # Proxies come from STRIPE_PROXY only: reading them from the environment on every request
+    # costs about a millisecond a call, a fifth of a payout's budget.
+    session.trust_env = False
     client = stripe.StripeClient(
         key,
         stripe_version=STRIPE_API_VERSION,
         base_addresses={"api": base} if base else None,
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=stripe.RequestsClient(timeout=timeout, session=session, proxy=proxy or None),
     )
     _local.client = (config, client)
     return client
@@ -163,9 +169,12 @@ def transfer_create(
         params["transfer_group"] = transfer_group
     if description:
         params["description"] = description
-    return _plain(
-        _call(_client().v1.transfers.create, params=params, options=_options(idempotency_key))
+    # The payout hot path: a raw request skips building a StripeObject only to turn it back
+    # into a dict (same HTTP, same errors, same idempotency handling in the SDK).
+    response = _call(
+        _client().raw_request, "post", "/v1/transfers", idempotency_key=idempotency_key, **params
     )
+    return dict(response.data)
 
 
 def transfer_retrieve(transfer_id: str) -> dict:
@@ -173,18 +182,17 @@ def transfer_retrieve(transfer_id: str) -> dict:
 
 
 def transfers_list(*, created_gte: int | None = None, page_size: int = 100) -> Iterator[dict]:
-    """Every transfer (newest first), following pagination."""
+    """Every transfer (newest first), following pagination (raw pages: plain dicts)."""
     params: dict[str, Any] = {"limit": page_size}
     if created_gte is not None:
         params["created"] = {"gte": created_gte}
-    page = _call(_client().v1.transfers.list, params=params)
     while True:
-        for item in page.data:
-            yield _plain(item)
-        if not page.has_more or not page.data:
+        page = _call(_client().raw_request, "get", "/v1/transfers", **params).data
+        data = page.get("data") or []
+        yield from data
+        if not page.get("has_more") or not data:
             return
-        params["starting_after"] = page.data[-1].id
-        page = _call(_client().v1.transfers.list, params=params)
+        params["starting_after"] = data[-1]["id"]
 
 
 def transfer_reverse(

@@ -232,6 +232,10 @@ class LocalStripe:
         self.auto_deliver = auto_deliver
         self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
         self.request_log: list[tuple[str, int]] = []
+        # Seconds spent handling API requests (benchmarks subtract it from their own time).
+        self.busy_seconds = 0.0
+        self.busy_cpu_seconds = 0.0
+        self._busy_lock = threading.Lock()
         self._deliver_queue: queue.Queue = queue.Queue()
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -730,6 +734,12 @@ def _fingerprint(method: str, path: str, params: dict) -> str:
 def _make_handler(server: LocalStripe):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = -1  # headers and body leave in one write (see _send's flush)
+
+        def setup(self) -> None:
+            super().setup()
+            # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every answer.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args) -> None:
             logger.debug("%s " + format, self.address_string(), *args)
@@ -762,7 +772,22 @@ def _make_handler(server: LocalStripe):
         def do_DELETE(self) -> None:
             self._dispatch("DELETE")
 
+        def parse_request(self) -> bool:
+            # Handling starts once a request line arrived (not while idling on keep-alive).
+            self._started = time.perf_counter()
+            return super().parse_request()
+
         def _dispatch(self, method: str) -> None:
+            started = getattr(self, "_started", time.perf_counter())
+            cpu = time.thread_time()
+            try:
+                self._dispatch_inner(method)
+            finally:
+                with server._busy_lock:
+                    server.busy_seconds += time.perf_counter() - started
+                    server.busy_cpu_seconds += time.thread_time() - cpu
+
+        def _dispatch_inner(self, method: str) -> None:
             parsed = urllib.parse.urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""

@@ -26,9 +26,11 @@ class VideoAdmin(admin.ModelAdmin):
         "height",
         "fps",
         "frame_count",
+        "attempts",
+        "bad_packets",
         "created_at",
     )
-    list_filter = ("status", "codec")
+    list_filter = ("status", "stage", "codec", "variable_frame_rate")
     search_fields = ("original_name", "checksum", "job__title")
     raw_id_fields = ("job",)
 
@@ -42,7 +44,10 @@ class MicroTaskAdmin(admin.ModelAdmin):
         "index",
         "frame_start",
         "frame_end",
+        "motion",
+        "clutter",
         "complexity",
+        "expected_objects",
         "price",
         "is_gold",
         "replica_target",

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from marketplace import services as marketplace_services
 from marketplace.errors import (
@@ -48,7 +49,8 @@ from .models import (
     Slot,
     Submission,
 )
-from .sql import statement
+from .sql import fetch_prepared, statement
+from .work_selectors import CandidateJob
 
 logger = logging.getLogger(__name__)
 
@@ -268,20 +270,19 @@ def _check_not_suspended(worker: User) -> None:
         )
 
 
-def _run_claim(sql_name: str, *, job: Job, worker: User, now: datetime) -> int | None:
+def _run_claim(
+    sql_name: str, *, job: CandidateJob, worker: User, now: datetime
+) -> Assignment | None:
     params = {
         "job_id": job.pk,
         "worker_id": worker.pk,
         "now": now,
         "deadline": now + job.claim_time_limit,
     }
-    sql = statement("claiming.sql", sql_name)
     for _attempt in range(CLAIM_RETRIES):
-        with connection.cursor() as cur:
-            cur.execute(sql, params)
-            assignment_id, picked = cur.fetchone()
-        if assignment_id is not None or not picked:
-            return assignment_id
+        assignment, picked = work_selectors.claim_and_load(sql_name, params)
+        if assignment is not None or not picked:
+            return assignment
         # This worker claimed the same microtask in a concurrent request (the insert met the
         # unique constraint and did nothing); the retry sees that claim and skips the microtask.
     return None
@@ -313,11 +314,9 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
         if job.gold_rate > 0 and _rng.random() < job.gold_rate:
             order.insert(0, "claim_gold")
         for sql_name in order:
-            assignment_id = _run_claim(sql_name, job=job, worker=worker, now=now)
-            if assignment_id is not None:
-                return work_selectors.assignment_for_worker(
-                    worker=worker, assignment_id=assignment_id
-                )
+            assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
+            if assignment is not None:
+                return assignment
     raise NothingAvailable(
         "There is no work available for you right now; every open microtask is taken or done "
         "by you. Check back soon."
@@ -326,11 +325,7 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
 
 def _lock_own(*, worker: User, assignment_id: int) -> Assignment:
     try:
-        assignment = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("microtask__job", "microtask__video")
-            .get(pk=assignment_id)
-        )
+        assignment = work_selectors.load_assignment(assignment_id=assignment_id, for_update=True)
     except Assignment.DoesNotExist:
         raise NotFound("No such assignment.") from None
     if assignment.worker_id != worker.pk:
@@ -436,7 +431,6 @@ def annotation_context(microtask: MicroTask) -> AnnotationContext:
     )
 
 
-@transaction.atomic
 def assignment_submit(
     *,
     worker: User,
@@ -448,8 +442,18 @@ def assignment_submit(
 
     Refused (nothing stored) for someone else's assignment (403), an expired claim (409), an
     assignment already submitted (409), or a payload that does not fit (400, field by field).
+
+    Optimistic rather than locked: the payload is validated without holding a lock, then one
+    statement (``claiming.sql``: ``submit``) flips the assignment to submitted and stores the
+    submission only if the claim is still live; if it is not, the reload says why. So it needs
+    no ``transaction.atomic`` (one statement is atomic) and joins a caller's transaction if any.
     """
-    assignment = _lock_own(worker=worker, assignment_id=assignment_id)
+    try:
+        assignment = work_selectors.load_assignment(assignment_id=assignment_id)
+    except Assignment.DoesNotExist:
+        raise NotFound("No such assignment.") from None
+    if assignment.worker_id != worker.pk:
+        raise PermissionDenied("This assignment belongs to another worker.")
     now = _now()
     _require_live(assignment, now, "submit")
     microtask = assignment.microtask
@@ -460,16 +464,39 @@ def assignment_submit(
     active = _clean_active_seconds(
         active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
     )
-    submission = Submission.objects.create(
-        assignment=assignment, payload=result.payload, frames=result.frames
+    auto_approve_at = now + microtask.job.auto_approve_delay
+    (submission_id,) = fetch_prepared(
+        statement("claiming.sql", "submit"),
+        {
+            "now": now,
+            "auto_approve_at": auto_approve_at,
+            "active_seconds": active,
+            "assignment_id": assignment.pk,
+            "worker_id": worker.pk,
+            "payload": Jsonb(result.payload),
+            "frames": Jsonb(result.frames),
+        },
     )
+    if submission_id is None:
+        # The claim changed between the read and the write: report its state now.
+        _require_live(work_selectors.load_assignment(assignment_id=assignment.pk), _now(), "submit")
+        raise AssignmentNotLive("You cannot submit: this claim changed meanwhile; reload.")
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
-    assignment.auto_approve_at = now + microtask.job.auto_approve_delay
+    assignment.auto_approve_at = auto_approve_at
     if active is not None:
         assignment.active_seconds = active
-    assignment.save(update_fields=["status", "submitted_at", "auto_approve_at", "active_seconds"])
+    submission = Submission(
+        id=submission_id,
+        assignment=assignment,
+        payload=result.payload,
+        frames=result.frames,
+        created_at=now,
+    )
+    submission._state.adding = False
+    assignment._state.fields_cache["submission"] = submission
     from quality.services import submission_received  # quality imports this module
 
+    # Quality scores it on Celery once it is committed.
     submission_received(submission=submission)
     return assignment

@@ -110,3 +110,45 @@ WITH overdue AS (
     RETURNING tasks_slot.id
 )
 SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM freed);
+
+-- name: candidate_jobs
+-- Published jobs the worker may claim from, in claim order: job priority, then deadline, then
+-- age. The worker must have passed the job type's qualification and not be suspended. Optional
+-- job filter: a NULL job_id means any job.
+SELECT j.id, j.gold_rate, j.min_trust, j.annotation_type, j.claim_time_limit
+FROM marketplace_job j
+WHERE j.status = 'published'
+  AND (%(job_id)s::bigint IS NULL OR j.id = %(job_id)s::bigint)
+  AND j.annotation_type IN (
+      SELECT q.annotation_type FROM marketplace_qualification q
+      WHERE q.worker_id = %(worker_id)s AND q.status = 'passed'
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM marketplace_workerprofile p
+      WHERE p.user_id = %(worker_id)s AND p.status = 'suspended'
+  )
+ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
+LIMIT %(limit)s;
+
+-- name: submit
+-- Store a validated submission, only if the claim is still live: one statement, no lock held
+-- while the payload is validated. No row (NULL) means the claim changed meanwhile (expired,
+-- released, already submitted) and the caller reports why.
+WITH updated AS (
+    UPDATE tasks_assignment
+    SET status = 'submitted',
+        submitted_at = %(now)s,
+        auto_approve_at = %(auto_approve_at)s,
+        active_seconds = COALESCE(%(active_seconds)s, active_seconds)
+    WHERE id = %(assignment_id)s
+      AND worker_id = %(worker_id)s
+      AND status = 'claimed'
+      AND deadline >= %(now)s
+    RETURNING id
+), stored AS (
+    INSERT INTO tasks_submission (assignment_id, payload, frames, created_at)
+    SELECT updated.id, %(payload)s, %(frames)s, %(now)s
+    FROM updated
+    RETURNING id
+)
+SELECT (SELECT id FROM stored);

@@ -217,7 +217,7 @@ class DecodedFrame:
 class DecodeStats:
     frames: int = 0
     bad_packets: int = 0  # packets the decoder rejected
-    logged_errors: int = 0  # errors FFmpeg reported (damaged data it concealed or skipped)
+    logged_errors: int = 0  # errors the demuxer reported (damaged or truncated container)
     first_error: str = ""
     last_time: float = 0.0
     variable_frame_rate: bool = False
@@ -251,24 +251,61 @@ def decode(
     nominal frame duration, so variable frame rate keeps its real times.
     """
     stats = stats if stats is not None else DecodeStats()
-    previous_level = av.logging.get_level()
+    _scan_container(source, stats)
+    yield from _decode(source, analysis_width, stats, limits, max_bad_packet_ratio)
+
+
+def _scan_container(source: str | BinaryIO, stats: DecodeStats) -> None:
+    """Demux (not decode) the whole video stream once with FFmpeg's error log captured.
+
+    The container's own complaints ("File ended prematurely", lost sync) are only reported
+    through the log. Capturing the log while frame-threaded decoding runs can deadlock PyAV
+    (PyAV-Org/PyAV#751, #909), so the log is switched on only for this cheap single-threaded
+    pass over the packets and off again before decoding.
+    """
+    previous = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture(local=False) as logs:
-            yield from _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs)
+        with av.logging.Capture(local=True) as logs, _open(source) as container:
+            if container.streams.video:
+                for _ in container.demux(container.streams.video[0]):
+                    pass
+    except av.error.FFmpegError as exc:
+        stats.logged_errors += 1
+        stats.first_error = stats.first_error or str(exc)
     finally:
-        av.logging.set_level(previous_level)
-
-
-def _note_logs(stats: DecodeStats, logs: list) -> None:
+        av.logging.set_level(previous)
+        if not isinstance(source, str):
+            source.seek(0)
     errors = [entry for entry in logs if entry[0] <= av.logging.ERROR]
-    if errors and not stats.first_error:
-        stats.first_error = f"{errors[0][1]}: {errors[0][2].strip()}"
-    stats.logged_errors += len(errors)
-    logs.clear()
+    if errors:
+        stats.logged_errors += len(errors)
+        stats.first_error = stats.first_error or f"{errors[0][1]}: {errors[0][2].strip()}"
 
 
-def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs):
+# Planar formats whose first plane is the luma (grey) picture at full size.
+_LUMA_FIRST = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
+
+
+def _analysis_gray(frame: Any, width: int, height: int) -> np.ndarray:
+    """The low-resolution grey picture of a frame.
+
+    For the usual planar YUV formats this subsamples the luma plane in place (a strided view of
+    the decoder's buffer, copied at the small size), which costs next to nothing next to the
+    decoding; other formats go through swscale.
+    """
+    if frame.format.name in _LUMA_FIRST and frame.width >= 2 * width:
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        sy = max(1, plane.height // height)
+        sx = max(1, plane.width // width)
+        return np.ascontiguousarray(luma[: sy * height : sy, : sx * width : sx])
+    return frame.reformat(width=width, height=height, format="gray").to_ndarray()
+
+
+def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
     with _open(source) as container:
         info = _probe_open(container, limits)
         stream = container.streams.video[0]
@@ -293,9 +330,7 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs):
                         stats.variable_frame_rate = True
                     last_delta = delta
                 last_time = t
-                if logs:
-                    _note_logs(stats, logs)
-                gray = frame.reformat(width=aw, height=ah, format="gray").to_ndarray()
+                gray = _analysis_gray(frame, aw, ah)
                 stats.frames = index + 1
                 stats.last_time = t
                 yield DecodedFrame(index=index, time=t, gray=gray, _frame=frame)
@@ -327,7 +362,6 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio, logs):
                 "Not a single frame of this video could be decoded; the file is truncated or "
                 "damaged. Upload the complete file again."
             )
-        _note_logs(stats, logs)
         if info.duration and stats.last_time + nominal < 0.9 * info.duration - 0.5:
             if stats.damage:
                 raise VideoError(

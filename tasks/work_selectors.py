@@ -8,10 +8,13 @@ work cannot reach a worker by accident.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import Exists, F, QuerySet
+from django.db import connection
+from django.db.models import F, QuerySet
 
 from marketplace.models import (
     Job,
@@ -19,11 +22,10 @@ from marketplace.models import (
     Qualification,
     QualificationStatus,
     User,
-    WorkerProfile,
-    WorkerStatus,
 )
 
-from .models import Assignment, AssignmentStatus, MicroTask, Slot
+from .models import Assignment, AssignmentStatus, MicroTask, Slot, Submission, Video
+from .sql import fetch_prepared, statement
 
 # A new worker's trust until the quality module provides ``quality.selectors.worker_trust``.
 DEFAULT_TRUST = 0.5
@@ -53,21 +55,29 @@ def _published_jobs() -> QuerySet[Job]:
     )
 
 
-def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[Job]:
-    """Published jobs ``worker`` qualifies for (type passed, trust ≥ min_trust), in claim order."""
-    jobs = (
-        _published_jobs()
-        .filter(
-            annotation_type__in=Qualification.objects.filter(
-                worker=worker, status=QualificationStatus.PASSED
-            ).values("annotation_type")
-        )
-        .exclude(Exists(WorkerProfile.objects.filter(user=worker, status=WorkerStatus.SUSPENDED)))
-        .only("id", "gold_rate", "min_trust", "annotation_type", "claim_time_limit")
+@dataclass(frozen=True)
+class CandidateJob:
+    """What the claim path needs of a job (read with one precompiled statement)."""
+
+    pk: int
+    gold_rate: float
+    min_trust: float
+    annotation_type: str
+    claim_time_limit: timedelta
+
+
+def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[CandidateJob]:
+    """Published jobs ``worker`` qualifies for (type passed, trust ≥ min_trust), in claim order.
+
+    Plain SQL (``claiming.sql``: ``candidate_jobs``): this runs on every claim, and compiling the
+    equivalent ORM query cost more than running it.
+    """
+    rows = fetch_prepared(
+        statement("claiming.sql", "candidate_jobs"),
+        {"worker_id": worker.pk, "job_id": job_id, "limit": MAX_CANDIDATE_JOBS},
+        many=True,
     )
-    if job_id is not None:
-        jobs = jobs.filter(pk=job_id)
-    jobs = list(jobs[:MAX_CANDIDATE_JOBS])
+    jobs = [CandidateJob(*row) for row in rows]
     trust: dict[str, float] = {}
     result = []
     for job in jobs:
@@ -147,10 +157,121 @@ def worker_frames(
     return out
 
 
+_LOADED = ((Assignment, "a"), (MicroTask, "m"), (Video, "v"), (Job, "j"), (Submission, "s"))
+
+
+@cache
+def _assignment_select() -> tuple[str, list[tuple[type, list, list, int]]]:
+    """One SELECT of an assignment with its microtask, video, job and submission.
+
+    Built once from the models' own fields, so it follows schema changes; the ORM's
+    ``select_related`` equivalent spends more time compiling than PostgreSQL spends running it.
+    """
+    columns, layout = [], []
+    for model, alias in _LOADED:
+        fields = list(model._meta.concrete_fields)
+        converters = [
+            (i, f.cached_col, conv)
+            for i, f in enumerate(fields)
+            for conv in connection.ops.get_db_converters(f.cached_col)
+            + f.cached_col.get_db_converters(connection)
+        ]
+        attnames = [f.attname for f in fields]
+        layout.append((model, attnames, converters, len(columns)))
+        columns += [f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM tasks_assignment a "
+        "JOIN tasks_microtask m ON m.id = a.microtask_id "
+        "JOIN tasks_video v ON v.id = m.video_id "
+        "JOIN marketplace_job j ON j.id = m.job_id "
+        "LEFT JOIN tasks_submission s ON s.assignment_id = a.id "
+        "WHERE a.id = %s"
+    )
+    return sql, layout
+
+
+def _instance(model, attnames, converters, values):
+    values = list(values)
+    for i, col, conv in converters:
+        values[i] = conv(values[i], col, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+def load_assignment(*, assignment_id: int, for_update: bool = False) -> Assignment:
+    """The assignment with ``microtask``, ``microtask.video``, ``microtask.job`` and
+    ``submission`` loaded in one query (optionally locking the assignment row)."""
+    sql, layout = _assignment_select()
+    if for_update:
+        sql += " FOR UPDATE OF a"
+    row = fetch_prepared(sql, [assignment_id])
+    if row is None:
+        raise Assignment.DoesNotExist(f"No assignment {assignment_id}.")
+    objs = {}
+    for model, attnames, converters, offset in layout:
+        values = row[offset : offset + len(attnames)]
+        objs[model] = None if values[0] is None else _instance(model, attnames, converters, values)
+    a, mt = objs[Assignment], objs[MicroTask]
+    mt.video, mt.job = objs[Video], objs[Job]
+    a.microtask = mt
+    a._state.fields_cache["submission"] = objs[Submission]
+    return a
+
+
+@cache
+def _claim_and_load(sql_name: str) -> tuple[str, list]:
+    """A claim statement of ``claiming.sql`` whose result row is the new assignment with its
+    microtask, video and job (saving the round trip of loading them after the claim), then the
+    "picked a slot" flag. Every column is NULL when nothing was claimed."""
+    base = statement("claiming.sql", sql_name)
+    returning = "ON CONFLICT DO NOTHING\n    RETURNING id, slot_id"
+    final = "SELECT (SELECT id FROM filled), "
+    assert base.count(returning) == 1 and base.count(final) == 1, sql_name
+    head, _, picked = base.partition(final)
+    head = head.replace(returning, "ON CONFLICT DO NOTHING\n    RETURNING *")
+    _sql, layout = _assignment_select()
+    layout = [entry for entry in layout if entry[0] is not Submission]
+    q = connection.ops.quote_name
+    columns, offset, shifted = [], 0, []
+    for (model, attnames, converters, _), alias in zip(layout, "amvj", strict=True):
+        fields = model._meta.concrete_fields
+        columns += [f"{alias}.{q(f.column)}" for f in fields]
+        shifted.append((model, attnames, converters, offset))
+        offset += len(fields)
+    sql = (
+        f"{head}SELECT {', '.join(columns)}, {picked} "
+        "FROM (SELECT 1) AS one "
+        "LEFT JOIN created a ON a.id = (SELECT id FROM filled) "
+        "LEFT JOIN tasks_microtask m ON m.id = a.microtask_id "
+        "LEFT JOIN tasks_video v ON v.id = m.video_id "
+        "LEFT JOIN marketplace_job j ON j.id = m.job_id"
+    )
+    return sql, shifted
+
+
+def claim_and_load(sql_name: str, params: dict) -> tuple[Assignment | None, bool]:
+    """Run a claim statement; return ``(the new assignment fully loaded or None, picked)``."""
+    sql, layout = _claim_and_load(sql_name)
+    row = fetch_prepared(sql, params)
+    picked = bool(row[-1])
+    if row[0] is None:
+        return None, picked
+    objs = {
+        model: _instance(model, attnames, converters, row[offset : offset + len(attnames)])
+        for model, attnames, converters, offset in layout
+    }
+    a, mt = objs[Assignment], objs[MicroTask]
+    mt.video, mt.job = objs[Video], objs[Job]
+    a.microtask = mt
+    a._state.fields_cache["submission"] = None
+    return a, picked
+
+
 def assignment_for_worker(*, worker: User, assignment_id: int) -> Assignment:
-    return Assignment.objects.select_related(
-        "microtask__job", "microtask__video", "submission"
-    ).get(pk=assignment_id, worker=worker)
+    """``worker``'s own assignment, fully loaded; DoesNotExist for anyone else's."""
+    a = load_assignment(assignment_id=assignment_id)
+    if a.worker_id != worker.pk:
+        raise Assignment.DoesNotExist(f"No assignment {assignment_id} of this worker.")
+    return a
 
 
 def worker_view_of(assignment: Assignment) -> dict[str, Any]:

@@ -213,6 +213,7 @@ STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="wh
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_PROXY = env("STRIPE_PROXY", default="")  # an HTTP(S) proxy for Stripe calls, if any
 
 # --- Marketplace policy defaults
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +19,7 @@ from marketplace.models import AnnotationType, Qualification
 
 from .. import claiming, qualifying, work_selectors
 from ..models import Assignment
+from .auth import CachedTokenAuthentication
 
 
 class ClaimInput(serializers.Serializer):
@@ -39,6 +41,9 @@ class QualificationInput(serializers.Serializer):
     )
 
 
+WORKER_AUTH = [CachedTokenAuthentication, SessionAuthentication]
+
+
 def _valid(serializer_class, request) -> dict:
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
@@ -49,6 +54,7 @@ class JobBoardView(APIView):
     """Published jobs with open work, their pay and estimated time."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -78,6 +84,7 @@ class ClaimView(APIView):
     """Claim the next microtask you may do (optionally from one job)."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
@@ -90,6 +97,7 @@ class MyWorkView(APIView):
     """Your assignments, newest first, with status, pay and any rejection reason."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(operation_id="work_assignments_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -104,6 +112,7 @@ class AssignmentView(APIView):
     """One of your assignments: frames, schema, time limit, pay, your submission."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
@@ -118,6 +127,7 @@ class HeartbeatView(APIView):
     """Keep your claim alive: extends the deadline within the job's bound."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(request=LeaseInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
@@ -132,6 +142,7 @@ class ReleaseView(APIView):
     """Give the microtask back to the pool."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
@@ -143,17 +154,17 @@ class SubmitView(APIView):
     """Submit the annotation; it is checked against the job's schema field by field."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(request=SubmitInput, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
         data = _valid(SubmitInput, request)
-        claiming.assignment_submit(
+        assignment = claiming.assignment_submit(
             worker=request.user,
             assignment_id=pk,
             payload=data["payload"],
             active_seconds=data.get("active_seconds"),
         )
-        assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
         return Response(work_selectors.worker_view_of(assignment))
 
 
@@ -188,6 +199,7 @@ class QualificationListView(APIView):
     """Your standing for each annotation type."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(operation_id="work_qualifications_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
@@ -212,6 +224,7 @@ class QualificationTestView(APIView):
     """GET the questions of a qualification test; POST your answers to be scored."""
 
     permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, annotation_type: str):

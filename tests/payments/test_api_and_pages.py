@@ -184,3 +184,25 @@ def test_pricing_policy_edit_in_admin_creates_a_new_version(client, admin_user):
     assert r.status_code == 302, r.content.decode()[:2000]
     assert PricingPolicy.objects.get(version=1).floor_hourly == v1.floor_hourly
     assert PricingPolicy.objects.get(version=2).floor_hourly == 1_500
+
+
+def test_admin_actions_resubmit_and_reconcile(
+    client, admin_user, stripe_server, django_capture_on_commit_callbacks
+):
+    from payments import payouts
+    from payments.models import Payout, PayoutStatus
+
+    worker = onboarded_worker(stripe_server, available=2_000)
+    payout = payouts.payout_create(worker=worker, enqueue=False)
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(
+            "/admin/payments/payout/",
+            {"action": "resubmit", "_selected_action": [payout.pk]},
+        )
+    assert r.status_code == 302
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.SUBMITTED
+    client.post("/admin/payments/payout/", {"action": "reconcile", "_selected_action": [payout.pk]})
+    assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.PAID
+    assert AuditLog.objects.filter(action="payout.resubmitted", actor=admin_user).exists()

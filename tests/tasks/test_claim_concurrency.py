@@ -127,3 +127,40 @@ def test_concurrent_claimers_fill_every_slot_exactly_once_with_releases_and_expi
     assert submitted == n_slots == outcomes["submitted"]
     assert by_status[AssignmentStatus.RELEASED] == outcomes["released"] > 0
     assert by_status[AssignmentStatus.EXPIRED] == outcomes["abandoned"] == outcomes["expired"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_one_worker_claiming_from_many_tabs_at_once_never_holds_a_microtask_twice():
+    """The same worker racing themselves: each claim gets a different microtask or nothing."""
+    job = published_job(n=6, overlap=3, gold_rate=0.0)
+    worker = qualified_worker()
+    got: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def tab() -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                try:
+                    a = claiming.assignment_claim(worker=worker)
+                except NothingAvailable:
+                    return
+                with lock:
+                    got.append(a.microtask_id)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tab) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(got) == sorted(set(got)) and len(got) == 6
+    assert Assignment.objects.filter(microtask__job=job, worker=worker).count() == 6

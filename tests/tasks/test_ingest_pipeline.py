@@ -182,3 +182,27 @@ def test_retry_after_a_crash_leaves_no_duplicates_or_orphans(
     named = {f["image"] for m in mts for f in m.manifest["frames"]}
     assert stored_files(v.frames_prefix) == named
     assert {n for n in all_stored() if n.startswith("frames/")} == named
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_ingestion_is_requeued_and_finished(requester, tmp_path):
+    """A video left processing by a worker that died silently is picked up again by beat."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.ingestion import requeue_stalled, video_register_path
+    from tasks.tasks import requeue_stalled_ingestions
+
+    clip = make_clip(tmp_path, frames=20)
+    job = JobFactory(requester=requester, frame_step=5, frames_per_task=2)
+    v = video_register_path(job=job, path=clip.path)
+    Job = type(job)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.PROCESSING)
+    Video.objects.filter(pk=v.pk).update(status=VideoStatus.PROCESSING, stage="decode")
+    assert requeue_stalled() == []  # fresh: not stalled yet
+    Video.objects.filter(pk=v.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert requeue_stalled_ingestions.delay().get() == 1  # eager: re-ingested at once
+    v.refresh_from_db()
+    job.refresh_from_db()
+    assert (v.status, job.status, v.microtasks.count()) == ("ready", "ready", 2)
