@@ -568,6 +568,10 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
+    if len(rows) < 2:
+        # One annotator agrees with nobody: their answer is the result, but it says nothing
+        # about their trust, and approval is the requester's (or the auto-approval delay's).
+        return "accepted (single replica)"
     frame_share = None
     if frame_agreement:
         frame_share = float(

@@ -475,3 +475,16 @@ def test_polygon_job_consensus_and_gold(world_factory, workers, no_gold):
         submitted=Assignment.objects.get(pk=a.pk).submission.frames,
     )
     assert score.score > 0.8
+
+
+def test_a_single_replica_is_the_result_but_is_not_approved_by_agreement(
+    world_factory, workers, no_gold
+):
+    world = world_factory(n=1, overlap=1, overlap_max=1)
+    (w,) = workers(1)
+    a = claim_and_submit(world, w, PRECISE, seed=1)
+    mt = MicroTask.objects.get(pk=a.microtask_id)
+    assert mt.status == MicroTaskStatus.COMPLETE
+    assert ConsensusResult.objects.get(microtask=mt).replicas == 1
+    assert a.status == AssignmentStatus.SUBMITTED
+    assert not TrustEvidence.objects.filter(assignment=a).exists()
