@@ -492,7 +492,10 @@ def assignment_pay(*, assignment: Assignment, credit: float = 1.0) -> int:
     if done is not None:
         assignment.pay_amount = a.pay_amount
         return int(a.pay_amount or 0)
-    if LedgerTransaction.objects.filter(key=f"assignment:{a.pk}:unpaid").exists():
+    # A rejection whose "unpaid" was reversed (an upheld appeal) may be paid.
+    if LedgerTransaction.objects.filter(
+        key=f"assignment:{a.pk}:unpaid", reversed_by__isnull=True
+    ).exists():
         raise Conflict(f"Assignment #{a.pk} was rejected (unpaid); it cannot be paid now.")
     job = a.microtask.job
     policy = active_policy()

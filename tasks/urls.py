@@ -1,3 +1,24 @@
 """Page routes of this app, mounted at the site root."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views, work_views
+
+urlpatterns = [
+    path(
+        "requester/jobs/<int:pk>/videos/",
+        views.job_videos_upload,
+        name="requester-job-videos-upload",
+    ),
+    path(
+        "requester/jobs/<int:pk>/videos/<int:video_id>/delete/",
+        views.job_video_delete,
+        name="requester-job-video-delete",
+    ),
+    path("requester/jobs/<int:pk>/process/", views.job_process, name="requester-job-process"),
+    path("work/", work_views.board, name="work-board"),
+    path("work/claim/", work_views.claim, name="work-claim"),
+    path("work/assignments/<int:pk>/", work_views.annotate, name="work-annotate"),
+    path("work/mine/", work_views.my_work, name="work-mine"),
+    path("work/qualify/<str:annotation_type>/", work_views.qualify, name="work-qualify"),
+]

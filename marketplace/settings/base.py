@@ -121,6 +121,18 @@ if MEDIA_S3_BUCKET:
     }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 VIDEO_UPLOAD_MAX_BYTES = env.int("VIDEO_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Ingestion: the JPEGs shown to annotators fit in this box (aspect kept) at this quality; the
+# features and the shot detector work on grey frames this wide; sides outside the limits are
+# refused as absurd.
+VIDEO_FRAME_MAX_WIDTH = env.int("VIDEO_FRAME_MAX_WIDTH", default=1280)
+VIDEO_FRAME_MAX_HEIGHT = env.int("VIDEO_FRAME_MAX_HEIGHT", default=720)
+VIDEO_FRAME_JPEG_QUALITY = env.int("VIDEO_FRAME_JPEG_QUALITY", default=85)
+VIDEO_ANALYSIS_WIDTH = env.int("VIDEO_ANALYSIS_WIDTH", default=96)
+VIDEO_MIN_SIDE = env.int("VIDEO_MIN_SIDE", default=16)
+VIDEO_MAX_SIDE = env.int("VIDEO_MAX_SIDE", default=7680)
+VIDEO_MAX_DURATION_SECONDS = env.int("VIDEO_MAX_DURATION_SECONDS", default=6 * 3600)
+# A video still "processing" with no progress for this long is re-queued (its worker died).
+VIDEO_INGEST_STALL_SECONDS = env.int("VIDEO_INGEST_STALL_SECONDS", default=15 * 60)
 
 # --- REST API
 REST_FRAMEWORK = {
@@ -166,6 +178,16 @@ CELERY_TIMEZONE = TIME_ZONE
 # Periodic work, by task name; each feature registers its own entries (claim expiry, auto-approval,
 # payout runs, reconciliation). A test checks every entry names a registered task.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "requeue-stalled-ingestions": {
+        "task": "tasks.requeue_stalled_ingestions",
+        "schedule": timedelta(minutes=5),
+    },
+    "expire-overdue-claims": {"task": "tasks.expire_overdue_claims", "schedule": 60.0},
+    "auto-approve-due-submissions": {
+        "task": "tasks.auto_approve_due_submissions",
+        "schedule": 15 * 60.0,
+    },
+    "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.
     "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
@@ -198,6 +220,12 @@ PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# Claims: a heartbeat extends a claim by the job's time limit, up to this many time limits in all.
+CLAIM_MAX_LEASE_FACTOR = env.float("CLAIM_MAX_LEASE_FACTOR", default=3.0)
+# Qualification tests (until quality's gold scoring replaces the IoU rule).
+QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
+QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)
+QUALIFICATION_MAX_ATTEMPTS = env.int("QUALIFICATION_MAX_ATTEMPTS", default=3)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,112 @@
+"""Serializers of the ingestion API (videos, progress, microtask manifests for requesters)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from tasks.ingestion_selectors import manifest_with_urls
+from tasks.models import MicroTask, Video
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    microtask_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Video
+        fields = [
+            "id",
+            "job",
+            "original_name",
+            "size_bytes",
+            "checksum",
+            "status",
+            "stage",
+            "progress",
+            "failure_reason",
+            "container",
+            "codec",
+            "width",
+            "height",
+            "fps",
+            "frame_count",
+            "duration",
+            "rotation",
+            "variable_frame_rate",
+            "shot_boundaries",
+            "bad_packets",
+            "frame_width",
+            "frame_height",
+            "attempts",
+            "microtask_count",
+            "created_at",
+            "updated_at",
+            "ingested_at",
+        ]
+        read_only_fields = fields
+
+
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="One or more video files (repeat the `file` part).",
+    )
+
+
+class ManifestFrameSerializer(serializers.Serializer):
+    frame = serializers.IntegerField()
+    time = serializers.FloatField(help_text="Seconds from the start of the video")
+    image = serializers.CharField(help_text="Storage name")
+    url = serializers.CharField()
+
+
+class MicroTaskSerializer(serializers.ModelSerializer):
+    """A microtask as its requester sees it, with the frames' image URLs."""
+
+    manifest = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MicroTask
+        fields = [
+            "id",
+            "job",
+            "video",
+            "index",
+            "frame_start",
+            "frame_end",
+            "frames",
+            "keyframe_step",
+            "motion",
+            "clutter",
+            "complexity",
+            "expected_objects",
+            "price",
+            "replica_target",
+            "status",
+            "manifest",
+        ]
+        read_only_fields = fields
+
+    def get_manifest(self, obj: MicroTask) -> dict:
+        return manifest_with_urls(obj.manifest)
+
+
+class IngestionVideoSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    original_name = serializers.CharField()
+    status = serializers.CharField()
+    stage = serializers.CharField()
+    progress = serializers.FloatField()
+    failure_reason = serializers.CharField()
+
+
+class IngestionProgressSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    status = serializers.CharField()
+    failure_reason = serializers.CharField()
+    videos_total = serializers.IntegerField()
+    videos_ready = serializers.IntegerField()
+    videos_failed = serializers.IntegerField()
+    progress = serializers.FloatField(help_text="Mean percent over the job's videos")
+    microtasks = serializers.IntegerField()
+    videos = IngestionVideoSerializer(many=True)

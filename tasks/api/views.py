@@ -1,0 +1,122 @@
+"""Thin API views of ingestion: upload videos to a draft job, process it, follow progress."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.api.permissions import IsRequester
+from marketplace.api.serializers import JobSerializer
+from tasks import ingestion, ingestion_selectors
+from tasks.models import MicroTask, Video
+
+from .serializers import (
+    IngestionProgressSerializer,
+    MicroTaskSerializer,
+    VideoSerializer,
+    VideoUploadSerializer,
+)
+
+# Multipart framing around the file; a request longer than the limit plus this is refused before
+# its body is read.
+MULTIPART_SLACK = 64 * 1024
+
+
+class _JobScoped:
+    permission_classes = [IsRequester]
+
+    def job(self):
+        return ingestion_selectors.job_for_requester(
+            user=self.request.user, job_id=self.kwargs["job_id"]
+        )
+
+
+class JobVideosView(_JobScoped, generics.ListAPIView):
+    """A job's videos with their ingestion status, stage and percent; POST uploads more."""
+
+    serializer_class = VideoSerializer
+    parser_classes = [MultiPartParser]
+    queryset = Video.objects.none()
+    ordering_fields = ["id", "created_at"]
+    ordering = ["id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Video.objects.none()
+        return ingestion_selectors.videos_of_job(self.job())
+
+    @extend_schema(request=VideoUploadSerializer, responses={201: VideoSerializer(many=True)})
+    def post(self, request, job_id: int):
+        job = self.job()  # 404 before the body is read
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        limit = settings.VIDEO_UPLOAD_MAX_BYTES
+        if length > limit + MULTIPART_SLACK:
+            raise ingestion.UploadTooLarge(
+                f"The upload is {length / 1024 / 1024:.1f} MB; the limit is "
+                f"{limit / 1024 / 1024:.1f} MB per video."
+            )
+        data = VideoUploadSerializer(data={"file": request.FILES.getlist("file")})
+        data.is_valid(raise_exception=True)
+        files = data.validated_data["file"]
+        videos = ingestion.videos_upload(job=job, by=request.user, files=files)
+        return Response(VideoSerializer(videos, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class JobVideoDetailView(_JobScoped, generics.RetrieveDestroyAPIView):
+    """One video of a job; DELETE removes it while the job is a draft."""
+
+    serializer_class = VideoSerializer
+    queryset = Video.objects.none()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Video.objects.none()
+        return ingestion_selectors.videos_of_job(self.job())
+
+    def perform_destroy(self, instance: Video) -> None:
+        ingestion.video_delete(video_obj=instance, by=self.request.user)
+
+
+class JobProcessView(_JobScoped, APIView):
+    """Start processing a draft job: draft → processing, one ingestion per video."""
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    def post(self, request, job_id: int):
+        job = ingestion.job_process(job=self.job(), by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobIngestionView(_JobScoped, APIView):
+    """Ingestion progress of a job: overall percent and each video's stage and percent."""
+
+    @extend_schema(responses=IngestionProgressSerializer)
+    def get(self, request, job_id: int):
+        return Response(ingestion_selectors.job_ingestion_progress(self.job()))
+
+
+class JobMicroTasksView(_JobScoped, generics.ListAPIView):
+    """A job's microtasks with complexity features and frame manifests (requesters only)."""
+
+    serializer_class = MicroTaskSerializer
+    queryset = MicroTask.objects.none()
+    filterset_fields = ["video", "status"]
+    ordering_fields = ["index", "complexity", "motion", "clutter"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return MicroTask.objects.none()
+        return ingestion_selectors.microtasks_of_job(self.job())
+
+
+class JobMicroTaskDetailView(_JobScoped, generics.RetrieveAPIView):
+    serializer_class = MicroTaskSerializer
+    queryset = MicroTask.objects.none()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return MicroTask.objects.none()
+        return ingestion_selectors.microtasks_of_job(self.job())
