@@ -89,10 +89,22 @@ class LedgerAccount(models.Model):
 
     class Meta:
         constraints = [
+            # One account per kind and currency for each job, each worker and the platform
+            # (partial indexes rather than NULLS NOT DISTINCT, which SQLite lacks).
             models.UniqueConstraint(
-                fields=["kind", "currency", "job", "worker"],
-                name="ledger_account_unique",
-                nulls_distinct=False,
+                fields=["kind", "currency", "job"],
+                condition=Q(job__isnull=False),
+                name="ledger_account_unique_job",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency", "worker"],
+                condition=Q(worker__isnull=False),
+                name="ledger_account_unique_worker",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency"],
+                condition=Q(job__isnull=True, worker__isnull=True),
+                name="ledger_account_unique_platform",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=sorted(AccountKind.NON_NEGATIVE)) | Q(balance__gte=0),

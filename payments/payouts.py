@@ -654,11 +654,22 @@ def _confirm_many(pairs: list[tuple[Payout, dict]]) -> None:
         payout.last_error = ""
         payout.updated_at = now
         by_currency[payout.currency].append(payout)
-    with connection.cursor() as cur:
-        cur.execute(
-            _CONFIRM_MANY,
-            [now, now, now, [p.pk for p, _ in pairs], [t["id"] for _, t in pairs]],
-        )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(
+                _CONFIRM_MANY,
+                [now, now, now, [p.pk for p, _ in pairs], [t["id"] for _, t in pairs]],
+            )
+    else:  # the embedded SQLite mode
+        for p, _ in pairs:
+            Payout.objects.filter(pk=p.pk).update(
+                status=p.status,
+                stripe_transfer_id=p.stripe_transfer_id,
+                settled_at=now,
+                submitted_at=p.submitted_at,
+                last_error="",
+                updated_at=now,
+            )
     for currency, payouts in by_currency.items():
         in_transit = ledger_accounts_for_workers(
             kind=AccountKind.WORKER_IN_TRANSIT,

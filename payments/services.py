@@ -228,12 +228,17 @@ def ledger_post_many(postings: Sequence[Posting]) -> int:
                     .order_by("pk")
                     .values_list("pk", flat=True)
                 )
-                with connection.cursor() as cur:
-                    cur.execute(
-                        "UPDATE payments_ledgeraccount AS a SET balance = a.balance + v.d "
-                        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, d) WHERE a.id = v.id",
-                        [ids, [deltas[i] for i in ids]],
-                    )
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cur:
+                        cur.execute(
+                            "UPDATE payments_ledgeraccount AS a SET balance = a.balance + v.d "
+                            "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, d) "
+                            "WHERE a.id = v.id",
+                            [ids, [deltas[i] for i in ids]],
+                        )
+                else:  # the embedded SQLite mode: one statement per account
+                    for i in ids:
+                        LedgerAccount.objects.filter(pk=i).update(balance=F("balance") + deltas[i])
     except IntegrityError:
         # A key posted concurrently (or a bug): fall back to one-by-one posting, which
         # recognises replays and re-raises anything else.

@@ -206,3 +206,19 @@ def test_admin_actions_resubmit_and_reconcile(
     client.post("/admin/payments/payout/", {"action": "reconcile", "_selected_action": [payout.pk]})
     assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.PAID
     assert AuditLog.objects.filter(action="payout.resubmitted", actor=admin_user).exists()
+
+
+def test_job_funding_page_shows_quote_and_escrow(client, requester, other_requester, stripe_server):
+    job = JobFactory(requester=requester)
+    MicroTaskFactory.create_batch(2, video__job=job, job=job, price=0)
+    client.force_login(other_requester)
+    assert client.get(f"/requester/jobs/{job.pk}/funding/").status_code == 404
+    client.force_login(requester)
+    page = client.get(f"/requester/jobs/{job.pk}/funding/")
+    assert page.status_code == 200 and "To fund" in page.content.decode()
+    assert (
+        f"/requester/jobs/{job.pk}/funding/"
+        in client.get(f"/requester/jobs/{job.pk}/").content.decode()
+    )
+    r = client.post(f"/requester/jobs/{job.pk}/funding/")
+    assert r.status_code == 200 and len(stripe_server.state.payment_intents) == 1
