@@ -142,8 +142,13 @@ def job_transition(*, job: Job, to: str, reason: str = "") -> Job:
     return job
 
 
+@transaction.atomic
 def job_cancel(*, job: Job, by: User) -> Job:
-    """Cancel a job. Later features hook returning claimed work and refunding escrow here."""
+    """Cancel a job: open claims end, unclaimed work and its reserved budget are returned."""
+    from tasks.claiming import job_return_work  # tasks builds on marketplace, not the reverse
+
     if not (by.is_staff or job.requester_id == by.pk):
         raise PermissionDenied("You can only cancel your own jobs.")
-    return job_transition(job=job, to=JobStatus.CANCELLED)
+    job = job_transition(job=job, to=JobStatus.CANCELLED)
+    job_return_work(job=job)
+    return job

@@ -1,3 +1,16 @@
-"""Page routes of this app, mounted at the site root."""
+"""Page routes of this app, mounted at the site root (webhooks included)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("stripe/webhook/", views.stripe_webhook, name="stripe-webhook"),
+    path("stripe/webhook/connect/", views.stripe_connect_webhook, name="stripe-connect-webhook"),
+    path("worker/earnings/", views.earnings_page, name="payments-earnings-page"),
+    path("payments/connect/start/", views.connect_start, name="payments-connect-start"),
+    path("payments/connect/refresh/", views.connect_refresh, name="payments-connect-refresh"),
+    path("payments/connect/return/", views.connect_return, name="payments-connect-return"),
+    path("requester/jobs/<int:pk>/funding/", views.job_funding_page, name="payments-job-funding"),
+    path("staff/money/", views.money_page, name="payments-money"),
+]

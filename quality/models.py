@@ -1,1 +1,278 @@
-from django.db import models  # noqa: F401
+"""Quality state: gold answers and results, consensus, worker trust, fraud flags, review, appeals.
+
+Gold answers live in their own table, apart from ``tasks.MicroTask``: nothing that serializes a
+microtask for a worker can reach them by following a field.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from marketplace.models import AnnotationType
+
+
+class GoldSource(models.TextChoices):
+    ANNOTATED = "annotated", "Annotated in the page"
+    COCO = "coco", "COCO import"
+    CVAT = "cvat", "CVAT video XML import"
+    MOT = "mot", "MOT import"
+    REVIEW = "review", "A reviewer's answer"
+
+
+class GoldAnswer(models.Model):
+    """The known answer of a gold microtask. Never serialized to a worker."""
+
+    microtask = models.OneToOneField(
+        "tasks.MicroTask", on_delete=models.CASCADE, related_name="gold_answer"
+    )
+    payload = models.JSONField(help_text="As a submission payload")
+    frames = models.JSONField(help_text="Per-frame shapes (tracks interpolated)")
+    source = models.CharField(
+        max_length=16, choices=GoldSource.choices, default=GoldSource.ANNOTATED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"gold answer of microtask {self.microtask_id}"
+
+
+class GoldResult(models.Model):
+    """A submission on a gold microtask, scored against the answer."""
+
+    assignment = models.OneToOneField(
+        "tasks.Assignment", on_delete=models.CASCADE, related_name="gold_result"
+    )
+    microtask = models.ForeignKey("tasks.MicroTask", on_delete=models.CASCADE, related_name="+")
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gold_results"
+    )
+    annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
+    score = models.FloatField()
+    passed = models.BooleanField()
+    metrics = models.JSONField(default=dict)
+    frames_off = models.JSONField(default=list, help_text="Frames that failed the check")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["worker", "annotation_type", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"gold result {self.score:.2f} for assignment {self.assignment_id}"
+
+
+class ConsensusDecision(models.TextChoices):
+    ACCEPT = "accept", "Accepted"
+    ADD_REPLICA = "add_replica", "Replica added"
+    REVIEW = "review", "Sent to review"
+    REVIEWED = "reviewed", "Decided by a reviewer"
+
+
+class ConsensusResult(models.Model):
+    """The aggregated answer of a microtask by one algorithm (version included in its name)."""
+
+    microtask = models.ForeignKey(
+        "tasks.MicroTask", on_delete=models.CASCADE, related_name="consensus_results"
+    )
+    algorithm = models.CharField(max_length=40)
+    frames = models.JSONField(help_text="Per-frame shapes, as a submission's")
+    agreement = models.FloatField()
+    frame_agreement = models.JSONField(default=dict)
+    annotator_agreement = models.JSONField(default=dict, help_text="assignment id -> agreement")
+    replicas = models.PositiveSmallIntegerField(default=0)
+    decision = models.CharField(max_length=16, choices=ConsensusDecision.choices)
+    is_current = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["microtask", "algorithm"], name="consensus_one_per_algorithm"
+            ),
+            models.UniqueConstraint(
+                fields=["microtask"], condition=Q(is_current=True), name="consensus_one_current"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} of microtask {self.microtask_id}: {self.agreement:.2f}"
+
+
+class WorkerTrust(models.Model):
+    """A worker's trust for one annotation type (see ``quality.trust``)."""
+
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trust_scores"
+    )
+    annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
+    trust = models.FloatField(default=0.75)
+    tier = models.CharField(max_length=16, default="standard")
+    gold_count = models.PositiveIntegerField(default=0)
+    suspended = models.BooleanField(default=False)
+    suspended_reason = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "annotation_type"], name="one_trust_per_worker_type"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.annotation_type}: {self.trust:.2f}"
+
+
+class TrustEvidence(models.Model):
+    """One piece of evidence that moved a worker's trust, and by how much."""
+
+    trust = models.ForeignKey(WorkerTrust, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=16)  # gold | agreement | review
+    score = models.FloatField()
+    assignment = models.ForeignKey(
+        "tasks.Assignment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    trust_before = models.FloatField()
+    trust_after = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trust", "kind", "assignment"],
+                condition=Q(assignment__isnull=False),
+                name="trust_evidence_once_per_assignment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.score:.2f} ({self.trust_before:.2f}→{self.trust_after:.2f})"
+
+
+class FlagStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class FraudFlag(models.Model):
+    """A fraud signal on one submission, with its evidence, for an admin to judge."""
+
+    assignment = models.ForeignKey(
+        "tasks.Assignment", on_delete=models.CASCADE, related_name="fraud_flags"
+    )
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fraud_flags"
+    )
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16)  # too_fast | empty | identical
+    evidence = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=FlagStatus.choices, default=FlagStatus.OPEN)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "kind"], name="one_flag_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} flag on assignment {self.assignment_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class ReviewItem(models.Model):
+    """A microtask whose replicas did not agree: a person decides the answer."""
+
+    microtask = models.ForeignKey(
+        "tasks.MicroTask", on_delete=models.CASCADE, related_name="review_items"
+    )
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN
+    )
+    answer = models.JSONField(null=True, blank=True, help_text="The reviewer's payload")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["microtask"], condition=Q(status="open"), name="one_open_review"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"review of microtask {self.microtask_id} ({self.status})"
+
+
+class AppealStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    UPHELD = "upheld", "Upheld (work approved)"
+    DENIED = "denied", "Denied"
+
+
+class Appeal(models.Model):
+    """A worker's one appeal against a rejection; an admin decides."""
+
+    assignment = models.OneToOneField(
+        "tasks.Assignment", on_delete=models.CASCADE, related_name="appeal"
+    )
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="appeals"
+    )
+    message = models.TextField(max_length=2000)
+    status = models.CharField(
+        max_length=16, choices=AppealStatus.choices, default=AppealStatus.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.CharField(max_length=500, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"appeal on assignment {self.assignment_id} ({self.status})"
+
+
+class JobQualityPolicy(models.Model):
+    """Per-job quality rules beyond the job's own thresholds."""
+
+    job = models.OneToOneField(
+        "marketplace.Job", on_delete=models.CASCADE, related_name="quality_policy"
+    )
+    partial_credit = models.BooleanField(
+        default=False, help_text="Pay for the share of frames that passed"
+    )
+    auto_approve = models.BooleanField(
+        default=True, help_text="Approve work that agrees with consensus or passes gold"
+    )
+    auto_reject = models.BooleanField(default=True, help_text="Reject work that fails gold badly")
+    reject_below_ratio = models.FloatField(
+        default=0.5, help_text="Fails badly: score below this share of the pass threshold"
+    )
+    min_confidence = models.FloatField(
+        default=0.0, help_text="Summed vote weight of agreeing workers to settle a microtask"
+    )
+
+    def __str__(self) -> str:
+        return f"quality policy of job {self.job_id}"

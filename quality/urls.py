@@ -1,3 +1,16 @@
 """Page routes of this app, mounted at the site root."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("quality/me/", views.my_quality, name="quality-mine"),
+    path("quality/me/appeal/<int:assignment_id>/", views.appeal, name="quality-appeal"),
+    path("quality/jobs/<int:job_id>/", views.job_report, name="quality-job-report"),
+    path("quality/jobs/<int:job_id>/gold/", views.gold_create, name="quality-gold-create"),
+    path("quality/jobs/<int:job_id>/gold/import/", views.gold_import, name="quality-gold-import"),
+    path("quality/review/", views.review_queue, name="quality-review-queue"),
+    path("quality/review/<int:pk>/", views.review_detail, name="quality-review-detail"),
+    path("quality/review/<int:pk>/resolve/", views.review_resolve, name="quality-review-resolve"),
+]

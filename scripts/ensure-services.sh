@@ -26,3 +26,11 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 echo "redis: $(redis-cli -h 127.0.0.1 ping)"
+
+# The suite's database name comes from DATABASE_URL (default crowdlabel); pytest creates test_<name>
+# itself, but management commands run by `make test` (the migrations check) connect to <name>.
+db="${DATABASE_URL:-postgres://root@127.0.0.1:5432/crowdlabel}"
+name="${db##*/}"
+if ! psql "${db%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='${name}'" | grep -q 1; then
+  psql "${db%/*}/postgres" -qc "CREATE DATABASE \"${name}\"" || true
+fi

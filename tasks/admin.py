@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Assignment, MicroTask, Submission, Video
+from .models import (
+    Assignment,
+    MicroTask,
+    QualificationAnswer,
+    QualificationAttempt,
+    QualificationItem,
+    Slot,
+    Submission,
+    Video,
+)
 
 
 @admin.register(Video)
@@ -59,14 +68,52 @@ class AssignmentAdmin(admin.ModelAdmin):
         "claimed_at",
         "deadline",
         "submitted_at",
+        "reviewed_at",
         "pay_amount",
     )
     list_filter = ("status",)
-    search_fields = ("worker__username",)
-    raw_id_fields = ("microtask", "worker")
+    search_fields = ("worker__username", "microtask__job__title")
+    raw_id_fields = ("microtask", "worker", "slot", "reviewed_by")
 
 
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
     list_display = ("id", "assignment", "created_at")
     raw_id_fields = ("assignment",)
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "job",
+        "microtask",
+        "number",
+        "is_gold",
+        "priority",
+        "assignment",
+        "reserved_amount",
+    )
+    list_filter = ("is_gold",)
+    search_fields = ("job__title",)
+    raw_id_fields = ("job", "microtask", "assignment")
+
+
+class QualificationAnswerInline(admin.StackedInline):
+    model = QualificationAnswer
+
+
+@admin.register(QualificationItem)
+class QualificationItemAdmin(admin.ModelAdmin):
+    list_display = ("id", "annotation_type", "position", "frame_start", "frame_end", "is_active")
+    list_filter = ("annotation_type", "is_active")
+    search_fields = ("instructions",)
+    inlines = [QualificationAnswerInline]
+
+
+@admin.register(QualificationAttempt)
+class QualificationAttemptAdmin(admin.ModelAdmin):
+    list_display = ("id", "worker", "annotation_type", "score", "passed", "created_at")
+    list_filter = ("annotation_type", "passed")
+    search_fields = ("worker__username",)
+    raw_id_fields = ("worker",)

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from marketplace.models import AnnotationType
+
 
 class VideoStatus(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded"
@@ -117,7 +119,12 @@ class MicroTask(models.Model):
                 condition=Q(frame_end__gte=F("frame_start")), name="microtask_frames_ordered"
             ),
         ]
-        indexes = [models.Index(fields=["job", "status"])]
+        indexes = [
+            models.Index(fields=["job", "status"]),
+            # The claim path picks an unseen gold microtask of a job without scanning the job's
+            # (possibly millions of) ordinary microtasks.
+            models.Index(fields=["job"], condition=Q(is_gold=True), name="microtask_gold_by_job"),
+        ]
 
     def __str__(self) -> str:
         return f"microtask #{self.pk} ({self.frame_start}-{self.frame_end})"
@@ -138,6 +145,8 @@ LIVE_OR_FINISHED = (
     AssignmentStatus.APPROVED,
     AssignmentStatus.REJECTED,
 )
+# Statuses whose assignment no longer holds its slot.
+ENDED_UNFINISHED = (AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED)
 
 
 class Assignment(models.Model):
@@ -153,10 +162,29 @@ class Assignment(models.Model):
         default=AssignmentStatus.CLAIMED,
         db_index=True,
     )
+    slot = models.ForeignKey(
+        "tasks.Slot",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assignments",
+        help_text="The replica slot this claim took (gold claims take a slot of the job's pool)",
+    )
     claimed_at = models.DateTimeField()
     deadline = models.DateTimeField(db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Released or expired at")
     submitted_at = models.DateTimeField(null=True, blank=True)
+    auto_approve_at = models.DateTimeField(null=True, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when approved automatically",
+    )
     active_seconds = models.FloatField(null=True, blank=True)
     reserved_amount = models.BigIntegerField(default=0)
     pay_amount = models.BigIntegerField(null=True, blank=True)
@@ -168,11 +196,40 @@ class Assignment(models.Model):
             models.UniqueConstraint(
                 fields=["microtask", "worker"], name="assignment_one_per_worker_microtask"
             ),
+            # A slot is held by at most one live or finished assignment (invariant 1, backstop).
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(status__in=LIVE_OR_FINISHED),
+                name="assignment_one_live_per_slot",
+            ),
+            models.CheckConstraint(
+                condition=Q(active_seconds__isnull=True) | Q(active_seconds__gte=0),
+                name="assignment_active_seconds_non_negative",
+            ),
         ]
-        indexes = [models.Index(fields=["worker", "status"])]
+        indexes = [
+            models.Index(fields=["worker", "status"]),
+            models.Index(
+                fields=["deadline"],
+                condition=Q(status=AssignmentStatus.CLAIMED),
+                name="assignment_claimed_deadline",
+            ),
+            models.Index(
+                fields=["auto_approve_at"],
+                condition=Q(status=AssignmentStatus.SUBMITTED),
+                name="assignment_auto_approve_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"assignment #{self.pk} {self.worker_id}@{self.microtask_id} {self.status}"
+
+    @property
+    def work_seconds(self) -> float | None:
+        """Wall time from claim to submission."""
+        if self.submitted_at is None:
+            return None
+        return (self.submitted_at - self.claimed_at).total_seconds()
 
 
 class Submission(models.Model):
@@ -187,3 +244,126 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"submission for {self.assignment_id}"
+
+
+# --- Claiming: replica slots, qualification tests ------------------------------------------------
+
+
+class Slot(models.Model):
+    """One replica of a microtask that a worker can claim, with the budget reserved for it.
+
+    Slots are created at publish (``overlap_min`` per microtask, as far as escrow covers them) and
+    when dynamic overlap adds a replica, so a slot exists only once its reservation succeeded and
+    the claim path never touches money rows. A slot is *free* while ``assignment`` is empty;
+    expiry and release empty it again; approval and rejection consume the reservation and keep
+    the slot filled.
+
+    Gold slots (``is_gold``) are the job's pool of budget for gold claims: gold microtasks stay
+    open and every worker may get each once, so a gold slot has no microtask of its own; the claim
+    picks an unseen gold microtask and records it on the assignment.
+    """
+
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="slots")
+    microtask = models.ForeignKey(
+        MicroTask, on_delete=models.CASCADE, null=True, blank=True, related_name="slots"
+    )
+    number = models.PositiveIntegerField(help_text="Replica number within the microtask (or pool)")
+    is_gold = models.BooleanField(default=False)
+    priority = models.SmallIntegerField(default=0, help_text="Copied from the microtask")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.SET_NULL, null=True, blank=True, related_name="held_slot"
+    )
+    reserved_amount = models.BigIntegerField(help_text="Budget reserved, minor units")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["microtask", "number"],
+                condition=Q(microtask__isnull=False),
+                name="slot_unique_replica",
+            ),
+            models.UniqueConstraint(
+                fields=["job", "number"], condition=Q(is_gold=True), name="slot_unique_gold_number"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=True, microtask__isnull=True)
+                | Q(is_gold=False, microtask__isnull=False),
+                name="slot_gold_has_no_microtask",
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved_amount__gte=0), name="slot_reserved_non_negative"
+            ),
+        ]
+        indexes = [
+            # The claim query walks this index from its head; it holds free slots only, so its
+            # size is the open work, and a claim reads a handful of entries whatever the job size.
+            models.Index(
+                fields=["job", "is_gold", "-priority", "microtask", "number"],
+                condition=Q(assignment__isnull=True),
+                name="slot_free_claim_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = "gold pool" if self.is_gold else f"microtask {self.microtask_id}"
+        return f"slot #{self.pk} ({what} #{self.number})"
+
+
+class QualificationItem(models.Model):
+    """One question of the qualification test for an annotation type: a gold-like microtask.
+
+    Its known answer lives in ``QualificationAnswer``, which no worker-facing serializer reads.
+    """
+
+    annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+    instructions = models.TextField(blank=True)
+    label_classes = models.JSONField(default=list)
+    frame_start = models.PositiveIntegerField(default=0)
+    frame_end = models.PositiveIntegerField(default=0)
+    frames = models.JSONField(default=list, help_text="Frame numbers to annotate")
+    manifest = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["annotation_type", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(frame_end__gte=F("frame_start")), name="qualitem_frames_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"qualification {self.annotation_type} #{self.position}"
+
+
+class QualificationAnswer(models.Model):
+    """The known answer to a qualification question. Never serialized to a worker."""
+
+    item = models.OneToOneField(QualificationItem, on_delete=models.CASCADE, related_name="answer")
+    payload = models.JSONField(help_text="In the submission format of the annotation type")
+
+    def __str__(self) -> str:
+        return f"answer to {self.item}"
+
+
+class QualificationAttempt(models.Model):
+    """A worker's answers to one qualification test and how they scored."""
+
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualification_attempts"
+    )
+    annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
+    responses = models.JSONField(default=dict)
+    score = models.FloatField()
+    passed = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["worker", "annotation_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} {self.annotation_type} {self.score:.2f}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, work_views
 
 urlpatterns = [
     path(
@@ -16,4 +16,9 @@ urlpatterns = [
         name="requester-job-video-delete",
     ),
     path("requester/jobs/<int:pk>/process/", views.job_process, name="requester-job-process"),
+    path("work/", work_views.board, name="work-board"),
+    path("work/claim/", work_views.claim, name="work-claim"),
+    path("work/assignments/<int:pk>/", work_views.annotate, name="work-annotate"),
+    path("work/mine/", work_views.my_work, name="work-mine"),
+    path("work/qualify/<str:annotation_type>/", work_views.qualify, name="work-qualify"),
 ]

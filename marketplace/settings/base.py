@@ -182,6 +182,27 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "tasks.requeue_stalled_ingestions",
         "schedule": timedelta(minutes=5),
     },
+    "expire-overdue-claims": {"task": "tasks.expire_overdue_claims", "schedule": 60.0},
+    "auto-approve-due-submissions": {
+        "task": "tasks.auto_approve_due_submissions",
+        "schedule": 15 * 60.0,
+    },
+    "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
+    # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
+    # Stripe, and earnings leaving the hold period.
+    "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
+    "payments-payouts-resume": {
+        "task": "payments.payouts_resume",
+        "schedule": timedelta(minutes=5),
+    },
+    "payments-payouts-reconcile": {
+        "task": "payments.payouts_reconcile",
+        "schedule": timedelta(minutes=15),
+    },
+    "payments-earnings-release": {
+        "task": "payments.earnings_release",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).
@@ -192,12 +213,19 @@ STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="wh
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_PROXY = env("STRIPE_PROXY", default="")  # an HTTP(S) proxy for Stripe calls, if any
 
 # --- Marketplace policy defaults
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# Claims: a heartbeat extends a claim by the job's time limit, up to this many time limits in all.
+CLAIM_MAX_LEASE_FACTOR = env.float("CLAIM_MAX_LEASE_FACTOR", default=3.0)
+# Qualification tests (until quality's gold scoring replaces the IoU rule).
+QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
+QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)
+QUALIFICATION_MAX_ATTEMPTS = env.int("QUALIFICATION_MAX_ATTEMPTS", default=3)
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,54 @@
 """API routes of this app, mounted under /api/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("quality/me/trust/", views.MyTrustView.as_view(), name="api-quality-my-trust"),
+    path("quality/me/checks/", views.MyChecksView.as_view(), name="api-quality-my-checks"),
+    path("quality/appeals/", views.AppealCreateView.as_view(), name="api-quality-appeals"),
+    path(
+        "quality/appeals/<int:pk>/decide/",
+        views.AppealDecideView.as_view(),
+        name="api-quality-appeal-decide",
+    ),
+    path(
+        "quality/jobs/<int:job_id>/report/",
+        views.JobReportView.as_view(),
+        name="api-quality-job-report",
+    ),
+    path(
+        "quality/jobs/<int:job_id>/gold-import/",
+        views.GoldImportView.as_view(),
+        name="api-quality-gold-import",
+    ),
+    path(
+        "quality/jobs/<int:job_id>/policy/",
+        views.JobPolicyView.as_view(),
+        name="api-quality-job-policy",
+    ),
+    path(
+        "quality/microtasks/<int:pk>/gold/",
+        views.GoldAnswerView.as_view(),
+        name="api-quality-gold-answer",
+    ),
+    path("quality/review/", views.ReviewQueueView.as_view(), name="api-quality-review-queue"),
+    path("quality/review/<int:pk>/", views.ReviewDetailView.as_view(), name="api-quality-review"),
+    path(
+        "quality/review/<int:pk>/resolve/",
+        views.ReviewResolveView.as_view(),
+        name="api-quality-review-resolve",
+    ),
+    path(
+        "quality/workers/<int:pk>/report/",
+        views.WorkerReportView.as_view(),
+        name="api-quality-worker-report",
+    ),
+    path("quality/flags/", views.FlagListView.as_view(), name="api-quality-flags"),
+    path(
+        "quality/flags/<int:pk>/resolve/",
+        views.FlagResolveView.as_view(),
+        name="api-quality-flag-resolve",
+    ),
+]

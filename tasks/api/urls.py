@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import review, views, work
 
 urlpatterns = [
     path("jobs/<int:job_id>/videos/", views.JobVideosView.as_view(), name="api-job-videos"),
@@ -25,4 +25,41 @@ urlpatterns = [
         views.JobMicroTaskDetailView.as_view(),
         name="api-job-microtask",
     ),
+    # Worker
+    path("work/jobs/", work.JobBoardView.as_view(), name="api-work-jobs"),
+    path("work/claim/", work.ClaimView.as_view(), name="api-work-claim"),
+    path("work/assignments/", work.MyWorkView.as_view(), name="api-work-assignments"),
+    path("work/assignments/<int:pk>/", work.AssignmentView.as_view(), name="api-work-assignment"),
+    path(
+        "work/assignments/<int:pk>/heartbeat/",
+        work.HeartbeatView.as_view(),
+        name="api-work-heartbeat",
+    ),
+    path("work/assignments/<int:pk>/release/", work.ReleaseView.as_view(), name="api-work-release"),
+    path("work/assignments/<int:pk>/submit/", work.SubmitView.as_view(), name="api-work-submit"),
+    path(
+        "work/qualifications/",
+        work.QualificationListView.as_view(),
+        name="api-work-qualifications",
+    ),
+    path(
+        "work/qualifications/<str:annotation_type>/",
+        work.QualificationTestView.as_view(),
+        name="api-work-qualification",
+    ),
+    # Requester
+    path("jobs/<int:pk>/publish/", review.PublishView.as_view(), name="api-job-publish"),
+    path("jobs/<int:pk>/pause/", review.PauseView.as_view(), name="api-job-pause"),
+    path("jobs/<int:pk>/resume/", review.ResumeView.as_view(), name="api-job-resume"),
+    path("jobs/<int:pk>/complete/", review.CompleteView.as_view(), name="api-job-complete"),
+    path(
+        "jobs/<int:pk>/submissions/",
+        review.JobSubmissionsView.as_view(),
+        name="api-job-submissions",
+    ),
+    path("submissions/review/", review.BulkReviewView.as_view(), name="api-submissions-review"),
+    path(
+        "submissions/<int:pk>/approve/", review.ApproveView.as_view(), name="api-submission-approve"
+    ),
+    path("submissions/<int:pk>/reject/", review.RejectView.as_view(), name="api-submission-reject"),
 ]

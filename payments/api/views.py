@@ -1,0 +1,204 @@
+"""Thin API views of the payments app: validate, call one service, serialize."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
+from marketplace.errors import NotFound
+from marketplace.models import Role, User
+from marketplace.selectors import jobs_visible_to
+from payments import connect, funding, payouts, selectors, services
+from payments.api import serializers as s
+from payments.models import Payout
+
+
+def _job(request: Request, pk: int):
+    job = jobs_visible_to(request.user).filter(pk=pk).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+class JobQuoteView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=None, responses=s.QuoteSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        quote = services.job_quote(job=_job(request, pk))
+        return Response(s.QuoteSerializer(quote).data)
+
+
+class JobEscrowView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(responses=s.EscrowSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.EscrowSerializer(selectors.escrow_balance(job=_job(request, pk))).data)
+
+
+class JobFundView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=s.FundingInSerializer, responses={201: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.FundingInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        f = funding.funding_create(
+            job=_job(request, pk), requester=request.user, amount=data.validated_data.get("amount")
+        )
+        return Response(
+            {
+                "funding": f.pk,
+                "amount": f.amount,
+                "currency": f.currency,
+                "payment_intent": f.stripe_payment_intent_id,
+                "client_secret": f.client_secret,
+                "quote": f.quote,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobRefundView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=None, responses={201: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        refunds = funding.job_refund_unspent(job=_job(request, pk), actor=request.user)
+        return Response(
+            {"refunds": [{"id": r.pk, "amount": r.amount, "status": r.status} for r in refunds]},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobBonusView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=s.BonusInSerializer, responses={201: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.BonusInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        worker = User.objects.filter(pk=v["worker"], role=Role.WORKER).first()
+        if worker is None:
+            raise NotFound("No such worker.")
+        pay = funding.bonus_grant(
+            job=_job(request, pk),
+            worker=worker,
+            amount=v["amount"],
+            reason=v["reason"],
+            actor=request.user,
+            key=v["key"],
+        )
+        return Response({"bonus": pay}, status=status.HTTP_201_CREATED)
+
+
+class EarningsView(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(responses=s.EarningsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(s.EarningsSerializer(selectors.worker_earnings(worker=request.user)).data)
+
+
+class PayoutListView(ListAPIView):
+    serializer_class = s.PayoutSerializer
+    filterset_fields = ("status",)
+
+    def get_queryset(self):
+        return selectors.payouts_visible_to(self.request.user).order_by("-id")
+
+
+class ConnectOnboardingView(APIView):
+    permission_classes = [IsWorker]
+
+    @extend_schema(request=None, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        url = connect.onboarding_link_create(
+            worker=request.user,
+            refresh_url=request.build_absolute_uri("/payments/connect/refresh/"),
+            return_url=request.build_absolute_uri("/payments/connect/return/"),
+        )
+        return Response({"url": url}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request) -> Response:
+        account = getattr(request.user, "connected_account", None)
+        if account is None:
+            return Response({"connected": False, "payouts_enabled": False})
+        return Response(
+            {
+                "connected": True,
+                "account": account.stripe_account_id,
+                "payouts_enabled": account.can_receive_transfers,
+                "details_submitted": account.details_submitted,
+                "requirements_due": account.requirements_due,
+            }
+        )
+
+
+class AdminPayoutRunView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(request=None, responses={202: dict})
+    def post(self, request: Request) -> Response:
+        from payments.tasks import payout_run_task
+
+        result = payout_run_task.delay(request.user.pk, "on demand")
+        return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+
+
+class AdminWorkerHoldView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    def _worker(self, pk: int) -> User:
+        return get_object_or_404(User, pk=pk, role=Role.WORKER)
+
+    @extend_schema(request=s.ReasonInSerializer, responses=dict)
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.ReasonInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payouts.worker_payouts_hold(
+            worker=self._worker(pk), reason=data.validated_data["reason"], actor=request.user
+        )
+        return Response({"held": True})
+
+    @extend_schema(request=None, responses=dict)
+    def delete(self, request: Request, pk: int) -> Response:
+        payouts.worker_payouts_release(worker=self._worker(pk), actor=request.user)
+        return Response({"held": False})
+
+
+class AdminPayoutReverseView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(request=s.ReasonInSerializer, responses=s.PayoutSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.ReasonInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payout = payouts.payout_reverse(
+            payout=get_object_or_404(Payout, pk=pk),
+            reason=data.validated_data["reason"],
+            amount=data.validated_data.get("amount"),
+            actor=request.user,
+        )
+        return Response(s.PayoutSerializer(payout).data)
+
+
+class AdminReconcileView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(request=None, responses=dict)
+    def post(self, request: Request) -> Response:
+        report = payouts.payouts_reconcile()
+        services.audit_log_record(
+            action="payouts.reconciled", actor=request.user, detail_report=report.__dict__
+        )
+        return Response(report.__dict__)

@@ -1,0 +1,227 @@
+"""Reads of the payments domain: pricing policy, escrow and earnings balances, trust seam."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q, QuerySet, Sum
+
+from marketplace.models import Job, User
+
+from . import pricing
+from .ledger import AccountKind
+from .models import (
+    LedgerAccount,
+    LedgerEntry,
+    Payout,
+    PayoutStatus,
+    PricingPolicy,
+    TxKind,
+)
+
+logger = logging.getLogger(__name__)
+
+# --- the trust seam --------------------------------------------------------------------------
+
+#: Trust assumed for a worker while the quality app has no ``worker_trust`` selector (or for a
+#: worker it knows nothing about): the prior of a new worker, which falls in the "standard" tier
+#: of the default policy (multiplier 1.0), so pay equals the price until quality says otherwise.
+DEFAULT_TRUST = 0.5
+
+
+def worker_trust(*, worker: User, annotation_type: str) -> float:
+    """The worker's trust in [0, 1] for ``annotation_type``, read from the quality app.
+
+    This is the one place payments reads trust. Until ``quality.selectors.worker_trust`` exists
+    it returns :data:`DEFAULT_TRUST`.
+    """
+    try:
+        from quality.selectors import worker_trust as quality_worker_trust
+    except ImportError:
+        return DEFAULT_TRUST
+    value = quality_worker_trust(worker=worker, annotation_type=annotation_type)
+    if value is None:
+        return DEFAULT_TRUST
+    return min(1.0, max(0.0, float(value)))
+
+
+# --- pricing policy --------------------------------------------------------------------------
+
+
+def policy_data(policy: PricingPolicy) -> pricing.PricingPolicyData:
+    return pricing.PricingPolicyData(
+        version=policy.version,
+        currency=policy.currency,
+        base=dict(policy.base),
+        t0=dict(policy.t0),
+        t_obj=dict(policy.t_obj),
+        motion_coef=policy.motion_coef,
+        clutter_coef=policy.clutter_coef,
+        complexity_min=policy.complexity_min,
+        complexity_max=policy.complexity_max,
+        floor_hourly=policy.floor_hourly,
+        country_floors={k.upper(): int(v) for k, v in (policy.country_floors or {}).items()},
+        platform_fee_bps=policy.platform_fee_bps,
+        tiers=tuple(
+            pricing.TrustTier(float(t["min_trust"]), int(t["multiplier_bps"]), t.get("name", ""))
+            for t in policy.tiers
+        ),
+        extra_replica_rate=policy.extra_replica_rate,
+    )
+
+
+def active_policy() -> pricing.PricingPolicyData:
+    """The newest pricing policy version, or the built-in defaults (version 0) if none exists."""
+    latest = PricingPolicy.objects.order_by("-version").first()
+    if latest is None:
+        return pricing.PricingPolicyData(currency=settings.PLATFORM_CURRENCY)
+    return policy_data(latest)
+
+
+def slot_reservation_for(*, microtask) -> int:
+    """Escrow one replica slot of ``microtask`` reserves under the active pricing policy."""
+    return pricing.slot_reservation(price=microtask.price, policy=active_policy())
+
+
+# --- accounts and balances -------------------------------------------------------------------
+
+
+def account_balance(account: LedgerAccount) -> int:
+    """An account's balance: its cached column, or the sum of its entries for system accounts."""
+    if account.kind in AccountKind.CACHED_KINDS:
+        return account.balance
+    return entries_sum(account)
+
+
+def entries_sum(account: LedgerAccount) -> int:
+    return LedgerEntry.objects.filter(account=account).aggregate(s=Sum("amount"))["s"] or 0
+
+
+def system_balance(*, kind: str, currency: str) -> int:
+    return (
+        LedgerEntry.objects.filter(
+            account__kind=kind, account__currency=currency, account__job=None
+        ).aggregate(s=Sum("amount"))["s"]
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class EscrowBalance:
+    """A job's escrow, minor units: ``funded == available + reserved + paid + fees``."""
+
+    funded: int  # paid in by the requester, net of refunds
+    available: int
+    reserved: int
+    paid: int  # to workers (pay, top-ups, bonuses)
+    fees: int  # platform fees (net of any fair-pay subsidy)
+    refunded: int = 0
+    currency: str = "usd"
+
+    @property
+    def committed(self) -> int:
+        return self.reserved + self.paid + self.fees
+
+
+def escrow_balance(*, job: Job) -> EscrowBalance:
+    rows = (
+        LedgerEntry.objects.filter(transaction__job_id=job.pk)
+        .values_list("account__kind", "transaction__kind")
+        .annotate(total=Sum("amount"))
+    )
+    by: dict[tuple[str, str], int] = {(k, t): s for k, t, s in rows}
+
+    def total(account_kind: str, tx_kinds: tuple[str, ...] | None = None) -> int:
+        return sum(
+            v
+            for (k, t), v in by.items()
+            if k == account_kind and (tx_kinds is None or t in tx_kinds)
+        )
+
+    gross = total(AccountKind.JOB_ESCROW, (TxKind.FUND,))
+    refunded = -total(AccountKind.JOB_ESCROW, (TxKind.REFUND, TxKind.REFUND_FAILED))
+    return EscrowBalance(
+        funded=gross - refunded,
+        available=total(AccountKind.JOB_ESCROW),
+        reserved=total(AccountKind.JOB_RESERVED),
+        paid=total(AccountKind.WORKER_PENDING),
+        fees=total(AccountKind.PLATFORM_REVENUE),
+        refunded=refunded,
+        currency=job.currency,
+    )
+
+
+@dataclass(frozen=True)
+class WorkerEarnings:
+    currency: str
+    pending: int
+    available: int
+    in_transit: int
+    paid: int
+    effective_hourly: int | None  # minor units per hour over measured work time
+    paid_seconds: float
+
+
+def worker_balances(*, worker: User, currency: str | None = None) -> dict[str, int]:
+    """The fast read: the worker's cached account balances (pending, available, in_transit)."""
+    currency = currency or settings.PLATFORM_CURRENCY
+    out = {"pending": 0, "available": 0, "in_transit": 0}
+    names = {
+        AccountKind.WORKER_PENDING: "pending",
+        AccountKind.WORKER_AVAILABLE: "available",
+        AccountKind.WORKER_IN_TRANSIT: "in_transit",
+    }
+    for kind, balance in LedgerAccount.objects.filter(
+        worker_id=worker.pk, currency=currency, kind__in=list(names)
+    ).values_list("kind", "balance"):
+        out[names[kind]] = balance
+    return out
+
+
+def worker_earnings(*, worker: User, currency: str | None = None) -> WorkerEarnings:
+    from tasks.models import Assignment
+
+    currency = currency or settings.PLATFORM_CURRENCY
+    b = worker_balances(worker=worker, currency=currency)
+    paid = (
+        Payout.objects.filter(worker=worker, currency=currency, status=PayoutStatus.PAID).aggregate(
+            s=Sum("amount")
+        )["s"]
+        or 0
+    ) - (
+        Payout.objects.filter(worker=worker, currency=currency).aggregate(s=Sum("amount_reversed"))[
+            "s"
+        ]
+        or 0
+    )
+    agg = Assignment.objects.filter(
+        worker=worker, pay_amount__gt=0, active_seconds__gt=0, microtask__job__currency=currency
+    ).aggregate(pay=Sum("pay_amount"), seconds=Sum("active_seconds"))
+    seconds = float(agg["seconds"] or 0.0)
+    return WorkerEarnings(
+        currency=currency,
+        pending=b["pending"],
+        available=b["available"],
+        in_transit=b["in_transit"],
+        paid=paid,
+        effective_hourly=pricing.effective_hourly(pay=agg["pay"] or 0, seconds=seconds),
+        paid_seconds=seconds,
+    )
+
+
+def ledger_entries_for(*, account: LedgerAccount) -> QuerySet[LedgerEntry]:
+    return (
+        LedgerEntry.objects.filter(account=account)
+        .select_related("transaction", "transaction__assignment", "transaction__payout")
+        .order_by("-id")
+    )
+
+
+def payouts_visible_to(user: User) -> QuerySet[Payout]:
+    if not user.is_authenticated:
+        return Payout.objects.none()
+    if user.is_platform_admin:
+        return Payout.objects.all()
+    return Payout.objects.filter(Q(worker=user))

@@ -1,0 +1,158 @@
+"""Pages and webhook endpoints of the payments app."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import ApplicationError
+from marketplace.selectors import jobs_visible_to
+
+from . import connect, funding, selectors, services
+from .errors import WebhookSignatureInvalid
+from .models import AuditLog, Payout, PayoutRun, PayoutStatus, ReconciliationIssue, Refund
+from .webhooks import stripe_event_record
+
+
+def _webhook(request: HttpRequest, endpoint: str) -> HttpResponse:
+    # The signature covers the raw bytes: read request.body, never a parsed form of it.
+    try:
+        event, created = stripe_event_record(
+            payload=request.body,
+            signature=request.headers.get("Stripe-Signature", ""),
+            endpoint=endpoint,
+        )
+    except WebhookSignatureInvalid as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=400)
+    return JsonResponse({"received": True, "id": event.stripe_event_id, "duplicate": not created})
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    return _webhook(request, "platform")
+
+
+@csrf_exempt
+@require_POST
+def stripe_connect_webhook(request: HttpRequest) -> HttpResponse:
+    return _webhook(request, "connect")
+
+
+def _worker_only(request: HttpRequest) -> None:
+    if not request.user.is_worker:
+        raise Http404("Workers only.")
+
+
+@login_required
+def earnings_page(request: HttpRequest) -> HttpResponse:
+    _worker_only(request)
+    return render(
+        request,
+        "payments/earnings.html",
+        {
+            "earnings": selectors.worker_earnings(worker=request.user),
+            "payouts": Payout.objects.filter(worker=request.user).order_by("-id")[:20],
+            "account": getattr(request.user, "connected_account", None),
+            "profile": getattr(request.user, "worker_profile", None),
+        },
+    )
+
+
+def _onboarding_redirect(request: HttpRequest) -> HttpResponse:
+    try:
+        url = connect.onboarding_link_create(
+            worker=request.user,
+            refresh_url=request.build_absolute_uri("/payments/connect/refresh/"),
+            return_url=request.build_absolute_uri("/payments/connect/return/"),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("payments-earnings-page")
+    return redirect(url)
+
+
+@login_required
+@require_POST
+def connect_start(request: HttpRequest) -> HttpResponse:
+    _worker_only(request)
+    return _onboarding_redirect(request)
+
+
+@login_required
+def connect_refresh(request: HttpRequest) -> HttpResponse:
+    """Stripe sends the worker here when a link expired: mint a new one."""
+    _worker_only(request)
+    return _onboarding_redirect(request)
+
+
+@login_required
+def connect_return(request: HttpRequest) -> HttpResponse:
+    """Back from Stripe. Returning does not mean onboarded: ask Stripe for the account's state."""
+    _worker_only(request)
+    account = getattr(request.user, "connected_account", None)
+    if account is not None:
+        try:
+            account = connect.connected_account_sync(stripe_account_id=account.stripe_account_id)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+    if account is not None and account.can_receive_transfers:
+        messages.success(request, "Your payout account is ready.")
+    else:
+        messages.warning(
+            request, "Stripe still needs information before you can be paid; continue onboarding."
+        )
+    return redirect("payments-earnings-page")
+
+
+@login_required
+def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
+    job = jobs_visible_to(request.user).filter(pk=pk).first()
+    if job is None:
+        raise Http404("No such job.")
+    created = None
+    if request.method == "POST":
+        try:
+            created = funding.funding_create(job=job, requester=request.user)
+            messages.success(request, "Payment created; complete it to fund the job.")
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+    quote = services.job_quote(job=job) if job.microtasks.exists() else None
+    return render(
+        request,
+        "payments/job_funding.html",
+        {
+            "job": job,
+            "quote": quote,
+            "escrow": selectors.escrow_balance(job=job),
+            "fundings": job.fundings.order_by("-id"),
+            "created": created,
+        },
+    )
+
+
+@staff_member_required
+def money_page(request: HttpRequest) -> HttpResponse:
+    """The admins' money audit: runs, failures, holds, reconciliation, refunds, audit log."""
+    from marketplace.models import WorkerProfile
+
+    return render(
+        request,
+        "payments/money.html",
+        {
+            "runs": PayoutRun.objects.order_by("-id")[:10],
+            "failed": Payout.objects.filter(status=PayoutStatus.FAILED).order_by("-id")[:20],
+            "open": Payout.objects.filter(
+                status__in=[PayoutStatus.PENDING, PayoutStatus.QUEUED, PayoutStatus.SUBMITTED]
+            ).count(),
+            "holds": WorkerProfile.objects.filter(payouts_held=True).select_related("user"),
+            "issues": ReconciliationIssue.objects.filter(resolved=False)[:50],
+            "refunds": Refund.objects.order_by("-id")[:20],
+            "audit": AuditLog.objects.select_related("actor")[:50],
+        },
+    )

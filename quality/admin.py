@@ -1,0 +1,119 @@
+from django.contrib import admin, messages
+
+from marketplace.errors import ApplicationError
+
+from . import services
+from .models import (
+    Appeal,
+    ConsensusResult,
+    FraudFlag,
+    GoldAnswer,
+    GoldResult,
+    JobQualityPolicy,
+    ReviewItem,
+    TrustEvidence,
+    WorkerTrust,
+)
+
+
+@admin.register(GoldAnswer)
+class GoldAnswerAdmin(admin.ModelAdmin):
+    list_display = ("microtask", "source", "created_by", "created_at")
+    list_filter = ("source",)
+    search_fields = ("microtask__id", "microtask__job__title")
+    raw_id_fields = ("microtask", "created_by")
+
+
+@admin.register(GoldResult)
+class GoldResultAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "worker", "annotation_type", "score", "passed", "created_at")
+    list_filter = ("passed", "annotation_type")
+    search_fields = ("worker__username",)
+    raw_id_fields = ("assignment", "microtask", "worker")
+
+
+@admin.register(ConsensusResult)
+class ConsensusResultAdmin(admin.ModelAdmin):
+    list_display = ("microtask", "algorithm", "agreement", "replicas", "decision", "is_current")
+    list_filter = ("algorithm", "decision", "is_current")
+    search_fields = ("microtask__id",)
+    raw_id_fields = ("microtask",)
+
+
+class TrustEvidenceInline(admin.TabularInline):
+    model = TrustEvidence
+    extra = 0
+    fields = ("at", "kind", "score", "trust_before", "trust_after", "note")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(WorkerTrust)
+class WorkerTrustAdmin(admin.ModelAdmin):
+    list_display = ("worker", "annotation_type", "trust", "tier", "gold_count", "suspended")
+    list_filter = ("annotation_type", "tier", "suspended")
+    search_fields = ("worker__username",)
+    raw_id_fields = ("worker",)
+    inlines = [TrustEvidenceInline]
+
+
+@admin.register(TrustEvidence)
+class TrustEvidenceAdmin(admin.ModelAdmin):
+    list_display = ("trust", "kind", "score", "trust_before", "trust_after", "at")
+    list_filter = ("kind",)
+    search_fields = ("trust__worker__username", "note")
+    raw_id_fields = ("trust", "assignment")
+
+
+@admin.register(FraudFlag)
+class FraudFlagAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "worker", "job", "kind", "status", "created_at")
+    list_filter = ("kind", "status")
+    search_fields = ("worker__username", "job__title")
+    raw_id_fields = ("assignment", "worker", "job", "resolved_by")
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    list_display = ("microtask", "job", "status", "reason", "resolved_by", "created_at")
+    list_filter = ("status",)
+    search_fields = ("job__title", "reason")
+    raw_id_fields = ("microtask", "job", "resolved_by")
+
+
+def _decide(modeladmin, request, queryset, *, uphold: bool) -> None:
+    done = 0
+    for appeal in queryset:
+        try:
+            services.appeal_decide(appeal_id=appeal.pk, by=request.user, uphold=uphold)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Appeal #{appeal.pk}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} appeal(s) {'upheld' if uphold else 'denied'}.")
+
+
+@admin.action(description="Uphold: approve and pay the work")
+def uphold_appeals(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, uphold=True)
+
+
+@admin.action(description="Deny: the rejection stands")
+def deny_appeals(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, uphold=False)
+
+
+@admin.register(Appeal)
+class AppealAdmin(admin.ModelAdmin):
+    list_display = ("assignment", "worker", "status", "decided_by", "created_at")
+    list_filter = ("status",)
+    search_fields = ("worker__username", "message")
+    raw_id_fields = ("assignment", "worker", "decided_by")
+    actions = [uphold_appeals, deny_appeals]
+
+
+@admin.register(JobQualityPolicy)
+class JobQualityPolicyAdmin(admin.ModelAdmin):
+    list_display = ("job", "partial_credit", "auto_approve", "auto_reject", "min_confidence")
+    list_filter = ("partial_credit", "auto_approve", "auto_reject")
+    search_fields = ("job__title",)
+    raw_id_fields = ("job",)

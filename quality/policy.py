@@ -1,0 +1,118 @@
+"""Decision rules: dynamic overlap and approval. Pure functions of numbers; no Django."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class OverlapAction(StrEnum):
+    WAIT = "wait"  # replicas still missing
+    ACCEPT = "accept"  # agreement reached: the consensus is the result
+    ADD_REPLICA = "add_replica"  # disagreement, room for one more annotator
+    REVIEW = "review"  # disagreement at the maximum overlap: a person decides
+
+
+@dataclass(frozen=True)
+class OverlapDecision:
+    action: OverlapAction
+    replica_target: int
+    reason: str
+
+
+def decide_overlap(
+    *,
+    submitted: int,
+    replica_target: int,
+    overlap_max: int,
+    agreement: float | None,
+    agreement_threshold: float,
+    confidence: float | None = None,
+    min_confidence: float = 0.0,
+) -> OverlapDecision:
+    """What to do with a microtask given how many replicas are in and how much they agree.
+
+    ``confidence`` is the summed vote weight (log-odds of trust) of the annotators who agree
+    with the consensus; requiring ``min_confidence`` makes this a sequential test: two trusted
+    workers who agree settle a microtask, two unknown ones need a third.
+    """
+    if submitted < replica_target or agreement is None:
+        return OverlapDecision(
+            OverlapAction.WAIT,
+            replica_target,
+            f"{submitted} of {replica_target} replicas submitted",
+        )
+    if agreement >= agreement_threshold and (confidence is None or confidence >= min_confidence):
+        return OverlapDecision(
+            OverlapAction.ACCEPT,
+            replica_target,
+            f"agreement {agreement:.2f} ≥ {agreement_threshold:.2f}",
+        )
+    why = (
+        f"agreement {agreement:.2f} < {agreement_threshold:.2f}"
+        if agreement < agreement_threshold
+        else f"confidence {confidence:.2f} < {min_confidence:.2f}"
+    )
+    if replica_target < overlap_max:
+        return OverlapDecision(
+            OverlapAction.ADD_REPLICA, replica_target + 1, f"{why}: one more replica"
+        )
+    return OverlapDecision(
+        OverlapAction.REVIEW,
+        replica_target,
+        f"{why} at the maximum of {overlap_max} replicas: sent to review",
+    )
+
+
+class ApprovalAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    PENDING = "pending"  # the requester decides, or it auto-approves after the delay
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    action: ApprovalAction
+    credit: float
+    reason: str
+
+
+def decide_approval(
+    *,
+    gold_score: float | None,
+    gold_pass_threshold: float,
+    agreement: float | None,
+    agreement_threshold: float,
+    frames_passed_share: float | None = None,
+    partial_credit: bool = False,
+    reject_below_ratio: float = 0.5,
+) -> ApprovalDecision:
+    """Auto-approve what passes gold or agrees with consensus; auto-reject what fails gold badly.
+
+    "Badly" is below ``reject_below_ratio`` x the pass threshold. In between, with partial credit
+    on, the work is approved and paid for the share of its frames that passed; otherwise it waits
+    for the requester (or the auto-approval delay).
+    """
+    if gold_score is not None:
+        if gold_score >= gold_pass_threshold:
+            return ApprovalDecision(ApprovalAction.APPROVE, 1.0, "passed the quality check")
+        if gold_score < reject_below_ratio * gold_pass_threshold:
+            return ApprovalDecision(
+                ApprovalAction.REJECT,
+                0.0,
+                f"failed the quality check: score {gold_score:.2f}, "
+                f"{gold_pass_threshold:.2f} needed",
+            )
+    elif agreement is not None and agreement >= agreement_threshold:
+        return ApprovalDecision(ApprovalAction.APPROVE, 1.0, "agrees with the other annotators")
+    if partial_credit and frames_passed_share is not None and frames_passed_share > 0:
+        share = min(max(frames_passed_share, 0.0), 1.0)
+        return ApprovalDecision(
+            ApprovalAction.APPROVE, share, f"partial credit: {share:.0%} of frames passed"
+        )
+    return ApprovalDecision(ApprovalAction.PENDING, 1.0, "awaiting the requester's review")
+
+
+def replicas_saved(*, microtasks: int, replicas_used: int, fixed_overlap: int) -> int:
+    """Replicas a fixed overlap would have used minus those used (negative when it cost more)."""
+    return microtasks * fixed_overlap - replicas_used

@@ -1,0 +1,256 @@
+"""Reads of quality, scoped to who asks. Nothing here returns a gold answer to a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.db.models import Avg, Count, Q, QuerySet
+
+from marketplace.models import Job, User
+from marketplace.selectors import jobs_visible_to
+from tasks.models import Assignment, AssignmentStatus, MicroTaskStatus
+
+from . import trust as trust_mod
+from .models import (
+    ConsensusResult,
+    FraudFlag,
+    GoldResult,
+    ReviewItem,
+    ReviewStatus,
+    TrustEvidence,
+    WorkerTrust,
+)
+
+PRIOR_TRUST = trust_mod.DEFAULT_PARAMS.prior_alpha / (
+    trust_mod.DEFAULT_PARAMS.prior_alpha + trust_mod.DEFAULT_PARAMS.prior_beta
+)
+
+
+def worker_trust(*, worker: User, annotation_type: str) -> float:
+    """Trust in [0, 1] of ``worker`` for ``annotation_type``; a new worker gets the prior."""
+    value = (
+        WorkerTrust.objects.filter(worker=worker, annotation_type=annotation_type)
+        .values_list("trust", flat=True)
+        .first()
+    )
+    return float(PRIOR_TRUST if value is None else min(max(value, 0.0), 1.0))
+
+
+def worker_trust_overview(*, worker: User, evidence: int = 20) -> list[dict[str, Any]]:
+    """A worker's own trust per type and what moved it (newest first)."""
+    out = []
+    for row in WorkerTrust.objects.filter(worker=worker).order_by("annotation_type"):
+        out.append(
+            {
+                "annotation_type": row.annotation_type,
+                "trust": round(row.trust, 3),
+                "tier": row.tier,
+                "suspended": row.suspended,
+                "suspended_reason": row.suspended_reason,
+                "history": [
+                    {
+                        "at": e.at,
+                        "kind": e.kind,
+                        "note": e.note,
+                        "assignment": e.assignment_id,
+                        "change": round(e.trust_after - e.trust_before, 3),
+                        "trust_after": round(e.trust_after, 3),
+                    }
+                    for e in TrustEvidence.objects.filter(trust=row)[:evidence]
+                ],
+            }
+        )
+    return out
+
+
+def worker_quality_checks(*, worker: User) -> QuerySet[GoldResult]:
+    """The worker's own quality-check results: passed or not, and which frames were off."""
+    return GoldResult.objects.filter(worker=worker).order_by("-created_at")
+
+
+def worker_rejections(*, worker: User) -> QuerySet[Assignment]:
+    """The worker's own rejected work, with the reason and any appeal."""
+    return (
+        Assignment.objects.filter(worker=worker, status=AssignmentStatus.REJECTED)
+        .select_related("appeal")
+        .order_by("-reviewed_at", "-pk")
+    )
+
+
+def review_queue_for(*, user: User) -> QuerySet[ReviewItem]:
+    return (
+        ReviewItem.objects.filter(job__in=jobs_visible_to(user), status=ReviewStatus.OPEN)
+        .select_related("microtask", "job")
+        .order_by("created_at")
+    )
+
+
+def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
+    """Everything a reviewer sees: the frames and every submission's shapes, overlaid."""
+    subs = (
+        Assignment.objects.filter(microtask=item.microtask, submission__isnull=False)
+        .select_related("submission", "worker")
+        .order_by("pk")
+    )
+    current = (
+        ConsensusResult.objects.filter(microtask=item.microtask).order_by("-updated_at").first()
+    )
+    return {
+        "microtask": item.microtask_id,
+        "manifest": item.microtask.manifest,
+        "reason": item.reason,
+        "submissions": [
+            {
+                "assignment": a.pk,
+                "worker": a.worker.username,
+                "frames": a.submission.frames,
+                "agreement": (current.annotator_agreement or {}).get(str(a.pk))
+                if current
+                else None,
+            }
+            for a in subs
+        ],
+        "consensus": current.frames if current else None,
+    }
+
+
+AGREEMENT_BINS = np.linspace(0.0, 1.0, 11)
+
+
+def job_report(*, job: Job) -> dict[str, Any]:
+    """Accuracy on gold, agreement distribution, replicas used and saved, flagged work."""
+    gold = GoldResult.objects.filter(microtask__job=job).aggregate(
+        n=Count("id"), mean=Avg("score"), passed=Count("id", filter=Q(passed=True))
+    )
+    current = ConsensusResult.objects.filter(microtask__job=job, is_current=True)
+    agreements = np.array(list(current.values_list("agreement", flat=True)), dtype=np.float64)
+    hist, _ = np.histogram(agreements, bins=AGREEMENT_BINS)
+    regular = Assignment.objects.filter(microtask__job=job, microtask__is_gold=False)
+    used = regular.filter(
+        status__in=(
+            AssignmentStatus.SUBMITTED,
+            AssignmentStatus.APPROVED,
+            AssignmentStatus.REJECTED,
+        )
+    )
+    settled = job.microtasks.filter(is_gold=False, status=MicroTaskStatus.COMPLETE)
+    settled_replicas = used.filter(microtask__in=settled).count()
+    n_settled = settled.count()
+    statuses = dict(
+        job.microtasks.filter(is_gold=False)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    flags = dict(
+        FraudFlag.objects.filter(job=job)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    return {
+        "job": job.pk,
+        "gold": {
+            "results": gold["n"],
+            "mean_score": round(gold["mean"], 4) if gold["mean"] is not None else None,
+            "pass_rate": round(gold["passed"] / gold["n"], 4) if gold["n"] else None,
+        },
+        "agreement": {
+            "mean": round(float(agreements.mean()), 4) if agreements.size else None,
+            "histogram": [
+                {"from": round(float(lo), 1), "to": round(float(hi), 1), "microtasks": int(n)}
+                for lo, hi, n in zip(AGREEMENT_BINS[:-1], AGREEMENT_BINS[1:], hist, strict=True)
+            ],
+        },
+        "microtasks": {
+            "open": statuses.get(MicroTaskStatus.OPEN, 0),
+            "complete": statuses.get(MicroTaskStatus.COMPLETE, 0),
+            "review": statuses.get(MicroTaskStatus.REVIEW, 0),
+        },
+        "replicas": {
+            "used": used.count(),
+            "settled_microtasks": n_settled,
+            "per_settled_microtask": round(settled_replicas / n_settled, 3) if n_settled else None,
+            # Against a fixed overlap at the job's maximum, which dynamic overlap may reach.
+            "saved_vs_fixed_max_overlap": n_settled * job.overlap_max - settled_replicas,
+        },
+        "flagged": {"total": sum(flags.values()), "by_kind": flags},
+        "seams_flagged": _seams_flagged(job),
+        "reviews_open": ReviewItem.objects.filter(job=job, status=ReviewStatus.OPEN).count(),
+    }
+
+
+def _seams_flagged(job: Job) -> int | None:
+    if job.annotation_type != "track":
+        return None
+    return sum(
+        1 for v in job.videos.all() for seam in video_tracks(video=v)["seams"] if seam["issues"]
+    )
+
+
+def worker_report(*, worker: User) -> dict[str, Any]:
+    """Admin view of one worker: trust per type, gold record, flags, review outcomes."""
+    gold = GoldResult.objects.filter(worker=worker).aggregate(
+        n=Count("id"), mean=Avg("score"), passed=Count("id", filter=Q(passed=True))
+    )
+    statuses = dict(
+        Assignment.objects.filter(worker=worker)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return {
+        "worker": worker.pk,
+        "username": worker.username,
+        "trust": worker_trust_overview(worker=worker, evidence=10),
+        "gold": {
+            "results": gold["n"],
+            "mean_score": round(gold["mean"], 4) if gold["mean"] is not None else None,
+            "passed": gold["passed"],
+        },
+        "assignments": statuses,
+        "flags": list(
+            FraudFlag.objects.filter(worker=worker).values("id", "kind", "status", "assignment_id")
+        ),
+    }
+
+
+def video_tracks(*, video) -> dict[str, Any]:
+    """A track job's consensus for a whole video: segments stitched across their seams.
+
+    Each segment (microtask) contributes its current consensus; consecutive segments are joined
+    on their shared frames (``quality.tracks.stitch_seam``). A seam that does not match cleanly is
+    reported, and its tracks are left apart rather than merged.
+    """
+    from tasks.models import MicroTask
+
+    from .shapes import from_annotation, to_annotation
+    from .tracks import stitch_tracks
+
+    job = video.job
+    classes = list(job.label_classes)
+    segments = []
+    used = []
+    for mt in MicroTask.objects.filter(video=video, is_gold=False).order_by("index"):
+        result = ConsensusResult.objects.filter(microtask=mt, is_current=True).first()
+        if result is None:
+            continue
+        segments.append(to_annotation(result.frames, classes))
+        used.append(mt.pk)
+    stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
+    return {
+        "video": video.pk,
+        "microtasks": used,
+        "frames": from_annotation(stitched.frames, classes, tracks=True),
+        "seams": [
+            {
+                "left": used[k],
+                "right": used[k + 1],
+                "overlap_frames": list(seam.overlap_frames),
+                "merged": {str(r): int(lft) for r, lft in seam.mapping.items()},
+                "issues": list(seam.issues),
+            }
+            for k, seam in enumerate(stitched.seams)
+        ],
+    }

@@ -1,0 +1,920 @@
+"""A local Stripe-compatible HTTP server — a TEST DOUBLE, never used in production.
+
+It exists so that tests and the demo exercise the real ``stripe`` SDK over real HTTP with real
+form encoding, with no internet. It implements only what this project uses:
+
+* ``/v1/accounts`` (create, retrieve), ``/v1/account_links`` (create; the link's URL points back
+  at this server, and visiting it completes onboarding and emits ``account.updated``),
+* ``/v1/transfers`` (create, list with pagination and filters, retrieve) and
+  ``/v1/transfers/{id}/reversals``,
+* ``/v1/payment_intents`` (create, retrieve, confirm), ``/v1/refunds``, ``/v1/balance``,
+  ``/v1/payouts`` (on a connected account, ``Stripe-Account`` header), ``/v1/events``.
+
+Objects are deep copies of Stripe's published examples (``../shared/stripe/fixtures3.json``,
+vendored as ``stripe_local/fixtures3.json`` when present) with our fields filled in.
+
+Stripe's idempotency rules: a POST with an ``Idempotency-Key`` that was seen before with the same
+parameters gets the stored response (``Idempotent-Replayed: true``); with different parameters,
+a 400 ``idempotency_error``; while the first request is still running, a 409.
+
+Webhooks: every event is signed like Stripe does (``Stripe-Signature: t=…,v1=HMAC-SHA256``) and
+POSTed to the registered endpoints (platform events to platform endpoints, connected-account
+events to Connect endpoints), from a background thread, with retries.
+
+Fault injection (:class:`Faults`): a 500, a 429, a timeout *after* the request was committed, and
+a dropped connection (before or after committing), each with a probability and/or forced for the
+next N matching requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import queue
+import random
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("stripe_local")
+
+_FIXTURE_PATHS = [
+    Path(__file__).with_name("fixtures3.json"),
+    Path("/work/shared/stripe/fixtures3.json"),
+]
+
+
+def _load_fixtures() -> dict[str, Any]:
+    for path in _FIXTURE_PATHS:
+        if path.exists():
+            return json.loads(path.read_text())["resources"]
+    raise FileNotFoundError("Stripe's fixtures3.json was not found next to stripe_local")
+
+
+FIXTURES = _load_fixtures()
+
+
+def _template(kind: str) -> dict[str, Any]:
+    return copy.deepcopy(FIXTURES[kind])
+
+
+# --- form decoding (Stripe's bracket notation) -----------------------------------------------
+
+
+def decode_form(body: str) -> dict[str, Any]:
+    """``a[b][c]=1&l[0]=x`` → ``{"a": {"b": {"c": "1"}}, "l": ["x"]}``."""
+    root: dict[str, Any] = {}
+    for key, value in urllib.parse.parse_qsl(body, keep_blank_values=True):
+        parts = [key.split("[", 1)[0]] + [p.rstrip("]") for p in key.split("[")[1:]]
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                index = int(part) if part else len(node)
+                while len(node) <= index:
+                    node.append(None)
+                if last:
+                    node[index] = value
+                else:
+                    if node[index] is None:
+                        node[index] = [] if parts[i + 1].isdigit() or parts[i + 1] == "" else {}
+                    node = node[index]
+            else:
+                if last:
+                    node[part] = value
+                else:
+                    if part not in node:
+                        node[part] = [] if parts[i + 1].isdigit() or parts[i + 1] == "" else {}
+                    node = node[part]
+    return root
+
+
+def _int(params: dict, name: str) -> int:
+    try:
+        return int(params[name])
+    except (KeyError, TypeError, ValueError):
+        raise StripeHTTPError(
+            400, "invalid_request_error", f"Missing or invalid {name}", name
+        ) from None
+
+
+def _bool(value: Any) -> bool:
+    return str(value).lower() in ("true", "1")
+
+
+class StripeHTTPError(Exception):
+    def __init__(self, status: int, type_: str, message: str, param: str = "", code: str = ""):
+        super().__init__(message)
+        self.status, self.type, self.message, self.param, self.code = (
+            status,
+            type_,
+            message,
+            param,
+            code,
+        )
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.param:
+            error["param"] = self.param
+        if self.code:
+            error["code"] = self.code
+        return {"error": error}
+
+
+# --- fault injection -------------------------------------------------------------------------
+
+FAULT_KINDS = ("500", "429", "timeout_after_commit", "drop_before", "drop_after_commit")
+
+
+@dataclass
+class Faults:
+    """Which faults to inject, on which requests (``match``: a substring of ``METHOD /path``)."""
+
+    rate: float = 0.0  # probability that a matching request gets a random fault
+    kinds: tuple[str, ...] = FAULT_KINDS
+    match: str = "POST /v1/transfers"
+    forced: list[str] = field(default_factory=list)  # exact faults for the next requests
+    timeout_seconds: float = 2.0  # how long a "timeout" stalls before answering
+    seed: int | None = None
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def pick(self, request_line: str) -> str | None:
+        if self.match and self.match not in request_line:
+            return None
+        with self._lock:
+            if self.forced:
+                fault = self.forced.pop(0)
+            elif self.rate and self._rng.random() < self.rate:
+                fault = self._rng.choice(self.kinds)
+            else:
+                return None
+            self.injected[fault] = self.injected.get(fault, 0) + 1
+            return fault
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
+
+
+# --- the state -------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    url: str
+    secret: str
+    connect: bool = False
+
+
+class StripeState:
+    """Everything the fake Stripe knows, guarded by one lock."""
+
+    def __init__(self, currency: str = "usd") -> None:
+        self.lock = threading.RLock()
+        self.currency = currency
+        self.accounts: dict[str, dict] = {}
+        self.transfers: dict[str, dict] = {}  # insertion order = creation order
+        self.payment_intents: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.payouts: dict[str, dict] = {}
+        self.events: dict[str, dict] = {}
+        self.available = 0
+        self.pending = 0
+        # idempotency: (account, key) -> (fingerprint, status, body) or None while in flight
+        self.idempotency: dict[tuple[str, str], tuple[str, int, dict] | None] = {}
+        self._seq = itertools.count(1)
+        self._clock = itertools.count(int(time.time()))
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._seq):06d}{secrets.token_hex(6)}"
+
+    def now(self) -> int:
+        # Strictly increasing "created" stamps keep list order well defined.
+        return max(int(time.time()), next(self._clock))
+
+
+class LocalStripe:
+    """The server: ``start()`` on a free loopback port, ``api_base`` for the SDK, ``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "sk_test_local",
+        currency: str = "usd",
+        auto_deliver: bool = True,
+        initial_available: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.state = StripeState(currency)
+        self.state.available = initial_available
+        self.faults = Faults()
+        self.endpoints: list[Endpoint] = []
+        self.auto_deliver = auto_deliver
+        self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
+        self.request_log: list[tuple[str, int]] = []
+        # Seconds spent handling API requests (benchmarks subtract it from their own time).
+        self.busy_seconds = 0.0
+        self.busy_cpu_seconds = 0.0
+        self._busy_lock = threading.Lock()
+        self._deliver_queue: queue.Queue = queue.Queue()
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- lifecycle
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalStripe:
+        for target in (self._httpd.serve_forever, self._delivery_loop):
+            t = threading.Thread(target=target, daemon=True, name=f"stripe-local-{target.__name__}")
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._deliver_queue.put(None)
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LocalStripe:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- webhooks
+    def add_endpoint(self, url: str, secret: str, *, connect: bool = False) -> None:
+        self.endpoints.append(Endpoint(url, secret, connect))
+
+    def sign(self, payload: bytes, secret: str, timestamp: int | None = None) -> str:
+        t = int(time.time()) if timestamp is None else timestamp
+        mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+        return f"t={t},v1={mac}"
+
+    def emit(self, type_: str, obj: dict, *, account: str | None = None) -> dict:
+        with self.state.lock:
+            event = _template("event")
+            event.update(
+                id=self.state.new_id("evt"),
+                type=type_,
+                created=self.state.now(),
+                api_version=None,
+                data={"object": copy.deepcopy(obj)},
+                pending_webhooks=len(self.endpoints),
+                request={"id": None, "idempotency_key": None},
+            )
+            if account:
+                event["account"] = account
+            self.state.events[event["id"]] = event
+        if self.auto_deliver:
+            self._deliver_queue.put(event)
+        return event
+
+    def deliver(self, event: dict, *, endpoint: Endpoint | None = None, secret: str | None = None):
+        """Deliver ``event`` now, synchronously, to one or all matching endpoints."""
+        targets = [endpoint] if endpoint else self._targets(event)
+        statuses = []
+        for ep in targets:
+            payload = json.dumps(event).encode()
+            request = urllib.request.Request(
+                ep.url,
+                data=payload,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    "Stripe-Signature": self.sign(payload, secret or ep.secret),
+                    "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            self.deliveries.append((event["id"], ep.url, status))
+            statuses.append(status)
+        return statuses
+
+    def _targets(self, event: dict) -> list[Endpoint]:
+        connect = bool(event.get("account"))
+        return [ep for ep in self.endpoints if ep.connect == connect]
+
+    def _delivery_loop(self) -> None:
+        while not self._stopping.is_set():
+            event = self._deliver_queue.get()
+            if event is None:
+                return
+            for ep in self._targets(event):
+                for attempt in range(5):
+                    (status,) = self.deliver(event, endpoint=ep)
+                    if 200 <= status < 300:
+                        break
+                    time.sleep(0.2 * (attempt + 1))
+
+    # -- test helpers (the "dashboard")
+    def complete_onboarding(self, account_id: str) -> dict:
+        with self.state.lock:
+            acct = self.state.accounts[account_id]
+            acct.update(
+                details_submitted=True,
+                payouts_enabled=True,
+                charges_enabled=False,
+                capabilities={"transfers": "active"},
+            )
+            acct["requirements"].update(
+                currently_due=[], eventually_due=[], past_due=[], disabled_reason=None
+            )
+            snapshot = copy.deepcopy(acct)
+        self.emit("account.updated", snapshot, account=account_id)
+        return snapshot
+
+    def restrict_account(self, account_id: str, reason: str = "requirements.past_due") -> dict:
+        with self.state.lock:
+            acct = self.state.accounts[account_id]
+            acct.update(payouts_enabled=False, capabilities={"transfers": "inactive"})
+            acct["requirements"].update(currently_due=["external_account"], disabled_reason=reason)
+            snapshot = copy.deepcopy(acct)
+        self.emit("account.updated", snapshot, account=account_id)
+        return snapshot
+
+    def succeed_payment_intent(self, pi_id: str, *, available_now: bool = True) -> dict:
+        with self.state.lock:
+            pi = self.state.payment_intents[pi_id]
+            if pi["status"] != "succeeded":
+                pi.update(
+                    status="succeeded",
+                    amount_received=pi["amount"],
+                    latest_charge=self.state.new_id("ch"),
+                    payment_method="pm_card_visa",
+                )
+                if available_now:
+                    self.state.available += pi["amount"]
+                else:
+                    self.state.pending += pi["amount"]
+            snapshot = copy.deepcopy(pi)
+        self.emit("payment_intent.succeeded", snapshot)
+        return snapshot
+
+    def fail_payment_intent(self, pi_id: str) -> dict:
+        with self.state.lock:
+            pi = self.state.payment_intents[pi_id]
+            pi["last_payment_error"] = {"type": "card_error", "code": "card_declined"}
+            snapshot = copy.deepcopy(pi)
+        self.emit("payment_intent.payment_failed", snapshot)
+        return snapshot
+
+    def make_pending_available(self) -> None:
+        with self.state.lock:
+            self.state.available += self.state.pending
+            self.state.pending = 0
+            balance = self._balance()
+        self.emit("balance.available", balance)
+
+    def add_available(self, amount: int) -> None:
+        with self.state.lock:
+            self.state.available += amount
+
+    def transfers_for(self, payout_id: int | str) -> list[dict]:
+        with self.state.lock:
+            return [
+                copy.deepcopy(t)
+                for t in self.state.transfers.values()
+                if t["metadata"].get("payout_id") == str(payout_id)
+            ]
+
+    def _balance(self) -> dict:
+        bal = _template("balance")
+        bal["available"] = [
+            {"amount": self.state.available, "currency": self.state.currency, "source_types": {}}
+        ]
+        bal["pending"] = [
+            {"amount": self.state.pending, "currency": self.state.currency, "source_types": {}}
+        ]
+        bal["connect_reserved"] = [{"amount": 0, "currency": self.state.currency}]
+        return bal
+
+    # -- routing
+    def handle(self, method: str, path: str, query: dict, params: dict, headers) -> dict:
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["v1"]:
+            raise StripeHTTPError(404, "invalid_request_error", f"Unrecognized request URL {path}")
+        parts = parts[1:]
+        route = (method, parts[0] if parts else "", len(parts))
+        account_header = headers.get("Stripe-Account") or ""
+        handlers: dict[tuple[str, str, int], Callable[..., dict]] = {
+            ("POST", "accounts", 1): lambda: self._account_create(params),
+            ("GET", "accounts", 2): lambda: self._get(self.state.accounts, parts[1], "account"),
+            ("POST", "account_links", 1): lambda: self._account_link_create(params),
+            ("POST", "transfers", 1): lambda: self._transfer_create(params),
+            ("GET", "transfers", 1): lambda: self._list(
+                self.state.transfers, query, "/v1/transfers"
+            ),
+            ("GET", "transfers", 2): lambda: self._get(self.state.transfers, parts[1], "transfer"),
+            ("POST", "transfers", 3): lambda: self._reversal_create(parts[1], params),
+            ("POST", "payment_intents", 1): lambda: self._pi_create(params),
+            ("GET", "payment_intents", 2): lambda: self._get(
+                self.state.payment_intents, parts[1], "payment_intent"
+            ),
+            ("POST", "payment_intents", 3): lambda: self._pi_confirm(parts[1], parts[2]),
+            ("POST", "refunds", 1): lambda: self._refund_create(params),
+            ("GET", "refunds", 2): lambda: self._get(self.state.refunds, parts[1], "refund"),
+            ("GET", "balance", 1): lambda: self._balance(),
+            ("POST", "payouts", 1): lambda: self._payout_create(params, account_header),
+            ("GET", "payouts", 1): lambda: self._list(self.state.payouts, query, "/v1/payouts"),
+            ("GET", "events", 1): lambda: self._list(self.state.events, query, "/v1/events"),
+            ("GET", "events", 2): lambda: self._get(self.state.events, parts[1], "event"),
+        }
+        handler = handlers.get(route)
+        if handler is None:
+            raise StripeHTTPError(
+                404, "invalid_request_error", f"Unrecognized request URL ({method}: {path})"
+            )
+        with self.state.lock:
+            return handler()
+
+    def _get(self, table: dict, obj_id: str, kind: str) -> dict:
+        if obj_id not in table:
+            raise StripeHTTPError(
+                404,
+                "invalid_request_error",
+                f"No such {kind}: '{obj_id}'",
+                "id",
+                "resource_missing",
+            )
+        return copy.deepcopy(table[obj_id])
+
+    def _list(self, table: dict, query: dict, url: str) -> dict:
+        items = list(table.values())[::-1]  # newest first, like Stripe
+        for name in ("destination", "transfer_group", "type"):
+            if name in query:
+                items = [i for i in items if i.get(name) == query[name]]
+        created = query.get("created")
+        if isinstance(created, dict):
+            if "gte" in created:
+                items = [i for i in items if i["created"] >= int(created["gte"])]
+            if "lte" in created:
+                items = [i for i in items if i["created"] <= int(created["lte"])]
+        if "starting_after" in query:
+            ids = [i["id"] for i in items]
+            if query["starting_after"] in ids:
+                items = items[ids.index(query["starting_after"]) + 1 :]
+        limit = min(100, int(query.get("limit", 10)))
+        page = items[:limit]
+        return {
+            "object": "list",
+            "url": url,
+            "has_more": len(items) > limit,
+            "data": [copy.deepcopy(i) for i in page],
+        }
+
+    def _account_create(self, params: dict) -> dict:
+        acct = _template("account")
+        acct_id = self.state.new_id("acct")
+        caps = params.get("capabilities") or {}
+        acct.update(
+            id=acct_id,
+            type=params.get("type", "express"),
+            country=params.get("country") or "US",
+            email=params.get("email"),
+            metadata=params.get("metadata") or {},
+            created=self.state.now(),
+            charges_enabled=False,
+            payouts_enabled=False,
+            details_submitted=False,
+            capabilities={
+                name: "inactive" for name, v in caps.items() if _bool(v.get("requested"))
+            },
+        )
+        acct["controller"] = {"type": "application"}
+        acct["external_accounts"]["url"] = f"/v1/accounts/{acct_id}/external_accounts"
+        acct["requirements"]["currently_due"] = ["external_account", "tos_acceptance.date"]
+        self.state.accounts[acct_id] = acct
+        return copy.deepcopy(acct)
+
+    def _account_link_create(self, params: dict) -> dict:
+        account = params.get("account", "")
+        self._get(self.state.accounts, account, "account")
+        for name in ("refresh_url", "return_url"):
+            if not params.get(name):
+                raise StripeHTTPError(400, "invalid_request_error", f"Missing {name}", name)
+        link = _template("account_link")
+        token = secrets.token_urlsafe(12)
+        q = urllib.parse.urlencode({"return_url": params["return_url"]})
+        link.update(
+            created=self.state.now(),
+            expires_at=self.state.now() + 300,
+            url=f"{self.api_base}/_onboard/{account}/{token}?{q}",
+        )
+        return link
+
+    def _transfer_create(self, params: dict) -> dict:
+        amount = _int(params, "amount")
+        currency = (params.get("currency") or "").lower()
+        destination = params.get("destination", "")
+        if amount <= 0:
+            raise StripeHTTPError(400, "invalid_request_error", "Invalid amount", "amount")
+        acct = self.state.accounts.get(destination)
+        if acct is None:
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                f"No such destination: '{destination}'",
+                "destination",
+                "resource_missing",
+            )
+        if acct["capabilities"].get("transfers") != "active":
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                "Your destination account needs to have the transfers capability enabled.",
+                "destination",
+                "insufficient_capabilities_for_transfer",
+            )
+        if amount > self.state.available:
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                "You have insufficient available funds in your Stripe account.",
+                "",
+                "balance_insufficient",
+            )
+        self.state.available -= amount
+        tr = _template("transfer")
+        tr_id = self.state.new_id("tr")
+        tr.update(
+            id=tr_id,
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            destination_payment=self.state.new_id("py"),
+            balance_transaction=self.state.new_id("txn"),
+            created=self.state.now(),
+            description=params.get("description"),
+            metadata=params.get("metadata") or {},
+            transfer_group=params.get("transfer_group"),
+            amount_reversed=0,
+            reversed=False,
+            source_type="card",
+        )
+        tr["reversals"] = {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "url": f"/v1/transfers/{tr_id}/reversals",
+        }
+        self.state.transfers[tr_id] = tr
+        self.emit("transfer.created", tr)
+        return copy.deepcopy(tr)
+
+    def _reversal_create(self, transfer_id: str, params: dict) -> dict:
+        tr = self.state.transfers.get(transfer_id)
+        if tr is None:
+            raise StripeHTTPError(
+                404, "invalid_request_error", f"No such transfer: '{transfer_id}'", "id"
+            )
+        remaining = tr["amount"] - tr["amount_reversed"]
+        amount = int(params.get("amount", remaining))
+        if amount <= 0 or amount > remaining:
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                f"Cannot reverse {amount}; {remaining} remains on the transfer.",
+                "amount",
+            )
+        rev = _template("transfer_reversal")
+        rev.update(
+            id=self.state.new_id("trr"),
+            amount=amount,
+            currency=tr["currency"],
+            transfer=transfer_id,
+            created=self.state.now(),
+            metadata=params.get("metadata") or {},
+        )
+        tr["amount_reversed"] += amount
+        tr["reversed"] = tr["amount_reversed"] == tr["amount"]
+        tr["reversals"]["data"].insert(0, rev)
+        self.state.available += amount
+        self.emit("transfer.reversed", tr)
+        return copy.deepcopy(rev)
+
+    def _pi_create(self, params: dict) -> dict:
+        amount = _int(params, "amount")
+        if amount < 50:
+            raise StripeHTTPError(
+                400, "invalid_request_error", "Amount must be at least 50 cents", "amount"
+            )
+        pi = _template("payment_intent")
+        pi_id = self.state.new_id("pi")
+        pi.update(
+            id=pi_id,
+            amount=amount,
+            amount_received=0,
+            amount_capturable=0,
+            currency=(params.get("currency") or "usd").lower(),
+            client_secret=f"{pi_id}_secret_{secrets.token_hex(8)}",
+            created=self.state.now(),
+            canceled_at=None,
+            last_payment_error=None,
+            next_action=None,
+            customer=params.get("customer"),
+            description=params.get("description"),
+            metadata=params.get("metadata") or {},
+            status="requires_payment_method",
+            transfer_group=params.get("transfer_group"),
+            transfer_data=None,
+            processing=None,
+        )
+        self.state.payment_intents[pi_id] = pi
+        self.emit("payment_intent.created", pi)
+        return copy.deepcopy(pi)
+
+    def _pi_confirm(self, pi_id: str, action: str) -> dict:
+        if action != "confirm":
+            raise StripeHTTPError(404, "invalid_request_error", f"Unknown action {action}")
+        self._get(self.state.payment_intents, pi_id, "payment_intent")
+        return self.succeed_payment_intent(pi_id)
+
+    def _refund_create(self, params: dict) -> dict:
+        pi_id = params.get("payment_intent", "")
+        pi = self.state.payment_intents.get(pi_id)
+        if pi is None or pi["status"] != "succeeded":
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                "This PaymentIntent has no charge to refund.",
+                "payment_intent",
+            )
+        refunded = sum(
+            r["amount"] for r in self.state.refunds.values() if r["payment_intent"] == pi_id
+        )
+        amount = int(params.get("amount", pi["amount_received"] - refunded))
+        if amount <= 0 or amount + refunded > pi["amount_received"]:
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({pi['amount_received'] - refunded})",
+                "amount",
+                "charge_already_refunded" if refunded else "amount_too_large",
+            )
+        refund = _template("refund")
+        refund.update(
+            id=self.state.new_id("re"),
+            amount=amount,
+            currency=pi["currency"],
+            charge=pi["latest_charge"],
+            payment_intent=pi_id,
+            created=self.state.now(),
+            metadata=params.get("metadata") or {},
+            status="succeeded",
+            reason=params.get("reason"),
+        )
+        self.state.refunds[refund["id"]] = refund
+        self.state.available -= amount
+        self.emit("refund.created", refund)
+        return copy.deepcopy(refund)
+
+    def _payout_create(self, params: dict, account: str) -> dict:
+        payout = _template("payout")
+        payout.update(
+            id=self.state.new_id("po"),
+            amount=_int(params, "amount"),
+            currency=(params.get("currency") or "usd").lower(),
+            created=self.state.now(),
+            metadata=params.get("metadata") or {},
+            status="pending",
+            automatic=False,
+        )
+        self.state.payouts[payout["id"]] = payout
+        self.emit("payout.created", payout, account=account or None)
+        return copy.deepcopy(payout)
+
+    def _onboard_page(self, account: str, query: dict) -> tuple[int, str, dict]:
+        if account not in self.state.accounts:
+            return 404, "unknown account", {}
+        self.complete_onboarding(account)
+        location = query.get("return_url", "")
+        return 302, "onboarded", {"Location": location} if location else {}
+
+
+def _fingerprint(method: str, path: str, params: dict) -> str:
+    return hashlib.sha256(json.dumps([method, path, params], sort_keys=True).encode()).hexdigest()
+
+
+def _make_handler(server: LocalStripe):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = -1  # headers and body leave in one write (see _send's flush)
+
+        def setup(self) -> None:
+            super().setup()
+            # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every answer.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args) -> None:
+            logger.debug("%s " + format, self.address_string(), *args)
+
+        def _send(self, status: int, body: dict | str, headers: dict | None = None) -> None:
+            data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+            self.send_response(status)
+            self.send_header(
+                "Content-Type", "application/json" if isinstance(body, dict) else "text/plain"
+            )
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Request-Id", f"req_{secrets.token_hex(8)}")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
+        def parse_request(self) -> bool:
+            # Handling starts once a request line arrived (not while idling on keep-alive).
+            self._started = time.perf_counter()
+            return super().parse_request()
+
+        def _dispatch(self, method: str) -> None:
+            started = getattr(self, "_started", time.perf_counter())
+            cpu = time.thread_time()
+            try:
+                self._dispatch_inner(method)
+            finally:
+                with server._busy_lock:
+                    server.busy_seconds += time.perf_counter() - started
+                    server.busy_cpu_seconds += time.thread_time() - cpu
+
+        def _dispatch_inner(self, method: str) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            query = decode_form(parsed.query)
+            if parsed.path.startswith("/_onboard/"):
+                account = parsed.path.split("/")[2]
+                status, text, headers = server._onboard_page(account, query)
+                self._send(status, text, headers)
+                return
+            auth = self.headers.get("Authorization", "")
+            if auth != f"Bearer {server.api_key}":
+                self._send(
+                    401,
+                    StripeHTTPError(
+                        401, "invalid_request_error", "Invalid API Key provided"
+                    ).body(),
+                )
+                return
+            params = decode_form(raw) if method == "POST" else {}
+            request_line = f"{method} {parsed.path}"
+            fault = server.faults.pick(request_line)
+            server.request_log.append((request_line, 0))
+            if fault == "drop_before":
+                self._drop()
+                return
+            if fault == "500":
+                self._send(500, StripeHTTPError(500, "api_error", "Injected server error").body())
+                return
+            if fault == "429":
+                self._send(
+                    429,
+                    StripeHTTPError(
+                        429, "invalid_request_error", "Too many requests", code="rate_limit"
+                    ).body(),
+                )
+                return
+            key = self.headers.get("Idempotency-Key") if method == "POST" else None
+            idem = (self.headers.get("Stripe-Account") or "", key) if key else None
+            fingerprint = _fingerprint(method, parsed.path, params)
+            if idem is not None:
+                with server.state.lock:
+                    if idem in server.state.idempotency:
+                        stored = server.state.idempotency[idem]
+                        if stored is None:
+                            self._send(
+                                409,
+                                StripeHTTPError(
+                                    409,
+                                    "idempotency_error",
+                                    "There is currently another in-progress request using "
+                                    "this Stripe-Idempotency-Key.",
+                                    code="idempotency_key_in_use",
+                                ).body(),
+                            )
+                            return
+                        if stored[0] != fingerprint:
+                            self._send(
+                                400,
+                                StripeHTTPError(
+                                    400,
+                                    "idempotency_error",
+                                    "Keys for idempotent requests can only be used with the "
+                                    "same parameters they were first used with.",
+                                ).body(),
+                            )
+                            return
+                        self._send(stored[1], stored[2], {"Idempotent-Replayed": "true"})
+                        return
+                    server.state.idempotency[idem] = None
+            try:
+                status, body = 200, server.handle(method, parsed.path, query, params, self.headers)
+            except StripeHTTPError as exc:
+                status, body = exc.status, exc.body()
+            except Exception as exc:  # a bug in the double: a 500 Stripe would not replay
+                logger.exception("stripe_local failed on %s", request_line)
+                if idem is not None:
+                    with server.state.lock:
+                        server.state.idempotency.pop(idem, None)
+                self._send(500, StripeHTTPError(500, "api_error", str(exc)).body())
+                return
+            if idem is not None:
+                with server.state.lock:
+                    server.state.idempotency[idem] = (fingerprint, status, body)
+            server.request_log[-1] = (request_line, status)
+            if fault == "drop_after_commit":
+                self._drop()
+                return
+            if fault == "timeout_after_commit":
+                time.sleep(server.faults.timeout_seconds)
+                self._drop()
+                return
+            self._send(status, body)
+
+    return Handler
+
+
+def main() -> None:  # pragma: no cover - manual use: python -m stripe_local.server
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description="Local Stripe-compatible test double")
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--webhook", default="", help="platform webhook URL")
+    parser.add_argument("--connect-webhook", default="", help="Connect webhook URL")
+    parser.add_argument("--available", type=int, default=10_000_000)
+    args = parser.parse_args()
+    server = LocalStripe(
+        port=args.port,
+        api_key=os.environ.get("STRIPE_SECRET_KEY", "sk_test_local"),
+        initial_available=args.available,
+    )
+    if args.webhook:
+        server.add_endpoint(args.webhook, os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_local"))
+    if args.connect_webhook:
+        server.add_endpoint(
+            args.connect_webhook,
+            os.environ.get("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_local_connect"),
+            connect=True,
+        )
+    server.start()
+    print(f"stripe_local listening on {server.api_base}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

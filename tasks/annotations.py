@@ -1,0 +1,369 @@
+"""Annotation payloads: the schema of each annotation type, validated field by field (pure).
+
+Knows nothing of Django. ``validate_payload`` returns the normalised payload and its per-frame
+shapes, or raises ``AnnotationInvalid`` whose ``fields`` maps a path in the payload
+(``"tracks[0].keyframes[2].box"``) to messages a worker can act on.
+
+Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left):
+
+* ``bbox``:     ``{"boxes": [{"frame": 30, "label": "car", "box": [x1, y1, x2, y2]}]}``
+* ``polygon``:  ``{"polygons": [{"frame": 30, "label": "car", "points": [[x, y], ...]}]}``
+* ``classify``: ``{"labels": [{"frame": 30, "label": "car"}]}`` — every frame exactly once
+* ``track``:    ``{"tracks": [{"id": 1, "label": "car", "keyframes":
+  [{"frame": 0, "box": [...], "outside": false}, ...]}]}`` — keyframes strictly increasing;
+  an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted).
+
+Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
+is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}`` or ``{"track", "label", "box"}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .interpolation import track_from_payload, tracks_to_frames
+
+MAX_SHAPES = 5_000
+MAX_POLYGON_POINTS = 500
+MAX_KEYFRAMES = 5_000
+
+TOP_KEY = {"bbox": "boxes", "polygon": "polygons", "classify": "labels", "track": "tracks"}
+
+
+@dataclass(frozen=True)
+class AnnotationContext:
+    """What a payload is checked against: the job's schema and the microtask's frames."""
+
+    annotation_type: str
+    classes: Sequence[str]
+    width: int
+    height: int
+    frame_start: int
+    frame_end: int
+    frames: Sequence[int] = ()  # the sampled frames for per-frame types; all of the range if empty
+
+    def frame_set(self) -> frozenset[int]:
+        if self.annotation_type != "track" and self.frames:
+            return frozenset(int(f) for f in self.frames)
+        return frozenset(range(self.frame_start, self.frame_end + 1))
+
+
+@dataclass
+class ValidatedAnnotation:
+    payload: dict[str, Any]
+    frames: dict[str, list[dict[str, Any]]]
+    shape_count: int
+
+
+@dataclass
+class AnnotationInvalid(Exception):
+    """The annotation does not fit the job's schema."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        first = next(iter(self.fields.items()), ("payload", ["is not valid"]))
+        more = len(self.fields) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+        return f"The annotation is not valid: {first[0]} {first[1][0]}{suffix}."
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.fields.setdefault(path, []).append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_frame(
+    value: Any, path: str, ctx: AnnotationContext, allowed: frozenset[int], err
+) -> bool:
+    if not _is_int(value):
+        err.add(path, "must be a whole frame number")
+        return False
+    if value not in allowed:
+        if ctx.annotation_type == "track" or not ctx.frames:
+            err.add(
+                path, f"frame {value} is outside this microtask ({ctx.frame_start}-{ctx.frame_end})"
+            )
+        else:
+            err.add(path, f"frame {value} is not one of this microtask's frames")
+        return False
+    return True
+
+
+def _check_label(value: Any, path: str, ctx: AnnotationContext, err) -> bool:
+    if not isinstance(value, str) or value not in ctx.classes:
+        shown = value if isinstance(value, str) else type(value).__name__
+        err.add(path, f"unknown class {shown!r}; use one of: {', '.join(ctx.classes)}")
+        return False
+    return True
+
+
+def _check_box(value: Any, path: str, ctx: AnnotationContext, err) -> list[float] | None:
+    if not isinstance(value, list | tuple) or len(value) != 4 or not all(map(_is_number, value)):
+        err.add(path, "must be four numbers [x1, y1, x2, y2]")
+        return None
+    x1, y1, x2, y2 = (float(v) for v in value)
+    ok = True
+    if x2 <= x1 or y2 <= y1:
+        err.add(path, "must have a positive width and height (x2 > x1, y2 > y1)")
+        ok = False
+    if x1 < 0 or y1 < 0 or x2 > ctx.width or y2 > ctx.height:
+        err.add(path, f"must lie inside the {ctx.width}x{ctx.height} frame")
+        ok = False
+    return [x1, y1, x2, y2] if ok else None
+
+
+def _object_list(payload: Any, key: str, err) -> list | None:
+    if not isinstance(payload, dict):
+        err.add("payload", f'must be a JSON object like {{"{key}": [...]}}')
+        return None
+    unknown = sorted(set(payload) - {key})
+    for name in unknown:
+        err.add(name, f'unexpected field; this job takes "{key}"')
+    items = payload.get(key)
+    if not isinstance(items, list):
+        err.add(key, "must be a list")
+        return None
+    if len(items) > MAX_SHAPES:
+        err.add(key, f"has {len(items)} items; at most {MAX_SHAPES} are allowed")
+        return None
+    return items
+
+
+def _segments_cross(p1, p2, p3, p4) -> bool:
+    def orient(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
+    d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and 0 not in (d1, d2, d3, d4):
+        return True
+
+    def on_segment(a, b, c) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(
+            a[1], b[1]
+        )
+
+    return (
+        (d1 == 0 and on_segment(p3, p4, p1))
+        or (d2 == 0 and on_segment(p3, p4, p2))
+        or (d3 == 0 and on_segment(p1, p2, p3))
+        or (d4 == 0 and on_segment(p1, p2, p4))
+    )
+
+
+def polygon_self_intersects(points: Sequence[Sequence[float]]) -> bool:
+    """Whether two non-adjacent edges of the closed polygon touch or cross (O(n²), n ≤ 500)."""
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # adjacent edges share a vertex
+            if _segments_cross(*edges[i], *edges[j]):
+                return True
+    return False
+
+
+def polygon_area(points: Sequence[Sequence[float]]) -> float:
+    n = len(points)
+    twice = sum(
+        points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]
+        for i in range(n)
+    )
+    return abs(twice) / 2.0
+
+
+def _empty_frames(ctx: AnnotationContext) -> dict[str, list]:
+    return {str(f): [] for f in sorted(ctx.frame_set())}
+
+
+def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    allowed = ctx.frame_set()
+    out, frames = [], _empty_frames(ctx)
+    for i, item in enumerate(items):
+        path = f"boxes[{i}]"
+        if not isinstance(item, dict):
+            err.add(path, 'must be an object {"frame", "label", "box"}')
+            continue
+        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
+        box = _check_box(item.get("box"), f"{path}.box", ctx, err)
+        if ok_f and ok_l and box is not None:
+            shape = {"label": item["label"], "box": box}
+            out.append({"frame": item["frame"], **shape})
+            frames[str(item["frame"])].append(shape)
+    return ValidatedAnnotation({"boxes": out}, frames, len(out))
+
+
+def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    allowed = ctx.frame_set()
+    out, frames = [], _empty_frames(ctx)
+    for i, item in enumerate(items):
+        path = f"polygons[{i}]"
+        if not isinstance(item, dict):
+            err.add(path, 'must be an object {"frame", "label", "points"}')
+            continue
+        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
+        pts = item.get("points")
+        ppath = f"{path}.points"
+        if not isinstance(pts, list) or not all(
+            isinstance(p, list | tuple) and len(p) == 2 and all(map(_is_number, p)) for p in pts
+        ):
+            err.add(ppath, "must be a list of [x, y] points")
+            continue
+        if len(pts) < 3:
+            err.add(ppath, "a polygon needs at least 3 points")
+            continue
+        if len(pts) > MAX_POLYGON_POINTS:
+            err.add(ppath, f"at most {MAX_POLYGON_POINTS} points are allowed")
+            continue
+        points = [[float(x), float(y)] for x, y in pts]
+        if any(x < 0 or y < 0 or x > ctx.width or y > ctx.height for x, y in points):
+            err.add(ppath, f"every point must lie inside the {ctx.width}x{ctx.height} frame")
+            continue
+        if polygon_self_intersects(points):
+            err.add(ppath, "the polygon's edges cross each other")
+            continue
+        if polygon_area(points) <= 0:
+            err.add(ppath, "the polygon has no area (points on one line)")
+            continue
+        if ok_f and ok_l:
+            shape = {"label": item["label"], "points": points}
+            out.append({"frame": item["frame"], **shape})
+            frames[str(item["frame"])].append(shape)
+    return ValidatedAnnotation({"polygons": out}, frames, len(out))
+
+
+def _validate_labels(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    allowed = ctx.frame_set()
+    out, frames, seen = [], _empty_frames(ctx), set()
+    for i, item in enumerate(items):
+        path = f"labels[{i}]"
+        if not isinstance(item, dict):
+            err.add(path, 'must be an object {"frame", "label"}')
+            continue
+        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
+        if ok_f and item["frame"] in seen:
+            err.add(f"{path}.frame", f"frame {item['frame']} is labelled twice")
+            continue
+        if ok_f and ok_l:
+            seen.add(item["frame"])
+            out.append({"frame": item["frame"], "label": item["label"]})
+            frames[str(item["frame"])].append({"label": item["label"]})
+    missing = sorted(allowed - seen)
+    if missing and not err:
+        shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
+        err.add("labels", f"every frame needs a label; missing: {shown}")
+    return ValidatedAnnotation({"labels": out}, frames, len(out))
+
+
+def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    allowed = ctx.frame_set()
+    out, ids = [], set()
+    total_keyframes = 0
+    for i, item in enumerate(items):
+        path = f"tracks[{i}]"
+        if not isinstance(item, dict):
+            err.add(path, 'must be an object {"id", "label", "keyframes"}')
+            continue
+        tid = item.get("id")
+        ok = True
+        if not _is_int(tid) or tid < 0:
+            err.add(f"{path}.id", "must be a non-negative whole number")
+            ok = False
+        elif tid in ids:
+            err.add(f"{path}.id", f"track id {tid} is used twice")
+            ok = False
+        else:
+            ids.add(tid)
+        ok &= _check_label(item.get("label"), f"{path}.label", ctx, err)
+        kfs = item.get("keyframes")
+        if not isinstance(kfs, list) or not kfs:
+            err.add(f"{path}.keyframes", "must be a non-empty list of keyframes")
+            continue
+        total_keyframes += len(kfs)
+        if total_keyframes > MAX_KEYFRAMES:
+            err.add(f"{path}.keyframes", f"at most {MAX_KEYFRAMES} keyframes in all")
+            break
+        norm: list[dict[str, Any]] = []
+        prev_frame: int | None = None
+        prev_box: list[float] | None = None
+        for k, kf in enumerate(kfs):
+            kpath = f"{path}.keyframes[{k}]"
+            if not isinstance(kf, dict):
+                err.add(kpath, 'must be an object {"frame", "box", "outside"}')
+                ok = False
+                continue
+            outside = kf.get("outside", False)
+            if not isinstance(outside, bool):
+                err.add(f"{kpath}.outside", "must be true or false")
+                ok = False
+            frame_ok = _check_frame(kf.get("frame"), f"{kpath}.frame", ctx, allowed, err)
+            if frame_ok and prev_frame is not None and kf["frame"] <= prev_frame:
+                err.add(
+                    f"{kpath}.frame",
+                    "keyframes must be in increasing frame order "
+                    f"({kf['frame']} after {prev_frame})",
+                )
+                frame_ok = False
+            if k == 0 and outside is True:
+                err.add(f"{kpath}.outside", "a track cannot start outside the frame")
+                ok = False
+            if outside is True and kf.get("box") is None:
+                box = prev_box
+            else:
+                box = _check_box(kf.get("box"), f"{kpath}.box", ctx, err)
+            if not frame_ok or box is None:
+                ok = False
+                continue
+            prev_frame, prev_box = kf["frame"], box
+            norm.append({"frame": kf["frame"], "box": box, "outside": bool(outside)})
+        if ok:
+            out.append({"id": tid, "label": item["label"], "keyframes": norm})
+    if err:
+        return ValidatedAnnotation({"tracks": []}, {}, 0)
+    frames = tracks_to_frames([track_from_payload(t) for t in out], ctx.frame_start, ctx.frame_end)
+    return ValidatedAnnotation({"tracks": out}, frames, total_keyframes)
+
+
+_VALIDATORS = {
+    "bbox": _validate_boxes,
+    "polygon": _validate_polygons,
+    "classify": _validate_labels,
+    "track": _validate_tracks,
+}
+
+
+def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotation:
+    """Check ``payload`` against ``ctx``; return it normalised with per-frame shapes."""
+    if ctx.annotation_type not in _VALIDATORS:
+        raise AnnotationInvalid({"annotation_type": [f"unknown type {ctx.annotation_type!r}"]})
+    err = _Errors()
+    key = TOP_KEY[ctx.annotation_type]
+    items = _object_list(payload, key, err)
+    if items is None or err:
+        raise AnnotationInvalid(err.fields)
+    result = _VALIDATORS[ctx.annotation_type](items, ctx, err)
+    if err:
+        raise AnnotationInvalid(err.fields)
+    return result

@@ -1,0 +1,257 @@
+"""Worker API: job board, claim next, leases, submit, my work, qualification tests.
+
+Every response is built by ``tasks.work_selectors`` whitelists (``worker_view_of`` and friends),
+never by a model serializer, so nothing a worker must not see can slip in with a new field.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.api.permissions import IsWorker
+from marketplace.errors import NotFound, ValidationError
+from marketplace.models import AnnotationType, Qualification
+
+from .. import claiming, qualifying, work_selectors
+from ..models import Assignment
+from .auth import CachedTokenAuthentication
+
+
+class ClaimInput(serializers.Serializer):
+    job = serializers.IntegerField(required=False, min_value=1, help_text="Claim from this job")
+
+
+class LeaseInput(serializers.Serializer):
+    active_seconds = serializers.JSONField(required=False, help_text="Seconds of active work")
+
+
+class SubmitInput(serializers.Serializer):
+    payload = serializers.JSONField(help_text="The annotation, in the job type's format")
+    active_seconds = serializers.JSONField(required=False)
+
+
+class QualificationInput(serializers.Serializer):
+    answers = serializers.DictField(
+        child=serializers.JSONField(), help_text="{question id: payload}"
+    )
+
+
+WORKER_AUTH = [CachedTokenAuthentication, SessionAuthentication]
+
+
+def _valid(serializer_class, request) -> dict:
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+class JobBoardView(APIView):
+    """Published jobs with open work, their pay and estimated time."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        entries = work_selectors.job_board(worker=request.user)
+        return Response(
+            {
+                "results": [
+                    {
+                        "id": e.job.pk,
+                        "title": e.job.title,
+                        "annotation_type": e.job.annotation_type,
+                        "instructions": e.job.instructions,
+                        "open_tasks": e.open_tasks,
+                        "open_tasks_capped": e.open_tasks > work_selectors.BOARD_COUNT_CAP,
+                        "pay": {"amount": e.pay, "currency": e.job.currency},
+                        "estimated_seconds": e.estimated_seconds,
+                        "qualified": e.qualified,
+                        "time_limit_seconds": int(e.job.claim_time_limit.total_seconds()),
+                    }
+                    for e in entries
+                ]
+            }
+        )
+
+
+class ClaimView(APIView):
+    """Claim the next microtask you may do (optionally from one job)."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = _valid(ClaimInput, request)
+        assignment = claiming.assignment_claim(worker=request.user, job_id=data.get("job"))
+        return Response(work_selectors.worker_view_of(assignment), status=status.HTTP_201_CREATED)
+
+
+class MyWorkView(APIView):
+    """Your assignments, newest first, with status, pay and any rejection reason."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(operation_id="work_assignments_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        rows = work_selectors.my_work(worker=request.user)
+        wanted = request.query_params.get("status")
+        if wanted:
+            rows = rows.filter(status=wanted)
+        return Response({"results": [work_selectors.my_work_row(a) for a in rows[:500]]})
+
+
+class AssignmentView(APIView):
+    """One of your assignments: frames, schema, time limit, pay, your submission."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk: int):
+        try:
+            assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
+        except Assignment.DoesNotExist:
+            raise NotFound("No such assignment.") from None
+        return Response(work_selectors.worker_view_of(assignment))
+
+
+class HeartbeatView(APIView):
+    """Keep your claim alive: extends the deadline within the job's bound."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(request=LeaseInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, pk: int):
+        data = _valid(LeaseInput, request)
+        a = claiming.assignment_heartbeat(
+            worker=request.user, assignment_id=pk, active_seconds=data.get("active_seconds")
+        )
+        return Response({"id": a.pk, "status": a.status, "deadline": a.deadline})
+
+
+class ReleaseView(APIView):
+    """Give the microtask back to the pool."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, pk: int):
+        a = claiming.assignment_release(worker=request.user, assignment_id=pk)
+        return Response({"id": a.pk, "status": a.status})
+
+
+class SubmitView(APIView):
+    """Submit the annotation; it is checked against the job's schema field by field."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(request=SubmitInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, pk: int):
+        data = _valid(SubmitInput, request)
+        assignment = claiming.assignment_submit(
+            worker=request.user,
+            assignment_id=pk,
+            payload=data["payload"],
+            active_seconds=data.get("active_seconds"),
+        )
+        return Response(work_selectors.worker_view_of(assignment))
+
+
+def _qualification_question(item) -> dict:
+    """A qualification question as a worker sees it (never its answer)."""
+    manifest = item.manifest or {}
+    return {
+        "id": item.pk,
+        "instructions": item.instructions,
+        "classes": list(item.label_classes),
+        "frame_start": item.frame_start,
+        "frame_end": item.frame_end,
+        "annotate_frames": list(item.frames or []),
+        "width": manifest.get("width"),
+        "height": manifest.get("height"),
+        "frames": work_selectors.worker_frames(
+            manifest=manifest,
+            frames=list(item.frames or []),
+            start=item.frame_start,
+            end=item.frame_end,
+        ),
+    }
+
+
+def _annotation_type(value: str) -> str:
+    if value not in AnnotationType.values:
+        raise NotFound(f"No qualification for {value!r}.")
+    return value
+
+
+class QualificationListView(APIView):
+    """Your standing for each annotation type."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(operation_id="work_qualifications_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        mine = {q.annotation_type: q for q in Qualification.objects.filter(worker=request.user)}
+        results = []
+        for value, label in AnnotationType.choices:
+            q = mine.get(value)
+            results.append(
+                {
+                    "annotation_type": value,
+                    "label": label,
+                    "status": q.status if q else "not_taken",
+                    "score": q.score if q else None,
+                    "attempts": q.attempts if q else 0,
+                    "questions": len(qualifying.qualification_items(annotation_type=value)),
+                }
+            )
+        return Response({"results": results})
+
+
+class QualificationTestView(APIView):
+    """GET the questions of a qualification test; POST your answers to be scored."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, annotation_type: str):
+        kind = _annotation_type(annotation_type)
+        items = qualifying.qualification_items(annotation_type=kind)
+        return Response(
+            {"annotation_type": kind, "questions": [_qualification_question(i) for i in items]}
+        )
+
+    @extend_schema(request=QualificationInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request, annotation_type: str):
+        kind = _annotation_type(annotation_type)
+        answers = request.data.get("answers") if isinstance(request.data, dict) else None
+        if not isinstance(answers, dict):
+            raise ValidationError(
+                'Send {"answers": {"<question id>": payload}}.',
+                extra={"fields": {"answers": ["must be an object"]}},
+            )
+        result = qualifying.qualification_submit(
+            worker=request.user, annotation_type=kind, responses=answers
+        )
+        q = result.qualification
+        return Response(
+            {
+                "annotation_type": kind,
+                "status": q.status,
+                "score": round(q.score or 0.0, 4),
+                "attempts": q.attempts,
+            }
+        )

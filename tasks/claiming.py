@@ -1,0 +1,502 @@
+"""Writes of the claim path: publishing work, claiming it, leases, and submissions.
+
+Exactness under concurrency rests on three things, in this order:
+
+1. a claim takes a free ``Slot`` row with ``SELECT … FOR UPDATE SKIP LOCKED`` and fills it in the
+   same statement (``claiming.sql``), so two claimers never take one slot and never wait on each
+   other;
+2. slots exist only up to a microtask's replica target (unique ``(microtask, number)``), so a
+   microtask never has more live or finished assignments than its target;
+3. database constraints as the backstop: one assignment per (microtask, worker), one live
+   assignment per slot.
+
+Money is reserved per slot when slots are created (``tasks.budget``), never on the claim path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from marketplace import services as marketplace_services
+from marketplace.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    NothingAvailable,
+    PermissionDenied,
+    ValidationError,
+)
+from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
+
+from . import budget, work_selectors
+from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    MicroTask,
+    MicroTaskStatus,
+    Slot,
+    Submission,
+)
+from .sql import fetch_prepared, statement
+from .work_selectors import CandidateJob
+
+logger = logging.getLogger(__name__)
+
+# Randomness seam: tests replace it to force or forbid gold.
+_rng = random.SystemRandom()
+
+CLAIM_RETRIES = 3
+
+
+class ClaimExpired(Conflict):
+    """This claim has expired; the microtask went back to the pool."""
+
+    code = "claim_expired"
+
+
+class AssignmentNotLive(Conflict):
+    """This assignment is no longer open for work."""
+
+    code = "assignment_not_live"
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def _max_lease_factor() -> float:
+    return float(getattr(settings, "CLAIM_MAX_LEASE_FACTOR", 3.0))
+
+
+# --- Publishing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotFill:
+    """What one round of slot creation did."""
+
+    regular_slots: int
+    gold_slots: int
+    reserved: int
+    uncovered_microtasks: int
+
+
+def _require_owner(job: Job, by: User) -> None:
+    if not (by.is_staff or job.requester_id == by.pk):
+        # Another requester's job does not exist for them.
+        raise NotFound("No such job.")
+
+
+def _fill_slots(job: Job) -> SlotFill:
+    """Create the missing replica slots of ``job`` as far as its available budget covers them.
+
+    Microtasks are funded whole (all missing replicas or none), in claim order, and every funded
+    batch of ordinary slots brings its share of gold-pool slots (``gold_rate``). The caller holds
+    the job's row lock.
+    """
+    target = job.overlap_min
+    MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).update(
+        replica_target=target
+    )
+    rows = list(
+        MicroTask.objects.filter(job=job, is_gold=False, status=MicroTaskStatus.OPEN)
+        .annotate(n_slots=Count("slots"))
+        .order_by("-priority", "id")
+    )
+    gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
+    existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
+    existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
+    price_of = budget.reservation_pricer()
+    gold_price = max((price_of(m) for m in gold_tasks), default=0)
+    rate = job.gold_rate if gold_tasks else 0.0
+
+    def gold_needed(regular_total: int) -> int:
+        if rate <= 0:
+            return 0
+        return max(0, math.ceil(regular_total * rate / (1.0 - rate)) - existing_gold)
+
+    available = budget.available(job=job)
+    new: list[Slot] = []
+    cost = 0
+    n_regular = 0
+    uncovered = 0
+    for mt in rows:
+        missing = mt.replica_target - mt.n_slots
+        if missing <= 0:
+            continue
+        if uncovered:
+            uncovered += 1
+            continue
+        per_slot = price_of(mt)
+        add_cost = per_slot * missing
+        gold_cost = gold_needed(existing_regular + n_regular + missing) * gold_price
+        if cost + add_cost + gold_cost > available:
+            uncovered += 1
+            continue
+        for number in range(mt.n_slots, mt.replica_target):
+            new.append(
+                Slot(
+                    job=job,
+                    microtask=mt,
+                    number=number,
+                    priority=mt.priority,
+                    reserved_amount=per_slot,
+                )
+            )
+        cost += add_cost
+        n_regular += missing
+    n_gold = gold_needed(existing_regular + n_regular)
+    for k in range(n_gold):
+        new.append(
+            Slot(
+                job=job,
+                microtask=None,
+                is_gold=True,
+                number=existing_gold + k,
+                reserved_amount=gold_price,
+            )
+        )
+    cost += n_gold * gold_price
+    if new:
+        before = existing_regular + existing_gold
+        budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
+        Slot.objects.bulk_create(new, batch_size=5_000)
+    return SlotFill(n_regular, n_gold, cost, uncovered)
+
+
+@transaction.atomic
+def job_publish(*, job: Job, by: User) -> SlotFill:
+    """Make a ready job's microtasks claimable, as far as its funded budget covers them."""
+    _require_owner(job, by)
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status != JobStatus.READY:
+        raise InvalidTransition(
+            f"Only a ready job can be published; this one is {job.get_status_display().lower()}."
+        )
+    if not MicroTask.objects.filter(job=job, is_gold=False).exists():
+        raise InvalidTransition("This job has no microtasks yet; wait for its videos to be ready.")
+    fill = _fill_slots(job)
+    if not Slot.objects.filter(job=job, is_gold=False).exists():
+        raise budget.InsufficientBudget(
+            "The job's funded budget does not cover a single microtask; fund it first."
+        )
+    marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
+    return fill
+
+
+@transaction.atomic
+def job_fill_slots(*, job: Job) -> SlotFill:
+    """Fund more of a published or paused job's work (after more escrow arrived)."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (JobStatus.PUBLISHED, JobStatus.PAUSED):
+        raise InvalidTransition("Only a published or paused job takes more work.")
+    return _fill_slots(job)
+
+
+@transaction.atomic
+def job_pause(*, job: Job, by: User) -> Job:
+    """Stop new claims; claims in progress may still be submitted."""
+    _require_owner(job, by)
+    return marketplace_services.job_transition(job=job, to=JobStatus.PAUSED)
+
+
+@transaction.atomic
+def job_resume(*, job: Job, by: User) -> Job:
+    """Make a paused job claimable again (and fund work newly covered by escrow)."""
+    _require_owner(job, by)
+    job = marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
+    _fill_slots(job)
+    return job
+
+
+@transaction.atomic
+def job_complete(*, job: Job, by: User) -> Job:
+    """Close a published or paused job: open claims end, unused slots' reservations go back."""
+    _require_owner(job, by)
+    job = marketplace_services.job_transition(job=job, to=JobStatus.COMPLETED)
+    job_return_work(job=job)
+    return job
+
+
+@transaction.atomic
+def job_return_work(*, job: Job) -> int:
+    """Return a closed job's unclaimed work: end open claims, drop free slots, release escrow.
+
+    Submitted work stays for review (its reservation pays it). Returns the amount released.
+    """
+    now = _now()
+    # Lock every slot of the job: claims in flight finish first, later ones find nothing.
+    list(Slot.objects.select_for_update().filter(job=job).values_list("id", flat=True))
+    claimed = Assignment.objects.filter(microtask__job=job, status=AssignmentStatus.CLAIMED)
+    claimed_ids = list(claimed.values_list("id", flat=True))
+    Assignment.objects.filter(id__in=claimed_ids).update(
+        status=AssignmentStatus.RELEASED, ended_at=now
+    )
+    Slot.objects.filter(assignment_id__in=claimed_ids).update(assignment=None)
+    free = Slot.objects.filter(job=job, assignment__isnull=True)
+    total = int(free.aggregate(s=Sum("reserved_amount"))["s"] or 0)
+    n, _ = free.delete()
+    budget.release(job=job, amount=total, key=f"job:{job.pk}:return-work")
+    logger.info("job %s: returned %s slots, released %s", job.pk, n, total)
+    return total
+
+
+# --- Claiming ------------------------------------------------------------------------------------
+
+
+def _check_worker(worker: User) -> None:
+    if not worker.is_authenticated or not worker.is_worker:
+        raise PermissionDenied("Only workers can claim work.")
+
+
+def _check_not_suspended(worker: User) -> None:
+    profile = WorkerProfile.objects.filter(user=worker).only("status", "suspended_reason").first()
+    if profile is not None and profile.status == WorkerStatus.SUSPENDED:
+        raise PermissionDenied(
+            "Your account is suspended"
+            + (f": {profile.suspended_reason}" if profile.suspended_reason else ".")
+        )
+
+
+def _run_claim(
+    sql_name: str, *, job: CandidateJob, worker: User, now: datetime
+) -> Assignment | None:
+    params = {
+        "job_id": job.pk,
+        "worker_id": worker.pk,
+        "now": now,
+        "deadline": now + job.claim_time_limit,
+    }
+    for _attempt in range(CLAIM_RETRIES):
+        assignment, picked = work_selectors.claim_and_load(sql_name, params)
+        if assignment is not None or not picked:
+            return assignment
+        # This worker claimed the same microtask in a concurrent request (the insert met the
+        # unique constraint and did nothing); the retry sees that claim and skips the microtask.
+    return None
+
+
+def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
+    """Give ``worker`` the next microtask they may do, or raise NothingAvailable.
+
+    Jobs are tried in claim order (job priority, then deadline, then age); within a job, slots by
+    microtask priority then age. With probability ``gold_rate`` a gold microtask is tried first.
+
+    Not wrapped in ``transaction.atomic`` on purpose: each claim attempt is one SQL statement,
+    atomic by itself, and an outer transaction would only add round trips and hold the slot lock
+    longer. Called inside a caller's transaction it joins that one.
+    """
+    _check_worker(worker)
+    jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
+    if not jobs:
+        _check_not_suspended(worker)
+        if job_id is not None:
+            raise NothingAvailable(
+                "That job has no work you can claim: it is not published, or you are not "
+                "qualified for it yet."
+            )
+        raise NothingAvailable(work_selectors.why_no_work(worker=worker))
+    now = _now()
+    for job in jobs:
+        order = ["claim_regular"]
+        if job.gold_rate > 0 and _rng.random() < job.gold_rate:
+            order.insert(0, "claim_gold")
+        for sql_name in order:
+            assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
+            if assignment is not None:
+                return assignment
+    raise NothingAvailable(
+        "There is no work available for you right now; every open microtask is taken or done "
+        "by you. Check back soon."
+    )
+
+
+def _lock_own(*, worker: User, assignment_id: int) -> Assignment:
+    try:
+        assignment = work_selectors.load_assignment(assignment_id=assignment_id, for_update=True)
+    except Assignment.DoesNotExist:
+        raise NotFound("No such assignment.") from None
+    if assignment.worker_id != worker.pk:
+        raise PermissionDenied("This assignment belongs to another worker.")
+    return assignment
+
+
+def _require_live(assignment: Assignment, now: datetime, action: str) -> None:
+    if assignment.status == AssignmentStatus.EXPIRED or (
+        assignment.status == AssignmentStatus.CLAIMED and assignment.deadline < now
+    ):
+        raise ClaimExpired(
+            f"You cannot {action}: this claim expired at "
+            f"{assignment.deadline:%Y-%m-%d %H:%M:%S} UTC and the microtask went back to the "
+            "pool. Claim new work."
+        )
+    if assignment.status != AssignmentStatus.CLAIMED:
+        raise AssignmentNotLive(
+            f"You cannot {action}: this assignment is already "
+            f"{assignment.get_status_display().lower()}."
+        )
+
+
+def _clean_active_seconds(value: Any, *, ceiling: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(
+            "active_seconds must be a number of seconds.",
+            extra={"fields": {"active_seconds": ["must be a number"]}},
+        )
+    if value < 0:
+        raise ValidationError(
+            "active_seconds cannot be negative.",
+            extra={"fields": {"active_seconds": ["cannot be negative"]}},
+        )
+    # The page cannot have been active longer than the claim has existed.
+    return float(min(value, max(ceiling, 0.0)))
+
+
+@transaction.atomic
+def assignment_heartbeat(
+    *, worker: User, assignment_id: int, active_seconds: float | None = None
+) -> Assignment:
+    """Extend the claim's deadline by the job's time limit from now, within the lease bound."""
+    assignment = _lock_own(worker=worker, assignment_id=assignment_id)
+    now = _now()
+    _require_live(assignment, now, "extend it")
+    limit = assignment.microtask.job.claim_time_limit
+    bound = assignment.claimed_at + timedelta(seconds=limit.total_seconds() * _max_lease_factor())
+    assignment.deadline = max(assignment.deadline, min(now + limit, bound))
+    assignment.heartbeat_at = now
+    fields = ["deadline", "heartbeat_at"]
+    active = _clean_active_seconds(
+        active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
+    )
+    if active is not None:
+        assignment.active_seconds = active
+        fields.append("active_seconds")
+    assignment.save(update_fields=fields)
+    return assignment
+
+
+@transaction.atomic
+def assignment_release(*, worker: User, assignment_id: int) -> Assignment:
+    """Give the claim back; the slot is free again at once (the worker cannot re-claim it)."""
+    assignment = _lock_own(worker=worker, assignment_id=assignment_id)
+    now = _now()
+    _require_live(assignment, now, "release it")
+    assignment.status = AssignmentStatus.RELEASED
+    assignment.ended_at = now
+    assignment.save(update_fields=["status", "ended_at"])
+    Slot.objects.filter(assignment=assignment).update(assignment=None)
+    return assignment
+
+
+@transaction.atomic
+def assignments_expire_overdue(*, batch: int = 1_000) -> int:
+    """Expire claims past their deadline and free their slots; returns how many expired."""
+    total = 0
+    now = _now()
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(statement("claiming.sql", "expire_overdue"), {"now": now, "batch": batch})
+            expired, _freed = cur.fetchone()
+        total += expired
+        if expired < batch:
+            return total
+
+
+def annotation_context(microtask: MicroTask) -> AnnotationContext:
+    """The schema a payload for ``microtask`` is checked against."""
+    job = microtask.job
+    width, height = work_selectors.frame_size(microtask)
+    return AnnotationContext(
+        annotation_type=job.annotation_type,
+        classes=list(job.label_classes),
+        width=width,
+        height=height,
+        frame_start=microtask.frame_start,
+        frame_end=microtask.frame_end,
+        frames=list(microtask.frames or []),
+    )
+
+
+def assignment_submit(
+    *,
+    worker: User,
+    assignment_id: int,
+    payload: Any,
+    active_seconds: float | None = None,
+) -> Assignment:
+    """Validate ``payload`` against the job's schema and store it with its per-frame shapes.
+
+    Refused (nothing stored) for someone else's assignment (403), an expired claim (409), an
+    assignment already submitted (409), or a payload that does not fit (400, field by field).
+
+    Optimistic rather than locked: the payload is validated without holding a lock, then one
+    statement (``claiming.sql``: ``submit``) flips the assignment to submitted and stores the
+    submission only if the claim is still live; if it is not, the reload says why. So it needs
+    no ``transaction.atomic`` (one statement is atomic) and joins a caller's transaction if any.
+    """
+    try:
+        assignment = work_selectors.load_assignment(assignment_id=assignment_id)
+    except Assignment.DoesNotExist:
+        raise NotFound("No such assignment.") from None
+    if assignment.worker_id != worker.pk:
+        raise PermissionDenied("This assignment belongs to another worker.")
+    now = _now()
+    _require_live(assignment, now, "submit")
+    microtask = assignment.microtask
+    try:
+        result = validate_payload(payload, annotation_context(microtask))
+    except AnnotationInvalid as exc:
+        raise ValidationError(str(exc), extra={"fields": exc.fields}) from None
+    active = _clean_active_seconds(
+        active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
+    )
+    auto_approve_at = now + microtask.job.auto_approve_delay
+    (submission_id,) = fetch_prepared(
+        statement("claiming.sql", "submit"),
+        {
+            "now": now,
+            "auto_approve_at": auto_approve_at,
+            "active_seconds": active,
+            "assignment_id": assignment.pk,
+            "worker_id": worker.pk,
+            "payload": Jsonb(result.payload),
+            "frames": Jsonb(result.frames),
+        },
+    )
+    if submission_id is None:
+        # The claim changed between the read and the write: report its state now.
+        _require_live(work_selectors.load_assignment(assignment_id=assignment.pk), _now(), "submit")
+        raise AssignmentNotLive("You cannot submit: this claim changed meanwhile; reload.")
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = now
+    assignment.auto_approve_at = auto_approve_at
+    if active is not None:
+        assignment.active_seconds = active
+    submission = Submission(
+        id=submission_id,
+        assignment=assignment,
+        payload=result.payload,
+        frames=result.frames,
+        created_at=now,
+    )
+    submission._state.adding = False
+    assignment._state.fields_cache["submission"] = submission
+    from quality.services import submission_received  # quality imports this module
+
+    # Quality scores it on Celery once it is committed.
+    submission_received(submission=submission)
+    return assignment

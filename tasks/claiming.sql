@@ -1,0 +1,154 @@
+-- The claim path's SQL, one statement per claim, under named headers (loaded by tasks/sql.py).
+-- bench/claim.py feeds the same text to pgbench, so the database's own limit is measured on the
+-- very statement the service runs. Parameters are psycopg named parameters.
+
+-- name: claim_regular
+-- Take the first free replica slot of a job, in claim order (microtask priority, then age), of a
+-- microtask the worker has never held, skipping slots other transactions hold; create the
+-- assignment and point the slot at it, all in one statement (its own transaction in autocommit).
+-- Walks the partial index slot_free_claim_order from its head, so the cost does not grow with the
+-- number of open microtasks. The job must still be published: a cached job list can never claim
+-- from a paused job. Returns (assignment id or NULL, whether a slot was picked): a slot picked
+-- but no assignment made means this worker won a concurrent race for the same microtask
+-- (ON CONFLICT on the unique constraints), and the caller retries.
+WITH picked AS (
+    SELECT s.id, s.microtask_id, s.reserved_amount
+    FROM tasks_slot s
+    WHERE s.job_id = %(job_id)s
+      AND EXISTS (
+          SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
+      )
+      AND s.is_gold = false
+      AND s.assignment_id IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_assignment a
+          WHERE a.microtask_id = s.microtask_id AND a.worker_id = %(worker_id)s
+      )
+      AND EXISTS (
+          SELECT 1 FROM tasks_microtask m WHERE m.id = s.microtask_id AND m.status = 'open'
+      )
+    ORDER BY s.priority DESC, s.microtask_id, s.number
+    LIMIT 1
+    FOR UPDATE OF s SKIP LOCKED
+), created AS (
+    INSERT INTO tasks_assignment
+        (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
+         rejection_reason)
+    SELECT picked.microtask_id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
+           picked.reserved_amount, ''
+    FROM picked
+    ON CONFLICT DO NOTHING
+    RETURNING id, slot_id
+), filled AS (
+    UPDATE tasks_slot SET assignment_id = created.id
+    FROM created
+    WHERE tasks_slot.id = created.slot_id
+    RETURNING created.id
+)
+SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
+
+-- name: claim_gold
+-- Take a free slot of the job's gold pool and a random open gold microtask of the job that the
+-- worker has never held (gold stays open; every worker may get each gold microtask once).
+WITH gold AS (
+    SELECT m.id
+    FROM tasks_microtask m
+    WHERE m.job_id = %(job_id)s
+      AND EXISTS (
+          SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
+      )
+      AND m.is_gold = true
+      AND m.status = 'open'
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_assignment a
+          WHERE a.microtask_id = m.id AND a.worker_id = %(worker_id)s
+      )
+    ORDER BY random()
+    LIMIT 1
+), picked AS (
+    SELECT s.id, s.reserved_amount
+    FROM tasks_slot s
+    WHERE s.job_id = %(job_id)s AND s.is_gold = true AND s.assignment_id IS NULL
+    ORDER BY s.priority DESC, s.number
+    LIMIT 1
+    FOR UPDATE OF s SKIP LOCKED
+), created AS (
+    INSERT INTO tasks_assignment
+        (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
+         rejection_reason)
+    SELECT gold.id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
+           picked.reserved_amount, ''
+    FROM gold, picked
+    ON CONFLICT DO NOTHING
+    RETURNING id, slot_id
+), filled AS (
+    UPDATE tasks_slot SET assignment_id = created.id
+    FROM created
+    WHERE tasks_slot.id = created.slot_id
+    RETURNING created.id
+)
+SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM gold) AND EXISTS (SELECT 1 FROM picked);
+
+-- name: expire_overdue
+-- Expire up to %(batch)s overdue claims that nobody else is touching and free their slots.
+WITH overdue AS (
+    SELECT a.id
+    FROM tasks_assignment a
+    WHERE a.status = 'claimed' AND a.deadline < %(now)s
+    ORDER BY a.deadline
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE tasks_assignment SET status = 'expired', ended_at = %(now)s
+    FROM overdue
+    WHERE tasks_assignment.id = overdue.id
+    RETURNING tasks_assignment.id
+), freed AS (
+    UPDATE tasks_slot SET assignment_id = NULL
+    FROM expired
+    WHERE tasks_slot.assignment_id = expired.id
+    RETURNING tasks_slot.id
+)
+SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM freed);
+
+-- name: candidate_jobs
+-- Published jobs the worker may claim from, in claim order: job priority, then deadline, then
+-- age. The worker must have passed the job type's qualification and not be suspended. Optional
+-- job filter: a NULL job_id means any job.
+SELECT j.id, j.gold_rate, j.min_trust, j.annotation_type, j.claim_time_limit
+FROM marketplace_job j
+WHERE j.status = 'published'
+  AND (%(job_id)s::bigint IS NULL OR j.id = %(job_id)s::bigint)
+  AND j.annotation_type IN (
+      SELECT q.annotation_type FROM marketplace_qualification q
+      WHERE q.worker_id = %(worker_id)s AND q.status = 'passed'
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM marketplace_workerprofile p
+      WHERE p.user_id = %(worker_id)s AND p.status = 'suspended'
+  )
+ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
+LIMIT %(limit)s;
+
+-- name: submit
+-- Store a validated submission, only if the claim is still live: one statement, no lock held
+-- while the payload is validated. No row (NULL) means the claim changed meanwhile (expired,
+-- released, already submitted) and the caller reports why.
+WITH updated AS (
+    UPDATE tasks_assignment
+    SET status = 'submitted',
+        submitted_at = %(now)s,
+        auto_approve_at = %(auto_approve_at)s,
+        active_seconds = COALESCE(%(active_seconds)s, active_seconds)
+    WHERE id = %(assignment_id)s
+      AND worker_id = %(worker_id)s
+      AND status = 'claimed'
+      AND deadline >= %(now)s
+    RETURNING id
+), stored AS (
+    INSERT INTO tasks_submission (assignment_id, payload, frames, created_at)
+    SELECT updated.id, %(payload)s, %(frames)s, %(now)s
+    FROM updated
+    RETURNING id
+)
+SELECT (SELECT id FROM stored);

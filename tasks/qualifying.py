@@ -1,0 +1,107 @@
+"""Qualification tests: before paid work of an annotation type, a worker answers a short set of
+gold-like questions (``QualificationItem``) scored against their known answers.
+
+Until the quality module's gold scoring lands, answers are scored by ``tasks.scoring`` (F1 of
+shapes matched at IoU ≥ ``QUALIFICATION_IOU_THRESHOLD``; accuracy for classification). A worker
+passes with a mean score ≥ ``QUALIFICATION_PASS_SCORE`` and has ``QUALIFICATION_MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from marketplace.errors import Conflict, PermissionDenied, ValidationError
+from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
+
+from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
+from .models import QualificationAttempt, QualificationItem
+from .scoring import frames_score
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def qualification_items(*, annotation_type: str) -> list[QualificationItem]:
+    return list(QualificationItem.objects.filter(annotation_type=annotation_type, is_active=True))
+
+
+def item_context(item: QualificationItem) -> AnnotationContext:
+    manifest = item.manifest or {}
+    return AnnotationContext(
+        annotation_type=item.annotation_type,
+        classes=list(item.label_classes),
+        width=int(manifest.get("width") or 0),
+        height=int(manifest.get("height") or 0),
+        frame_start=item.frame_start,
+        frame_end=item.frame_end,
+        frames=list(item.frames or []),
+    )
+
+
+@dataclass(frozen=True)
+class QualificationResult:
+    qualification: Qualification
+    attempt: QualificationAttempt
+
+
+@transaction.atomic
+def qualification_submit(
+    *, worker: User, annotation_type: str, responses: dict[str, Any]
+) -> QualificationResult:
+    """Score ``responses`` (``{"<item id>": payload}``) and pass or fail the worker."""
+    if not worker.is_worker:
+        raise PermissionDenied("Only workers take qualification tests.")
+    if annotation_type not in AnnotationType.values:
+        raise ValidationError(f"Unknown annotation type {annotation_type!r}.")
+    qual, _ = Qualification.objects.select_for_update().get_or_create(
+        worker=worker, annotation_type=annotation_type
+    )
+    if qual.status == QualificationStatus.PASSED:
+        raise Conflict("You already passed this qualification.")
+    max_attempts = int(_setting("QUALIFICATION_MAX_ATTEMPTS", 3))
+    if qual.attempts >= max_attempts:
+        raise PermissionDenied(f"You have used all {max_attempts} attempts at this qualification.")
+    items = qualification_items(annotation_type=annotation_type)
+    if not items:
+        raise Conflict("There is no qualification test for this annotation type yet.")
+    if not isinstance(responses, dict):
+        raise ValidationError("answers must be an object keyed by question id.")
+    fields: dict[str, list[str]] = {}
+    validated = {}
+    for item in items:
+        payload = responses.get(str(item.pk))
+        if payload is None:
+            fields[f"{item.pk}"] = ["answer this question"]
+            continue
+        try:
+            validated[item.pk] = validate_payload(payload, item_context(item))
+        except AnnotationInvalid as exc:
+            for path, messages in exc.fields.items():
+                fields[f"{item.pk}.{path}"] = messages
+    if fields:
+        raise ValidationError("Some answers are not valid.", extra={"fields": fields})
+
+    threshold = _setting("QUALIFICATION_IOU_THRESHOLD", 0.5)
+    scores = []
+    for item in items:
+        truth = validate_payload(item.answer.payload, item_context(item))
+        scores.append(frames_score(validated[item.pk].frames, truth.frames, threshold=threshold))
+    score = sum(scores) / len(scores)
+    passed = score >= _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    attempt = QualificationAttempt.objects.create(
+        worker=worker,
+        annotation_type=annotation_type,
+        responses={str(k): v.payload for k, v in validated.items()},
+        score=score,
+        passed=passed,
+    )
+    qual.attempts += 1
+    qual.score = score
+    qual.status = QualificationStatus.PASSED if passed else QualificationStatus.FAILED
+    qual.save(update_fields=["attempts", "score", "status", "updated_at"])
+    return QualificationResult(qual, attempt)

@@ -1,0 +1,106 @@
+"""Worker pages: job board, annotation page, my work, qualification tests.
+
+The pages are server-rendered shells; the annotation page's data comes from the same whitelisted
+view the API serves (``work_selectors.worker_view_of``) and it talks to the worker API.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import ApplicationError
+from marketplace.models import AnnotationType, Qualification
+
+from . import claiming, qualifying, work_selectors
+from .api.work import _qualification_question
+from .models import Assignment, AssignmentStatus
+
+
+def _require_worker(request: HttpRequest) -> None:
+    if not request.user.is_worker:
+        raise Http404("Workers only.")
+
+
+@login_required
+def board(request: HttpRequest) -> HttpResponse:
+    _require_worker(request)
+    quals = {q.annotation_type: q for q in Qualification.objects.filter(worker=request.user)}
+    qualification_rows = [
+        {
+            "type": value,
+            "label": label,
+            "q": quals.get(value),
+            "questions": len(qualifying.qualification_items(annotation_type=value)),
+        }
+        for value, label in AnnotationType.choices
+    ]
+    open_claims = work_selectors.my_work(worker=request.user).filter(
+        status=AssignmentStatus.CLAIMED
+    )[:20]
+    return render(
+        request,
+        "worker/board.html",
+        {
+            "entries": work_selectors.job_board(worker=request.user),
+            "cap": work_selectors.BOARD_COUNT_CAP,
+            "qualifications": qualification_rows,
+            "open_claims": open_claims,
+        },
+    )
+
+
+@login_required
+@require_POST
+def claim(request: HttpRequest) -> HttpResponse:
+    _require_worker(request)
+    job_id = request.POST.get("job")
+    try:
+        assignment = claiming.assignment_claim(
+            worker=request.user, job_id=int(job_id) if job_id and job_id.isdigit() else None
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("work-board")
+    return redirect("work-annotate", pk=assignment.pk)
+
+
+@login_required
+def annotate(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_worker(request)
+    try:
+        assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
+    except Assignment.DoesNotExist:
+        raise Http404("No such assignment.") from None
+    view = work_selectors.worker_view_of(assignment)
+    return render(request, "worker/annotate.html", {"a": assignment, "view": view})
+
+
+@login_required
+def my_work(request: HttpRequest) -> HttpResponse:
+    _require_worker(request)
+    assignments = work_selectors.my_work(worker=request.user)[:300]
+    rows = [work_selectors.my_work_row(a) for a in assignments]
+    return render(request, "worker/my_work.html", {"rows": rows})
+
+
+@login_required
+def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
+    _require_worker(request)
+    if annotation_type not in AnnotationType.values:
+        raise Http404("No such qualification.")
+    items = qualifying.qualification_items(annotation_type=annotation_type)
+    q = Qualification.objects.filter(worker=request.user, annotation_type=annotation_type).first()
+    return render(
+        request,
+        "worker/qualify.html",
+        {
+            "annotation_type": annotation_type,
+            "label": AnnotationType(annotation_type).label,
+            "questions": [_qualification_question(i) for i in items],
+            "q": q,
+        },
+    )

@@ -1,0 +1,208 @@
+"""The payments API and pages: scoping by role and owner, quotes, funding, earnings, admin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from payments import funding, services
+from payments.models import AuditLog, EarningHold
+from payments.selectors import worker_earnings
+from tests.factories import JobFactory, MicroTaskFactory
+from tests.payments.conftest import fund, onboarded_worker, reserved_assignment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_quote_api_prices_the_job(requester_client, requester):
+    job = JobFactory(requester=requester)
+    MicroTaskFactory.create_batch(3, video__job=job, job=job, price=0)
+    r = requester_client.post(f"/api/payments/jobs/{job.pk}/quote/")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["microtasks"] == 3
+    assert body["total"] == body["work"] + body["gold_overhead"] + body["platform_fee"]
+    assert all(p > 0 for p in job.microtasks.values_list("price", flat=True))
+
+
+def test_other_requesters_job_is_404(other_requester_client, requester):
+    job = JobFactory(requester=requester)
+    for path in ("quote/", "fund/", "refund/"):
+        assert other_requester_client.post(f"/api/payments/jobs/{job.pk}/{path}").status_code == 404
+    assert other_requester_client.get(f"/api/payments/jobs/{job.pk}/escrow/").status_code == 404
+
+
+def test_workers_cannot_use_requester_money_endpoints(worker_client, requester):
+    job = JobFactory(requester=requester)
+    assert worker_client.post(f"/api/payments/jobs/{job.pk}/quote/").status_code == 403
+
+
+def test_fund_api_creates_a_payment_intent(requester_client, requester, stripe_server):
+    job = JobFactory(requester=requester)
+    MicroTaskFactory.create_batch(2, video__job=job, job=job, price=0)
+    r = requester_client.post(f"/api/payments/jobs/{job.pk}/fund/", {}, format="json")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    pi = stripe_server.state.payment_intents[body["payment_intent"]]
+    assert pi["amount"] == body["amount"] == body["quote"]["fund_amount"]
+    assert pi["transfer_group"] == f"job:{job.pk}"
+    assert requester_client.get(f"/api/payments/jobs/{job.pk}/escrow/").json()["funded"] == 0
+
+
+def test_bonus_goes_from_escrow_to_the_worker(requester_client, requester):
+    job = JobFactory(requester=requester)
+    fund(job, 10_000)
+    a = reserved_assignment(job)
+    body = {"worker": a.worker_id, "amount": 300, "reason": "great boxes", "key": "b1"}
+    r = requester_client.post(f"/api/payments/jobs/{job.pk}/bonuses/", body, format="json")
+    assert r.status_code == 201
+    requester_client.post(f"/api/payments/jobs/{job.pk}/bonuses/", body, format="json")
+    assert worker_earnings(worker=a.worker).pending == 300
+    assert AuditLog.objects.filter(action="bonus.granted").count() == 1
+
+
+def test_earnings_api_and_hold_release(worker_client, worker, job):
+    fund(job, 10_000)
+    a = reserved_assignment(job, worker=worker, active_seconds=120)
+    pay = services.assignment_pay(assignment=a)
+    body = worker_client.get("/api/payments/earnings/").json()
+    assert body["pending"] == pay and body["available"] == 0
+    assert body["effective_hourly"] == round(pay * 3600 / 120)
+    assert funding.earnings_release_due() == 0  # still in the hold period
+    later = timezone.now() + timedelta(days=4)
+    assert funding.earnings_release_due(now=later) == 1
+    assert funding.earnings_release_due(now=later) == 0
+    body = worker_client.get("/api/payments/earnings/").json()
+    assert body["pending"] == 0 and body["available"] == pay
+    assert EarningHold.objects.get(worker=worker).released is True
+
+
+def test_earnings_page_shows_balances(client, worker, job):
+    fund(job, 10_000)
+    a = reserved_assignment(job, worker=worker)
+    pay = services.assignment_pay(assignment=a)
+    client.force_login(worker)
+    page = client.get("/worker/earnings/")
+    assert page.status_code == 200
+    assert f"{pay}" in page.content.decode()
+
+
+def test_connect_onboarding_link_and_return(client, worker, stripe_server):
+    client.force_login(worker)
+    start = client.post("/payments/connect/start/")
+    assert start.status_code == 302 and "/_onboard/" in start["Location"]
+    # Back without finishing: not onboarded.
+    r = client.get("/payments/connect/return/", follow=True)
+    assert "still needs information" in r.content.decode()
+    worker.worker_profile.refresh_from_db()
+    assert worker.worker_profile.payouts_enabled is False
+    # The refresh URL mints a new link.
+    r2 = client.get("/payments/connect/refresh/")
+    assert r2.status_code == 302 and r2["Location"] != start["Location"]
+    stripe_server.complete_onboarding(worker.connected_account.stripe_account_id)
+    r = client.get("/payments/connect/return/", follow=True)
+    assert "ready" in r.content.decode()
+    worker.worker_profile.refresh_from_db()
+    assert worker.worker_profile.payouts_enabled is True
+
+
+def test_connected_account_has_only_the_transfers_capability(worker, stripe_server):
+    from payments import connect
+
+    acct = connect.connected_account_ensure(worker=worker)
+    again = connect.connected_account_ensure(worker=worker)
+    assert acct.pk == again.pk
+    stripe_acct = stripe_server.state.accounts[acct.stripe_account_id]
+    assert stripe_acct["type"] == "express"
+    assert set(stripe_acct["capabilities"]) == {"transfers"}
+
+
+def test_admin_hold_and_reverse_api(
+    admin_client_api, stripe_server, django_capture_on_commit_callbacks
+):
+    from payments import payouts
+    from payments.models import Payout
+
+    worker = onboarded_worker(stripe_server, available=2_000)
+    r = admin_client_api.post(
+        f"/api/payments/admin/workers/{worker.pk}/hold/", {"reason": "review"}
+    )
+    assert r.status_code == 200
+    worker.worker_profile.refresh_from_db()
+    assert worker.worker_profile.payouts_held
+    assert (
+        admin_client_api.delete(f"/api/payments/admin/workers/{worker.pk}/hold/").status_code == 200
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        payouts.payout_run_start()
+    payout = Payout.objects.get(worker=worker)
+    r = admin_client_api.post(
+        f"/api/payments/admin/payouts/{payout.pk}/reverse/", {"reason": "fraud", "amount": 100}
+    )
+    assert r.status_code == 200 and r.json()["amount_reversed"] == 100
+    assert admin_client_api.post("/api/payments/admin/reconcile/").status_code == 200
+
+
+def test_non_admins_cannot_use_admin_money_endpoints(worker_client, worker):
+    assert (
+        worker_client.post(
+            f"/api/payments/admin/workers/{worker.pk}/hold/", {"reason": "x"}
+        ).status_code
+        == 403
+    )
+    assert worker_client.post("/api/payments/admin/payout-runs/").status_code == 403
+
+
+def test_money_page_for_staff_only(client, admin_user, worker):
+    client.force_login(worker)
+    assert client.get("/staff/money/").status_code == 302
+    client.force_login(admin_user)
+    assert client.get("/staff/money/").status_code == 200
+
+
+def test_pricing_policy_edit_in_admin_creates_a_new_version(client, admin_user):
+    from payments.models import PricingPolicy
+
+    services.pricing_policy_create(note="v1")
+    client.force_login(admin_user)
+    v1 = PricingPolicy.objects.get(version=1)
+    page = client.get(f"/admin/payments/pricingpolicy/{v1.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {k: form[k].value() for k in form.fields}
+    data.update(floor_hourly=1_500, note="raise floor")
+    for k, v in list(data.items()):
+        if isinstance(v, (dict, list)):
+            import json
+
+            data[k] = json.dumps(v)
+        elif v is None:
+            data[k] = ""
+    r = client.post(f"/admin/payments/pricingpolicy/{v1.pk}/change/", data)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    assert PricingPolicy.objects.get(version=1).floor_hourly == v1.floor_hourly
+    assert PricingPolicy.objects.get(version=2).floor_hourly == 1_500
+
+
+def test_admin_actions_resubmit_and_reconcile(
+    client, admin_user, stripe_server, django_capture_on_commit_callbacks
+):
+    from payments import payouts
+    from payments.models import Payout, PayoutStatus
+
+    worker = onboarded_worker(stripe_server, available=2_000)
+    payout = payouts.payout_create(worker=worker, enqueue=False)
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(
+            "/admin/payments/payout/",
+            {"action": "resubmit", "_selected_action": [payout.pk]},
+        )
+    assert r.status_code == 302
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.SUBMITTED
+    client.post("/admin/payments/payout/", {"action": "reconcile", "_selected_action": [payout.pk]})
+    assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.PAID
+    assert AuditLog.objects.filter(action="payout.resubmitted", actor=admin_user).exists()

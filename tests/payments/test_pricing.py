@@ -1,0 +1,99 @@
+"""The pure pricing module: complexity, price, floor, tiers, quotes, explicit rounding."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from payments import pricing
+from payments.pricing import PricingPolicyData, TaskFeatures
+
+POLICY = PricingPolicyData()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(Fraction(1, 2), 1), (Fraction(3, 2), 2), (Fraction(-1, 2), -1), (2.4999, 2), (7, 7)],
+)
+def test_round_half_up(value, expected):
+    assert pricing.round_half_up(value) == expected
+
+
+def test_complexity_is_clamped():
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY) == 1.0
+    assert pricing.complexity(motion=1e6, clutter=0, policy=POLICY) == POLICY.complexity_max
+    assert pricing.complexity(motion=-1e6, clutter=0, policy=POLICY) == POLICY.complexity_min
+
+
+def test_price_grows_with_frames_objects_and_complexity():
+    small = pricing.price_task(TaskFeatures("bbox", 10, 2), policy=POLICY).price
+    more_frames = pricing.price_task(TaskFeatures("bbox", 20, 2), policy=POLICY).price
+    more_objects = pricing.price_task(TaskFeatures("bbox", 10, 4), policy=POLICY).price
+    harder = pricing.price_task(TaskFeatures("bbox", 10, 2, motion=40), policy=POLICY).price
+    assert small < more_frames and small < more_objects and small < harder
+
+
+def test_price_never_below_the_floor_on_expected_time():
+    for kind in POLICY.base:
+        for frames in (1, 10, 100):
+            p = pricing.price_task(TaskFeatures(kind, frames, 3, clutter=0.3), policy=POLICY)
+            assert Fraction(p.price) * 3600 / Fraction(p.expected_seconds) >= POLICY.floor_hourly
+
+
+def test_floor_binds_when_the_rate_is_low():
+    cheap = PricingPolicyData(base={"bbox": 0.01}, t0={"bbox": 20.0}, t_obj={"bbox": 4.0})
+    p = pricing.price_task(TaskFeatures("bbox", 10, 3), policy=cheap)
+    assert p.floor_bound is True
+    assert p.price == pricing.floor_pay(seconds=p.expected_seconds, hourly=cheap.floor_hourly)
+
+
+def test_unknown_annotation_type_is_refused():
+    with pytest.raises(ValueError):
+        pricing.price_task(TaskFeatures("video-caption", 1, 1), policy=POLICY)
+
+
+def test_country_floor_only_raises():
+    policy = PricingPolicyData(floor_hourly=1_000, country_floors={"GB": 1_500, "IN": 200})
+    assert policy.floor_for("gb") == 1_500
+    assert policy.floor_for("IN") == 1_000
+    assert policy.floor_for("") == 1_000
+
+
+@pytest.mark.parametrize(
+    ("trust", "bps"), [(0.0, 8_000), (0.49, 8_000), (0.5, 10_000), (0.85, 11_000), (1.0, 12_000)]
+)
+def test_trust_tiers(trust, bps):
+    assert pricing.multiplier_for(trust, policy=POLICY) == bps
+
+
+def test_calibration_needs_enough_samples_and_uses_the_median():
+    assert pricing.calibration_factor([(20, 10)] * 4) == 1.0
+    assert pricing.calibration_factor([(20, 10)] * 3 + [(10, 10)] * 2 + [(1000, 10)]) == 2.0
+
+
+def test_quote_adds_up():
+    q = pricing.quote(
+        prices=[100, 200, 300],
+        expected_seconds=[60, 60, 60],
+        overlap_min=3,
+        overlap_max=5,
+        gold_rate=0.1,
+        policy=POLICY,
+    )
+    assert q.work == pricing.round_half_up(Fraction(600) * Fraction("3.2"))
+    assert q.gold_overhead == pricing.round_half_up(q.work * Fraction(1, 9))
+    assert q.platform_fee == pricing.fee_on(q.work + q.gold_overhead, policy=POLICY)
+    assert q.total == q.work + q.gold_overhead + q.platform_fee
+    assert q.fund_amount == q.total + q.headroom
+    # Funding the quote covers a reservation for every expected replica slot.
+    slots = sum(pricing.slot_reservation(price=p, policy=POLICY) for p in (100, 200, 300))
+    assert q.fund_amount >= slots * 3
+
+
+def test_split_when_reservation_covers_everything():
+    s = pricing.split_pay(
+        reserved=130, escrow_available=0, price=100, multiplier_bps=10_000, credit=1.0,
+        floor_minimum=0, policy=POLICY,
+    )  # fmt: skip
+    assert (s.pay, s.fee, s.back_to_escrow, s.from_escrow, s.subsidy) == (100, 20, 10, 0, 0)
