@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,6 +77,7 @@ class Stage:
 
 
 SNIFF_BYTES = 512
+MAX_INFLIGHT = 4  # decoded frames waiting for the JPEG writer thread
 HASH_CHUNK = 1024 * 1024
 
 
@@ -530,12 +533,30 @@ def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
     prefix = v.frames_prefix
     previous: video.DecodedFrame | None = None
 
+    # JPEG encoding and storage writes run on one helper thread, overlapped with decoding (the
+    # encoder and swscale release the GIL). At most MAX_INFLIGHT frames wait for it, so memory
+    # stays bounded; the thread is always drained before this function returns, so nothing is
+    # written after a failure's cleanup.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{v.pk}")
+    inflight: deque[Future] = deque()
+
     def encode(frame: video.DecodedFrame) -> bytes:
         return frame.jpeg(width=out_w, height=out_h, quality=quality)
 
-    def store(i: int, data: bytes, t: float) -> None:
-        name = storage.save(f"{prefix}/{i:06d}.jpg", ContentFile(data))
+    def write(i: int, frame: video.DecodedFrame | None, data: bytes | None, t: float):
+        if data is None:
+            data = encode(frame)
+        return i, storage.save(f"{prefix}/{i:06d}.jpg", ContentFile(data)), t
+
+    def collect(future: Future) -> None:
+        i, name, t = future.result()
         images[i] = (name, t)
+
+    def store(i: int, t: float, *, frame=None, data: bytes | None = None) -> None:
+        images[i] = ("", t)  # claimed now, named when written
+        inflight.append(writer.submit(write, i, frame, data, t))
+        while len(inflight) > MAX_INFLIGHT:
+            collect(inflight.popleft())
 
     def settle(done: list[features.Segment], current: video.DecodedFrame | None) -> None:
         for seg in done:
@@ -545,37 +566,42 @@ def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
                     continue
                 if i in pending:
                     data, t = pending.pop(i)
-                    store(i, data, t)
+                    store(i, t, data=data)
                     continue
                 frame = current if current is not None and current.index == i else previous
                 if frame is None or frame.index != i:  # pragma: no cover - planner contract
                     raise RuntimeError(f"frame {i} was needed but not kept")
-                store(i, encode(frame), frame.time)
+                store(i, frame.time, frame=frame)
 
     decoded = video.decode(
         source, analysis_width=settings.VIDEO_ANALYSIS_WIDTH, stats=stats, limits=_limits()
     )
-    with closing(decoded):  # close the file now, even when a step below raises
-        for frame in decoded:
-            i = frame.index
-            cut, motion = detector.push(frame.gray)
-            if cut:
-                cuts.append(i)
-                motion = 0.0  # a cut is not motion
-            feats.add(motion, features.edge_density(frame.gray))
-            done = planner.push(i, cut)
-            # A segment cut short ends at the previous frame, which is still at hand.
-            settle(done, frame)
-            if i not in images:
-                if planner.needs(i):
-                    store(i, encode(frame), frame.time)
-                elif planner.maybe(i):
-                    pending[i] = (encode(frame), frame.time)
-            for stale in [k for k in pending if k < planner.horizon]:
-                del pending[stale]
-            previous = frame
-            progress.frame(i)
-    settle(planner.finish(), None)
+    try:
+        with closing(decoded):  # close the file now, even when a step below raises
+            for frame in decoded:
+                i = frame.index
+                cut, motion = detector.push(frame.gray)
+                if cut:
+                    cuts.append(i)
+                    motion = 0.0  # a cut is not motion
+                feats.add(motion, features.edge_density(frame.gray))
+                done = planner.push(i, cut)
+                # A segment cut short ends at the previous frame, which is still at hand.
+                settle(done, frame)
+                if i not in images:
+                    if planner.needs(i):
+                        store(i, frame.time, frame=frame)
+                    elif planner.maybe(i):
+                        pending[i] = (encode(frame), frame.time)
+                for stale in [k for k in pending if k < planner.horizon]:
+                    del pending[stale]
+                previous = frame
+                progress.frame(i)
+        settle(planner.finish(), None)
+        while inflight:
+            collect(inflight.popleft())
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
     return _Result(segments, images, feats, cuts, stats, (out_w, out_h))
 
 

@@ -11,8 +11,8 @@ per-frame features are a few floats.
 
 from __future__ import annotations
 
-import io
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -204,13 +204,59 @@ class DecodedFrame:
     _frame: Any  # the av.VideoFrame; only this module touches it
 
     def jpeg(self, *, width: int, height: int, quality: int) -> bytes:
-        """Encode this frame as a ``width`` x ``height`` JPEG (scaled by swscale)."""
-        from PIL import Image
+        """This frame as a ``width`` x ``height`` JPEG (see :class:`JpegEncoder`)."""
+        return _encoder(width, height, quality).encode(self._frame)
 
-        rgb = self._frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, optimize=False)
-        return buf.getvalue()
+
+def jpeg_qscale(quality: int) -> int:
+    """Map a 1..100 JPEG quality (higher is better) to FFmpeg's 2..31 quantiser (lower is better).
+
+    85 maps to 6 and 95 to 3 (what ``ffmpeg -q:v`` would be given for the same files).
+    """
+    return int(min(31, max(2, round(31 - quality * 29 / 100))))
+
+
+class JpegEncoder:
+    """JPEG frames through FFmpeg's ``mjpeg`` encoder, the way the ffmpeg CLI writes them.
+
+    The decoded YUV picture is scaled by swscale straight to full-range YUV 4:2:0 and encoded,
+    with no RGB round trip: about three times cheaper than converting to RGB for Pillow.
+    """
+
+    def __init__(self, width: int, height: int, quality: int):
+        self.width, self.height = width, height
+        ctx = av.CodecContext.create("mjpeg", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuvj420p"
+        ctx.time_base = Fraction(1, 30)
+        q = str(jpeg_qscale(quality))
+        ctx.options = {"qmin": q, "qmax": q}
+        ctx.open()
+        self._ctx = ctx
+        self._pts = 0
+
+    def encode(self, frame: Any) -> bytes:
+        scaled = frame.reformat(width=self.width, height=self.height, format="yuvj420p")
+        scaled.pts = self._pts
+        scaled.time_base = self._ctx.time_base
+        self._pts += 1
+        packets = self._ctx.encode(scaled)
+        return b"".join(bytes(p) for p in packets)
+
+
+_encoders = threading.local()
+
+
+def _encoder(width: int, height: int, quality: int) -> JpegEncoder:
+    """One encoder per size and quality, per thread (a codec context is not thread-safe)."""
+    cache = getattr(_encoders, "cache", None)
+    if cache is None:
+        cache = _encoders.cache = {}
+    key = (width, height, quality)
+    if key not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = JpegEncoder(width, height, quality)
+    return cache[key]
 
 
 @dataclass
@@ -497,12 +543,14 @@ __all__ = [
     "CONTAINER_EXTENSIONS",
     "DecodeStats",
     "DecodedFrame",
+    "JpegEncoder",
     "Limits",
     "ProbeResult",
     "VideoError",
     "WrittenVideo",
     "analysis_size",
     "decode",
+    "jpeg_qscale",
     "output_size",
     "probe",
     "sniff_container",
