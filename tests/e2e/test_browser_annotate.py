@@ -66,7 +66,8 @@ def test_worker_claims_draws_tracks_moves_a_keyframe_submits_and_sees_it(live_se
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
-    job = ready_job(n=1, overlap=1, annotation_type="track", frames_per_task=N_FRAMES)
+    # Two replicas: quality waits for the second before consensus, so the work stays "submitted".
+    job = ready_job(n=1, overlap=2, annotation_type="track", frames_per_task=N_FRAMES)
     mt = job.microtasks.get()
     mt.manifest = _frames(job.pk)
     mt.save(update_fields=["manifest"])

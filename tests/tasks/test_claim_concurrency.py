@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from marketplace.errors import NothingAvailable
 from tasks import claiming
-from tasks.models import LIVE_OR_FINISHED, Assignment, AssignmentStatus, Slot
+from tasks.models import LIVE_OR_FINISHED, Assignment, AssignmentStatus, MicroTask, Slot
 from tests.tasks.claim_fixtures import published_job, qualified_worker
 
+FINISHED = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED, AssignmentStatus.REJECTED)
 CLAIMERS = 36
 MICROTASKS = 80
 OVERLAP = 3
@@ -105,26 +106,26 @@ def test_concurrent_claimers_fill_every_slot_exactly_once_with_releases_and_expi
     assert not any(t.is_alive() for t in threads), "claimers did not finish (deadlock?)"
     assert errors == []
 
-    # Every slot filled exactly once, by a submitted assignment that points back at it.
+    # Every slot filled exactly once, by finished work (submitted, or already approved or
+    # rejected by quality's consensus) that points back at it. Dynamic overlap may have added
+    # replicas (and slots) on the way; they are held to the same rule.
     slots = list(Slot.objects.filter(job=job).select_related("assignment"))
+    assert len(slots) >= n_slots
     assert all(s.assignment is not None for s in slots)
-    # Submitted, or already approved by quality once its microtask's replicas agreed.
-    finished = (AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
-    assert all(s.assignment.status in finished for s in slots)
+    assert all(s.assignment.status in FINISHED for s in slots)
     assert all(s.assignment.slot_id == s.pk for s in slots)
-    assert len({s.assignment_id for s in slots}) == n_slots
+    assert len({s.assignment_id for s in slots}) == len(slots)
     per_mt = (
-        Assignment.objects.filter(microtask__job=job)
-        .values("microtask")
-        .annotate(live=Count("id", filter=Q(status__in=LIVE_OR_FINISHED)))
+        MicroTask.objects.filter(job=job)
+        .annotate(live=Count("assignments", filter=Q(assignments__status__in=LIVE_OR_FINISHED)))
+        .values_list("live", "replica_target")
     )
-    assert sorted({row["live"] for row in per_mt}) == [OVERLAP]
+    assert all(live == target >= OVERLAP for live, target in per_mt)
     pairs = Assignment.objects.values("microtask", "worker").annotate(n=Count("id"))
     assert max(p["n"] for p in pairs) == 1
     # Bookkeeping adds up, and the mix really happened.
     by_status = Counter(Assignment.objects.values_list("status", flat=True))
-    submitted = by_status[AssignmentStatus.SUBMITTED] + by_status[AssignmentStatus.APPROVED]
-    assert submitted == n_slots == outcomes["submitted"]
+    assert sum(by_status[s] for s in FINISHED) == len(slots) == outcomes["submitted"]
     assert by_status[AssignmentStatus.RELEASED] == outcomes["released"] > 0
     assert by_status[AssignmentStatus.EXPIRED] == outcomes["abandoned"] == outcomes["expired"] > 0
 
