@@ -150,3 +150,16 @@ def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _reset_celery_join_guard():
+    """Eager tasks run inside celery's ``denied_join_result()``, which saves and restores a
+    process-global flag. Eager tasks on several threads at once (the concurrency tests) can
+    restore it in the wrong order and leave it set, after which every ``result.get()`` in this
+    process raises "Never call result.get() within a task". Start every test from a clean flag."""
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
+    _set_task_join_will_block(False)
