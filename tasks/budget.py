@@ -18,10 +18,6 @@ from payments.errors import InsufficientEscrow
 
 from .models import Assignment, MicroTask
 
-# The payments escrow API is always present now; kept for callers written against the interim
-# accounting this module had before it landed (quality.services checks it).
-PAYMENTS = True
-
 
 class InsufficientBudget(Conflict):
     """The job's funded escrow does not cover this work; fund the job first."""
