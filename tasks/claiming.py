@@ -39,7 +39,7 @@ from marketplace.errors import (
 )
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
-from . import budget, work_selectors
+from . import budget, portable, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
 from .models import (
     Assignment,
@@ -49,7 +49,7 @@ from .models import (
     Slot,
     Submission,
 )
-from .sql import fetch_prepared, statement
+from .sql import fetch_prepared, native, statement
 from .work_selectors import CandidateJob
 
 logger = logging.getLogger(__name__)
@@ -408,9 +408,14 @@ def assignments_expire_overdue(*, batch: int = 1_000) -> int:
     total = 0
     now = _now()
     while True:
-        with connection.cursor() as cur:
-            cur.execute(statement("claiming.sql", "expire_overdue"), {"now": now, "batch": batch})
-            expired, _freed = cur.fetchone()
+        if native():
+            with connection.cursor() as cur:
+                cur.execute(
+                    statement("claiming.sql", "expire_overdue"), {"now": now, "batch": batch}
+                )
+                expired, _freed = cur.fetchone()
+        else:
+            expired, _freed = portable.expire_overdue(now=now, batch=batch)
         total += expired
         if expired < batch:
             return total
@@ -465,18 +470,20 @@ def assignment_submit(
         active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
     )
     auto_approve_at = now + microtask.job.auto_approve_delay
-    (submission_id,) = fetch_prepared(
-        statement("claiming.sql", "submit"),
-        {
-            "now": now,
-            "auto_approve_at": auto_approve_at,
-            "active_seconds": active,
-            "assignment_id": assignment.pk,
-            "worker_id": worker.pk,
-            "payload": Jsonb(result.payload),
-            "frames": Jsonb(result.frames),
-        },
-    )
+    params = {
+        "now": now,
+        "auto_approve_at": auto_approve_at,
+        "active_seconds": active,
+        "assignment_id": assignment.pk,
+        "worker_id": worker.pk,
+    }
+    if native():
+        (submission_id,) = fetch_prepared(
+            statement("claiming.sql", "submit"),
+            {**params, "payload": Jsonb(result.payload), "frames": Jsonb(result.frames)},
+        )
+    else:
+        submission_id = portable.submit(**params, payload=result.payload, frames=result.frames)
     if submission_id is None:
         # The claim changed between the read and the write: report its state now.
         _require_live(work_selectors.load_assignment(assignment_id=assignment.pk), _now(), "submit")

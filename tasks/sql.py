@@ -34,6 +34,12 @@ def statement(filename: str, name: str) -> str:
     return statements(filename)[name]
 
 
+def native() -> bool:
+    """Whether the named statements can run here (PostgreSQL). Elsewhere — the embedded SQLite
+    of ``make run`` — the claim path uses ``tasks.portable``'s ORM equivalents."""
+    return connection.vendor == "postgresql"
+
+
 def fetch_prepared(sql: str, params: Any, *, many: bool = False) -> Any:
     """Run ``sql`` on Django's connection as a server-side prepared statement; fetch one row
     (or all rows with ``many``).

@@ -24,8 +24,9 @@ from marketplace.models import (
     User,
 )
 
+from . import portable
 from .models import Assignment, AssignmentStatus, MicroTask, Slot, Submission, Video
-from .sql import fetch_prepared, statement
+from .sql import fetch_prepared, native, statement
 
 # A new worker's trust until the quality module provides ``quality.selectors.worker_trust``.
 DEFAULT_TRUST = 0.5
@@ -72,11 +73,11 @@ def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[Candi
     Plain SQL (``claiming.sql``: ``candidate_jobs``): this runs on every claim, and compiling the
     equivalent ORM query cost more than running it.
     """
-    rows = fetch_prepared(
-        statement("claiming.sql", "candidate_jobs"),
-        {"worker_id": worker.pk, "job_id": job_id, "limit": MAX_CANDIDATE_JOBS},
-        many=True,
-    )
+    params = {"worker_id": worker.pk, "job_id": job_id, "limit": MAX_CANDIDATE_JOBS}
+    if native():
+        rows = fetch_prepared(statement("claiming.sql", "candidate_jobs"), params, many=True)
+    else:
+        rows = portable.candidate_jobs(**params)
     jobs = [CandidateJob(*row) for row in rows]
     trust: dict[str, float] = {}
     result = []
@@ -200,6 +201,8 @@ def _instance(model, attnames, converters, values):
 def load_assignment(*, assignment_id: int, for_update: bool = False) -> Assignment:
     """The assignment with ``microtask``, ``microtask.video``, ``microtask.job`` and
     ``submission`` loaded in one query (optionally locking the assignment row)."""
+    if not native():
+        return portable.load_assignment(assignment_id=assignment_id, for_update=for_update)
     sql, layout = _assignment_select()
     if for_update:
         sql += " FOR UPDATE OF a"
@@ -250,6 +253,8 @@ def _claim_and_load(sql_name: str) -> tuple[str, list]:
 
 def claim_and_load(sql_name: str, params: dict) -> tuple[Assignment | None, bool]:
     """Run a claim statement; return ``(the new assignment fully loaded or None, picked)``."""
+    if not native():
+        return portable.claim(sql_name, **params)
     sql, layout = _claim_and_load(sql_name)
     row = fetch_prepared(sql, params)
     picked = bool(row[-1])

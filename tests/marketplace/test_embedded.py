@@ -48,6 +48,19 @@ def test_embedded_default_migrates_loads_demo_and_serves(tmp_path):
     demo = run("load_demo")
     assert demo.returncode == 0, demo.stderr
     assert "requester" in demo.stdout and "worker" in demo.stdout
+    assert demo.stdout.count(": Published") == 2, demo.stdout  # ingested, priced, funded
+
+    # A worker can claim and submit on SQLite (the portable claim statements).
+    work = run(
+        "shell",
+        "-c",
+        "from marketplace.models import User; from tasks import claiming; "
+        "w = User.objects.get(username='worker'); a = claiming.assignment_claim(worker=w); "
+        "claiming.assignment_submit(worker=w, assignment_id=a.pk, payload={'boxes': []}); "
+        "a.refresh_from_db(); print('claimed', a.microtask.job.title, a.status)",
+    )
+    assert work.returncode == 0, work.stderr
+    assert "claimed" in work.stdout and ("submitted" in work.stdout or "approved" in work.stdout)
 
     port = _free_port()
     server = subprocess.Popen(

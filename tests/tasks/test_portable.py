@@ -1,0 +1,65 @@
+"""The claim path through ``tasks.portable`` (the ORM statements the embedded SQLite mode uses).
+
+The suite runs on PostgreSQL; here the native statements are switched off so the same services
+go through the portable ones, and must behave the same. ``tests/marketplace/test_embedded.py``
+runs them on SQLite itself.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from marketplace.errors import NothingAvailable
+from tasks import claiming
+from tasks.models import Assignment, AssignmentStatus, Slot, Submission
+from tests.tasks.claim_fixtures import published_job, qualified_worker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def portable_statements(monkeypatch):
+    monkeypatch.setattr("tasks.work_selectors.native", lambda: False)
+    monkeypatch.setattr("tasks.claiming.native", lambda: False)
+
+
+def test_claims_fill_each_slot_once_and_never_twice_per_worker():
+    job = published_job(n=2, overlap=2, gold_rate=0.0)
+    workers = [qualified_worker() for _ in range(3)]
+    claimed = []
+    for w in workers:
+        for _ in range(2):
+            try:
+                claimed.append(claiming.assignment_claim(worker=w))
+            except NothingAvailable:
+                break
+    assert len(claimed) == 4  # 2 microtasks x 2 replicas
+    pairs = {(a.microtask_id, a.worker_id) for a in claimed}
+    assert len(pairs) == 4
+    assert not Slot.objects.filter(job=job, assignment__isnull=True).exists()
+    assert {a.microtask.job_id for a in claimed} == {job.pk}
+    with pytest.raises(NothingAvailable):
+        claiming.assignment_claim(worker=workers[2])
+
+
+def test_submit_stores_and_expiry_frees_the_slot():
+    published_job(n=1, overlap=2, gold_rate=0.0)
+    first, second = qualified_worker(), qualified_worker()
+    a = claiming.assignment_claim(worker=first)
+    claiming.assignment_submit(worker=first, assignment_id=a.pk, payload={"boxes": []})
+    assert Submission.objects.filter(assignment=a).exists()
+    assert Assignment.objects.get(pk=a.pk).status in (
+        AssignmentStatus.SUBMITTED,
+        AssignmentStatus.APPROVED,
+    )
+
+    b = claiming.assignment_claim(worker=second)
+    Assignment.objects.filter(pk=b.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    assert claiming.assignments_expire_overdue() == 1
+    assert Assignment.objects.get(pk=b.pk).status == AssignmentStatus.EXPIRED
+    assert Slot.objects.filter(assignment__isnull=True).count() == 1
+    with pytest.raises(claiming.ClaimExpired):
+        claiming.assignment_submit(worker=second, assignment_id=b.pk, payload={"boxes": []})
