@@ -144,11 +144,15 @@ def job_transition(*, job: Job, to: str, reason: str = "") -> Job:
 
 @transaction.atomic
 def job_cancel(*, job: Job, by: User) -> Job:
-    """Cancel a job: open claims end, unclaimed work and its reserved budget are returned."""
-    from tasks.claiming import job_return_work  # tasks builds on marketplace, not the reverse
+    """Cancel a job: open claims end, unclaimed work and its reserved budget are returned, and
+    the unspent escrow is refunded through Stripe."""
+    # tasks builds on marketplace, not the reverse
+    from tasks.budget import refund_unspent
+    from tasks.claiming import job_return_work
 
     if not (by.is_staff or job.requester_id == by.pk):
         raise PermissionDenied("You can only cancel your own jobs.")
     job = job_transition(job=job, to=JobStatus.CANCELLED)
     job_return_work(job=job)
+    refund_unspent(job=job, actor=by)
     return job

@@ -68,3 +68,12 @@ def pay(*, assignment: Assignment, credit: float = 1.0) -> int:
 def unpaid(*, assignment: Assignment) -> None:
     """Rejection: the assignment's reservation goes back to the job's available escrow."""
     _pay_services.assignment_unpaid(assignment=assignment)
+
+
+def refund_unspent(*, job: Job, actor) -> int:
+    """A closed job's unspent escrow goes back to the requester through Stripe (queued on
+    commit); returns the amount refunded. Escrow still reserved for submitted work stays until
+    that work is reviewed."""
+    from payments import funding  # imports the Stripe gateway; only needed when a job closes
+
+    return sum(r.amount for r in funding.job_refund_unspent(job=job, actor=actor))

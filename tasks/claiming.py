@@ -227,6 +227,7 @@ def job_complete(*, job: Job, by: User) -> Job:
     _require_owner(job, by)
     job = marketplace_services.job_transition(job=job, to=JobStatus.COMPLETED)
     job_return_work(job=job)
+    budget.refund_unspent(job=job, actor=by)
     return job
 
 

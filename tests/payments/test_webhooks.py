@@ -214,3 +214,21 @@ def test_funding_and_refund_through_stripe(
     assert escrow_balance(job=job).refunded == pi["amount"]
     assert Refund.objects.count() == 1
     assert Funding.objects.get(pk=f.pk).amount_refunded == pi["amount"]
+
+
+def test_cancelling_a_funded_job_refunds_its_unspent_escrow_through_stripe(
+    client, stripe_server, funded_intent, django_capture_on_commit_callbacks
+):
+    from marketplace.services import job_cancel
+    from payments.models import Refund, RefundStatus
+
+    f, pi, event = funded_intent
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_post(client, stripe_server, event)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_cancel(job=f.job, by=f.job.requester)
+    assert job.status == "cancelled"
+    (refund,) = Refund.objects.filter(job=job)
+    assert (refund.status, refund.amount) == (RefundStatus.SUCCEEDED, pi["amount"])
+    assert escrow_balance(job=job).available == 0
+    assert [r["amount"] for r in stripe_server.state.refunds.values()] == [pi["amount"]]
