@@ -208,7 +208,7 @@ def test_a_stalled_ingestion_is_requeued_and_finished(requester, tmp_path):
     Video.objects.filter(pk=v.pk).update(status=VideoStatus.PROCESSING, stage="decode")
     assert requeue_stalled() == []  # fresh: not stalled yet
     Video.objects.filter(pk=v.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-    assert requeue_stalled_ingestions.delay().get() == 1  # eager: re-ingested at once
+    assert requeue_stalled_ingestions() == 1  # the beat task; ingestion runs eagerly
     v.refresh_from_db()
     job.refresh_from_db()
     assert (v.status, job.status, v.microtasks.count()) == ("ready", "ready", 2)
