@@ -11,33 +11,31 @@ from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .lifecycle import can_transition
 from .models import Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
 
-# Fields a requester may change while a job is a draft.
-JOB_EDITABLE_FIELDS = frozenset(
-    {
-        "title",
-        "instructions",
-        "annotation_type",
-        "label_classes",
-        "overlap_min",
-        "overlap_max",
-        "gold_rate",
-        "iou_threshold",
-        "agreement_threshold",
-        "gold_pass_threshold",
-        "min_trust",
-        "expected_objects",
-        "segment_frames",
-        "overlap_frames",
-        "keyframe_step",
-        "frame_step",
-        "frames_per_task",
-        "claim_time_limit",
-        "auto_approve_delay",
-        "deadline",
-        "priority",
-        "budget",
-        "currency",
-    }
+# Fields a requester may change while a job is a draft (in the order the API shows them).
+JOB_EDITABLE_FIELDS = (
+    "title",
+    "instructions",
+    "annotation_type",
+    "label_classes",
+    "overlap_min",
+    "overlap_max",
+    "gold_rate",
+    "iou_threshold",
+    "agreement_threshold",
+    "gold_pass_threshold",
+    "min_trust",
+    "expected_objects",
+    "segment_frames",
+    "overlap_frames",
+    "keyframe_step",
+    "frame_step",
+    "frames_per_task",
+    "claim_time_limit",
+    "auto_approve_delay",
+    "deadline",
+    "priority",
+    "budget",
+    "currency",
 )
 
 
@@ -91,7 +89,7 @@ def job_create(*, requester: User, **fields: Any) -> Job:
     """Create a draft job owned by ``requester``."""
     if not (requester.is_requester or requester.is_staff):
         raise PermissionDenied("Only requesters can create jobs.")
-    unknown = set(fields) - JOB_EDITABLE_FIELDS
+    unknown = set(fields).difference(JOB_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
     _validate_job_fields(fields)
@@ -107,7 +105,7 @@ def job_update(*, job: Job, **fields: Any) -> Job:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status != JobStatus.DRAFT:
         raise InvalidTransition("Only a draft job can be edited.")
-    unknown = set(fields) - JOB_EDITABLE_FIELDS
+    unknown = set(fields).difference(JOB_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
     _validate_job_fields(fields)

@@ -328,7 +328,7 @@ def audit_log_record(
     return entry
 
 
-# --- escrow (the contract with the claim path: see notes/MONEY_CONTRACT.md) ------------------
+# --- escrow (the contract with the claim path: see docs/money-contract.md) ------------------
 
 
 def _job_accounts(job: Job) -> tuple[LedgerAccount, LedgerAccount]:

@@ -1,4 +1,4 @@
-"""The claim path's one door to money (MONEY_CONTRACT: budget is reserved per replica slot).
+"""The claim path's one door to money (docs/money-contract.md: budget is reserved per replica slot).
 
 Every call the tasks app makes about money goes through these functions, which delegate to the
 payments escrow API (``payments.services`` / ``payments.selectors``): a slot exists only once its

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from marketplace.models import AnnotationType, Job
+from marketplace.services import JOB_EDITABLE_FIELDS
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -18,31 +19,9 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "requester",
-            "title",
-            "instructions",
-            "annotation_type",
-            "label_classes",
             "status",
             "failure_reason",
-            "overlap_min",
-            "overlap_max",
-            "gold_rate",
-            "iou_threshold",
-            "agreement_threshold",
-            "gold_pass_threshold",
-            "min_trust",
-            "expected_objects",
-            "segment_frames",
-            "overlap_frames",
-            "keyframe_step",
-            "frame_step",
-            "frames_per_task",
-            "claim_time_limit",
-            "auto_approve_delay",
-            "deadline",
-            "priority",
-            "budget",
-            "currency",
+            *JOB_EDITABLE_FIELDS,
             "created_at",
             "updated_at",
             "published_at",

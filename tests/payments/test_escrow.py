@@ -1,4 +1,4 @@
-"""The escrow API of notes/MONEY_CONTRACT.md: reserve, release, pay, unpaid, balances."""
+"""The escrow API of docs/money-contract.md: reserve, release, pay, unpaid, balances."""
 
 from __future__ import annotations
 
