@@ -2,9 +2,14 @@
 
 from django.urls import path
 
-from . import review, views, work
+from . import exports, review, views, work
 
 urlpatterns = [
+    path(
+        "jobs/<int:job_id>/export/<str:fmt>/",
+        exports.JobExportView.as_view(),
+        name="api-job-export",
+    ),
     path("jobs/<int:job_id>/videos/", views.JobVideosView.as_view(), name="api-job-videos"),
     path(
         "jobs/<int:job_id>/videos/<int:pk>/",
