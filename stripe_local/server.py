@@ -235,6 +235,12 @@ class LocalStripe:
         # Seconds spent handling API requests (benchmarks subtract it from their own time).
         self.busy_seconds = 0.0
         self.busy_cpu_seconds = 0.0
+        # Wall time during which at least one request was being handled: with concurrent
+        # clients ``busy_seconds`` (a sum over requests) counts overlapping handling twice.
+        self.busy_union_seconds = 0.0
+        self._in_flight = 0
+        self._union_start = 0.0
+        self._union_end = 0.0
         self._busy_lock = threading.Lock()
         self._deliver_queue: queue.Queue = queue.Queue()
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -780,12 +786,21 @@ def _make_handler(server: LocalStripe):
         def _dispatch(self, method: str) -> None:
             started = getattr(self, "_started", time.perf_counter())
             cpu = time.thread_time()
+            with server._busy_lock:
+                if server._in_flight == 0:
+                    server._union_start = max(started, server._union_end)
+                server._in_flight += 1
             try:
                 self._dispatch_inner(method)
             finally:
                 with server._busy_lock:
-                    server.busy_seconds += time.perf_counter() - started
+                    ended = time.perf_counter()
+                    server.busy_seconds += ended - started
                     server.busy_cpu_seconds += time.thread_time() - cpu
+                    server._in_flight -= 1
+                    if server._in_flight == 0:
+                        server.busy_union_seconds += ended - server._union_start
+                        server._union_end = ended
 
         def _dispatch_inner(self, method: str) -> None:
             parsed = urllib.parse.urlsplit(self.path)

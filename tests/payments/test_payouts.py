@@ -197,3 +197,59 @@ def test_reconciliation_flags_a_transfer_for_a_failed_payout(stripe_server):
     assert (
         LedgerAccount.objects.get(kind=AccountKind.WORKER_AVAILABLE, worker=worker).balance == 1_500
     )
+
+
+def test_submit_many_pays_each_payout_once_with_threads(stripe_server):
+    from payments import stripe_gateway as gateway
+
+    workers = [onboarded_worker(stripe_server, available=1_000 + i) for i in range(7)]
+    created = [payouts.payout_create(worker=w, enqueue=False) for w in workers]
+    # One payout's transfer was made before a crash, never recorded: the same key replays it.
+    crashed = created[0]
+    made = gateway.transfer_create(
+        amount=crashed.amount,
+        currency=crashed.currency,
+        destination=crashed.destination,
+        idempotency_key=crashed.idempotency_key,
+        metadata=payouts._metadata(crashed),
+        transfer_group=f"payout:{crashed.pk}",
+        description=f"Crowdlabel payout #{crashed.pk}",
+    )
+    # One is already submitted by a single submitter; one account cannot receive transfers.
+    payouts.payout_submit(payout_id=created[1].pk)
+    stripe_server.restrict_account(created[2].destination)
+    ids = [p.pk for p in created]
+
+    results = payouts.payouts_submit_many(payout_ids=ids, threads=3, chunk_size=4)
+
+    assert set(results) == set(ids)
+    assert results[created[2].pk].status == PayoutStatus.FAILED
+    assert worker_balances(worker=workers[2])["available"] == 1_002
+    for p in created[:2] + created[3:]:
+        p.refresh_from_db()
+        assert results[p.pk].status == PayoutStatus.SUBMITTED == p.status
+        (transfer,) = stripe_server.transfers_for(p.pk)
+        assert p.stripe_transfer_id == transfer["id"] and transfer["amount"] == p.amount
+    assert Payout.objects.get(pk=crashed.pk).stripe_transfer_id == made["id"]
+
+    again = payouts.payouts_submit_many(payout_ids=ids, threads=3)
+    assert {r.status for pk, r in again.items() if pk != created[2].pk} == {PayoutStatus.SUBMITTED}
+    assert all(len(stripe_server.transfers_for(pk)) == 1 for pk in ids if pk != created[2].pk)
+    assert_ledger_consistent()
+
+
+def test_submit_many_keeps_a_timed_out_payout_pending_for_the_same_key(stripe_server, settings):
+    settings.STRIPE_TIMEOUT_SECONDS = 0.5
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    stripe_server.faults.timeout_seconds = 1.0
+    workers = [onboarded_worker(stripe_server, available=1_200 + i) for i in range(3)]
+    created = [payouts.payout_create(worker=w, enqueue=False) for w in workers]
+    stripe_server.faults.forced = ["timeout_after_commit"]
+    first = payouts.payouts_submit_many(payout_ids=[p.pk for p in created], threads=1)
+    retried = [pk for pk, r in first.items() if r.retry]
+    assert len(retried) == 1
+    pending = Payout.objects.get(pk=retried[0])
+    assert pending.status == PayoutStatus.PENDING and pending.attempt == 1
+    second = payouts.payouts_submit_many(payout_ids=retried, threads=1)
+    assert second[retried[0]].status == PayoutStatus.SUBMITTED
+    assert all(len(stripe_server.transfers_for(p.pk)) == 1 for p in created)
