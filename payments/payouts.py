@@ -260,8 +260,13 @@ def _payouts_create_batch(
         ]
     )
     if enqueue:
-        for p in created:
-            _enqueue_submit(p.pk)
+        # One task submits the batch (``payouts_submit_many``: fewer round trips, a small
+        # thread pool for the HTTP calls); a payout it could not settle gets its own retrying
+        # ``payout_submit_task``, and ``payouts_resume`` covers a worker killed mid-batch.
+        from .tasks import payouts_submit_batch_task
+
+        ids = [p.pk for p in created]
+        transaction.on_commit(lambda: payouts_submit_batch_task.delay(ids))
     return created
 
 

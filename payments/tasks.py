@@ -49,6 +49,24 @@ def payout_submit_task(payout_id: int) -> str:
     return result.status
 
 
+@shared_task(name="payments.payouts_submit_batch", acks_late=True)
+def payouts_submit_batch_task(payout_ids: list[int]) -> dict[str, int]:
+    """Submit a run's batch; payouts hit by a transient error retry one by one (same keys)."""
+    from django.conf import settings
+
+    from .payouts import payouts_submit_many
+
+    results = payouts_submit_many(
+        payout_ids=list(payout_ids), threads=settings.PAYOUT_SUBMIT_THREADS
+    )
+    statuses: dict[str, int] = {}
+    for pk, result in results.items():
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+        if result.retry:
+            payout_submit_task.apply_async((pk,), countdown=2)
+    return statuses
+
+
 @shared_task(name="payments.payouts_reconcile", **RETRY)
 def payouts_reconcile_task() -> dict:
     from .payouts import payouts_reconcile

@@ -220,6 +220,9 @@ PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# Threads creating a payout batch's transfers concurrently (HTTP only; Stripe's latency, not
+# our CPU, bounds a run against the real API). 1 = one after another.
+PAYOUT_SUBMIT_THREADS = env.int("PAYOUT_SUBMIT_THREADS", default=4)
 # Claims: a heartbeat extends a claim by the job's time limit, up to this many time limits in all.
 CLAIM_MAX_LEASE_FACTOR = env.float("CLAIM_MAX_LEASE_FACTOR", default=3.0)
 # Qualification tests (until quality's gold scoring replaces the IoU rule).
