@@ -4,8 +4,12 @@ How a payout stays exactly-once (invariant 4) — read before changing anything 
 
 1. ``payout_create`` commits a Payout row *and* the ledger move available → in-transit in one
    database transaction; one open payout per worker is a unique constraint.
-2. ``payout_submit`` locks the row (``SKIP LOCKED``: one submitter at a time) and creates the
-   transfer with the idempotency key ``payout:{id}:{attempt}`` and ``metadata.payout_id``.
+2. ``payout_submit`` (one payout) and ``payouts_submit_many`` (a run's batch: one read and one
+   record statement per chunk, the HTTP calls on a small thread pool) read the row, create the
+   transfer with the idempotency key ``payout:{id}:{attempt}`` and ``metadata.payout_id`` with
+   no database transaction open across the call, then record it with an update that only
+   moves a row still pending/queued with no transfer (racing submitters send the same key, so
+   Stripe makes one transfer, and only one of them records it).
    After a timeout, a dropped connection, a 5xx or a 429 the *same* key is retried, so Stripe
    either replays the transfer it made or makes the first one. The attempt is bumped only
    after a definite refusal (a 4xx: the key's stored answer is that refusal, so a later try
