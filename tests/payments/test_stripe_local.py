@@ -156,3 +156,35 @@ def test_webhooks_are_signed_like_stripe(stripe_server, settings):
         payload=body, signature=stripe_server.sign(body, "whsec_x"), secret="whsec_x"
     )
     assert parsed["id"] == event["id"]
+
+
+def test_handling_time_counts_overlapping_requests_once(stripe_server, settings):
+    """Benchmarks subtract ``busy_union_seconds``: concurrent handling must not count twice."""
+    import threading
+
+    settings.STRIPE_TIMEOUT_SECONDS = 5
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    stripe_server.faults.timeout_seconds = 0.6
+    stripe_server.faults.forced = ["timeout_after_commit", "timeout_after_commit"]
+    dest = _account(stripe_server)
+    union0, sum0 = stripe_server.busy_union_seconds, stripe_server.busy_seconds
+
+    def stalled(i: int) -> None:
+        with pytest.raises(StripeTimeout):
+            gateway.transfer_create(
+                amount=100 + i,
+                currency="usd",
+                destination=dest,
+                idempotency_key=f"overlap-{i}",
+                metadata={},
+            )
+
+    threads = [threading.Thread(target=stalled, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    union = stripe_server.busy_union_seconds - union0
+    total = stripe_server.busy_seconds - sum0
+    assert total >= 1.2  # two stalls of 0.6 s, summed
+    assert 0.6 <= union < 1.0  # ... which overlapped: counted once
