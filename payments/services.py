@@ -576,6 +576,17 @@ def assignment_pay(*, assignment: Assignment, credit: float = 1.0) -> int:
             available_at=_now() + settings.EARNINGS_HOLD_PERIOD,
         )
     Assignment.objects.filter(pk=a.pk).update(pay_amount=split.pay)
+    audit_log_record(
+        action="assignment.paid",
+        actor=User(pk=a.reviewed_by_id) if a.reviewed_by_id else None,  # None: auto-approved
+        amount=split.pay,
+        currency=job.currency,
+        reason=f"approved, credit {credit:g}",
+        obj=a,
+        transaction=tx.pk,
+        fee=split.fee,
+        topup=split.topup,
+    )
     assignment.pay_amount = split.pay
     return split.pay
 
@@ -603,7 +614,7 @@ def assignment_unpaid(*, assignment: Assignment) -> None:
             f"Job #{job.pk} holds {reserved_account.balance} reserved, less than assignment "
             f"#{a.pk}'s reservation of {r}."
         )
-    ledger_post(
+    tx, _ = ledger_post(
         key=key,
         kind=TxKind.UNPAID,
         currency=job.currency,
@@ -614,6 +625,15 @@ def assignment_unpaid(*, assignment: Assignment) -> None:
         assignment=a,
     )
     Assignment.objects.filter(pk=a.pk).update(pay_amount=0)
+    audit_log_record(
+        action="assignment.unpaid",
+        actor=User(pk=a.reviewed_by_id) if a.reviewed_by_id else None,
+        amount=r,
+        currency=job.currency,
+        reason=a.rejection_reason or "rejected",
+        obj=a,
+        transaction=tx.pk,
+    )
     assignment.pay_amount = 0
 
 

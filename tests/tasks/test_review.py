@@ -48,6 +48,23 @@ def test_approve_pays_and_reject_needs_a_reason_the_worker_sees(client_for):
     assert (worker_view["status"], worker_view["rejection_reason"]) == ("rejected", "Boxes missing")
     # Reviewed work cannot be reviewed again.
     assert owner.post(f"/api/submissions/{a.pk}/approve/").status_code == 409
+    # Both money actions are in the audit log: who, what, how much, why.
+    from payments.models import AuditLog
+
+    log = {
+        row.action: row
+        for row in AuditLog.objects.filter(object_type="Assignment", object_id__in=[a.pk, b.pk])
+    }
+    assert (log["assignment.paid"].actor_id, log["assignment.paid"].amount) == (
+        job.requester_id,
+        60,
+    )
+    unpaid = log["assignment.unpaid"]
+    assert (unpaid.actor_id, unpaid.amount, unpaid.reason) == (
+        job.requester_id,
+        b.reserved_amount,
+        "Boxes missing",
+    )
 
 
 def test_other_requesters_cannot_see_or_review(client_for, other_requester_client):
