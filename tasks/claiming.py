@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 _rng = random.SystemRandom()
 
 CLAIM_RETRIES = 3
+GOLD_DRAWS = 8
 
 
 class ClaimExpired(Conflict):
@@ -304,8 +305,10 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
         return _claim_portable(worker=worker, job_id=job_id)
     # PostgreSQL: one statement (``claiming.sql``: ``claim_next``) picks the job and the slot and
     # makes the assignment, so a claim is one round trip (it used to be two: candidate jobs, then
-    # the claim). One gold draw per candidate job, in claim order, made here so the draws keep
-    # going through the ``_rng`` seam.
+    # the claim). Gold draws for the first GOLD_DRAWS candidate jobs in claim order are made here
+    # so they keep going through the ``_rng`` seam; a claim almost always lands in one of those,
+    # and drawing (and binding) one per possible candidate job cost more than the rest of the
+    # Python on this path. Later jobs draw in the statement.
     draw = _rng.random
     now = _now()
     params = {
@@ -314,7 +317,7 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
         "now": now,
         "prior_trust": work_selectors.prior_trust(),
         "limit": work_selectors.MAX_CANDIDATE_JOBS,
-        "draws": [draw() for _ in range(work_selectors.MAX_CANDIDATE_JOBS)],
+        "draws": [draw() for _ in range(GOLD_DRAWS)],
     }
     for _attempt in range(CLAIM_RETRIES):
         assignment, picked = work_selectors.claim_and_load("claim_next", params)

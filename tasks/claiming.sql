@@ -158,7 +158,9 @@ SELECT (SELECT id FROM stored);
 -- claim order (job priority, deadline, age, id; the job type's qualification passed, not
 -- suspended, trust >= min_trust), then for each job in that order — stopping at the first that
 -- yields a slot — a gold slot first when that job's draw says so (%(draws)s[k] < gold_rate for
--- the k-th candidate job, drawn in Python so tests can force or forbid gold), else the first free
+-- the k-th candidate job, drawn in Python so tests can force or forbid gold; jobs past the end of
+-- the array, reached only when the first ones have nothing for this worker, draw with the
+-- server's random()), else the first free
 -- replica slot exactly as claim_regular picks it. Trust is quality's WorkerTrust row for the
 -- job's type clamped to [0, 1], or %(prior_trust)s when there is none (the same as
 -- quality.selectors.worker_trust). Returns the same columns as claim_regular; tasks.claiming runs
@@ -198,7 +200,7 @@ WITH cand AS MATERIALIZED (
             FROM (
                 SELECT m.id
                 FROM tasks_microtask m
-                WHERE (%(draws)s::float8[])[c.ord] < c.gold_rate
+                WHERE COALESCE((%(draws)s::float8[])[c.ord], random()) < c.gold_rate
                   AND m.job_id = c.id
                   AND m.is_gold = true
                   AND m.status = 'open'
