@@ -4,7 +4,7 @@ Runs on its own PostgreSQL database (``cl_bench_claim``, created and dropped her
 in one run on this machine:
 
 1. **The database's own limit**: ``pgbench`` (16 clients, prepared statements) running the very
-   claim statement the service runs (``tasks/claiming.sql``, ``claim_regular``) on a job of
+   claim statement the service runs (``tasks/claiming.sql``, ``claim_next``) on a job of
    40,000 microtasks x 3 replica slots; side by side, **the service-level claim rate**
    (``tasks.claiming.assignment_claim``, no HTTP) by 16 processes on an identical fresh job.
    Goal: service / pgbench >= 0.5.
@@ -260,12 +260,20 @@ def assignments_of(job: Job) -> int:
 
 
 def pgbench_script(worker_base: int) -> str:
-    sql = statement("claiming.sql", "claim_regular")
+    # The statement the service runs for ``assignment_claim(worker=...)``: ``claim_next`` (job
+    # selection, qualification, suspension and trust checks, slot pick and assignment in one
+    # statement), with the parameters the service binds: any job, the prior trust, and gold
+    # draws that never pick gold (the bench jobs have no gold, so the service never does either).
+    from tasks import work_selectors
+
+    sql = statement("claiming.sql", "claim_next")
     sql = (
-        sql.replace("%(job_id)s", ":job_id")
+        sql.replace("%(job_id)s", "NULL")
         .replace("%(worker_id)s", ":worker_id")
         .replace("%(now)s", "now()")
-        .replace("%(deadline)s", "now() + interval '30 minutes'")
+        .replace("%(prior_trust)s", repr(work_selectors.prior_trust()))
+        .replace("%(limit)s", str(work_selectors.MAX_CANDIDATE_JOBS))
+        .replace("%(draws)s", "'{}'")
     )
     sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return f"\\set worker_id {worker_base} + :client_id\n{sql};\n"

@@ -11,6 +11,11 @@ TRANSIENT = (OperationalError, InterfaceError)
 @shared_task(
     name="quality.process_submission",
     acks_late=True,
+    # Nobody reads its return value. With the Redis result backend, a task whose result is kept
+    # also costs the submitting web request a pub/sub SUBSCRIBE to the result channel
+    # (``RedisBackend.on_task_call``) on every submit, and the worker a result write; the
+    # outcome is in the database (GoldResult, consensus rows) anyway.
+    ignore_result=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,
     retry_backoff=True,

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 _rng = random.SystemRandom()
 
 CLAIM_RETRIES = 3
+GOLD_DRAWS = 8
 
 
 class ClaimExpired(Conflict):
@@ -300,8 +301,41 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
     longer. Called inside a caller's transaction it joins that one.
     """
     _check_worker(worker)
-    jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
-    if not jobs:
+    if not native():
+        return _claim_portable(worker=worker, job_id=job_id)
+    # PostgreSQL: one statement (``claiming.sql``: ``claim_next``) picks the job and the slot and
+    # makes the assignment, so a claim is one round trip (it used to be two: candidate jobs, then
+    # the claim). Gold draws for the first GOLD_DRAWS candidate jobs in claim order are made here
+    # so they keep going through the ``_rng`` seam; a claim almost always lands in one of those,
+    # and drawing (and binding) one per possible candidate job cost more than the rest of the
+    # Python on this path. Later jobs draw in the statement.
+    draw = _rng.random
+    now = _now()
+    params = {
+        "worker_id": worker.pk,
+        "job_id": job_id,
+        "now": now,
+        "prior_trust": work_selectors.prior_trust(),
+        "limit": work_selectors.MAX_CANDIDATE_JOBS,
+        "draws": [draw() for _ in range(GOLD_DRAWS)],
+    }
+    for _attempt in range(CLAIM_RETRIES):
+        assignment, picked = work_selectors.claim_and_load("claim_next", params)
+        if assignment is not None:
+            return assignment
+        if not picked:
+            break
+        # This worker claimed the same microtask in a concurrent request (the insert met the
+        # unique constraint and did nothing); the retry sees that claim and skips the microtask.
+    # Nothing claimed: the rare path, so spend the extra queries on saying why.
+    _raise_nothing(worker=worker, job_id=job_id, any_jobs=None)
+    raise AssertionError("unreachable")
+
+
+def _raise_nothing(*, worker: User, job_id: int | None, any_jobs: bool | None) -> None:
+    if any_jobs is None:
+        any_jobs = bool(work_selectors.claimable_jobs_for(worker=worker, job_id=job_id))
+    if not any_jobs:
         _check_not_suspended(worker)
         if job_id is not None:
             raise NothingAvailable(
@@ -309,6 +343,18 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
                 "qualified for it yet."
             )
         raise NothingAvailable(work_selectors.why_no_work(worker=worker))
+    raise NothingAvailable(
+        "There is no work available for you right now; every open microtask is taken or done "
+        "by you. Check back soon."
+    )
+
+
+def _claim_portable(*, worker: User, job_id: int | None) -> Assignment:
+    """The claim on databases without ``claim_next`` (SQLite): candidate jobs, then per job the
+    ``tasks.portable`` equivalents of ``claim_gold`` / ``claim_regular``; same results."""
+    jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
+    if not jobs:
+        _raise_nothing(worker=worker, job_id=job_id, any_jobs=False)
     now = _now()
     for job in jobs:
         order = ["claim_regular"]
@@ -318,10 +364,8 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
             assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
             if assignment is not None:
                 return assignment
-    raise NothingAvailable(
-        "There is no work available for you right now; every open microtask is taken or done "
-        "by you. Check back soon."
-    )
+    _raise_nothing(worker=worker, job_id=job_id, any_jobs=True)
+    raise AssertionError("unreachable")
 
 
 def _lock_own(*, worker: User, assignment_id: int) -> Assignment:

@@ -152,3 +152,113 @@ WITH updated AS (
     RETURNING id
 )
 SELECT (SELECT id FROM stored);
+
+-- name: claim_next
+-- The whole claim in one statement (one round trip): the worker's claimable published jobs in
+-- claim order (job priority, deadline, age, id; the job type's qualification passed, not
+-- suspended, trust >= min_trust), then for each job in that order — stopping at the first that
+-- yields a slot — a gold slot first when that job's draw says so (%(draws)s[k] < gold_rate for
+-- the k-th candidate job, drawn in Python so tests can force or forbid gold; jobs past the end of
+-- the array, reached only when the first ones have nothing for this worker, draw with the
+-- server's random()), else the first free
+-- replica slot exactly as claim_regular picks it. Trust is quality's WorkerTrust row for the
+-- job's type clamped to [0, 1], or %(prior_trust)s when there is none (the same as
+-- quality.selectors.worker_trust). Returns the same columns as claim_regular; tasks.claiming runs
+-- it through work_selectors.claim_and_load, which also loads the new assignment's microtask,
+-- video and job in the same statement.
+WITH cand AS MATERIALIZED (
+    SELECT j.id, j.gold_rate, j.claim_time_limit,
+           row_number() OVER (
+               ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
+           ) AS ord
+    FROM marketplace_job j
+    LEFT JOIN quality_workertrust t
+        ON t.worker_id = %(worker_id)s AND t.annotation_type = j.annotation_type
+    WHERE j.status = 'published'
+      AND (%(job_id)s::bigint IS NULL OR j.id = %(job_id)s::bigint)
+      AND j.annotation_type IN (
+          SELECT q.annotation_type FROM marketplace_qualification q
+          WHERE q.worker_id = %(worker_id)s AND q.status = 'passed'
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM marketplace_workerprofile p
+          WHERE p.user_id = %(worker_id)s AND p.status = 'suspended'
+      )
+      AND (j.min_trust <= 0
+           OR LEAST(GREATEST(COALESCE(t.trust, %(prior_trust)s::float8), 0.0), 1.0) >= j.min_trust)
+    ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
+    LIMIT %(limit)s
+), picked AS (
+    SELECT p.id, p.microtask_id, p.reserved_amount, %(now)s::timestamptz + c.claim_time_limit
+           AS deadline
+    -- Jobs in claim order from a sorted subquery, so the ordered nested loop stops at the first
+    -- job with a slot: later jobs' slots are neither read nor locked.
+    FROM (SELECT * FROM cand ORDER BY ord) c
+    CROSS JOIN LATERAL (
+        (
+            SELECT gs.id, gm.id AS microtask_id, gs.reserved_amount
+            FROM (
+                SELECT m.id
+                FROM tasks_microtask m
+                WHERE COALESCE((%(draws)s::float8[])[c.ord], random()) < c.gold_rate
+                  AND m.job_id = c.id
+                  AND m.is_gold = true
+                  AND m.status = 'open'
+                  AND NOT EXISTS (
+                      SELECT 1 FROM tasks_assignment a
+                      WHERE a.microtask_id = m.id AND a.worker_id = %(worker_id)s
+                  )
+                ORDER BY random()
+                LIMIT 1
+            ) gm
+            CROSS JOIN LATERAL (
+                SELECT s.id, s.reserved_amount
+                FROM tasks_slot s
+                WHERE s.job_id = c.id AND s.is_gold = true AND s.assignment_id IS NULL
+                ORDER BY s.priority DESC, s.number
+                LIMIT 1
+                FOR UPDATE OF s SKIP LOCKED
+            ) gs
+        )
+        UNION ALL
+        (
+            SELECT r.id, r.microtask_id, r.reserved_amount
+            FROM (
+                SELECT s.id, s.microtask_id, s.reserved_amount
+                FROM tasks_slot s
+                WHERE s.job_id = c.id
+                  AND s.is_gold = false
+                  AND s.assignment_id IS NULL
+                  AND NOT EXISTS (
+                      SELECT 1 FROM tasks_assignment a
+                      WHERE a.microtask_id = s.microtask_id AND a.worker_id = %(worker_id)s
+                  )
+                  AND EXISTS (
+                      SELECT 1 FROM tasks_microtask m
+                      WHERE m.id = s.microtask_id AND m.status = 'open'
+                  )
+                ORDER BY s.priority DESC, s.microtask_id, s.number
+                LIMIT 1
+                FOR UPDATE OF s SKIP LOCKED
+            ) r
+        )
+        LIMIT 1
+    ) p
+    ORDER BY c.ord
+    LIMIT 1
+), created AS (
+    INSERT INTO tasks_assignment
+        (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
+         rejection_reason)
+    SELECT picked.microtask_id, %(worker_id)s, picked.id, 'claimed', %(now)s, picked.deadline,
+           picked.reserved_amount, ''
+    FROM picked
+    ON CONFLICT DO NOTHING
+    RETURNING id, slot_id
+), filled AS (
+    UPDATE tasks_slot SET assignment_id = created.id
+    FROM created
+    WHERE tasks_slot.id = created.slot_id
+    RETURNING created.id
+)
+SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);

@@ -42,6 +42,17 @@ def worker_trust(*, worker: User, annotation_type: str) -> float:
     return float(quality_trust(worker=worker, annotation_type=annotation_type))
 
 
+@cache
+def prior_trust() -> float:
+    """A worker's trust for a type with no evidence yet (quality's prior, else ours); the
+    ``claim_next`` statement applies it when quality has no ``WorkerTrust`` row."""
+    try:
+        from quality.selectors import PRIOR_TRUST
+    except ImportError:
+        return DEFAULT_TRUST
+    return float(PRIOR_TRUST)
+
+
 def passed_types(worker: User) -> list[str]:
     return list(
         Qualification.objects.filter(worker=worker, status=QualificationStatus.PASSED).values_list(

@@ -250,3 +250,45 @@ def test_submission_records_times_and_interpolated_frames(no_gold):
     assert a.submission.frames["5"] == [
         {"track": 1, "label": "car", "box": [10.0, 0.0, 20.0, 10.0]}
     ]
+
+
+def test_min_trust_uses_quality_trust_or_the_prior_and_falls_through_to_the_next_job(no_gold):
+    """One claim statement picks the job: a job the worker's trust does not reach is skipped
+    for the next one in claim order; no WorkerTrust row means quality's prior."""
+    from quality.models import WorkerTrust
+    from quality.selectors import PRIOR_TRUST
+
+    strict = published_job(n=2, overlap=1, priority=10, min_trust=PRIOR_TRUST + 0.05)
+    lenient = published_job(n=2, overlap=1, priority=0, min_trust=PRIOR_TRUST - 0.05)
+    newcomer = qualified_worker()
+    trusted = qualified_worker()
+    WorkerTrust.objects.create(worker=trusted, annotation_type="bbox", trust=0.99)
+    distrusted = qualified_worker()
+    WorkerTrust.objects.create(worker=distrusted, annotation_type="bbox", trust=0.1)
+    assert claiming.assignment_claim(worker=trusted).microtask.job_id == strict.pk
+    assert claiming.assignment_claim(worker=newcomer).microtask.job_id == lenient.pk
+    with pytest.raises(NothingAvailable):
+        claiming.assignment_claim(worker=distrusted)
+
+
+def test_claim_order_across_jobs_and_only_the_chosen_job_is_touched(no_gold):
+    first = published_job(n=1, overlap=1, priority=5)
+    second = published_job(n=2, overlap=1, priority=1)
+    a, b = qualified_worker(), qualified_worker()
+    got = claiming.assignment_claim(worker=a)
+    assert got.microtask.job_id == first.pk
+    assert got.deadline == got.claimed_at + first.claim_time_limit
+    # The first job is full: the next claim falls through to the second one.
+    assert claiming.assignment_claim(worker=b).microtask.job_id == second.pk
+    assert claiming.assignment_claim(worker=a, job_id=second.pk).microtask.job_id == second.pk
+    with pytest.raises(NothingAvailable, match="That job"):
+        claiming.assignment_claim(worker=a, job_id=first.pk + second.pk + 1000)
+
+
+def test_gold_draw_applies_per_job_in_one_statement(always_gold):
+    job = published_job(n=3, gold=1, overlap=1, gold_rate=0.3)
+    w = qualified_worker()
+    first = claiming.assignment_claim(worker=w)
+    assert first.microtask.is_gold and first.microtask.job_id == job.pk
+    # The worker holds the only gold microtask: gold-first falls back to ordinary work.
+    assert not claiming.assignment_claim(worker=w).microtask.is_gold
