@@ -117,6 +117,12 @@ def funding_succeeded(*, payment_intent: dict) -> Funding | None:
     )
     funding.status = FundingStatus.SUCCEEDED
     funding.save(update_fields=["status", "updated_at"])
+    # Funding a live job publishes the work the new escrow covers, at the prices of the quote
+    # this funding was made for (``funding_create`` re-quotes on measured work time first).
+    from tasks.tasks import fill_job_slots
+
+    job_id = funding.job_id
+    transaction.on_commit(lambda: fill_job_slots.delay(job_id))
     return funding
 
 

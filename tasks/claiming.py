@@ -206,6 +206,18 @@ def job_fill_slots(*, job: Job) -> SlotFill:
     return _fill_slots(job)
 
 
+def job_fill_slots_if_open(*, job_id: int) -> int:
+    """``job_fill_slots`` for a job that is still published or paused; returns regular slots
+    created (0 for a job in any other status, e.g. not yet published or already closed)."""
+    job = Job.objects.filter(pk=job_id, status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED)).first()
+    if job is None:
+        return 0
+    try:
+        return job_fill_slots(job=job).regular_slots
+    except InvalidTransition:  # closed meanwhile
+        return 0
+
+
 @transaction.atomic
 def job_pause(*, job: Job, by: User) -> Job:
     """Stop new claims; claims in progress may still be submitted."""

@@ -81,3 +81,17 @@ def auto_approve_due_submissions(batch: int = 500) -> int:
         total += n
         if n < batch:
             return total
+
+
+@shared_task(
+    name="tasks.fill_job_slots",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=6,
+)
+def fill_job_slots(job_id: int) -> int:
+    """More escrow arrived for a published or paused job: make the work it covers claimable
+    (idempotent: only missing slots are created). Jobs in any other status are left alone."""
+    return claiming.job_fill_slots_if_open(job_id=job_id)

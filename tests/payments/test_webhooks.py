@@ -232,3 +232,28 @@ def test_cancelling_a_funded_job_refunds_its_unspent_escrow_through_stripe(
     assert (refund.status, refund.amount) == (RefundStatus.SUCCEEDED, pi["amount"])
     assert escrow_balance(job=job).available == 0
     assert [r["amount"] for r in stripe_server.state.refunds.values()] == [pi["amount"]]
+
+
+def test_funding_a_published_job_publishes_the_work_it_now_covers(
+    client, stripe_server, django_capture_on_commit_callbacks
+):
+    from payments.selectors import slot_reservation_for
+    from payments.services import escrow_fund
+    from tasks import claiming
+    from tasks.models import Slot
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=4, overlap=1, price=100, budget=0, gold_rate=0.0)
+    slot_cost = slot_reservation_for(microtask=job.microtasks.first())
+    escrow_fund(job=job, amount=slot_cost, key="seed")  # covers one microtask
+    claiming.job_publish(job=job, by=job.requester)
+    assert Slot.objects.filter(job=job).count() == 1
+
+    f = funding.funding_create(job=job, requester=job.requester, amount=slot_cost * 3)
+    stripe_server.succeed_payment_intent(f.stripe_payment_intent_id)
+    event = [
+        e for e in stripe_server.state.events.values() if e["type"] == "payment_intent.succeeded"
+    ][-1]
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_post(client, stripe_server, event)
+    assert Slot.objects.filter(job=job).count() == 4
