@@ -91,31 +91,23 @@ class BoxScore:
         return [f for f, s in zip(self.frames, self.frame_f1, strict=True) if s < threshold]
 
 
-def score_boxes(
-    gold: Annotation, pred: Annotation, *, iou_threshold: float = DEFAULT_IOU_THRESHOLD
-) -> BoxScore:
-    """Score ``pred`` on the frames of ``gold`` (a frame missing from ``pred`` counts as empty)."""
-    frames = sorted(int(f) for f in gold)
+def _tally(frames: list[int], matrices) -> BoxScore:
+    """A :class:`BoxScore` from ``(iou, rows, cols)`` per frame: the IoU matrix (gold rows by
+    predicted columns) and its one-to-one matches at the threshold."""
     tp = fp = fn = 0
     iou_sum = 0.0
     frame_f1: list[float] = []
     frame_iou: list[float] = []
-    empty = FrameBoxes.empty()
-    for f in frames:
-        g = gold[f]
-        p = pred.get(f, empty)
-        iou = class_aware_iou(g, p)
-        rows, cols = match(iou, iou_threshold)
+    for iou, rows, cols in matrices:
+        n_gold, n_pred = iou.shape
         ftp = len(rows)
-        ffp = len(p) - ftp
-        ffn = len(g) - ftp
         s = float(iou[rows, cols].sum()) if ftp else 0.0
         tp += ftp
-        fp += ffp
-        fn += ffn
+        fp += n_pred - ftp
+        fn += n_gold - ftp
         iou_sum += s
-        frame_f1.append(_f1(ftp, ffp, ffn)[2])
-        frame_iou.append(s / ftp if ftp else (1.0 if not len(g) and not len(p) else 0.0))
+        frame_f1.append(_f1(ftp, n_pred - ftp, n_gold - ftp)[2])
+        frame_iou.append(s / ftp if ftp else (1.0 if not n_gold and not n_pred else 0.0))
     precision, recall, f1 = _f1(tp, fp, fn)
     return BoxScore(
         precision=precision,
@@ -129,6 +121,21 @@ def score_boxes(
         frame_f1=tuple(frame_f1),
         frame_iou=tuple(frame_iou),
     )
+
+
+def score_boxes(
+    gold: Annotation, pred: Annotation, *, iou_threshold: float = DEFAULT_IOU_THRESHOLD
+) -> BoxScore:
+    """Score ``pred`` on the frames of ``gold`` (a frame missing from ``pred`` counts as empty)."""
+    frames = sorted(int(f) for f in gold)
+    empty = FrameBoxes.empty()
+
+    def matrices():
+        for f in frames:
+            iou = class_aware_iou(gold[f], pred.get(f, empty))
+            yield (iou, *match(iou, iou_threshold))
+
+    return _tally(frames, matrices())
 
 
 @dataclass(frozen=True)
@@ -316,33 +323,10 @@ def score_polygons(
 ) -> BoxScore:
     """Like :func:`score_boxes`, on mask IoU of polygons."""
     frames = sorted(int(f) for f in gold)
-    tp = fp = fn = 0
-    iou_sum = 0.0
-    frame_f1: list[float] = []
-    frame_iou: list[float] = []
-    for f in frames:
-        g = gold[f]
-        p = pred.get(f, ())
-        iou = mask_iou_matrix(g, p)
-        rows, cols = match(iou, iou_threshold)
-        ftp = len(rows)
-        s = float(iou[rows, cols].sum()) if ftp else 0.0
-        tp += ftp
-        fp += len(p) - ftp
-        fn += len(g) - ftp
-        iou_sum += s
-        frame_f1.append(_f1(ftp, len(p) - ftp, len(g) - ftp)[2])
-        frame_iou.append(s / ftp if ftp else (1.0 if not len(g) and not len(p) else 0.0))
-    precision, recall, f1 = _f1(tp, fp, fn)
-    return BoxScore(
-        precision=precision,
-        recall=recall,
-        f1=f1,
-        mean_iou=iou_sum / tp if tp else (1.0 if fp == fn == 0 else 0.0),
-        tp=tp,
-        fp=fp,
-        fn=fn,
-        frames=tuple(frames),
-        frame_f1=tuple(frame_f1),
-        frame_iou=tuple(frame_iou),
-    )
+
+    def matrices():
+        for f in frames:
+            iou = mask_iou_matrix(gold[f], pred.get(f, ()))
+            yield (iou, *match(iou, iou_threshold))
+
+    return _tally(frames, matrices())
