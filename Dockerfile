@@ -18,4 +18,4 @@ RUN SECRET_KEY=build-only-not-secret-build-only-not-secret DJANGO_SETTINGS_MODUL
 RUN useradd --create-home app && mkdir -p /app/var/media && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "marketplace.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]
+CMD ["gunicorn", "marketplace.wsgi:application", "--config", "gunicorn.conf.py"]
