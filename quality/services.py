@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, Qualification, QualificationStatus, User
@@ -372,12 +373,39 @@ def job_fill_slots(*, job_id: int) -> int:
 # --- The hook from the claim path -----------------------------------------------------------------
 
 
+# A submission is its own outbox entry: it is stored with ``processed_at`` empty, the claim path
+# queues its scoring once the row is committed, and :func:`submission_process` sets
+# ``processed_at``. A message lost between the commit and the broker (a crash, Redis down) only
+# delays the work: :func:`submissions_process_stragglers` (Celery beat) picks up what stayed
+# unprocessed for longer than ``STRAGGLER_AFTER``.
+STRAGGLER_AFTER = timedelta(minutes=2)
+
+
 def submission_received(*, submission: Submission) -> None:
-    """Called by the claim path when a submission is stored: score it once the data is committed."""
+    """Called by the claim path when a submission is stored: score it once the data is committed.
+
+    The submission is already committed when the message goes out, so a broker failure must not
+    turn the worker's successful submit into an error: it is logged and the straggler sweep
+    catches up.
+    """
     from .tasks import process_submission
 
     submission_id = submission.pk
-    transaction.on_commit(lambda: process_submission.delay(submission_id))
+
+    def enqueue() -> None:
+        try:
+            # argsrepr given: Celery would otherwise build it with its slow saferepr every time.
+            process_submission.apply_async(
+                (submission_id,), argsrepr=f"({submission_id},)", kwargsrepr="{}"
+            )
+        except (KombuOperationalError, OSError) as exc:
+            logger.warning(
+                "quality: could not queue submission %s (%s); the straggler sweep will score it",
+                submission_id,
+                exc,
+            )
+
+    transaction.on_commit(enqueue)
 
 
 @transaction.atomic
@@ -396,10 +424,35 @@ def submission_process(*, submission_id: int) -> str:
         .get(pk=sub.assignment.microtask_id)
     )
     if mt.is_gold:
-        return _process_gold(sub, mt)
-    outcome = _process_regular(mt)
-    _flag_fraud(mt)
+        outcome = _process_gold(sub, mt)
+    else:
+        outcome = _process_regular(mt)
+        _flag_fraud(mt)
+    Submission.objects.filter(pk=sub.pk, processed_at__isnull=True).update(processed_at=_now())
     return outcome
+
+
+def submissions_process_stragglers(*, older_than: timedelta = STRAGGLER_AFTER, batch: int = 500):
+    """Process submissions stored more than ``older_than`` ago whose scoring never ran (its
+    message was lost). Each one in its own transaction; one failing does not stop the others.
+    Returns how many were processed."""
+    cutoff = _now() - older_than
+    ids = list(
+        Submission.objects.filter(processed_at__isnull=True, created_at__lt=cutoff)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    done = 0
+    for submission_id in ids:
+        try:
+            submission_process(submission_id=submission_id)
+        except Exception:  # logged; the next sweep tries again
+            logger.exception("quality: processing straggler submission %s failed", submission_id)
+        else:
+            done += 1
+    if ids:
+        logger.warning("quality: processed %s of %s straggler submissions", done, len(ids))
+    return done
 
 
 def _process_gold(sub: Submission, mt: MicroTask) -> str:

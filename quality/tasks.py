@@ -29,6 +29,14 @@ def process_submission(submission_id: int) -> str:
     return submission_process(submission_id=submission_id)
 
 
+@shared_task(name="quality.process_stragglers", acks_late=True, ignore_result=True)
+def process_stragglers() -> int:
+    """Periodic: score submissions whose ``process_submission`` message was lost."""
+    from .services import submissions_process_stragglers
+
+    return submissions_process_stragglers()
+
+
 @shared_task(
     name="quality.fill_slots",
     acks_late=True,

@@ -241,6 +241,21 @@ class Submission(models.Model):
     payload = models.JSONField(help_text="As submitted (keyframes for tracks)")
     frames = models.JSONField(default=dict, help_text="Per-frame shapes after interpolation")
     created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When quality scored it (gold) or took it into its microtask's consensus",
+    )
+
+    class Meta:
+        indexes = [
+            # The sweep for submissions whose scoring message was lost (quality's outbox).
+            models.Index(
+                fields=["created_at"],
+                condition=Q(processed_at__isnull=True),
+                name="submission_unprocessed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"submission for {self.assignment_id}"

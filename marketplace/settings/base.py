@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 15 * 60.0,
     },
     "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
+    "process-straggler-submissions": {"task": "quality.process_stragglers", "schedule": 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.
     "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
