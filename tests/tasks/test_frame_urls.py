@@ -3,21 +3,18 @@ worker (and staff), straight from media storage."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import reverse
-from PIL import Image
 
 from tasks import claiming, work_selectors
 from tasks.models import Assignment, MicroTask
 from tests.factories import AdminFactory, RequesterFactory, WorkerFactory
-from tests.tasks.claim_fixtures import HEIGHT, WIDTH, published_job, qualified_worker
+from tests.tasks.claim_fixtures import published_job, qualified_worker, store_frames
 from tests.tasks.test_ingest_s3 import s3_endpoint, s3_storage  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -34,30 +31,6 @@ def media(settings, tmp_path):
 @pytest.fixture
 def no_gold(monkeypatch):
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
-
-
-def _jpeg(seed: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 12), (seed * 37 % 256, seed * 91 % 256, 120)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def store_frames(job, *, as_media_url: bool = False) -> dict[str, bytes]:
-    """Rewrite the job's manifests as ingestion writes them (storage names under the video's
-    folder, or their ``/media/`` URLs) with the images in storage; returns name -> bytes."""
-    stored = {}
-    for mt in MicroTask.objects.filter(job=job).select_related("video"):
-        entries = []
-        for f in range(mt.frame_start, mt.frame_end + 1):
-            name = f"{mt.video.frames_prefix}/{f:06d}.jpg"
-            if name not in stored:
-                stored[name] = _jpeg(f + 1)
-                default_storage.save(name, ContentFile(stored[name]))
-            ref = {"url": f"/media/{name}"} if as_media_url else {"image": name}
-            entries.append({"frame": f, "time": f / 30, **ref})
-        mt.manifest = {"video": mt.video_id, "width": WIDTH, "height": HEIGHT, "frames": entries}
-        mt.save(update_fields=["manifest"])
-    return stored
 
 
 def _session(user) -> Client:
