@@ -10,6 +10,9 @@
   holds) and IDF1 (one global track-to-track assignment maximising the frames matched).
 - Classes: accuracy. Polygons: Hungarian matching on mask IoU.
 
+:func:`score_stored` applies the right one to stored per-frame shapes (``tasks.annotations``'
+format) by annotation type: what a gold submission and a qualification answer are scored with.
+
 Every result says which frames were off, so a worker can be told *where* a check failed without
 being shown the answer.
 """
@@ -23,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
+from . import shapes
 from .boxes import NO_LABEL, Annotation, FrameBoxes, iou_matrix
 
 DEFAULT_IOU_THRESHOLD = 0.5
@@ -330,3 +334,62 @@ def score_polygons(
             yield (iou, *match(iou, iou_threshold))
 
     return _tally(frames, matrices())
+
+
+# --- Stored shapes, by annotation type ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Score:
+    """One annotation scored against its known answer: the score a pass threshold applies to,
+    metrics for people, and the frames that were off."""
+
+    score: float
+    metrics: dict[str, float]
+    frames_off: list[int]
+    frames_total: int
+
+
+def score_stored(
+    annotation_type: str,
+    answer: shapes.Frames,
+    submitted: shapes.Frames,
+    *,
+    classes: Sequence[str],
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    pass_threshold: float = 0.7,
+) -> Score:
+    """Score per-frame shapes ``submitted`` against ``answer`` (both as ``tasks.annotations``
+    stores them) the way ``annotation_type`` is scored; ``pass_threshold`` marks frames off."""
+    classes = list(classes)
+    if annotation_type == "classify":
+        c = score_classes(shapes.to_labels(answer, classes), shapes.to_labels(submitted, classes))
+        return Score(c.score, {"accuracy": c.accuracy}, c.frames_off(), len(c.items))
+    extra: dict[str, float] = {}
+    s: BoxScore | TrackScore
+    if annotation_type == "polygon":
+        s = box = score_polygons(
+            shapes.to_polygons(answer), shapes.to_polygons(submitted), iou_threshold=iou_threshold
+        )
+    elif annotation_type == "track":
+        s = score_tracks(
+            shapes.to_annotation(answer, classes),
+            shapes.to_annotation(submitted, classes),
+            iou_threshold=iou_threshold,
+        )
+        box = s.boxes
+        extra = {"id_switches": s.id_switches, "idf1": round(s.idf1, 4), "mota": round(s.mota, 4)}
+    else:
+        s = box = score_boxes(
+            shapes.to_annotation(answer, classes),
+            shapes.to_annotation(submitted, classes),
+            iou_threshold=iou_threshold,
+        )
+    metrics = {
+        "precision": round(box.precision, 4),
+        "recall": round(box.recall, 4),
+        "f1": round(box.f1, 4),
+        "mean_iou": round(box.mean_iou, 4),
+        **extra,
+    }
+    return Score(float(s.score), metrics, box.frames_off(pass_threshold), len(box.frames))

@@ -215,55 +215,20 @@ def gold_import(
     return answers
 
 
-@dataclass(frozen=True)
-class Score:
-    score: float
-    metrics: dict[str, float]
-    frames_off: list[int]
-    frames_total: int
+Score = scoring.Score
 
 
 def score_frames(*, job: Job, answer: dict, submitted: dict) -> Score:
-    """Score stored per-frame shapes against an answer, by the job's annotation type."""
-    classes = list(job.label_classes)
-    thr = job.iou_threshold
-    kind = job.annotation_type
-    if kind == AnnotationType.CLASSIFY:
-        s = scoring.score_classes(
-            shapes.to_labels(answer, classes), shapes.to_labels(submitted, classes)
-        )
-        return Score(s.score, {"accuracy": s.accuracy}, s.frames_off(), len(s.items))
-    if kind == AnnotationType.POLYGON:
-        s = scoring.score_polygons(
-            shapes.to_polygons(answer), shapes.to_polygons(submitted), iou_threshold=thr
-        )
-        box = s
-        extra: dict[str, float] = {}
-    elif kind == AnnotationType.TRACK:
-        t = scoring.score_tracks(
-            shapes.to_annotation(answer, classes),
-            shapes.to_annotation(submitted, classes),
-            iou_threshold=thr,
-        )
-        box = t.boxes
-        s = t
-        extra = {"id_switches": t.id_switches, "idf1": round(t.idf1, 4), "mota": round(t.mota, 4)}
-    else:
-        s = scoring.score_boxes(
-            shapes.to_annotation(answer, classes),
-            shapes.to_annotation(submitted, classes),
-            iou_threshold=thr,
-        )
-        box = s
-        extra = {}
-    metrics = {
-        "precision": round(box.precision, 4),
-        "recall": round(box.recall, 4),
-        "f1": round(box.f1, 4),
-        "mean_iou": round(box.mean_iou, 4),
-        **extra,
-    }
-    return Score(float(s.score), metrics, box.frames_off(job.gold_pass_threshold), len(box.frames))
+    """Score stored per-frame shapes against an answer, by the job's annotation type and
+    thresholds (what a gold submission gets; qualification tests use the same function)."""
+    return scoring.score_stored(
+        job.annotation_type,
+        answer,
+        submitted,
+        classes=list(job.label_classes),
+        iou_threshold=job.iou_threshold,
+        pass_threshold=job.gold_pass_threshold,
+    )
 
 
 # --- Trust ---------------------------------------------------------------------------------------

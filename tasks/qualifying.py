@@ -1,9 +1,11 @@
 """Qualification tests: before paid work of an annotation type, a worker answers a short set of
 gold-like questions (``QualificationItem``) scored against their known answers.
 
-Until the quality module's gold scoring lands, answers are scored by ``tasks.scoring`` (F1 of
-shapes matched at IoU ≥ ``QUALIFICATION_IOU_THRESHOLD``; accuracy for classification). A worker
-passes with a mean score ≥ ``QUALIFICATION_PASS_SCORE`` and has ``QUALIFICATION_MAX_ATTEMPTS``.
+A question is scored exactly like a paid gold submission: by ``quality.scoring.score_stored``,
+the function ``quality.services.score_frames`` applies to gold (boxes: F1 x mean IoU of the
+boxes matched at IoU ≥ ``QUALIFICATION_IOU_THRESHOLD``; tracks: that and IDF1; polygons: the same
+on mask IoU; classification: accuracy). A worker passes with a mean score over the questions
+≥ ``QUALIFICATION_PASS_SCORE`` and has ``QUALIFICATION_MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from django.db import transaction
 
 from marketplace.errors import Conflict, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
+from quality.scoring import score_stored
 
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
 from .models import QualificationAttempt, QualificationItem
-from .scoring import frames_score
 
 
 def _setting(name: str, default: float) -> float:
@@ -27,7 +29,13 @@ def _setting(name: str, default: float) -> float:
 
 
 def qualification_items(*, annotation_type: str) -> list[QualificationItem]:
-    return list(QualificationItem.objects.filter(annotation_type=annotation_type, is_active=True))
+    """The active questions of a type that have a known answer (a question without one could
+    not be scored), with the answer loaded."""
+    return list(
+        QualificationItem.objects.filter(
+            annotation_type=annotation_type, is_active=True, answer__isnull=False
+        ).select_related("answer")
+    )
 
 
 def item_context(item: QualificationItem) -> AnnotationContext:
@@ -41,6 +49,20 @@ def item_context(item: QualificationItem) -> AnnotationContext:
         frame_end=item.frame_end,
         frames=list(item.frames or []),
     )
+
+
+def item_score(item: QualificationItem, frames: dict[str, list[dict]]) -> float:
+    """Score of per-frame shapes ``frames`` (a validated answer's) on ``item``, in [0, 1]: the
+    gold scoring of ``quality`` with the qualification thresholds."""
+    truth = validate_payload(item.answer.payload, item_context(item))
+    return score_stored(
+        item.annotation_type,
+        truth.frames,
+        frames,
+        classes=list(item.label_classes),
+        iou_threshold=_setting("QUALIFICATION_IOU_THRESHOLD", 0.5),
+        pass_threshold=_setting("QUALIFICATION_PASS_SCORE", 0.7),
+    ).score
 
 
 @dataclass(frozen=True)
@@ -86,13 +108,10 @@ def qualification_submit(
     if fields:
         raise ValidationError("Some answers are not valid.", extra={"fields": fields})
 
-    threshold = _setting("QUALIFICATION_IOU_THRESHOLD", 0.5)
-    scores = []
-    for item in items:
-        truth = validate_payload(item.answer.payload, item_context(item))
-        scores.append(frames_score(validated[item.pk].frames, truth.frames, threshold=threshold))
+    pass_score = _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    scores = [item_score(item, validated[item.pk].frames) for item in items]
     score = sum(scores) / len(scores)
-    passed = score >= _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    passed = score >= pass_score
     attempt = QualificationAttempt.objects.create(
         worker=worker,
         annotation_type=annotation_type,

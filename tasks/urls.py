@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, work_views
+from . import frame_views, views, work_views
 
 urlpatterns = [
     path(
@@ -19,6 +19,11 @@ urlpatterns = [
     path("work/", work_views.board, name="work-board"),
     path("work/claim/", work_views.claim, name="work-claim"),
     path("work/assignments/<int:pk>/", work_views.annotate, name="work-annotate"),
+    path(
+        "work/assignments/<int:pk>/frames/<int:index>.jpg",
+        frame_views.assignment_frame,
+        name="work-frame",
+    ),
     path("work/mine/", work_views.my_work, name="work-mine"),
     path("work/qualify/<str:annotation_type>/", work_views.qualify, name="work-qualify"),
 ]

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.models import F, QuerySet
@@ -131,21 +133,20 @@ def _first(d: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _image_url(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        return ""
-    if value.startswith(("http://", "https://", "/")):
-        return value
-    return default_storage.url(value)
+# Where a worker fetches frame ``index`` (its position in ``frame_entries``) of their assignment:
+# ``tasks.frame_views.assignment_frame`` (route ``work-frame``) streams it after checking who asks.
+# Plain string formatting: the claim response builds one per frame on the hot path.
+FRAME_URL = "/work/assignments/{assignment}/frames/{index}.jpg"
+
+STORAGE, EXTERNAL = "storage", "external"
 
 
-def worker_frames(
-    *, manifest: dict[str, Any], frames: list[int], start: int, end: int
-) -> list[dict]:
-    """The frames a worker sees: number, image URL and timestamp only.
+def frame_entries(manifest: dict[str, Any]) -> list[tuple[int, Any, float | None]]:
+    """``(frame number, image reference, timestamp)`` of every frame of a manifest, by frame.
 
-    Reads the manifest written at ingestion (``{"frames": [{"frame", "url"|"path", "timestamp"}]}``,
-    tolerating the usual spellings) and never copies other keys.
+    Reads the manifest written at ingestion (``{"frames": [{"frame", "image", "time"}]}``),
+    tolerating the usual spellings (``url``/``image``/``path``/``file``, ``timestamp``/``time``).
+    A frame's position in this list is its index in the worker's frame URLs.
     """
     out = []
     for entry in manifest.get("frames") or []:
@@ -156,17 +157,73 @@ def worker_frames(
             continue
         ts = _first(entry, "timestamp", "time", "pts_time", "t")
         out.append(
-            {
-                "frame": number,
-                "url": _image_url(_first(entry, "url", "image", "path", "file")),
-                "timestamp": float(ts) if isinstance(ts, int | float) else None,
-            }
+            (
+                number,
+                _first(entry, "url", "image", "path", "file"),
+                float(ts) if isinstance(ts, int | float) else None,
+            )
         )
+    out.sort(key=lambda e: e[0])
+    return out
+
+
+def frame_source(value: Any) -> tuple[str | None, str]:
+    """Where a manifest's image reference points: ``(STORAGE, name in default_storage)``,
+    ``(EXTERNAL, url)`` or ``(None, "")`` when there is no image.
+
+    A storage name is taken as is; a URL under ``MEDIA_URL`` maps back to its storage name. Any
+    other URL (``http(s)://`` elsewhere, or site-relative outside the media) is not ours to serve
+    and is handed to the worker unchanged: whoever put it in a manifest chose to publish it.
+    """
+    if not isinstance(value, str) or not value:
+        return None, ""
+    media = settings.MEDIA_URL
+    if media and value.startswith(media):
+        return STORAGE, unquote(value[len(media) :])
+    if value.startswith(("http://", "https://", "/")):
+        return EXTERNAL, value
+    return STORAGE, value
+
+
+def worker_frames(
+    *,
+    manifest: dict[str, Any],
+    frames: list[int],
+    start: int,
+    end: int,
+    assignment_id: int | None = None,
+) -> list[dict]:
+    """The frames a worker sees: number, image URL and timestamp only (never other keys).
+
+    With ``assignment_id``, an image in our storage gets the opaque, access-checked
+    ``FRAME_URL`` of that assignment (no storage path, video id or bucket in it); without it
+    (qualification questions: public test material), the storage's own URL.
+    """
+    out = []
+    for index, (number, ref, ts) in enumerate(frame_entries(manifest)):
+        kind, where = frame_source(ref)
+        if kind == STORAGE:
+            if assignment_id is not None:
+                url = FRAME_URL.format(assignment=assignment_id, index=index)
+            else:
+                url = default_storage.url(where)
+        else:
+            url = where
+        out.append({"frame": number, "url": url, "timestamp": ts})
     if not out:
         numbers = frames or list(range(start, end + 1))
-        out = [{"frame": n, "url": "", "timestamp": None} for n in numbers]
-    out.sort(key=lambda e: e["frame"])
+        out = [{"frame": n, "url": "", "timestamp": None} for n in sorted(numbers)]
     return out
+
+
+def frame_storage_name(manifest: dict[str, Any], index: int) -> str | None:
+    """The storage name of the frame at ``index`` of ``worker_frames`` (None: no such frame, or
+    its image is not in our storage)."""
+    entries = frame_entries(manifest)
+    if not 0 <= index < len(entries):
+        return None
+    kind, where = frame_source(entries[index][1])
+    return where if kind == STORAGE else None
 
 
 _LOADED = ((Assignment, "a"), (MicroTask, "m"), (Video, "v"), (Job, "j"), (Submission, "s"))
@@ -314,6 +371,7 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
                 frames=list(mt.frames or []),
                 start=mt.frame_start,
                 end=mt.frame_end,
+                assignment_id=assignment.pk,
             ),
             "annotate_frames": list(mt.frames or []),
             "keyframe_step": mt.keyframe_step,

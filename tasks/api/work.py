@@ -194,7 +194,13 @@ class SubmitView(APIView):
 
 
 def _qualification_question(item) -> dict:
-    """A qualification question as a worker sees it (never its answer)."""
+    """A qualification question as a worker sees it (never its answer).
+
+    Its frames keep their storage URLs (no ``assignment_id``): they are public test material,
+    the same for every worker, and live in their own folder (``qualification/<type>/...``, where
+    ``tasks.qualification_seed`` renders them and copying a gold microtask copies its images),
+    so a URL tells nothing about any job, video or gold microtask.
+    """
     manifest = item.manifest or {}
     return {
         "id": item.pk,

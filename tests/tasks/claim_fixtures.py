@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
+from PIL import Image
 
 from marketplace.models import JobStatus, Qualification, QualificationStatus
 from payments.services import escrow_fund
@@ -69,6 +74,30 @@ def ready_job(
     if job.budget:
         escrow_fund(job=job, amount=job.budget, key=f"test-fund:{job.pk}")
     return job
+
+
+def _jpeg(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), (seed * 37 % 256, seed * 91 % 256, 120)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def store_frames(job, *, as_media_url: bool = False) -> dict[str, bytes]:
+    """Rewrite the job's manifests as ingestion writes them (storage names under the video's
+    folder, or their ``/media/`` URLs) with the images in storage; returns name -> bytes."""
+    stored = {}
+    for mt in MicroTask.objects.filter(job=job).select_related("video"):
+        entries = []
+        for f in range(mt.frame_start, mt.frame_end + 1):
+            name = f"{mt.video.frames_prefix}/{f:06d}.jpg"
+            if name not in stored:
+                stored[name] = _jpeg(f + 1)
+                default_storage.save(name, ContentFile(stored[name]))
+            ref = {"url": f"/media/{name}"} if as_media_url else {"image": name}
+            entries.append({"frame": f, "time": f / 30, **ref})
+        mt.manifest = {"video": mt.video_id, "width": WIDTH, "height": HEIGHT, "frames": entries}
+        mt.save(update_fields=["manifest"])
+    return stored
 
 
 def published_job(**kwargs):

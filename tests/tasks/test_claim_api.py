@@ -50,7 +50,7 @@ def test_claim_returns_manifest_schema_time_limit_and_pay(client_for, no_gold):
         "classes": ["car", "person"],
     }
     assert [f["frame"] for f in body["task"]["frames"]] == [0, 1, 2, 3, 4]
-    assert body["task"]["frames"][1]["url"] == "/media/frames/test/000001.jpg"
+    assert body["task"]["frames"][1]["url"] == f"/work/assignments/{body['id']}/frames/1.jpg"
     assert (body["task"]["width"], body["task"]["height"]) == (640, 360)
     assert body["time_limit_seconds"] == 1800
     assert body["pay"] == {"amount": 75, "currency": "usd"}

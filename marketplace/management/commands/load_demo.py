@@ -1,4 +1,5 @@
-"""Load the demo: one user per role, and jobs that went through the real pipeline.
+"""Load the demo: one user per role, the seeded qualification tests, and jobs that went through
+the real pipeline.
 
 Idempotent: running it twice changes nothing. The demo videos are synthetic (``tasks.synthetic``)
 and go through the same services a requester's upload does — ingestion (in-process in the
@@ -33,6 +34,10 @@ DEMO_USERS = [
     ("worker", Role.WORKER, {"country": "US"}),
     ("worker2", Role.WORKER, {"country": "DE"}),
 ]
+DEMO_QUALIFIED = {
+    "worker": (AnnotationType.BBOX, AnnotationType.TRACK),
+    "worker2": (AnnotationType.BBOX,),
+}
 CLASSES = ["car", "person"]
 DEMO_JOBS = [
     {
@@ -76,13 +81,19 @@ class Command(BaseCommand):
                         email=f"{username}@demo.test",
                         **extra,
                     )
-            for username in ("worker", "worker2"):
-                for kind in (AnnotationType.BBOX, AnnotationType.TRACK):
+            # worker2 still has the track test to take (seeded below), to show the flow.
+            for username, kinds in DEMO_QUALIFIED.items():
+                for kind in kinds:
                     Qualification.objects.update_or_create(
                         worker=User.objects.get(username=username),
                         annotation_type=kind,
                         defaults={"status": QualificationStatus.PASSED, "score": 1.0},
                     )
+        # Imported here: the command must load even where a feature app is being migrated.
+        from tasks.qualification_bank import seed_qualifications
+
+        seeded = seed_qualifications()
+        self.stdout.write(f"  qualification tests: {len(seeded.created)} question(s) created")
         if not users_only:
             requester = User.objects.get(username="requester")
             for spec in DEMO_JOBS:

@@ -1,0 +1,66 @@
+"""A worker's frame images, served at opaque URLs only to the assignment's own worker.
+
+The worker view (``work_selectors.worker_frames``) hands out ``/work/assignments/<id>/frames/
+<index>.jpg`` instead of storage URLs, which would tell a worker which video (and so which gold
+microtask) a frame comes from and could be fetched by anyone. This view checks who asks and
+streams the image from ``default_storage`` (local disk or S3 alike). Anyone but the assignment's
+worker (or staff) gets the same 404 as for an assignment that does not exist.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.views.decorators.http import require_safe
+from rest_framework.exceptions import AuthenticationFailed
+
+from .api.auth import CachedTokenAuthentication
+from .models import Assignment
+from .work_selectors import frame_storage_name
+
+# Frames never change under a name; the browser may keep them for the length of a claim or so,
+# but no shared cache may (they are one worker's).
+FRAME_MAX_AGE = 3600
+
+
+def _user(request: HttpRequest):
+    """The session's user, else the API token's (worker API clients fetch frames too)."""
+    if request.user.is_authenticated:
+        return request.user
+    try:
+        found = CachedTokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        found = None
+    return found[0] if found else AnonymousUser()
+
+
+@require_safe
+def assignment_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
+    user = _user(request)
+    row = (
+        Assignment.objects.filter(pk=pk).values_list("worker_id", "microtask__manifest").first()
+        if user.is_authenticated
+        else None
+    )
+    if row is None or not (row[0] == user.pk or user.is_staff):
+        raise Http404("No such frame.")
+    name = frame_storage_name(row[1] or {}, index)
+    if name is None:
+        raise Http404("No such frame.")
+    try:
+        handle = default_storage.open(name, "rb")
+    except (FileNotFoundError, IsADirectoryError, SuspiciousFileOperation):
+        raise Http404("No such frame.") from None
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    ext = posixpath.splitext(name)[1].lower() or ".jpg"
+    # The opaque name, not the storage one, in Content-Disposition.
+    response = FileResponse(handle, content_type=content_type, filename=f"{index}{ext}")
+    patch_cache_control(response, private=True, max_age=FRAME_MAX_AGE)
+    patch_vary_headers(response, ("Cookie", "Authorization"))
+    return response

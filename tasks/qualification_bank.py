@@ -1,0 +1,347 @@
+"""Where qualification questions come from: a seeded test per annotation type, rendered from
+synthetic scenes with known truth, and copies of gold microtasks an admin picks.
+
+Every question's images live under ``qualification/<type>/<folder>/`` in ``default_storage``
+(never under a video's frames), so the storage URLs a worker sees for a question
+(``tasks.api.work._qualification_question``) tell nothing about any job, video or gold microtask.
+
+In the seeded scenes the class of an object is its shape: cars are rectangles, people are
+ellipses (``tasks.synthetic`` draws even-numbered objects as rectangles and gives them the first
+class), so a worker can tell them apart and the known answer is the scene's truth.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Max
+from PIL import Image
+
+from marketplace.errors import Conflict, NotFound, ValidationError
+from marketplace.models import AnnotationType
+
+from .annotations import AnnotationInvalid, validate_payload
+from .models import MicroTask, QualificationAnswer, QualificationItem
+from .qualifying import item_context
+from .synthetic import Box, Scene, make_scene, render_frame
+from .work_selectors import STORAGE, frame_entries, frame_size, frame_source
+
+WIDTH, HEIGHT = 320, 240
+CLASSES = ("car", "person")
+SHAPE_OF = {"car": "rect", "person": "ellipse"}
+QUESTIONS = 3
+MIN_SIDE = 10  # pixels: no sliver of an object is a question's answer
+TRACK_FRAMES = 16
+CLASSIFY_FRAMES = 4
+SEED_KEY = "seeded"  # manifest key naming a seeded question (a worker never sees manifests)
+SOURCE_KEY = "source_microtask"  # manifest key of a question copied from a gold microtask
+SEARCH = 200  # scenes tried per question before giving up (the first few always do)
+
+LOOKS = "Cars are the rectangles, people the ellipses."
+INSTRUCTIONS = {
+    AnnotationType.BBOX: f"{LOOKS} On every frame, draw a tight box around each car and person "
+    "you can see, including objects cut by the edge of the picture.",
+    AnnotationType.POLYGON: f"{LOOKS} On every frame, outline each object with a polygon along "
+    "its edges (a rectangle needs just its four corners).",
+    AnnotationType.CLASSIFY: f"{LOOKS} Every frame shows one object: label the frame with its "
+    "class.",
+    AnnotationType.TRACK: f"{LOOKS} Follow each object with one track from the frame it appears "
+    "on; mark it outside on the frame it has left the picture.",
+}
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question before it is stored: its frames (numbered from 0) and known answer."""
+
+    images: list[Any]  # (H, W, 3) uint8 per frame
+    payload: dict[str, Any]
+    frames: list[int]  # the frames to annotate (empty for tracks: all of them)
+
+
+def _visible(boxes: Iterable[Box]) -> list[Box]:
+    return [b for b in boxes if not b.outside]
+
+
+def _clean(boxes: list[Box], *, at_least: int = 1) -> bool:
+    """Every object in the picture unoccluded and big enough; at least ``at_least`` of them."""
+    vis = _visible(boxes)
+    return len(vis) >= at_least and all(
+        b.visibility >= 1.0 and b.w >= MIN_SIDE and b.h >= MIN_SIDE for b in vis
+    )
+
+
+def _box(b: Box) -> list[float]:
+    return [float(b.x), float(b.y), float(b.x + b.w), float(b.y + b.h)]
+
+
+def _scene(seed: int, **kwargs) -> Scene:
+    # No clutter: a background patch would look like one more rectangle (a "car") to draw.
+    args = {"frames": 40, "n_objects": 3, "motion": 3.0, "clutter": 0, **kwargs}
+    return make_scene(seed=seed, width=WIDTH, height=HEIGHT, classes=CLASSES, **args)
+
+
+def _search(base: int, build: Callable[[int], Question | None]) -> Question:
+    for seed in range(base, base + SEARCH):
+        question = build(seed)
+        if question is not None:
+            return question
+    raise RuntimeError(f"no synthetic scene from seed {base} fits")  # pragma: no cover
+
+
+def _bbox(seed: int) -> Question | None:
+    """Two frames at least 6 apart, each with two or more clean objects."""
+    scene = _scene(seed)
+    good = [i for i in range(scene.frames) if _clean(scene.boxes(i), at_least=2)]
+    pair = next(((a, b) for a in good for b in good if b - a >= 6), None)
+    if pair is None:
+        return None
+    boxes = [
+        {"frame": j, "label": b.cls, "box": _box(b)}
+        for j, i in enumerate(pair)
+        for b in _visible(scene.boxes(i))
+    ]
+    return Question([render_frame(scene, i) for i in pair], {"boxes": boxes}, [0, 1])
+
+
+def _polygon(seed: int) -> Question | None:
+    """One frame whose objects are all rectangles (exact four-point polygons)."""
+    scene = _scene(seed)
+    for i in range(scene.frames):
+        boxes = scene.boxes(i)
+        if _clean(boxes, at_least=2) and all(b.cls == "car" for b in _visible(boxes)):
+            polygons = [
+                {
+                    "frame": 0,
+                    "label": b.cls,
+                    "points": [
+                        [float(b.x), float(b.y)],
+                        [float(b.x + b.w), float(b.y)],
+                        [float(b.x + b.w), float(b.y + b.h)],
+                        [float(b.x), float(b.y + b.h)],
+                    ],
+                }
+                for b in _visible(boxes)
+            ]
+            return Question([render_frame(scene, i)], {"polygons": polygons}, [0])
+    return None
+
+
+# Which class each of a classification question's shots shows.
+CLASSIFY_PATTERNS = (
+    ("car", "person", "person", "car"),
+    ("person", "car", "person", "person"),
+    ("car", "car", "person", "car"),
+)
+
+
+def _classify(pattern: tuple[str, ...]) -> Callable[[int], Question | None]:
+    def build(seed: int) -> Question | None:
+        """One object per shot, its class (and so its shape) set by ``pattern``; a frame of
+        each shot, labelled with that class."""
+        length = 10
+        cuts = tuple(length * k for k in range(1, len(pattern)))
+        scene = _scene(seed, frames=length * len(pattern), n_objects=1, motion=2.0, shot_cuts=cuts)
+        scene.tracks = tuple(
+            replace(t, cls=pattern[k], shape=SHAPE_OF[pattern[k]])
+            for k, t in enumerate(scene.tracks)
+        )
+        picked = []
+        for first, last in scene.shots:
+            i = next((i for i in range(first, last + 1) if _clean(scene.boxes(i))), None)
+            if i is None:
+                return None
+            picked.append(i)
+        labels = [{"frame": j, "label": pattern[j]} for j in range(len(picked))]
+        return Question(
+            [render_frame(scene, i) for i in picked], {"labels": labels}, list(range(len(picked)))
+        )
+
+    return build
+
+
+def _track(seed: int) -> Question | None:
+    """``TRACK_FRAMES`` frames where an object enters or leaves and none is hidden much."""
+    scene = _scene(seed, frames=60, n_objects=2, motion=4.0)
+    for start in range(0, scene.frames - TRACK_FRAMES + 1, 2):
+        window = range(start, start + TRACK_FRAMES)
+        truth = [scene.boxes(i) for i in window]
+        ok = all(
+            _visible(boxes) and all(b.visibility >= 0.6 for b in _visible(boxes)) for boxes in truth
+        )
+        seen = {b.track_id for boxes in truth for b in _visible(boxes)}
+        always = {
+            tid for tid in seen if all(any(b.track_id == tid for b in _visible(x)) for x in truth)
+        }
+        if not ok or len(seen) < 2 or seen == always:
+            continue  # everything always in view: no enter or leave to test
+        tracks = []
+        for tid in sorted(seen):
+            keyframes: list[dict[str, Any]] = []
+            inside = False
+            label = ""
+            for j, boxes in enumerate(truth):
+                b = next(b for b in boxes if b.track_id == tid)
+                if not b.outside:
+                    keyframes.append({"frame": j, "box": _box(b), "outside": False})
+                    inside, label = True, b.cls
+                elif inside:
+                    keyframes.append({"frame": j, "outside": True})
+                    inside = False
+            tracks.append({"id": tid, "label": label, "keyframes": keyframes})
+        return Question([render_frame(scene, i) for i in window], {"tracks": tracks}, [])
+    return None
+
+
+def _questions(annotation_type: str) -> list[Question]:
+    if annotation_type == AnnotationType.BBOX:
+        return [_search(1000 + 100 * k, _bbox) for k in range(QUESTIONS)]
+    if annotation_type == AnnotationType.POLYGON:
+        return [_search(2000 + 100 * k, _polygon) for k in range(QUESTIONS)]
+    if annotation_type == AnnotationType.CLASSIFY:
+        return [_search(3000 + 100 * k, _classify(p)) for k, p in enumerate(CLASSIFY_PATTERNS)]
+    return [_search(4000 + 100 * k, _track) for k in range(QUESTIONS)]
+
+
+def _jpeg(image) -> ContentFile:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    return ContentFile(buf.getvalue())
+
+
+def _put(name: str, content) -> str:
+    """Store ``content`` at exactly ``name`` (a seeded image already there is the same one)."""
+    if default_storage.exists(name):
+        return name
+    saved = default_storage.save(name, content)
+    if saved != name:  # pragma: no cover - a race with another seeder; theirs is identical
+        default_storage.delete(saved)
+    return name
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    created: list[QualificationItem]
+    skipped: dict[str, str]  # annotation type -> why it was left alone
+
+
+def seed_qualifications(*, types: Iterable[str] | None = None) -> SeedResult:
+    """Create the seeded qualification test (``QUESTIONS`` questions) of each annotation type.
+
+    Idempotent: a seeded question already there (active or retired by an admin) is not made
+    again, and a type whose test an admin wrote (active questions not seeded here) is left alone.
+    """
+    created: list[QualificationItem] = []
+    skipped: dict[str, str] = {}
+    for kind in types or AnnotationType.values:
+        if kind not in AnnotationType.values:
+            raise ValidationError(f"Unknown annotation type {kind!r}.")
+        items = QualificationItem.objects.filter(annotation_type=kind)
+        seeded = set(
+            items.filter(**{f"manifest__{SEED_KEY}__isnull": False}).values_list(
+                f"manifest__{SEED_KEY}", flat=True
+            )
+        )
+        written = items.filter(is_active=True, **{f"manifest__{SEED_KEY}__isnull": True})
+        if written.exists():
+            skipped[kind] = "has questions written by an admin"
+            continue
+        keys = [f"{kind}-{k + 1}" for k in range(QUESTIONS)]
+        if all(key in seeded for key in keys):
+            skipped[kind] = "already seeded"
+            continue
+        for position, (key, question) in enumerate(zip(keys, _questions(kind), strict=True), 1):
+            if key in seeded:
+                continue
+            created.append(_store_seeded(kind, key, position, question))
+    return SeedResult(created, skipped)
+
+
+def _store_seeded(kind: str, key: str, position: int, q: Question) -> QualificationItem:
+    folder = f"qualification/{kind}/{key}"
+    entries = [
+        {"frame": j, "image": _put(f"{folder}/{j:06d}.jpg", _jpeg(image))}
+        for j, image in enumerate(q.images)
+    ]
+    item = QualificationItem(
+        annotation_type=kind,
+        position=position,
+        instructions=INSTRUCTIONS[kind],
+        label_classes=list(CLASSES),
+        frame_start=0,
+        frame_end=len(q.images) - 1,
+        frames=q.frames,
+        manifest={SEED_KEY: key, "width": WIDTH, "height": HEIGHT, "frames": entries},
+    )
+    payload = validate_payload(q.payload, item_context(item)).payload  # the truth is valid
+    with transaction.atomic():
+        item.save()
+        QualificationAnswer.objects.create(item=item, payload=payload)
+    return item
+
+
+# --- Copying a gold microtask ------------------------------------------------------------------
+
+
+def qualification_item_from_gold(*, microtask_id: int) -> QualificationItem:
+    """A qualification question made of a gold microtask and its known answer.
+
+    The images are copied to a folder of their own (``qualification/<type>/<random>/``), so the
+    question's URLs name no video. The microtask stays gold: every worker taking the test sees
+    these pictures, so an admin may want to retire it from the job's gold afterwards.
+    """
+    from quality.models import GoldAnswer  # quality builds on tasks, not the other way round
+
+    mt = MicroTask.objects.select_related("job", "video").filter(pk=microtask_id).first()
+    if mt is None:
+        raise NotFound("No such microtask.")
+    gold = GoldAnswer.objects.filter(microtask=mt).first()
+    if not mt.is_gold or gold is None:
+        raise Conflict(f"Microtask #{mt.pk} is not gold with a known answer.")
+    if QualificationItem.objects.filter(**{f"manifest__{SOURCE_KEY}": mt.pk}).exists():
+        raise Conflict(f"Microtask #{mt.pk} is already in the qualification test.")
+    job = mt.job
+    kind = job.annotation_type
+    width, height = frame_size(mt)
+    item = QualificationItem(
+        annotation_type=kind,
+        instructions=job.instructions,
+        label_classes=list(job.label_classes),
+        frame_start=mt.frame_start,
+        frame_end=mt.frame_end,
+        frames=list(mt.frames or []),
+    )
+    item.manifest = {"width": width, "height": height}
+    try:
+        payload = validate_payload(gold.payload, item_context(item)).payload
+    except AnnotationInvalid as exc:
+        raise ValidationError(
+            f"The gold answer of microtask #{mt.pk} does not fit it: {exc}"
+        ) from None
+    folder = f"qualification/{kind}/{uuid.uuid4().hex[:16]}"
+    entries = []
+    for number, ref, ts in frame_entries(mt.manifest or {}):
+        kind_of, where = frame_source(ref)
+        if kind_of == STORAGE:
+            ext = posixpath.splitext(where)[1] or ".jpg"
+            with default_storage.open(where, "rb") as src:
+                where = _put(f"{folder}/{number:06d}{ext}", ContentFile(src.read()))
+        entry: dict[str, Any] = {"frame": number, "image" if kind_of == STORAGE else "url": where}
+        if ts is not None:
+            entry["time"] = ts
+        entries.append(entry)
+    item.manifest = {SOURCE_KEY: mt.pk, "width": width, "height": height, "frames": entries}
+    with transaction.atomic():
+        last = QualificationItem.objects.filter(annotation_type=kind).aggregate(m=Max("position"))
+        item.position = (last["m"] or 0) + 1
+        item.save()
+        QualificationAnswer.objects.create(item=item, payload=payload)
+    return item
