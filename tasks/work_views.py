@@ -6,14 +6,16 @@ view the API serves (``work_selectors.worker_view_of``) and it talks to the work
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from marketplace.errors import ApplicationError
-from marketplace.models import AnnotationType, Qualification
+from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
 from . import claiming, qualifying, work_selectors
 from .api.work import _qualification_question
@@ -89,18 +91,44 @@ def my_work(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
+    """The qualification test in the browser: the annotation workspace over its questions.
+
+    The page embeds the questions exactly as the API serves them (``_qualification_question``,
+    a whitelist without the answers) and posts the answers to the qualification API. When the
+    worker has passed, has no attempts left or there are no questions, it only says so.
+    """
     _require_worker(request)
     if annotation_type not in AnnotationType.values:
         raise Http404("No such qualification.")
     items = qualifying.qualification_items(annotation_type=annotation_type)
     q = Qualification.objects.filter(worker=request.user, annotation_type=annotation_type).first()
+    max_attempts = int(getattr(settings, "QUALIFICATION_MAX_ATTEMPTS", 3))
+    attempts = q.attempts if q else 0
+    if q and q.status == QualificationStatus.PASSED:
+        state = "passed"
+    elif not items:
+        state = "no_questions"
+    elif attempts >= max_attempts:
+        state = "no_attempts"
+    else:
+        state = "open"
+    test = {
+        "annotation_type": annotation_type,
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+        "pass_score": float(getattr(settings, "QUALIFICATION_PASS_SCORE", 0.7)),
+        "submit_url": reverse("api-work-qualification", args=[annotation_type]),
+        "board_url": reverse("work-board"),
+        "questions": [_qualification_question(i) for i in items] if state == "open" else [],
+    }
     return render(
         request,
         "worker/qualify.html",
         {
             "annotation_type": annotation_type,
             "label": AnnotationType(annotation_type).label,
-            "questions": [_qualification_question(i) for i in items],
+            "state": state,
             "q": q,
+            "test": test,
         },
     )

@@ -16,18 +16,10 @@ from PIL import Image, ImageDraw
 from tasks import claiming
 from tasks.interpolation import interpolate
 from tasks.models import Assignment, AssignmentStatus
+from tests.e2e.browser import ARGS, CHROMIUM
 from tests.factories import WorkerFactory
 from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 N_FRAMES = 10
 
 

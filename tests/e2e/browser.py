@@ -1,0 +1,79 @@
+"""Shared pieces of the browser tests: Debian's chromium driven by Playwright, logging in, frame
+images on disk, and mouse gestures given in frame pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from PIL import Image, ImageDraw
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "pass-word-123"  # tests.factories.UserFactory's
+
+
+def write_frames(folder: str, n: int, width: int, height: int) -> list[dict]:
+    """``n`` JPEG frames under MEDIA_ROOT/``folder``; returns their manifest entries."""
+    path = Path(settings.MEDIA_ROOT) / folder
+    path.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for f in range(n):
+        im = Image.new("RGB", (width, height), (30 + 20 * f, 60, 90))
+        ImageDraw.Draw(im).rectangle([40 + 10 * f, 40, 140 + 10 * f, 120], fill=(200, 200, 40))
+        im.save(path / f"{f:06d}.jpg", quality=80)
+        entries.append({"frame": f, "url": f"/media/{folder}/{f:06d}.jpg", "timestamp": f / 30})
+    return entries
+
+
+def login(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+class Stage:
+    """Mouse gestures on the annotation canvas, in frame pixels (the canvas is scaled by CSS)."""
+
+    def __init__(self, page, width: int, height: int) -> None:
+        self.page = page
+        self.width, self.height = width, height
+        self.box = page.locator("#canvas").bounding_box()
+
+    @property
+    def pixel(self) -> float:
+        """One CSS pixel in frame pixels: mouse positions are good to about this."""
+        return self.width / self.box["width"]
+
+    def at(self, x: float, y: float) -> tuple[float, float]:
+        return (
+            self.box["x"] + x * self.box["width"] / self.width,
+            self.box["y"] + y * self.box["height"] / self.height,
+        )
+
+    def click(self, x: float, y: float, **kwargs) -> None:
+        self.page.mouse.click(*self.at(x, y), **kwargs)
+
+    def dblclick(self, x: float, y: float) -> None:
+        self.page.mouse.dblclick(*self.at(x, y))
+
+    def drag(self, start, end, steps: int = 6) -> None:
+        self.page.mouse.move(*self.at(*start))
+        self.page.mouse.down()
+        for i in range(1, steps + 1):
+            self.page.mouse.move(
+                *self.at(
+                    start[0] + (end[0] - start[0]) * i / steps,
+                    start[1] + (end[1] - start[1]) * i / steps,
+                )
+            )
+        self.page.mouse.up()
