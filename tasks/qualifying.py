@@ -28,6 +28,16 @@ def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+def max_attempts() -> int:
+    """How many times a worker may take one qualification test."""
+    return int(_setting("QUALIFICATION_MAX_ATTEMPTS", 3))
+
+
+def pass_score() -> float:
+    """The mean score a worker needs to pass a qualification test."""
+    return _setting("QUALIFICATION_PASS_SCORE", 0.7)
+
+
 def qualification_items(*, annotation_type: str) -> list[QualificationItem]:
     """The active questions of a type that have a known answer (a question without one could
     not be scored), with the answer loaded."""
@@ -85,9 +95,11 @@ def qualification_submit(
     )
     if qual.status == QualificationStatus.PASSED:
         raise Conflict("You already passed this qualification.")
-    max_attempts = int(_setting("QUALIFICATION_MAX_ATTEMPTS", 3))
-    if qual.attempts >= max_attempts:
-        raise PermissionDenied(f"You have used all {max_attempts} attempts at this qualification.")
+    attempts_allowed = max_attempts()
+    if qual.attempts >= attempts_allowed:
+        raise PermissionDenied(
+            f"You have used all {attempts_allowed} attempts at this qualification."
+        )
     items = qualification_items(annotation_type=annotation_type)
     if not items:
         raise Conflict("There is no qualification test for this annotation type yet.")
@@ -108,10 +120,10 @@ def qualification_submit(
     if fields:
         raise ValidationError("Some answers are not valid.", extra={"fields": fields})
 
-    pass_score = _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    needed = pass_score()
     scores = [item_score(item, validated[item.pk].frames) for item in items]
     score = sum(scores) / len(scores)
-    passed = score >= pass_score
+    passed = score >= needed
     attempt = QualificationAttempt.objects.create(
         worker=worker,
         annotation_type=annotation_type,

@@ -6,7 +6,6 @@ view the API serves (``work_selectors.worker_view_of``) and it talks to the work
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -102,7 +101,7 @@ def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
         raise Http404("No such qualification.")
     items = qualifying.qualification_items(annotation_type=annotation_type)
     q = Qualification.objects.filter(worker=request.user, annotation_type=annotation_type).first()
-    max_attempts = int(getattr(settings, "QUALIFICATION_MAX_ATTEMPTS", 3))
+    max_attempts = qualifying.max_attempts()
     attempts = q.attempts if q else 0
     if q and q.status == QualificationStatus.PASSED:
         state = "passed"
@@ -116,7 +115,7 @@ def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
         "annotation_type": annotation_type,
         "attempts": attempts,
         "max_attempts": max_attempts,
-        "pass_score": float(getattr(settings, "QUALIFICATION_PASS_SCORE", 0.7)),
+        "pass_score": qualifying.pass_score(),
         "submit_url": reverse("api-work-qualification", args=[annotation_type]),
         "board_url": reverse("work-board"),
         "questions": [_qualification_question(i) for i in items] if state == "open" else [],
