@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tasks import frame_views
 
 from . import views
 
@@ -27,8 +28,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
-# Media from local disk (the embedded default); behind S3 the storage serves its own URLs.
+# Media from local disk (the embedded default), a requester's videos and frames to them only;
+# behind S3 the storage serves its own (signed) URLs.
 if not settings.MEDIA_S3_BUCKET:
-    urlpatterns += [
-        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
-    ]
+    urlpatterns += [re_path(r"^media/(?P<path>.*)$", frame_views.media, name="media")]

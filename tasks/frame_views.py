@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+import re
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_safe
+from django.views.static import serve
 from rest_framework.exceptions import AuthenticationFailed
 
+from marketplace.models import Job
+
 from .api.auth import CachedTokenAuthentication
-from .models import Assignment
+from .models import Assignment, Video
 from .work_selectors import frame_storage_name
 
 # Frames never change under a name; the browser may keep them for the length of a claim or so,
@@ -63,4 +68,41 @@ def assignment_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
     response = FileResponse(handle, content_type=content_type, filename=f"{index}{ext}")
     patch_cache_control(response, private=True, max_age=FRAME_MAX_AGE)
     patch_vary_headers(response, ("Cookie", "Authorization"))
+    return response
+
+
+# --- /media/ on local disk ------------------------------------------------------------------------
+
+# A requester's uploads and the frames extracted from them belong to the job's requester: under
+# these prefixes /media/ serves only them and staff (workers get their frames through
+# ``assignment_frame``). Anything else under /media/ (qualification test images) stays public.
+_VIDEO_FRAMES = re.compile(r"^frames/video-(?P<video>\d+)/")
+_VIDEO_UPLOADS = re.compile(r"^videos/job-(?P<job>\d+)/")
+
+
+def _may_read_media(user, path: str) -> bool:
+    frames = _VIDEO_FRAMES.match(path)
+    uploads = _VIDEO_UPLOADS.match(path)
+    if frames is None and uploads is None:
+        return True
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    if frames is not None:
+        return Video.objects.filter(pk=int(frames["video"]), job__requester=user).exists()
+    return Job.objects.filter(pk=int(uploads["job"]), requester=user).exists()
+
+
+@require_safe
+def media(request: HttpRequest, path: str):
+    """``MEDIA_ROOT`` served from local disk (no S3 bucket set), with the checks above; a file
+    the asker may not read is the same 404 as a missing one."""
+    name = posixpath.normpath(path).lstrip("/")
+    if name.startswith("..") or not _may_read_media(_user(request), name):
+        raise Http404("No such file.")
+    response = serve(request, name, document_root=settings.MEDIA_ROOT)
+    if _VIDEO_FRAMES.match(name) or _VIDEO_UPLOADS.match(name):
+        patch_cache_control(response, private=True)
+        patch_vary_headers(response, ("Cookie", "Authorization"))
     return response
