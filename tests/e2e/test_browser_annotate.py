@@ -6,49 +6,18 @@ the Python one."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.conf import settings
-from PIL import Image, ImageDraw
 
 from tasks import claiming
 from tasks.interpolation import interpolate
 from tasks.models import Assignment, AssignmentStatus
-from tests.e2e.browser import ARGS, CHROMIUM
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
 from tests.factories import WorkerFactory
 from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
 
 N_FRAMES = 10
-
-
-def _frames(job_id: int) -> dict:
-    folder = Path(settings.MEDIA_ROOT) / "claim-e2e" / f"job-{job_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for f in range(N_FRAMES):
-        im = Image.new("RGB", (WIDTH, HEIGHT), (30 + 20 * f, 60, 90))
-        ImageDraw.Draw(im).rectangle([40 + 10 * f, 40, 140 + 10 * f, 120], fill=(200, 200, 40))
-        name = folder / f"{f:06d}.jpg"
-        im.save(name, quality=80)
-        entries.append(
-            {"frame": f, "url": f"/media/claim-e2e/job-{job_id}/{f:06d}.jpg", "timestamp": f / 30}
-        )
-    return {"width": WIDTH, "height": HEIGHT, "frames": entries}
-
-
-def _drag(page, canvas_box, start, end) -> None:
-    sx = canvas_box["width"] / WIDTH
-    sy = canvas_box["height"] / HEIGHT
-    page.mouse.move(canvas_box["x"] + start[0] * sx, canvas_box["y"] + start[1] * sy)
-    page.mouse.down()
-    steps = 6
-    for i in range(1, steps + 1):
-        x = start[0] + (end[0] - start[0]) * i / steps
-        y = start[1] + (end[1] - start[1]) * i / steps
-        page.mouse.move(canvas_box["x"] + x * sx, canvas_box["y"] + y * sy)
-    page.mouse.up()
 
 
 @pytest.mark.browser
@@ -61,7 +30,11 @@ def test_worker_claims_draws_tracks_moves_a_keyframe_submits_and_sees_it(live_se
     # Two replicas: quality waits for the second before consensus, so the work stays "submitted".
     job = ready_job(n=1, overlap=2, annotation_type="track", frames_per_task=N_FRAMES)
     mt = job.microtasks.get()
-    mt.manifest = _frames(job.pk)
+    mt.manifest = {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "frames": write_frames(f"claim-e2e/job-{job.pk}", N_FRAMES, WIDTH, HEIGHT),
+    }
     mt.save(update_fields=["manifest"])
     claiming.job_publish(job=job, by=job.requester)
     worker = qualify(WorkerFactory(username="annotator"), "track")
@@ -76,28 +49,25 @@ def test_worker_claims_draws_tracks_moves_a_keyframe_submits_and_sees_it(live_se
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", "annotator")
-        page.fill("#id_password", "pass-word-123")
-        page.click("button[type=submit]")
+        login(page, live_server.url, "annotator")
         page.goto(f"{live_server.url}/work/")
         page.click("#claim-next")
         page.wait_for_url("**/work/assignments/*/")
         page.wait_for_function("document.getElementById('frame-img').complete")
-        canvas = page.locator("#canvas").bounding_box()
+        stage = Stage(page, WIDTH, HEIGHT)
 
         # Two boxes on frame 0 (each becomes a track with a keyframe there).
         page.select_option("#class-picker", "car")
-        _drag(page, canvas, (50, 50), (150, 120))
+        stage.drag((50, 50), (150, 120))
         page.keyboard.press("Escape")  # deselect, so the class key picks for the next box
         page.keyboard.press("2")  # class shortcut: person
-        _drag(page, canvas, (300, 100), (400, 200))
+        stage.drag((300, 100), (400, 200))
         assert page.locator("#object-count").inner_text() == "2"
 
         # On the last frame, move the car by (+100, +50): a second keyframe of track 1.
         page.keyboard.press("End")
         assert page.locator("#frame-label").inner_text().startswith(f"frame {N_FRAMES - 1}")
-        _drag(page, canvas, (100, 85), (200, 135))
+        stage.drag((100, 85), (200, 135))
         page.keyboard.press("Home")
 
         # The page's interpolation is the Python one.
