@@ -152,7 +152,8 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Payment created; complete it to fund the job.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    quote = services.job_quote(job=job) if job.microtasks.exists() else None
+    # Shown, not saved: re-pricing microtasks (maybe of a published job) is funding's to do.
+    quote = services.job_quote(job=job, save=False) if job.microtasks.exists() else None
     return render(
         request,
         "payments/job_funding.html",

@@ -62,7 +62,9 @@ class JobViewSet(
 
 class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
-    password = serializers.CharField(min_length=8, write_only=True)
+    # Length, common passwords, likeness to the username: AUTH_PASSWORD_VALIDATORS, applied by
+    # services.user_create for every sign-up path.
+    password = serializers.CharField(write_only=True, max_length=128)
     email = serializers.EmailField(required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=[Role.REQUESTER, Role.WORKER])
     organisation = serializers.CharField(required=False, allow_blank=True, max_length=200)
