@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core import checks
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
@@ -74,6 +75,18 @@ def parse_rate(rate: str | None) -> tuple[int, int] | None:
         raise ValueError(f"Not a rate: {rate!r} (write it as 10/min, 100/hour, 5/15min).")
     count, multiple, unit = match.groups()
     return int(count), int(multiple or 1) * _PERIODS[unit.lower()]
+
+
+def check_rates(app_configs=None, **kwargs) -> list[checks.Error]:
+    """System check: every rate in ``THROTTLE_RATES`` parses (a typo fails at start-up, not as
+    a 500 on every request of its scope)."""
+    errors = []
+    for scope, rate in getattr(settings, "THROTTLE_RATES", {}).items():
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            errors.append(checks.Error(f"THROTTLE_RATES[{scope!r}]: {exc}", id="marketplace.E001"))
+    return errors
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -47,7 +47,7 @@ class LoginPage(LoginView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         hit = ratelimit.hit("login", ratelimit.client_ip(request))
         if not hit.allowed:
-            return self._refused(
+            return self._refuse(
                 "Too many sign-in attempts from your network. "
                 f"Try again in {ratelimit.wait_phrase(hit.retry_after)}.",
                 hit.retry_after,
@@ -61,10 +61,10 @@ class LoginPage(LoginView):
             username=str(form.data.get("username", "")), ip=ratelimit.client_ip(self.request)
         )
         if lock is not None:
-            return self._refused(lock.message, lock.retry_after)
+            return self._refuse(lock.message, lock.retry_after)
         return super().form_invalid(form)
 
-    def _refused(self, message: str, retry_after: int) -> HttpResponse:
+    def _refuse(self, message: str, retry_after: int) -> HttpResponse:
         form = self.form_class(
             request=self.request, initial={"username": self.request.POST.get("username", "")}
         )
