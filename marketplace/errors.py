@@ -66,3 +66,14 @@ class ExternalServiceError(ApplicationError):
 
     status_code = 502
     code = "external_service_error"
+
+
+class RateLimited(ApplicationError):
+    """Too many requests; try again later."""
+
+    status_code = 429
+    code = "throttled"
+
+    def __init__(self, message: str | None = None, *, retry_after: int):
+        super().__init__(message, extra={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,11 +51,21 @@ def user_create(
     organisation: str = "",
     country: str = "",
 ) -> User:
-    """Create a user of ``role`` with the matching profile."""
+    """Create a user of ``role`` with the matching profile.
+
+    The password must pass ``AUTH_PASSWORD_VALIDATORS`` (length, common passwords, likeness to
+    the username and email) whichever door the sign-up came through."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError("That username is taken.", extra={"fields": {"username": ["taken"]}})
+    try:
+        validate_password(password, user=User(username=username, email=email, role=role))
+    except DjangoValidationError as exc:
+        raise ValidationError(
+            "Choose a stronger password: " + " ".join(exc.messages),
+            extra={"fields": {"password": list(exc.messages)}},
+        ) from None
     user = User.objects.create_user(
         username=username,
         password=password,

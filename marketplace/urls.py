@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from tasks import frame_views
 
 from . import views
+from .api.docs import SwaggerView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,7 +26,7 @@ urlpatterns = [
     path("", include("quality.urls")),
     path("", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
 # Media from local disk (the embedded default), a requester's videos and frames to them only;

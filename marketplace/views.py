@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
@@ -10,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
+from . import login_guard, ratelimit, selectors, services
 from .errors import ApplicationError
 from .forms import JobForm, SignupForm
 from .models import Role
@@ -24,9 +25,56 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _refused(
+    request: HttpRequest, template: str, context: dict, message: str, retry_after: int
+) -> HttpResponse:
+    """A page form refused by a rate limit or a lockout: 429, ``Retry-After``, the reason shown.
+
+    The form given back is unbound: rendering the posted one would validate it again, which for
+    the login form means checking the password once more."""
+    response = render(request, template, {**context, "refused": message}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 class LoginPage(LoginView):
+    """Django's login page behind the ``login`` rate limit (per IP, shared with the API token
+    endpoint) and the failed-login lockout (``marketplace.login_guard``)."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        hit = ratelimit.hit("login", ratelimit.client_ip(request))
+        if not hit.allowed:
+            return self._refuse(
+                "Too many sign-in attempts from your network. "
+                f"Try again in {ratelimit.wait_phrase(hit.retry_after)}.",
+                hit.retry_after,
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form) -> HttpResponse:
+        # Unknown user or wrong password read the same; a lockout (reached now or earlier) says
+        # when to come back, for a known account and an unknown one alike.
+        lock = login_guard.lockout_for(
+            username=str(form.data.get("username", "")), ip=ratelimit.client_ip(self.request)
+        )
+        if lock is not None:
+            return self._refuse(lock.message, lock.retry_after)
+        return super().form_invalid(form)
+
+    def _refuse(self, message: str, retry_after: int) -> HttpResponse:
+        form = self.form_class(
+            request=self.request, initial={"username": self.request.POST.get("username", "")}
+        )
+        return _refused(
+            self.request,
+            self.template_name,
+            self.get_context_data(form=form),
+            message,
+            retry_after,
+        )
 
 
 @require_POST
@@ -38,6 +86,16 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def signup(request: HttpRequest, role: str) -> HttpResponse:
     if role not in (Role.REQUESTER, Role.WORKER):
         raise Http404("No such sign-up.")
+    if request.method == "POST":
+        # Sign-ups share one count per IP with the API's (ratelimit, scope "signup").
+        hit = ratelimit.hit("signup", ratelimit.client_ip(request))
+        if not hit.allowed:
+            message = (
+                "Too many sign-ups from your network. "
+                f"Try again in {ratelimit.wait_phrase(hit.retry_after)}."
+            )
+            context = {"form": SignupForm(), "role": role}
+            return _refused(request, "accounts/signup.html", context, message, hit.retry_after)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -52,7 +110,7 @@ def signup(request: HttpRequest, role: str) -> HttpResponse:
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
             return redirect("home")
     return render(request, "accounts/signup.html", {"form": form, "role": role})
 

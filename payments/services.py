@@ -680,11 +680,12 @@ def measured_time_factors(
 
 
 @transaction.atomic
-def job_quote(*, job: Job) -> pricing.Quote:
+def job_quote(*, job: Job, save: bool = True) -> pricing.Quote:
     """Price every microtask of ``job`` (sets ``MicroTask.price``) and return the job's quote.
 
     Expected time is calibrated on measured work where enough exists, so the fair-pay floor
     holds on real time: a re-quote after work has been measured includes the difference.
+    ``save=False`` only computes it (a page shown on GET must not re-price anything).
     """
     policy = active_policy()
     factors = measured_time_factors(annotation_type=job.annotation_type, policy=policy)
@@ -703,7 +704,7 @@ def job_quote(*, job: Job) -> pricing.Quote:
         if not mt.is_gold:
             prices.append(priced.price)
             seconds.append(priced.expected_seconds)
-    if changed:
+    if changed and save:
         MicroTask.objects.bulk_update(changed, ["price"])
     return pricing.quote(
         prices=prices,

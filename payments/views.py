@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.errors import ApplicationError
 from marketplace.selectors import jobs_visible_to
@@ -84,18 +84,48 @@ def connect_start(request: HttpRequest) -> HttpResponse:
     return _onboarding_redirect(request)
 
 
+# Stripe sends the worker back to these two with a GET. A GET changes nothing (no Stripe call,
+# no write: a link anyone can make a signed-in worker open must not act for them); it shows a
+# page whose button POSTs, with the CSRF token, to the same URL.
+
+
 @login_required
+@require_http_methods(["GET", "POST"])
 def connect_refresh(request: HttpRequest) -> HttpResponse:
-    """Stripe sends the worker here when a link expired: mint a new one."""
+    """Stripe sends the worker here when a link expired: POST mints a new one."""
     _worker_only(request)
-    return _onboarding_redirect(request)
+    if request.method == "POST":
+        return _onboarding_redirect(request)
+    return render(
+        request,
+        "payments/connect_back.html",
+        {
+            "heading": "Your Stripe link expired",
+            "text": "Links to Stripe's onboarding last a few minutes. Continue where you left off.",
+            "button": "Continue with Stripe",
+            "account": getattr(request.user, "connected_account", None),
+        },
+    )
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def connect_return(request: HttpRequest) -> HttpResponse:
-    """Back from Stripe. Returning does not mean onboarded: ask Stripe for the account's state."""
+    """Back from Stripe. Returning does not mean onboarded: POST asks Stripe for the account's
+    state (``account.updated`` webhooks bring it too); GET shows what we know."""
     _worker_only(request)
     account = getattr(request.user, "connected_account", None)
+    if request.method == "GET":
+        return render(
+            request,
+            "payments/connect_back.html",
+            {
+                "heading": "Back from Stripe",
+                "text": "Check with Stripe whether your payout account is ready.",
+                "button": "Check my payout account",
+                "account": account,
+            },
+        )
     if account is not None:
         try:
             account = connect.connected_account_sync(stripe_account_id=account.stripe_account_id)
@@ -122,7 +152,8 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Payment created; complete it to fund the job.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    quote = services.job_quote(job=job) if job.microtasks.exists() else None
+    # Shown, not saved: re-pricing microtasks (maybe of a published job) is funding's to do.
+    quote = services.job_quote(job=job, save=False) if job.microtasks.exists() else None
     return render(
         request,
         "payments/job_funding.html",

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from marketplace import ratelimit
 from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
@@ -58,6 +59,17 @@ def board(request: HttpRequest) -> HttpResponse:
 @require_POST
 def claim(request: HttpRequest) -> HttpResponse:
     _require_worker(request)
+    # The same per-worker count as the claim API (THROTTLE_RATES["claim"]).
+    hit = ratelimit.hit("claim", ratelimit.user_ident(request.user.pk))
+    if not hit.allowed:
+        messages.error(
+            request,
+            f"You are claiming too fast. Try again in {ratelimit.wait_phrase(hit.retry_after)}.",
+        )
+        response = board(request)
+        response.status_code = 429
+        response["Retry-After"] = str(hit.retry_after)
+        return response
     job_id = request.POST.get("job")
     try:
         assignment = claiming.assignment_claim(

@@ -163,3 +163,21 @@ def _reset_celery_join_guard():
     _set_task_join_will_block(False)
     yield
     _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits and sign-in lockouts live in the cache (Redis): every test starts with none.
+    Only the cache's own keys (its KEY_PREFIX) go: the same Redis database is Celery's broker."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=backend.make_key("*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
+    yield

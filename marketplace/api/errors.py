@@ -15,7 +15,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from marketplace.errors import ApplicationError
+from marketplace.errors import ApplicationError, RateLimited
+from marketplace.ratelimit import wait_phrase
 
 
 def _flatten(detail: Any) -> Any:
@@ -36,7 +37,10 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra: Any
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
+        response = Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -57,6 +61,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             fields = None
             message = "; ".join(_flatten(detail)) if isinstance(detail, list) else str(detail)
         response.data = error_body("invalid", message, fields)
+    elif isinstance(exc, drf_exceptions.Throttled):
+        # DRF has set Retry-After; the body says the same in words and in seconds.
+        wait = int(exc.wait or 1)
+        response.data = error_body(
+            "throttled",
+            f"Too many requests. Try again in {wait_phrase(wait)}.",
+            retry_after=wait,
+        )
     elif isinstance(exc, drf_exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
         response.data = error_body(code, str(exc.detail))

@@ -1,5 +1,6 @@
 """Role permissions. Object-level scoping is done in selectors (querysets per user)."""
 
+from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 
@@ -25,3 +26,13 @@ class IsPlatformAdmin(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.is_platform_admin)
+
+
+class ApiDocsAccess(BasePermission):
+    """The API schema and docs: everyone while ``settings.API_DOCS_PUBLIC`` is on (read at each
+    request; off in production by default), signed-in users otherwise."""
+
+    message = "Sign in to read the API schema and docs."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(settings.API_DOCS_PUBLIC or request.user.is_authenticated)

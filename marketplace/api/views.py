@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
@@ -11,13 +11,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace import selectors, services
-from marketplace.errors import PermissionDenied
+from marketplace import login_guard, ratelimit, selectors, services
+from marketplace.errors import PermissionDenied, RateLimited
 from marketplace.models import Job, Role
 
 from .filters import JobFilter
 from .permissions import IsRequester
 from .serializers import JobSerializer
+from .throttles import THROTTLED, LoginThrottle, SignupThrottle
 
 
 class JobViewSet(
@@ -61,7 +62,9 @@ class JobViewSet(
 
 class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
-    password = serializers.CharField(min_length=8, write_only=True)
+    # Length, common passwords, likeness to the username: AUTH_PASSWORD_VALIDATORS, applied by
+    # services.user_create for every sign-up path.
+    password = serializers.CharField(write_only=True, max_length=128)
     email = serializers.EmailField(required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=[Role.REQUESTER, Role.WORKER])
     organisation = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -75,12 +78,23 @@ class TokenSerializer(serializers.Serializer):
 
 
 class SignupView(APIView):
-    """Create a requester or worker account and return its API token."""
+    """Create a requester or worker account and return its API token.
+
+    Limited per client IP (``THROTTLE_RATES["signup"]``, one count with the sign-up page); the
+    password must pass Django's password validators (``services.user_create``)."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [SignupThrottle]
 
-    @extend_schema(request=SignupSerializer, responses={201: TokenSerializer})
+    @extend_schema(
+        request=SignupSerializer,
+        responses={
+            201: TokenSerializer,
+            400: OpenApiResponse(description="Invalid fields (a weak password among them)"),
+            429: THROTTLED,
+        },
+    )
     def post(self, request):
         data = SignupSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -98,17 +112,35 @@ class LoginSerializer(serializers.Serializer):
 
 
 class TokenView(APIView):
-    """Exchange a username and password for an API token."""
+    """Exchange a username and password for an API token.
+
+    Limited per client IP (``THROTTLE_RATES["login"]``, one count with the login page) and
+    behind the failed-login lockout (``marketplace.login_guard``): while an account or an IP is
+    locked even the right password gets 429, with ``Retry-After`` and when to come back."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [LoginThrottle]
 
-    @extend_schema(request=LoginSerializer, responses=TokenSerializer)
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: TokenSerializer,
+            400: OpenApiResponse(description="Missing fields"),
+            403: OpenApiResponse(description="Wrong username or password"),
+            429: THROTTLED,
+        },
+    )
     def post(self, request):
         data = LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(request, **data.validated_data)
         if user is None:
+            lock = login_guard.lockout_for(
+                username=data.validated_data["username"], ip=ratelimit.client_ip(request)
+            )
+            if lock is not None:
+                raise RateLimited(lock.message, retry_after=lock.retry_after)
             raise PermissionDenied("Wrong username or password.")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key, "username": user.username, "role": user.role})

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
+    "csp",
     "marketplace",
     "tasks",
     "quality",
@@ -49,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -80,6 +83,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
 AUTH_USER_MODEL = "marketplace.User"
+# Django's ModelBackend behind the failed-login lockout (marketplace/login_guard.py): the page,
+# the API token endpoint and the admin login all check passwords through it.
+AUTHENTICATION_BACKENDS = ["marketplace.login_guard.LockoutModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -157,10 +163,55 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come from drf-spectacular-sidecar (works offline, under the CSP).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Anonymous visitors see the schema and the docs only while API_DOCS_PUBLIC is on (read at
+    # each request by marketplace.api.permissions.ApiDocsAccess).
+    "SERVE_PERMISSIONS": ["marketplace.api.permissions.ApiDocsAccess"],
 }
+# Open in development, closed to anonymous users in production (production.py).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+
+# --- Abuse limits (marketplace/ratelimit.py, marketplace/login_guard.py), on the cache below.
+# "<n>/<period>" per client IP for the anonymous sign-in and sign-up endpoints (page and API
+# share one count), per user for claim and submit; "off" disables one.
+THROTTLE_RATES = {
+    "login": env("THROTTLE_LOGIN_RATE", default="10/min"),
+    "signup": env("THROTTLE_SIGNUP_RATE", default="10/hour"),
+    "claim": env("THROTTLE_CLAIM_RATE", default="120/min"),
+    "submit": env("THROTTLE_SUBMIT_RATE", default="120/min"),
+}
+# Failed sign-ins within a window lock the account (or the IP) for a while.
+LOGIN_FAILURE_LIMIT_ACCOUNT = env.int("LOGIN_FAILURE_LIMIT_ACCOUNT", default=5)
+LOGIN_FAILURE_LIMIT_IP = env.int("LOGIN_FAILURE_LIMIT_IP", default=20)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR). Set
+# it behind a load balancer, or every client shares the proxy's address and its limits.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 
 # --- Celery: a Redis broker when REDIS_URL is set; tasks run in-process otherwise (embedded).
 REDIS_URL = env("REDIS_URL", default="")
+
+# --- Cache: Redis when REDIS_URL (or CACHE_URL) is set, so every web process shares the rate
+# limits and lockouts; process memory in the embedded mode (one process). The key prefix keeps
+# the cache's keys apart from Celery's when they share a database; cache.clear() would still
+# flush the whole database, so point CACHE_URL at a database of its own before ever calling it.
+CACHE_URL = env("CACHE_URL", default=REDIS_URL)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="crowdlabel"),
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
@@ -238,6 +289,33 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Content Security Policy (django-csp), in every environment: nothing but our own origin;
+# no inline script or style (pages load static/js files and embed data with json_script), no
+# framing. form-action is left open: "Set up payouts" posts to us and is redirected to Stripe's
+# onboarding, which a form-action of 'self' would block. Media in an S3 bucket (review overlays
+# show frames by their signed URLs) comes from CSP_MEDIA_ORIGINS, by default the bucket's origin.
+_media_origins = env.list("CSP_MEDIA_ORIGINS", default=[])
+if MEDIA_S3_BUCKET and not _media_origins:
+    _endpoint = env("MEDIA_S3_ENDPOINT_URL", default="")
+    _media_origins = [
+        "/".join(_endpoint.split("/")[:3])
+        if _endpoint
+        else f"https://{MEDIA_S3_BUCKET}.s3.amazonaws.com"
+    ]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:", *_media_origins],
+        "media-src": ["'self'", "blob:", *_media_origins],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 # Static files are served by whitenoise under gunicorn; in development it finds them in place.

@@ -22,3 +22,20 @@ STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- HTTP hardening (issue #10: abuse limits and HTTP hardening). Kept in one block, apart from
+# the secret checks above. TLS ends at the proxy (SECURE_PROXY_SSL_HEADER): plain-HTTP requests
+# are redirected to HTTPS unless SECURE_SSL_REDIRECT=false says the proxy already does it (or,
+# as in docker-compose.yml, there is no TLS in front yet); health probes stay on plain HTTP.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# HSTS: browsers that saw the site over HTTPS keep to HTTPS for a year. Preloading is a promise
+# that is slow to take back, so it is the operator's explicit choice.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The API schema and docs are for signed-in users unless the operator opens them.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
+# The Content-Security-Policy is base.py's, the same in every environment.

@@ -7,7 +7,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/crowdlabel
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from .base import *
-from .base import DATABASES, env
+from .base import DATABASES, THROTTLE_RATES, env
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise RuntimeError(
@@ -19,6 +19,12 @@ DEBUG = False
 # The suite exercises a real Celery worker where it matters; elsewhere tasks run eagerly so a
 # test sees their effect, still going through the same serialisation as the broker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+# Rates so high that no test is throttled by accident (each THROTTLE_<SCOPE>_RATE still wins,
+# as bench/claim.py sets them); tests of the limits put the real ones back
+# (marketplace.settings.base.THROTTLE_RATES). The login lockout keeps its real numbers.
+THROTTLE_RATES = {
+    scope: env(f"THROTTLE_{scope.upper()}_RATE", default="100000/min") for scope in THROTTLE_RATES
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default="/tmp/crowdlabel-test-media"))
 STORAGES = {

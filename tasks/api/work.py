@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsWorker
+from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification
 
@@ -110,8 +111,9 @@ class ClaimView(APIView):
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
+    throttle_classes = [ClaimThrottle]  # per worker, THROTTLE_RATES["claim"]
 
-    @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT, 429: THROTTLED})
     def post(self, request):
         data = _valid_claim(request)
         assignment = claiming.assignment_claim(worker=request.user, job_id=data.get("job"))
@@ -180,8 +182,9 @@ class SubmitView(APIView):
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
+    throttle_classes = [SubmitThrottle]  # per worker, THROTTLE_RATES["submit"]
 
-    @extend_schema(request=SubmitInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=SubmitInput, responses={200: OpenApiTypes.OBJECT, 429: THROTTLED})
     def post(self, request, pk: int):
         data = _valid_submit(request)
         assignment = claiming.assignment_submit(

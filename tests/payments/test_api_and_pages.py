@@ -93,16 +93,18 @@ def test_connect_onboarding_link_and_return(client, worker, stripe_server):
     client.force_login(worker)
     start = client.post("/payments/connect/start/")
     assert start.status_code == 302 and "/_onboard/" in start["Location"]
-    # Back without finishing: not onboarded.
-    r = client.get("/payments/connect/return/", follow=True)
+    # Back without finishing (Stripe's GET shows a page; its button POSTs): not onboarded.
+    assert client.get("/payments/connect/return/").status_code == 200
+    r = client.post("/payments/connect/return/", follow=True)
     assert "still needs information" in r.content.decode()
     worker.worker_profile.refresh_from_db()
     assert worker.worker_profile.payouts_enabled is False
-    # The refresh URL mints a new link.
-    r2 = client.get("/payments/connect/refresh/")
+    # The refresh URL's button mints a new link.
+    assert client.get("/payments/connect/refresh/").status_code == 200
+    r2 = client.post("/payments/connect/refresh/")
     assert r2.status_code == 302 and r2["Location"] != start["Location"]
     stripe_server.complete_onboarding(worker.connected_account.stripe_account_id)
-    r = client.get("/payments/connect/return/", follow=True)
+    r = client.post("/payments/connect/return/", follow=True)
     assert "ready" in r.content.decode()
     worker.worker_profile.refresh_from_db()
     assert worker.worker_profile.payouts_enabled is True

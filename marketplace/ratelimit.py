@@ -1,0 +1,172 @@
+"""Request rate limits on the Django cache: one counter per (scope, who, window), shared by every
+web process when the cache is Redis (``CACHES`` in settings; in-process memory in the embedded
+mode, where there is one process).
+
+Read this before changing anything:
+
+- **Fixed windows.** A hit increments ``rl:<scope>:<who>:<window index>``; the window index is
+  ``now // period``, so a caller can make at most ``limit`` requests in one window (and at most
+  ``2 x limit`` across a window boundary: the price of one counter instead of a log of
+  timestamps). ``Retry-After`` is the time left in the window. Time comes from ``_now`` (the
+  clock seam tests move).
+- **One cache round trip per hit.** On Redis the ``INCR`` and its ``EXPIRE`` go in one pipeline:
+  the claim -> submit loop (hundreds of pairs per second, ``bench/claim.py``) pays one loopback
+  round trip per request for its throttle, nothing more. Rejected requests are counted too (a
+  client that keeps hammering stays refused until the window ends).
+- **Fail open.** If the cache does not answer, the request is allowed and the failure logged: an
+  outage of the cache must not lock every worker out (the database's own checks still hold).
+- **Who.** Per user for signed-in work (``claim``, ``submit``), per client IP for anonymous sign-in
+  and sign-up. The IP is ``REMOTE_ADDR`` unless ``NUM_PROXIES`` says how many reverse proxies in
+  front of the app append to ``X-Forwarded-For`` (the same rule as DRF's); IPv6 clients are
+  counted per /64, the block one subscriber usually gets.
+
+Rates live in ``settings.THROTTLE_RATES`` (``"<n>/<period>"``: ``10/min``, ``100/hour``,
+``5/15min``, ``1000/s``; empty or ``off`` disables a scope), read at each request.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import checks
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "rl"
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])[a-z]*\s*$", re.IGNORECASE)
+
+
+def _now() -> float:
+    """The clock seam of this module (tests move time by patching it)."""
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The outcome of one counted request."""
+
+    allowed: bool
+    count: int
+    limit: int
+    retry_after: int  # whole seconds until the window ends (0 when allowed)
+
+
+ALLOWED = Hit(allowed=True, count=0, limit=0, retry_after=0)
+
+
+@functools.lru_cache(maxsize=64)
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """``"10/min"`` -> ``(10, 60)``; ``"5/15min"`` -> ``(5, 900)``; empty or ``off`` -> None."""
+    if not rate or rate.strip().lower() in ("off", "none"):
+        return None
+    match = _RATE.match(rate)
+    if match is None:
+        raise ValueError(f"Not a rate: {rate!r} (write it as 10/min, 100/hour, 5/15min).")
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _PERIODS[unit.lower()]
+
+
+def check_rates(app_configs=None, **kwargs) -> list[checks.Error]:
+    """System check: every rate in ``THROTTLE_RATES`` parses (a typo fails at start-up, not as
+    a 500 on every request of its scope)."""
+    errors = []
+    for scope, rate in getattr(settings, "THROTTLE_RATES", {}).items():
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            errors.append(checks.Error(f"THROTTLE_RATES[{scope!r}]: {exc}", id="marketplace.E001"))
+    return errors
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address as the limits see it (see the module docstring)."""
+    meta = request.META
+    addr = meta.get("REMOTE_ADDR") or ""
+    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if proxies > 0 and forwarded:
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            addr = hops[-min(proxies, len(hops))]
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def user_ident(user_id: int) -> str:
+    """Who a signed-in user is to the limits (pages and API count them as one)."""
+    return f"user:{user_id}"
+
+
+def counters_incr(keys: list[str], ttl: int) -> list[int]:
+    """Increment each counter (creating it at 1) and let it expire ``ttl`` seconds from now.
+
+    One round trip on Redis. Raises whatever the cache raises; callers decide to fail open.
+    """
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        # Django's RedisCache offers incr() only on existing keys (an EXISTS and an INCR, two
+        # round trips) and cannot set an expiry with it: talk to its client, with its key naming,
+        # so the counters stay under the cache's KEY_PREFIX.
+        full = [cache.make_and_validate_key(k) for k in keys]
+        client = cache._cache.get_client(full[0], write=True)
+        pipe = client.pipeline(transaction=False)
+        for k in full:
+            pipe.incr(k)
+            pipe.expire(k, ttl)
+        return [int(v) for v in pipe.execute()[::2]]
+    counts = []
+    for k in keys:
+        cache.add(k, 0, ttl)
+        try:
+            counts.append(cache.incr(k))
+        except ValueError:  # expired between add and incr
+            cache.set(k, 1, ttl)
+            counts.append(1)
+    return counts
+
+
+def hit(scope: str, who: str) -> Hit:
+    """Count one request of ``who`` in ``scope`` and say whether it is within the scope's rate."""
+    parsed = parse_rate(settings.THROTTLE_RATES.get(scope))
+    if parsed is None:
+        return ALLOWED
+    limit, period = parsed
+    now = _now()
+    window = int(now // period)
+    try:
+        (count,) = counters_incr([f"{KEY_PREFIX}:{scope}:{who}:{window}"], period + 1)
+    except Exception:  # the cache is down: fail open (module docstring)
+        logger.exception("rate limit %s not checked: the cache did not answer", scope)
+        return ALLOWED
+    if count <= limit:
+        return Hit(allowed=True, count=count, limit=limit, retry_after=0)
+    retry_after = max(1, math.ceil((window + 1) * period - now))
+    return Hit(allowed=False, count=count, limit=limit, retry_after=retry_after)
+
+
+def wait_phrase(seconds: int) -> str:
+    """``42`` -> ``"42 seconds"``, ``900`` -> ``"15 minutes"``: for messages a person reads."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{math.ceil(minutes / 60)} hours"
