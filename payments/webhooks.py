@@ -20,6 +20,7 @@ from django.utils import timezone
 from marketplace.errors import ExternalServiceError
 
 from . import stripe_gateway as gateway
+from .errors import WebhookSignatureInvalid
 from .models import EventStatus, FundingStatus, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def stripe_event_record(
     Raises ``WebhookSignatureInvalid`` (400) and stores nothing when the signature is wrong.
     """
     secret = getattr(settings, ENDPOINT_SECRETS[endpoint])
+    if not secret:
+        # An empty key is still a key: anyone can compute its HMAC. Accept nothing instead.
+        raise WebhookSignatureInvalid("This webhook endpoint has no secret configured.")
     event = gateway.event_construct(payload=payload, signature=signature, secret=secret)
     with transaction.atomic():
         stored, created = StripeEvent.objects.get_or_create(
