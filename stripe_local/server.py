@@ -229,6 +229,8 @@ class LocalStripe:
         self.state = StripeState(currency)
         self.state.available = initial_available
         self.faults = Faults()
+        # The status new refunds start in; "pending" lets a test settle them later.
+        self.refund_status = "succeeded"
         self.endpoints: list[Endpoint] = []
         self.auto_deliver = auto_deliver
         self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
@@ -398,6 +400,20 @@ class LocalStripe:
             pi["last_payment_error"] = {"type": "card_error", "code": "card_declined"}
             snapshot = copy.deepcopy(pi)
         self.emit("payment_intent.payment_failed", snapshot)
+        return snapshot
+
+    def settle_refund(
+        self, refund_id: str, status: str = "succeeded", failure_reason: str | None = None
+    ) -> dict:
+        """A pending refund succeeds or fails (a failed one's money returns to the balance)."""
+        with self.state.lock:
+            refund = self.state.refunds[refund_id]
+            refund["status"] = status
+            if status == "failed":
+                refund["failure_reason"] = failure_reason or "unknown"
+                self.state.available += refund["amount"]
+            snapshot = copy.deepcopy(refund)
+        self.emit("refund.failed" if status == "failed" else "refund.updated", snapshot)
         return snapshot
 
     def make_pending_available(self) -> None:
@@ -703,7 +719,7 @@ class LocalStripe:
             payment_intent=pi_id,
             created=self.state.now(),
             metadata=params.get("metadata") or {},
-            status="succeeded",
+            status=self.refund_status,
             reason=params.get("reason"),
         )
         self.state.refunds[refund["id"]] = refund
