@@ -12,8 +12,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install .
 COPY . .
+# The local settings generate throwaway Stripe secrets for this step; none stays in the image.
 RUN SECRET_KEY=build-only-not-secret-build-only-not-secret DJANGO_SETTINGS_MODULE=marketplace.settings.local \
-    python manage.py collectstatic --noinput
+    LOCAL_SECRETS_FILE=/tmp/build-secrets.json python manage.py collectstatic --noinput \
+ && rm -f /tmp/build-secrets.json
 
 RUN useradd --create-home app && mkdir -p /app/var/media && chown -R app /app/var
 USER app

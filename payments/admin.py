@@ -17,6 +17,7 @@ from .models import (
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    PaymentAnomaly,
     Payout,
     PayoutRun,
     PricingPolicy,
@@ -275,6 +276,49 @@ class StripeEventAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "endpoint", "type")
     search_fields = ("stripe_event_id", "type", "account", "error")
+
+
+@admin.register(PaymentAnomaly)
+class PaymentAnomalyAdmin(admin.ModelAdmin):
+    """Money Stripe told us about that did not match our rows: nothing was credited. An admin
+    looks, acts outside (Stripe dashboard, the requester) and marks it resolved."""
+
+    list_display = (
+        "id",
+        "kind",
+        "stripe_object_id",
+        "funding_link",
+        "refund",
+        "stripe_event",
+        "resolved",
+        "created_at",
+    )
+    list_filter = ("resolved", "kind")
+    search_fields = ("stripe_object_id", "stripe_event__stripe_event_id", "=funding__id")
+    date_hierarchy = "created_at"
+    fields = ("kind", "stripe_object_id", "funding", "refund", "stripe_event", "detail", "resolved")
+    readonly_fields = ("kind", "stripe_object_id", "funding", "refund", "stripe_event", "detail")
+
+    @admin.display(description="funding")
+    def funding_link(self, obj: PaymentAnomaly) -> str:
+        return _link(obj.funding)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        from .services import audit_log_record
+
+        super().save_model(request, obj, form, change)
+        if "resolved" in form.changed_data:
+            audit_log_record(
+                action="payment_anomaly.resolved" if obj.resolved else "payment_anomaly.reopened",
+                actor=request.user,
+                obj=obj,
+            )
 
 
 @admin.register(ReconciliationIssue)

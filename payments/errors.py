@@ -29,6 +29,12 @@ class InvalidAmount(ValidationError):
     code = "invalid_amount"
 
 
+class BonusNotAllowed(ValidationError):
+    """Bonuses go only to workers who submitted work on the job."""
+
+    code = "bonus_not_allowed"
+
+
 class StripeError(ExternalServiceError):
     """Stripe could not be reached or failed; the operation can be retried safely."""
 

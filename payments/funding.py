@@ -4,6 +4,7 @@ and earnings leaving the hold period."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -15,15 +16,24 @@ from marketplace.models import FINAL_JOB_STATUSES, Job, User
 
 from . import pricing
 from . import stripe_gateway as gateway
-from .errors import InsufficientEscrow, InvalidAmount, StripeError, StripeRequestRefused
+from .errors import (
+    BonusNotAllowed,
+    InsufficientEscrow,
+    InvalidAmount,
+    StripeError,
+    StripeRequestRefused,
+)
 from .ledger import AccountKind
 from .models import (
+    AnomalyKind,
     EarningHold,
     Funding,
     FundingStatus,
     LedgerAccount,
+    PaymentAnomaly,
     Refund,
     RefundStatus,
+    StripeEvent,
     TxKind,
 )
 from .selectors import active_policy, escrow_balance
@@ -40,6 +50,8 @@ from .services import (
 
 logger = logging.getLogger(__name__)
 STRIPE_MINIMUM_CHARGE = 50
+# Assignment statuses that mean the worker handed work in (tasks.models.AssignmentStatus).
+BONUS_QUALIFYING_STATUSES = ("submitted", "approved", "rejected")
 
 
 def _now() -> datetime:
@@ -102,49 +114,242 @@ def funding_create(*, job: Job, requester: User, amount: int | None = None) -> F
     return funding
 
 
-@transaction.atomic
-def funding_succeeded(*, payment_intent: dict) -> Funding | None:
-    """``payment_intent.succeeded``: credit the job's escrow once (keyed by the intent id)."""
-    funding = _funding_for(payment_intent)
-    if funding is None:
+# --- confirming a funding: the event claims, Stripe confirms ----------------------------------
+#
+# Read this before changing anything below: this is where money enters the ledger. An event
+# body is only a claim, made by whoever holds the webhook secret. What is credited is a Funding
+# row's own amount, in its own currency, once (ledger key ``fund:pi:<id>`` and the row's status),
+# and only after Stripe itself, re-read over the API with our secret key, says that the row's own
+# PaymentIntent succeeded having received exactly that amount in that currency. Anything else is
+# stored as a PaymentAnomaly (plus an audit-log entry) for an admin and credits nothing. A
+# PaymentIntent is never attached to a funding after the fact: ``funding_create`` records it in
+# the same transaction that creates the row, so a row without one was never committed.
+# (Invariant 8; ``tests/payments/test_attacks_funding.py`` attacks each rule.)
+
+
+@dataclass(frozen=True)
+class StripeCheck:
+    """What checking one Stripe object did: the row it concerned, whether money moved, and the
+    anomalies it recorded instead of moving money."""
+
+    row: Funding | Refund | None
+    moved: bool = False
+    anomalies: tuple[PaymentAnomaly, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.anomalies)
+
+
+def _summary(obj: dict | None) -> dict | None:
+    """The fields of a Stripe object (or an event's copy) that the checks compare."""
+    if not isinstance(obj, dict):
         return None
-    received = int(payment_intent.get("amount_received") or payment_intent["amount"])
-    escrow_fund(
-        job=funding.job,
-        amount=received,
-        key=f"pi:{payment_intent['id']}",
-        memo=f"PaymentIntent {payment_intent['id']} succeeded",
-    )
-    funding.status = FundingStatus.SUCCEEDED
-    funding.save(update_fields=["status", "updated_at"])
-    # Funding a live job publishes the work the new escrow covers, at the prices of the quote
-    # this funding was made for (``funding_create`` re-quotes on measured work time first).
-    from tasks.tasks import fill_job_slots
+    keys = ("id", "status", "amount", "amount_received", "currency", "payment_intent", "metadata")
+    return {k: obj.get(k) for k in keys if k in obj}
 
-    job_id = funding.job_id
-    transaction.on_commit(lambda: fill_job_slots.delay(job_id))
-    return funding
+
+def _anomaly(
+    *,
+    kind: str,
+    message: str,
+    stripe_object_id: str,
+    event: StripeEvent | None = None,
+    funding: Funding | None = None,
+    refund: Refund | None = None,
+    **detail,
+) -> PaymentAnomaly:
+    anomaly = PaymentAnomaly.objects.create(
+        kind=kind,
+        funding=funding,
+        refund=refund,
+        stripe_event=event,
+        stripe_object_id=stripe_object_id[:100],
+        detail={"message": message, **detail},
+    )
+    logger.warning("Payment anomaly %s on %s: %s", kind, stripe_object_id, message)
+    audit_log_record(
+        action="payment.anomaly",
+        reason=message,
+        obj=anomaly,
+        kind=kind,
+        stripe_object=stripe_object_id[:100],
+        stripe_event=event.stripe_event_id if event is not None else "",
+        funding=funding.pk if funding is not None else None,
+        refund=refund.pk if refund is not None else None,
+    )
+    return anomaly
+
+
+def _intent_from_stripe(payment_intent_id: str) -> dict | None:
+    """Stripe's own copy of a PaymentIntent, or None when Stripe has no such PaymentIntent.
+
+    Transient failures raise (the event is retried); so does any other refusal."""
+    if not payment_intent_id:
+        return None
+    try:
+        return gateway.payment_intent_retrieve(payment_intent_id)
+    except StripeRequestRefused as exc:
+        if exc.http_status == 404 or exc.stripe_code == "resource_missing":
+            return None
+        raise
 
 
 @transaction.atomic
-def funding_failed(*, payment_intent: dict, status: str = FundingStatus.FAILED) -> Funding | None:
-    funding = _funding_for(payment_intent)
-    if funding is None or funding.status == FundingStatus.SUCCEEDED:
+def funding_confirm(
+    *, payment_intent_id: str, event: StripeEvent | None = None, claimed: dict | None = None
+) -> StripeCheck:
+    """Credit the job's escrow with the funding's amount once Stripe confirms its PaymentIntent.
+
+    ``claimed`` is what a ``payment_intent.succeeded`` event said; without it (the return page
+    asking Stripe) a PaymentIntent that has not succeeded yet is simply not paid yet, with it that
+    is an anomaly: the event contradicts Stripe.
+    """
+    intent = _intent_from_stripe(payment_intent_id)
+    funding = (
+        Funding.objects.select_for_update()
+        .select_related("job")
+        .filter(stripe_payment_intent_id=payment_intent_id)
+        .first()
+        if payment_intent_id
+        else None
+    )
+    said = {"stripe_said": _summary(intent), "event_said": _summary(claimed)}
+
+    def flag(kind: str, message: str, about: Funding | None = funding) -> PaymentAnomaly:
+        return _anomaly(
+            kind=kind,
+            message=message,
+            stripe_object_id=payment_intent_id,
+            event=event,
+            funding=about,
+            **said,
+        )
+
+    if intent is None or funding is None:
+        # Not a PaymentIntent we created for a funding. Its metadata may name a funding (someone
+        # else's, typically): shown to the admin, never credited, and that funding is untouched.
+        source = intent if intent is not None else claimed
+        named = str(((source or {}).get("metadata") or {}).get("funding_id", ""))
+        pointed = Funding.objects.filter(pk=int(named)).first() if named.isdigit() else None
+        if intent is None:
+            kind = AnomalyKind.UNKNOWN_PAYMENT_INTENT
+            message = f"Stripe has no PaymentIntent {payment_intent_id!r}."
+        elif pointed is not None:
+            kind = AnomalyKind.PAYMENT_INTENT_MISMATCH
+            message = (
+                f"PaymentIntent {payment_intent_id} names funding #{pointed.pk}, which was "
+                f"made with PaymentIntent {pointed.stripe_payment_intent_id or '(none)'}."
+            )
+        else:
+            kind = AnomalyKind.UNKNOWN_PAYMENT_INTENT
+            message = f"No funding was made with PaymentIntent {payment_intent_id}."
+        return StripeCheck(row=funding, anomalies=(flag(kind, message, funding or pointed),))
+
+    problems: list[tuple[str, str]] = []
+    named = str((intent.get("metadata") or {}).get("funding_id", ""))
+    if named and named != str(funding.pk):
+        problems.append(
+            (
+                AnomalyKind.PAYMENT_INTENT_MISMATCH,
+                f"Stripe's PaymentIntent {payment_intent_id} names funding #{named}, "
+                f"not #{funding.pk} that recorded it.",
+            )
+        )
+    succeeded = intent.get("status") == "succeeded"
+    if not succeeded:
+        if claimed is not None:
+            problems.append(
+                (
+                    AnomalyKind.NOT_SUCCEEDED,
+                    f"The event says PaymentIntent {payment_intent_id} succeeded; Stripe says "
+                    f"{intent.get('status')!r}.",
+                )
+            )
+        if not problems:
+            return StripeCheck(row=funding)  # not paid yet: nothing to do, nothing wrong
+    else:
+        received = intent.get("amount_received")
+        if received != funding.amount:
+            problems.append(
+                (
+                    AnomalyKind.AMOUNT_MISMATCH,
+                    f"Stripe received {received} on PaymentIntent {payment_intent_id}; "
+                    f"funding #{funding.pk} is for {funding.amount}.",
+                )
+            )
+        currency = str(intent.get("currency") or "").lower()
+        if currency != funding.currency.lower() or funding.currency != funding.job.currency:
+            problems.append(
+                (
+                    AnomalyKind.CURRENCY_MISMATCH,
+                    f"PaymentIntent {payment_intent_id} is in {currency!r}; funding "
+                    f"#{funding.pk} is in {funding.currency!r} for a job in "
+                    f"{funding.job.currency!r}.",
+                )
+            )
+    if problems:
+        anomalies = tuple(flag(kind, message) for kind, message in problems)
+        if succeeded and funding.status != FundingStatus.SUCCEEDED:
+            # Stripe's record of this very funding disagrees with it: it can never be credited
+            # as it stands, so say so on the row too.
+            funding.status = FundingStatus.FLAGGED
+            funding.save(update_fields=["status", "updated_at"])
+        return StripeCheck(row=funding, anomalies=anomalies)
+
+    moved = False
+    if funding.status != FundingStatus.SUCCEEDED:
+        escrow_fund(
+            job=funding.job,
+            amount=funding.amount,
+            key=f"pi:{payment_intent_id}",
+            memo=f"PaymentIntent {payment_intent_id} succeeded (confirmed with Stripe)",
+        )
+        funding.status = FundingStatus.SUCCEEDED
+        funding.save(update_fields=["status", "updated_at"])
+        moved = True
+        # Funding a live job publishes the work the new escrow covers, at the prices of the
+        # quote this funding was made for (``funding_create`` re-quotes on measured work time).
+        from tasks.tasks import fill_job_slots
+
+        job_id = funding.job_id
+        transaction.on_commit(lambda: fill_job_slots.delay(job_id))
+    anomalies: tuple[PaymentAnomaly, ...] = ()
+    if claimed is not None and any(
+        claimed.get(k) != intent.get(k) for k in ("status", "amount_received", "currency")
+    ):
+        # Stripe never sends this: a signed event that lies means the webhook secret leaked.
+        anomalies = (
+            flag(
+                AnomalyKind.EVENT_DISAGREES,
+                f"A signed event about PaymentIntent {payment_intent_id} differs from Stripe's "
+                "copy; only Stripe's was used. Rotate the webhook secret.",
+            ),
+        )
+    return StripeCheck(row=funding, moved=moved, anomalies=anomalies)
+
+
+@transaction.atomic
+def funding_failed(*, payment_intent_id: str) -> Funding | None:
+    """A failure or cancellation event: the funding's status follows Stripe's, never the body."""
+    funding = (
+        Funding.objects.select_for_update()
+        .filter(stripe_payment_intent_id=payment_intent_id)
+        .first()
+        if payment_intent_id
+        else None
+    )
+    if funding is None or funding.status in (FundingStatus.SUCCEEDED, FundingStatus.FLAGGED):
         return funding  # a late failure never undoes a success (out-of-order delivery)
-    funding.status = status
+    intent = _intent_from_stripe(payment_intent_id)
+    status = (intent or {}).get("status")
+    if status == "canceled":
+        funding.status = FundingStatus.CANCELED
+    elif status == "requires_payment_method" and (intent or {}).get("last_payment_error"):
+        funding.status = FundingStatus.FAILED
+    else:
+        return funding
     funding.save(update_fields=["status", "updated_at"])
-    return funding
-
-
-def _funding_for(payment_intent: dict) -> Funding | None:
-    qs = Funding.objects.select_for_update().select_related("job")
-    funding = qs.filter(stripe_payment_intent_id=payment_intent["id"]).first()
-    if funding is None:
-        funding_id = (payment_intent.get("metadata") or {}).get("funding_id", "")
-        if str(funding_id).isdigit():
-            funding = qs.filter(pk=int(funding_id)).first()
-            if funding is not None and not funding.stripe_payment_intent_id:
-                funding.stripe_payment_intent_id = payment_intent["id"]
     return funding
 
 
@@ -223,25 +428,72 @@ def refund_submit(*, refund_id: int) -> Refund:
         return refund
 
 
-def refund_update_from_stripe(*, refund_obj: dict) -> Refund | None:
-    refund_id = (refund_obj.get("metadata") or {}).get("refund_id", "")
+def refund_update_from_stripe(
+    *, stripe_refund_id: str, event: StripeEvent | None = None, claimed: dict | None = None
+) -> StripeCheck:
+    """A refund event: settle or fail our refund as Stripe's own copy says, never the body.
+
+    The refund is re-read from Stripe; ours is found by its recorded id, or (when we crashed
+    before recording it) by the ``refund_id`` we put in Stripe's metadata. A refund Stripe does
+    not know, that is not ours, or whose PaymentIntent, amount or currency differ from ours is an
+    anomaly: nothing moves (a forged ``failed`` would otherwise put refunded money back in escrow).
+    """
+    try:
+        stripe_refund = gateway.refund_retrieve(stripe_refund_id) if stripe_refund_id else None
+    except StripeRequestRefused as exc:
+        if not (exc.http_status == 404 or exc.stripe_code == "resource_missing"):
+            raise
+        stripe_refund = None
     with transaction.atomic():
-        qs = Refund.objects.select_for_update().select_related("job")
-        refund = (
-            qs.filter(pk=int(refund_id)).first()
-            if str(refund_id).isdigit()
-            else qs.filter(stripe_refund_id=refund_obj["id"]).first()
-        )
-        if refund is None:
-            return None
+        qs = Refund.objects.select_for_update().select_related("job", "funding")
+        refund = qs.filter(stripe_refund_id=stripe_refund_id).first() if stripe_refund_id else None
+        named = str(((stripe_refund or {}).get("metadata") or {}).get("refund_id", ""))
+        if refund is None and named.isdigit():
+            # Not ``stripe_refund_id=""`` in the query: ``refund_submit`` may be recording the id
+            # right now, and the lock waits for it; a different recorded id is checked below.
+            refund = qs.filter(pk=int(named)).first()
+
+        def flag(kind: str, message: str) -> StripeCheck:
+            anomaly = _anomaly(
+                kind=kind,
+                message=message,
+                stripe_object_id=stripe_refund_id,
+                event=event,
+                refund=refund,
+                funding=refund.funding if refund is not None else None,
+                stripe_said=_summary(stripe_refund),
+                event_said=_summary(claimed),
+            )
+            return StripeCheck(row=refund, anomalies=(anomaly,))
+
+        if stripe_refund is None or refund is None:
+            return flag(
+                AnomalyKind.UNKNOWN_REFUND,
+                f"Refund {stripe_refund_id!r} is unknown to "
+                + ("Stripe." if stripe_refund is None else "us."),
+            )
+        if (
+            refund.stripe_refund_id not in ("", stripe_refund_id)
+            or stripe_refund.get("payment_intent") != refund.funding.stripe_payment_intent_id
+            or stripe_refund.get("amount") != refund.amount
+            or str(stripe_refund.get("currency") or "").lower() != refund.currency.lower()
+        ):
+            return flag(
+                AnomalyKind.REFUND_MISMATCH,
+                f"Stripe's refund {stripe_refund_id} ({stripe_refund.get('amount')} "
+                f"{stripe_refund.get('currency')} on {stripe_refund.get('payment_intent')}) is "
+                f"not our refund #{refund.pk} ({refund.amount} {refund.currency} on "
+                f"{refund.funding.stripe_payment_intent_id}).",
+            )
         if not refund.stripe_refund_id:
-            refund.stripe_refund_id = refund_obj["id"]
+            refund.stripe_refund_id = stripe_refund_id
             refund.save(update_fields=["stripe_refund_id", "updated_at"])
-        if refund_obj.get("status") == "succeeded":
+        before = refund.status
+        if stripe_refund.get("status") == "succeeded":
             _refund_settle(refund)
-        elif refund_obj.get("status") in ("failed", "canceled"):
-            _refund_fail(refund, refund_obj.get("failure_reason") or "Stripe could not refund")
-        return refund
+        elif stripe_refund.get("status") in ("failed", "canceled"):
+            _refund_fail(refund, stripe_refund.get("failure_reason") or "Stripe could not refund")
+        return StripeCheck(row=refund, moved=refund.status != before)
 
 
 def _refund_settle(refund: Refund) -> None:
@@ -300,7 +552,8 @@ def _refund_fail(refund: Refund, reason: str) -> None:
 
 @transaction.atomic
 def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User, key: str) -> int:
-    """A bonus from the job's available escrow to a worker who worked on it (plus the fee)."""
+    """A bonus from the job's available escrow to a worker who submitted work on it (plus the
+    platform fee); raises ``BonusNotAllowed`` (400) for anyone else."""
     from tasks.models import Assignment
 
     _owner_or_admin(job, actor)
@@ -308,8 +561,15 @@ def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User
         raise ValidationError("Give the worker a reason for the bonus.")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount()
-    if not Assignment.objects.filter(microtask__job=job, worker=worker).exists():
-        raise ValidationError("Bonuses go to workers who worked on this job.")
+    # Submitted work, not a claim: a claim costs nothing to make, so "worked on this job" must
+    # mean work the requester has (or had) in hand.
+    if not Assignment.objects.filter(
+        microtask__job=job, worker=worker, status__in=BONUS_QUALIFYING_STATUSES
+    ).exists():
+        raise BonusNotAllowed(
+            f"Worker #{worker.pk} has no submitted work on job #{job.pk}; bonuses go only to "
+            "workers who submitted work on the job (a claim alone does not count)."
+        )
     policy = active_policy()
     pay, fee = pricing.bonus_split(amount=amount, policy=policy)
     escrow, _ = _job_accounts(job)
@@ -410,12 +670,14 @@ def earnings_release_due(*, now: datetime | None = None, batch: int = 500) -> in
 
 
 def funding_refresh(*, funding: Funding) -> Funding:
-    """Ask Stripe for the PaymentIntent's state (for the return page; webhooks do the rest)."""
-    try:
-        intent = gateway.payment_intent_retrieve(funding.stripe_payment_intent_id)
-    except StripeError:
+    """Ask Stripe for the PaymentIntent's state (for the return page; webhooks do the rest).
+
+    The same check as the webhook's: only Stripe's confirmation of this funding credits it."""
+    if not funding.stripe_payment_intent_id:
         return funding
-    if intent.get("status") == "succeeded":
-        funding_succeeded(payment_intent=intent)
-        funding.refresh_from_db()
+    try:
+        funding_confirm(payment_intent_id=funding.stripe_payment_intent_id)
+    except (StripeError, StripeRequestRefused):
+        return funding
+    funding.refresh_from_db()
     return funding

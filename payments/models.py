@@ -242,6 +242,9 @@ class FundingStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+    # Stripe's PaymentIntent disagrees with this row (amount, currency): nothing was credited;
+    # an admin looks at its PaymentAnomaly.
+    FLAGGED = "flagged", "Flagged (Stripe disagrees; not credited)"
 
 
 class Funding(models.Model):
@@ -373,7 +376,9 @@ class EventStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
-    IGNORED = "ignored", "Ignored (unknown type)"
+    IGNORED = "ignored", "Ignored (not handled on this endpoint)"
+    # Applied, and what Stripe said did not match what we hold: see its PaymentAnomaly rows.
+    FLAGGED = "flagged", "Flagged for an admin"
 
 
 class StripeEvent(models.Model):
@@ -399,6 +404,54 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_event_id} {self.type} {self.status}"
+
+
+class AnomalyKind(models.TextChoices):
+    UNKNOWN_PAYMENT_INTENT = "unknown_payment_intent", "PaymentIntent unknown to us or to Stripe"
+    PAYMENT_INTENT_MISMATCH = (
+        "payment_intent_mismatch",
+        "PaymentIntent not the one recorded for the funding",
+    )
+    NOT_SUCCEEDED = "not_succeeded", "Event says succeeded, Stripe does not"
+    AMOUNT_MISMATCH = "amount_mismatch", "Amount received differs from the funding"
+    CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the funding"
+    EVENT_DISAGREES = "event_disagrees", "Event body differs from Stripe (Stripe's used)"
+    UNKNOWN_REFUND = "unknown_refund", "Refund unknown to us or to Stripe"
+    REFUND_MISMATCH = "refund_mismatch", "Refund differs from ours"
+
+
+class PaymentAnomaly(models.Model):
+    """Money Stripe told us about that does not match our rows: stored, never credited.
+
+    Written by the funding and refund checks (``payments.funding``) instead of moving money, so
+    that a forged or mismatched event costs nothing and an admin sees it (admin, /staff/money/).
+    """
+
+    kind = models.CharField(max_length=32, choices=AnomalyKind.choices, db_index=True)
+    funding = models.ForeignKey(
+        Funding, null=True, blank=True, on_delete=models.PROTECT, related_name="anomalies"
+    )
+    refund = models.ForeignKey(
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="anomalies"
+    )
+    stripe_event = models.ForeignKey(
+        "payments.StripeEvent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="anomalies",
+    )
+    stripe_object_id = models.CharField(max_length=100, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True, help_text="What Stripe, the event, we said")
+    resolved = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "payment anomalies"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.stripe_object_id}"
 
 
 class ReconciliationIssue(models.Model):

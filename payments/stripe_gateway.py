@@ -250,6 +250,10 @@ def refund_create(
     )
 
 
+def refund_retrieve(refund_id: str) -> dict:
+    return _plain(_call(_client().v1.refunds.retrieve, refund_id))
+
+
 def balance_retrieve() -> dict:
     return _plain(_call(_client().v1.balance.retrieve))
 

@@ -15,7 +15,15 @@ from marketplace.selectors import jobs_visible_to
 
 from . import connect, funding, selectors, services
 from .errors import WebhookSignatureInvalid
-from .models import AuditLog, Payout, PayoutRun, PayoutStatus, ReconciliationIssue, Refund
+from .models import (
+    AuditLog,
+    PaymentAnomaly,
+    Payout,
+    PayoutRun,
+    PayoutStatus,
+    ReconciliationIssue,
+    Refund,
+)
 from .webhooks import stripe_event_record
 
 
@@ -169,7 +177,8 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_member_required
 def money_page(request: HttpRequest) -> HttpResponse:
-    """The admins' money audit: runs, failures, holds, reconciliation, refunds, audit log."""
+    """The admins' money audit: runs, failures, holds, reconciliation, payment anomalies,
+    refunds, audit log."""
     from marketplace.models import WorkerProfile
 
     return render(
@@ -183,6 +192,9 @@ def money_page(request: HttpRequest) -> HttpResponse:
             ).count(),
             "holds": WorkerProfile.objects.filter(payouts_held=True).select_related("user"),
             "issues": ReconciliationIssue.objects.filter(resolved=False)[:50],
+            "anomalies": PaymentAnomaly.objects.filter(resolved=False).select_related(
+                "stripe_event"
+            )[:50],
             "refunds": Refund.objects.order_by("-id")[:20],
             "audit": AuditLog.objects.select_related("actor")[:50],
         },

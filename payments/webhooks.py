@@ -3,8 +3,14 @@
 ``stripe_event_record`` verifies the signature on the raw body and stores the event before
 anything else; ``stripe_event_process`` applies it inside one database transaction together with
 its status change, so a crash leaves it unapplied and unmarked (and it is retried), never applied
-twice. Handlers are written for out-of-order delivery: they read current state from Stripe where
-an event body could be stale (accounts), or only move state forward (payments, payouts).
+twice. Handlers are written for out-of-order delivery and for forged bodies: every handler that
+can move money or state re-reads the object from Stripe over the API and acts on Stripe's copy
+(payments, refunds, transfers, accounts), and only moves state forward.
+
+Handlers are registered per endpoint: the platform endpoint handles the platform account's own
+objects (payments, refunds, transfers, balance); the Connect endpoint only connected accounts'
+updates. An event of another type, or of a type that belongs to the other endpoint, is stored as
+``ignored``: a payment event signed with the Connect secret never credits anything.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from django.utils import timezone
 from marketplace.errors import ExternalServiceError
 
 from . import stripe_gateway as gateway
-from .models import EventStatus, FundingStatus, StripeEvent
+from .errors import WebhookSignatureInvalid
+from .models import EventStatus, StripeEvent
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,9 @@ def stripe_event_record(
     Raises ``WebhookSignatureInvalid`` (400) and stores nothing when the signature is wrong.
     """
     secret = getattr(settings, ENDPOINT_SECRETS[endpoint])
+    if not secret:
+        # An empty key is still a key: anyone can compute its HMAC. Accept nothing instead.
+        raise WebhookSignatureInvalid("This webhook endpoint has no secret configured.")
     event = gateway.event_construct(payload=payload, signature=signature, secret=secret)
     with transaction.atomic():
         stored, created = StripeEvent.objects.get_or_create(
@@ -64,9 +74,9 @@ def stripe_event_process(*, event_pk: int) -> str:
     """Apply a stored event once; returns its final status. Transient failures re-raise."""
     with transaction.atomic():
         event = StripeEvent.objects.select_for_update().get(pk=event_pk)
-        if event.status in (EventStatus.SUCCEEDED, EventStatus.IGNORED):
+        if event.status in (EventStatus.SUCCEEDED, EventStatus.IGNORED, EventStatus.FLAGGED):
             return event.status
-        handler = HANDLERS.get(event.type)
+        handler = HANDLERS.get(event.endpoint, {}).get(event.type)
         event.attempts += 1
         if handler is None:
             event.status = EventStatus.IGNORED
@@ -76,7 +86,7 @@ def stripe_event_process(*, event_pk: int) -> str:
         obj = (event.payload.get("data") or {}).get("object") or {}
         try:
             with transaction.atomic():
-                handler(obj, event)
+                outcome = handler(obj, event)
         except ExternalServiceError as exc:
             event.status = EventStatus.FAILED
             event.error = f"{type(exc).__name__}: {exc.message}"[:5000]
@@ -89,7 +99,11 @@ def stripe_event_process(*, event_pk: int) -> str:
             event.save(update_fields=["status", "error", "attempts"])
             return event.status
         else:
-            event.status = EventStatus.SUCCEEDED
+            # A handler that found Stripe disagreeing with us recorded anomalies, moved nothing
+            # it should not have, and says so: the event is kept visible to admins as flagged.
+            event.status = (
+                EventStatus.FLAGGED if outcome == EventStatus.FLAGGED else EventStatus.SUCCEEDED
+            )
             event.error = ""
             event.processed_at = timezone.now()
             event.save(update_fields=["status", "error", "processed_at", "attempts"])
@@ -98,19 +112,29 @@ def stripe_event_process(*, event_pk: int) -> str:
 
 
 # --- handlers --------------------------------------------------------------------------------
+# Each takes the event's object (a claim) and the stored event; returns FLAGGED when what
+# Stripe said did not match our rows (anomalies were recorded), None otherwise.
+
+Handler = Callable[[dict, StripeEvent], str | None]
 
 
-def _payment_intent_succeeded(obj: dict, event: StripeEvent) -> None:
-    from .funding import funding_succeeded
+def _flagged(check) -> str | None:
+    return EventStatus.FLAGGED if check.flagged else None
 
-    funding_succeeded(payment_intent=obj)
+
+def _payment_intent_succeeded(obj: dict, event: StripeEvent) -> str | None:
+    from .funding import funding_confirm
+
+    # The body's amount, currency, status and metadata are not trusted: Stripe's copy decides.
+    return _flagged(
+        funding_confirm(payment_intent_id=str(obj.get("id") or ""), event=event, claimed=obj)
+    )
 
 
 def _payment_intent_failed(obj: dict, event: StripeEvent) -> None:
     from .funding import funding_failed
 
-    status = FundingStatus.CANCELED if event.type.endswith("canceled") else FundingStatus.FAILED
-    funding_failed(payment_intent=obj, status=status)
+    funding_failed(payment_intent_id=str(obj.get("id") or ""))
 
 
 def _account_updated(obj: dict, event: StripeEvent) -> None:
@@ -133,22 +157,34 @@ def _balance_available(obj: dict, event: StripeEvent) -> None:
     payouts_resume_queued()
 
 
-def _refund_event(obj: dict, event: StripeEvent) -> None:
+def _refund_event(obj: dict, event: StripeEvent) -> str | None:
     from .funding import refund_update_from_stripe
 
-    refund_update_from_stripe(refund_obj=obj)
+    return _flagged(
+        refund_update_from_stripe(
+            stripe_refund_id=str(obj.get("id") or ""), event=event, claimed=obj
+        )
+    )
 
 
-HANDLERS: dict[str, Callable[[dict, StripeEvent], None]] = {
-    "payment_intent.succeeded": _payment_intent_succeeded,
-    "payment_intent.payment_failed": _payment_intent_failed,
-    "payment_intent.canceled": _payment_intent_failed,
-    "account.updated": _account_updated,
-    "transfer.created": _transfer_event,
-    "transfer.updated": _transfer_event,
-    "transfer.reversed": _transfer_event,
-    "balance.available": _balance_available,
-    "refund.created": _refund_event,
-    "refund.updated": _refund_event,
-    "refund.failed": _refund_event,
+HANDLERS: dict[str, dict[str, Handler]] = {
+    # The platform account's own objects. payment_intent.*, refund.*, charge.* and checkout.*
+    # are platform-only: a connected account (Express, transfers only) takes no payments.
+    "platform": {
+        "payment_intent.succeeded": _payment_intent_succeeded,
+        "payment_intent.payment_failed": _payment_intent_failed,
+        "payment_intent.canceled": _payment_intent_failed,
+        "transfer.created": _transfer_event,
+        "transfer.updated": _transfer_event,
+        "transfer.reversed": _transfer_event,
+        "balance.available": _balance_available,
+        "refund.created": _refund_event,
+        "refund.updated": _refund_event,
+        "refund.failed": _refund_event,
+    },
+    # Connected accounts' events. account.updated on the platform endpoint would be about the
+    # platform's own account, which we do not track: ignored there.
+    "connect": {
+        "account.updated": _account_updated,
+    },
 }

@@ -219,15 +219,18 @@ class LocalStripe:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        api_key: str = "sk_test_local",
+        api_key: str | None = None,
         currency: str = "usd",
         auto_deliver: bool = True,
         initial_available: int = 0,
     ) -> None:
-        self.api_key = api_key
+        # No built-in key: a caller that gives none gets a random one (read it from .api_key).
+        self.api_key = api_key or f"sk_test_{secrets.token_hex(24)}"
         self.state = StripeState(currency)
         self.state.available = initial_available
         self.faults = Faults()
+        # The status new refunds start in; "pending" lets a test settle them later.
+        self.refund_status = "succeeded"
         self.endpoints: list[Endpoint] = []
         self.auto_deliver = auto_deliver
         self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
@@ -397,6 +400,20 @@ class LocalStripe:
             pi["last_payment_error"] = {"type": "card_error", "code": "card_declined"}
             snapshot = copy.deepcopy(pi)
         self.emit("payment_intent.payment_failed", snapshot)
+        return snapshot
+
+    def settle_refund(
+        self, refund_id: str, status: str = "succeeded", failure_reason: str | None = None
+    ) -> dict:
+        """A pending refund succeeds or fails (a failed one's money returns to the balance)."""
+        with self.state.lock:
+            refund = self.state.refunds[refund_id]
+            refund["status"] = status
+            if status == "failed":
+                refund["failure_reason"] = failure_reason or "unknown"
+                self.state.available += refund["amount"]
+            snapshot = copy.deepcopy(refund)
+        self.emit("refund.failed" if status == "failed" else "refund.updated", snapshot)
         return snapshot
 
     def make_pending_available(self) -> None:
@@ -702,7 +719,7 @@ class LocalStripe:
             payment_intent=pi_id,
             created=self.state.now(),
             metadata=params.get("metadata") or {},
-            status="succeeded",
+            status=self.refund_status,
             reason=params.get("reason"),
         )
         self.state.refunds[refund["id"]] = refund
@@ -900,27 +917,36 @@ def _make_handler(server: LocalStripe):
 
 
 def main() -> None:  # pragma: no cover - manual use: python -m stripe_local.server
+    """The demo's Stripe: the same credentials as the app, from the environment or the
+    install's secrets file (``LOCAL_SECRETS_FILE``, default ``var/secrets.json``), which
+    ``marketplace.settings.local`` generates on first start (or this does, if it runs first)."""
     import argparse
     import os
 
+    from marketplace.settings import stripe_secrets
+
+    default_file = os.environ.get("LOCAL_SECRETS_FILE") or str(
+        Path(__file__).resolve().parent.parent / "var" / "secrets.json"
+    )
     parser = argparse.ArgumentParser(description="Local Stripe-compatible test double")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--webhook", default="", help="platform webhook URL")
     parser.add_argument("--connect-webhook", default="", help="Connect webhook URL")
     parser.add_argument("--available", type=int, default=10_000_000)
+    parser.add_argument("--secrets-file", default=default_file, help="the app's local secrets")
     args = parser.parse_args()
+    values = {name: os.environ.get(name, "") for name in stripe_secrets.NAMES}
+    if not all(values.values()):
+        stored = stripe_secrets.load_or_create(Path(args.secrets_file))
+        values = {name: values[name] or stored[name] for name in stripe_secrets.NAMES}
     server = LocalStripe(
-        port=args.port,
-        api_key=os.environ.get("STRIPE_SECRET_KEY", "sk_test_local"),
-        initial_available=args.available,
+        port=args.port, api_key=values["STRIPE_SECRET_KEY"], initial_available=args.available
     )
     if args.webhook:
-        server.add_endpoint(args.webhook, os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_local"))
+        server.add_endpoint(args.webhook, values["STRIPE_WEBHOOK_SECRET"])
     if args.connect_webhook:
         server.add_endpoint(
-            args.connect_webhook,
-            os.environ.get("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_local_connect"),
-            connect=True,
+            args.connect_webhook, values["STRIPE_CONNECT_WEBHOOK_SECRET"], connect=True
         )
     server.start()
     print(f"stripe_local listening on {server.api_base}", flush=True)

@@ -258,10 +258,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 # --- Stripe: the SDK talks to STRIPE_API_BASE (the real API, or the local test server).
-STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="sk_test_local")
-STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="pk_test_local")
-STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_local")
-STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="whsec_local_connect")
+# No defaults: a value written here would be public, and anyone could sign webhooks with it.
+# ``local`` fills missing ones from per-install random values (``stripe_secrets.py``),
+# ``production`` refuses to start without real ones, and an empty webhook secret verifies nothing.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_CONNECT_WEBHOOK_SECRET = env("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)

@@ -1,7 +1,27 @@
 """Development settings: DEBUG on; embedded services unless DATABASE_URL / REDIS_URL are set."""
 
+from pathlib import Path
+
+from . import stripe_secrets
 from .base import *
-from .base import env
+from .base import BASE_DIR, env
 
 DEBUG = env.bool("DEBUG", default=True)
 WHITENOISE_AUTOREFRESH = env.bool("WHITENOISE_AUTOREFRESH", default=True)
+
+# Stripe credentials missing from the environment come from this install's own random values,
+# generated on first start into a 0600 file that ``python -m stripe_local.server`` reads too.
+LOCAL_SECRETS_FILE = Path(env("LOCAL_SECRETS_FILE", default=str(BASE_DIR / "var" / "secrets.json")))
+if not all(env(name, default="") for name in stripe_secrets.NAMES):
+    _local_stripe = stripe_secrets.load_or_create(LOCAL_SECRETS_FILE)
+    STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="") or _local_stripe["STRIPE_SECRET_KEY"]
+    STRIPE_PUBLISHABLE_KEY = (
+        env("STRIPE_PUBLISHABLE_KEY", default="") or _local_stripe["STRIPE_PUBLISHABLE_KEY"]
+    )
+    STRIPE_WEBHOOK_SECRET = (
+        env("STRIPE_WEBHOOK_SECRET", default="") or _local_stripe["STRIPE_WEBHOOK_SECRET"]
+    )
+    STRIPE_CONNECT_WEBHOOK_SECRET = (
+        env("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
+        or _local_stripe["STRIPE_CONNECT_WEBHOOK_SECRET"]
+    )

@@ -32,3 +32,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_AUTOREFRESH = env.bool("WHITENOISE_AUTOREFRESH", default=True)
+# The suite's own Stripe credentials, handed to the local Stripe server its fixtures start.
+# Short on purpose and listed in ``stripe_secrets.SHIPPED``: production refuses them.
+STRIPE_SECRET_KEY = "sk_test_suite"
+STRIPE_PUBLISHABLE_KEY = "pk_test_suite"
+STRIPE_WEBHOOK_SECRET = "whsec_suite"
+STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_suite_connect"

@@ -72,3 +72,19 @@ class BonusInSerializer(serializers.Serializer):
 class ReasonInSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
     amount = serializers.IntegerField(required=False, min_value=1)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape (``marketplace.api.errors``), for the schema."""
+
+    error = ErrorDetailSerializer()
+
+
+class BonusOutSerializer(serializers.Serializer):
+    bonus = serializers.IntegerField(help_text="What the worker gets (the fee is on top)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -81,7 +81,23 @@ class JobRefundView(APIView):
 class JobBonusView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=s.BonusInSerializer, responses={201: dict})
+    @extend_schema(
+        request=s.BonusInSerializer,
+        responses={
+            201: s.BonusOutSerializer,
+            400: OpenApiResponse(
+                s.ErrorSerializer,
+                description="Invalid input, or the worker has no submitted work on this job "
+                "(`bonus_not_allowed`)",
+            ),
+            401: OpenApiResponse(s.ErrorSerializer, description="Not signed in"),
+            403: OpenApiResponse(s.ErrorSerializer, description="Not a requester"),
+            404: OpenApiResponse(s.ErrorSerializer, description="No such job, or worker"),
+            409: OpenApiResponse(
+                s.ErrorSerializer, description="The job's available escrow does not cover it"
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = s.BonusInSerializer(data=request.data)
         data.is_valid(raise_exception=True)

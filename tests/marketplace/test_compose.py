@@ -53,3 +53,18 @@ def test_compose_declares_named_volumes_it_uses():
             if not source.startswith((".", "/")):
                 used.add(source)
     assert used and used <= declared
+
+
+def test_compose_requires_every_stripe_secret_from_the_environment():
+    """``${VAR:?message}``: compose refuses to start instead of passing an empty secret, with
+    which no webhook could ever verify (and production would refuse to start anyway)."""
+    import re
+
+    from marketplace.settings.stripe_secrets import NAMES
+
+    services = _compose()["services"]
+    for svc in ("web", "worker", "beat", "migrate"):
+        env = services[svc]["environment"]
+        for name in NAMES:
+            value = str(env.get(name, ""))
+            assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value), (svc, name, value)

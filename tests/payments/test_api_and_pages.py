@@ -55,6 +55,8 @@ def test_bonus_goes_from_escrow_to_the_worker(requester_client, requester):
     job = JobFactory(requester=requester)
     fund(job, 10_000)
     a = reserved_assignment(job)
+    a.status = "submitted"  # bonuses go to workers who handed work in
+    a.save(update_fields=["status"])
     body = {"worker": a.worker_id, "amount": 300, "reason": "great boxes", "key": "b1"}
     r = requester_client.post(f"/api/payments/jobs/{job.pk}/bonuses/", body, format="json")
     assert r.status_code == 201

@@ -179,7 +179,7 @@ def test_handler_errors_are_stored_on_the_event(
     def boom(obj, event):
         raise RuntimeError("handler exploded")
 
-    monkeypatch.setitem(webhooks.HANDLERS, "balance.available", boom)
+    monkeypatch.setitem(webhooks.HANDLERS["platform"], "balance.available", boom)
     event = stripe_server.emit("balance.available", {"object": "balance"})
     with django_capture_on_commit_callbacks(execute=True):
         assert signed_post(client, stripe_server, event).status_code == 200
