@@ -14,6 +14,7 @@ RUN pip install .
 COPY . .
 # The local settings generate throwaway Stripe secrets for this step; none stays in the image.
 RUN SECRET_KEY=build-only-not-secret-build-only-not-secret DJANGO_SETTINGS_MODULE=marketplace.settings.local \
+    STATIC_MANIFEST=true \
     LOCAL_SECRETS_FILE=/tmp/build-secrets.json python manage.py collectstatic --noinput \
  && rm -f /tmp/build-secrets.json
 

@@ -101,7 +101,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- Media: local disk by default; an S3-compatible store when MEDIA_S3_BUCKET is set.
@@ -112,6 +112,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Production serves hashed file names from the manifest that collectstatic writes; the image's
+# build step (which cannot use the production settings: no secrets at build time) asks for the
+# same storage with STATIC_MANIFEST=true, or production's {% static %} finds no manifest.
+if env.bool("STATIC_MANIFEST", default=False):
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 if MEDIA_S3_BUCKET:
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",

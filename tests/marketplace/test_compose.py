@@ -68,3 +68,31 @@ def test_compose_requires_every_stripe_secret_from_the_environment():
         for name in NAMES:
             value = str(env.get(name, ""))
             assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value), (svc, name, value)
+
+
+def test_the_images_collectstatic_step_writes_the_manifest_production_serves(tmp_path):
+    """Production's static storage reads ``staticfiles.json``; the Dockerfile's build step must
+    write it (it runs under the local settings, so it has to ask for the manifest storage)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    dockerfile = (Path(settings.BASE_DIR) / "Dockerfile").read_text()
+    step = re.search(r"RUN ([^\n]*(?:\\\n[^\n]*)*collectstatic[^\n]*)", dockerfile)
+    assert step, "the Dockerfile collects static files at build time"
+    assigned = dict(re.findall(r"\b([A-Z_]+)=(\S+)", step.group(1)))
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(assigned)
+    env.update(STATIC_ROOT=str(tmp_path / "static"), LOCAL_SECRETS_FILE=str(tmp_path / "s.json"))
+    env.pop("DATABASE_URL", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    manifest = tmp_path / "static" / "staticfiles.json"
+    assert manifest.exists()
+    assert "js/annotate.js" in manifest.read_text()
