@@ -95,4 +95,4 @@ def test_the_images_collectstatic_step_writes_the_manifest_production_serves(tmp
     )
     manifest = tmp_path / "static" / "staticfiles.json"
     assert manifest.exists()
-    assert "js/annotate.js" in manifest.read_text()
+    assert "css/app.css" in manifest.read_text()
