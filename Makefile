@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings.test
 BENCHES := $(patsubst bench/%.py,%,$(filter-out bench/_%.py,$(wildcard bench/*.py)))
 
-.PHONY: run test lint format bench services install install-dev clean $(addprefix bench-,$(BENCHES))
+.PHONY: run test test-fast lint format bench services install install-dev clean $(addprefix bench-,$(BENCHES))
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 2; }
@@ -43,11 +43,18 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## make test: lint and the whole suite on the real PostgreSQL and Redis
+## make test: lint and the whole suite on the real PostgreSQL and Redis (the JavaScript's
+## node --test suite runs inside it: tests/js/test_node.py)
 test: install-dev services lint
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-node.sh
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## make test-fast: only the pure tests (no database, services or browser; tests/tiers.py), seconds
+test-fast: install-dev
+	@scripts/ensure-node.sh
+	$(TEST_ENV) $(VENV)/bin/pytest -m pure $(PYTEST_ARGS)
 
 bench: install-dev services
 	@set -e; for b in $(BENCHES); do $(MAKE) --no-print-directory bench-$$b; done

@@ -15,6 +15,22 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
 
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
 is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}`` or ``{"track", "label", "box"}``.
+
+Error paths — a contract with the annotation page, which parses them to point at the offending
+shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submission answers
+``{"error": {"code": "invalid", "message", "fields": {path: [message, ...]}}}`` where every
+path is built by ``error_path`` and reads::
+
+    path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
+    list   := "tracks" | "boxes" | "polygons" | "labels"
+    field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside"
+    answer := question [ "." path ]
+
+``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
+list key for the list as a whole (``labels``: a frame has no label), or a field the job does
+not take. The qualification API puts the question's id first (``answer_path``); a question on
+its own means "answer this question". ``tests/vectors/error_paths.json`` holds the cases both
+sides are tested on.
 """
 
 from __future__ import annotations
@@ -69,6 +85,27 @@ class AnnotationInvalid(Exception):
         more = len(self.fields) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
         return f"The annotation is not valid: {first[0]} {first[1][0]}{suffix}."
+
+
+def error_path(
+    key: str, index: int | None = None, *, keyframe: int | None = None, field: str | None = None
+) -> str:
+    """The path of a problem in a payload, in the declared format ("Error paths" above)."""
+    if index is None:
+        if keyframe is not None or field is not None:
+            raise ValueError("only an item in a list has keyframes or fields")
+        return key
+    path = f"{key}[{index}]"
+    if keyframe is not None:
+        path += f".keyframes[{keyframe}]"
+    if field is not None:
+        path += f".{field}"
+    return path
+
+
+def answer_path(question_id: int, path: str | None = None) -> str:
+    """The path of a problem in one answer of a qualification test (``path`` None: the answer)."""
+    return str(question_id) if path is None else f"{question_id}.{path}"
 
 
 class _Errors:
@@ -199,13 +236,13 @@ def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnota
     allowed = ctx.frame_set()
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
-        path = f"boxes[{i}]"
         if not isinstance(item, dict):
-            err.add(path, 'must be an object {"frame", "label", "box"}')
+            err.add(error_path("boxes", i), 'must be an object {"frame", "label", "box"}')
             continue
-        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
-        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
-        box = _check_box(item.get("box"), f"{path}.box", ctx, err)
+        path = error_path("boxes", i, field="frame")
+        ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), error_path("boxes", i, field="label"), ctx, err)
+        box = _check_box(item.get("box"), error_path("boxes", i, field="box"), ctx, err)
         if ok_f and ok_l and box is not None:
             shape = {"label": item["label"], "box": box}
             out.append({"frame": item["frame"], **shape})
@@ -217,14 +254,14 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
     allowed = ctx.frame_set()
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
-        path = f"polygons[{i}]"
         if not isinstance(item, dict):
-            err.add(path, 'must be an object {"frame", "label", "points"}')
+            err.add(error_path("polygons", i), 'must be an object {"frame", "label", "points"}')
             continue
-        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
-        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
+        path = error_path("polygons", i, field="frame")
+        ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), error_path("polygons", i, field="label"), ctx, err)
         pts = item.get("points")
-        ppath = f"{path}.points"
+        ppath = error_path("polygons", i, field="points")
         if not isinstance(pts, list) or not all(
             isinstance(p, list | tuple) and len(p) == 2 and all(map(_is_number, p)) for p in pts
         ):
@@ -257,14 +294,14 @@ def _validate_labels(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     allowed = ctx.frame_set()
     out, frames, seen = [], _empty_frames(ctx), set()
     for i, item in enumerate(items):
-        path = f"labels[{i}]"
         if not isinstance(item, dict):
-            err.add(path, 'must be an object {"frame", "label"}')
+            err.add(error_path("labels", i), 'must be an object {"frame", "label"}')
             continue
-        ok_f = _check_frame(item.get("frame"), f"{path}.frame", ctx, allowed, err)
-        ok_l = _check_label(item.get("label"), f"{path}.label", ctx, err)
+        path = error_path("labels", i, field="frame")
+        ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), error_path("labels", i, field="label"), ctx, err)
         if ok_f and item["frame"] in seen:
-            err.add(f"{path}.frame", f"frame {item['frame']} is labelled twice")
+            err.add(path, f"frame {item['frame']} is labelled twice")
             continue
         if ok_f and ok_l:
             seen.add(item["frame"])
@@ -282,57 +319,66 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     out, ids = [], set()
     total_keyframes = 0
     for i, item in enumerate(items):
-        path = f"tracks[{i}]"
         if not isinstance(item, dict):
-            err.add(path, 'must be an object {"id", "label", "keyframes"}')
+            err.add(error_path("tracks", i), 'must be an object {"id", "label", "keyframes"}')
             continue
         tid = item.get("id")
         ok = True
         if not _is_int(tid) or tid < 0:
-            err.add(f"{path}.id", "must be a non-negative whole number")
+            err.add(error_path("tracks", i, field="id"), "must be a non-negative whole number")
             ok = False
         elif tid in ids:
-            err.add(f"{path}.id", f"track id {tid} is used twice")
+            err.add(error_path("tracks", i, field="id"), f"track id {tid} is used twice")
             ok = False
         else:
             ids.add(tid)
-        ok &= _check_label(item.get("label"), f"{path}.label", ctx, err)
+        ok &= _check_label(item.get("label"), error_path("tracks", i, field="label"), ctx, err)
         kfs = item.get("keyframes")
         if not isinstance(kfs, list) or not kfs:
-            err.add(f"{path}.keyframes", "must be a non-empty list of keyframes")
+            err.add(
+                error_path("tracks", i, field="keyframes"), "must be a non-empty list of keyframes"
+            )
             continue
         total_keyframes += len(kfs)
         if total_keyframes > MAX_KEYFRAMES:
-            err.add(f"{path}.keyframes", f"at most {MAX_KEYFRAMES} keyframes in all")
+            err.add(
+                error_path("tracks", i, field="keyframes"),
+                f"at most {MAX_KEYFRAMES} keyframes in all",
+            )
             break
         norm: list[dict[str, Any]] = []
         prev_frame: int | None = None
         prev_box: list[float] | None = None
         for k, kf in enumerate(kfs):
-            kpath = f"{path}.keyframes[{k}]"
             if not isinstance(kf, dict):
-                err.add(kpath, 'must be an object {"frame", "box", "outside"}')
+                err.add(
+                    error_path("tracks", i, keyframe=k),
+                    'must be an object {"frame", "box", "outside"}',
+                )
                 ok = False
                 continue
             outside = kf.get("outside", False)
+            outside_path = error_path("tracks", i, keyframe=k, field="outside")
             if not isinstance(outside, bool):
-                err.add(f"{kpath}.outside", "must be true or false")
+                err.add(outside_path, "must be true or false")
                 ok = False
-            frame_ok = _check_frame(kf.get("frame"), f"{kpath}.frame", ctx, allowed, err)
+            frame_path = error_path("tracks", i, keyframe=k, field="frame")
+            frame_ok = _check_frame(kf.get("frame"), frame_path, ctx, allowed, err)
             if frame_ok and prev_frame is not None and kf["frame"] <= prev_frame:
                 err.add(
-                    f"{kpath}.frame",
+                    frame_path,
                     "keyframes must be in increasing frame order "
                     f"({kf['frame']} after {prev_frame})",
                 )
                 frame_ok = False
             if k == 0 and outside is True:
-                err.add(f"{kpath}.outside", "a track cannot start outside the frame")
+                err.add(outside_path, "a track cannot start outside the frame")
                 ok = False
             if outside is True and kf.get("box") is None:
                 box = prev_box
             else:
-                box = _check_box(kf.get("box"), f"{kpath}.box", ctx, err)
+                box_path = error_path("tracks", i, keyframe=k, field="box")
+                box = _check_box(kf.get("box"), box_path, ctx, err)
             if not frame_ok or box is None:
                 ok = False
                 continue

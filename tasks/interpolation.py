@@ -1,7 +1,8 @@
 """Keyframe interpolation of tracks to per-frame boxes (pure numpy; knows nothing of Django).
 
 One rule, used by submission storage, consensus and export, and ported line for line to
-``static/js/annotate.js`` for the page's preview (``interpolateTrack``):
+``static/js/annotate/core.mjs`` for the page's preview (``interpolateTrack``); both are tested
+on the cases of ``tests/vectors/interpolation.json`` (pytest and ``node --test``):
 
 * before its first keyframe a track is absent;
 * at or after keyframe *i* (the last keyframe at or before the frame):
@@ -12,7 +13,8 @@ One rule, used by submission storage, consensus and export, and ported line for 
 
 That is CVAT's semantics: a track persists after its last keyframe until an ``outside`` keyframe
 ends it, and a box never drifts towards a keyframe where the object has left.
-Boxes are ``[x1, y1, x2, y2]`` in pixels.
+Boxes are ``[x1, y1, x2, y2]`` in pixels. Stored per-frame boxes are rounded to 2 decimals by
+``np.round`` (halves to even: 0.125 -> 0.12); the page's ``round2`` rounds the same way.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from marketplace.errors import Conflict, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
 from quality.scoring import score_stored
 
-from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
+from .annotations import AnnotationContext, AnnotationInvalid, answer_path, validate_payload
 from .models import QualificationAttempt, QualificationItem
 
 
@@ -110,13 +110,13 @@ def qualification_submit(
     for item in items:
         payload = responses.get(str(item.pk))
         if payload is None:
-            fields[f"{item.pk}"] = ["answer this question"]
+            fields[answer_path(item.pk)] = ["answer this question"]
             continue
         try:
             validated[item.pk] = validate_payload(payload, item_context(item))
         except AnnotationInvalid as exc:
             for path, messages in exc.fields.items():
-                fields[f"{item.pk}.{path}"] = messages
+                fields[answer_path(item.pk, path)] = messages
     if fields:
         raise ValidationError("Some answers are not valid.", extra={"fields": fields})
 

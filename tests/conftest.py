@@ -20,6 +20,8 @@ from tests.factories import AdminFactory, RequesterFactory, WorkerFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.tiers"]  # the pure tier: which tests, and the guard that keeps it honest
+
 
 def _client_for(user) -> APIClient:
     client = APIClient()

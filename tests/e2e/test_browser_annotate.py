@@ -70,11 +70,13 @@ def test_worker_claims_draws_tracks_moves_a_keyframe_submits_and_sees_it(live_se
         stage.drag((100, 85), (200, 135))
         page.keyboard.press("Home")
 
-        # The page's interpolation is the Python one.
+        # The page's interpolation (the module the page loaded) is the Python one.
         js_boxes = page.evaluate(
-            """([frames, boxes, outside, n]) => {
+            """async ([frames, boxes, outside, n]) => {
+                const page = document.querySelector("script[type=module][src*='annotate/']");
+                const {interpolateTrack} = await import(new URL("core.mjs", page.src));
                 const kfs = frames.map((f, i) => ({frame: f, box: boxes[i], outside: outside[i]}));
-                return Array.from({length: n}, (_, f) => Crowdlabel.interpolateTrack(kfs, f));
+                return Array.from({length: n}, (_, f) => interpolateTrack(kfs, f));
             }""",
             [key_frames.tolist(), key_boxes.tolist(), key_outside.tolist(), 12],
         )

@@ -62,7 +62,7 @@ def test_the_embedded_questions_are_the_whitelist_and_carry_no_answer(client, it
     client.force_login(WorkerFactory())
     html = client.get(URL).content.decode()
     data = _embedded(html)
-    assert data is not None and 'id="canvas"' in html and "js/annotate.js" in html
+    assert data is not None and 'id="canvas"' in html and "js/annotate/page.mjs" in html
     (question,) = data["questions"]
     assert set(question) == QUESTION_KEYS
     assert question["id"] == item.pk and question["classes"] == ["car"]
@@ -92,7 +92,7 @@ def test_no_workspace_once_passed_or_out_of_attempts(client, item, standing, say
     client.force_login(worker)
     html = client.get(URL).content.decode()
     assert says in html
-    assert _embedded(html) is None and 'id="canvas"' not in html and "annotate.js" not in html
+    assert _embedded(html) is None and 'id="canvas"' not in html and "annotate/page.mjs" not in html
     for value in SECRET:
         assert str(value) not in html
 

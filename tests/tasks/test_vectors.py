@@ -1,0 +1,104 @@
+"""The shared test vectors (tests/vectors/*.json) against the Python side: interpolation, payload
+validation and the error-path format. ``tests/js/core.test.mjs`` runs the same files against the
+page's module, so both implementations are held to the same cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.annotations import (
+    AnnotationContext,
+    AnnotationInvalid,
+    answer_path,
+    error_path,
+    validate_payload,
+)
+from tasks.interpolation import interpolate, track_from_payload, tracks_to_frames
+
+VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+
+
+def _load(name: str) -> dict:
+    return json.loads((VECTORS / name).read_text())
+
+
+INTERPOLATION = _load("interpolation.json")
+PAYLOADS = _load("payloads.json")
+ERROR_PATHS = _load("error_paths.json")
+
+
+def _by_name(cases: list[dict]) -> list:
+    return [pytest.param(c, id=c["name"]) for c in cases]
+
+
+def _keyframe_arrays(keyframes: list[dict]):
+    track = track_from_payload({"id": 1, "label": "x", "keyframes": keyframes})
+    return track, (track.frames, track.boxes, track.outside)
+
+
+@pytest.mark.parametrize("case", _by_name(INTERPOLATION["cases"]))
+def test_interpolation_vector(case):
+    track, arrays = _keyframe_arrays(case["keyframes"])
+    boxes, present = interpolate(*arrays, np.array(case["frames"], dtype=np.int64))
+    for i, frame in enumerate(case["frames"]):
+        expected = case["boxes"][i]
+        assert bool(present[i]) is (expected is not None), f"frame {frame}"
+        if expected is not None:
+            np.testing.assert_allclose(boxes[i], expected, rtol=0, atol=1e-9, err_msg=f"{frame}")
+    # What the server stores per frame: rounded to 2 decimals, compared exactly.
+    for frame, stored in zip(case["frames"], case["stored"], strict=True):
+        shapes = tracks_to_frames([track], frame, frame)[str(frame)]
+        assert [s["box"] for s in shapes] == ([stored] if stored is not None else []), frame
+
+
+@pytest.mark.parametrize("case", _by_name(INTERPOLATION["refused"]))
+def test_interpolation_refuses_vector(case):
+    _, arrays = _keyframe_arrays(case["keyframes"])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        interpolate(*arrays, np.array(case["frames"], dtype=np.int64))
+
+
+def _context(kind: str) -> AnnotationContext:
+    c = PAYLOADS["contexts"][kind]
+    return AnnotationContext(
+        kind, c["classes"], c["width"], c["height"], c["frame_start"], c["frame_end"], c["frames"]
+    )
+
+
+@pytest.mark.parametrize("case", _by_name(PAYLOADS["cases"]))
+def test_payload_vector(case):
+    ctx = _context(case["type"])
+    if "errors" in case:
+        assert "stored" not in case
+        with pytest.raises(AnnotationInvalid) as info:
+            validate_payload(case["payload"], ctx)
+        fields = info.value.fields
+        assert set(fields) == set(case["errors"])
+        for path, fragment in case["errors"].items():
+            assert fragment in " ".join(fields[path]), path
+        # The page is told how to show every one of them.
+        assert set(case["described"]) == set(case["errors"])
+    else:
+        result = validate_payload(case["payload"], ctx)
+        assert result.payload == case["stored"]
+        for frame, shapes in case["frames"].items():
+            assert result.frames[frame] == shapes, frame
+
+
+@pytest.mark.parametrize("case", ERROR_PATHS["paths"], ids=lambda c: c["path"])
+def test_error_paths_are_built_in_the_declared_format(case):
+    assert error_path(**case["parsed"]) == case["path"]
+
+
+@pytest.mark.parametrize("case", ERROR_PATHS["answers"], ids=lambda c: c["path"])
+def test_answer_paths_put_the_question_first(case):
+    assert answer_path(case["question"], case["inner"]) == case["path"]
+
+
+def test_a_name_path_has_no_keyframe_or_field():
+    with pytest.raises(ValueError):
+        error_path("boxes", field="box")
