@@ -1,5 +1,5 @@
 """The Content-Security-Policy in a real browser: the annotation page (canvas over frame images,
-annotate.js, data from json_script) and Swagger UI (drf-spectacular-sidecar's files, the split
+the annotation page's modules, data from json_script) and Swagger UI (drf-spectacular-sidecar's files, the split
 view's start-up script) work under it, and chromium reports no violation on any page visited."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_pages_and_api_docs_run_under_the_policy_without_a_violation(live_server
             " return im.complete && im.naturalWidth === w; }",
             arg=WIDTH,
         )
-        # annotate.js ran: it drew the frame and listed the job's classes.
+        # the page's modules ran: it drew the frame and listed the job's classes.
         assert page.locator("#class-picker option").count() >= 2
 
         page.goto(f"{live_server.url}/api/docs/")
