@@ -1,5 +1,5 @@
 """The Content-Security-Policy in a real browser: the annotation page (canvas over frame images,
-the annotation page's modules, data from json_script) and Swagger UI (drf-spectacular-sidecar's files, the split
+its ES modules, data from json_script) and Swagger UI (drf-spectacular-sidecar's files, the split
 view's start-up script) work under it, and chromium reports no violation on any page visited."""
 
 from __future__ import annotations
