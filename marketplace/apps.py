@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
     verbose_name = "Marketplace"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -122,7 +122,12 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Payment created; complete it to fund the job.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    quote = services.job_quote(job=job) if job.microtasks.exists() else None
+    quote = None
+    if job.microtasks.exists():
+        try:
+            quote = services.job_quote(job=job)
+        except ApplicationError as exc:  # e.g. a currency without pricing: say so, fund nothing
+            messages.error(request, exc.message)
     return render(
         request,
         "payments/job_funding.html",

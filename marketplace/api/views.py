@@ -49,7 +49,7 @@ class JobViewSet(
 
     def perform_update(self, serializer: JobSerializer) -> None:
         serializer.instance = services.job_update(
-            job=serializer.instance, **serializer.validated_data
+            job=serializer.instance, by=self.request.user, **serializer.validated_data
         )
 
     @extend_schema(request=None, responses=JobSerializer)

@@ -14,7 +14,7 @@ from marketplace.api.serializers import JobSerializer
 from marketplace.selectors import jobs_visible_to
 
 from .. import claiming, reviewing, work_selectors
-from ..models import AssignmentStatus
+from .work import StatusQuery, status_filter
 
 
 def _job(request, pk: int):
@@ -101,12 +101,10 @@ class JobSubmissionsView(APIView):
 
     permission_classes = [IsRequester]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[StatusQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         job = _job(request, pk)
-        wanted = request.query_params.get("status") or None
-        if wanted and wanted not in AssignmentStatus.values:
-            wanted = None
+        wanted = status_filter(request)
         rows = work_selectors.submissions_for_review(job=job, status=wanted)[:1000]
         return Response({"results": [_submission_row(a) for a in rows]})
 

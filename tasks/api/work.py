@@ -18,7 +18,7 @@ from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification
 
 from .. import claiming, qualifying, work_selectors
-from ..models import Assignment
+from ..models import Assignment, AssignmentStatus
 from .auth import CachedTokenAuthentication
 
 
@@ -118,16 +118,32 @@ class ClaimView(APIView):
         return Response(work_selectors.worker_view_of(assignment), status=status.HTTP_201_CREATED)
 
 
+class StatusQuery(serializers.Serializer):
+    """``?status=``: one assignment status (anything else is a 400, never a raw query value)."""
+
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices, required=False)
+
+
+def status_filter(request) -> str | None:
+    query = StatusQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("status")
+
+
 class MyWorkView(APIView):
     """Your assignments, newest first, with status, pay and any rejection reason."""
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(operation_id="work_assignments_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="work_assignments_list",
+        parameters=[StatusQuery],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         rows = work_selectors.my_work(worker=request.user)
-        wanted = request.query_params.get("status")
+        wanted = status_filter(request)
         if wanted:
             rows = rows.filter(status=wanted)
         return Response({"results": [work_selectors.my_work_row(a) for a in rows[:500]]})
