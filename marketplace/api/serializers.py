@@ -56,6 +56,15 @@ class CurrencyField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+def text(*, max_length: int, **kwargs: Any) -> serializers.RegexField:
+    """Required text of at most ``max_length`` characters with something besides whitespace.
+
+    DRF trims whitespace and then refuses a blank value; the pattern says so in the schema, so a
+    string of spaces is not "schema-valid" there and refused here.
+    """
+    return serializers.RegexField(r"\S", max_length=max_length, **kwargs)
+
+
 def _seconds(value: timedelta) -> int:
     return int(value.total_seconds())
 
@@ -97,12 +106,12 @@ class JobSerializer(serializers.ModelSerializer):
         claim_lo, claim_hi = bounds.claim_time_limit_range()
         approve_lo, approve_hi = bounds.auto_approve_delay_range()
         fields.update(
-            title=serializers.CharField(max_length=bounds.TITLE_MAX_LENGTH),
+            title=text(max_length=bounds.TITLE_MAX_LENGTH),
             instructions=serializers.CharField(
                 max_length=bounds.INSTRUCTIONS_MAX_LENGTH, allow_blank=True, required=False
             ),
             label_classes=serializers.ListField(
-                child=serializers.CharField(max_length=bounds.LABEL_CLASS_NAME_MAX_LENGTH),
+                child=text(max_length=bounds.LABEL_CLASS_NAME_MAX_LENGTH),
                 min_length=1,
                 max_length=bounds.LABEL_CLASSES_MAX,
                 help_text="Unique class names; classification needs at least two.",

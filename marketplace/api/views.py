@@ -61,8 +61,8 @@ class JobViewSet(
 
 class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
-    password = serializers.CharField(min_length=8, write_only=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     role = serializers.ChoiceField(choices=[Role.REQUESTER, Role.WORKER])
     organisation = serializers.CharField(required=False, allow_blank=True, max_length=200)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
@@ -93,8 +93,8 @@ class SignupView(APIView):
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(write_only=True)
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True)
 
 
 class TokenView(APIView):

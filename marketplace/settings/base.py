@@ -145,12 +145,19 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
+    # JSON and form bodies bounded in size, nesting and text (multipart uploads have their own).
+    "DEFAULT_PARSER_CLASSES": [
+        "marketplace.api.parsers.BoundedJSONParser",
+        "marketplace.api.parsers.BoundedFormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "marketplace.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+API_BODY_MAX_BYTES = env.int("API_BODY_MAX_BYTES", default=25 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Crowdlabel API",
     "DESCRIPTION": "Marketplace for crowdsourced video annotation: requesters, workers, admins.",

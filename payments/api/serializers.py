@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from marketplace import bounds
+from marketplace.api.serializers import text
 from payments.funding import STRIPE_MINIMUM_CHARGE
 from payments.models import Payout
 
@@ -82,16 +83,14 @@ class BonusInSerializer(serializers.Serializer):
         return {
             "worker": _id(),
             "amount": _amount(),
-            "reason": serializers.CharField(max_length=300),
-            "key": serializers.CharField(
-                max_length=100, help_text="Your idempotency key for this bonus"
-            ),
+            "reason": text(max_length=300),
+            "key": text(max_length=100, help_text="Your idempotency key for this bonus"),
         }
 
 
 class ReasonInSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         return {
-            "reason": serializers.CharField(max_length=300),
+            "reason": text(max_length=300),
             "amount": _amount(required=False),
         }

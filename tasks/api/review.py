@@ -9,8 +9,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace import bounds
 from marketplace.api.permissions import IsRequester
-from marketplace.api.serializers import JobSerializer
+from marketplace.api.serializers import JobSerializer, text
 from marketplace.selectors import jobs_visible_to
 
 from .. import claiming, reviewing, work_selectors
@@ -110,13 +111,25 @@ class JobSubmissionsView(APIView):
 
 
 class RejectInput(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, required=False, default="")
+    reason = text(
+        max_length=reviewing.MAX_REASON, help_text="Why the work is rejected; the worker sees it."
+    )
 
 
 class BulkInput(serializers.Serializer):
     action = serializers.ChoiceField(choices=["approve", "reject"])
-    assignments = serializers.ListField(child=serializers.IntegerField(min_value=1))
-    reason = serializers.CharField(allow_blank=True, required=False, default="")
+    assignments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=bounds.ID_MAX),
+        min_length=1,
+        max_length=reviewing.MAX_BULK,
+    )
+    reason = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        default="",
+        max_length=reviewing.MAX_REASON,
+        help_text="Required to reject.",
+    )
 
 
 class ApproveView(APIView):

@@ -13,6 +13,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace import bounds
 from marketplace.api.permissions import IsWorker
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification
@@ -23,7 +24,9 @@ from .auth import CachedTokenAuthentication
 
 
 class ClaimInput(serializers.Serializer):
-    job = serializers.IntegerField(required=False, min_value=1, help_text="Claim from this job")
+    job = serializers.IntegerField(
+        required=False, min_value=1, max_value=bounds.ID_MAX, help_text="Claim from this job"
+    )
 
 
 class LeaseInput(serializers.Serializer):
@@ -35,9 +38,14 @@ class SubmitInput(serializers.Serializer):
     active_seconds = serializers.JSONField(required=False)
 
 
+# More answers than any test has questions is not a test attempt; refuse it before scoring.
+QUALIFICATION_ANSWERS_MAX = 200
+
+
 class QualificationInput(serializers.Serializer):
     answers = serializers.DictField(
-        child=serializers.JSONField(), help_text="{question id: payload}"
+        child=serializers.JSONField(),
+        help_text=f"{{question id: payload}}, at most {QUALIFICATION_ANSWERS_MAX} answers",
     )
 
 
@@ -289,6 +297,11 @@ class QualificationTestView(APIView):
             raise ValidationError(
                 'Send {"answers": {"<question id>": payload}}.',
                 extra={"fields": {"answers": ["must be an object"]}},
+            )
+        if len(answers) > QUALIFICATION_ANSWERS_MAX:
+            raise ValidationError(
+                f"Send at most {QUALIFICATION_ANSWERS_MAX} answers.",
+                extra={"fields": {"answers": [f"at most {QUALIFICATION_ANSWERS_MAX} answers"]}},
             )
         result = qualifying.qualification_submit(
             worker=request.user, annotation_type=kind, responses=answers
