@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from marketplace import bounds
 from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
@@ -58,11 +59,13 @@ def board(request: HttpRequest) -> HttpResponse:
 @require_POST
 def claim(request: HttpRequest) -> HttpResponse:
     _require_worker(request)
-    job_id = request.POST.get("job")
+    job_id = request.POST.get("job") or ""
+    # A job id is a bigint; anything else means "any job" (a huge number reached the claim SQL).
+    wanted = int(job_id) if job_id.isascii() and job_id.isdigit() and len(job_id) <= 19 else None
+    if wanted is not None and not 1 <= wanted <= bounds.ID_MAX:
+        wanted = None
     try:
-        assignment = claiming.assignment_claim(
-            worker=request.user, job_id=int(job_id) if job_id and job_id.isdigit() else None
-        )
+        assignment = claiming.assignment_claim(worker=request.user, job_id=wanted)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("work-board")

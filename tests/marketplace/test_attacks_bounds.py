@@ -802,3 +802,69 @@ def test_job_status_survives_an_attack_on_a_non_draft_job(requester_client, requ
     )
     assert response.status_code == 400  # the bounds are checked before the state
     assert job_row(job) == row
+
+
+FORM_GARBAGE = [
+    "",
+    "-1",
+    "99999999999999999999999",
+    "\x00",
+    "a\x00b",
+    "[" * 50_000,
+    '{"boxes": [{"frame": 0, "box": [1, 2, 3, 4], "label": "car\\u0000"}]}',
+    "9" * 5_000,
+    "9999-12-31T23:59:59-23:59",
+    "1e400",
+    "NaN",
+]
+
+
+def test_every_page_form_survives_garbage(client, requester, worker):
+    """The pages' forms, posted with garbage in each field: never a 5xx, no money moved."""
+    job = published_job(n=2, overlap=1)
+    Job.objects.filter(pk=job.pk).update(requester=requester)
+    store_frames(job)
+    qualify(worker)
+    forms = {
+        requester: [
+            ("/requester/jobs/new/", ["title", "label_classes", "budget", "overlap_min",
+                                      "gold_rate", "deadline", "currency", "expected_objects"]),
+            (f"/quality/jobs/{job.pk}/gold/", ["microtask", "payload"]),
+            ("/quality/review/1/resolve/", ["assignment", "payload"]),
+            (f"/requester/jobs/{job.pk}/funding/", ["amount"]),
+        ],
+        worker: [("/work/claim/", ["job"]), ("/quality/me/appeal/1/", ["message"])],
+    }  # fmt: skip
+    base = {
+        "title": "t",
+        "label_classes": "car",
+        "budget": "100",
+        "overlap_min": "1",
+        "overlap_max": "3",
+        "gold_rate": "0.1",
+        "currency": "usd",
+        "annotation_type": "bbox",
+        "expected_objects": "1",
+        "microtask": "1",
+        "payload": "{}",
+        "message": "m",
+    }
+    jobs, money = Job.objects.count(), money_state()
+    client.raise_request_exception = False
+    server_errors = []
+    for user, routes in forms.items():
+        client.force_login(user)
+        for path, fields in routes:
+            for field in fields:
+                for junk in FORM_GARBAGE:
+                    response = None
+                    try:
+                        with transaction.atomic():
+                            response = client.post(path, {**base, field: junk})
+                            raise _Rollback
+                    except _Rollback:
+                        pass
+                    if response.status_code >= 500:
+                        server_errors.append((path, field, junk[:20]))
+    assert server_errors == []
+    assert Job.objects.count() == jobs and money_state() == money
