@@ -868,3 +868,21 @@ def test_every_page_form_survives_garbage(client, requester, worker):
                         server_errors.append((path, field, junk[:20]))
     assert server_errors == []
     assert Job.objects.count() == jobs and money_state() == money
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MONEY_AMOUNT_MAX", 2**63),
+        ("SUPPORTED_CURRENCIES", ["usd", "US Dollar"]),
+        ("JOB_PRIORITY_MAX_REQUESTER", 32767),
+        ("CLAIM_TIME_LIMIT_MAX", timedelta(days=10**6)),
+        ("AUTO_APPROVE_DELAY_MAX", timedelta(days=400)),
+    ],
+)
+def test_settings_wider_than_the_database_allows_refuse_to_start(settings, name, value):
+    from marketplace.checks import bounds_fit_hard_limits
+
+    assert bounds_fit_hard_limits() == []
+    setattr(settings, name, value)
+    assert len(bounds_fit_hard_limits()) == 1
