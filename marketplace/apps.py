@@ -6,8 +6,4 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace"
 
     def ready(self) -> None:
-        from django.core import checks
-
-        from .ratelimit import check_rates
-
-        checks.register(check_rates)
+        from . import checks  # noqa: F401  (registers the system checks)

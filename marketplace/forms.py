@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.core.validators import MaxValueValidator
 
-from .models import AnnotationType, Job, User
+from . import bounds
+from .models import AnnotationType, User
 
 
 class SignupForm(UserCreationForm):
@@ -16,30 +18,44 @@ class SignupForm(UserCreationForm):
         fields = ("username", "email")
 
 
-class JobForm(forms.ModelForm):
-    label_classes = forms.CharField(help_text="Comma-separated class names, e.g. car, person")
-    annotation_type = forms.ChoiceField(choices=AnnotationType.choices)
+class JobForm(forms.Form):
+    """The requester's new-job page. Its inputs carry the same bounds the job service enforces
+    (``marketplace.bounds``); the service's field errors are shown on the fields they name."""
 
-    class Meta:
-        model = Job
-        fields = [
-            "title",
-            "instructions",
-            "annotation_type",
-            "label_classes",
-            "overlap_min",
-            "overlap_max",
-            "gold_rate",
-            "expected_objects",
-            "budget",
-            "currency",
-            "deadline",
-        ]
+    title = forms.CharField(max_length=bounds.TITLE_MAX_LENGTH)
+    instructions = forms.CharField(
+        widget=forms.Textarea, required=False, max_length=bounds.INSTRUCTIONS_MAX_LENGTH
+    )
+    annotation_type = forms.ChoiceField(choices=AnnotationType.choices)
+    label_classes = forms.CharField(
+        help_text="Comma-separated class names, e.g. car, person",
+        max_length=bounds.LABEL_CLASSES_MAX * (bounds.LABEL_CLASS_NAME_MAX_LENGTH + 2),
+    )
+    overlap_min = forms.IntegerField(min_value=1, max_value=10, initial=3)
+    overlap_max = forms.IntegerField(min_value=1, max_value=10, initial=5)
+    gold_rate = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.1)
+    expected_objects = forms.IntegerField(min_value=1, max_value=500, initial=3)
+    budget = forms.IntegerField(min_value=0, help_text="Minor units (cents)")
+    currency = forms.ChoiceField(help_text="Fixed once the job is created")
+    deadline = forms.DateTimeField(required=False, help_text="Optional; in the future")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Settings are read per form, never at import.
+        self.fields["budget"].max_value = bounds.money_amount_max()
+        self.fields["budget"].validators.append(MaxValueValidator(bounds.money_amount_max()))
+        self.fields["budget"].widget.attrs["max"] = bounds.money_amount_max()
+        currencies = bounds.supported_currencies()
+        self.fields["currency"].choices = [(c, c.upper()) for c in currencies]
+        self.fields["currency"].initial = currencies[0] if currencies else None
 
     def clean_label_classes(self) -> list[str]:
-        names = [c.strip() for c in self.cleaned_data["label_classes"].split(",") if c.strip()]
-        if not names:
-            raise forms.ValidationError("Name at least one class.")
-        if len(set(names)) != len(names):
-            raise forms.ValidationError("Class names must be unique.")
-        return names
+        return [c.strip() for c in self.cleaned_data["label_classes"].split(",") if c.strip()]
+
+    def add_service_errors(self, fields: dict[str, list[str]], message: str) -> None:
+        """Show a service ``ValidationError`` on the fields it names (the rest on the form)."""
+        for name, problems in (fields or {}).items():
+            for problem in problems:
+                self.add_error(name if name in self.fields else None, problem)
+        if not fields:
+            self.add_error(None, message)

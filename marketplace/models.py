@@ -6,9 +6,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+
+from . import bounds
 
 
 class Role(models.TextChoices):
@@ -172,7 +174,9 @@ class Job(models.Model):
     segment_frames = models.PositiveIntegerField(
         default=150, validators=[MinValueValidator(2), MaxValueValidator(10_000)]
     )
-    overlap_frames = models.PositiveIntegerField(default=10)
+    overlap_frames = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(0), MaxValueValidator(9_999)]
+    )
     keyframe_step = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(1_000)]
     )
@@ -183,15 +187,33 @@ class Job(models.Model):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(500)]
     )
 
-    # Time
-    claim_time_limit = models.DurationField(default=timedelta(minutes=30))
-    auto_approve_delay = models.DurationField(default=default_auto_approve_delay)
+    # Time (the settings in ``marketplace.bounds`` narrow these hard limits further)
+    claim_time_limit = models.DurationField(
+        default=timedelta(minutes=30),
+        validators=[
+            MinValueValidator(bounds.CLAIM_TIME_LIMIT_FLOOR),
+            MaxValueValidator(bounds.CLAIM_TIME_LIMIT_CEILING),
+        ],
+    )
+    auto_approve_delay = models.DurationField(
+        default=default_auto_approve_delay,
+        validators=[
+            MinValueValidator(timedelta(0)),
+            MaxValueValidator(bounds.AUTO_APPROVE_DELAY_CEILING),
+        ],
+    )
     deadline = models.DateTimeField(null=True, blank=True)
-    priority = models.SmallIntegerField(default=0)
+    priority = models.SmallIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(bounds.PRIORITY_LIMIT)]
+    )
 
-    # Money, in integer minor units of ``currency``
+    # Money, in integer minor units of ``currency`` (fixed when the job is created)
     budget = models.BigIntegerField(validators=[MinValueValidator(0)])
-    currency = models.CharField(max_length=3, default="usd")
+    currency = models.CharField(
+        max_length=3,
+        default="usd",
+        validators=[RegexValidator(r"^[a-z]{3}$", "Use a lower-case ISO 4217 currency code.")],
+    )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -200,14 +222,63 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Invariants of every row, whatever wrote it (the job service checks each first and
+        # names the field; these are the backstop). NaN fails every range here in PostgreSQL.
         constraints = [
             models.CheckConstraint(
-                condition=Q(overlap_min__lte=F("overlap_max")), name="job_overlap_min_lte_max"
+                condition=Q(overlap_min__lte=F("overlap_max")),
+                name="job_overlap_min_lte_max",
+                violation_error_message="The minimum overlap must not exceed the maximum.",
             ),
-            models.CheckConstraint(condition=Q(budget__gte=0), name="job_budget_non_negative"),
+            models.CheckConstraint(
+                condition=Q(overlap_min__gte=1, overlap_max__lte=10),
+                name="job_overlap_range",
+                violation_error_message="Overlap is between 1 and 10 replicas.",
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__gte=0),
+                name="job_budget_non_negative",
+                violation_error_message="The budget cannot be negative.",
+            ),
             models.CheckConstraint(
                 condition=Q(overlap_frames__lt=F("segment_frames")),
                 name="job_overlap_frames_lt_segment",
+                violation_error_message="Overlap frames must be fewer than segment frames.",
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=0, priority__lte=bounds.PRIORITY_LIMIT),
+                name="job_priority_range",
+                violation_error_message=f"Priority is between 0 and {bounds.PRIORITY_LIMIT}.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    claim_time_limit__gte=bounds.CLAIM_TIME_LIMIT_FLOOR,
+                    claim_time_limit__lte=bounds.CLAIM_TIME_LIMIT_CEILING,
+                ),
+                name="job_claim_time_limit_range",
+                violation_error_message="The claim time limit is out of range.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    auto_approve_delay__gte=timedelta(0),
+                    auto_approve_delay__lte=bounds.AUTO_APPROVE_DELAY_CEILING,
+                ),
+                name="job_auto_approve_delay_range",
+                violation_error_message="The auto-approve delay is out of range.",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0, gold_rate__lte=0.5)
+                & Q(iou_threshold__gte=0.05, iou_threshold__lte=0.95)
+                & Q(agreement_threshold__gte=0, agreement_threshold__lte=1)
+                & Q(gold_pass_threshold__gte=0, gold_pass_threshold__lte=1)
+                & Q(min_trust__gte=0, min_trust__lte=1),
+                name="job_rates_range",
+                violation_error_message="A rate or threshold is out of range.",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[a-z]{3}$"),
+                name="job_currency_code",
+                violation_error_message="Use a lower-case ISO 4217 currency code.",
             ),
         ]
         indexes = [models.Index(fields=["requester", "status"])]

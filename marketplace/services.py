@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from . import bounds
 from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .lifecycle import can_transition
-from .models import Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
+from .models import AnnotationType, Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
 
 # Fields a requester may change while a job is a draft (in the order the API shows them).
 JOB_EDITABLE_FIELDS = (
@@ -81,49 +86,203 @@ def user_create(
     return user
 
 
-def _validate_job_fields(fields: dict[str, Any]) -> None:
-    classes = fields.get("label_classes")
-    if classes is not None:
-        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
-            raise ValidationError(
-                "Label classes must be a list of names.",
-                extra={"fields": {"label_classes": ["must be a list of non-empty names"]}},
-            )
-        if len(set(classes)) != len(classes):
-            raise ValidationError(
-                "Label classes must be unique.",
-                extra={"fields": {"label_classes": ["duplicate class names"]}},
-            )
+FieldErrors = dict[str, list[str]]
+
+
+def _text_error(value: Any, *, max_length: int, required: bool) -> str | None:
+    if not isinstance(value, str):
+        return "Must be text."
+    if "\x00" in value:
+        return "Must not contain NUL characters."
+    if required and not value.strip():
+        return "This field may not be blank."
+    if len(value) > max_length:
+        return f"Ensure this field has no more than {max_length} characters."
+    return None
+
+
+def _label_classes_error(classes: Any, annotation_type: str) -> str | None:
+    if not isinstance(classes, list):
+        return "Must be a list of class names."
+    for name in classes:
+        problem = _text_error(name, max_length=bounds.LABEL_CLASS_NAME_MAX_LENGTH, required=True)
+        if problem:
+            return f"Class name {str(name)[:40]!r}: {problem[0].lower()}{problem[1:]}"
+    if len(set(classes)) != len(classes):
+        return "Class names must be unique."
+    if len(classes) > bounds.LABEL_CLASSES_MAX:
+        return f"Name at most {bounds.LABEL_CLASSES_MAX} classes."
+    if annotation_type == AnnotationType.CLASSIFY and len(classes) < 2:
+        return "Classification needs at least two classes."
+    if not classes:
+        return "Name at least one class."
+    return None
+
+
+def _range_error(value: Any, lo: Any, hi: Any, *, kind: type) -> str | None:
+    if kind is int and not bounds.is_whole_number(value):
+        return "A whole number is required."
+    if kind is timedelta and not isinstance(value, timedelta):
+        return "A duration is required."
+    if not lo <= value <= hi:
+        if kind is timedelta:
+            return f"Must be between {_duration_text(lo)} and {_duration_text(hi)}."
+        return f"Must be between {lo} and {hi}."
+    return None
+
+
+def _duration_text(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _job_policy_errors(
+    job: Job, *, actor: User, changed: set[str], current: Job | None
+) -> FieldErrors:
+    """The platform's bounds (``marketplace.bounds``) on the fields being written.
+
+    Only fields that change are held to the policy, so a job an admin raised above a
+    requester's priority, or one written under older settings, can still have its title edited.
+    """
+    errors: FieldErrors = {}
+
+    def check(field: str, problem: str | None) -> None:
+        if field in changed and problem:
+            errors.setdefault(field, []).append(problem)
+
+    check("title", _text_error(job.title, max_length=bounds.TITLE_MAX_LENGTH, required=True))
+    check(
+        "instructions",
+        _text_error(job.instructions, max_length=bounds.INSTRUCTIONS_MAX_LENGTH, required=False),
+    )
+    check("priority", _range_error(job.priority, 0, bounds.priority_max(actor), kind=int))
+    check(
+        "claim_time_limit",
+        _range_error(job.claim_time_limit, *bounds.claim_time_limit_range(), kind=timedelta),
+    )
+    check(
+        "auto_approve_delay",
+        _range_error(job.auto_approve_delay, *bounds.auto_approve_delay_range(), kind=timedelta),
+    )
+    check("budget", bounds.money_amount_error(job.budget))
+    for name in (
+        "gold_rate",
+        "iou_threshold",
+        "agreement_threshold",
+        "gold_pass_threshold",
+        "min_trust",
+    ):
+        if not bounds.is_real_number(getattr(job, name)):
+            check(name, "A finite number is required.")
+    if current is None:
+        supported = bounds.supported_currencies()
+        if job.currency not in supported:
+            check("currency", f"Use one of the supported currencies: {', '.join(supported)}.")
+    elif job.currency != current.currency:
+        check("currency", "The currency is fixed when the job is created.")
+    if (
+        "deadline" in changed
+        and job.deadline is not None
+        and (current is None or job.deadline != current.deadline)
+    ):
+        now = timezone.now()
+        if not isinstance(job.deadline, datetime) or timezone.is_naive(job.deadline):
+            check("deadline", "A date and time with a time zone is required.")
+        elif job.deadline <= now:
+            check("deadline", "The deadline must be in the future.")
+        elif job.deadline > now + bounds.deadline_horizon():
+            check("deadline", f"The deadline must be within {bounds.deadline_horizon().days} days.")
+    return errors
+
+
+def _job_shape_errors(job: Job) -> FieldErrors:
+    """Rules between fields, checked on every write (they hold for the whole row)."""
+    errors: FieldErrors = {}
+    problem = _label_classes_error(job.label_classes, job.annotation_type)
+    if problem:
+        errors["label_classes"] = [problem]
+    whole = bounds.is_whole_number
+    if whole(job.overlap_min) and whole(job.overlap_max) and job.overlap_min > job.overlap_max:
+        errors["overlap_min"] = ["Must not exceed overlap_max."]
+    if (
+        whole(job.overlap_frames)
+        and whole(job.segment_frames)
+        and job.overlap_frames >= job.segment_frames
+    ):
+        errors["overlap_frames"] = ["Must be smaller than segment_frames."]
+    return errors
+
+
+def _raise_field_errors(errors: FieldErrors, message: str = "") -> None:
+    if errors:
+        names = ", ".join(sorted(errors))
+        raise ValidationError(
+            message or f"Some fields are not valid: {names}.", extra={"fields": errors}
+        )
+
+
+def _job_validate(job: Job, *, actor: User, changed: set[str], current: Job | None) -> None:
+    """Every rule a job must meet, as the project's ``ValidationError`` with field errors.
+
+    The one home of job validation: pages and the API both reach it through ``job_create`` and
+    ``job_update``. The model's own validators (hard ranges, choices, lengths) and its check
+    constraints run last, through ``full_clean``, converted so that Django's ``ValidationError``
+    never escapes a service.
+    """
+    errors = _job_policy_errors(job, actor=actor, changed=changed, current=current)
+    for field, problems in _job_shape_errors(job).items():
+        errors.setdefault(field, []).extend(problems)
+    _raise_field_errors(errors)
+    try:
+        job.full_clean()
+    except DjangoValidationError as exc:
+        found = exc.message_dict
+        general = found.pop(NON_FIELD_ERRORS, [])
+        _raise_field_errors(found, "; ".join(general))
+        raise ValidationError("; ".join(general) or "The job is not valid.") from None
+
+
+def _unknown_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields).difference(JOB_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown job fields: {', '.join(sorted(unknown))}.",
+            extra={"fields": {name: ["Unknown field."] for name in sorted(unknown)}},
+        )
 
 
 @transaction.atomic
 def job_create(*, requester: User, **fields: Any) -> Job:
-    """Create a draft job owned by ``requester``."""
+    """Create a draft job owned by ``requester``, within the platform's bounds."""
     if not (requester.is_requester or requester.is_staff):
         raise PermissionDenied("Only requesters can create jobs.")
-    unknown = set(fields).difference(JOB_EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
-    _validate_job_fields(fields)
+    _unknown_fields(fields)
+    fields.setdefault("currency", settings.PLATFORM_CURRENCY.lower())
     job = Job(requester=requester, **fields)
-    job.full_clean()
+    _job_validate(job, actor=requester, changed=set(JOB_EDITABLE_FIELDS), current=None)
     job.save()
     return job
 
 
 @transaction.atomic
-def job_update(*, job: Job, **fields: Any) -> Job:
-    """Change a draft job's settings; anything past draft is frozen."""
+def job_update(*, job: Job, by: User | None = None, **fields: Any) -> Job:
+    """Change a draft job's settings; anything past draft is frozen, the currency always is.
+
+    ``by`` is who edits (the requester by default): an admin may set a higher priority.
+    """
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status != JobStatus.DRAFT:
         raise InvalidTransition("Only a draft job can be edited.")
-    unknown = set(fields).difference(JOB_EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError(f"Unknown job fields: {', '.join(sorted(unknown))}.")
-    _validate_job_fields(fields)
+    _unknown_fields(fields)
+    current = copy.copy(job)
     for name, value in fields.items():
         setattr(job, name, value)
-    job.full_clean()
+    changed = {name for name in fields if getattr(current, name) != getattr(job, name)}
+    _job_validate(job, actor=by or job.requester, changed=changed, current=current)
     job.save()
     return job
 

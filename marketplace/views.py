@@ -135,7 +135,7 @@ def requester_job_new(request: HttpRequest) -> HttpResponse:
         try:
             job = services.job_create(requester=request.user, **form.cleaned_data)
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
+            form.add_service_errors(exc.extra.get("fields") or {}, exc.message)
         else:
             messages.success(request, "Job created. Upload videos next.")
             return redirect("requester-job-detail", pk=job.pk)

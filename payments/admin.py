@@ -5,10 +5,13 @@ Ledger rows, events and the audit log are read-only here: money moves only throu
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.urls import reverse
 from django.utils.html import format_html
+
+from marketplace.bounds import supported_currencies
 
 from .models import (
     AuditLog,
@@ -45,9 +48,39 @@ def _link(obj, label: str | None = None) -> str:
     return format_html('<a href="{}">{}</a>', url, label or str(obj))
 
 
+class PricingPolicyForm(forms.ModelForm):
+    class Meta:
+        model = PricingPolicy
+        fields = (
+            "currency",
+            "base",
+            "t0",
+            "t_obj",
+            "motion_coef",
+            "clutter_coef",
+            "complexity_min",
+            "complexity_max",
+            "floor_hourly",
+            "country_floors",
+            "platform_fee_bps",
+            "tiers",
+            "extra_replica_rate",
+            "note",
+        )
+
+    def clean_currency(self) -> str:
+        # The service refuses it too; checking here shows the error on the field.
+        currency = (self.cleaned_data.get("currency") or "").lower()
+        if currency not in supported_currencies():
+            raise forms.ValidationError(f"Use one of: {', '.join(supported_currencies())}.")
+        return currency
+
+
 @admin.register(PricingPolicy)
 class PricingPolicyAdmin(admin.ModelAdmin):
     """Saving a policy (new or edited) always stores a new version; old ones stay as they were."""
+
+    form = PricingPolicyForm
 
     list_display = (
         "version",

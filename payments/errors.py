@@ -17,6 +17,12 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class CurrencyNotPriced(Conflict):
+    """The job's currency has no pricing on this platform, so it cannot be quoted or funded."""
+
+    code = "currency_not_priced"
+
+
 class PayoutsHeld(Conflict):
     """Payouts to this worker are on hold."""
 

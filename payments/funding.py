@@ -16,13 +16,7 @@ from marketplace.models import FINAL_JOB_STATUSES, Job, User
 
 from . import pricing
 from . import stripe_gateway as gateway
-from .errors import (
-    BonusNotAllowed,
-    InsufficientEscrow,
-    InvalidAmount,
-    StripeError,
-    StripeRequestRefused,
-)
+from .errors import BonusNotAllowed, InsufficientEscrow, StripeError, StripeRequestRefused
 from .ledger import AccountKind
 from .models import (
     AnomalyKind,
@@ -41,6 +35,7 @@ from .services import (
     _job_accounts,
     _lock_account,
     audit_log_record,
+    check_money_amount,
     escrow_fund,
     escrow_refund_unspent,
     job_quote,
@@ -78,8 +73,7 @@ def funding_create(*, job: Job, requester: User, amount: int | None = None) -> F
     quote = job_quote(job=job)
     if amount is None:
         amount = max(0, quote.fund_amount - escrow_balance(job=job).funded)
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise InvalidAmount()
+    check_money_amount(amount, allow_zero=True)
     if amount < STRIPE_MINIMUM_CHARGE:
         raise ValidationError(
             f"The job is already funded for its quote (needs {amount}, and Stripe charges at "
@@ -559,8 +553,7 @@ def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User
     _owner_or_admin(job, actor)
     if not reason.strip():
         raise ValidationError("Give the worker a reason for the bonus.")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidAmount()
+    check_money_amount(amount)
     # Submitted work, not a claim: a claim costs nothing to make, so "worked on this job" must
     # mean work the requester has (or had) in hand.
     if not Assignment.objects.filter(

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from marketplace.bounds import supported_currencies
 from marketplace.errors import Conflict, NotFound, ValidationError
 from marketplace.models import User, WorkerProfile, WorkerStatus
 
@@ -190,6 +191,30 @@ def payout_run_start(
         payouts=created,
     )
     return run
+
+
+def payout_currencies() -> list[str]:
+    """Every currency a payout run pays: the supported ones, and any other in which a worker
+    holds an available balance (a currency dropped from the list still gets its earnings paid
+    out rather than stranded)."""
+    held = (
+        LedgerAccount.objects.filter(kind=AccountKind.WORKER_AVAILABLE, balance__gt=0)
+        .values_list("currency", flat=True)
+        .distinct()
+    )
+    return list(dict.fromkeys([*supported_currencies(), *sorted(held)]))
+
+
+def payout_runs_start(
+    *, actor: User | None = None, note: str = "", enqueue: bool = True
+) -> dict[str, PayoutRun]:
+    """A payout run in every currency workers can be paid in (``payout_currencies``)."""
+    return {
+        currency: payout_run_start(
+            actor=actor, currency=currency, note=f"{note} ({currency})".strip(), enqueue=enqueue
+        )
+        for currency in payout_currencies()
+    }
 
 
 @transaction.atomic

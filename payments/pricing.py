@@ -300,8 +300,16 @@ def quote(
     overlap_max: int,
     gold_rate: float,
     policy: PricingPolicyData,
+    currency: str | None = None,
 ) -> Quote:
-    """Quote a job from its microtasks' per-replica prices (all exact integer arithmetic)."""
+    """Quote a job from its microtasks' per-replica prices (all exact integer arithmetic).
+
+    Every amount is in minor units of the policy's currency, which must be the job's
+    (``currency``): rates and floors written in cents of one currency mean nothing in another,
+    and a zero-decimal currency would make them a hundred times off.
+    """
+    if currency is not None and currency != policy.currency:
+        raise ValueError(f"the pricing policy is in {policy.currency}, not {currency}")
     if not 0 <= gold_rate < 1:
         raise ValueError("gold rate must be in [0, 1)")
     replicas = Fraction(overlap_min) + Fraction(policy.extra_replica_rate) * max(

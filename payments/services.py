@@ -24,12 +24,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marketplace.errors import Conflict
+from marketplace.bounds import money_amount_error, supported_currencies
+from marketplace.errors import Conflict, ValidationError
 from marketplace.models import Job, User
 from tasks.models import Assignment, MicroTask
 
 from . import pricing
-from .errors import IdempotencyConflict, InsufficientEscrow, InvalidAmount
+from .errors import CurrencyNotPriced, IdempotencyConflict, InsufficientEscrow, InvalidAmount
 from .ledger import AccountKind, Leg, legs
 from .models import (
     AuditLog,
@@ -81,11 +82,15 @@ def _lock_account(account: LedgerAccount) -> LedgerAccount:
     return LedgerAccount.objects.select_for_update().get(pk=account.pk)
 
 
-def _check_amount(amount: int, *, allow_zero: bool = False) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidAmount(f"Amounts are whole minor units (cents); got {amount!r}.")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise InvalidAmount(f"The amount must be positive; got {amount}.")
+def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:
+    """Refuse anything but a whole, positive amount of minor units up to ``MONEY_AMOUNT_MAX``.
+
+    The upper bound keeps every amount, and every sum of a few of them, inside a bigint column:
+    an amount past it used to reach the database and come back as a 500.
+    """
+    problem = money_amount_error(amount, minimum=0 if allow_zero else 1)
+    if problem:
+        raise InvalidAmount(f"{problem} (got {amount!r})", extra={"fields": {field: [problem]}})
 
 
 def _existing(key: str, expected: Sequence[Leg] | None = None) -> LedgerTransaction | None:
@@ -342,7 +347,8 @@ def escrow_fund(
     *, job: Job, amount: int, key: str, memo: str = "", actor: User | None = None
 ) -> LedgerTransaction:
     """Credit ``amount`` paid in through Stripe to the job's available escrow."""
-    _check_amount(amount)
+    check_money_amount(amount)
+    check_job_currency(job=job)
     escrow, _ = _job_accounts(job)
     clearing = ledger_account(kind=AccountKind.STRIPE_CLEARING, currency=job.currency)
     tx, created = ledger_post(
@@ -372,7 +378,7 @@ def escrow_reserve(*, job: Job, amount: int, key: str) -> None:
 
     Raises :class:`InsufficientEscrow` (and moves nothing) when available escrow is short.
     """
-    _check_amount(amount)
+    check_money_amount(amount)
     escrow, reserved = _job_accounts(job)
     entries = [(escrow, -amount), (reserved, amount)]
     full_key = f"reserve:{key}"
@@ -400,7 +406,7 @@ def escrow_reserve(*, job: Job, amount: int, key: str) -> None:
 @transaction.atomic
 def escrow_release(*, job: Job, amount: int, key: str) -> None:
     """Move ``amount`` from the job's reserved escrow back to available; idempotent on ``key``."""
-    _check_amount(amount)
+    check_money_amount(amount)
     escrow, reserved = _job_accounts(job)
     entries = [(reserved, -amount), (escrow, amount)]
     full_key = f"release:{key}"
@@ -444,7 +450,7 @@ def escrow_refund_unspent(
     amount = escrow.balance if amount is None else amount
     if amount == 0:
         return 0
-    _check_amount(amount)
+    check_money_amount(amount)
     if amount > escrow.balance:
         raise InsufficientEscrow(
             f"Job #{job.pk} has {escrow.balance} available in escrow; cannot refund {amount}."
@@ -686,8 +692,13 @@ def job_quote(*, job: Job, save: bool = True) -> pricing.Quote:
     Expected time is calibrated on measured work where enough exists, so the fair-pay floor
     holds on real time: a re-quote after work has been measured includes the difference.
     ``save=False`` only computes it (a page shown on GET must not re-price anything).
+
+    The quote is in the job's currency, and only a job whose currency is supported and is the
+    pricing policy's can be quoted: funding charges the quote's amount in the job's currency, so
+    a quote in one currency funded in another (247 cents funded with 247 dong) cannot happen.
     """
     policy = active_policy()
+    check_job_currency(job=job, policy=policy)
     factors = measured_time_factors(annotation_type=job.annotation_type, policy=policy)
     microtasks = list(MicroTask.objects.filter(job=job).order_by("pk"))
     prices: list[int] = []
@@ -713,7 +724,19 @@ def job_quote(*, job: Job, save: bool = True) -> pricing.Quote:
         overlap_max=job.overlap_max,
         gold_rate=job.gold_rate,
         policy=policy,
+        currency=job.currency,
     )
+
+
+def check_job_currency(*, job: Job, policy: pricing.PricingPolicyData | None = None) -> None:
+    """Refuse money work on a job whose currency is unsupported or not the pricing policy's."""
+    policy = policy or active_policy()
+    if job.currency not in supported_currencies() or job.currency != policy.currency:
+        raise CurrencyNotPriced(
+            f"Job #{job.pk} is in {job.currency.upper()}, but pricing on this platform is in "
+            f"{policy.currency.upper()}; create the job in a supported currency "
+            f"({', '.join(c.upper() for c in supported_currencies())})."
+        )
 
 
 @transaction.atomic
@@ -742,6 +765,11 @@ def pricing_policy_create(*, actor: User | None = None, note: str = "", **fields
     if unknown:
         raise InvalidAmount(f"Unknown pricing policy fields: {', '.join(sorted(unknown))}.")
     values.update(fields)
+    if values["currency"] not in supported_currencies():
+        raise ValidationError(
+            "Pricing policies are written in a supported currency.",
+            extra={"fields": {"currency": [f"Use one of: {', '.join(supported_currencies())}."]}},
+        )
     # Lock the table's newest row so two admins saving at once get distinct versions.
     last = PricingPolicy.objects.select_for_update().order_by("-version").first()
     policy = PricingPolicy(

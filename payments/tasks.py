@@ -26,13 +26,18 @@ RETRY = {
 
 @shared_task(name="payments.payout_run", acks_late=True)
 def payout_run_task(actor_id: int | None = None, note: str = "") -> dict:
+    """One payout run per currency workers hold earnings in (see ``payout_currencies``)."""
     from marketplace.models import User
 
-    from .payouts import payout_run_start
+    from .payouts import payout_runs_start
 
     actor = User.objects.filter(pk=actor_id).first() if actor_id else None
-    run = payout_run_start(actor=actor, note=note or "scheduled")
-    return {"run": run.pk, "payouts": run.payouts_created, "total": run.total_amount}
+    runs = payout_runs_start(actor=actor, note=note or "scheduled")
+    return {
+        "runs": {currency: run.pk for currency, run in runs.items()},
+        "payouts": sum(run.payouts_created for run in runs.values()),
+        "totals": {currency: run.total_amount for currency, run in runs.items()},
+    }
 
 
 class PayoutNotSettled(StripeError):

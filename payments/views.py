@@ -160,8 +160,13 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Payment created; complete it to fund the job.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    # Shown, not saved: re-pricing microtasks (maybe of a published job) is funding's to do.
-    quote = services.job_quote(job=job, save=False) if job.microtasks.exists() else None
+    quote = None
+    if job.microtasks.exists():
+        try:
+            # Shown, not saved: re-pricing microtasks (maybe of a published job) is funding's to do.
+            quote = services.job_quote(job=job, save=False)
+        except ApplicationError as exc:  # e.g. a currency without pricing: say so, fund nothing
+            messages.error(request, exc.message)
     return render(
         request,
         "payments/job_funding.html",

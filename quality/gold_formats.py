@@ -38,7 +38,7 @@ def parse_coco(text: str) -> Parsed:
         images = data["images"]
         annotations = data["annotations"]
         categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # nesting past the limit
         raise GoldFormatError(f"Not a COCO annotation file: {exc}") from None
     frame_of: dict[int, int] = {}
     for k, img in enumerate(sorted(images, key=lambda i: i["id"])):

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from marketplace import bounds
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, Qualification, QualificationStatus, User
 from marketplace.selectors import jobs_visible_to
@@ -788,6 +789,9 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
 # --- Appeals -------------------------------------------------------------------------------------
 
 
+APPEAL_MESSAGE_MAX_LENGTH = 2_000
+
+
 @transaction.atomic
 def appeal_create(*, worker: User, assignment_id: int, message: str) -> Appeal:
     """A worker appeals a rejection of their own work, once."""
@@ -805,7 +809,12 @@ def appeal_create(*, worker: User, assignment_id: int, message: str) -> Appeal:
         raise ValidationError(
             "Say why the rejection is wrong.", extra={"fields": {"message": ["required"]}}
         )
-    return Appeal.objects.create(assignment=assignment, worker=worker, message=message[:2000])
+    if len(message) > APPEAL_MESSAGE_MAX_LENGTH:
+        raise ValidationError(
+            f"Keep the appeal under {APPEAL_MESSAGE_MAX_LENGTH} characters.",
+            extra={"fields": {"message": [f"at most {APPEAL_MESSAGE_MAX_LENGTH} characters"]}},
+        )
+    return Appeal.objects.create(assignment=assignment, worker=worker, message=message)
 
 
 @transaction.atomic
@@ -943,6 +952,10 @@ def job_classes_aggregate(*, job_id: int) -> int:
 
 # --- Policy --------------------------------------------------------------------------------------
 
+# The summed vote weight (log-odds of trust) agreeing workers must reach; a few trusted workers
+# give single digits, so anything past this could never be reached and would stall every job.
+MIN_CONFIDENCE_MAX = 100.0
+
 POLICY_FIELDS = frozenset(
     {"partial_credit", "auto_approve", "auto_reject", "reject_below_ratio", "min_confidence"}
 )
@@ -957,7 +970,13 @@ def job_quality_policy_update(*, job_id: int, by: User, **fields: Any) -> JobQua
     pol, _ = JobQualityPolicy.objects.select_for_update().get_or_create(job=job)
     for k, v in fields.items():
         setattr(pol, k, v)
-    if not 0 <= pol.reject_below_ratio <= 1:
-        raise ValidationError("reject_below_ratio must be between 0 and 1.")
+    ranges = {"reject_below_ratio": (0.0, 1.0), "min_confidence": (0.0, MIN_CONFIDENCE_MAX)}
+    for name, (lo, hi) in ranges.items():
+        value = getattr(pol, name)
+        if not (bounds.is_real_number(value) and lo <= value <= hi):
+            raise ValidationError(
+                f"{name} must be a number between {lo:g} and {hi:g}.",
+                extra={"fields": {name: [f"between {lo:g} and {hi:g}"]}},
+            )
     pol.save()
     return pol

@@ -130,7 +130,7 @@ def review_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             payload = json.loads(request.POST.get("payload") or "null")
         services.review_resolve(review_id=item.pk, payload=payload, by=request.user)
-    except (ValueError, Assignment.DoesNotExist):
+    except (ValueError, RecursionError, Assignment.DoesNotExist):  # bad JSON, too deep, not one
         messages.error(request, "Choose a submission or paste a valid JSON payload.")
         return redirect("quality-review-detail", pk=pk)
     except ApplicationError as exc:
@@ -149,7 +149,7 @@ def gold_create(request: HttpRequest, job_id: int) -> HttpResponse:
         services.gold_answer_set(
             microtask_id=int(request.POST.get("microtask") or 0), payload=payload, by=request.user
         )
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         messages.error(request, "Give a microtask number and its answer as JSON.")
     except ApplicationError as exc:
         messages.error(request, exc.message)

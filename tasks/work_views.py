@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from marketplace import ratelimit
+from marketplace import bounds, ratelimit
 from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
@@ -70,11 +70,13 @@ def claim(request: HttpRequest) -> HttpResponse:
         response.status_code = 429
         response["Retry-After"] = str(hit.retry_after)
         return response
-    job_id = request.POST.get("job")
+    job_id = request.POST.get("job") or ""
+    # A job id is a bigint; anything else means "any job" (a huge number reached the claim SQL).
+    wanted = int(job_id) if job_id.isascii() and job_id.isdigit() and len(job_id) <= 19 else None
+    if wanted is not None and not 1 <= wanted <= bounds.ID_MAX:
+        wanted = None
     try:
-        assignment = claiming.assignment_claim(
-            worker=request.user, job_id=int(job_id) if job_id and job_id.isdigit() else None
-        )
+        assignment = claiming.assignment_claim(worker=request.user, job_id=wanted)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("work-board")

@@ -3,13 +3,22 @@
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` with the status from the error.
 DRF's own exceptions (validation, authentication, throttling) and Django's ``Http404`` /
 ``PermissionDenied`` are mapped into the same shape, so clients handle one format.
+
+A Django ``ValidationError`` or a database ``DataError`` reaching this handler is a bug: services
+validate first and raise the project's own errors. The client still gets a 400 in the same shape
+(the input was what the database refused), and the bug is logged with its traceback so it gets
+fixed at its root.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -17,6 +26,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from marketplace.errors import ApplicationError, RateLimited
 from marketplace.ratelimit import wait_phrase
+
+logger = logging.getLogger(__name__)
 
 
 def _flatten(detail: Any) -> Any:
@@ -35,12 +46,34 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra: Any
     return {"error": body}
 
 
+def _stray_error_response(exc: Exception, context: dict) -> Response:
+    view = context.get("view")
+    logger.error(
+        "BUG: %s escaped a service in %s; validate in the service and raise "
+        "marketplace.errors.ValidationError instead",
+        type(exc).__name__,
+        type(view).__name__ if view is not None else "?",
+        exc_info=exc,
+    )
+    if isinstance(exc, DjangoValidationError) and hasattr(exc, "error_dict"):
+        found = {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+        general = found.pop(NON_FIELD_ERRORS, [])
+        message = "; ".join(general) or "Some fields are not valid."
+        return Response(error_body("invalid", message, found or None), status=400)
+    if isinstance(exc, DjangoValidationError):
+        return Response(error_body("invalid", "; ".join(exc.messages)), status=400)
+    # A DataError's text names columns and SQL; the client gets a plain sentence.
+    return Response(error_body("invalid", "A value is out of the range allowed."), status=400)
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):
             response["Retry-After"] = str(exc.retry_after)
         return response
+    if isinstance(exc, DjangoValidationError | DataError):
+        return _stray_error_response(exc, context)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -50,7 +50,7 @@ class JobViewSet(
 
     def perform_update(self, serializer: JobSerializer) -> None:
         serializer.instance = services.job_update(
-            job=serializer.instance, **serializer.validated_data
+            job=serializer.instance, by=self.request.user, **serializer.validated_data
         )
 
     @extend_schema(request=None, responses=JobSerializer)
@@ -64,8 +64,8 @@ class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
     # Length, common passwords, likeness to the username: AUTH_PASSWORD_VALIDATORS, applied by
     # services.user_create for every sign-up path.
-    password = serializers.CharField(write_only=True, max_length=128)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     role = serializers.ChoiceField(choices=[Role.REQUESTER, Role.WORKER])
     organisation = serializers.CharField(required=False, allow_blank=True, max_length=200)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, allow_blank=True)
@@ -107,8 +107,8 @@ class SignupView(APIView):
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(write_only=True)
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True)
 
 
 class TokenView(APIView):

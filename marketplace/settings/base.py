@@ -156,12 +156,19 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
+    # JSON and form bodies bounded in size, nesting and text (multipart uploads have their own).
+    "DEFAULT_PARSER_CLASSES": [
+        "marketplace.api.parsers.BoundedJSONParser",
+        "marketplace.api.parsers.BoundedFormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "marketplace.api.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "marketplace.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+API_BODY_MAX_BYTES = env.int("API_BODY_MAX_BYTES", default=25 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Crowdlabel API",
     "DESCRIPTION": "Marketplace for crowdsourced video annotation: requesters, workers, admins.",
@@ -277,6 +284,17 @@ STRIPE_PROXY = env("STRIPE_PROXY", default="")  # an HTTP(S) proxy for Stripe ca
 
 # --- Marketplace policy defaults
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")
+# Bounds of what requesters may write (marketplace/bounds.py reads these; the database's check
+# constraints hold the hard limits they may only narrow). A job's currency is one of
+# SUPPORTED_CURRENCIES, fixed at creation; pricing is written in the active pricing policy's
+# currency, so list a currency only with a pricing policy for it (the default: the platform's).
+SUPPORTED_CURRENCIES = env.list("SUPPORTED_CURRENCIES", default=[PLATFORM_CURRENCY])
+MONEY_AMOUNT_MAX = env.int("MONEY_AMOUNT_MAX", default=100_000_000_000)  # minor units, <= int64
+JOB_PRIORITY_MAX_REQUESTER = env.int("JOB_PRIORITY_MAX_REQUESTER", default=10)
+JOB_PRIORITY_MAX_ADMIN = env.int("JOB_PRIORITY_MAX_ADMIN", default=100)
+CLAIM_TIME_LIMIT_MAX = timedelta(minutes=env.int("CLAIM_TIME_LIMIT_MAX_MINUTES", default=8 * 60))
+AUTO_APPROVE_DELAY_MAX = timedelta(days=env.int("AUTO_APPROVE_DELAY_MAX_DAYS", default=30))
+JOB_DEADLINE_MAX_DAYS = env.int("JOB_DEADLINE_MAX_DAYS", default=2 * 365)
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from marketplace import bounds
+from marketplace.api.serializers import text
+from payments.funding import STRIPE_MINIMUM_CHARGE
 from payments.models import Payout
 
 
@@ -58,20 +61,39 @@ class PayoutSerializer(serializers.ModelSerializer):
         )
 
 
+def _amount(*, minimum: int = 1, **kwargs) -> serializers.IntegerField:
+    """An amount of minor units within ``MONEY_AMOUNT_MAX`` (read per request, not at import)."""
+    return serializers.IntegerField(
+        min_value=minimum, max_value=bounds.money_amount_max(), help_text="Minor units", **kwargs
+    )
+
+
+def _id(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=bounds.ID_MAX, **kwargs)
+
+
 class FundingInSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(required=False, min_value=1)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Stripe refuses charges under its minimum, so the schema starts there.
+        return {"amount": _amount(minimum=STRIPE_MINIMUM_CHARGE, required=False)}
 
 
 class BonusInSerializer(serializers.Serializer):
-    worker = serializers.IntegerField()
-    amount = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(max_length=300)
-    key = serializers.CharField(max_length=100, help_text="Your idempotency key for this bonus")
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "worker": _id(),
+            "amount": _amount(),
+            "reason": text(max_length=300),
+            "key": text(max_length=100, help_text="Your idempotency key for this bonus"),
+        }
 
 
 class ReasonInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=300)
-    amount = serializers.IntegerField(required=False, min_value=1)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "reason": text(max_length=300),
+            "amount": _amount(required=False),
+        }
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -13,13 +13,17 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace import bounds
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
+from marketplace.api.serializers import text
 from marketplace.errors import NotFound
 from marketplace.models import User
 from marketplace.selectors import jobs_visible_to
 
 from .. import selectors, services
 from ..models import Appeal, FraudFlag, ReviewItem
+
+GOLD_IMPORT_MAX_BYTES = 20 * 1024 * 1024
 
 
 class QualityCheckSerializer(serializers.Serializer):
@@ -62,8 +66,8 @@ class MyChecksView(APIView):
 
 
 class AppealInput(serializers.Serializer):
-    assignment = serializers.IntegerField()
-    message = serializers.CharField(max_length=2000)
+    assignment = serializers.IntegerField(min_value=1, max_value=bounds.ID_MAX)
+    message = text(max_length=services.APPEAL_MESSAGE_MAX_LENGTH)
 
 
 class AppealSerializer(serializers.ModelSerializer):
@@ -147,10 +151,18 @@ class GoldAnswerView(APIView):
 
 class GoldImportInput(serializers.Serializer):
     format = serializers.ChoiceField(choices=["coco", "cvat", "mot"])
-    content = serializers.CharField(required=False, allow_blank=True)
+    content = serializers.CharField(
+        required=False, allow_blank=True, max_length=GOLD_IMPORT_MAX_BYTES, trim_whitespace=False
+    )
     file = serializers.FileField(required=False)
-    microtasks = serializers.ListField(child=serializers.IntegerField(), required=False)
-    default_label = serializers.CharField(required=False, allow_blank=True)
+    microtasks = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=bounds.ID_MAX),
+        required=False,
+        max_length=bounds.IDS_PER_REQUEST_MAX,
+    )
+    default_label = serializers.CharField(
+        required=False, allow_blank=True, max_length=bounds.LABEL_CLASS_NAME_MAX_LENGTH
+    )
 
 
 class GoldImportView(APIView):
@@ -163,7 +175,7 @@ class GoldImportView(APIView):
         v = data.validated_data
         text = v.get("content") or ""
         if v.get("file") is not None:
-            text = v["file"].read(20 * 1024 * 1024).decode("utf-8", errors="replace")
+            text = v["file"].read(GOLD_IMPORT_MAX_BYTES).decode("utf-8", errors="replace")
         answers = services.gold_import(
             job_id=job_id,
             fmt=v["format"],
@@ -182,7 +194,9 @@ class PolicyInput(serializers.Serializer):
     auto_approve = serializers.BooleanField(required=False)
     auto_reject = serializers.BooleanField(required=False)
     reject_below_ratio = serializers.FloatField(required=False, min_value=0, max_value=1)
-    min_confidence = serializers.FloatField(required=False, min_value=0)
+    min_confidence = serializers.FloatField(
+        required=False, min_value=0, max_value=services.MIN_CONFIDENCE_MAX
+    )
 
 
 class JobPolicyView(APIView):

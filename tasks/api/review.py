@@ -9,12 +9,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace import bounds
 from marketplace.api.permissions import IsRequester
-from marketplace.api.serializers import JobSerializer
+from marketplace.api.serializers import JobSerializer, text
 from marketplace.selectors import jobs_visible_to
 
 from .. import claiming, reviewing, work_selectors
-from ..models import AssignmentStatus
+from .work import StatusQuery, status_filter
 
 
 def _job(request, pk: int):
@@ -101,24 +102,34 @@ class JobSubmissionsView(APIView):
 
     permission_classes = [IsRequester]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[StatusQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         job = _job(request, pk)
-        wanted = request.query_params.get("status") or None
-        if wanted and wanted not in AssignmentStatus.values:
-            wanted = None
+        wanted = status_filter(request)
         rows = work_selectors.submissions_for_review(job=job, status=wanted)[:1000]
         return Response({"results": [_submission_row(a) for a in rows]})
 
 
 class RejectInput(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, required=False, default="")
+    reason = text(
+        max_length=reviewing.MAX_REASON, help_text="Why the work is rejected; the worker sees it."
+    )
 
 
 class BulkInput(serializers.Serializer):
     action = serializers.ChoiceField(choices=["approve", "reject"])
-    assignments = serializers.ListField(child=serializers.IntegerField(min_value=1))
-    reason = serializers.CharField(allow_blank=True, required=False, default="")
+    assignments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=bounds.ID_MAX),
+        min_length=1,
+        max_length=reviewing.MAX_BULK,
+    )
+    reason = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        default="",
+        max_length=reviewing.MAX_REASON,
+        help_text="Required to reject.",
+    )
 
 
 class ApproveView(APIView):

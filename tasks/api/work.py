@@ -13,18 +13,21 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace import bounds
 from marketplace.api.permissions import IsWorker
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification
 
 from .. import claiming, qualifying, work_selectors
-from ..models import Assignment
+from ..models import Assignment, AssignmentStatus
 from .auth import CachedTokenAuthentication
 
 
 class ClaimInput(serializers.Serializer):
-    job = serializers.IntegerField(required=False, min_value=1, help_text="Claim from this job")
+    job = serializers.IntegerField(
+        required=False, min_value=1, max_value=bounds.ID_MAX, help_text="Claim from this job"
+    )
 
 
 class LeaseInput(serializers.Serializer):
@@ -36,9 +39,14 @@ class SubmitInput(serializers.Serializer):
     active_seconds = serializers.JSONField(required=False)
 
 
+# More answers than any test has questions is not a test attempt; refuse it before scoring.
+QUALIFICATION_ANSWERS_MAX = 200
+
+
 class QualificationInput(serializers.Serializer):
     answers = serializers.DictField(
-        child=serializers.JSONField(), help_text="{question id: payload}"
+        child=serializers.JSONField(),
+        help_text=f"{{question id: payload}}, at most {QUALIFICATION_ANSWERS_MAX} answers",
     )
 
 
@@ -120,16 +128,32 @@ class ClaimView(APIView):
         return Response(work_selectors.worker_view_of(assignment), status=status.HTTP_201_CREATED)
 
 
+class StatusQuery(serializers.Serializer):
+    """``?status=``: one assignment status (anything else is a 400, never a raw query value)."""
+
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices, required=False)
+
+
+def status_filter(request) -> str | None:
+    query = StatusQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("status")
+
+
 class MyWorkView(APIView):
     """Your assignments, newest first, with status, pay and any rejection reason."""
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(operation_id="work_assignments_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="work_assignments_list",
+        parameters=[StatusQuery],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         rows = work_selectors.my_work(worker=request.user)
-        wanted = request.query_params.get("status")
+        wanted = status_filter(request)
         if wanted:
             rows = rows.filter(status=wanted)
         return Response({"results": [work_selectors.my_work_row(a) for a in rows[:500]]})
@@ -276,6 +300,11 @@ class QualificationTestView(APIView):
             raise ValidationError(
                 'Send {"answers": {"<question id>": payload}}.',
                 extra={"fields": {"answers": ["must be an object"]}},
+            )
+        if len(answers) > QUALIFICATION_ANSWERS_MAX:
+            raise ValidationError(
+                f"Send at most {QUALIFICATION_ANSWERS_MAX} answers.",
+                extra={"fields": {"answers": [f"at most {QUALIFICATION_ANSWERS_MAX} answers"]}},
             )
         result = qualifying.qualification_submit(
             worker=request.user, annotation_type=kind, responses=answers
