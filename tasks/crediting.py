@@ -13,7 +13,9 @@ Read this before changing anything: pay's fair-pay floor is measured on what it 
 3. **Everything else may race.** A claim, release, expiry, or a heartbeat or submission that
    reports no time does not move the version: it only adds an uncredited claim or lets a claim's
    interval grow, which can only make the wall-clock time larger than the read said (the rule's
-   argument, ``tasks.worktime``). So the claim path never touches the clock.
+   argument, ``tasks.worktime``). So the claim path never touches the clock. A claim committed
+   after a credit's read was stamped moments before it at most; the period start that credit
+   writes stays ``SETTLED_AFTER`` behind, so later credits read that claim's neighbours too.
 4. **One lock order.** Every path that takes both locks the clock row before the assignment row
    (the heartbeat takes the clock's lock first; ``submit_credited`` updates the clock before the
    assignment), so two credits cannot deadlock.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
@@ -41,6 +43,10 @@ from .models import Assignment, WorkerClock
 from .sql import fetch_prepared, native, statement
 
 OPTIMISTIC_ATTEMPTS = 2
+# How far back a credit keeps reading claims that have ended (``tasks.worktime``: ``settled``):
+# far beyond the moments between a claim's timestamp and its commit, and clock skew between
+# web processes, and short enough that a credit reads a handful of rows.
+SETTLED_AFTER = timedelta(minutes=15)
 # A new clock reads the worker's whole history once; its first credit moves the period start up.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -125,8 +131,9 @@ def decide(view: View, *, assignment: Assignment, now: datetime, reported: float
         now=0.0,
         reported=reported,
         previous=previous,
+        settled=-SETTLED_AFTER.total_seconds(),
     )
-    period_start = starts.get(c.period_start) or min(starts.values())
+    period_start = starts.get(c.period_start) or now - SETTLED_AFTER
     return Decision(c, period_start, view.version)
 
 

@@ -26,9 +26,14 @@ read of the *credits* is what ``tasks.crediting`` refuses.
 when it was last seen working (its claim time or last heartbeat), not "now": a worker gets
 nothing for a claim merely held open. An expired claim ends at its deadline at the latest.
 
-**Period start.** Claims that started before the start of the credited claim's busy period, and
-are no longer live, can never matter again; the worker's clock remembers the earliest start that
-still can (:attr:`Credit.period_start`), so a credit reads a handful of rows, not a history.
+**Period start.** A credit reads only the worker's claims since their clock's period start, a
+handful of rows rather than a history. The period start may move past a claim only once that
+claim can never matter again: it has ended, and so has its whole busy period, before ``settled``
+(a margin before now). A claim whose row a credit could not yet see (its statement had not
+committed) started at most a few moments ago, after ``settled``: such a claim can overlap none
+of the claims left behind, so no busy period a later credit computes is missing a part.
+:attr:`Credit.period_start` is therefore the earliest of ``settled``, the start of every live
+claim and the start of the first busy period that ends after ``settled``.
 """
 
 from __future__ import annotations
@@ -95,16 +100,20 @@ def credit(
     now: float,
     reported: float,
     previous: float = 0.0,
+    settled: float | None = None,
 ) -> Credit:
     """Credit claim ``key`` (started at ``start``, live at ``now``) with ``reported`` seconds,
     given the worker's ``claims`` since their clock's period start (``key`` among them or not;
-    its row there is ignored: it ends now and ``previous`` is what it holds)."""
+    its row there is ignored: it ends now and ``previous`` is what it holds). ``settled``: the
+    time before which nothing new can appear (default ``now``; see the module docstring)."""
     start = min(start, now)
+    settled = now if settled is None else min(settled, now)
     elapsed = now - start
     others = [c for c in claims if c.key != key]
     # The credited claim ends now, after every other, so its busy period is the last one.
     spans = [(min(c.start, now), min(max(c.end, c.start), now)) for c in others]
-    period = busy_periods([*spans, (start, now)])[-1]
+    periods = busy_periods([*spans, (start, now)])
+    period = periods[-1]
     members = [c for c, (s, _e) in zip(others, spans, strict=True) if s >= period[0]]
     # A claim that started inside the period belongs to it; one that started before it ended
     # before it (else the period would start earlier).
@@ -112,7 +121,8 @@ def credit(
     wall = period[1] - period[0]
     limit = max(0.0, min(elapsed, wall - others_credit))
     credited = max(max(0.0, previous), min(max(0.0, reported), limit))
-    period_start = min([period[0], *(c.start for c in others if c.live)])
+    recent = next(p_start for p_start, p_end in periods if p_end >= settled)
+    period_start = min([settled, recent, *(c.start for c in others if c.live)])
     return Credit(
         credited=credited,
         reported=max(0.0, reported),

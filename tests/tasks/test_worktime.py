@@ -70,12 +70,30 @@ def test_honest_sequential_work_on_parallel_claims_is_credited_in_full():
     assert first.excess == second.excess == 0
 
 
+def test_the_period_start_waits_for_claims_still_on_their_way():
+    """A claim stamped at 100 whose row appears after a credit at 101 read the worker's claims:
+    that credit must not move the period start past 100, or the late claim's own credits would
+    read too little."""
+    c = worktime.credit([], key=2, start=100.5, now=101, reported=0.5, settled=101 - 900)
+    assert c.period_start <= 100
+    # Settled long ago: the period start moves up to the margin, no further.
+    old = Claim(1, start=0, end=10, credited=10, live=False)
+    c = worktime.credit([old], key=2, start=5000, now=5100, reported=60, settled=5100 - 900)
+    assert c.period_start == 4200
+
+
 # --- property: the invariant under any sequence of events -------------------------------------
+
+LATE = 5.0  # longest a claim's row may appear after its timestamp, in this model
+SETTLED_AFTER = 50.0  # crediting's margin (tasks.crediting.SETTLED_AFTER), longer than LATE
 
 events = st.lists(
     st.one_of(
-        st.tuples(st.just("advance"), st.floats(0, 400)),
+        st.tuples(st.just("advance"), st.floats(0, 400) | st.floats(0, 3)),
         st.tuples(st.just("claim"), st.just(0)),
+        # A claim whose row appears only now, stamped up to LATE seconds ago (its statement
+        # committed after credits that could not see it).
+        st.tuples(st.just("late_claim"), st.floats(0, LATE)),
         st.tuples(
             st.just("credit"),
             st.integers(0, 20),
@@ -88,7 +106,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(events)
 def test_credited_never_exceeds_the_union_of_claim_intervals(script):
     t = 0.0
@@ -102,8 +120,9 @@ def test_credited_never_exceeds_the_union_of_claim_intervals(script):
         kind = event[0]
         if kind == "advance":
             t += event[1]
-        elif kind == "claim":
-            rows[len(rows)] = {"start": t, "end": None, "seen": t, "credited": 0.0}
+        elif kind in ("claim", "late_claim"):
+            start = t if kind == "claim" else max(0.0, t - event[1])
+            rows[len(rows)] = {"start": start, "end": None, "seen": start, "credited": 0.0}
         elif kind in ("credit", "end"):
             live = live_keys()
             if not live:
@@ -131,6 +150,7 @@ def test_credited_never_exceeds_the_union_of_claim_intervals(script):
                     now=t,
                     reported=event[2],
                     previous=row["credited"],
+                    settled=t - SETTLED_AFTER,
                 )
                 row["credited"] = c.credited
                 row["seen"] = t
