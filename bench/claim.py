@@ -70,6 +70,9 @@ os.environ["CONN_MAX_AGE"] = "600"  # persistent connections, as in production
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ["REDIS_URL"] = BENCH_REDIS_URL
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings.test")
+# Phases 1 and 2 claim without ever submitting (thousands of live claims per worker), so they run
+# without the cap on concurrent claims; the HTTP loop (claim -> submit) runs with the shipped cap.
+os.environ["CLAIM_MAX_CONCURRENT"] = "0"
 
 
 def recreate_database() -> None:
@@ -275,6 +278,7 @@ def pgbench_script(worker_base: int) -> str:
         .replace("%(prior_trust)s", repr(work_selectors.prior_trust()))
         .replace("%(limit)s", str(work_selectors.MAX_CANDIDATE_JOBS))
         .replace("%(draws)s", "'{}'")
+        .replace("%(max_claims)s", "0")
     )
     sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
     return f"\\set worker_id {worker_base} + :client_id\n{sql};\n"
@@ -412,6 +416,7 @@ def claim_plan(job: Job, worker: User) -> dict:
         "prior_trust": work_selectors.prior_trust(),
         "limit": work_selectors.MAX_CANDIDATE_JOBS,
         "draws": [1.0] * claiming.GOLD_DRAWS,
+        "max_claims": 3,  # the plan with the shipped cap's seat check (the worker holds none)
     }
     with connection.cursor() as cur:
         cur.execute("BEGIN")
@@ -445,6 +450,7 @@ def free_port() -> int:
 def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
     """gunicorn with the shipped ``gunicorn.conf.py``, at ``workers`` x ``threads``."""
     env = dict(os.environ)
+    env.pop("CLAIM_MAX_CONCURRENT", None)  # the shipped cap
     env.update(
         DATABASE_URL=BENCH_URL,
         CONN_MAX_AGE="600",

@@ -84,10 +84,17 @@ class QualificationStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     PASSED = "passed", "Passed"
     FAILED = "failed", "Failed"
+    SUSPENDED = "suspended", "Suspended"
 
 
 class Qualification(models.Model):
-    """A worker's standing for one annotation type; paid work needs ``passed``."""
+    """A worker's standing for one annotation type; paid work needs ``passed``.
+
+    ``suspended`` (quality suspended the worker from the type) carries its own terms: until
+    ``suspended_until`` (then the worker may retake the test), or, when that is empty, until an
+    admin lifts it. ``tasks.suspensions`` sets and reads them; the ``suspended_*`` fields keep
+    describing the last suspension after it ended.
+    """
 
     worker = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="qualifications"
@@ -98,6 +105,14 @@ class Qualification(models.Model):
     )
     score = models.FloatField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_until = models.DateTimeField(
+        null=True, blank=True, help_text="Empty while suspended: until an admin lifts it"
+    )
+    suspended_reason = models.CharField(max_length=300, blank=True)
+    suspensions = models.PositiveIntegerField(
+        default=0, help_text="How many times the worker was suspended from this type"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

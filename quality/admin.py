@@ -48,6 +48,18 @@ class TrustEvidenceInline(admin.TabularInline):
     can_delete = False
 
 
+@admin.action(description="Lift suspension: the worker may claim this type of work again")
+def lift_suspensions(modeladmin, request, queryset):
+    done = 0
+    for row in queryset.select_related("worker"):
+        try:
+            services.worker_suspension_lift(trust_row=row, by=request.user)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{row}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} suspension(s) lifted; trust kept as it was.")
+
+
 @admin.register(WorkerTrust)
 class WorkerTrustAdmin(admin.ModelAdmin):
     list_display = ("worker", "annotation_type", "trust", "tier", "gold_count", "suspended")
@@ -55,6 +67,7 @@ class WorkerTrustAdmin(admin.ModelAdmin):
     search_fields = ("worker__username",)
     raw_id_fields = ("worker",)
     inlines = [TrustEvidenceInline]
+    actions = [lift_suspensions]
 
 
 @admin.register(TrustEvidence)

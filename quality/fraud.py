@@ -8,6 +8,10 @@
   (coordinates rounded to a pixel); the later one is flagged, naming the earlier.
 
 Each signal carries its evidence, for an admin to judge; none acts on its own.
+
+One more kind is raised by the claim path, not computed here: ``inflated_time``, a worker
+reporting more active time than their wall-clock time allows (``tasks.crediting``; the excess is
+never credited, so never paid; the flag says someone tried).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .boxes import Annotation
 TOO_FAST = "too_fast"
 EMPTY = "empty"
 IDENTICAL = "identical"
+INFLATED_TIME = "inflated_time"
 
 
 @dataclass(frozen=True)

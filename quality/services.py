@@ -20,11 +20,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace import bounds
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from marketplace.models import AnnotationType, Job, Qualification, QualificationStatus, User
+from marketplace.models import AnnotationType, Job, User
 from marketplace.selectors import jobs_visible_to
 from payments import services as pay_services
 from payments.models import LedgerTransaction
-from tasks import budget
+from tasks import budget, suspensions
 from tasks.annotations import AnnotationInvalid, validate_payload
 from tasks.claiming import annotation_context
 from tasks.models import (
@@ -290,14 +290,19 @@ def trust_record(
 
 @transaction.atomic
 def worker_suspend_from_type(*, trust_row: WorkerTrust, reason: str) -> WorkerTrust:
-    """Stop a worker from claiming a type and get an extra replica of their unapproved work."""
+    """Stop a worker from claiming a type and get an extra replica of their unapproved work.
+
+    The suspension's terms (a cooldown, or until an admin lifts it) are ``tasks.suspensions``':
+    neither a retake of the test nor any claim gets the worker that work back before they allow.
+    """
     trust_row.suspended = True
     trust_row.suspended_reason = reason[:300]
     trust_row.save(update_fields=["suspended", "suspended_reason", "updated_at"])
-    Qualification.objects.update_or_create(
+    suspensions.qualification_suspend(
         worker=trust_row.worker,
         annotation_type=trust_row.annotation_type,
-        defaults={"status": QualificationStatus.FAILED, "score": trust_row.trust},
+        reason=reason,
+        score=trust_row.trust,
     )
     pending = MicroTask.objects.filter(
         assignments__worker=trust_row.worker,
@@ -317,6 +322,29 @@ def worker_suspend_from_type(*, trust_row: WorkerTrust, reason: str) -> WorkerTr
             _fill_slots_later(job_id)
     logger.info("worker %s suspended from %s", trust_row.worker_id, trust_row.annotation_type)
     return trust_row
+
+
+@transaction.atomic
+def worker_suspension_lift(*, trust_row: WorkerTrust, by: User) -> WorkerTrust:
+    """An admin lifts a suspension from a type: the worker may claim its work again at once.
+
+    Trust and its evidence stay as they were (the next evidence that leaves trust below the bar
+    suspends again, on the terms of a repeat suspension).
+    """
+    suspensions.qualification_lift_suspension(
+        worker=trust_row.worker, annotation_type=trust_row.annotation_type, by=by
+    )
+    worker_reinstate(worker=trust_row.worker, annotation_type=trust_row.annotation_type)
+    trust_row.refresh_from_db()
+    return trust_row
+
+
+def worker_reinstate(*, worker: User, annotation_type: str) -> int:
+    """A suspension from a type ended (a retake passed after its cooldown, or an admin lifted it):
+    the worker's work of that type counts again. Their trust is not reset."""
+    return WorkerTrust.objects.filter(
+        worker=worker, annotation_type=annotation_type, suspended=True
+    ).update(suspended=False)
 
 
 def _fill_slots_later(job_id: int) -> None:
@@ -697,6 +725,24 @@ def _flag_fraud(mt: MicroTask) -> int:
         )
         n += created
     return n
+
+
+def fraud_flag_inflated_time(*, assignment: Assignment, evidence: dict[str, Any]) -> FraudFlag:
+    """Record that a worker reported more active time on ``assignment`` than can be credited
+    (one flag per assignment; a later report updates its evidence while it is open)."""
+    flag, created = FraudFlag.objects.get_or_create(
+        assignment=assignment,
+        kind=fraud.INFLATED_TIME,
+        defaults={
+            "worker_id": assignment.worker_id,
+            "job_id": assignment.microtask.job_id,
+            "evidence": evidence,
+        },
+    )
+    if not created and flag.status == "open":
+        flag.evidence = evidence
+        flag.save(update_fields=["evidence"])
+    return flag
 
 
 @transaction.atomic

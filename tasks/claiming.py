@@ -8,9 +8,14 @@ Exactness under concurrency rests on three things, in this order:
 2. slots exist only up to a microtask's replica target (unique ``(microtask, number)``), so a
    microtask never has more live or finished assignments than its target;
 3. database constraints as the backstop: one assignment per (microtask, worker), one live
-   assignment per slot.
+   assignment per slot, and one live claim per claim seat of a worker (a worker has
+   ``CLAIM_MAX_CONCURRENT`` seats, so concurrent claims of one worker cannot pass the cap).
 
 Money is reserved per slot when slots are created (``tasks.budget``), never on the claim path.
+Active time is credited by ``tasks.crediting`` (on heartbeats and submissions, never on claims).
+
+Someone else's assignment is, to a worker, the same 404 as an assignment that does not exist, on
+every route: a worker cannot tell other workers' assignment ids from unused ones.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from marketplace.errors import (
 )
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
-from . import budget, portable, work_selectors
+from . import budget, crediting, portable, suspensions, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
 from .models import (
     Assignment,
@@ -73,12 +78,23 @@ class AssignmentNotLive(Conflict):
     code = "assignment_not_live"
 
 
+class ClaimLimitReached(Conflict):
+    """You hold as many claims as you may at once; submit or release one first."""
+
+    code = "claim_limit"
+
+
 def _now() -> datetime:
     return timezone.now()
 
 
 def _max_lease_factor() -> float:
     return float(getattr(settings, "CLAIM_MAX_LEASE_FACTOR", 3.0))
+
+
+def max_concurrent_claims() -> int:
+    """How many live claims a worker may hold at once (0: no cap, for benchmarks only)."""
+    return int(getattr(settings, "CLAIM_MAX_CONCURRENT", 3))
 
 
 # --- Publishing ----------------------------------------------------------------------------------
@@ -292,6 +308,7 @@ def _run_claim(
         "worker_id": worker.pk,
         "now": now,
         "deadline": now + job.claim_time_limit,
+        "max_claims": max_concurrent_claims(),
     }
     for _attempt in range(CLAIM_RETRIES):
         assignment, picked = work_selectors.claim_and_load(sql_name, params)
@@ -311,8 +328,26 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
     Not wrapped in ``transaction.atomic`` on purpose: each claim attempt is one SQL statement,
     atomic by itself, and an outer transaction would only add round trips and hold the slot lock
     longer. Called inside a caller's transaction it joins that one.
+
+    Refused with a 409 ``claim_limit`` when the worker already holds ``CLAIM_MAX_CONCURRENT``
+    live claims (their own overdue claims are expired first), and with a 403 ``suspended`` when
+    a suspension from the type of work is why there is nothing (``tasks.suspensions``).
     """
     _check_worker(worker)
+    assignment = _claim_once(worker=worker, job_id=job_id)
+    if assignment is None and _at_claim_limit(worker=worker, expire_overdue=True):
+        # Overdue claims of theirs that the sweep had not reached yet were freed: try again.
+        assignment = _claim_once(worker=worker, job_id=job_id)
+    if assignment is not None:
+        return assignment
+    # Nothing claimed: the rare path, so spend the extra queries on saying why.
+    if _at_claim_limit(worker=worker, expire_overdue=False):
+        _raise_claim_limit(worker=worker)
+    _raise_nothing(worker=worker, job_id=job_id, any_jobs=None)
+    raise AssertionError("unreachable")
+
+
+def _claim_once(*, worker: User, job_id: int | None) -> Assignment | None:
     if not native():
         return _claim_portable(worker=worker, job_id=job_id)
     # PostgreSQL: one statement (``claiming.sql``: ``claim_next``) picks the job and the slot and
@@ -330,6 +365,7 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
         "prior_trust": work_selectors.prior_trust(),
         "limit": work_selectors.MAX_CANDIDATE_JOBS,
         "draws": [draw() for _ in range(GOLD_DRAWS)],
+        "max_claims": max_concurrent_claims(),
     }
     for _attempt in range(CLAIM_RETRIES):
         assignment, picked = work_selectors.claim_and_load("claim_next", params)
@@ -337,11 +373,35 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
             return assignment
         if not picked:
             break
-        # This worker claimed the same microtask in a concurrent request (the insert met the
-        # unique constraint and did nothing); the retry sees that claim and skips the microtask.
-    # Nothing claimed: the rare path, so spend the extra queries on saying why.
-    _raise_nothing(worker=worker, job_id=job_id, any_jobs=None)
-    raise AssertionError("unreachable")
+        # This worker claimed the same microtask, or took the same claim seat, in a concurrent
+        # request (the insert met a unique constraint and did nothing); the retry sees that
+        # claim and skips the microtask, or takes another seat if one is left.
+    return None
+
+
+def _live_claims(worker: User):
+    return Assignment.objects.filter(worker=worker, status=AssignmentStatus.CLAIMED)
+
+
+def _at_claim_limit(*, worker: User, expire_overdue: bool) -> bool:
+    """Whether ``worker`` holds their cap of live claims; with ``expire_overdue``, whether some
+    of those were overdue and have just been expired (so a claim may now succeed)."""
+    cap = max_concurrent_claims()
+    if cap <= 0 or _live_claims(worker).count() < cap:
+        return False
+    if not expire_overdue:
+        return True
+    return assignments_expire_overdue(worker_id=worker.pk) > 0
+
+
+def _raise_claim_limit(*, worker: User) -> None:
+    ids = list(_live_claims(worker).order_by("claimed_at", "pk").values_list("pk", flat=True))
+    cap = max_concurrent_claims()
+    raise ClaimLimitReached(
+        f"You already hold {len(ids)} claims, the most you may hold at once ({cap}). Submit or "
+        "release one of them before claiming more: " + ", ".join(f"#{pk}" for pk in ids[:20]) + ".",
+        extra={"assignments": ids[:20], "max_concurrent_claims": cap},
+    )
 
 
 def _raise_nothing(*, worker: User, job_id: int | None, any_jobs: bool | None) -> None:
@@ -349,6 +409,7 @@ def _raise_nothing(*, worker: User, job_id: int | None, any_jobs: bool | None) -
         any_jobs = bool(work_selectors.claimable_jobs_for(worker=worker, job_id=job_id))
     if not any_jobs:
         _check_not_suspended(worker)
+        suspensions.check_claim(worker=worker, job_id=job_id)
         if job_id is not None:
             raise NothingAvailable(
                 "That job has no work you can claim: it is not published, or you are not "
@@ -361,12 +422,10 @@ def _raise_nothing(*, worker: User, job_id: int | None, any_jobs: bool | None) -
     )
 
 
-def _claim_portable(*, worker: User, job_id: int | None) -> Assignment:
+def _claim_portable(*, worker: User, job_id: int | None) -> Assignment | None:
     """The claim on databases without ``claim_next`` (SQLite): candidate jobs, then per job the
     ``tasks.portable`` equivalents of ``claim_gold`` / ``claim_regular``; same results."""
     jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
-    if not jobs:
-        _raise_nothing(worker=worker, job_id=job_id, any_jobs=False)
     now = _now()
     for job in jobs:
         order = ["claim_regular"]
@@ -376,17 +435,21 @@ def _claim_portable(*, worker: User, job_id: int | None) -> Assignment:
             assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
             if assignment is not None:
                 return assignment
-    _raise_nothing(worker=worker, job_id=job_id, any_jobs=True)
-    raise AssertionError("unreachable")
+    return None
+
+
+def _not_yours() -> NotFound:
+    # The same answer as for an id that does not exist: no way to tell the two apart.
+    return NotFound("No such assignment.")
 
 
 def _lock_own(*, worker: User, assignment_id: int) -> Assignment:
     try:
         assignment = work_selectors.load_assignment(assignment_id=assignment_id, for_update=True)
     except Assignment.DoesNotExist:
-        raise NotFound("No such assignment.") from None
+        raise _not_yours() from None
     if assignment.worker_id != worker.pk:
-        raise PermissionDenied("This assignment belongs to another worker.")
+        raise _not_yours()
     return assignment
 
 
@@ -406,7 +469,9 @@ def _require_live(assignment: Assignment, now: datetime, action: str) -> None:
         )
 
 
-def _clean_active_seconds(value: Any, *, ceiling: float) -> float | None:
+def _clean_active_seconds(value: Any) -> float | None:
+    """A reported number of active seconds, checked for shape only: how much of it can be
+    credited is ``tasks.crediting``'s decision."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -419,15 +484,19 @@ def _clean_active_seconds(value: Any, *, ceiling: float) -> float | None:
             "active_seconds cannot be negative.",
             extra={"fields": {"active_seconds": ["cannot be negative"]}},
         )
-    # The page cannot have been active longer than the claim has existed.
-    return float(min(value, max(ceiling, 0.0)))
+    return float(value)
 
 
 @transaction.atomic
 def assignment_heartbeat(
     *, worker: User, assignment_id: int, active_seconds: float | None = None
 ) -> Assignment:
-    """Extend the claim's deadline by the job's time limit from now, within the lease bound."""
+    """Extend the claim's deadline by the job's time limit from now, within the lease bound,
+    and credit the active time it reports (``tasks.crediting``)."""
+    reported = _clean_active_seconds(active_seconds)
+    if reported is not None:
+        # The worker's clock before the assignment row: the one lock order of every credit.
+        crediting.lock(worker_id=worker.pk)
     assignment = _lock_own(worker=worker, assignment_id=assignment_id)
     now = _now()
     _require_live(assignment, now, "extend it")
@@ -436,13 +505,19 @@ def assignment_heartbeat(
     assignment.deadline = max(assignment.deadline, min(now + limit, bound))
     assignment.heartbeat_at = now
     fields = ["deadline", "heartbeat_at"]
-    active = _clean_active_seconds(
-        active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
+    if reported is None:
+        assignment.save(update_fields=fields)
+        return assignment
+
+    def write(decision: crediting.Decision) -> tuple[Assignment, bool]:
+        assignment.active_seconds = decision.credit.credited
+        assignment.save(update_fields=[*fields, "active_seconds"])
+        return assignment, crediting.advance(worker_id=worker.pk, decision=decision)
+
+    _, credit = crediting.credit(
+        assignment=assignment, now=now, reported=reported, write=write, locked=True
     )
-    if active is not None:
-        assignment.active_seconds = active
-        fields.append("active_seconds")
-    assignment.save(update_fields=fields)
+    crediting.report(assignment=assignment, credit_=credit, at=now)
     return assignment
 
 
@@ -460,19 +535,21 @@ def assignment_release(*, worker: User, assignment_id: int) -> Assignment:
 
 
 @transaction.atomic
-def assignments_expire_overdue(*, batch: int = 1_000) -> int:
-    """Expire claims past their deadline and free their slots; returns how many expired."""
+def assignments_expire_overdue(*, batch: int = 1_000, worker_id: int | None = None) -> int:
+    """Expire claims past their deadline (all workers', or ``worker_id``'s) and free their
+    slots; returns how many expired."""
     total = 0
     now = _now()
     while True:
         if native():
             with connection.cursor() as cur:
                 cur.execute(
-                    statement("claiming.sql", "expire_overdue"), {"now": now, "batch": batch}
+                    statement("claiming.sql", "expire_overdue"),
+                    {"now": now, "batch": batch, "worker_id": worker_id},
                 )
                 expired, _freed = cur.fetchone()
         else:
-            expired, _freed = portable.expire_overdue(now=now, batch=batch)
+            expired, _freed = portable.expire_overdue(now=now, batch=batch, worker_id=worker_id)
         total += expired
         if expired < batch:
             return total
@@ -502,20 +579,24 @@ def assignment_submit(
 ) -> Assignment:
     """Validate ``payload`` against the job's schema and store it with its per-frame shapes.
 
-    Refused (nothing stored) for someone else's assignment (403), an expired claim (409), an
-    assignment already submitted (409), or a payload that does not fit (400, field by field).
+    Refused (nothing stored) for someone else's assignment (404, as for one that does not
+    exist), an expired claim (409), an assignment already submitted (409), or a payload that does
+    not fit (400, field by field).
 
     Optimistic rather than locked: the payload is validated without holding a lock, then one
     statement (``claiming.sql``: ``submit``) flips the assignment to submitted and stores the
     submission only if the claim is still live; if it is not, the reload says why. So it needs
     no ``transaction.atomic`` (one statement is atomic) and joins a caller's transaction if any.
+    Reported active time is credited as ``tasks.crediting`` allows (``submit_credited``: the same
+    statement, moving the worker's clock); what cannot be credited is not paid, and beyond a
+    tolerance it is a fraud signal.
     """
     try:
         assignment = work_selectors.load_assignment(assignment_id=assignment_id)
     except Assignment.DoesNotExist:
-        raise NotFound("No such assignment.") from None
+        raise _not_yours() from None
     if assignment.worker_id != worker.pk:
-        raise PermissionDenied("This assignment belongs to another worker.")
+        raise _not_yours()
     now = _now()
     _require_live(assignment, now, "submit")
     microtask = assignment.microtask
@@ -523,24 +604,53 @@ def assignment_submit(
         result = validate_payload(payload, annotation_context(microtask))
     except AnnotationInvalid as exc:
         raise ValidationError(str(exc), extra={"fields": exc.fields}) from None
-    active = _clean_active_seconds(
-        active_seconds, ceiling=(now - assignment.claimed_at).total_seconds()
-    )
+    reported = _clean_active_seconds(active_seconds)
     auto_approve_at = now + microtask.job.auto_approve_delay
     params = {
         "now": now,
         "auto_approve_at": auto_approve_at,
-        "active_seconds": active,
         "assignment_id": assignment.pk,
         "worker_id": worker.pk,
     }
-    if native():
-        (submission_id,) = fetch_prepared(
-            statement("claiming.sql", "submit"),
-            {**params, "payload": Jsonb(result.payload), "frames": Jsonb(result.frames)},
-        )
+    credit = None
+    if reported is None:
+        if native():
+            (submission_id,) = fetch_prepared(
+                statement("claiming.sql", "submit"),
+                {
+                    **params,
+                    "active_seconds": None,
+                    "payload": Jsonb(result.payload),
+                    "frames": Jsonb(result.frames),
+                },
+            )
+        else:
+            submission_id = portable.submit(
+                **params, active_seconds=None, payload=result.payload, frames=result.frames
+            )
     else:
-        submission_id = portable.submit(**params, payload=result.payload, frames=result.frames)
+
+        def write(decision: crediting.Decision) -> tuple[int | None, bool]:
+            credited = {
+                **params,
+                "active_seconds": decision.credit.credited,
+                "clock_version": decision.version,
+                "period_start": decision.period_start,
+            }
+            if native():
+                row = fetch_prepared(
+                    statement("claiming.sql", "submit_credited"),
+                    {**credited, "payload": Jsonb(result.payload), "frames": Jsonb(result.frames)},
+                )
+            else:
+                row = portable.submit_credited(
+                    **credited, payload=result.payload, frames=result.frames
+                )
+            return row[0], bool(row[1])
+
+        submission_id, credit = crediting.credit(
+            assignment=assignment, now=now, reported=reported, write=write
+        )
     if submission_id is None:
         # The claim changed between the read and the write: report its state now.
         _require_live(work_selectors.load_assignment(assignment_id=assignment.pk), _now(), "submit")
@@ -548,8 +658,9 @@ def assignment_submit(
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
     assignment.auto_approve_at = auto_approve_at
-    if active is not None:
-        assignment.active_seconds = active
+    if credit is not None:
+        assignment.active_seconds = credit.credited
+        crediting.report(assignment=assignment, credit_=credit, at=now)
     submission = Submission(
         id=submission_id,
         assignment=assignment,

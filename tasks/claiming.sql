@@ -10,14 +10,37 @@
 -- number of open microtasks. The job must still be published: a cached job list can never claim
 -- from a paused job. Returns (assignment id or NULL, whether a slot was picked): a slot picked
 -- but no assignment made means this worker won a concurrent race for the same microtask
--- (ON CONFLICT on the unique constraints), and the caller retries.
-WITH picked AS (
+-- (ON CONFLICT on the unique constraints), and the caller retries. A worker at their cap of
+-- concurrent claims (%(max_claims)s) picks nothing; one racing themselves for their last seat
+-- loses on the seat's unique index, and retries like a lost microtask race.
+WITH seat AS (
+    -- The worker's lowest free claim seat within %(max_claims)s (none: at the cap; 0 = no cap,
+    -- no seat). The smallest free number is 1 or one past a held seat, so this reads only the
+    -- worker's live claims (the partial unique index assignment_one_live_claim_per_seat).
+    SELECT s.n
+    FROM (
+        SELECT 1 AS n
+        UNION ALL
+        SELECT h.claim_seat + 1
+        FROM tasks_assignment h
+        WHERE h.worker_id = %(worker_id)s AND h.status = 'claimed' AND h.claim_seat IS NOT NULL
+    ) s
+    WHERE %(max_claims)s::int > 0
+      AND s.n <= %(max_claims)s::int
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_assignment b
+          WHERE b.worker_id = %(worker_id)s AND b.status = 'claimed' AND b.claim_seat = s.n
+      )
+    ORDER BY s.n
+    LIMIT 1
+), picked AS (
     SELECT s.id, s.microtask_id, s.reserved_amount
     FROM tasks_slot s
     WHERE s.job_id = %(job_id)s
       AND EXISTS (
           SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
       )
+      AND (%(max_claims)s::int <= 0 OR EXISTS (SELECT 1 FROM seat))
       AND s.is_gold = false
       AND s.assignment_id IS NULL
       AND NOT EXISTS (
@@ -33,9 +56,9 @@ WITH picked AS (
 ), created AS (
     INSERT INTO tasks_assignment
         (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
-         rejection_reason)
+         rejection_reason, claim_seat)
     SELECT picked.microtask_id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
-           picked.reserved_amount, ''
+           picked.reserved_amount, '', (SELECT n FROM seat)
     FROM picked
     ON CONFLICT DO NOTHING
     RETURNING id, slot_id
@@ -50,13 +73,35 @@ SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
 -- name: claim_gold
 -- Take a free slot of the job's gold pool and a random open gold microtask of the job that the
 -- worker has never held (gold stays open; every worker may get each gold microtask once).
-WITH gold AS (
+-- The claim seat as in claim_regular.
+WITH seat AS (
+    -- The worker's lowest free claim seat within %(max_claims)s (none: at the cap; 0 = no cap,
+    -- no seat). The smallest free number is 1 or one past a held seat, so this reads only the
+    -- worker's live claims (the partial unique index assignment_one_live_claim_per_seat).
+    SELECT s.n
+    FROM (
+        SELECT 1 AS n
+        UNION ALL
+        SELECT h.claim_seat + 1
+        FROM tasks_assignment h
+        WHERE h.worker_id = %(worker_id)s AND h.status = 'claimed' AND h.claim_seat IS NOT NULL
+    ) s
+    WHERE %(max_claims)s::int > 0
+      AND s.n <= %(max_claims)s::int
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_assignment b
+          WHERE b.worker_id = %(worker_id)s AND b.status = 'claimed' AND b.claim_seat = s.n
+      )
+    ORDER BY s.n
+    LIMIT 1
+), gold AS (
     SELECT m.id
     FROM tasks_microtask m
     WHERE m.job_id = %(job_id)s
       AND EXISTS (
           SELECT 1 FROM marketplace_job j WHERE j.id = %(job_id)s AND j.status = 'published'
       )
+      AND (%(max_claims)s::int <= 0 OR EXISTS (SELECT 1 FROM seat))
       AND m.is_gold = true
       AND m.status = 'open'
       AND NOT EXISTS (
@@ -75,9 +120,9 @@ WITH gold AS (
 ), created AS (
     INSERT INTO tasks_assignment
         (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
-         rejection_reason)
+         rejection_reason, claim_seat)
     SELECT gold.id, %(worker_id)s, picked.id, 'claimed', %(now)s, %(deadline)s,
-           picked.reserved_amount, ''
+           picked.reserved_amount, '', (SELECT n FROM seat)
     FROM gold, picked
     ON CONFLICT DO NOTHING
     RETURNING id, slot_id
@@ -90,11 +135,14 @@ WITH gold AS (
 SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM gold) AND EXISTS (SELECT 1 FROM picked);
 
 -- name: expire_overdue
--- Expire up to %(batch)s overdue claims that nobody else is touching and free their slots.
+-- Expire up to %(batch)s overdue claims that nobody else is touching and free their slots: all
+-- workers' (the sweep: %(worker_id)s NULL), or one worker's (who met their cap of concurrent
+-- claims with some of them overdue).
 WITH overdue AS (
     SELECT a.id
     FROM tasks_assignment a
     WHERE a.status = 'claimed' AND a.deadline < %(now)s
+      AND (%(worker_id)s::bigint IS NULL OR a.worker_id = %(worker_id)s::bigint)
     ORDER BY a.deadline
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -133,7 +181,8 @@ LIMIT %(limit)s;
 -- name: submit
 -- Store a validated submission, only if the claim is still live: one statement, no lock held
 -- while the payload is validated. No row (NULL) means the claim changed meanwhile (expired,
--- released, already submitted) and the caller reports why.
+-- released, already submitted) and the caller reports why. For a submission that reports no
+-- active time (what a heartbeat credited stays); one that does goes through submit_credited.
 WITH updated AS (
     UPDATE tasks_assignment
     SET status = 'submitted',
@@ -163,10 +212,33 @@ SELECT (SELECT id FROM stored);
 -- server's random()), else the first free
 -- replica slot exactly as claim_regular picks it. Trust is quality's WorkerTrust row for the
 -- job's type clamped to [0, 1], or %(prior_trust)s when there is none (the same as
--- quality.selectors.worker_trust). Returns the same columns as claim_regular; tasks.claiming runs
--- it through work_selectors.claim_and_load, which also loads the new assignment's microtask,
--- video and job in the same statement.
-WITH cand AS MATERIALIZED (
+-- quality.selectors.worker_trust). The worker must have a free claim seat (``seat``, as in
+-- claim_regular): a worker at the cap of %(max_claims)s concurrent claims claims nothing, and
+-- the seat's unique index stops two concurrent claims of theirs from taking one seat. Returns
+-- the same columns as claim_regular; tasks.claiming runs it through
+-- work_selectors.claim_and_load, which also loads the new assignment's microtask, video and job
+-- in the same statement.
+WITH seat AS (
+    -- The worker's lowest free claim seat within %(max_claims)s (none: at the cap; 0 = no cap,
+    -- no seat). The smallest free number is 1 or one past a held seat, so this reads only the
+    -- worker's live claims (the partial unique index assignment_one_live_claim_per_seat).
+    SELECT s.n
+    FROM (
+        SELECT 1 AS n
+        UNION ALL
+        SELECT h.claim_seat + 1
+        FROM tasks_assignment h
+        WHERE h.worker_id = %(worker_id)s AND h.status = 'claimed' AND h.claim_seat IS NOT NULL
+    ) s
+    WHERE %(max_claims)s::int > 0
+      AND s.n <= %(max_claims)s::int
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks_assignment b
+          WHERE b.worker_id = %(worker_id)s AND b.status = 'claimed' AND b.claim_seat = s.n
+      )
+    ORDER BY s.n
+    LIMIT 1
+), cand AS MATERIALIZED (
     SELECT j.id, j.gold_rate, j.claim_time_limit,
            row_number() OVER (
                ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
@@ -186,6 +258,7 @@ WITH cand AS MATERIALIZED (
       )
       AND (j.min_trust <= 0
            OR LEAST(GREATEST(COALESCE(t.trust, %(prior_trust)s::float8), 0.0), 1.0) >= j.min_trust)
+      AND (%(max_claims)s::int <= 0 OR EXISTS (SELECT 1 FROM seat))
     ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
     LIMIT %(limit)s
 ), picked AS (
@@ -249,9 +322,9 @@ WITH cand AS MATERIALIZED (
 ), created AS (
     INSERT INTO tasks_assignment
         (microtask_id, worker_id, slot_id, status, claimed_at, deadline, reserved_amount,
-         rejection_reason)
+         rejection_reason, claim_seat)
     SELECT picked.microtask_id, %(worker_id)s, picked.id, 'claimed', %(now)s, picked.deadline,
-           picked.reserved_amount, ''
+           picked.reserved_amount, '', (SELECT n FROM seat)
     FROM picked
     ON CONFLICT DO NOTHING
     RETURNING id, slot_id
@@ -262,3 +335,64 @@ WITH cand AS MATERIALIZED (
     RETURNING created.id
 )
 SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
+
+-- name: credit_view
+-- What crediting a worker's active time reads (tasks.crediting, tasks.worktime), in one snapshot:
+-- the worker's clock (period start, version) and every claim of theirs since the period start,
+-- with its conservative end (a live claim: when last seen working; an expired one: its deadline at
+-- the latest), its credited seconds and whether it is still claimed. No row: the worker has no
+-- clock yet. Walks the index assignment_worker_claimed_at from the period start.
+WITH c AS MATERIALIZED (
+    SELECT period_start, version FROM tasks_workerclock WHERE worker_id = %(worker_id)s
+)
+SELECT c.period_start, c.version, a.id, a.claimed_at, a.ended, a.credited, a.live
+FROM c
+LEFT JOIN (
+    SELECT h.id, h.claimed_at,
+           COALESCE(
+               CASE h.status
+                   WHEN 'claimed' THEN GREATEST(h.claimed_at, h.heartbeat_at)
+                   WHEN 'released' THEN h.ended_at
+                   WHEN 'expired' THEN LEAST(h.ended_at, h.deadline)
+                   ELSE h.submitted_at
+               END,
+               h.claimed_at
+           ) AS ended,
+           COALESCE(h.active_seconds, 0) AS credited,
+           h.status = 'claimed' AS live
+    FROM tasks_assignment h
+    -- The period start as a value (an init plan), so it bounds the index scan.
+    WHERE h.worker_id = %(worker_id)s AND h.claimed_at >= (SELECT period_start FROM c)
+) a ON true;
+
+-- name: submit_credited
+-- submit, crediting %(active_seconds)s (computed by tasks.worktime from a credit_view read at
+-- version %(clock_version)s): the worker's clock moves to the next version only if it is still
+-- at that one, and the submission is stored only if it did. The clock is updated (and so
+-- locked) before the assignment row, the one lock order of every credit. Returns (the new
+-- submission's id or NULL, whether the clock was still at that version): false means another
+-- credit of the worker came first and the caller recomputes from a fresh read.
+WITH clock AS (
+    UPDATE tasks_workerclock
+    SET version = version + 1, period_start = %(period_start)s
+    WHERE worker_id = %(worker_id)s AND version = %(clock_version)s
+    RETURNING worker_id
+), updated AS (
+    UPDATE tasks_assignment
+    SET status = 'submitted',
+        submitted_at = %(now)s,
+        auto_approve_at = %(auto_approve_at)s,
+        active_seconds = %(active_seconds)s
+    WHERE id = %(assignment_id)s
+      AND worker_id = %(worker_id)s
+      AND status = 'claimed'
+      AND deadline >= %(now)s
+      AND EXISTS (SELECT 1 FROM clock)
+    RETURNING id
+), stored AS (
+    INSERT INTO tasks_submission (assignment_id, payload, frames, created_at)
+    SELECT updated.id, %(payload)s, %(frames)s, %(now)s
+    FROM updated
+    RETURNING id
+)
+SELECT (SELECT id FROM stored), EXISTS (SELECT 1 FROM clock);

@@ -5,6 +5,14 @@ The worker view (``work_selectors.worker_frames``) hands out ``/work/assignments
 microtask) a frame comes from and could be fetched by anyone. This view checks who asks and
 streams the image from ``default_storage`` (local disk or S3 alike). Anyone but the assignment's
 worker (or staff) gets the same 404 as for an assignment that does not exist.
+
+A worker's access lasts as long as their work on the frames can matter (staff keep theirs):
+
+- while the claim is live (claimed, before its deadline): they are annotating;
+- while it is submitted and a decision is pending: they may look at what they sent;
+- not after the claim was released or expired (the microtask went back to the pool, possibly
+  to someone else), nor after approval or rejection (the decision is made; an appeal is judged
+  by an admin, who sees the frames). Each of those is the same 404 as a frame that never was.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest
 from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.timezone import now
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 from rest_framework.exceptions import AuthenticationFailed
@@ -26,12 +35,19 @@ from rest_framework.exceptions import AuthenticationFailed
 from marketplace.models import Job
 
 from .api.auth import CachedTokenAuthentication
-from .models import Assignment, Video
+from .models import Assignment, AssignmentStatus, Video
 from .work_selectors import frame_storage_name
 
 # Frames never change under a name; the browser may keep them for the length of a claim or so,
 # but no shared cache may (they are one worker's).
 FRAME_MAX_AGE = 3600
+
+
+def _worker_may_read(status: str, deadline, now) -> bool:
+    """Whether the assignment's own worker may still read its frames (see the module docstring)."""
+    if status == AssignmentStatus.CLAIMED:
+        return deadline >= now
+    return status == AssignmentStatus.SUBMITTED
 
 
 def _user(request: HttpRequest):
@@ -49,13 +65,18 @@ def _user(request: HttpRequest):
 def assignment_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
     user = _user(request)
     row = (
-        Assignment.objects.filter(pk=pk).values_list("worker_id", "microtask__manifest").first()
+        Assignment.objects.filter(pk=pk)
+        .values_list("worker_id", "microtask__manifest", "status", "deadline")
+        .first()
         if user.is_authenticated
         else None
     )
-    if row is None or not (row[0] == user.pk or user.is_staff):
+    if row is None:
         raise Http404("No such frame.")
-    name = frame_storage_name(row[1] or {}, index)
+    worker_id, manifest, status, deadline = row
+    if not (user.is_staff or (worker_id == user.pk and _worker_may_read(status, deadline, now()))):
+        raise Http404("No such frame.")
+    name = frame_storage_name(manifest or {}, index)
     if name is None:
         raise Http404("No such frame.")
     try:

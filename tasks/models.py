@@ -185,7 +185,17 @@ class Assignment(models.Model):
         related_name="+",
         help_text="Empty when approved automatically",
     )
-    active_seconds = models.FloatField(null=True, blank=True)
+    active_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Active time credited (never more than the worker's wall-clock time allows; "
+        "see tasks.worktime); pay is measured on it",
+    )
+    claim_seat = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Which of the worker's CLAIM_MAX_CONCURRENT claim seats this claim holds",
+    )
     reserved_amount = models.BigIntegerField(default=0)
     pay_amount = models.BigIntegerField(null=True, blank=True)
     rejection_reason = models.CharField(max_length=500, blank=True)
@@ -206,9 +216,20 @@ class Assignment(models.Model):
                 condition=Q(active_seconds__isnull=True) | Q(active_seconds__gte=0),
                 name="assignment_active_seconds_non_negative",
             ),
+            # A worker holds at most CLAIM_MAX_CONCURRENT live claims: a claim takes one of the
+            # worker's numbered seats, and two live claims never share one, so concurrent claims
+            # by the same worker cannot pass the cap (the loser's insert does nothing).
+            models.UniqueConstraint(
+                fields=["worker", "claim_seat"],
+                condition=Q(status=AssignmentStatus.CLAIMED),
+                name="assignment_one_live_claim_per_seat",
+            ),
         ]
         indexes = [
             models.Index(fields=["worker", "status"]),
+            # Crediting active time reads a worker's claims since their current busy period
+            # began (tasks.crediting); this keeps that read to those few rows.
+            models.Index(fields=["worker", "claimed_at"], name="assignment_worker_claimed_at"),
             models.Index(
                 fields=["deadline"],
                 condition=Q(status=AssignmentStatus.CLAIMED),
@@ -230,6 +251,24 @@ class Assignment(models.Model):
         if self.submitted_at is None:
             return None
         return (self.submitted_at - self.claimed_at).total_seconds()
+
+
+class WorkerClock(models.Model):
+    """One row per worker that serialises the crediting of their active time (``tasks.crediting``).
+
+    ``version`` changes with every credit, so a credit computed from a stale read is refused and
+    recomputed; ``period_start`` bounds what a credit has to read: every claim of the worker that
+    started before it has ended and lies in an earlier busy period.
+    """
+
+    worker = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    period_start = models.DateTimeField()
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"clock of worker {self.worker_id} (v{self.version})"
 
 
 class Submission(models.Model):

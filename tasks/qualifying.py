@@ -6,6 +6,10 @@ the function ``quality.services.score_frames`` applies to gold (boxes: F1 x mean
 boxes matched at IoU ≥ ``QUALIFICATION_IOU_THRESHOLD``; tracks: that and IDF1; polygons: the same
 on mask IoU; classification: accuracy). A worker passes with a mean score over the questions
 ≥ ``QUALIFICATION_PASS_SCORE`` and has ``QUALIFICATION_MAX_ATTEMPTS``.
+
+A worker suspended from the type cannot retake the test until the suspension's terms allow it
+(``tasks.suspensions``); passing it then ends the suspension and tells quality
+(``signals.qualification_reinstated``), which keeps the worker's trust where it was.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from marketplace.errors import Conflict, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
 from quality.scoring import score_stored
 
+from . import signals, suspensions
 from .annotations import AnnotationContext, AnnotationInvalid, answer_path, validate_payload
 from .models import QualificationAttempt, QualificationItem
 
@@ -95,6 +100,9 @@ def qualification_submit(
     )
     if qual.status == QualificationStatus.PASSED:
         raise Conflict("You already passed this qualification.")
+    if suspensions.is_suspended(qual):
+        raise suspensions.refusal(qual)
+    ends_suspension = qual.status == QualificationStatus.SUSPENDED or qual.suspensions > 0
     attempts_allowed = max_attempts()
     if qual.attempts >= attempts_allowed:
         raise PermissionDenied(
@@ -133,6 +141,15 @@ def qualification_submit(
     )
     qual.attempts += 1
     qual.score = score
-    qual.status = QualificationStatus.PASSED if passed else QualificationStatus.FAILED
+    if passed:
+        qual.status = QualificationStatus.PASSED
+    elif qual.status != QualificationStatus.SUSPENDED:
+        # A failed retake after a suspension's cooldown leaves it suspended (ended terms,
+        # the same message): only a pass ends it.
+        qual.status = QualificationStatus.FAILED
     qual.save(update_fields=["attempts", "score", "status", "updated_at"])
+    if passed and ends_suspension:
+        signals.qualification_reinstated.send(
+            sender=Qualification, worker=worker, annotation_type=annotation_type
+        )
     return QualificationResult(qual, attempt)

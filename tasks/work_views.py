@@ -17,7 +17,7 @@ from marketplace import bounds, ratelimit
 from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
-from . import claiming, qualifying, work_selectors
+from . import claiming, qualifying, suspensions, work_selectors
 from .api.work import _qualification_question
 from .models import Assignment, AssignmentStatus
 
@@ -37,6 +37,11 @@ def board(request: HttpRequest) -> HttpResponse:
             "label": label,
             "q": quals.get(value),
             "questions": len(qualifying.qualification_items(annotation_type=value)),
+            # A suspension says why and until when; while its terms hold, no test to take.
+            "suspension": suspensions.message(quals[value])
+            if value in quals and quals[value].status == QualificationStatus.SUSPENDED
+            else "",
+            "may_take": not suspensions.is_suspended(quals.get(value)),
         }
         for value, label in AnnotationType.choices
     ]
@@ -50,6 +55,7 @@ def board(request: HttpRequest) -> HttpResponse:
             "entries": work_selectors.job_board(worker=request.user),
             "cap": work_selectors.BOARD_COUNT_CAP,
             "qualifications": qualification_rows,
+            "suspended_types": {r["type"] for r in qualification_rows if not r["may_take"]},
             "open_claims": open_claims,
         },
     )
@@ -117,8 +123,12 @@ def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
     q = Qualification.objects.filter(worker=request.user, annotation_type=annotation_type).first()
     max_attempts = qualifying.max_attempts()
     attempts = q.attempts if q else 0
+    suspension = ""
     if q and q.status == QualificationStatus.PASSED:
         state = "passed"
+    elif suspensions.is_suspended(q):
+        state = "suspended"
+        suspension = suspensions.message(q)
     elif not items:
         state = "no_questions"
     elif attempts >= max_attempts:
@@ -141,6 +151,7 @@ def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
             "annotation_type": annotation_type,
             "label": AnnotationType(annotation_type).label,
             "state": state,
+            "suspension": suspension,
             "q": q,
             "test": test,
         },

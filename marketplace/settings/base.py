@@ -303,6 +303,16 @@ PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
 PAYOUT_SUBMIT_THREADS = env.int("PAYOUT_SUBMIT_THREADS", default=4)
 # Claims: a heartbeat extends a claim by the job's time limit, up to this many time limits in all.
 CLAIM_MAX_LEASE_FACTOR = env.float("CLAIM_MAX_LEASE_FACTOR", default=3.0)
+# Live claims a worker may hold at once (0: no cap; only for benchmarks that never submit).
+CLAIM_MAX_CONCURRENT = env.int("CLAIM_MAX_CONCURRENT", default=3)
+# Reported active time beyond what can be credited by more than this is a fraud signal (seconds).
+WORKTIME_REPORT_TOLERANCE_SECONDS = env.float("WORKTIME_REPORT_TOLERANCE_SECONDS", default=30.0)
+# A quality suspension from a type: the cooldown before the test may be retaken (0: until an
+# admin lifts it), and from which suspension of the type on only an admin lifts it (0: never).
+QUALIFICATION_SUSPENSION_COOLDOWN_DAYS = env.float(
+    "QUALIFICATION_SUSPENSION_COOLDOWN_DAYS", default=14.0
+)
+QUALIFICATION_SUSPENSION_ADMIN_AFTER = env.int("QUALIFICATION_SUSPENSION_ADMIN_AFTER", default=2)
 # Qualification tests (until quality's gold scoring replaces the IoU rule).
 QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
 QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)

@@ -7,7 +7,7 @@ never by a model serializer, so nothing a worker must not see can slip in with a
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
@@ -17,9 +17,9 @@ from marketplace import bounds
 from marketplace.api.permissions import IsWorker
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound, ValidationError
-from marketplace.models import AnnotationType, Qualification
+from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
-from .. import claiming, qualifying, work_selectors
+from .. import claiming, qualifying, suspensions, work_selectors
 from ..models import Assignment, AssignmentStatus
 from .auth import CachedTokenAuthentication
 
@@ -51,6 +51,36 @@ class QualificationInput(serializers.Serializer):
 
 
 WORKER_AUTH = [CachedTokenAuthentication, SessionAuthentication]
+
+
+class _ErrorDetail(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField(help_text="What went wrong, in words a worker can act on")
+    fields = serializers.DictField(required=False, help_text="Field path -> messages")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API (``marketplace.api.errors``)."""
+
+    error = _ErrorDetail()
+
+
+def _errors(**by_status: str) -> dict[int, OpenApiResponse]:
+    """Schema entries for error statuses: ``_errors(e404="...")``; 401 and 403 (not signed in,
+    not a worker) come with every worker route."""
+    out = {
+        401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
+        403: OpenApiResponse(ErrorSerializer, description="Not a worker"),
+    }
+    for key, text in by_status.items():
+        status_code = int(key[1:])
+        if status_code == 403:
+            text = f"Not a worker, or {text}"
+        out[status_code] = OpenApiResponse(ErrorSerializer, description=text)
+    return out
+
+
+NOT_YOURS = "No such assignment of yours (another worker's is the same 404 as a missing one)"
 
 
 def _valid(serializer_class, request) -> dict:
@@ -121,7 +151,20 @@ class ClaimView(APIView):
     authentication_classes = WORKER_AUTH
     throttle_classes = [ClaimThrottle]  # per worker, THROTTLE_RATES["claim"]
 
-    @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT, 429: THROTTLED})
+    @extend_schema(
+        request=ClaimInput,
+        responses={
+            201: OpenApiTypes.OBJECT,
+            **_errors(
+                e400="Invalid input",
+                e403="your account, or your qualification for the type of work, is suspended "
+                "(code `suspended`: the message and `suspended_until` say until when)",
+                e404="Nothing you may claim right now (the message says why)",
+                e409="You hold as many claims as you may at once (code `claim_limit`)",
+            ),
+            429: THROTTLED,
+        },
+    )
     def post(self, request):
         data = _valid_claim(request)
         assignment = claiming.assignment_claim(worker=request.user, job_id=data.get("job"))
@@ -165,7 +208,7 @@ class AssignmentView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **_errors(e404=NOT_YOURS)})
     def get(self, request, pk: int):
         try:
             assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
@@ -180,7 +223,17 @@ class HeartbeatView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(request=LeaseInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=LeaseInput,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            **_errors(
+                e400="active_seconds is not a non-negative number",
+                e404=NOT_YOURS,
+                e409="The claim expired or is no longer live",
+            ),
+        },
+    )
     def post(self, request, pk: int):
         data = _valid(LeaseInput, request)
         a = claiming.assignment_heartbeat(
@@ -195,7 +248,13 @@ class ReleaseView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            **_errors(e404=NOT_YOURS, e409="The claim expired or is no longer live"),
+        },
+    )
     def post(self, request, pk: int):
         a = claiming.assignment_release(worker=request.user, assignment_id=pk)
         return Response({"id": a.pk, "status": a.status})
@@ -208,7 +267,19 @@ class SubmitView(APIView):
     authentication_classes = WORKER_AUTH
     throttle_classes = [SubmitThrottle]  # per worker, THROTTLE_RATES["submit"]
 
-    @extend_schema(request=SubmitInput, responses={200: OpenApiTypes.OBJECT, 429: THROTTLED})
+    @extend_schema(
+        request=SubmitInput,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            **_errors(
+                e400="The annotation does not fit the job's schema (field by field), or "
+                "active_seconds is not a non-negative number",
+                e404=NOT_YOURS,
+                e409="The claim expired, or was already submitted or released",
+            ),
+            429: THROTTLED,
+        },
+    )
     def post(self, request, pk: int):
         data = _valid_submit(request)
         assignment = claiming.assignment_submit(
@@ -265,6 +336,7 @@ class QualificationListView(APIView):
         results = []
         for value, label in AnnotationType.choices:
             q = mine.get(value)
+            suspended = q is not None and q.status == QualificationStatus.SUSPENDED
             results.append(
                 {
                     "annotation_type": value,
@@ -273,6 +345,13 @@ class QualificationListView(APIView):
                     "score": q.score if q else None,
                     "attempts": q.attempts if q else 0,
                     "questions": len(qualifying.qualification_items(annotation_type=value)),
+                    "suspension": {
+                        "until": q.suspended_until,
+                        "may_retake": not suspensions.is_suspended(q),
+                        "message": suspensions.message(q),
+                    }
+                    if suspended
+                    else None,
                 }
             )
         return Response({"results": results})
@@ -284,7 +363,7 @@ class QualificationTestView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **_errors(e404="No such annotation type")})
     def get(self, request, annotation_type: str):
         kind = _annotation_type(annotation_type)
         items = qualifying.qualification_items(annotation_type=kind)
@@ -292,7 +371,19 @@ class QualificationTestView(APIView):
             {"annotation_type": kind, "questions": [_qualification_question(i) for i in items]}
         )
 
-    @extend_schema(request=QualificationInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=QualificationInput,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            **_errors(
+                e400="Some answers are not valid (field by field)",
+                e403="all attempts are used, or you are suspended from this type of work "
+                "(code `suspended`: the message and `suspended_until` say until when)",
+                e404="No such annotation type",
+                e409="Already passed, or there is no test for this type yet",
+            ),
+        },
+    )
     def post(self, request, annotation_type: str):
         kind = _annotation_type(annotation_type)
         answers = request.data.get("answers") if isinstance(request.data, dict) else None

@@ -20,6 +20,7 @@ from quality.selectors import worker_trust
 from quality.simulator import PRECISE, SPAMMER, SimulatedWorker
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Slot
+from tasks.suspensions import Suspended
 from tests.quality.conftest import FRAME_SIZE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -190,11 +191,11 @@ def test_spammers_are_suspended_and_their_unapproved_work_gets_a_replica(
     assert row.suspended
     assert (
         Qualification.objects.get(worker=spammer, annotation_type="bbox").status
-        == QualificationStatus.FAILED
+        == QualificationStatus.SUSPENDED
     )
     mt = MicroTask.objects.get(pk=a_spam.microtask_id)
     assert mt.replica_target == 4
-    with pytest.raises(NothingAvailable):
+    with pytest.raises(Suspended, match="suspended from bounding boxes work"):
         claiming.assignment_claim(worker=spammer, job_id=world.job.pk)
     # The honest crowd finishes microtask A without the spammer's vote.
     for i, w in enumerate(honest):

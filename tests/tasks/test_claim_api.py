@@ -126,14 +126,14 @@ def test_malformed_json_is_400_and_stores_nothing(client_for, no_gold):
     assert not Submission.objects.exists()
 
 
-def test_someone_elses_assignment_is_403_and_stores_nothing(client_for, no_gold):
+def test_someone_elses_assignment_is_404_and_stores_nothing(client_for, no_gold):
     published_job(n=1)
     owner, other = client_for(qualified_worker()), client_for(qualified_worker())
     a = owner.post(CLAIM, {}, format="json").json()
     r = other.post(submit_url(a["id"]), {"payload": {"boxes": []}}, format="json")
-    assert r.status_code == 403
+    assert r.status_code == 404
     assert other.get(f"/api/work/assignments/{a['id']}/").status_code == 404
-    assert other.post(f"/api/work/assignments/{a['id']}/release/").status_code == 403
+    assert other.post(f"/api/work/assignments/{a['id']}/release/").status_code == 404
     assert not Submission.objects.exists()
 
 
@@ -176,8 +176,11 @@ def _all_text(client, paths) -> str:
     return "\n".join(json.dumps(client.get(p).json()) for p in paths)
 
 
-def test_gold_answers_and_other_workers_work_never_reach_a_worker(client_for, monkeypatch):
+def test_gold_answers_and_other_workers_work_never_reach_a_worker(
+    client_for, monkeypatch, settings
+):
     """Invariant 5, checked on every serialized worker response."""
+    settings.CLAIM_MAX_CONCURRENT = 4  # the worker holds four claims at once
     monkeypatch.setattr(claiming._rng, "random", lambda: 0.0)  # gold first
     job = published_job(n=3, gold=1, overlap=2, gold_rate=0.3)
     secret_box = [123.25, 45.5, 234.75, 99.125]

@@ -63,3 +63,28 @@ def test_submit_stores_and_expiry_frees_the_slot():
     assert Slot.objects.filter(assignment__isnull=True).count() == 1
     with pytest.raises(claiming.ClaimExpired):
         claiming.assignment_submit(worker=second, assignment_id=b.pk, payload={"boxes": []})
+
+
+def test_the_claim_cap_and_credited_time_hold_through_the_portable_statements(
+    settings, monkeypatch
+):
+    settings.CLAIM_MAX_CONCURRENT = 2
+    published_job(n=4, overlap=1, gold_rate=0.0)
+    worker = qualified_worker()
+    t0 = timezone.now()
+    monkeypatch.setattr(claiming, "_now", lambda: t0)
+    a = claiming.assignment_claim(worker=worker)
+    b = claiming.assignment_claim(worker=worker)
+    assert {a.claim_seat, b.claim_seat} == {1, 2}
+    with pytest.raises(claiming.ClaimLimitReached):
+        claiming.assignment_claim(worker=worker)
+    # Both claims report the whole minute they were held: only one minute is credited.
+    monkeypatch.setattr(claiming, "_now", lambda: t0 + timedelta(seconds=60))
+    claiming.assignment_heartbeat(worker=worker, assignment_id=a.pk, active_seconds=60)
+    claiming.assignment_submit(
+        worker=worker, assignment_id=b.pk, payload={"boxes": []}, active_seconds=60
+    )
+    credited = [Assignment.objects.get(pk=x.pk).active_seconds for x in (a, b)]
+    assert credited == [60, 0]
+    # The seat of the submitted claim is free again.
+    assert claiming.assignment_claim(worker=worker).claim_seat == b.claim_seat

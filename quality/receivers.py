@@ -1,0 +1,31 @@
+"""What quality does with news from the claim path (``tasks.signals``); connected in ``apps``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from tasks import signals
+
+from . import services
+
+
+@receiver(signals.time_overreported, dispatch_uid="quality.inflated_time")
+def on_time_overreported(*, assignment, credit, at, **_: Any) -> None:
+    services.fraud_flag_inflated_time(
+        assignment=assignment,
+        evidence={
+            "reported_seconds": round(credit.reported, 1),
+            "credited_seconds": round(credit.credited, 1),
+            "claim_elapsed_seconds": round(credit.elapsed, 1),
+            "wall_clock_seconds": round(credit.wall_clock, 1),
+            "credited_to_parallel_claims_seconds": round(credit.others, 1),
+            "at": at.isoformat(),
+        },
+    )
+
+
+@receiver(signals.qualification_reinstated, dispatch_uid="quality.reinstated")
+def on_qualification_reinstated(*, worker, annotation_type, **_: Any) -> None:
+    services.worker_reinstate(worker=worker, annotation_type=annotation_type)
