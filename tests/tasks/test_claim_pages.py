@@ -17,13 +17,14 @@ def test_pages_never_show_gold_answers_or_other_workers_work(client, monkeypatch
     item = QualificationItem.objects.create(
         annotation_type="bbox", label_classes=["car"], frames=[0], manifest=manifest_for([0])
     )
-    secret = [123.25, 45.5, 234.75, 99.125]
+    # Three-digit integer parts: a page's timestamps ("…:45.512Z") never contain these.
+    secret = [123.25, 145.5, 234.75, 199.125]
     QualificationAnswer.objects.create(
         item=item, payload={"boxes": [{"frame": 0, "label": "car", "box": secret}]}
     )
     other = qualified_worker()
     theirs = claiming.assignment_claim(worker=other)
-    other_box = [11.125, 22.375, 33.625, 44.875]
+    other_box = [111.125, 122.375, 133.625, 144.875]
     claiming.assignment_submit(
         worker=other,
         assignment_id=theirs.pk,
