@@ -3,6 +3,10 @@
 The claim path calls :func:`submission_received` when a submission is stored; the work runs in a
 Celery task (:func:`submission_process`), one microtask at a time under its row lock, and is
 idempotent: a redelivered task finds its results already there and changes nothing.
+
+Whose evidence reaches platform-wide trust (``trust_record``) and whose only a worker's standing
+with one requester (``standing_record``) is ``quality.standing``'s rule: the platform's and
+admins' word at once, a requester's gold, review answers and rejections once validated.
 """
 
 from __future__ import annotations

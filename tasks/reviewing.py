@@ -134,8 +134,8 @@ def _lock_for_rejection(
     """Lock ``ids`` for a rejection: (submitted work to reject, exported work to dispute).
 
     All or nothing, like ``_lock_for_review``: an id not visible to ``by`` is not found; approved
-    work that was never exported, work in any other state, and work already in a pending dispute
-    are conflicts.
+    work that was never exported, work in any other state, and work already disputed are
+    conflicts.
     """
     unique = sorted(set(ids))
     qs = Assignment.objects.select_for_update(of=("self",)).select_related("microtask__job")
@@ -162,14 +162,16 @@ def _lock_for_rejection(
             "Only submitted work awaiting review can be rejected, or approved work whose labels "
             f"you exported (an admin decides that) ({shown})."
         )
-    pending = dict(
-        RejectionDispute.objects.filter(
-            assignment_id__in=exported, status=DisputeStatus.PENDING
-        ).values_list("assignment_id", "pk")
+    earlier = dict(
+        RejectionDispute.objects.filter(assignment_id__in=exported).values_list(
+            "assignment_id", "status"
+        )
     )
-    if pending:
-        shown = ", ".join(f"#{a} (dispute #{d})" for a, d in sorted(pending.items())[:10])
-        raise Conflict(f"An admin is already deciding a rejection of {shown}.")
+    if earlier:
+        # Pending: an admin is on it. Dismissed: an admin decided the work stands, and asking
+        # again would only queue the same question (upheld work is rejected, caught above).
+        shown = ", ".join(f"#{a} ({st})" for a, st in sorted(earlier.items())[:10])
+        raise Conflict(f"An admin is deciding, or has decided, a rejection of {shown}.")
     return (
         [a for a in rows if a.status == AssignmentStatus.SUBMITTED],
         [a for a in rows if a.status == AssignmentStatus.APPROVED],

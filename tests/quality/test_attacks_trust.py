@@ -345,7 +345,7 @@ def test_rejecting_exported_work_opens_disputes_and_unpays_nobody(delivered, cli
     assert {row["status"] for row in body["results"]} == {"approved"}
     # One at a time, the same: already with an admin.
     again = owner.post(f"/api/submissions/{subs[0].pk}/reject/", {"reason": "x"}, format="json")
-    assert again.status_code == 409 and "admin" in again.json()["error"]["message"]
+    assert again.status_code == 409 and "pending" in again.json()["error"]["message"]
 
     # Nothing moved: no ledger entry, no balance, no trust; the work is still approved.
     assert LedgerTransaction.objects.count() == ledger_before
@@ -406,6 +406,9 @@ def test_rejecting_exported_work_opens_disputes_and_unpays_nobody(delivered, cli
     assert r.status_code == 200 and r.json()["status"] == "dismissed"
     assert Assignment.objects.get(pk=subs[1].pk).status == AssignmentStatus.APPROVED
     assert worker_money(crowd) == expected
+    # ...for good: the requester cannot queue the same question again.
+    again = owner.post(f"/api/submissions/{subs[1].pk}/reject/", {"reason": "x"}, format="json")
+    assert again.status_code == 409 and "dismissed" in again.json()["error"]["message"]
 
 
 def test_a_dispute_decided_after_the_hold_period_moves_no_money(delivered, client_for):
