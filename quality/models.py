@@ -193,9 +193,10 @@ class TrustEvidence(models.Model):
 class RequesterStanding(models.Model):
     """A worker's standing with one requester for one annotation type.
 
-    Moved by the gold results, review verdicts and rejections on that requester's jobs (validated
-    or not); below the suspension bar it keeps the worker from that requester's jobs of the type
-    (``excluded``, read by the claim statement), and from nothing else.
+    Moved by what that requester says about the worker — results against their gold, their
+    review verdicts, their rejections — validated or not; below the suspension bar it keeps the
+    worker from that requester's jobs of the type (``excluded``, read by the claim statement),
+    and from nothing else.
     """
 
     worker = models.ForeignKey(

@@ -452,6 +452,10 @@ def _checks(outcomes: Sequence[tuple[int, bool]], annotation_type: str) -> list[
     return [standing.Check(*status[w], agrees=agrees) for w, agrees in outcomes]
 
 
+def _made_by_admin(gold: GoldAnswer) -> bool:
+    return gold.created_by is not None and gold.created_by.is_platform_admin
+
+
 def _gold_verdict(gold: GoldAnswer, job: Job) -> standing.Verdict:
     outcomes = list(
         GoldResult.objects.filter(microtask_id=gold.microtask_id).values_list("worker_id", "passed")
@@ -596,31 +600,36 @@ def _rejection_confirmed(assignment: Assignment) -> bool:
 
 @transaction.atomic
 def rejection_record(*, assignment: Assignment, by: User | None, confirmed: bool) -> bool:
-    """A person rejected ``assignment``: it counts against the worker's standing with the job's
-    requester, and platform-wide when an admin decided (``confirmed``) or the evidence agrees.
-    Returns whether it counted platform-wide. Idempotent."""
+    """A person rejected ``assignment``. The requester's rejection counts against the worker's
+    standing with them, and platform-wide when an admin confirmed it (``confirmed``: a dispute
+    upheld, an appeal denied) or the evidence agrees with it; an admin's own rejection is the
+    platform's word alone. Returns whether it counted platform-wide. Idempotent."""
     a = Assignment.objects.select_related("microtask__job", "worker").get(pk=assignment.pk)
     job = a.microtask.job
-    source = (
-        standing.Source.ADMIN
-        if confirmed or (by is not None and by.is_platform_admin)
-        else standing.Source.REQUESTER
-    )
+    by_admin = by is not None and by.is_platform_admin
+    requesters_word = confirmed or not by_admin
+    source = standing.Source.ADMIN if by_admin else standing.Source.REQUESTER
     platform = standing.counts_platform_wide(
         source, validated=source == standing.Source.REQUESTER and _rejection_confirmed(a)
     )
-    note = "rejected by " + ("an admin" if source == standing.Source.ADMIN else "the requester")
-    if platform and source == standing.Source.REQUESTER:
-        note += " (agrees with the trusted workers' consensus)"
-    standing_record(
-        worker=a.worker,
-        job=job,
-        kind=trust.REJECTION,
-        score=0.0,
-        assignment=a,
-        counts_platform_wide=platform,
-        note=note,
-    )
+    if not requesters_word:
+        note = "rejected by an admin"
+    elif confirmed:
+        note = "rejected by the requester, confirmed by an admin"
+    else:
+        note = "rejected by the requester" + (
+            " (agrees with the trusted workers' consensus)" if platform else ""
+        )
+    if requesters_word:
+        standing_record(
+            worker=a.worker,
+            job=job,
+            kind=trust.REJECTION,
+            score=0.0,
+            assignment=a,
+            counts_platform_wide=platform,
+            note=note,
+        )
     if platform:
         trust_record(
             worker=a.worker,
@@ -759,17 +768,19 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
         # nothing (the work waits for the requester's review or the auto-approval delay).
         return "gold refused"
     note = f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})"
-    # Every gold result on a requester's job moves the worker's standing with that requester;
-    # platform-wide trust only once the answer is validated (quality.standing).
-    standing_record(
-        worker=assignment.worker,
-        job=job,
-        kind=trust.GOLD,
-        score=s.score,
-        assignment=assignment,
-        counts_platform_wide=gold.counts_platform_wide,
-        note=note,
-    )
+    # A requester's gold moves the worker's standing with that requester, and platform-wide
+    # trust only once the answer is validated; an admin's gold is the platform's word alone
+    # (quality.standing).
+    if not _made_by_admin(gold):
+        standing_record(
+            worker=assignment.worker,
+            job=job,
+            kind=trust.GOLD,
+            score=s.score,
+            assignment=assignment,
+            counts_platform_wide=gold.counts_platform_wide,
+            note=note,
+        )
     if gold.counts_platform_wide:
         trust_record(
             worker=assignment.worker,
@@ -1055,9 +1066,9 @@ def fraud_flag_resolve(*, flag_id: int, by: User, confirmed: bool) -> FraudFlag:
 
 @transaction.atomic
 def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
-    """A reviewer's answer becomes the microtask's result and counts as gold: platform-wide for
-    an admin's answer, or a requester's the trusted annotators agree with; on the requester's
-    jobs (standing) always."""
+    """A reviewer's answer becomes the microtask's result and counts as gold: a requester's on
+    their jobs (standing), and platform-wide once the trusted annotators agree with it; an
+    admin's platform-wide at once."""
     item = (
         ReviewItem.objects.select_for_update()
         .filter(pk=review_id, job__in=jobs_visible_to(by))
@@ -1105,15 +1116,16 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
     for a, s in scored:
         scores[str(a.pk)] = round(s.score, 4)
         note = f"a reviewer checked this work (score {s.score:.2f})"
-        standing_record(
-            worker=a.worker,
-            job=job,
-            kind=trust.REVIEW,
-            score=s.score,
-            assignment=a,
-            counts_platform_wide=platform,
-            note=note,
-        )
+        if source == standing.Source.REQUESTER:
+            standing_record(
+                worker=a.worker,
+                job=job,
+                kind=trust.REVIEW,
+                score=s.score,
+                assignment=a,
+                counts_platform_wide=platform,
+                note=note,
+            )
         if platform:
             trust_record(
                 worker=a.worker,

@@ -10,11 +10,13 @@ malicious or careless requester must not be able to sink honest workers with the
   microtask (consensus), gold an admin made, an admin's review answer, an admin's decision on a
   rejection (upholding a requester's dispute, denying a worker's appeal, rejecting directly). The
   qualification test is the platform's own gold too; it gates through ``Qualification``.
-- **Requester evidence** counts on that requester's jobs: every gold result, review verdict and
-  rejection on a requester's jobs goes into the worker's *standing* with that requester (one row
-  per worker, requester and annotation type, the same Beta model as trust). A standing that
-  falls below the suspension bar (:func:`excluded_by_standing`) keeps the worker from that
-  requester's jobs of that type; nothing else.
+- **Requester evidence** counts on that requester's jobs: results against the requester's gold,
+  their review verdicts and their rejections (also once validated or confirmed) go into the
+  worker's *standing* with that requester (one row per worker, requester and annotation type, the
+  same Beta model as trust). A standing that falls below the suspension bar
+  (:func:`excluded_by_standing`) keeps the worker from that requester's jobs of that type; nothing
+  else. Platform evidence on a requester's jobs (an admin's gold there) stays out of the standing:
+  it is not the requester's word, and is counted once, platform-wide.
 - It also counts platform-wide once **validated**:
   - a requester's gold answer, once trusted workers' answers agree with it
     (:func:`answer_verdict` gives ``VALIDATED``), or an admin validates it; the results scored

@@ -102,9 +102,7 @@ def _mark_rejected(assignment: Assignment, *, by: User, reason: str, now: dateti
 def _reject(assignment: Assignment, *, by: User, reason: str, now: datetime) -> Assignment:
     _mark_rejected(assignment, by=by, reason=reason, now=now)
     budget.unpaid(assignment=assignment)
-    signals.work_rejected.send(
-        sender=Assignment, assignment=assignment, by=by, confirmed=by.is_platform_admin
-    )
+    signals.work_rejected.send(sender=Assignment, assignment=assignment, by=by, confirmed=False)
     return assignment
 
 

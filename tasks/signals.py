@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-#: A person rejected submitted work (a requester, or an admin upholding a requester's dispute).
+#: A person rejected work (a requester, an admin, or an admin upholding a requester's dispute).
 #: Keyword arguments: ``assignment`` (the rejected ``Assignment``), ``by`` (the ``User`` who
-#: decided) and ``confirmed`` (True when an admin decided: the rejection is the platform's word,
-#: not only the requester's). Quality records it in the worker's standing with the requester,
-#: and platform-wide only when confirmed (``quality.standing``).
+#: decided) and ``confirmed`` (True when an admin upheld the requester's rejection: it is the
+#: requester's word, confirmed). Quality records a requester's rejection in the worker's standing
+#: with them, and in platform-wide trust only when an admin decided or confirmed it or the
+#: evidence agrees (``quality.standing``).
 work_rejected = Signal()

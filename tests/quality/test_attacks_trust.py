@@ -526,6 +526,8 @@ def test_admin_gold_moves_platform_trust_and_suspends_a_spammer(
     assert all(a.microtask.is_gold for a in failed)
     row = WorkerTrust.objects.get(worker=spammer, annotation_type="bbox")
     assert row.suspended and row.trust < 0.5
+    # The platform's word is counted once, platform-wide: not again as the requester's.
+    assert not StandingEvidence.objects.filter(standing__worker=spammer).exists()
     assert {a.status for a in Assignment.objects.filter(pk__in=[a.pk for a in failed])} == {
         AssignmentStatus.REJECTED
     }
