@@ -643,6 +643,81 @@ def assignment_unpaid(*, assignment: Assignment) -> None:
     assignment.pay_amount = 0
 
 
+@transaction.atomic
+def assignment_pay_reverse(*, assignment: Assignment, reason: str, actor: User) -> int:
+    """Take back an approved assignment's pay: an admin upheld a rejection of delivered work.
+
+    One balanced transaction (kind ``reversal``, ``reverses`` the pay): the exact opposite of the
+    pay posting (the worker's pending pay, the platform fee, the escrow share) together with the
+    release of the reservation that posting consumed, so the job ends where a rejection would
+    have left it. Only while the pay is still in its hold period: pay that reached the worker's
+    available balance or a payout is a clawback (``payouts.payout_reverse``), an admin's
+    separate decision, and this raises Conflict without moving anything. Idempotent per
+    assignment. Returns the pay taken back.
+    """
+    a = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("microtask__job", "worker")
+        .get(pk=assignment.pk)
+    )
+    key = f"assignment:{a.pk}:pay-reversed"
+    done = LedgerTransaction.objects.filter(key=key).first()
+    pay_tx = LedgerTransaction.objects.filter(key=f"assignment:{a.pk}:pay").first()
+    if pay_tx is None:
+        raise Conflict(f"Assignment #{a.pk} was never paid; there is no pay to take back.")
+    entries = list(pay_tx.entries.select_related("account"))
+    pending = next((e for e in entries if e.account.kind == AccountKind.WORKER_PENDING), None)
+    pay = pending.amount if pending is not None else 0
+    if done is not None:
+        return pay
+    job = a.microtask.job
+    escrow, reserved_account = _job_accounts(job)
+    _lock_account(escrow)  # serialises money movements of this job, as every escrow service
+    hold = EarningHold.objects.select_for_update().filter(transaction=pay_tx).first()
+    if pending is not None:
+        balance = _lock_account(pending.account).balance
+        if (hold is not None and hold.released) or balance < pay:
+            raise Conflict(
+                f"Assignment #{a.pk}'s pay of {pay} has left the worker's pending balance (the "
+                "hold period is over); taking it back now is a payout reversal, not a rejection."
+            )
+    r = int(a.reserved_amount or 0)
+    tx, _ = ledger_post(
+        key=key,
+        kind=TxKind.REVERSAL,
+        currency=pay_tx.currency,
+        entries=[
+            *((e.account, -e.amount) for e in entries),
+            (reserved_account, -r),
+            (escrow, r),
+        ],
+        memo=f"Assignment #{a.pk} rejected after approval (admin): pay taken back",
+        job=job,
+        worker=a.worker,
+        assignment=a,
+        reverses=pay_tx,
+        created_by=actor,
+    )
+    if hold is not None:
+        # The held amount is gone from pending: the release job must not move it (it would take
+        # the worker's other pending earnings out of their hold early).
+        hold.released = True
+        hold.released_at = _now()
+        hold.save(update_fields=["released", "released_at"])
+    Assignment.objects.filter(pk=a.pk).update(pay_amount=0)
+    audit_log_record(
+        action="assignment.pay_reversed",
+        actor=actor,
+        amount=pay,
+        currency=pay_tx.currency,
+        reason=reason,
+        obj=a,
+        transaction=tx.pk,
+    )
+    assignment.pay_amount = 0
+    return pay
+
+
 # --- pricing and quotes ----------------------------------------------------------------------
 
 

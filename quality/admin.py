@@ -10,18 +10,70 @@ from .models import (
     GoldAnswer,
     GoldResult,
     JobQualityPolicy,
+    RequesterStanding,
     ReviewItem,
+    StandingEvidence,
     TrustEvidence,
     WorkerTrust,
 )
 
 
+def _validate_gold(modeladmin, request, queryset, *, valid: bool) -> None:
+    done = 0
+    for gold in queryset:
+        try:
+            services.gold_validate(microtask_id=gold.microtask_id, by=request.user, valid=valid)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Gold #{gold.pk}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(
+        request, f"{done} gold answer(s) {'validated' if valid else 'refused'}."
+    )
+
+
+@admin.action(description="Validate: counts platform-wide (with the results so far)")
+def validate_gold(modeladmin, request, queryset):
+    _validate_gold(modeladmin, request, queryset, valid=True)
+
+
+@admin.action(description="Refuse: the answer is wrong; it counts nowhere and is retired")
+def refuse_gold(modeladmin, request, queryset):
+    _validate_gold(modeladmin, request, queryset, valid=False)
+
+
 @admin.register(GoldAnswer)
 class GoldAnswerAdmin(admin.ModelAdmin):
-    list_display = ("microtask", "source", "created_by", "created_at")
-    list_filter = ("source",)
+    list_display = (
+        "microtask",
+        "source",
+        "created_by",
+        "validation",
+        "validated_via",
+        "created_at",
+    )
+    list_filter = ("source", "validation", "validated_via")
     search_fields = ("microtask__id", "microtask__job__title")
-    raw_id_fields = ("microtask", "created_by")
+    raw_id_fields = ("microtask", "created_by", "validated_by")
+    readonly_fields = ("validation", "validated_via", "validated_by", "validated_at")
+    actions = [validate_gold, refuse_gold]
+
+
+class StandingEvidenceInline(admin.TabularInline):
+    model = StandingEvidence
+    extra = 0
+    fields = ("at", "kind", "score", "standing_before", "standing_after", "counts_platform_wide",
+              "void", "note")  # fmt: skip
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(RequesterStanding)
+class RequesterStandingAdmin(admin.ModelAdmin):
+    list_display = ("worker", "requester", "annotation_type", "standing", "excluded")
+    list_filter = ("annotation_type", "excluded")
+    search_fields = ("worker__username", "requester__username")
+    raw_id_fields = ("worker", "requester")
+    inlines = [StandingEvidenceInline]
 
 
 @admin.register(GoldResult)

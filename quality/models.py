@@ -2,6 +2,10 @@
 
 Gold answers live in their own table, apart from ``tasks.MicroTask``: nothing that serializes a
 microtask for a worker can reach them by following a field.
+
+Trust has two scopes (rules in ``quality.standing``): ``WorkerTrust`` is platform-wide and moves
+only on the platform's word or on validated requester evidence; ``RequesterStanding`` is a
+worker's standing with one requester, moved by everything that requester's jobs say about them.
 """
 
 from __future__ import annotations
@@ -21,8 +25,24 @@ class GoldSource(models.TextChoices):
     REVIEW = "review", "A reviewer's answer"
 
 
+class GoldValidation(models.TextChoices):
+    PENDING = "pending", "Counts on its requester's jobs only, until validated"
+    VALIDATED = "validated", "Counts platform-wide"
+    DISPUTED = "disputed", "Trusted workers disagree with it: an admin decides"
+    REFUSED = "refused", "An admin found it wrong: it counts nowhere"
+
+
+class GoldValidatedVia(models.TextChoices):
+    ADMIN = "admin", "Made or validated by an admin"
+    AGREEMENT = "agreement", "Trusted workers' answers agree with it"
+
+
 class GoldAnswer(models.Model):
-    """The known answer of a gold microtask. Never serialized to a worker."""
+    """The known answer of a gold microtask. Never serialized to a worker.
+
+    A requester's gold starts ``pending``: results scored against it move the workers' standing
+    with that requester only, until it is validated (``quality.standing``).
+    """
 
     microtask = models.OneToOneField(
         "tasks.MicroTask", on_delete=models.CASCADE, related_name="gold_answer"
@@ -36,9 +56,23 @@ class GoldAnswer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Pending by default: a gold answer nobody vouched for moves no platform-wide trust.
+    validation = models.CharField(
+        max_length=16, choices=GoldValidation.choices, default=GoldValidation.PENDING
+    )
+    validated_via = models.CharField(max_length=16, choices=GoldValidatedVia.choices, blank=True)
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
+    validation_note = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"gold answer of microtask {self.microtask_id}"
+
+    @property
+    def counts_platform_wide(self) -> bool:
+        return self.validation == GoldValidation.VALIDATED
 
 
 class GoldResult(models.Model):
@@ -154,6 +188,80 @@ class TrustEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.score:.2f} ({self.trust_before:.2f}→{self.trust_after:.2f})"
+
+
+class RequesterStanding(models.Model):
+    """A worker's standing with one requester for one annotation type.
+
+    Moved by what that requester says about the worker — results against their gold, their
+    review verdicts, their rejections — validated or not; below the suspension bar it keeps the
+    worker from that requester's jobs of the type (``excluded``, read by the claim statement),
+    and from nothing else.
+    """
+
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="requester_standings"
+    )
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
+    standing = models.FloatField(default=0.75)
+    evidence_count = models.FloatField(default=0.0)
+    excluded = models.BooleanField(default=False)
+    excluded_reason = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "requester", "annotation_type"],
+                name="one_standing_per_worker_requester_type",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.worker} with requester {self.requester_id} {self.annotation_type}: "
+            f"{self.standing:.2f}"
+        )
+
+
+class StandingEvidence(models.Model):
+    """One piece of requester-scoped evidence, and whether it also counts platform-wide."""
+
+    standing = models.ForeignKey(
+        RequesterStanding, on_delete=models.CASCADE, related_name="evidence"
+    )
+    kind = models.CharField(max_length=16)  # gold | review | rejection
+    score = models.FloatField()
+    assignment = models.ForeignKey(
+        "tasks.Assignment", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    counts_platform_wide = models.BooleanField(
+        default=False, help_text="Validated: also recorded in the worker's platform trust"
+    )
+    void = models.BooleanField(
+        default=False, help_text="An admin found the requester's answer or rejection wrong"
+    )
+    standing_before = models.FloatField()
+    standing_after = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["standing", "kind", "assignment"],
+                condition=Q(assignment__isnull=False),
+                name="standing_evidence_once_per_assignment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        change = f"{self.standing_before:.2f}→{self.standing_after:.2f}"
+        return f"{self.kind} {self.score:.2f} ({change})"
 
 
 class FlagStatus(models.TextChoices):

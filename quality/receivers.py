@@ -29,3 +29,10 @@ def on_time_overreported(*, assignment, credit, at, **_: Any) -> None:
 @receiver(signals.qualification_reinstated, dispatch_uid="quality.reinstated")
 def on_qualification_reinstated(*, worker, annotation_type, **_: Any) -> None:
     services.worker_reinstate(worker=worker, annotation_type=annotation_type)
+
+
+@receiver(signals.work_rejected, dispatch_uid="quality.on_work_rejected")
+def on_work_rejected(sender: Any, *, assignment, by, confirmed: bool, **kwargs: Any) -> None:
+    """A person rejected work: it moves the worker's standing with the requester, and their
+    platform trust only when confirmed (``quality.standing``)."""
+    services.rejection_record(assignment=assignment, by=by, confirmed=confirmed)

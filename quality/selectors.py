@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,13 @@ from . import trust as trust_mod
 from .models import (
     ConsensusResult,
     FraudFlag,
+    GoldAnswer,
     GoldResult,
+    GoldValidation,
+    RequesterStanding,
     ReviewItem,
     ReviewStatus,
+    StandingEvidence,
     TrustEvidence,
     WorkerTrust,
 )
@@ -64,6 +69,43 @@ def worker_trust_overview(*, worker: User, evidence: int = 20) -> list[dict[str,
     return out
 
 
+def worker_standings(*, worker: User, evidence: int = 20) -> list[dict[str, Any]]:
+    """A worker's own standing with each requester they worked for (per type), and what moved
+    it; a requester is named by the jobs the worker did for them, never by id. Evidence that
+    also counts platform-wide says so."""
+    out = []
+    for row in RequesterStanding.objects.filter(worker=worker).order_by("annotation_type", "pk"):
+        history = list(
+            StandingEvidence.objects.filter(standing=row)
+            .select_related("assignment__microtask__job")
+            .order_by("-at", "-id")[:evidence]
+        )
+        out.append(
+            {
+                "annotation_type": row.annotation_type,
+                "standing": round(row.standing, 3),
+                "excluded": row.excluded,
+                "excluded_reason": row.excluded_reason,
+                "jobs": sorted(
+                    {e.assignment.microtask.job.title for e in history if e.assignment_id}
+                ),
+                "history": [
+                    {
+                        "at": e.at,
+                        "kind": e.kind,
+                        "note": e.note,
+                        "assignment": e.assignment_id,
+                        "change": round(e.standing_after - e.standing_before, 3),
+                        "counts_platform_wide": e.counts_platform_wide,
+                        "void": e.void,
+                    }
+                    for e in history
+                ],
+            }
+        )
+    return out
+
+
 def worker_quality_checks(*, worker: User) -> QuerySet[GoldResult]:
     """The worker's own quality-check results: passed or not, and which frames were off."""
     return GoldResult.objects.filter(worker=worker).order_by("-created_at")
@@ -75,6 +117,15 @@ def worker_rejections(*, worker: User) -> QuerySet[Assignment]:
         Assignment.objects.filter(worker=worker, status=AssignmentStatus.REJECTED)
         .select_related("appeal")
         .order_by("-reviewed_at", "-pk")
+    )
+
+
+def gold_awaiting_admin() -> QuerySet[GoldAnswer]:
+    """Requesters' gold answers that trusted workers disagree with: an admin decides them."""
+    return (
+        GoldAnswer.objects.filter(validation=GoldValidation.DISPUTED)
+        .select_related("microtask__job", "created_by")
+        .order_by("created_at", "pk")
     )
 
 
@@ -204,6 +255,15 @@ def worker_report(*, worker: User) -> dict[str, Any]:
         "worker": worker.pk,
         "username": worker.username,
         "trust": worker_trust_overview(worker=worker, evidence=10),
+        "standings": [
+            {
+                "requester": r.requester_id,
+                "annotation_type": r.annotation_type,
+                "standing": round(r.standing, 3),
+                "excluded": r.excluded,
+            }
+            for r in RequesterStanding.objects.filter(worker=worker).order_by("requester_id")
+        ],
         "gold": {
             "results": gold["n"],
             "mean_score": round(gold["mean"], 4) if gold["mean"] is not None else None,
@@ -216,12 +276,13 @@ def worker_report(*, worker: User) -> dict[str, Any]:
     }
 
 
-def video_tracks(*, video) -> dict[str, Any]:
+def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict[str, Any]:
     """A track job's consensus for a whole video: segments stitched across their seams.
 
     Each segment (microtask) contributes its current consensus; consecutive segments are joined
     on their shared frames (``quality.tracks.stitch_seam``). A seam that does not match cleanly is
-    reported, and its tracks are left apart rather than merged.
+    reported, and its tracks are left apart rather than merged. With ``microtask_ids``, only
+    those segments (an export's: the ones resting on approved work) are used.
     """
     from tasks.models import MicroTask
 
@@ -232,7 +293,10 @@ def video_tracks(*, video) -> dict[str, Any]:
     classes = list(job.label_classes)
     segments = []
     used = []
-    for mt in MicroTask.objects.filter(video=video, is_gold=False).order_by("index"):
+    microtasks = MicroTask.objects.filter(video=video, is_gold=False).order_by("index")
+    if microtask_ids is not None:
+        microtasks = microtasks.filter(pk__in=list(microtask_ids))
+    for mt in microtasks:
         result = ConsensusResult.objects.filter(microtask=mt, is_current=True).first()
         if result is None:
             continue

@@ -3,6 +3,10 @@
 The claim path calls :func:`submission_received` when a submission is stored; the work runs in a
 Celery task (:func:`submission_process`), one microtask at a time under its row lock, and is
 idempotent: a redelivered task finds its results already there and changes nothing.
+
+Whose evidence reaches platform-wide trust (``trust_record``) and whose only a worker's standing
+with one requester (``standing_record``) is ``quality.standing``'s rule: the platform's and
+admins' word at once, a requester's gold, review answers and rejections once validated.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from tasks.models import (
 )
 
 from . import consensus as consensus_mod
-from . import fraud, gold_formats, policy, scoring, shapes, trust
+from . import fraud, gold_formats, policy, scoring, shapes, standing, trust
 from .boxes import FrameBoxes
 from .models import (
     Appeal,
@@ -48,9 +52,13 @@ from .models import (
     GoldAnswer,
     GoldResult,
     GoldSource,
+    GoldValidatedVia,
+    GoldValidation,
     JobQualityPolicy,
+    RequesterStanding,
     ReviewItem,
     ReviewStatus,
+    StandingEvidence,
     TrustEvidence,
     WorkerTrust,
 )
@@ -101,7 +109,12 @@ def _validate(microtask: MicroTask, payload: Any):
 def gold_answer_set(
     *, microtask_id: int, payload: Any, by: User, source: str = GoldSource.ANNOTATED
 ) -> GoldAnswer:
-    """Make ``microtask`` a gold microtask whose known answer is ``payload``."""
+    """Make ``microtask`` a gold microtask whose known answer is ``payload``.
+
+    An admin's gold counts platform-wide at once; a requester's starts pending and counts on
+    their jobs only until validated (``quality.standing``). An answer workers were already
+    scored against cannot change: their results, and its validation, are about that answer.
+    """
     mt = (
         MicroTask.objects.select_for_update()
         .filter(pk=microtask_id, job__in=jobs_visible_to(by))
@@ -114,6 +127,11 @@ def gold_answer_set(
         raise Conflict(
             "Workers already took this microtask as ordinary work; choose one nobody has claimed."
         )
+    if GoldResult.objects.filter(microtask=mt).exists():
+        raise Conflict(
+            "Workers were already scored against this gold answer, so it cannot change; make "
+            "another microtask gold instead."
+        )
     validated = _validate(mt, payload)
     if not mt.is_gold:
         # Gold is served from the job's gold pool; this microtask's own replica slots go, and
@@ -125,6 +143,7 @@ def gold_answer_set(
         mt.is_gold = True
         mt.replica_target = 1
         mt.save(update_fields=["is_gold", "replica_target"])
+    by_admin = by.is_platform_admin
     answer, _ = GoldAnswer.objects.update_or_create(
         microtask=mt,
         defaults={
@@ -132,6 +151,11 @@ def gold_answer_set(
             "frames": validated.frames,
             "source": source,
             "created_by": by,
+            "validation": GoldValidation.VALIDATED if by_admin else GoldValidation.PENDING,
+            "validated_via": GoldValidatedVia.ADMIN if by_admin else "",
+            "validated_by": by if by_admin else None,
+            "validated_at": _now() if by_admin else None,
+            "validation_note": "",
         },
     )
     return answer
@@ -347,6 +371,306 @@ def worker_reinstate(*, worker: User, annotation_type: str) -> int:
     ).update(suspended=False)
 
 
+# --- Standing with a requester, and validation of a requester's word ---------------------------
+# The rules are ``quality.standing``'s; these services store them. Lock order, so concurrent
+# scoring cannot deadlock: a microtask row, then standing rows, then trust rows in worker order.
+
+
+def _standing_row(worker_id: int, requester_id: int, annotation_type: str) -> RequesterStanding:
+    row, _ = RequesterStanding.objects.get_or_create(
+        worker_id=worker_id, requester_id=requester_id, annotation_type=annotation_type
+    )
+    return RequesterStanding.objects.select_for_update().get(pk=row.pk)
+
+
+def _standing_estimate(row: RequesterStanding, extra: Sequence[trust.Evidence] = ()):
+    past = [
+        trust.Evidence(e.kind, e.score, e.at)
+        for e in StandingEvidence.objects.filter(standing=row, void=False).order_by("-at", "-id")[
+            :EVIDENCE_WINDOW
+        ]
+    ]
+    return trust.trust_estimate([*past, *extra], now=_now())
+
+
+def _standing_save(row: RequesterStanding, estimate: trust.TrustEstimate) -> None:
+    row.standing = estimate.trust
+    row.evidence_count = estimate.evidence_count
+    row.excluded = standing.excluded_by_standing(estimate)
+    row.excluded_reason = (
+        f"Quality on this requester's {row.annotation_type} jobs is below the bar "
+        f"(standing {estimate.trust:.2f})."
+        if row.excluded
+        else ""
+    )
+    row.save(
+        update_fields=["standing", "evidence_count", "excluded", "excluded_reason", "updated_at"]
+    )
+
+
+@transaction.atomic
+def standing_record(
+    *,
+    worker: User,
+    job: Job,
+    kind: str,
+    score: float,
+    assignment: Assignment | None = None,
+    counts_platform_wide: bool = False,
+    note: str = "",
+) -> RequesterStanding:
+    """Add one piece of evidence from ``job``'s requester to the worker's standing with them.
+
+    Idempotent per (kind, assignment); recording it again may only mark it as also counting
+    platform-wide (once validated), never count it twice.
+    """
+    row = _standing_row(worker.pk, job.requester_id, job.annotation_type)
+    if assignment is not None:
+        existing = StandingEvidence.objects.filter(
+            standing=row, kind=kind, assignment=assignment
+        ).first()
+        if existing is not None:
+            if counts_platform_wide and not existing.counts_platform_wide:
+                existing.counts_platform_wide = True
+                existing.save(update_fields=["counts_platform_wide"])
+            return row
+    now = _now()
+    before = row.standing
+    after = _standing_estimate(row, [trust.Evidence(kind, score, now)])
+    StandingEvidence.objects.create(
+        standing=row,
+        kind=kind,
+        score=float(score),
+        assignment=assignment,
+        note=note[:300],
+        counts_platform_wide=counts_platform_wide,
+        standing_before=before,
+        standing_after=after.trust,
+        at=now,
+    )
+    _standing_save(row, after)
+    return row
+
+
+def _void_standing_evidence(evidence: Sequence[StandingEvidence]) -> None:
+    """An admin found the requester's word wrong: the evidence stops counting, standings are
+    computed again (an exclusion it caused is lifted)."""
+    ids = [e.pk for e in evidence]
+    if not ids:
+        return
+    StandingEvidence.objects.filter(pk__in=ids).update(void=True)
+    for row_id in sorted({e.standing_id for e in evidence}):
+        row = RequesterStanding.objects.select_for_update().get(pk=row_id)
+        _standing_save(row, _standing_estimate(row))
+
+
+def _platform_status(worker_ids: Sequence[int], annotation_type: str) -> dict[int, tuple]:
+    """worker id -> (platform trust, suspended) for the validation rules; the prior for none."""
+    prior = trust.trust_estimate([], now=_now()).trust
+    out = {w: (prior, False) for w in worker_ids}
+    for w, t, suspended in WorkerTrust.objects.filter(
+        worker_id__in=list(worker_ids), annotation_type=annotation_type
+    ).values_list("worker_id", "trust", "suspended"):
+        out[w] = (float(t), bool(suspended))
+    return out
+
+
+def _checks(outcomes: Sequence[tuple[int, bool]], annotation_type: str) -> list[standing.Check]:
+    """``(worker id, agrees)`` pairs as checks carrying each worker's platform status."""
+    status = _platform_status([w for w, _ in outcomes], annotation_type)
+    return [standing.Check(*status[w], agrees=agrees) for w, agrees in outcomes]
+
+
+def _made_by_admin(gold: GoldAnswer) -> bool:
+    return gold.created_by is not None and gold.created_by.is_platform_admin
+
+
+def _gold_verdict(gold: GoldAnswer, job: Job) -> standing.Verdict:
+    outcomes = list(
+        GoldResult.objects.filter(microtask_id=gold.microtask_id).values_list("worker_id", "passed")
+    )
+    return standing.answer_verdict(_checks(outcomes, job.annotation_type))
+
+
+def _gold_promote(gold: GoldAnswer, job: Job) -> int:
+    """A gold answer became valid: every result scored against it counts platform-wide now
+    (in worker order: trust rows are locked in that order everywhere). Returns how many."""
+    results = list(
+        GoldResult.objects.filter(microtask_id=gold.microtask_id)
+        .select_related("assignment", "worker")
+        .order_by("worker_id", "pk")
+    )
+    for r in results:
+        trust_record(
+            worker=r.worker,
+            annotation_type=job.annotation_type,
+            kind=trust.GOLD,
+            score=r.score,
+            assignment=r.assignment,
+            note=f"quality check {'passed' if r.passed else 'failed'} (score {r.score:.2f})",
+        )
+    StandingEvidence.objects.filter(
+        kind=trust.GOLD, assignment_id__in=[r.assignment_id for r in results]
+    ).update(counts_platform_wide=True)
+    # Failures an unvalidated answer could not reject on its own are decided now, as they would
+    # have been had the answer been valid from the start.
+    pol = _policy(job)
+    n_frames = len(gold.frames or {}) or 1
+    for r in results:
+        if r.assignment.status != AssignmentStatus.SUBMITTED:
+            continue
+        decision = policy.decide_approval(
+            gold_score=r.score,
+            gold_pass_threshold=job.gold_pass_threshold,
+            agreement=None,
+            agreement_threshold=job.agreement_threshold,
+            frames_passed_share=max(0.0, 1.0 - len(r.frames_off) / n_frames),
+            partial_credit=pol.partial_credit,
+            reject_below_ratio=pol.reject_below_ratio,
+        )
+        if decision.action == policy.ApprovalAction.REJECT:
+            _apply_approval(r.assignment, decision, pol)
+    return len(results)
+
+
+def _gold_revalidate(gold: GoldAnswer, job: Job) -> str:
+    """After a new result on a requester's pending (or disputed) gold: what do trusted workers'
+    answers say about it now? Validated, every result on it counts platform-wide."""
+    if gold.validation not in (GoldValidation.PENDING, GoldValidation.DISPUTED):
+        return gold.validation
+    verdict = _gold_verdict(gold, job)
+    if verdict == standing.Verdict.VALIDATED:
+        gold.validation = GoldValidation.VALIDATED
+        gold.validated_via = GoldValidatedVia.AGREEMENT
+        gold.validated_at = _now()
+        gold.save(update_fields=["validation", "validated_via", "validated_at"])
+        _gold_promote(gold, job)
+    elif verdict == standing.Verdict.DISPUTED and gold.validation != GoldValidation.DISPUTED:
+        gold.validation = GoldValidation.DISPUTED
+        gold.save(update_fields=["validation"])
+        logger.warning(
+            "gold answer of microtask %s is disputed by trusted workers", gold.microtask_id
+        )
+    return gold.validation
+
+
+@transaction.atomic
+def gold_validate(*, microtask_id: int, by: User, valid: bool, note: str = "") -> GoldAnswer:
+    """An admin decides a gold answer. Valid: it counts platform-wide, with every result scored
+    against it so far. Not valid (refused): it counts nowhere, its standing evidence is voided,
+    and the microtask stops being served."""
+    if not by.is_platform_admin:
+        raise PermissionDenied("Only platform admins validate gold answers.")
+    mt = MicroTask.objects.select_for_update().select_related("job").filter(pk=microtask_id).first()
+    gold = GoldAnswer.objects.select_for_update().filter(microtask_id=microtask_id).first()
+    if mt is None or gold is None:
+        raise NotFound("No such gold microtask.")
+    gold.validated_by = by
+    gold.validated_at = _now()
+    gold.validation_note = (note or "")[:300]
+    if valid:
+        gold.validation = GoldValidation.VALIDATED
+        gold.validated_via = GoldValidatedVia.ADMIN
+        gold.save()
+        _gold_promote(gold, mt.job)
+        return gold
+    # Refusing a gold that already counted platform-wide leaves that trust evidence as history
+    # (trust is not rewritten after the fact); from now on it counts nowhere.
+    gold.validation = GoldValidation.REFUSED
+    gold.validated_via = ""
+    gold.save()
+    _void_standing_evidence(
+        list(
+            StandingEvidence.objects.filter(
+                kind=trust.GOLD,
+                assignment_id__in=GoldResult.objects.filter(microtask=mt).values("assignment_id"),
+            )
+        )
+    )
+    # Gold microtasks stay open to be served; a refused one is closed, so nobody gets it again.
+    mt.status = MicroTaskStatus.COMPLETE
+    mt.save(update_fields=["status"])
+    return gold
+
+
+def _rejection_confirmed(assignment: Assignment) -> bool:
+    """Does the evidence already agree with a requester's rejection (``quality.standing``)?"""
+    mt = assignment.microtask
+    job = mt.job
+    if mt.is_gold:
+        gold = GoldAnswer.objects.filter(microtask=mt).first()
+        result = GoldResult.objects.filter(assignment=assignment).first()
+        return bool(
+            gold is not None
+            and gold.counts_platform_wide
+            and result is not None
+            and not result.passed
+        )
+    # Any consensus the replicas produced (accepted, or sent on for another replica or review:
+    # the per-annotator agreement is measured either way); a reviewer's result is not consensus.
+    current = (
+        ConsensusResult.objects.filter(microtask=mt, is_current=True)
+        .exclude(decision=ConsensusDecision.REVIEWED)
+        .first()
+    )
+    if current is None:
+        return False
+    agreement = {int(k): float(v) for k, v in (current.annotator_agreement or {}).items()}
+    mine = agreement.pop(assignment.pk, None)
+    workers = dict(Assignment.objects.filter(pk__in=list(agreement)).values_list("pk", "worker_id"))
+    others = _checks(
+        [(workers[k], v >= job.agreement_threshold) for k, v in agreement.items() if k in workers],
+        job.annotation_type,
+    )
+    return standing.rejection_confirmed(
+        rejected_agreement=mine, agreement_threshold=job.agreement_threshold, others=others
+    )
+
+
+@transaction.atomic
+def rejection_record(*, assignment: Assignment, by: User | None, confirmed: bool) -> bool:
+    """A person rejected ``assignment``. The requester's rejection counts against the worker's
+    standing with them, and platform-wide when an admin confirmed it (``confirmed``: a dispute
+    upheld, an appeal denied) or the evidence agrees with it; an admin's own rejection is the
+    platform's word alone. Returns whether it counted platform-wide. Idempotent."""
+    a = Assignment.objects.select_related("microtask__job", "worker").get(pk=assignment.pk)
+    job = a.microtask.job
+    by_admin = by is not None and by.is_platform_admin
+    requesters_word = confirmed or not by_admin
+    source = standing.Source.ADMIN if by_admin else standing.Source.REQUESTER
+    platform = standing.counts_platform_wide(
+        source, validated=source == standing.Source.REQUESTER and _rejection_confirmed(a)
+    )
+    if not requesters_word:
+        note = "rejected by an admin"
+    elif confirmed:
+        note = "rejected by the requester, confirmed by an admin"
+    else:
+        note = "rejected by the requester" + (
+            " (agrees with the trusted workers' consensus)" if platform else ""
+        )
+    if requesters_word:
+        standing_record(
+            worker=a.worker,
+            job=job,
+            kind=trust.REJECTION,
+            score=0.0,
+            assignment=a,
+            counts_platform_wide=platform,
+            note=note,
+        )
+    if platform:
+        trust_record(
+            worker=a.worker,
+            annotation_type=job.annotation_type,
+            kind=trust.REJECTION,
+            score=0.0,
+            assignment=a,
+            note=note,
+        )
+    return platform
+
+
 def _fill_slots_later(job_id: int) -> None:
     from .tasks import fill_slots
 
@@ -452,7 +776,7 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
     assignment = sub.assignment
     if GoldResult.objects.filter(assignment=assignment).exists():
         return "already scored"
-    gold = GoldAnswer.objects.filter(microtask=mt).first()
+    gold = GoldAnswer.objects.select_for_update().filter(microtask=mt).first()
     if gold is None:
         return "no gold answer"
     job = mt.job
@@ -468,14 +792,36 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
         metrics=s.metrics,
         frames_off=s.frames_off,
     )
-    trust_record(
-        worker=assignment.worker,
-        annotation_type=job.annotation_type,
-        kind=trust.GOLD,
-        score=s.score,
-        assignment=assignment,
-        note=f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})",
-    )
+    if gold.validation == GoldValidation.REFUSED:
+        # An admin found this answer wrong: it says nothing about the worker, and decides
+        # nothing (the work waits for the requester's review or the auto-approval delay).
+        return "gold refused"
+    note = f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})"
+    # A requester's gold moves the worker's standing with that requester, and platform-wide
+    # trust only once the answer is validated; an admin's gold is the platform's word alone
+    # (quality.standing).
+    if not _made_by_admin(gold):
+        standing_record(
+            worker=assignment.worker,
+            job=job,
+            kind=trust.GOLD,
+            score=s.score,
+            assignment=assignment,
+            counts_platform_wide=gold.counts_platform_wide,
+            note=note,
+        )
+    if gold.counts_platform_wide:
+        trust_record(
+            worker=assignment.worker,
+            annotation_type=job.annotation_type,
+            kind=trust.GOLD,
+            score=s.score,
+            assignment=assignment,
+            note=note,
+        )
+    elif _gold_revalidate(gold, job) == GoldValidation.DISPUTED:
+        # Trusted workers say the answer is wrong: it decides no one's pay until an admin rules.
+        return "gold disputed"
     pol = _policy(job)
     share = 1.0 - len(s.frames_off) / s.frames_total if s.frames_total else 0.0
     decision = policy.decide_approval(
@@ -487,6 +833,10 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
         partial_credit=pol.partial_credit,
         reject_below_ratio=pol.reject_below_ratio,
     )
+    if decision.action == policy.ApprovalAction.REJECT and not gold.counts_platform_wide:
+        # Nobody vouched for this answer yet: it may approve work, never reject it on its own
+        # (a wrong answer would unpay honest workers). The requester may still reject by hand.
+        return "gold failed (unvalidated: left for review)"
     _apply_approval(assignment, decision, pol)
     return "gold passed" if passed else "gold failed"
 
@@ -763,7 +1113,9 @@ def fraud_flag_resolve(*, flag_id: int, by: User, confirmed: bool) -> FraudFlag:
 
 @transaction.atomic
 def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
-    """A reviewer's answer becomes the microtask's result and counts as gold for trust."""
+    """A reviewer's answer becomes the microtask's result and counts as gold: a requester's on
+    their jobs (standing), and platform-wide once the trusted annotators agree with it; an
+    admin's platform-wide at once."""
     item = (
         ReviewItem.objects.select_for_update()
         .filter(pk=review_id, job__in=jobs_visible_to(by))
@@ -790,17 +1142,46 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
     )
     scores = {}
     pol = _policy(job)
-    for a in rows:
-        s = score_frames(job=job, answer=validated.frames, submitted=a.submission.frames)
-        scores[str(a.pk)] = round(s.score, 4)
-        trust_record(
-            worker=a.worker,
-            annotation_type=job.annotation_type,
-            kind=trust.REVIEW,
-            score=s.score,
-            assignment=a,
-            note=f"a reviewer checked this work (score {s.score:.2f})",
+    scored = [
+        (a, score_frames(job=job, answer=validated.frames, submitted=a.submission.frames))
+        for a in sorted(rows, key=lambda a: a.worker_id)  # trust rows locked in worker order
+    ]
+    # An admin's answer counts platform-wide at once; a requester's once the microtask's trusted
+    # annotators agree with it (quality.standing), and always on the requester's own jobs.
+    source = standing.Source.ADMIN if by.is_platform_admin else standing.Source.REQUESTER
+    agreed = (
+        source == standing.Source.REQUESTER
+        and standing.answer_verdict(
+            _checks(
+                [(a.worker_id, s.score >= job.gold_pass_threshold) for a, s in scored],
+                job.annotation_type,
+            )
         )
+        == standing.Verdict.VALIDATED
+    )
+    platform = standing.counts_platform_wide(source, validated=agreed)
+    for a, s in scored:
+        scores[str(a.pk)] = round(s.score, 4)
+        note = f"a reviewer checked this work (score {s.score:.2f})"
+        if source == standing.Source.REQUESTER:
+            standing_record(
+                worker=a.worker,
+                job=job,
+                kind=trust.REVIEW,
+                score=s.score,
+                assignment=a,
+                counts_platform_wide=platform,
+                note=note,
+            )
+        if platform:
+            trust_record(
+                worker=a.worker,
+                annotation_type=job.annotation_type,
+                kind=trust.REVIEW,
+                score=s.score,
+                assignment=a,
+                note=note,
+            )
         share = 1.0 - len(s.frames_off) / s.frames_total if s.frames_total else 0.0
         _apply_approval(
             a,
@@ -850,6 +1231,8 @@ def appeal_create(*, worker: User, assignment_id: int, message: str) -> Appeal:
         raise Conflict("Only rejected work can be appealed.")
     if Appeal.objects.filter(assignment=assignment).exists():
         raise Conflict("You can appeal a rejection once; this one has been appealed already.")
+    if assignment.reviewed_by_id is not None and assignment.reviewed_by.is_platform_admin:
+        raise Conflict("An administrator made this decision; it cannot be appealed.")
     message = (message or "").strip()
     if not message:
         raise ValidationError(
@@ -885,6 +1268,14 @@ def appeal_decide(*, appeal_id: int, by: User, uphold: bool, note: str = "") -> 
         assignment.rejection_reason = ""
         assignment.save(update_fields=["rejection_reason"])
         _approve(assignment, credit=1.0, by=by)
+        # The rejection was wrong: it stops counting against the worker's standing.
+        _void_standing_evidence(
+            list(StandingEvidence.objects.filter(kind=trust.REJECTION, assignment=assignment))
+        )
+    elif assignment.reviewed_by_id is not None:
+        # An admin looked at a person's rejection and let it stand: it is confirmed, and counts
+        # platform-wide (an automatic rejection counts through its gold result instead).
+        rejection_record(assignment=assignment, by=by, confirmed=True)
     appeal.status = AppealStatus.UPHELD if uphold else AppealStatus.DENIED
     appeal.decided_by = by
     appeal.decided_at = _now()

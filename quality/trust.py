@@ -1,7 +1,8 @@
 """Worker trust: a Beta posterior on quality evidence, with older evidence weighing less. Pure.
 
 Every piece of evidence is an outcome in [0, 1] — a gold score (F1 for boxes, the track score,
-accuracy for classes), a reviewer's verdict (counts like gold), or agreement with consensus — with
+accuracy for classes), a reviewer's verdict (counts like gold), a person's rejection (a 0 that
+counts like gold), or agreement with consensus — with
 a weight by kind (agreement is weaker evidence than gold: the consensus itself can be wrong) and
 an exponential decay by age (half-life :attr:`TrustParams.half_life_days`). The posterior is
 
@@ -10,6 +11,9 @@ an exponential decay by age (half-life :attr:`TrustParams.half_life_days`). The 
 and trust is its mean. The prior (α₀, β₀) makes a new worker start at a "standard" trust that
 a few gold failures pull down fast: a spammer scoring 0 on gold falls below the suspension
 threshold after three gold microtasks.
+
+Which evidence reaches a worker's platform-wide trust, and which only their standing with one
+requester, is decided in :mod:`quality.standing`; the model here serves both.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 GOLD = "gold"
 REVIEW = "review"
 AGREEMENT = "agreement"
+REJECTION = "rejection"
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class TrustParams:
     prior_beta: float = 1.0
     half_life_days: float = 30.0
     weights: dict[str, float] = field(
-        default_factory=lambda: {GOLD: 1.0, REVIEW: 1.0, AGREEMENT: 0.5}
+        default_factory=lambda: {GOLD: 1.0, REVIEW: 1.0, REJECTION: 1.0, AGREEMENT: 0.5}
     )
     suspend_below: float = 0.5
     # Evidence (in weight units: a gold counts 1, an agreement 0.5) needed before suspending.

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from marketplace.errors import ApplicationError
 from marketplace.selectors import jobs_visible_to
 from tasks.models import Assignment
+from tasks.work_selectors import disputes_visible_to
 
 from . import selectors, services
 from .models import ReviewItem
@@ -28,6 +29,7 @@ def my_quality(request: HttpRequest) -> HttpResponse:
         "quality/my_quality.html",
         {
             "trust": selectors.worker_trust_overview(worker=request.user),
+            "standings": selectors.worker_standings(worker=request.user),
             "checks": selectors.worker_quality_checks(worker=request.user)[:50],
             "rejected": selectors.worker_rejections(worker=request.user)[:50],
         },
@@ -64,10 +66,19 @@ def job_report(request: HttpRequest, job_id: int) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_requester or request.user.is_platform_admin):
         raise Http404("Requesters and admins only.")
+    admin = request.user.is_platform_admin
     return render(
         request,
         "quality/review_queue.html",
-        {"items": selectors.review_queue_for(user=request.user)[:200]},
+        {
+            "items": selectors.review_queue_for(user=request.user)[:200],
+            # An admin's part of the queue: requesters' rejections of exported work, and
+            # requesters' gold answers trusted workers disagree with.
+            "disputes": disputes_visible_to(user=request.user, pending_only=True)[:200]
+            if admin
+            else [],
+            "disputed_gold": selectors.gold_awaiting_admin()[:200] if admin else [],
+        },
     )
 
 
@@ -136,7 +147,15 @@ def review_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("quality-review-detail", pk=pk)
-    messages.success(request, "Reviewed: your answer is the result and counts as gold.")
+    messages.success(
+        request,
+        "Reviewed: your answer is the result and counts as gold"
+        + (
+            "."
+            if request.user.is_platform_admin
+            else " on your jobs (platform-wide once trusted workers agree with it)."
+        ),
+    )
     return redirect("quality-review-queue")
 
 

@@ -2,12 +2,15 @@ from django.contrib import admin, messages
 
 from marketplace.errors import ApplicationError
 
+from . import reviewing
 from .models import (
     Assignment,
+    JobExport,
     MicroTask,
     QualificationAnswer,
     QualificationAttempt,
     QualificationItem,
+    RejectionDispute,
     Slot,
     Submission,
     Video,
@@ -139,3 +142,44 @@ class QualificationAttemptAdmin(admin.ModelAdmin):
     list_filter = ("annotation_type", "passed")
     search_fields = ("worker__username",)
     raw_id_fields = ("worker",)
+
+
+@admin.register(JobExport)
+class JobExportAdmin(admin.ModelAdmin):
+    list_display = ("id", "job", "requested_by", "format", "microtasks", "withheld", "created_at")
+    list_filter = ("format",)
+    search_fields = ("job__title", "requested_by__username")
+    raw_id_fields = ("job", "requested_by")
+
+
+def _decide_disputes(modeladmin, request, queryset, *, uphold: bool) -> None:
+    done = 0
+    for dispute in queryset:
+        try:
+            reviewing.dispute_decide(dispute_id=dispute.pk, by=request.user, uphold=uphold)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(
+                request, f"Dispute #{dispute.pk}: {exc.message}", messages.ERROR
+            )
+    modeladmin.message_user(request, f"{done} dispute(s) {'upheld' if uphold else 'dismissed'}.")
+
+
+@admin.action(description="Uphold: reject the work and take its pay back")
+def uphold_disputes(modeladmin, request, queryset):
+    _decide_disputes(modeladmin, request, queryset, uphold=True)
+
+
+@admin.action(description="Dismiss: the work stays approved and paid")
+def dismiss_disputes(modeladmin, request, queryset):
+    _decide_disputes(modeladmin, request, queryset, uphold=False)
+
+
+@admin.register(RejectionDispute)
+class RejectionDisputeAdmin(admin.ModelAdmin):
+    list_display = ("id", "assignment", "job", "raised_by", "status", "reason", "created_at")
+    list_filter = ("status",)
+    search_fields = ("job__title", "reason", "assignment__worker__username")
+    raw_id_fields = ("assignment", "job", "raised_by", "decided_by")
+    readonly_fields = ("status", "decided_by", "decided_at")
+    actions = [uphold_disputes, dismiss_disputes]

@@ -70,6 +70,13 @@ def unpaid(*, assignment: Assignment) -> None:
     _pay_services.assignment_unpaid(assignment=assignment)
 
 
+def pay_reversed(*, assignment: Assignment, reason: str, actor) -> int:
+    """An admin upheld a rejection of approved (already paid) work: its pay goes back to the
+    job's escrow, as if the work had been rejected in the first place; returns the pay taken."""
+    taken = _pay_services.assignment_pay_reverse(assignment=assignment, reason=reason, actor=actor)
+    return int(taken)
+
+
 def refund_unspent(*, job: Job, actor) -> int:
     """A closed job's unspent escrow goes back to the requester through Stripe (queued on
     commit); returns the amount refunded. Escrow still reserved for submitted work stays until

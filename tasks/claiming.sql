@@ -259,6 +259,14 @@ WITH seat AS (
       AND (j.min_trust <= 0
            OR LEAST(GREATEST(COALESCE(t.trust, %(prior_trust)s::float8), 0.0), 1.0) >= j.min_trust)
       AND (%(max_claims)s::int <= 0 OR EXISTS (SELECT 1 FROM seat))
+      -- Requester standing (quality.RequesterStanding, rules in quality/standing.py): a worker
+      -- whom this job's requester's own gold, reviews or rejections put below the bar is kept
+      -- from that requester's jobs of the type, and from nothing else.
+      AND NOT EXISTS (
+          SELECT 1 FROM quality_requesterstanding rs
+          WHERE rs.worker_id = %(worker_id)s AND rs.requester_id = j.requester_id
+            AND rs.annotation_type = j.annotation_type AND rs.excluded
+      )
     ORDER BY j.priority DESC, j.deadline ASC NULLS LAST, j.published_at ASC, j.id ASC
     LIMIT %(limit)s
 ), picked AS (

@@ -3,19 +3,36 @@
 Boxes are stored in the coordinates of the extracted frames the workers saw; exports give them in
 the source video's pixels. Track jobs export each video's segments stitched across their seams
 (``quality.selectors.video_tracks``); box jobs export each microtask's current consensus.
+
+**Approved work only.** A microtask's result is delivered only when it rests on approved (paid)
+work: every submission it was computed from is approved (:func:`deliverable`). A result still
+waiting on pending work is withheld until that work is approved (by the requester, by quality's
+policy, or by the auto-approval delay); a result built with work that was later rejected is
+withheld for good, since nobody was paid for it (a reviewer's answer replaced the rejected work
+it was compared with, so those rejections do not withhold it).
+
+**Every export is recorded** (``JobExport``: who, when, which format, how much) with the
+submissions whose labels it carried (``ExportedWork``), so the platform knows which labels a
+requester already has: ``tasks.reviewing`` sends a later rejection of that work to an admin. The
+download is a GET (a link on the job page); recording it is an audit of what was handed over,
+which only ever grows, and the session cookie is ``SameSite=Lax``, so another site cannot make a
+requester's browser record one behind their back except by navigating them to the download.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from marketplace.errors import ValidationError
-from marketplace.models import AnnotationType, Job
+from marketplace.models import AnnotationType, Job, User
 
 from . import exports
-from .models import Video
+from .models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
 
 FORMATS = {
     "coco": ("application/json", "json"),
@@ -30,6 +47,52 @@ class ExportFile:
     content: bytes
     content_type: str
     filename: str
+    export_id: int = 0
+    microtasks: int = 0  # results delivered
+    withheld: int = 0  # results not delivered: they rest on work not approved
+
+
+REVIEWED = "reviewed"  # quality.models.ConsensusDecision.REVIEWED: a reviewer's answer
+
+
+def deliverable(decision: str, contributor_statuses: Sequence[str]) -> bool:
+    """Whether a microtask's result may be delivered: it rests on approved work only."""
+    statuses = contributor_statuses
+    if decision == REVIEWED:
+        statuses = [s for s in statuses if s != AssignmentStatus.REJECTED]
+    return all(s == AssignmentStatus.APPROVED for s in statuses)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    microtasks: frozenset[int]  # whose current result may be delivered
+    assignments: frozenset[int]  # the approved submissions those results rest on
+    withheld: int
+
+
+def job_delivery(job: Job) -> Delivery:
+    """Which of ``job``'s current results rest on approved work only (see the module)."""
+    from quality.models import ConsensusResult  # quality builds on tasks, not the reverse
+
+    rows = [
+        (mt, decision, [int(k) for k in (agreement or {})])
+        for mt, decision, agreement in ConsensusResult.objects.filter(
+            microtask__job=job, microtask__is_gold=False, is_current=True
+        ).values_list("microtask_id", "decision", "annotator_agreement")
+    ]
+    status = dict(
+        Assignment.objects.filter(
+            microtask__job=job, pk__in={k for _, _, ids in rows for k in ids}
+        ).values_list("pk", "status")
+    )
+    microtasks, assignments, withheld = set(), set(), 0
+    for mt, decision, ids in rows:
+        if deliverable(decision, [status.get(k, "") for k in ids]):
+            microtasks.add(mt)
+            assignments.update(k for k in ids if status.get(k) == AssignmentStatus.APPROVED)
+        else:
+            withheld += 1
+    return Delivery(frozenset(microtasks), frozenset(assignments), withheld)
 
 
 def _scale(video: Video) -> tuple[float, float]:
@@ -55,12 +118,15 @@ def _objects(shapes: list[dict], sx: float, sy: float) -> list[exports.ExportObj
     return out
 
 
-def _consensus_frames(video: Video) -> dict[str, list[dict]]:
+def _consensus_frames(video: Video, microtask_ids: Collection[int]) -> dict[str, list[dict]]:
     from quality.models import ConsensusResult  # quality builds on tasks, not the reverse
 
     frames: dict[str, list[dict]] = {}
     results = ConsensusResult.objects.filter(
-        microtask__video=video, microtask__is_gold=False, is_current=True
+        microtask__video=video,
+        microtask__is_gold=False,
+        is_current=True,
+        microtask_id__in=list(microtask_ids),
     ).order_by("microtask__index")
     for result in results:
         for frame, shapes in (result.frames or {}).items():
@@ -68,14 +134,14 @@ def _consensus_frames(video: Video) -> dict[str, list[dict]]:
     return frames
 
 
-def export_video(video: Video) -> exports.ExportVideo:
-    """One video's consensus labels as plain export data."""
+def export_video(video: Video, microtask_ids: Collection[int]) -> exports.ExportVideo:
+    """One video's consensus labels of ``microtask_ids`` as plain export data."""
     from quality.selectors import video_tracks
 
     if video.job.annotation_type == AnnotationType.TRACK:
-        frames = video_tracks(video=video)["frames"]
+        frames = video_tracks(video=video, microtask_ids=microtask_ids)["frames"]
     else:
-        frames = _consensus_frames(video)
+        frames = _consensus_frames(video, microtask_ids)
     sx, sy = _scale(video)
     return exports.ExportVideo(
         name=f"video-{video.pk}",
@@ -86,8 +152,10 @@ def export_video(video: Video) -> exports.ExportVideo:
     )
 
 
-def job_export(*, job: Job, fmt: str) -> ExportFile:
-    """The job's consensus labels in ``fmt`` (``coco``, ``mot`` or ``cvat``)."""
+@transaction.atomic
+def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
+    """The job's consensus labels of approved work in ``fmt`` (``coco``, ``mot`` or ``cvat``),
+    recorded as an export by ``by``."""
     if fmt not in FORMATS:
         raise ValidationError(
             f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.",
@@ -97,8 +165,9 @@ def job_export(*, job: Job, fmt: str) -> ExportFile:
         raise ValidationError(
             f"Exports are available for box and track jobs; this is a {job.annotation_type} job."
         )
+    delivery = job_delivery(job)
     videos = [
-        export_video(v)
+        export_video(v, delivery.microtasks)
         for v in Video.objects.filter(job=job, microtasks__isnull=False)
         .distinct()
         .select_related("job")
@@ -119,4 +188,25 @@ def job_export(*, job: Job, fmt: str) -> ExportFile:
                 else:
                     zf.writestr(f"{v.name}.xml", exports.to_cvat_video(v, labels))
         content, content_type, ext = buf.getvalue(), "application/zip", "zip"
-    return ExportFile(content, content_type, f"job-{job.pk}-{fmt}.{ext}")
+    record = JobExport.objects.create(
+        job=job,
+        requested_by=by,
+        format=fmt,
+        microtasks=len(delivery.microtasks),
+        withheld=delivery.withheld,
+    )
+    # The first export that carried a submission is the one on record; later ones add only
+    # what is new (ignore_conflicts on the assignment primary key).
+    ExportedWork.objects.bulk_create(
+        [ExportedWork(assignment_id=k, first_export=record) for k in sorted(delivery.assignments)],
+        ignore_conflicts=True,
+        batch_size=5_000,
+    )
+    return ExportFile(
+        content,
+        content_type,
+        f"job-{job.pk}-{fmt}.{ext}",
+        export_id=record.pk,
+        microtasks=len(delivery.microtasks),
+        withheld=delivery.withheld,
+    )

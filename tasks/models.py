@@ -421,3 +421,85 @@ class QualificationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker_id} {self.annotation_type} {self.score:.2f}"
+
+
+# --- Exports and disputes --------------------------------------------------------------------
+
+
+class JobExport(models.Model):
+    """One download of a job's dataset: who took it, when, in which format, and how much.
+
+    Which submissions' labels it carried is in :class:`ExportedWork`, so the platform knows what
+    a requester already has (``tasks.reviewing`` sends a later rejection of it to an admin).
+    """
+
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    format = models.CharField(max_length=8)
+    microtasks = models.PositiveIntegerField(help_text="Results delivered")
+    withheld = models.PositiveIntegerField(
+        help_text="Results not delivered: they rest on work not approved (yet)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of job {self.job_id} ({self.microtasks} microtasks)"
+
+
+class ExportedWork(models.Model):
+    """An approved submission whose labels went into an export (the first export that had them)."""
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.CASCADE, primary_key=True, related_name="export_record"
+    )
+    first_export = models.ForeignKey(JobExport, on_delete=models.CASCADE, related_name="work")
+
+    def __str__(self) -> str:
+        return f"assignment {self.assignment_id} exported in {self.first_export_id}"
+
+
+class DisputeStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for an admin"
+    UPHELD = "upheld", "Upheld: the work is rejected and its pay taken back"
+    DISMISSED = "dismissed", "Dismissed: the work stays approved and paid"
+
+
+class RejectionDispute(models.Model):
+    """A requester's rejection of work whose labels they already exported: an admin decides.
+
+    Until then the work stays approved and the worker keeps their pay.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="disputes")
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    reason = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.CharField(max_length=500, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(status="pending"),
+                name="one_pending_dispute_per_assignment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute over assignment {self.assignment_id} ({self.status})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Coalesce
@@ -44,6 +45,19 @@ def candidate_jobs(*, worker_id: int, job_id: int | None, limit: int) -> list[tu
         worker_id=worker_id, status=QualificationStatus.PASSED
     ).values("annotation_type")
     jobs = Job.objects.filter(status=JobStatus.PUBLISHED, annotation_type__in=passed)
+    # Requester standing, as in claim_next: not the jobs of a requester whose own evidence put
+    # this worker below the bar. The model is quality's, looked up by name like the SQL's table.
+    standing = apps.get_model("quality", "RequesterStanding")
+    jobs = jobs.exclude(
+        Exists(
+            standing.objects.filter(
+                worker_id=worker_id,
+                requester_id=OuterRef("requester_id"),
+                annotation_type=OuterRef("annotation_type"),
+                excluded=True,
+            )
+        )
+    )
     if job_id is not None:
         jobs = jobs.filter(pk=job_id)
     jobs = jobs.order_by("-priority", "deadline", "published_at", "id")[:limit]

@@ -1,20 +1,39 @@
 """Writes of review: a requester approves or rejects submitted work, one by one or in bulk, and
-unreviewed work approves itself after the job's delay. Money moves through ``tasks.budget``."""
+unreviewed work approves itself after the job's delay. Money moves through ``tasks.budget``.
+
+A requester cannot take back work they already have. Exports carry approved work only
+(``tasks.exporting``) and record which submissions they carried (``ExportedWork``); rejecting such
+work does not unpay anyone: it opens a :class:`~tasks.models.RejectionDispute` for an admin, the
+work stays approved and paid, and the requester is told so (the API answers 202). An admin who
+upholds the dispute takes the pay back (``budget.pay_reversed``) and the work becomes rejected;
+one who dismisses it leaves everything as it was. Approved work that was never exported cannot
+be rejected at all (409), as before.
+
+Every rejection a person makes is announced with ``signals.work_rejected`` (inside the same
+transaction); quality decides what it does to the worker's standing and trust.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import Conflict, NotFound, ValidationError
+from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import User
 from marketplace.selectors import jobs_visible_to
 
-from . import budget
-from .models import Assignment, AssignmentStatus
+from . import budget, signals
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    DisputeStatus,
+    ExportedWork,
+    RejectionDispute,
+)
 
 MAX_REASON = 500
 MAX_BULK = 1_000
@@ -69,7 +88,7 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
-def _reject(assignment: Assignment, *, by: User, reason: str, now: datetime) -> Assignment:
+def _mark_rejected(assignment: Assignment, *, by: User, reason: str, now: datetime) -> None:
     assignment.status = AssignmentStatus.REJECTED
     assignment.reviewed_at = now
     assignment.reviewed_by = by
@@ -78,8 +97,98 @@ def _reject(assignment: Assignment, *, by: User, reason: str, now: datetime) -> 
     assignment.save(
         update_fields=["status", "reviewed_at", "reviewed_by", "rejection_reason", "pay_amount"]
     )
+
+
+def _reject(assignment: Assignment, *, by: User, reason: str, now: datetime) -> Assignment:
+    _mark_rejected(assignment, by=by, reason=reason, now=now)
     budget.unpaid(assignment=assignment)
+    signals.work_rejected.send(sender=Assignment, assignment=assignment, by=by, confirmed=False)
     return assignment
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """What a review did: work approved or rejected at once (``done``), and work whose labels
+    the requester already exported, sent to an admin instead of rejected (still approved, paid)."""
+
+    done: list[Assignment]
+    disputed: list[RejectionDispute]
+
+    @property
+    def message(self) -> str:
+        if not self.disputed:
+            return ""
+        ids = ", ".join(f"#{d.assignment_id}" for d in self.disputed[:20])
+        return (
+            f"You already exported the labels of {ids}, so rejecting that work is an admin's "
+            "decision: a dispute is open for each, and the worker keeps the pay unless an admin "
+            "upholds it."
+        )
+
+
+def _lock_for_rejection(
+    *, by: User, ids: Sequence[int]
+) -> tuple[list[Assignment], list[Assignment]]:
+    """Lock ``ids`` for a rejection: (submitted work to reject, exported work to dispute).
+
+    All or nothing, like ``_lock_for_review``: an id not visible to ``by`` is not found; approved
+    work that was never exported, work in any other state, and work already disputed are
+    conflicts.
+    """
+    unique = sorted(set(ids))
+    qs = Assignment.objects.select_for_update(of=("self",)).select_related("microtask__job")
+    qs = qs.filter(microtask__job__in=jobs_visible_to(by))
+    rows = list(qs.filter(pk__in=unique).order_by("pk"))
+    missing = sorted(set(unique) - {a.pk for a in rows})
+    if missing:
+        raise NotFound(f"No such submission: {', '.join(map(str, missing[:20]))}.")
+    approved = [a.pk for a in rows if a.status == AssignmentStatus.APPROVED]
+    exported = set(
+        ExportedWork.objects.filter(assignment_id__in=approved).values_list(
+            "assignment_id", flat=True
+        )
+    )
+    wrong = [
+        a
+        for a in rows
+        if a.status != AssignmentStatus.SUBMITTED
+        and not (a.status == AssignmentStatus.APPROVED and a.pk in exported)
+    ]
+    if wrong:
+        shown = ", ".join(f"#{a.pk} is {a.get_status_display().lower()}" for a in wrong[:10])
+        raise Conflict(
+            "Only submitted work awaiting review can be rejected, or approved work whose labels "
+            f"you exported (an admin decides that) ({shown})."
+        )
+    earlier = dict(
+        RejectionDispute.objects.filter(assignment_id__in=exported).values_list(
+            "assignment_id", "status"
+        )
+    )
+    if earlier:
+        # Pending: an admin is on it. Dismissed: an admin decided the work stands, and asking
+        # again would only queue the same question (upheld work is rejected, caught above).
+        shown = ", ".join(f"#{a} ({st})" for a, st in sorted(earlier.items())[:10])
+        raise Conflict(f"An admin is deciding, or has decided, a rejection of {shown}.")
+    return (
+        [a for a in rows if a.status == AssignmentStatus.SUBMITTED],
+        [a for a in rows if a.status == AssignmentStatus.APPROVED],
+    )
+
+
+def _dispute(assignment: Assignment, *, by: User, reason: str) -> RejectionDispute:
+    return RejectionDispute.objects.create(
+        assignment=assignment, job_id=assignment.microtask.job_id, raised_by=by, reason=reason
+    )
+
+
+def _reject_or_dispute(*, by: User, ids: Sequence[int], reason: str) -> ReviewOutcome:
+    to_reject, to_dispute = _lock_for_rejection(by=by, ids=ids)
+    now = _now()
+    return ReviewOutcome(
+        done=[_reject(a, by=by, reason=reason, now=now) for a in to_reject],
+        disputed=[_dispute(a, by=by, reason=reason) for a in to_dispute],
+    )
 
 
 @transaction.atomic
@@ -90,18 +199,21 @@ def assignment_approve(*, assignment_id: int, by: User) -> Assignment:
 
 
 @transaction.atomic
-def assignment_reject(*, assignment_id: int, by: User, reason: str) -> Assignment:
-    """Refuse submitted work with a reason the worker sees; its reservation returns to the job."""
+def assignment_reject(*, assignment_id: int, by: User, reason: str) -> ReviewOutcome:
+    """Refuse submitted work with a reason the worker sees; its reservation returns to the job.
+
+    Approved work whose labels were exported is not rejected but disputed (see the module)."""
     reason = _clean_reason(reason)
-    (assignment,) = _lock_for_review(by=by, ids=[assignment_id])
-    return _reject(assignment, by=by, reason=reason, now=_now())
+    return _reject_or_dispute(by=by, ids=[assignment_id], reason=reason)
 
 
 @transaction.atomic
 def assignments_review_bulk(
     *, by: User, action: str, assignment_ids: Sequence[int], reason: str = ""
-) -> list[Assignment]:
-    """Approve or reject many submissions at once: all of them, or (on any error) none."""
+) -> ReviewOutcome:
+    """Approve or reject many submissions at once: all of them, or (on any error) none.
+
+    A bulk rejection disputes exported work instead of rejecting it, as a single one does."""
     if action not in ("approve", "reject"):
         raise ValidationError(
             'action must be "approve" or "reject".', extra={"fields": {"action": ["unknown"]}}
@@ -113,12 +225,10 @@ def assignments_review_bulk(
     if len(assignment_ids) > MAX_BULK:
         raise ValidationError(f"Review at most {MAX_BULK} submissions at once.")
     if action == "reject":
-        reason = _clean_reason(reason)
+        return _reject_or_dispute(by=by, ids=assignment_ids, reason=_clean_reason(reason))
     rows = _lock_for_review(by=by, ids=assignment_ids)
     now = _now()
-    if action == "approve":
-        return [_approve(a, by=by, now=now) for a in rows]
-    return [_reject(a, by=by, reason=reason, now=now) for a in rows]
+    return ReviewOutcome(done=[_approve(a, by=by, now=now) for a in rows], disputed=[])
 
 
 @transaction.atomic
@@ -134,3 +244,40 @@ def assignments_auto_approve_due(*, batch: int = 500) -> int:
     for assignment in rows:
         _approve(assignment, by=None, now=now)
     return len(rows)
+
+
+# --- Disputes: a requester's rejection of work they already exported --------------------------
+
+
+@transaction.atomic
+def dispute_decide(*, dispute_id: int, by: User, uphold: bool, note: str = "") -> RejectionDispute:
+    """An admin decides a dispute. Upheld: the pay is taken back and the work is rejected with
+    the requester's reason (the rejection then counts as confirmed, platform-wide). Dismissed:
+    the work stays approved and paid."""
+    if not by.is_platform_admin:
+        raise PermissionDenied("Only platform admins decide disputes.")
+    dispute = RejectionDispute.objects.select_for_update().filter(pk=dispute_id).first()
+    if dispute is None:
+        raise NotFound("No such dispute.")
+    if dispute.status != DisputeStatus.PENDING:
+        raise Conflict("This dispute has been decided already.")
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("microtask__job", "worker")
+        .get(pk=dispute.assignment_id)
+    )
+    now = _now()
+    if uphold:
+        if assignment.status != AssignmentStatus.APPROVED:
+            raise Conflict(f"Assignment #{assignment.pk} is no longer approved.")
+        # Money first: if the pay can no longer be taken back (it left the hold period), the
+        # Conflict leaves the work, the dispute and the ledger exactly as they were.
+        budget.pay_reversed(assignment=assignment, reason=dispute.reason, actor=by)
+        _mark_rejected(assignment, by=by, reason=dispute.reason, now=now)
+        signals.work_rejected.send(sender=Assignment, assignment=assignment, by=by, confirmed=True)
+    dispute.status = DisputeStatus.UPHELD if uphold else DisputeStatus.DISMISSED
+    dispute.decided_by = by
+    dispute.decided_at = now
+    dispute.decision_note = (note or "")[:500]
+    dispute.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    return dispute

@@ -16,3 +16,11 @@ time_overreported = Signal()
 # A worker passed the qualification test that ends a suspension from a type (``tasks.suspensions``).
 # Sent with ``worker`` and ``annotation_type``.
 qualification_reinstated = Signal()
+
+#: A person rejected work (a requester, an admin, or an admin upholding a requester's dispute).
+#: Keyword arguments: ``assignment`` (the rejected ``Assignment``), ``by`` (the ``User`` who
+#: decided) and ``confirmed`` (True when an admin upheld the requester's rejection: it is the
+#: requester's word, confirmed). Quality records a requester's rejection in the worker's standing
+#: with them, and in platform-wide trust only when an admin decided or confirmed it or the
+#: evidence agrees (``quality.standing``).
+work_rejected = Signal()

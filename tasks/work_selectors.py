@@ -25,9 +25,19 @@ from marketplace.models import (
     QualificationStatus,
     User,
 )
+from marketplace.selectors import jobs_visible_to
 
 from . import portable
-from .models import Assignment, AssignmentStatus, MicroTask, Slot, Submission, Video
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    DisputeStatus,
+    MicroTask,
+    RejectionDispute,
+    Slot,
+    Submission,
+    Video,
+)
 from .sql import fetch_prepared, native, statement
 
 # A new worker's trust until the quality module provides ``quality.selectors.worker_trust``.
@@ -463,4 +473,16 @@ def submissions_for_review(*, job: Job, status: str | None = None) -> QuerySet[A
     )
     if status:
         qs = qs.filter(status=status)
+    return qs
+
+
+def disputes_visible_to(*, user: User, pending_only: bool = False) -> QuerySet[RejectionDispute]:
+    """Disputes over rejected exported work: an admin sees every one, a requester their jobs'."""
+    qs = RejectionDispute.objects.select_related("assignment__worker", "job").order_by(
+        "created_at", "pk"
+    )
+    if not user.is_platform_admin:
+        qs = qs.filter(job__in=jobs_visible_to(user))
+    if pending_only:
+        qs = qs.filter(status=DisputeStatus.PENDING)
     return qs

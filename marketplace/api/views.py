@@ -64,7 +64,15 @@ class SignupSerializer(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
     # Length, common passwords, likeness to the username: AUTH_PASSWORD_VALIDATORS, applied by
     # services.user_create for every sign-up path.
-    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    password = serializers.CharField(
+        min_length=8,
+        max_length=128,
+        write_only=True,
+        # The schema states the minimum; the words are the password validator's own.
+        error_messages={
+            "min_length": "This password is too short. It must contain at least 8 characters."
+        },
+    )
     email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     role = serializers.ChoiceField(choices=[Role.REQUESTER, Role.WORKER])
     organisation = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -96,17 +96,5 @@ class ReasonInSerializer(serializers.Serializer):
         }
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The one error shape (``marketplace.api.errors``), for the schema."""
-
-    error = ErrorDetailSerializer()
-
-
 class BonusOutSerializer(serializers.Serializer):
     bonus = serializers.IntegerField(help_text="What the worker gets (the fee is on top)")

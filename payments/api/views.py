@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
@@ -86,15 +87,15 @@ class JobBonusView(APIView):
         responses={
             201: s.BonusOutSerializer,
             400: OpenApiResponse(
-                s.ErrorSerializer,
+                ErrorSerializer,
                 description="Invalid input, or the worker has no submitted work on this job "
                 "(`bonus_not_allowed`)",
             ),
-            401: OpenApiResponse(s.ErrorSerializer, description="Not signed in"),
-            403: OpenApiResponse(s.ErrorSerializer, description="Not a requester"),
-            404: OpenApiResponse(s.ErrorSerializer, description="No such job, or worker"),
+            401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
+            403: OpenApiResponse(ErrorSerializer, description="Not a requester"),
+            404: OpenApiResponse(ErrorSerializer, description="No such job, or worker"),
             409: OpenApiResponse(
-                s.ErrorSerializer, description="The job's available escrow does not cover it"
+                ErrorSerializer, description="The job's available escrow does not cover it"
             ),
         },
     )

@@ -33,6 +33,14 @@ urlpatterns = [
         views.GoldAnswerView.as_view(),
         name="api-quality-gold-answer",
     ),
+    path(
+        "quality/microtasks/<int:pk>/gold/validate/",
+        views.GoldValidateView.as_view(),
+        name="api-quality-gold-validate",
+    ),
+    path(
+        "quality/gold/disputed/", views.DisputedGoldView.as_view(), name="api-quality-gold-disputed"
+    ),
     path("quality/review/", views.ReviewQueueView.as_view(), name="api-quality-review-queue"),
     path("quality/review/<int:pk>/", views.ReviewDetailView.as_view(), name="api-quality-review"),
     path(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import bounds
+from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
 from marketplace.api.serializers import text
 from marketplace.errors import NotFound
@@ -21,7 +22,7 @@ from marketplace.models import User
 from marketplace.selectors import jobs_visible_to
 
 from .. import selectors, services
-from ..models import Appeal, FraudFlag, ReviewItem
+from ..models import Appeal, FraudFlag, GoldAnswer, GoldValidation, ReviewItem
 
 GOLD_IMPORT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -37,13 +38,26 @@ class QualityCheckSerializer(serializers.Serializer):
 
 
 class MyTrustView(APIView):
-    """The worker's own trust per annotation type and what moved it."""
+    """The worker's own trust per annotation type and what moved it (``trust``: platform-wide,
+    it gates every job and sets the pay tier), and their standing with each requester they
+    worked for (``standings``: moved by that requester's gold, reviews and rejections; low, it
+    keeps them from that requester's jobs only)."""
 
     permission_classes = [IsWorker]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            200: OpenApiTypes.OBJECT,
+            403: OpenApiResponse(ERROR, description="Not a worker"),
+        }
+    )
     def get(self, request):
-        return Response({"trust": selectors.worker_trust_overview(worker=request.user)})
+        return Response(
+            {
+                "trust": selectors.worker_trust_overview(worker=request.user),
+                "standings": selectors.worker_standings(worker=request.user),
+            }
+        )
 
 
 class MyChecksView(APIView):
@@ -131,12 +145,39 @@ class GoldAnswerInput(serializers.Serializer):
     payload = serializers.JSONField()
 
 
+class GoldAnswerResult(serializers.Serializer):
+    microtask = serializers.IntegerField()
+    source = serializers.CharField()
+    gold = serializers.BooleanField()
+    validation = serializers.ChoiceField(
+        choices=GoldValidation.choices,
+        help_text=(
+            "pending: counts on your jobs only until trusted workers' answers agree with it; "
+            "validated: counts platform-wide (an admin's gold at once)"
+        ),
+    )
+
+
 class GoldAnswerView(APIView):
-    """Requesters and admins make a microtask gold by giving its known answer."""
+    """Requesters and admins make a microtask gold by giving its known answer.
+
+    A requester's answer counts on their own jobs at once, and towards workers' platform-wide
+    trust only once validated (trusted workers agree with it, or an admin says so)."""
 
     permission_classes = [IsRequester]
 
-    @extend_schema(request=GoldAnswerInput, responses={201: None})
+    @extend_schema(
+        request=GoldAnswerInput,
+        responses={
+            201: GoldAnswerResult,
+            400: OpenApiResponse(ERROR, description="The answer does not fit the microtask"),
+            403: OpenApiResponse(ERROR, description="Not a requester"),
+            404: OpenApiResponse(ERROR, description="No such microtask of your jobs"),
+            409: OpenApiResponse(
+                ERROR, description="Already taken as ordinary work, or already scored against"
+            ),
+        },
+    )
     def put(self, request, pk: int):
         data = GoldAnswerInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -144,9 +185,79 @@ class GoldAnswerView(APIView):
             microtask_id=pk, payload=data.validated_data["payload"], by=request.user
         )
         return Response(
-            {"microtask": answer.microtask_id, "source": answer.source, "gold": True},
+            {
+                "microtask": answer.microtask_id,
+                "source": answer.source,
+                "gold": True,
+                "validation": answer.validation,
+            },
             status=status.HTTP_201_CREATED,
         )
+
+
+class GoldValidationInput(serializers.Serializer):
+    valid = serializers.BooleanField(
+        help_text="true: counts platform-wide; false: refused, counts nowhere and is retired"
+    )
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class GoldValidationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GoldAnswer
+        fields = [
+            "microtask",
+            "source",
+            "created_by",
+            "validation",
+            "validated_via",
+            "validated_by",
+            "validated_at",
+            "validation_note",
+        ]
+
+
+class DisputedGoldView(APIView):
+    """Requesters' gold answers that trusted workers disagree with, for an admin to decide."""
+
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        responses={
+            200: GoldValidationSerializer(many=True),
+            403: OpenApiResponse(ERROR, description="Not a platform admin"),
+        }
+    )
+    def get(self, request):
+        rows = selectors.gold_awaiting_admin()[:200]
+        return Response(GoldValidationSerializer(rows, many=True).data)
+
+
+class GoldValidateView(APIView):
+    """An admin decides a gold answer: valid (it and every result against it count
+    platform-wide) or refused (it counts nowhere, and its microtask is no longer served)."""
+
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        request=GoldValidationInput,
+        responses={
+            200: GoldValidationSerializer,
+            400: OpenApiResponse(ERROR, description="Invalid input"),
+            403: OpenApiResponse(ERROR, description="Not a platform admin"),
+            404: OpenApiResponse(ERROR, description="No such gold microtask"),
+        },
+    )
+    def post(self, request, pk: int):
+        data = GoldValidationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        gold = services.gold_validate(
+            microtask_id=pk,
+            by=request.user,
+            valid=data.validated_data["valid"],
+            note=data.validated_data["note"],
+        )
+        return Response(GoldValidationSerializer(gold).data)
 
 
 class GoldImportInput(serializers.Serializer):

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
+from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsRequester
 from tasks import exporting, ingestion_selectors
 
 
 class JobExportView(APIView):
-    """Download a job's consensus labels as COCO JSON, MOT 1.1 (zip) or CVAT for video XML."""
+    """Download a job's consensus labels as COCO JSON, MOT 1.1 (zip) or CVAT for video XML.
+
+    Only results that rest on approved work are in the file; each download is recorded, and a
+    later rejection of the work it carried goes to an admin as a dispute.
+    """
 
     permission_classes = [IsRequester]
 
@@ -20,11 +25,26 @@ class JobExportView(APIView):
         parameters=[
             OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(exporting.FORMATS))
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description=(
+                    "The dataset (approved work only). Headers: X-Export-Id (the recorded "
+                    "export), X-Export-Microtasks (results delivered), X-Export-Withheld "
+                    "(results waiting on work not approved)."
+                ),
+            ),
+            400: OpenApiResponse(ERROR, description="Unknown format, or a type with no export"),
+            403: OpenApiResponse(ERROR, description="Not a requester"),
+            404: OpenApiResponse(ERROR, description="No such job of yours"),
+        },
     )
     def get(self, request, job_id: int, fmt: str):
         job = ingestion_selectors.job_for_requester(user=request.user, job_id=job_id)
-        export = exporting.job_export(job=job, fmt=fmt)
+        export = exporting.job_export(job=job, fmt=fmt, by=request.user)
         response = HttpResponse(export.content, content_type=export.content_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        response["X-Export-Id"] = str(export.export_id)
+        response["X-Export-Microtasks"] = str(export.microtasks)
+        response["X-Export-Withheld"] = str(export.withheld)
         return response

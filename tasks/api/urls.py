@@ -67,4 +67,8 @@ urlpatterns = [
         "submissions/<int:pk>/approve/", review.ApproveView.as_view(), name="api-submission-approve"
     ),
     path("submissions/<int:pk>/reject/", review.RejectView.as_view(), name="api-submission-reject"),
+    path("disputes/", review.DisputeListView.as_view(), name="api-disputes"),
+    path(
+        "disputes/<int:pk>/decide/", review.DisputeDecideView.as_view(), name="api-dispute-decide"
+    ),
 ]

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import bounds
+from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsWorker
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound, ValidationError
@@ -51,18 +52,6 @@ class QualificationInput(serializers.Serializer):
 
 
 WORKER_AUTH = [CachedTokenAuthentication, SessionAuthentication]
-
-
-class _ErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField(help_text="What went wrong, in words a worker can act on")
-    fields = serializers.DictField(required=False, help_text="Field path -> messages")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The one error shape of the API (``marketplace.api.errors``)."""
-
-    error = _ErrorDetail()
 
 
 def _errors(**by_status: str) -> dict[int, OpenApiResponse]:

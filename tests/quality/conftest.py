@@ -12,6 +12,7 @@ from quality.simulator import scene_truth
 from tasks import claiming
 from tasks.models import MicroTask
 from tasks.synthetic import make_scene
+from tests.factories import AdminFactory
 from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualified_worker, ready_job
 
 FRAME_SIZE = (WIDTH, HEIGHT)
@@ -58,8 +59,14 @@ def make_world(
     seed: int = 1,
     segment: int = 5,
     seam: int = 0,
+    gold_by: str = "admin",
+    publish: bool = True,
     **fields,
 ) -> World:
+    """A published job over a generated scene. Its gold answers (the truth) are an admin's by
+    default, so they count platform-wide at once; ``gold_by="requester"`` makes them the job
+    requester's, pending until validated (``quality.standing``); ``gold_by=""`` leaves them
+    unanswered, and ``publish=False`` the job ready (funded) but not published."""
     job = ready_job(
         n=n,
         gold=gold,
@@ -86,11 +93,13 @@ def make_world(
         classes=tuple(job.label_classes),
     )
     world = World(job, scene)
-    for mt in world.gold():
-        services.gold_answer_set(
-            microtask_id=mt.pk, payload=world.payload_for(mt), by=job.requester
-        )
+    if gold_by:
+        author = job.requester if gold_by == "requester" else AdminFactory()
+        for mt in world.gold():
+            services.gold_answer_set(microtask_id=mt.pk, payload=world.payload_for(mt), by=author)
     escrow_fund(job=job, amount=10**9, key=f"quality-test-{job.pk}")
+    if not publish:
+        return world
     claiming.job_publish(job=job, by=job.requester)
     job.refresh_from_db()
     world.job = job

@@ -13,6 +13,7 @@ from quality.models import (
     FraudFlag,
     GoldResult,
     ReviewItem,
+    StandingEvidence,
     TrustEvidence,
     WorkerTrust,
 )
@@ -88,15 +89,20 @@ def test_low_agreement_adds_a_replica_then_sends_to_review(world_factory, worker
     item = ReviewItem.objects.get(microtask=mt, status="open")
     assert "review" in item.reason
 
-    # The reviewer's answer becomes the result and counts as gold for the annotators.
+    # The reviewer's answer becomes the result and counts as gold for the annotators: the
+    # requester's answer on the requester's jobs (their standing); with no trusted annotator
+    # agreeing with it, not in platform-wide trust (quality.standing).
     client_user = world.job.requester
     services.review_resolve(review_id=item.pk, payload=world.payload_for(mt), by=client_user)
     mt.refresh_from_db()
     assert mt.status == MicroTaskStatus.COMPLETE
     current = ConsensusResult.objects.get(microtask=mt, is_current=True)
     assert current.decision == ConsensusDecision.REVIEWED
-    review = {e.assignment.worker_id: e.score for e in TrustEvidence.objects.filter(kind="review")}
+    review = {
+        e.assignment.worker_id: e.score for e in StandingEvidence.objects.filter(kind="review")
+    }
     assert review[crowd[0].pk] > 0.8 > 0.2 > review[crowd[1].pk]
+    assert not TrustEvidence.objects.filter(kind="review").exists()
     a1.refresh_from_db()
     assert a1.status == AssignmentStatus.APPROVED
 
