@@ -17,6 +17,7 @@ from marketplace.models import Job, Role
 
 from .filters import JobFilter
 from .permissions import IsRequester
+from .schema import error_response
 from .serializers import JobSerializer
 
 
@@ -54,7 +55,7 @@ class JobViewSet(
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):  # format: the router's /cancel.json route
         job = services.job_cancel(job=self.get_object(), by=request.user)
         return Response(JobSerializer(job).data)
 
@@ -103,7 +104,9 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(request=LoginSerializer, responses=TokenSerializer)
+    @extend_schema(
+        request=LoginSerializer, responses={200: TokenSerializer, 403: error_response(403)}
+    )
     def post(self, request):
         data = LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)

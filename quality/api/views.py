@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
+from marketplace.api.schema import AnnotationPayloadField, error_response
 from marketplace.errors import NotFound
 from marketplace.models import User
 from marketplace.selectors import jobs_visible_to
@@ -75,7 +76,11 @@ class AppealSerializer(serializers.ModelSerializer):
 class AppealCreateView(APIView):
     permission_classes = [IsWorker]
 
-    @extend_schema(request=AppealInput, responses={201: AppealSerializer})
+    @extend_schema(
+        request=AppealInput,
+        # 404: the assignment is not one of yours
+        responses={201: AppealSerializer, 404: error_response(404)},
+    )
     def post(self, request):
         data = AppealInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -124,7 +129,13 @@ class JobReportView(APIView):
 
 
 class GoldAnswerInput(serializers.Serializer):
-    payload = serializers.JSONField()
+    payload = AnnotationPayloadField()
+
+
+class GoldAnswerOutput(serializers.Serializer):
+    microtask = serializers.IntegerField()
+    source = serializers.CharField()
+    gold = serializers.BooleanField()
 
 
 class GoldAnswerView(APIView):
@@ -132,7 +143,7 @@ class GoldAnswerView(APIView):
 
     permission_classes = [IsRequester]
 
-    @extend_schema(request=GoldAnswerInput, responses={201: None})
+    @extend_schema(request=GoldAnswerInput, responses={201: GoldAnswerOutput})
     def put(self, request, pk: int):
         data = GoldAnswerInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -153,10 +164,14 @@ class GoldImportInput(serializers.Serializer):
     default_label = serializers.CharField(required=False, allow_blank=True)
 
 
+class GoldImportOutput(serializers.Serializer):
+    gold_microtasks = serializers.ListField(child=serializers.IntegerField())
+
+
 class GoldImportView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=GoldImportInput, responses={201: None})
+    @extend_schema(request=GoldImportInput, responses={201: GoldImportOutput})
     def post(self, request, job_id: int):
         data = GoldImportInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsRequester
+from marketplace.api.schema import error_response
 from tasks import exporting, ingestion_selectors
 
 
@@ -20,7 +21,14 @@ class JobExportView(APIView):
         parameters=[
             OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(exporting.FORMATS))
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            # What ``exporting.job_export`` serves: COCO as JSON, MOT as a zip, CVAT as XML
+            # (a zip of one XML per video when the job has several).
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/xml"): OpenApiTypes.BINARY,
+            400: error_response(400),
+        },
     )
     def get(self, request, job_id: int, fmt: str):
         job = ingestion_selectors.job_for_requester(user=request.user, job_id=job_id)

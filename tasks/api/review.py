@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsRequester
+from marketplace.api.schema import error_response
 from marketplace.api.serializers import JobSerializer
 from marketplace.selectors import jobs_visible_to
 
@@ -111,8 +112,16 @@ class JobSubmissionsView(APIView):
         return Response({"results": [_submission_row(a) for a in rows]})
 
 
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "maxLength": reviewing.MAX_REASON, "pattern": r"\S"}
+)
+class ReasonField(serializers.CharField):
+    """The reason a worker reads: ``reviewing`` refuses a blank or overlong one with its own
+    message; the schema states the same rule."""
+
+
 class RejectInput(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, required=False, default="")
+    reason = ReasonField(trim_whitespace=False)
 
 
 class BulkInput(serializers.Serializer):
@@ -152,7 +161,11 @@ class BulkReviewView(APIView):
 
     permission_classes = [IsRequester]
 
-    @extend_schema(request=BulkInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=BulkInput,
+        # 404: a listed submission is not on one of your jobs
+        responses={200: OpenApiTypes.OBJECT, 404: error_response(404)},
+    )
     def post(self, request):
         data = BulkInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsWorker
+from marketplace.api.schema import AnnotationPayloadField, SecondsField, error_response
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification
 
@@ -27,17 +28,17 @@ class ClaimInput(serializers.Serializer):
 
 
 class LeaseInput(serializers.Serializer):
-    active_seconds = serializers.JSONField(required=False, help_text="Seconds of active work")
+    active_seconds = SecondsField(required=False, help_text="Seconds of active work")
 
 
 class SubmitInput(serializers.Serializer):
-    payload = serializers.JSONField(help_text="The annotation, in the job type's format")
-    active_seconds = serializers.JSONField(required=False)
+    payload = AnnotationPayloadField(help_text="The annotation, in the job type's format")
+    active_seconds = SecondsField(required=False)
 
 
 class QualificationInput(serializers.Serializer):
     answers = serializers.DictField(
-        child=serializers.JSONField(), help_text="{question id: payload}"
+        child=AnnotationPayloadField(), help_text="{question id: payload}"
     )
 
 
@@ -111,7 +112,9 @@ class ClaimView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(request=ClaimInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=ClaimInput, responses={201: OpenApiTypes.OBJECT, 404: error_response(404)}
+    )
     def post(self, request):
         data = _valid_claim(request)
         assignment = claiming.assignment_claim(worker=request.user, job_id=data.get("job"))
