@@ -386,7 +386,8 @@ def _lock_own(*, worker: User, assignment_id: int) -> Assignment:
     except Assignment.DoesNotExist:
         raise NotFound("No such assignment.") from None
     if assignment.worker_id != worker.pk:
-        raise PermissionDenied("This assignment belongs to another worker.")
+        # The same answer as for an id that does not exist: another worker's ids tell nothing.
+        raise NotFound("No such assignment.")
     return assignment
 
 
@@ -502,8 +503,9 @@ def assignment_submit(
 ) -> Assignment:
     """Validate ``payload`` against the job's schema and store it with its per-frame shapes.
 
-    Refused (nothing stored) for someone else's assignment (403), an expired claim (409), an
-    assignment already submitted (409), or a payload that does not fit (400, field by field).
+    Refused (nothing stored) for someone else's assignment (404, as for none), an expired claim
+    (409), an assignment already submitted (409), or a payload that does not fit (400, field by
+    field).
 
     Optimistic rather than locked: the payload is validated without holding a lock, then one
     statement (``claiming.sql``: ``submit``) flips the assignment to submitted and stores the
@@ -515,7 +517,7 @@ def assignment_submit(
     except Assignment.DoesNotExist:
         raise NotFound("No such assignment.") from None
     if assignment.worker_id != worker.pk:
-        raise PermissionDenied("This assignment belongs to another worker.")
+        raise NotFound("No such assignment.")  # as for one that does not exist (see _lock_own)
     now = _now()
     _require_live(assignment, now, "submit")
     microtask = assignment.microtask
