@@ -680,8 +680,10 @@ def measured_time_factors(
 
 
 @transaction.atomic
-def job_quote(*, job: Job) -> pricing.Quote:
+def job_quote(*, job: Job, persist: bool = True) -> pricing.Quote:
     """Price every microtask of ``job`` (sets ``MicroTask.price``) and return the job's quote.
+
+    ``persist=False`` computes the same quote without storing the prices (for a page view).
 
     Expected time is calibrated on measured work where enough exists, so the fair-pay floor
     holds on real time: a re-quote after work has been measured includes the difference.
@@ -703,7 +705,7 @@ def job_quote(*, job: Job) -> pricing.Quote:
         if not mt.is_gold:
             prices.append(priced.price)
             seconds.append(priced.expected_seconds)
-    if changed:
+    if changed and persist:
         MicroTask.objects.bulk_update(changed, ["price"])
     return pricing.quote(
         prices=prices,

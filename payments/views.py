@@ -86,8 +86,12 @@ def connect_start(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def connect_refresh(request: HttpRequest) -> HttpResponse:
-    """Stripe sends the worker here when a link expired: mint a new one."""
+    """Stripe sends the worker here (a GET) when a link expired: mint a new one for the account
+    they have. A GET creates nothing: without an account, back to the earnings page, where
+    connecting one is a POST."""
     _worker_only(request)
+    if getattr(request.user, "connected_account", None) is None:
+        return redirect("payments-earnings-page")
     return _onboarding_redirect(request)
 
 
@@ -122,7 +126,8 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Payment created; complete it to fund the job.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
-    quote = services.job_quote(job=job) if job.microtasks.exists() else None
+    # A page view shows the quote without storing its prices (funding stores them, on POST).
+    quote = services.job_quote(job=job, persist=False) if job.microtasks.exists() else None
     return render(
         request,
         "payments/job_funding.html",
