@@ -23,8 +23,14 @@ from ..models import Assignment
 from .auth import CachedTokenAuthentication
 
 
+# Ids are PostgreSQL bigints: a larger number reached the claim statement's SQL as a 500.
+MAX_ID = 2**63 - 1
+
+
 class ClaimInput(serializers.Serializer):
-    job = serializers.IntegerField(required=False, min_value=1, help_text="Claim from this job")
+    job = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="Claim from this job"
+    )
 
 
 class LeaseInput(serializers.Serializer):
