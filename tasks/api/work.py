@@ -22,7 +22,6 @@ from .. import claiming, qualifying, work_selectors
 from ..models import Assignment
 from .auth import CachedTokenAuthentication
 
-
 # Ids are PostgreSQL bigints: a larger number reached the claim statement's SQL as a 500.
 MAX_ID = 2**63 - 1
 

@@ -15,8 +15,9 @@ written ``(anonymous, worker, other_worker, requester, other_requester, admin)``
 
 Every request is checked for its status, that nothing in the database changed (``GET`` and
 ``HEAD``, asked of every route and expected to answer alike, are safe; a refused write writes
-nothing), and that no role receives a marker of data that is not theirs (``World.secrets``). Routes of Django's admin (``admin/...``) are one entry: the admin is
-for staff and everyone else is sent to its login.
+nothing), and that no role receives a marker of data that is not theirs (``World.secrets``).
+Routes of Django's admin (``admin/...``) are one entry: the admin is for staff and everyone else
+is sent to its login.
 """
 
 from __future__ import annotations
