@@ -11,7 +11,11 @@ class JobSerializer(serializers.ModelSerializer):
     label_classes = serializers.ListField(
         child=serializers.CharField(max_length=100), allow_empty=True, required=False
     )
-    budget = serializers.IntegerField(min_value=0, help_text="Minor units (cents)")
+    # Within PostgreSQL's bigint: beyond it, the model's own check raised Django's ValidationError
+    # (a 500).
+    budget = serializers.IntegerField(
+        min_value=0, max_value=2**63 - 1, help_text="Minor units (cents)"
+    )
     requester = serializers.CharField(source="requester.username", read_only=True)
 
     class Meta:

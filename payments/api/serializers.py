@@ -59,7 +59,8 @@ class PayoutSerializer(serializers.ModelSerializer):
 
 
 class FundingInSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(required=False, min_value=1)
+    # Within PostgreSQL's bigint (a larger amount reached the database as a 500).
+    amount = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
 
 class BonusInSerializer(serializers.Serializer):

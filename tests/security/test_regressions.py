@@ -75,3 +75,23 @@ def test_the_connect_refresh_get_creates_no_account(client, worker, stripe_serve
 def test_claiming_from_a_job_id_beyond_bigint_is_a_400(client_for, world):
     r = client_for(world.worker).post("/api/work/claim/", {"job": 2**70}, format="json")
     assert r.status_code == 400 and "job" in r.json()["error"]["fields"]
+
+
+def test_a_job_budget_beyond_bigint_is_a_400(requester_client):
+    job = {
+        "title": "t",
+        "instructions": "i",
+        "annotation_type": "bbox",
+        "label_classes": ["car"],
+        "budget": 2**63,
+        "currency": "usd",
+    }
+    r = requester_client.post("/api/jobs/", job, format="json")
+    assert r.status_code == 400 and "budget" in r.json()["error"]["fields"]
+
+
+def test_a_funding_amount_beyond_bigint_is_a_400(client_for, world, stripe_server):
+    r = client_for(world.requester).post(
+        f"/api/payments/jobs/{world.job.pk}/fund/", {"amount": 10**20}, format="json"
+    )
+    assert r.status_code == 400 and "amount" in r.json()["error"]["fields"]
