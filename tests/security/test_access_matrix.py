@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -661,10 +662,7 @@ def _send(client: Client, method: str, url: str, body: dict):
     if url.startswith("/api/"):
         return client.generic(method, url, json.dumps(body), content_type="application/json")
     return client.generic(
-        method,
-        url,
-        "&".join(f"{k}={v}" for k, v in body.items()),
-        content_type="application/x-www-form-urlencoded",
+        method, url, urlencode(body), content_type="application/x-www-form-urlencoded"
     )
 
 

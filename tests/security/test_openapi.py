@@ -10,8 +10,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.urls import path as url_path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from marketplace.api.permissions import IsWorker
 
 ERROR_REF = "#/components/schemas/Error"
 WRITES = {"post", "put", "patch", "delete"}
@@ -109,3 +117,28 @@ def test_request_bodies_are_json_except_file_uploads(openapi):
 def test_lists_with_filters_and_pages_state_their_400_and_404(openapi):
     jobs = openapi["paths"]["/api/jobs/"]["get"]["responses"]
     assert {"400", "404"} <= set(jobs)  # a filter value that does not parse; a page past the end
+
+
+class _Note(serializers.Serializer):
+    text = serializers.CharField()
+
+
+class _ThrottledWrite(APIView):
+    """A stand-in for a throttled view (login, claim, submit): its schema is built alone."""
+
+    permission_classes = [IsWorker]
+    throttle_classes = [UserRateThrottle]
+
+    @extend_schema(request=_Note, responses=_Note)
+    def post(self, request, pk: int):
+        return Response({})
+
+
+def test_a_throttled_view_states_429_and_the_rest_of_its_kind():
+    generated = SchemaGenerator(
+        patterns=[url_path("api/notes/<int:pk>/", _ThrottledWrite.as_view())]
+    ).get_schema(request=None, public=True)
+    responses = json.loads(OpenApiJsonRenderer().render(generated))["paths"]["/api/notes/{id}/"][
+        "post"
+    ]["responses"]
+    assert set(responses) == {"200", "400", "401", "403", "404", "409", "415", "429"}
