@@ -23,9 +23,10 @@ Path ids are half the time the fixture world's real objects (the role's own job,
 ...), so the requests reach the services behind the 404, not only the 404.
 
 ``SCHEMATHESIS_MAX_EXAMPLES`` (default 5) bounds the fuzzing examples per operation and role.
-The run is deterministic (the same cases every time, so CI does not flicker);
-``SCHEMATHESIS_RANDOM=1`` explores new ones. The number of cases run is printed in the terminal
-summary.
+``SCHEMATHESIS_COVERAGE_SAMPLE`` (default 4) runs 1 in N of the coverage phase's cases. The
+generation is derandomized, so CI runs (nearly) the same cases every time (Schemathesis also
+learns from the server's answers, which carry the run's ids); ``SCHEMATHESIS_RANDOM=1``
+explores new ones. The number of cases run is printed in the terminal summary.
 """
 
 from __future__ import annotations
