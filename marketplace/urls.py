@@ -8,6 +8,8 @@ from tasks import frame_views
 from . import views
 from .api.docs import SwaggerView
 
+handler404 = views.not_found
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

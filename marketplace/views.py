@@ -9,9 +9,11 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_POST
 
 from . import login_guard, ratelimit, selectors, services
+from .api.errors import error_body
 from .errors import ApplicationError
 from .forms import JobForm, SignupForm
 from .models import Role
@@ -35,6 +37,15 @@ def _refused(
     response = render(request, template, {**context, "refused": message}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a path no route matches: under ``/api/`` in the API's one JSON error shape (a
+    client asking for ``/api/jobs/abc/`` gets JSON like for ``/api/jobs/999/``), elsewhere
+    Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class LoginPage(LoginView):

@@ -98,7 +98,7 @@ def connect_start(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def connect_refresh(request: HttpRequest) -> HttpResponse:
     """Stripe sends the worker here when a link expired: POST mints a new one."""
     _worker_only(request)
@@ -117,13 +117,13 @@ def connect_refresh(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def connect_return(request: HttpRequest) -> HttpResponse:
     """Back from Stripe. Returning does not mean onboarded: POST asks Stripe for the account's
     state (``account.updated`` webhooks bring it too); GET shows what we know."""
     _worker_only(request)
     account = getattr(request.user, "connected_account", None)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return render(
             request,
             "payments/connect_back.html",

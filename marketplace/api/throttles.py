@@ -10,10 +10,13 @@ from rest_framework.throttling import BaseThrottle
 
 from marketplace import ratelimit
 
+from .schema import ErrorSerializer
+
 # The 429 of a throttled or locked-out route, for its extend_schema(responses=...).
 THROTTLED = OpenApiResponse(
+    ErrorSerializer,
     description="Too many requests: the error shape with code `throttled` and `retry_after` "
-    "(seconds), and a `Retry-After` header"
+    "(seconds), and a `Retry-After` header",
 )
 
 

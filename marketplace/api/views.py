@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import login_guard, ratelimit, selectors, services
+from marketplace.api.schema import ErrorSerializer
 from marketplace.errors import PermissionDenied, RateLimited
 from marketplace.models import Job, Role
 
@@ -55,7 +56,7 @@ class JobViewSet(
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):  # format: the router's /cancel.json route
         job = services.job_cancel(job=self.get_object(), by=request.user)
         return Response(JobSerializer(job).data)
 
@@ -99,7 +100,9 @@ class SignupView(APIView):
         request=SignupSerializer,
         responses={
             201: TokenSerializer,
-            400: OpenApiResponse(description="Invalid fields (a weak password among them)"),
+            400: OpenApiResponse(
+                ErrorSerializer, description="Invalid fields (a weak password among them)"
+            ),
             429: THROTTLED,
         },
     )
@@ -134,8 +137,8 @@ class TokenView(APIView):
         request=LoginSerializer,
         responses={
             200: TokenSerializer,
-            400: OpenApiResponse(description="Missing fields"),
-            403: OpenApiResponse(description="Wrong username or password"),
+            400: OpenApiResponse(ErrorSerializer, description="Missing fields"),
+            403: OpenApiResponse(ErrorSerializer, description="Wrong username or password"),
             429: THROTTLED,
         },
     )

@@ -12,12 +12,16 @@ from rest_framework.views import APIView
 
 from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
+from marketplace.api.schema import error_response
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
 from payments import connect, funding, payouts, selectors, services
 from payments.api import serializers as s
 from payments.models import Payout
+
+# Views that call Stripe answer 502 when it fails or refuses (``payments.errors.StripeError``).
+STRIPE_FAILED = error_response(502)
 
 
 def _job(request: Request, pk: int):
@@ -47,7 +51,7 @@ class JobEscrowView(APIView):
 class JobFundView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=s.FundingInSerializer, responses={201: dict})
+    @extend_schema(request=s.FundingInSerializer, responses={201: dict, 502: STRIPE_FAILED})
     def post(self, request: Request, pk: int) -> Response:
         data = s.FundingInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -70,7 +74,7 @@ class JobFundView(APIView):
 class JobRefundView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(request=None, responses={201: dict, 502: STRIPE_FAILED})
     def post(self, request: Request, pk: int) -> Response:
         refunds = funding.job_refund_unspent(job=_job(request, pk), actor=request.user)
         return Response(
@@ -136,7 +140,7 @@ class PayoutListView(ListAPIView):
 class ConnectOnboardingView(APIView):
     permission_classes = [IsWorker]
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(request=None, responses={201: dict, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
         url = connect.onboarding_link_create(
             worker=request.user,
@@ -187,7 +191,7 @@ class AdminWorkerHoldView(APIView):
         )
         return Response({"held": True})
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses={200: dict})
     def delete(self, request: Request, pk: int) -> Response:
         payouts.worker_payouts_release(worker=self._worker(pk), actor=request.user)
         return Response({"held": False})
@@ -196,7 +200,9 @@ class AdminWorkerHoldView(APIView):
 class AdminPayoutReverseView(APIView):
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(request=s.ReasonInSerializer, responses=s.PayoutSerializer)
+    @extend_schema(
+        request=s.ReasonInSerializer, responses={200: s.PayoutSerializer, 502: STRIPE_FAILED}
+    )
     def post(self, request: Request, pk: int) -> Response:
         data = s.ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -212,7 +218,7 @@ class AdminPayoutReverseView(APIView):
 class AdminReconcileView(APIView):
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses={200: dict, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
         report = payouts.payouts_reconcile()
         services.audit_log_record(

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from marketplace import bounds
 from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
+from marketplace.api.schema import AnnotationPayloadField, error_response
 from marketplace.api.serializers import text
 from marketplace.errors import NotFound
 from marketplace.models import User
@@ -93,7 +94,11 @@ class AppealSerializer(serializers.ModelSerializer):
 class AppealCreateView(APIView):
     permission_classes = [IsWorker]
 
-    @extend_schema(request=AppealInput, responses={201: AppealSerializer})
+    @extend_schema(
+        request=AppealInput,
+        # 404: the assignment is not one of yours
+        responses={201: AppealSerializer, 404: error_response(404)},
+    )
     def post(self, request):
         data = AppealInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -142,7 +147,7 @@ class JobReportView(APIView):
 
 
 class GoldAnswerInput(serializers.Serializer):
-    payload = serializers.JSONField()
+    payload = AnnotationPayloadField()
 
 
 class GoldAnswerResult(serializers.Serializer):
@@ -276,10 +281,14 @@ class GoldImportInput(serializers.Serializer):
     )
 
 
+class GoldImportOutput(serializers.Serializer):
+    gold_microtasks = serializers.ListField(child=serializers.IntegerField())
+
+
 class GoldImportView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=GoldImportInput, responses={201: None})
+    @extend_schema(request=GoldImportInput, responses={201: GoldImportOutput})
     def post(self, request, job_id: int):
         data = GoldImportInput(data=request.data)
         data.is_valid(raise_exception=True)

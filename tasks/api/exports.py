@@ -26,14 +26,13 @@ class JobExportView(APIView):
             OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(exporting.FORMATS))
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY,
-                description=(
-                    "The dataset (approved work only). Headers: X-Export-Id (the recorded "
-                    "export), X-Export-Microtasks (results delivered), X-Export-Withheld "
-                    "(results waiting on work not approved)."
-                ),
-            ),
+            # What ``exporting.job_export`` serves: COCO as JSON, MOT as a zip, CVAT as XML
+            # (a zip of one XML per video when the job has several). Approved work only; headers:
+            # X-Export-Id (the recorded export), X-Export-Microtasks (results delivered),
+            # X-Export-Withheld (results waiting on work not approved).
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/xml"): OpenApiTypes.BINARY,
             400: OpenApiResponse(ERROR, description="Unknown format, or a type with no export"),
             403: OpenApiResponse(ERROR, description="Not a requester"),
             404: OpenApiResponse(ERROR, description="No such job of yours"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from marketplace import bounds
 from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester
+from marketplace.api.schema import error_response
 from marketplace.api.serializers import JobSerializer, text
 from marketplace.selectors import jobs_visible_to
 
@@ -104,12 +105,22 @@ class JobSubmissionsView(APIView):
 
     permission_classes = [IsRequester]
 
-    @extend_schema(parameters=[StatusQuery], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[StatusQuery], responses={200: OpenApiTypes.OBJECT, 400: error_response(400)}
+    )
     def get(self, request, pk: int):
         job = _job(request, pk)
         wanted = status_filter(request)
         rows = work_selectors.submissions_for_review(job=job, status=wanted)[:1000]
         return Response({"results": [_submission_row(a) for a in rows]})
+
+
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "maxLength": reviewing.MAX_REASON, "pattern": r"\S"}
+)
+class ReasonField(serializers.CharField):
+    """The reason a worker reads: ``reviewing`` refuses a blank or overlong one with its own
+    message; the schema states the same rule."""
 
 
 class RejectInput(serializers.Serializer):

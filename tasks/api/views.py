@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsRequester
+from marketplace.api.schema import error_response
 from marketplace.api.serializers import JobSerializer
 from tasks import ingestion, ingestion_selectors
 from tasks.models import MicroTask, Video
@@ -49,7 +50,10 @@ class JobVideosView(_JobScoped, generics.ListAPIView):
             return Video.objects.none()
         return ingestion_selectors.videos_of_job(self.job())
 
-    @extend_schema(request=VideoUploadSerializer, responses={201: VideoSerializer(many=True)})
+    @extend_schema(
+        request=VideoUploadSerializer,
+        responses={201: VideoSerializer(many=True), 413: error_response(413)},
+    )
     def post(self, request, job_id: int):
         job = self.job()  # 404 before the body is read
         length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from marketplace import bounds
 from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsWorker
+from marketplace.api.schema import AnnotationPayloadField, SecondsField
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
@@ -23,6 +24,8 @@ from marketplace.models import AnnotationType, Qualification, QualificationStatu
 from .. import claiming, qualifying, suspensions, work_selectors
 from ..models import Assignment, AssignmentStatus
 from .auth import CachedTokenAuthentication
+
+# Ids are PostgreSQL bigints: a larger number reached the claim statement's SQL as a 500.
 
 
 class ClaimInput(serializers.Serializer):
@@ -32,12 +35,12 @@ class ClaimInput(serializers.Serializer):
 
 
 class LeaseInput(serializers.Serializer):
-    active_seconds = serializers.JSONField(required=False, help_text="Seconds of active work")
+    active_seconds = SecondsField(required=False, help_text="Seconds of active work")
 
 
 class SubmitInput(serializers.Serializer):
-    payload = serializers.JSONField(help_text="The annotation, in the job type's format")
-    active_seconds = serializers.JSONField(required=False)
+    payload = AnnotationPayloadField(help_text="The annotation, in the job type's format")
+    active_seconds = SecondsField(required=False)
 
 
 # More answers than any test has questions is not a test attempt; refuse it before scoring.
@@ -46,7 +49,7 @@ QUALIFICATION_ANSWERS_MAX = 200
 
 class QualificationInput(serializers.Serializer):
     answers = serializers.DictField(
-        child=serializers.JSONField(),
+        child=AnnotationPayloadField(),
         help_text=f"{{question id: payload}}, at most {QUALIFICATION_ANSWERS_MAX} answers",
     )
 
@@ -181,7 +184,7 @@ class MyWorkView(APIView):
     @extend_schema(
         operation_id="work_assignments_list",
         parameters=[StatusQuery],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(ErrorSerializer)},
     )
     def get(self, request):
         rows = work_selectors.my_work(worker=request.user)

@@ -126,15 +126,20 @@ def test_malformed_json_is_400_and_stores_nothing(client_for, no_gold):
     assert not Submission.objects.exists()
 
 
-def test_someone_elses_assignment_is_404_and_stores_nothing(client_for, no_gold):
+def test_someone_elses_assignment_is_the_same_404_as_none_and_stores_nothing(client_for, no_gold):
     published_job(n=1)
     owner, other = client_for(qualified_worker()), client_for(qualified_worker())
     a = owner.post(CLAIM, {}, format="json").json()
-    r = other.post(submit_url(a["id"]), {"payload": {"boxes": []}}, format="json")
-    assert r.status_code == 404
-    assert other.get(f"/api/work/assignments/{a['id']}/").status_code == 404
-    assert other.post(f"/api/work/assignments/{a['id']}/release/").status_code == 404
+    missing = a["id"] + 10_000
+    for path in ("submit/", "release/", "heartbeat/", ""):
+        body = {"payload": {"boxes": []}} if path == "submit/" else {}
+        method = other.get if not path else other.post
+        theirs = method(f"/api/work/assignments/{a['id']}/{path}", body, format="json")
+        none = method(f"/api/work/assignments/{missing}/{path}", body, format="json")
+        # A worker cannot tell another worker's assignment ids from unknown ones.
+        assert (theirs.status_code, theirs.json()) == (404, none.json()), path
     assert not Submission.objects.exists()
+    assert Assignment.objects.get(pk=a["id"]).status == AssignmentStatus.CLAIMED
 
 
 def test_expired_and_double_submissions_are_409(client_for, no_gold):
