@@ -99,3 +99,17 @@ def test_a_funding_amount_beyond_bigint_is_a_400(client_for, world, stripe_serve
         f"/api/payments/jobs/{world.job.pk}/fund/", {"amount": 10**20}, format="json"
     )
     assert r.status_code == 400 and "amount" in r.json()["error"]["fields"]
+
+
+def test_a_form_with_too_many_fields_is_the_api_s_json_400(requester_client):
+    """Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields while DRF parses the body;
+    the client must get the API's error shape, not Django's HTML page (found by Schemathesis)."""
+    job = JobFactory(requester=requester_client.user)
+    body = "&".join(["microtasks=1"] * 1500 + ["format=coco"])
+    r = requester_client.post(
+        f"/api/quality/jobs/{job.pk}/gold-import/",
+        body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert r.status_code == 400 and r["Content-Type"] == "application/json"
+    assert r.json()["error"]["code"] == "invalid"
