@@ -35,9 +35,11 @@ run: install
 services:
 	@scripts/ensure-services.sh
 
+## make lint: ruff, and the import contracts of pyproject.toml (docs/architecture.md)
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
 
 from marketplace.errors import ApplicationError
+from tasks.admin import MicroTaskAdmin
+from tasks.models import MicroTask
 
-from . import services
+from . import qualifying, services
 from .models import (
     Appeal,
     ConsensusResult,
@@ -182,3 +184,31 @@ class JobQualityPolicyAdmin(admin.ModelAdmin):
     list_filter = ("partial_credit", "auto_approve", "auto_reject")
     search_fields = ("job__title",)
     raw_id_fields = ("job",)
+
+
+@admin.action(description="Copy to the qualification test")
+def copy_to_qualification(modeladmin, request, queryset):
+    """Gold microtasks with their known answers become qualification questions."""
+    made = []
+    for mt in queryset.order_by("pk"):
+        try:
+            made.append(qualifying.qualification_item_from_gold(microtask_id=mt.pk))
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Microtask #{mt.pk}: {exc.message}", messages.ERROR)
+    if made:
+        modeladmin.message_user(
+            request,
+            f"{len(made)} qualification question(s) created. Every worker taking the test sees "
+            "these frames: consider retiring the microtasks from gold.",
+        )
+
+
+class GoldAwareMicroTaskAdmin(MicroTaskAdmin):
+    """tasks' microtask admin plus the action that needs quality's gold answers: the list stays
+    tasks' (its columns, filters, URL), and tasks imports nothing of quality to offer it."""
+
+    actions = [*(MicroTaskAdmin.actions or ()), copy_to_qualification]
+
+
+admin.site.unregister(MicroTask)
+admin.site.register(MicroTask, GoldAwareMicroTaskAdmin)

@@ -10,7 +10,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
-from tasks.models import Assignment, AssignmentStatus, MicroTaskStatus
+from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 
 from . import trust as trust_mod
 from .models import (
@@ -284,8 +284,6 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     reported, and its tracks are left apart rather than merged. With ``microtask_ids``, only
     those segments (an export's: the ones resting on approved work) are used.
     """
-    from tasks.models import MicroTask
-
     from .shapes import from_annotation, to_annotation
     from .tracks import stitch_tracks
 

@@ -40,28 +40,9 @@ class VideoAdmin(admin.ModelAdmin):
     raw_id_fields = ("job",)
 
 
-@admin.action(description="Copy to the qualification test")
-def copy_to_qualification(modeladmin, request, queryset):
-    """Gold microtasks with their known answers become qualification questions."""
-    from .qualification_bank import qualification_item_from_gold
-
-    made = []
-    for mt in queryset.order_by("pk"):
-        try:
-            made.append(qualification_item_from_gold(microtask_id=mt.pk))
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"Microtask #{mt.pk}: {exc.message}", messages.ERROR)
-    if made:
-        modeladmin.message_user(
-            request,
-            f"{len(made)} qualification question(s) created. Every worker taking the test sees "
-            "these frames: consider retiring the microtasks from gold.",
-        )
-
-
 @admin.register(MicroTask)
 class MicroTaskAdmin(admin.ModelAdmin):
-    actions = [copy_to_qualification]
+    # "Copy to the qualification test" reads gold answers, so quality.admin adds it (a layer up).
     list_display = (
         "id",
         "job",

@@ -1,9 +1,11 @@
 """Where qualification questions come from: a seeded test per annotation type, rendered from
-synthetic scenes with known truth, and copies of gold microtasks an admin picks.
+synthetic scenes with known truth, and copies of microtasks with a known answer
+(:func:`qualification_item_from_microtask`; which answer is gold is quality's to say:
+``quality.qualifying.qualification_item_from_gold`` calls it).
 
 Every question's images live under ``qualification/<type>/<folder>/`` in ``default_storage``
 (never under a video's frames), so the storage URLs a worker sees for a question
-(``tasks.api.work._qualification_question``) tell nothing about any job, video or gold microtask.
+(``tasks.qualifying.question_for_worker``) tell nothing about any job, video or gold microtask.
 
 In the seeded scenes the class of an object is its shape: cars are rectangles, people are
 ellipses (``tasks.synthetic`` draws even-numbered objects as rectangles and gives them the first
@@ -25,7 +27,7 @@ from django.db import transaction
 from django.db.models import Max
 from PIL import Image
 
-from marketplace.errors import Conflict, NotFound, ValidationError
+from marketplace.errors import Conflict, ValidationError
 from marketplace.models import AnnotationType
 
 from .annotations import AnnotationInvalid, validate_payload
@@ -288,24 +290,16 @@ def _store_seeded(kind: str, key: str, position: int, q: Question) -> Qualificat
     return item
 
 
-# --- Copying a gold microtask ------------------------------------------------------------------
+# --- Copying a microtask with a known answer -----------------------------------------------------
 
 
-def qualification_item_from_gold(*, microtask_id: int) -> QualificationItem:
-    """A qualification question made of a gold microtask and its known answer.
+def qualification_item_from_microtask(*, mt: MicroTask, answer: Any) -> QualificationItem:
+    """A qualification question made of microtask ``mt`` (``job`` and ``video`` loaded) and its
+    known ``answer`` (a payload, validated here against the question).
 
     The images are copied to a folder of their own (``qualification/<type>/<random>/``), so the
-    question's URLs name no video. The microtask stays gold: every worker taking the test sees
-    these pictures, so an admin may want to retire it from the job's gold afterwards.
+    question's URLs name no video.
     """
-    from quality.models import GoldAnswer  # quality builds on tasks, not the other way round
-
-    mt = MicroTask.objects.select_related("job", "video").filter(pk=microtask_id).first()
-    if mt is None:
-        raise NotFound("No such microtask.")
-    gold = GoldAnswer.objects.filter(microtask=mt).first()
-    if not mt.is_gold or gold is None:
-        raise Conflict(f"Microtask #{mt.pk} is not gold with a known answer.")
     if QualificationItem.objects.filter(**{f"manifest__{SOURCE_KEY}": mt.pk}).exists():
         raise Conflict(f"Microtask #{mt.pk} is already in the qualification test.")
     job = mt.job
@@ -321,7 +315,7 @@ def qualification_item_from_gold(*, microtask_id: int) -> QualificationItem:
     )
     item.manifest = {"width": width, "height": height}
     try:
-        payload = validate_payload(gold.payload, item_context(item)).payload
+        payload = validate_payload(answer, item_context(item)).payload
     except AnnotationInvalid as exc:
         raise ValidationError(
             f"The gold answer of microtask #{mt.pk} does not fit it: {exc}"

@@ -1,32 +1,21 @@
-"""Qualification tests: before paid work of an annotation type, a worker answers a short set of
-gold-like questions (``QualificationItem``) scored against their known answers.
+"""Qualification tests, tasks' side: the questions of a type and the test's terms.
 
-A question is scored exactly like a paid gold submission: by ``quality.scoring.score_stored``,
-the function ``quality.services.score_frames`` applies to gold (boxes: F1 x mean IoU of the
-boxes matched at IoU ≥ ``QUALIFICATION_IOU_THRESHOLD``; tracks: that and IDF1; polygons: the same
-on mask IoU; classification: accuracy). A worker passes with a mean score over the questions
-≥ ``QUALIFICATION_PASS_SCORE`` and has ``QUALIFICATION_MAX_ATTEMPTS``.
-
-A worker suspended from the type cannot retake the test until the suspension's terms allow it
-(``tasks.suspensions``); passing it then ends the suspension and tells quality
-(``signals.qualification_reinstated``), which keeps the worker's trust where it was.
+Before paid work of an annotation type, a worker answers a short set of gold-like questions
+(``QualificationItem``, tasks' models) scored against their known answers. Scoring and passing
+are quality's (``quality.qualifying``: a question is scored exactly like a paid gold submission),
+so this module holds only what the pages below quality need: which questions there are, how a
+question reads as an annotation context, and the settings that bound a test.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
-from marketplace.errors import Conflict, PermissionDenied, ValidationError
-from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
-from quality.scoring import score_stored
-
-from . import signals, suspensions
-from .annotations import AnnotationContext, AnnotationInvalid, answer_path, validate_payload
-from .models import QualificationAttempt, QualificationItem
+from . import work_selectors
+from .annotations import AnnotationContext
+from .models import QualificationItem
 
 
 def _setting(name: str, default: float) -> float:
@@ -41,6 +30,11 @@ def max_attempts() -> int:
 def pass_score() -> float:
     """The mean score a worker needs to pass a qualification test."""
     return _setting("QUALIFICATION_PASS_SCORE", 0.7)
+
+
+def iou_threshold() -> float:
+    """The IoU at which a worker's shape matches a question's known one."""
+    return _setting("QUALIFICATION_IOU_THRESHOLD", 0.5)
 
 
 def qualification_items(*, annotation_type: str) -> list[QualificationItem]:
@@ -66,90 +60,28 @@ def item_context(item: QualificationItem) -> AnnotationContext:
     )
 
 
-def item_score(item: QualificationItem, frames: dict[str, list[dict]]) -> float:
-    """Score of per-frame shapes ``frames`` (a validated answer's) on ``item``, in [0, 1]: the
-    gold scoring of ``quality`` with the qualification thresholds."""
-    truth = validate_payload(item.answer.payload, item_context(item))
-    return score_stored(
-        item.annotation_type,
-        truth.frames,
-        frames,
-        classes=list(item.label_classes),
-        iou_threshold=_setting("QUALIFICATION_IOU_THRESHOLD", 0.5),
-        pass_threshold=_setting("QUALIFICATION_PASS_SCORE", 0.7),
-    ).score
+def question_for_worker(item: QualificationItem) -> dict[str, Any]:
+    """A qualification question as a worker sees it (never its answer).
 
-
-@dataclass(frozen=True)
-class QualificationResult:
-    qualification: Qualification
-    attempt: QualificationAttempt
-
-
-@transaction.atomic
-def qualification_submit(
-    *, worker: User, annotation_type: str, responses: dict[str, Any]
-) -> QualificationResult:
-    """Score ``responses`` (``{"<item id>": payload}``) and pass or fail the worker."""
-    if not worker.is_worker:
-        raise PermissionDenied("Only workers take qualification tests.")
-    if annotation_type not in AnnotationType.values:
-        raise ValidationError(f"Unknown annotation type {annotation_type!r}.")
-    qual, _ = Qualification.objects.select_for_update().get_or_create(
-        worker=worker, annotation_type=annotation_type
-    )
-    if qual.status == QualificationStatus.PASSED:
-        raise Conflict("You already passed this qualification.")
-    if suspensions.is_suspended(qual):
-        raise suspensions.refusal(qual)
-    ends_suspension = qual.status == QualificationStatus.SUSPENDED or qual.suspensions > 0
-    attempts_allowed = max_attempts()
-    if qual.attempts >= attempts_allowed:
-        raise PermissionDenied(
-            f"You have used all {attempts_allowed} attempts at this qualification."
-        )
-    items = qualification_items(annotation_type=annotation_type)
-    if not items:
-        raise Conflict("There is no qualification test for this annotation type yet.")
-    if not isinstance(responses, dict):
-        raise ValidationError("answers must be an object keyed by question id.")
-    fields: dict[str, list[str]] = {}
-    validated = {}
-    for item in items:
-        payload = responses.get(str(item.pk))
-        if payload is None:
-            fields[answer_path(item.pk)] = ["answer this question"]
-            continue
-        try:
-            validated[item.pk] = validate_payload(payload, item_context(item))
-        except AnnotationInvalid as exc:
-            for path, messages in exc.fields.items():
-                fields[answer_path(item.pk, path)] = messages
-    if fields:
-        raise ValidationError("Some answers are not valid.", extra={"fields": fields})
-
-    needed = pass_score()
-    scores = [item_score(item, validated[item.pk].frames) for item in items]
-    score = sum(scores) / len(scores)
-    passed = score >= needed
-    attempt = QualificationAttempt.objects.create(
-        worker=worker,
-        annotation_type=annotation_type,
-        responses={str(k): v.payload for k, v in validated.items()},
-        score=score,
-        passed=passed,
-    )
-    qual.attempts += 1
-    qual.score = score
-    if passed:
-        qual.status = QualificationStatus.PASSED
-    elif qual.status != QualificationStatus.SUSPENDED:
-        # A failed retake after a suspension's cooldown leaves it suspended (ended terms,
-        # the same message): only a pass ends it.
-        qual.status = QualificationStatus.FAILED
-    qual.save(update_fields=["attempts", "score", "status", "updated_at"])
-    if passed and ends_suspension:
-        signals.qualification_reinstated.send(
-            sender=Qualification, worker=worker, annotation_type=annotation_type
-        )
-    return QualificationResult(qual, attempt)
+    Its frames keep their storage URLs (no ``assignment_id``): they are public test material,
+    the same for every worker, and live in their own folder (``qualification/<type>/...``, where
+    ``tasks.qualification_bank`` renders them and copying a gold microtask copies its images),
+    so a URL tells nothing about any job, video or gold microtask.
+    """
+    manifest = item.manifest or {}
+    return {
+        "id": item.pk,
+        "instructions": item.instructions,
+        "classes": list(item.label_classes),
+        "frame_start": item.frame_start,
+        "frame_end": item.frame_end,
+        "annotate_frames": list(item.frames or []),
+        "width": manifest.get("width"),
+        "height": manifest.get("height"),
+        "frames": work_selectors.worker_frames(
+            manifest=manifest,
+            frames=list(item.frames or []),
+            start=item.frame_start,
+            end=item.frame_end,
+        ),
+    }

@@ -18,7 +18,6 @@ from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
 from . import claiming, qualifying, suspensions, work_selectors
-from .api.work import _qualification_question
 from .models import Assignment, AssignmentStatus
 
 
@@ -112,9 +111,10 @@ def my_work(request: HttpRequest) -> HttpResponse:
 def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
     """The qualification test in the browser: the annotation workspace over its questions.
 
-    The page embeds the questions exactly as the API serves them (``_qualification_question``,
-    a whitelist without the answers) and posts the answers to the qualification API. When the
-    worker has passed, has no attempts left or there are no questions, it only says so.
+    The page embeds the questions exactly as the API serves them
+    (``qualifying.question_for_worker``, a whitelist without the answers) and posts the answers
+    to the qualification API. When the worker has passed, has no attempts left or there are no
+    questions, it only says so.
     """
     _require_worker(request)
     if annotation_type not in AnnotationType.values:
@@ -142,7 +142,7 @@ def qualify(request: HttpRequest, annotation_type: str) -> HttpResponse:
         "pass_score": qualifying.pass_score(),
         "submit_url": reverse("api-work-qualification", args=[annotation_type]),
         "board_url": reverse("work-board"),
-        "questions": [_qualification_question(i) for i in items] if state == "open" else [],
+        "questions": [qualifying.question_for_worker(i) for i in items] if state == "open" else [],
     }
     return render(
         request,

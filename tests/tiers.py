@@ -55,6 +55,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_vectors.py",
     "tests/tasks/test_video.py",
     "tests/tasks/test_video_features.py",
+    "tests/test_architecture.py",
     "tests/test_tiers.py",
 )
 

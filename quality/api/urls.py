@@ -2,9 +2,19 @@
 
 from django.urls import path
 
-from . import views
+from . import exports, qualification, views
 
 urlpatterns = [
+    path(
+        "jobs/<int:job_id>/export/<str:fmt>/",
+        exports.JobExportView.as_view(),
+        name="api-job-export",
+    ),
+    path(
+        "work/qualifications/<str:annotation_type>/",
+        qualification.QualificationTestView.as_view(),
+        name="api-work-qualification",
+    ),
     path("quality/me/trust/", views.MyTrustView.as_view(), name="api-quality-my-trust"),
     path("quality/me/checks/", views.MyChecksView.as_view(), name="api-quality-my-checks"),
     path("quality/appeals/", views.AppealCreateView.as_view(), name="api-quality-appeals"),

@@ -2,14 +2,9 @@
 
 from django.urls import path
 
-from . import exports, review, views, work
+from . import review, views, work
 
 urlpatterns = [
-    path(
-        "jobs/<int:job_id>/export/<str:fmt>/",
-        exports.JobExportView.as_view(),
-        name="api-job-export",
-    ),
     path("jobs/<int:job_id>/videos/", views.JobVideosView.as_view(), name="api-job-videos"),
     path(
         "jobs/<int:job_id>/videos/<int:pk>/",
@@ -47,11 +42,8 @@ urlpatterns = [
         work.QualificationListView.as_view(),
         name="api-work-qualifications",
     ),
-    path(
-        "work/qualifications/<str:annotation_type>/",
-        work.QualificationTestView.as_view(),
-        name="api-work-qualification",
-    ),
+    # work/qualifications/<annotation_type>/ (a test: questions and scoring) is quality's:
+    # quality.api.urls.
     # Requester
     path("jobs/<int:pk>/publish/", review.PublishView.as_view(), name="api-job-publish"),
     path("jobs/<int:pk>/pause/", review.PauseView.as_view(), name="api-job-pause"),

@@ -1,4 +1,5 @@
-"""Worker API: job board, claim next, leases, submit, my work, qualification tests.
+"""Worker API: job board, claim next, leases, submit, my work, the qualification list (a test's
+questions and scoring are ``quality.api.qualification``).
 
 Every response is built by ``tasks.work_selectors`` whitelists (``worker_view_of`` and friends),
 never by a model serializer, so nothing a worker must not see can slip in with a new field.
@@ -18,7 +19,7 @@ from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsWorker
 from marketplace.api.schema import AnnotationPayloadField, SecondsField
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
-from marketplace.errors import NotFound, ValidationError
+from marketplace.errors import NotFound
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
 from .. import claiming, qualifying, suspensions, work_selectors
@@ -43,23 +44,12 @@ class SubmitInput(serializers.Serializer):
     active_seconds = SecondsField(required=False)
 
 
-# More answers than any test has questions is not a test attempt; refuse it before scoring.
-QUALIFICATION_ANSWERS_MAX = 200
-
-
-class QualificationInput(serializers.Serializer):
-    answers = serializers.DictField(
-        child=AnnotationPayloadField(),
-        help_text=f"{{question id: payload}}, at most {QUALIFICATION_ANSWERS_MAX} answers",
-    )
-
-
 WORKER_AUTH = [CachedTokenAuthentication, SessionAuthentication]
 
 
-def _errors(**by_status: str) -> dict[int, OpenApiResponse]:
-    """Schema entries for error statuses: ``_errors(e404="...")``; 401 and 403 (not signed in,
-    not a worker) come with every worker route."""
+def worker_errors(**by_status: str) -> dict[int, OpenApiResponse]:
+    """Schema entries for error statuses: ``worker_errors(e404="...")``; 401 and 403 (not signed
+    in, not a worker) come with every worker route (``quality.api.qualification``'s too)."""
     out = {
         401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
         403: OpenApiResponse(ErrorSerializer, description="Not a worker"),
@@ -147,7 +137,7 @@ class ClaimView(APIView):
         request=ClaimInput,
         responses={
             201: OpenApiTypes.OBJECT,
-            **_errors(
+            **worker_errors(
                 e400="Invalid input",
                 e403="your account, or your qualification for the type of work, is suspended "
                 "(code `suspended`: the message and `suspended_until` say until when)",
@@ -200,7 +190,7 @@ class AssignmentView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **_errors(e404=NOT_YOURS)})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **worker_errors(e404=NOT_YOURS)})
     def get(self, request, pk: int):
         try:
             assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
@@ -219,7 +209,7 @@ class HeartbeatView(APIView):
         request=LeaseInput,
         responses={
             200: OpenApiTypes.OBJECT,
-            **_errors(
+            **worker_errors(
                 e400="active_seconds is not a non-negative number",
                 e404=NOT_YOURS,
                 e409="The claim expired or is no longer live",
@@ -244,7 +234,7 @@ class ReleaseView(APIView):
         request=None,
         responses={
             200: OpenApiTypes.OBJECT,
-            **_errors(e404=NOT_YOURS, e409="The claim expired or is no longer live"),
+            **worker_errors(e404=NOT_YOURS, e409="The claim expired or is no longer live"),
         },
     )
     def post(self, request, pk: int):
@@ -263,7 +253,7 @@ class SubmitView(APIView):
         request=SubmitInput,
         responses={
             200: OpenApiTypes.OBJECT,
-            **_errors(
+            **worker_errors(
                 e400="The annotation does not fit the job's schema (field by field), or "
                 "active_seconds is not a non-negative number",
                 e404=NOT_YOURS,
@@ -281,39 +271,6 @@ class SubmitView(APIView):
             active_seconds=data.get("active_seconds"),
         )
         return Response(work_selectors.worker_view_of(assignment))
-
-
-def _qualification_question(item) -> dict:
-    """A qualification question as a worker sees it (never its answer).
-
-    Its frames keep their storage URLs (no ``assignment_id``): they are public test material,
-    the same for every worker, and live in their own folder (``qualification/<type>/...``, where
-    ``tasks.qualification_seed`` renders them and copying a gold microtask copies its images),
-    so a URL tells nothing about any job, video or gold microtask.
-    """
-    manifest = item.manifest or {}
-    return {
-        "id": item.pk,
-        "instructions": item.instructions,
-        "classes": list(item.label_classes),
-        "frame_start": item.frame_start,
-        "frame_end": item.frame_end,
-        "annotate_frames": list(item.frames or []),
-        "width": manifest.get("width"),
-        "height": manifest.get("height"),
-        "frames": work_selectors.worker_frames(
-            manifest=manifest,
-            frames=list(item.frames or []),
-            start=item.frame_start,
-            end=item.frame_end,
-        ),
-    }
-
-
-def _annotation_type(value: str) -> str:
-    if value not in AnnotationType.values:
-        raise NotFound(f"No qualification for {value!r}.")
-    return value
 
 
 class QualificationListView(APIView):
@@ -347,57 +304,3 @@ class QualificationListView(APIView):
                 }
             )
         return Response({"results": results})
-
-
-class QualificationTestView(APIView):
-    """GET the questions of a qualification test; POST your answers to be scored."""
-
-    permission_classes = [IsWorker]
-    authentication_classes = WORKER_AUTH
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **_errors(e404="No such annotation type")})
-    def get(self, request, annotation_type: str):
-        kind = _annotation_type(annotation_type)
-        items = qualifying.qualification_items(annotation_type=kind)
-        return Response(
-            {"annotation_type": kind, "questions": [_qualification_question(i) for i in items]}
-        )
-
-    @extend_schema(
-        request=QualificationInput,
-        responses={
-            200: OpenApiTypes.OBJECT,
-            **_errors(
-                e400="Some answers are not valid (field by field)",
-                e403="all attempts are used, or you are suspended from this type of work "
-                "(code `suspended`: the message and `suspended_until` say until when)",
-                e404="No such annotation type",
-                e409="Already passed, or there is no test for this type yet",
-            ),
-        },
-    )
-    def post(self, request, annotation_type: str):
-        kind = _annotation_type(annotation_type)
-        answers = request.data.get("answers") if isinstance(request.data, dict) else None
-        if not isinstance(answers, dict):
-            raise ValidationError(
-                'Send {"answers": {"<question id>": payload}}.',
-                extra={"fields": {"answers": ["must be an object"]}},
-            )
-        if len(answers) > QUALIFICATION_ANSWERS_MAX:
-            raise ValidationError(
-                f"Send at most {QUALIFICATION_ANSWERS_MAX} answers.",
-                extra={"fields": {"answers": [f"at most {QUALIFICATION_ANSWERS_MAX} answers"]}},
-            )
-        result = qualifying.qualification_submit(
-            worker=request.user, annotation_type=kind, responses=answers
-        )
-        q = result.qualification
-        return Response(
-            {
-                "annotation_type": kind,
-                "status": q.status,
-                "score": round(q.score or 0.0, 4),
-                "attempts": q.attempts,
-            }
-        )

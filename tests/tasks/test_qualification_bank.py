@@ -13,11 +13,12 @@ from PIL import Image
 
 from marketplace.errors import Conflict
 from marketplace.models import AnnotationType, Qualification, QualificationStatus, User
+from quality import qualifying as quality_qualifying
 from quality import services as quality
 from tasks import qualification_bank as bank
 from tasks.annotations import TOP_KEY, validate_payload
 from tasks.models import MicroTask, QualificationAnswer, QualificationItem
-from tasks.qualifying import item_context, item_score
+from tasks.qualifying import item_context
 from tests.factories import AdminFactory, WorkerFactory
 from tests.tasks.claim_fixtures import ready_job, store_frames
 
@@ -55,7 +56,7 @@ def test_seeding_makes_a_short_test_per_type_whose_answers_score_1(media):
         validated = validate_payload(item.answer.payload, item_context(item))
         assert validated.payload == item.answer.payload  # stored as validated
         assert validated.shape_count > 0
-        assert item_score(item, validated.frames) == 1.0
+        assert quality_qualifying.item_score(item, validated.frames) == 1.0
     # Tracks: an object enters or leaves during every track question.
     for item in by_type["track"]:
         assert any(
@@ -141,7 +142,7 @@ def _gold_job(kind: str = "track"):
 def test_a_gold_microtask_is_copied_into_the_qualification_test(media):
     bank.seed_qualifications(types=["track"])
     job, mt, stored = _gold_job()
-    item = bank.qualification_item_from_gold(microtask_id=mt.pk)
+    item = quality_qualifying.qualification_item_from_gold(microtask_id=mt.pk)
     assert item.annotation_type == "track" and item.is_active
     assert item.position == bank.QUESTIONS + 1
     assert (item.frame_start, item.frame_end, item.frames) == (mt.frame_start, mt.frame_end, [])
@@ -155,12 +156,12 @@ def test_a_gold_microtask_is_copied_into_the_qualification_test(media):
         with default_storage.open(f["image"]) as fh:
             assert fh.read() == stored[f"{mt.video.frames_prefix}/{f['frame']:06d}.jpg"]
     validated = validate_payload(item.answer.payload, item_context(item))
-    assert item_score(item, validated.frames) == 1.0
+    assert quality_qualifying.item_score(item, validated.frames) == 1.0
     with pytest.raises(Conflict):
-        bank.qualification_item_from_gold(microtask_id=mt.pk)
+        quality_qualifying.qualification_item_from_gold(microtask_id=mt.pk)
     regular = MicroTask.objects.get(job=job, is_gold=False)
     with pytest.raises(Conflict):
-        bank.qualification_item_from_gold(microtask_id=regular.pk)
+        quality_qualifying.qualification_item_from_gold(microtask_id=regular.pk)
 
 
 def test_the_admin_action_copies_gold_and_reports_what_it_cannot(media):

@@ -7,9 +7,10 @@ import copy
 import pytest
 
 from marketplace.models import QualificationStatus
+from quality import qualifying
 from quality import services as quality
 from quality.models import GoldAnswer, GoldResult
-from tasks import claiming, qualifying
+from tasks import claiming
 from tasks.annotations import validate_payload
 from tasks.models import MicroTask, QualificationAnswer, QualificationItem, Submission
 from tests.factories import WorkerFactory

@@ -1,5 +1,10 @@
 """The requester's dataset download: consensus results gathered into ``tasks.exports``' formats.
 
+It lives in quality because a dataset is consensus: it reads ``ConsensusResult`` and stitches
+track segments (``quality.selectors.video_tracks``). The file formats (``tasks.exports``, pure)
+and the records of what was handed over (``JobExport``, ``ExportedWork``: tasks' models, which
+``tasks.reviewing`` reads) stay below it in tasks.
+
 Boxes are stored in the coordinates of the extracted frames the workers saw; exports give them in
 the source video's pixels. Track jobs export each video's segments stitched across their seams
 (``quality.selectors.video_tracks``); box jobs export each microtask's current consensus.
@@ -30,9 +35,11 @@ from django.db import transaction
 
 from marketplace.errors import ValidationError
 from marketplace.models import AnnotationType, Job, User
+from tasks import exports
+from tasks.models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
 
-from . import exports
-from .models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
+from .models import ConsensusDecision, ConsensusResult
+from .selectors import video_tracks
 
 FORMATS = {
     "coco": ("application/json", "json"),
@@ -52,7 +59,7 @@ class ExportFile:
     withheld: int = 0  # results not delivered: they rest on work not approved
 
 
-REVIEWED = "reviewed"  # quality.models.ConsensusDecision.REVIEWED: a reviewer's answer
+REVIEWED = ConsensusDecision.REVIEWED  # a reviewer's answer
 
 
 def deliverable(decision: str, contributor_statuses: Sequence[str]) -> bool:
@@ -72,8 +79,6 @@ class Delivery:
 
 def job_delivery(job: Job) -> Delivery:
     """Which of ``job``'s current results rest on approved work only (see the module)."""
-    from quality.models import ConsensusResult  # quality builds on tasks, not the reverse
-
     rows = [
         (mt, decision, [int(k) for k in (agreement or {})])
         for mt, decision, agreement in ConsensusResult.objects.filter(
@@ -119,8 +124,6 @@ def _objects(shapes: list[dict], sx: float, sy: float) -> list[exports.ExportObj
 
 
 def _consensus_frames(video: Video, microtask_ids: Collection[int]) -> dict[str, list[dict]]:
-    from quality.models import ConsensusResult  # quality builds on tasks, not the reverse
-
     frames: dict[str, list[dict]] = {}
     results = ConsensusResult.objects.filter(
         microtask__video=video,
@@ -136,8 +139,6 @@ def _consensus_frames(video: Video, microtask_ids: Collection[int]) -> dict[str,
 
 def export_video(video: Video, microtask_ids: Collection[int]) -> exports.ExportVideo:
     """One video's consensus labels of ``microtask_ids`` as plain export data."""
-    from quality.selectors import video_tracks
-
     if video.job.annotation_type == AnnotationType.TRACK:
         frames = video_tracks(video=video, microtask_ids=microtask_ids)["frames"]
     else:

@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsRequester
-from tasks import exporting, ingestion_selectors
+from quality import exporting
+from tasks import ingestion_selectors
 
 
 class JobExportView(APIView):
