@@ -532,9 +532,8 @@ def test_admin_gold_moves_platform_trust_and_suspends_a_spammer(
         AssignmentStatus.REJECTED
     }
     # Suspended everywhere for the type, not only on this requester's jobs.
-    assert (
-        client_for(spammer).post(CLAIM, {"job": other_job.job.pk}, format="json").status_code == 404
-    )
+    refused = client_for(spammer).post(CLAIM, {"job": other_job.job.pk}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "suspended"
 
 
 def test_requester_gold_validated_by_trusted_workers_then_counts_and_suspends(
@@ -566,9 +565,8 @@ def test_requester_gold_validated_by_trusted_workers_then_counts_and_suspends(
     assert {a.status for a in Assignment.objects.filter(pk__in=[a.pk for a in failed])} == {
         AssignmentStatus.REJECTED
     }
-    assert (
-        client_for(spammer).post(CLAIM, {"job": other_job.job.pk}, format="json").status_code == 404
-    )
+    refused = client_for(spammer).post(CLAIM, {"job": other_job.job.pk}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "suspended"
     for w in trusted:  # the validators' own results counted too, upwards
         assert WorkerTrust.objects.get(worker=w, annotation_type="bbox").trust > 0.86
 
