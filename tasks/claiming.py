@@ -33,7 +33,6 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from marketplace import services as marketplace_services
 from marketplace.errors import (
     Conflict,
     InvalidTransition,
@@ -42,6 +41,7 @@ from marketplace.errors import (
     PermissionDenied,
     ValidationError,
 )
+from marketplace.lifecycle import job_transition
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
 from . import budget, crediting, portable, suspensions, work_selectors
@@ -208,7 +208,7 @@ def job_publish(*, job: Job, by: User) -> SlotFill:
         raise budget.InsufficientBudget(
             "The job's funded budget does not cover a single microtask; fund it first."
         )
-    marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
+    job_transition(job=job, to=JobStatus.PUBLISHED, by=by)
     return fill
 
 
@@ -237,26 +237,23 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
 def job_pause(*, job: Job, by: User) -> Job:
     """Stop new claims; claims in progress may still be submitted."""
     _require_owner(job, by)
-    return marketplace_services.job_transition(job=job, to=JobStatus.PAUSED)
+    return job_transition(job=job, to=JobStatus.PAUSED, by=by)
 
 
 @transaction.atomic
 def job_resume(*, job: Job, by: User) -> Job:
-    """Make a paused job claimable again (and fund work newly covered by escrow)."""
+    """Make a paused job claimable again (work newly covered by escrow is funded by
+    ``tasks.receivers`` on the transition)."""
     _require_owner(job, by)
-    job = marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
-    _fill_slots(job)
-    return job
+    return job_transition(job=job, to=JobStatus.PUBLISHED, by=by)
 
 
 @transaction.atomic
 def job_complete(*, job: Job, by: User) -> Job:
-    """Close a published or paused job: open claims end, unused slots' reservations go back."""
+    """Close a published or paused job: open claims end, unused slots' reservations go back, the
+    unspent escrow is refunded (``tasks.receivers``, on the transition)."""
     _require_owner(job, by)
-    job = marketplace_services.job_transition(job=job, to=JobStatus.COMPLETED)
-    job_return_work(job=job)
-    budget.refund_unspent(job=job, actor=by)
-    return job
+    return job_transition(job=job, to=JobStatus.COMPLETED, by=by)
 
 
 @transaction.atomic
