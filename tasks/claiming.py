@@ -88,12 +88,12 @@ def _now() -> datetime:
 
 
 def _max_lease_factor() -> float:
-    return float(getattr(settings, "CLAIM_MAX_LEASE_FACTOR", 3.0))
+    return float(settings.CLAIM_MAX_LEASE_FACTOR)
 
 
 def max_concurrent_claims() -> int:
     """How many live claims a worker may hold at once (0: no cap, for benchmarks only)."""
-    return int(getattr(settings, "CLAIM_MAX_CONCURRENT", 3))
+    return int(settings.CLAIM_MAX_CONCURRENT)
 
 
 # --- Publishing ----------------------------------------------------------------------------------

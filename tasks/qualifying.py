@@ -29,18 +29,18 @@ from .annotations import AnnotationContext, AnnotationInvalid, answer_path, vali
 from .models import QualificationAttempt, QualificationItem
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+def _setting(name: str) -> float:
+    return float(getattr(settings, name))
 
 
 def max_attempts() -> int:
     """How many times a worker may take one qualification test."""
-    return int(_setting("QUALIFICATION_MAX_ATTEMPTS", 3))
+    return int(_setting("QUALIFICATION_MAX_ATTEMPTS"))
 
 
 def pass_score() -> float:
     """The mean score a worker needs to pass a qualification test."""
-    return _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    return _setting("QUALIFICATION_PASS_SCORE")
 
 
 def qualification_items(*, annotation_type: str) -> list[QualificationItem]:
@@ -75,8 +75,8 @@ def item_score(item: QualificationItem, frames: dict[str, list[dict]]) -> float:
         truth.frames,
         frames,
         classes=list(item.label_classes),
-        iou_threshold=_setting("QUALIFICATION_IOU_THRESHOLD", 0.5),
-        pass_threshold=_setting("QUALIFICATION_PASS_SCORE", 0.7),
+        iou_threshold=_setting("QUALIFICATION_IOU_THRESHOLD"),
+        pass_threshold=_setting("QUALIFICATION_PASS_SCORE"),
     ).score
 
 
