@@ -137,8 +137,9 @@ def _make_clip(name: str, width: int, height: int, seconds: int) -> Path:
 
 def _register(job_fields: dict, clip: Path):
     """A processing job with ``clip`` registered (symlinked into media, not copied)."""
+    from marketplace.lifecycle import job_transition
     from marketplace.models import JobStatus, User
-    from marketplace.services import job_create, job_transition, user_create
+    from marketplace.services import job_create, user_create
     from tasks.ingestion import video_register_stored
 
     user = User.objects.filter(username="bench").first() or user_create(

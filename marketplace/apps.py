@@ -7,3 +7,6 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .runtime import log_mode
+
+        log_mode()

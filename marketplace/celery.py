@@ -11,6 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+# Not ``transient_task``: the health check must report a failure, not retry it away.
 @app.task(name="marketplace.ping", acks_late=True)
 def ping(value: str) -> str:
     """Round-trip check used by the health endpoint and the test suite."""

@@ -81,7 +81,7 @@ def check_rates(app_configs=None, **kwargs) -> list[checks.Error]:
     """System check: every rate in ``THROTTLE_RATES`` parses (a typo fails at start-up, not as
     a 500 on every request of its scope)."""
     errors = []
-    for scope, rate in getattr(settings, "THROTTLE_RATES", {}).items():
+    for scope, rate in settings.THROTTLE_RATES.items():
         try:
             parse_rate(rate)
         except ValueError as exc:
@@ -93,7 +93,7 @@ def client_ip(request: HttpRequest) -> str:
     """The client's address as the limits see it (see the module docstring)."""
     meta = request.META
     addr = meta.get("REMOTE_ADDR") or ""
-    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
+    proxies = int(settings.NUM_PROXIES)
     forwarded = meta.get("HTTP_X_FORWARDED_FOR")
     if proxies > 0 and forwarded:
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]

@@ -1,4 +1,5 @@
-"""Writes of the marketplace domain: accounts and the job lifecycle."""
+"""Writes of the marketplace domain: accounts and jobs' settings (their status changes in
+``marketplace.lifecycle``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from django.utils import timezone
 
 from . import bounds
 from .errors import InvalidTransition, PermissionDenied, ValidationError
-from .lifecycle import can_transition
 from .models import AnnotationType, Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
 
 # Fields a requester may change while a job is a draft (in the order the API shows them).
@@ -284,44 +284,4 @@ def job_update(*, job: Job, by: User | None = None, **fields: Any) -> Job:
     changed = {name for name in fields if getattr(current, name) != getattr(job, name)}
     _job_validate(job, actor=by or job.requester, changed=changed, current=current)
     job.save()
-    return job
-
-
-@transaction.atomic
-def job_transition(*, job: Job, to: str, reason: str = "") -> Job:
-    """Move ``job`` to status ``to`` if the state machine allows it (row-locked)."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
-    if not can_transition(job.status, to):
-        raise InvalidTransition(
-            f"A {job.get_status_display().lower()} job cannot become {JobStatus(to).label.lower()}."
-        )
-    job.status = to
-    now = timezone.now()
-    update = ["status", "updated_at"]
-    if to == JobStatus.PUBLISHED and job.published_at is None:
-        job.published_at = now
-        update.append("published_at")
-    if to == JobStatus.COMPLETED:
-        job.completed_at = now
-        update.append("completed_at")
-    if to == JobStatus.FAILED:
-        job.failure_reason = reason[:500]
-        update.append("failure_reason")
-    job.save(update_fields=update)
-    return job
-
-
-@transaction.atomic
-def job_cancel(*, job: Job, by: User) -> Job:
-    """Cancel a job: open claims end, unclaimed work and its reserved budget are returned, and
-    the unspent escrow is refunded through Stripe."""
-    # tasks builds on marketplace, not the reverse
-    from tasks.budget import refund_unspent
-    from tasks.claiming import job_return_work
-
-    if not (by.is_staff or job.requester_id == by.pk):
-        raise PermissionDenied("You can only cancel your own jobs.")
-    job = job_transition(job=job, to=JobStatus.CANCELLED)
-    job_return_work(job=job)
-    refund_unspent(job=job, actor=by)
     return job

@@ -1,30 +1,27 @@
 """Celery tasks of the payments app: take ids, load rows, call a service.
 
-All are idempotent (the services are keyed) and ``acks_late``; Stripe's transient failures
-(timeouts, dropped connections, 5xx, 429) are retried with exponential backoff.
+All are idempotent (the services are keyed) and follow the project's retry convention
+(``marketplace.tasks_base.transient_task``): Stripe's transient failures (timeouts, dropped
+connections, 5xx, 429: ``StripeError``, an ``ExternalServiceError``) and database blips are
+retried with exponential backoff and jitter.
 """
 
 from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from marketplace.tasks_base import transient_task
 
 from .errors import StripeError
 
 logger = logging.getLogger(__name__)
 
-RETRY = {
-    "acks_late": True,
-    "autoretry_for": (StripeError,),
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 12,
-}
+# Tasks that talk to Stripe retry for longer than the default: with the 300 s cap, 12 retries
+# ride out about an hour of Stripe trouble before a payout or refund needs a human.
+STRIPE_MAX_RETRIES = 12
 
 
-@shared_task(name="payments.payout_run", acks_late=True)
+@transient_task("payments.payout_run")
 def payout_run_task(actor_id: int | None = None, note: str = "") -> dict:
     """One payout run per currency workers hold earnings in (see ``payout_currencies``)."""
     from marketplace.models import User
@@ -44,7 +41,7 @@ class PayoutNotSettled(StripeError):
     """The payout's transfer could not be created yet; it is retried with the same key."""
 
 
-@shared_task(name="payments.payout_submit", **RETRY)
+@transient_task("payments.payout_submit", max_retries=STRIPE_MAX_RETRIES)
 def payout_submit_task(payout_id: int) -> str:
     from .payouts import payout_submit
 
@@ -54,7 +51,7 @@ def payout_submit_task(payout_id: int) -> str:
     return result.status
 
 
-@shared_task(name="payments.payouts_submit_batch", acks_late=True)
+@transient_task("payments.payouts_submit_batch")
 def payouts_submit_batch_task(payout_ids: list[int]) -> dict[str, int]:
     """Submit a run's batch; payouts hit by a transient error retry one by one (same keys)."""
     from django.conf import settings
@@ -72,14 +69,14 @@ def payouts_submit_batch_task(payout_ids: list[int]) -> dict[str, int]:
     return statuses
 
 
-@shared_task(name="payments.payouts_reconcile", **RETRY)
+@transient_task("payments.payouts_reconcile", max_retries=STRIPE_MAX_RETRIES)
 def payouts_reconcile_task() -> dict:
     from .payouts import payouts_reconcile
 
     return payouts_reconcile().__dict__
 
 
-@shared_task(name="payments.payouts_resume", acks_late=True)
+@transient_task("payments.payouts_resume")
 def payouts_resume_task(older_than_seconds: int = 300) -> list[int]:
     from datetime import timedelta
 
@@ -88,21 +85,21 @@ def payouts_resume_task(older_than_seconds: int = 300) -> list[int]:
     return payouts_resume(older_than=timedelta(seconds=older_than_seconds))
 
 
-@shared_task(name="payments.earnings_release", acks_late=True)
+@transient_task("payments.earnings_release")
 def earnings_release_task() -> int:
     from .funding import earnings_release_due
 
     return earnings_release_due()
 
 
-@shared_task(name="payments.stripe_event_process", **RETRY)
+@transient_task("payments.stripe_event_process", max_retries=STRIPE_MAX_RETRIES)
 def stripe_event_process_task(event_pk: int) -> str:
     from .webhooks import stripe_event_process
 
     return stripe_event_process(event_pk=event_pk)
 
 
-@shared_task(name="payments.refund_submit", **RETRY)
+@transient_task("payments.refund_submit", max_retries=STRIPE_MAX_RETRIES)
 def refund_submit_task(refund_id: int) -> str:
     from .funding import refund_submit
 

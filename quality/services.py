@@ -39,6 +39,7 @@ from tasks.models import (
     Slot,
     Submission,
 )
+from tasks.tasks import fill_job_slots
 
 from . import consensus as consensus_mod
 from . import fraud, gold_formats, policy, scoring, shapes, standing, trust
@@ -672,19 +673,7 @@ def rejection_record(*, assignment: Assignment, by: User | None, confirmed: bool
 
 
 def _fill_slots_later(job_id: int) -> None:
-    from .tasks import fill_slots
-
-    transaction.on_commit(lambda: fill_slots.delay(job_id))
-
-
-def job_fill_slots(*, job_id: int) -> int:
-    """Create the replica slots dynamic overlap asked for (if the job still takes work)."""
-    from tasks import claiming
-
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.status not in ("published", "paused"):
-        return 0
-    return claiming.job_fill_slots(job=job).regular_slots
+    transaction.on_commit(lambda: fill_job_slots.delay(job_id))
 
 
 # --- The hook from the claim path -----------------------------------------------------------------

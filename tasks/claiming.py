@@ -33,7 +33,6 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from marketplace import services as marketplace_services
 from marketplace.errors import (
     Conflict,
     InvalidTransition,
@@ -42,6 +41,7 @@ from marketplace.errors import (
     PermissionDenied,
     ValidationError,
 )
+from marketplace.lifecycle import job_transition
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
 from . import budget, crediting, portable, suspensions, work_selectors
@@ -55,7 +55,6 @@ from .models import (
     Submission,
 )
 from .sql import fetch_prepared, native, statement
-from .work_selectors import CandidateJob
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +88,12 @@ def _now() -> datetime:
 
 
 def _max_lease_factor() -> float:
-    return float(getattr(settings, "CLAIM_MAX_LEASE_FACTOR", 3.0))
+    return float(settings.CLAIM_MAX_LEASE_FACTOR)
 
 
 def max_concurrent_claims() -> int:
     """How many live claims a worker may hold at once (0: no cap, for benchmarks only)."""
-    return int(getattr(settings, "CLAIM_MAX_CONCURRENT", 3))
+    return int(settings.CLAIM_MAX_CONCURRENT)
 
 
 # --- Publishing ----------------------------------------------------------------------------------
@@ -209,7 +208,7 @@ def job_publish(*, job: Job, by: User) -> SlotFill:
         raise budget.InsufficientBudget(
             "The job's funded budget does not cover a single microtask; fund it first."
         )
-    marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
+    job_transition(job=job, to=JobStatus.PUBLISHED, by=by)
     return fill
 
 
@@ -238,26 +237,23 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
 def job_pause(*, job: Job, by: User) -> Job:
     """Stop new claims; claims in progress may still be submitted."""
     _require_owner(job, by)
-    return marketplace_services.job_transition(job=job, to=JobStatus.PAUSED)
+    return job_transition(job=job, to=JobStatus.PAUSED, by=by)
 
 
 @transaction.atomic
 def job_resume(*, job: Job, by: User) -> Job:
-    """Make a paused job claimable again (and fund work newly covered by escrow)."""
+    """Make a paused job claimable again (work newly covered by escrow is funded by
+    ``tasks.receivers`` on the transition)."""
     _require_owner(job, by)
-    job = marketplace_services.job_transition(job=job, to=JobStatus.PUBLISHED)
-    _fill_slots(job)
-    return job
+    return job_transition(job=job, to=JobStatus.PUBLISHED, by=by)
 
 
 @transaction.atomic
 def job_complete(*, job: Job, by: User) -> Job:
-    """Close a published or paused job: open claims end, unused slots' reservations go back."""
+    """Close a published or paused job: open claims end, unused slots' reservations go back, the
+    unspent escrow is refunded (``tasks.receivers``, on the transition)."""
     _require_owner(job, by)
-    job = marketplace_services.job_transition(job=job, to=JobStatus.COMPLETED)
-    job_return_work(job=job)
-    budget.refund_unspent(job=job, actor=by)
-    return job
+    return job_transition(job=job, to=JobStatus.COMPLETED, by=by)
 
 
 @transaction.atomic
@@ -300,25 +296,6 @@ def _check_not_suspended(worker: User) -> None:
         )
 
 
-def _run_claim(
-    sql_name: str, *, job: CandidateJob, worker: User, now: datetime
-) -> Assignment | None:
-    params = {
-        "job_id": job.pk,
-        "worker_id": worker.pk,
-        "now": now,
-        "deadline": now + job.claim_time_limit,
-        "max_claims": max_concurrent_claims(),
-    }
-    for _attempt in range(CLAIM_RETRIES):
-        assignment, picked = work_selectors.claim_and_load(sql_name, params)
-        if assignment is not None or not picked:
-            return assignment
-        # This worker claimed the same microtask in a concurrent request (the insert met the
-        # unique constraint and did nothing); the retry sees that claim and skips the microtask.
-    return None
-
-
 def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
     """Give ``worker`` the next microtask they may do, or raise NothingAvailable.
 
@@ -348,14 +325,13 @@ def assignment_claim(*, worker: User, job_id: int | None = None) -> Assignment:
 
 
 def _claim_once(*, worker: User, job_id: int | None) -> Assignment | None:
-    if not native():
-        return _claim_portable(worker=worker, job_id=job_id)
-    # PostgreSQL: one statement (``claiming.sql``: ``claim_next``) picks the job and the slot and
+    # One statement (``claiming.sql``: ``claim_next``) picks the job and the slot and
     # makes the assignment, so a claim is one round trip (it used to be two: candidate jobs, then
     # the claim). Gold draws for the first GOLD_DRAWS candidate jobs in claim order are made here
     # so they keep going through the ``_rng`` seam; a claim almost always lands in one of those,
     # and drawing (and binding) one per possible candidate job cost more than the rest of the
-    # Python on this path. Later jobs draw in the statement.
+    # Python on this path. Later jobs draw in the statement. On SQLite ``claim_and_load`` runs
+    # ``tasks.portable.claim_next`` instead, with the same parameters.
     draw = _rng.random
     now = _now()
     params = {
@@ -420,22 +396,6 @@ def _raise_nothing(*, worker: User, job_id: int | None, any_jobs: bool | None) -
         "There is no work available for you right now; every open microtask is taken or done "
         "by you. Check back soon."
     )
-
-
-def _claim_portable(*, worker: User, job_id: int | None) -> Assignment | None:
-    """The claim on databases without ``claim_next`` (SQLite): candidate jobs, then per job the
-    ``tasks.portable`` equivalents of ``claim_gold`` / ``claim_regular``; same results."""
-    jobs = work_selectors.claimable_jobs_for(worker=worker, job_id=job_id)
-    now = _now()
-    for job in jobs:
-        order = ["claim_regular"]
-        if job.gold_rate > 0 and _rng.random() < job.gold_rate:
-            order.insert(0, "claim_gold")
-        for sql_name in order:
-            assignment = _run_claim(sql_name, job=job, worker=worker, now=now)
-            if assignment is not None:
-                return assignment
-    return None
 
 
 def _not_yours() -> NotFound:

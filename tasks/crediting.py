@@ -56,7 +56,7 @@ T = TypeVar("T")
 def tolerance() -> float:
     """Seconds a report may exceed what can be credited before it is a fraud signal (the page's
     own measure can run a little ahead: it counts up to 30 s after the last input as active)."""
-    return float(getattr(settings, "WORKTIME_REPORT_TOLERANCE_SECONDS", 30.0))
+    return float(settings.WORKTIME_REPORT_TOLERANCE_SECONDS)
 
 
 @dataclass(frozen=True)

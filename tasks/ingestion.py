@@ -38,9 +38,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from marketplace.errors import ApplicationError, Conflict, NotFound, ValidationError
+from marketplace.lifecycle import job_transition
 from marketplace.models import AnnotationType, Job, JobStatus, User
 from marketplace.selectors import jobs_visible_to
-from marketplace.services import job_transition
 
 from . import features, video
 from .models import MicroTask, Video, VideoStatus

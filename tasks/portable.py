@@ -1,15 +1,25 @@
-"""The claim path's statements for databases other than PostgreSQL, written with the ORM.
+"""The SQLite twin of the claim path's statements: ``claiming.sql`` rewritten with the ORM.
 
-PostgreSQL runs the hot path as single prepared statements (``claiming.sql``: data-modifying CTEs,
-``FOR UPDATE SKIP LOCKED``), which SQLite cannot parse. The embedded ``make run`` database is
-SQLite, where writers are serialised by the database lock anyway, so these plain ORM versions
-inside one transaction keep the same guarantees there: they return exactly what the named
-statements return, and ``tests/tasks/test_portable.py`` runs the claim path through them.
-Production and the test suite's concurrency checks use the PostgreSQL statements.
+PostgreSQL runs the claim path as single prepared statements (``claiming.sql``: data-modifying
+CTEs, ``FOR UPDATE SKIP LOCKED``), which SQLite cannot parse. The embedded ``make run`` database
+is SQLite (``marketplace.runtime``), where writers are serialised by the database lock anyway, so
+these plain ORM versions inside one transaction keep the same guarantees there. Each function is
+named after the statement it stands for, takes the same parameters and returns what it returns;
+``tasks.sql.native()`` picks one or the other, nowhere else.
+
+Read this before changing anything: a rule changed in ``claiming.sql`` must be changed here in
+the same commit, and the other way round. ``claim_next`` is the one that matters — who may claim
+what, in which order (job priority desc, deadline asc with jobs *without* a deadline last,
+published_at, id), the qualification, suspension, min trust and requester-standing conditions,
+the concurrent-claim seat cap and the gold draw. ``tests/tasks/test_claim_paths.py`` runs the
+same claim scenarios through both: ``claim_next`` on PostgreSQL in-process, this module on a real
+SQLite database in a subprocess (SQLite sorts NULL first where PostgreSQL sorts it last, which is
+how the two once drifted apart unseen).
 """
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 from django.apps import apps
@@ -37,10 +47,11 @@ from .models import (
 )
 
 
-def candidate_jobs(*, worker_id: int, job_id: int | None, limit: int) -> list[tuple]:
-    """Rows of ``candidate_jobs``: (id, gold_rate, min_trust, annotation_type, claim_time_limit)."""
+def _claimable_jobs(*, worker_id: int, job_id: int | None):
+    """The published jobs ``worker_id`` may claim from, before the trust bar: ``claim_next``'s
+    ``cand`` conditions (type qualification passed, not suspended, requester standing)."""
     if WorkerProfile.objects.filter(user_id=worker_id, status=WorkerStatus.SUSPENDED).exists():
-        return []
+        return Job.objects.none()
     passed = Qualification.objects.filter(
         worker_id=worker_id, status=QualificationStatus.PASSED
     ).values("annotation_type")
@@ -60,19 +71,31 @@ def candidate_jobs(*, worker_id: int, job_id: int | None, limit: int) -> list[tu
     )
     if job_id is not None:
         jobs = jobs.filter(pk=job_id)
-    jobs = jobs.order_by("-priority", "deadline", "published_at", "id")[:limit]
+    # The claim order, exactly claim_next's. NULLS LAST spelled out: PostgreSQL sorts NULL last
+    # in ascending order by default, SQLite first, so ``"deadline"`` alone would put jobs without
+    # a deadline ahead of every dated job here and behind them there.
+    return jobs.order_by("-priority", F("deadline").asc(nulls_last=True), "published_at", "id")
+
+
+def candidate_jobs(*, worker_id: int, job_id: int | None, limit: int) -> list[tuple]:
+    """Rows of ``candidate_jobs``: (id, gold_rate, min_trust, annotation_type, claim_time_limit)."""
+    jobs = _claimable_jobs(worker_id=worker_id, job_id=job_id)[:limit]
     return list(
         jobs.values_list("id", "gold_rate", "min_trust", "annotation_type", "claim_time_limit")
     )
 
 
-def _held_by(worker_id: int):
-    return Assignment.objects.filter(microtask_id=OuterRef("microtask_id"), worker_id=worker_id)
+def _trust_of(*, worker_id: int) -> dict[str, float]:
+    """The worker's trust per annotation type, clamped to [0, 1] as claim_next clamps it (a type
+    without a row gets the prior, applied by the caller). Quality's model, looked up by name."""
+    trust = apps.get_model("quality", "WorkerTrust")
+    rows = trust.objects.filter(worker_id=worker_id).values_list("annotation_type", "trust")
+    return {t: min(max(value, 0.0), 1.0) for t, value in rows}
 
 
 def claim_seat(*, worker_id: int, max_claims: int) -> int | None:
-    """The worker's lowest free claim seat within ``max_claims`` (the ``seat`` of the claim
-    statements); None at the cap, or when there is no cap (``max_claims`` <= 0)."""
+    """The worker's lowest free claim seat within ``max_claims`` (the ``seat`` of claim_next);
+    None at the cap, or when there is no cap (``max_claims`` <= 0)."""
     if max_claims <= 0:
         return None
     held = set(
@@ -83,68 +106,107 @@ def claim_seat(*, worker_id: int, max_claims: int) -> int | None:
     return next((n for n in range(1, max_claims + 1) if n not in held), None)
 
 
+def _gold_slot(*, job_id: int, worker_id: int) -> tuple[int, Slot] | None:
+    """claim_next's gold branch for one job: a random open gold microtask the worker never held,
+    and the job's first free gold slot."""
+    microtask = (
+        MicroTask.objects.filter(job_id=job_id, is_gold=True, status=MicroTaskStatus.OPEN)
+        .exclude(Exists(Assignment.objects.filter(microtask=OuterRef("pk"), worker_id=worker_id)))
+        .order_by("?")
+        .first()
+    )
+    if microtask is None:
+        return None
+    slot = (
+        Slot.objects.select_for_update()
+        .filter(job_id=job_id, is_gold=True, assignment__isnull=True)
+        .order_by("-priority", "number")
+        .first()
+    )
+    return None if slot is None else (microtask.pk, slot)
+
+
+def _regular_slot(*, job_id: int, worker_id: int) -> tuple[int, Slot] | None:
+    """claim_next's regular branch for one job: the first free replica slot, by microtask
+    priority then age, of an open microtask the worker never held."""
+    held = Assignment.objects.filter(microtask_id=OuterRef("microtask_id"), worker_id=worker_id)
+    slot = (
+        Slot.objects.select_for_update()
+        .filter(
+            job_id=job_id,
+            is_gold=False,
+            assignment__isnull=True,
+            microtask__status=MicroTaskStatus.OPEN,
+        )
+        .exclude(Exists(held))
+        .order_by("-priority", "microtask_id", "number")
+        .first()
+    )
+    return None if slot is None else (slot.microtask_id, slot)
+
+
 @transaction.atomic
-def claim(
-    sql_name: str,
+def claim_next(
     *,
-    job_id: int,
     worker_id: int,
+    job_id: int | None,
     now: datetime,
-    deadline: datetime,
+    prior_trust: float,
+    limit: int,
+    draws: list[float],
     max_claims: int,
 ) -> tuple[Assignment | None, bool]:
-    """``claim_regular`` / ``claim_gold``: (the new assignment or None, whether a slot was free)."""
-    if not Job.objects.filter(pk=job_id, status=JobStatus.PUBLISHED).exists():
-        return None, False
+    """``claim_next``, step by step: (the new assignment, fully loaded, or None; whether a slot
+    was picked). Same parameters, same conditions, same order, same result.
+
+    Read ``claim_next`` in ``claiming.sql`` before changing anything here: the two are one rule
+    written twice (SQL for PostgreSQL, ORM for SQLite), and ``tests/tasks/test_claim_paths.py``
+    runs the same claim scenarios through both, this one on a real SQLite database.
+    """
     seat = claim_seat(worker_id=worker_id, max_claims=max_claims)
     if max_claims > 0 and seat is None:
         return None, False
-    free = Slot.objects.select_for_update().filter(job_id=job_id, assignment__isnull=True)
-    if sql_name == "claim_gold":
-        microtask = (
-            MicroTask.objects.filter(job_id=job_id, is_gold=True, status=MicroTaskStatus.OPEN)
-            .exclude(
-                Exists(Assignment.objects.filter(microtask=OuterRef("pk"), worker_id=worker_id))
-            )
-            .order_by("?")
-            .first()
-        )
-        slot = free.filter(is_gold=True).order_by("-priority", "number").first()
-        if microtask is None or slot is None:
-            return None, False
-        microtask_id = microtask.pk
-    else:
-        slot = (
-            free.filter(is_gold=False, microtask__status=MicroTaskStatus.OPEN)
-            .exclude(Exists(_held_by(worker_id)))
-            .order_by("-priority", "microtask_id", "number")
-            .first()
-        )
-        if slot is None:
-            return None, False
-        microtask_id = slot.microtask_id
-    try:
-        with transaction.atomic():
-            assignment = Assignment.objects.create(
-                microtask_id=microtask_id,
-                worker_id=worker_id,
-                slot=slot,
-                status=AssignmentStatus.CLAIMED,
-                claimed_at=now,
-                deadline=deadline,
-                reserved_amount=slot.reserved_amount,
-                claim_seat=seat,
-            )
-    except IntegrityError:
-        # This worker won a concurrent claim of the same microtask, or of the same claim seat.
-        return None, True
-    Slot.objects.filter(pk=slot.pk).update(assignment=assignment)
-    return (
-        Assignment.objects.select_related("microtask__video", "microtask__job").get(
-            pk=assignment.pk
-        ),
-        True,
+    trust = _trust_of(worker_id=worker_id)
+    jobs = _claimable_jobs(worker_id=worker_id, job_id=job_id).values_list(
+        "id", "gold_rate", "min_trust", "annotation_type", "claim_time_limit"
     )
+    ordinal = 0
+    for pk, gold_rate, min_trust, annotation_type, time_limit in jobs:
+        if min_trust > 0 and trust.get(annotation_type, prior_trust) < min_trust:
+            continue
+        ordinal += 1
+        if ordinal > limit:
+            break
+        # The k-th candidate job's gold draw is draws[k] (1-based in the SQL), else a fresh one.
+        draw = draws[ordinal - 1] if ordinal <= len(draws) else random.random()
+        picked = None
+        if draw < gold_rate:
+            picked = _gold_slot(job_id=pk, worker_id=worker_id)
+        if picked is None:
+            picked = _regular_slot(job_id=pk, worker_id=worker_id)
+        if picked is None:
+            continue
+        microtask_id, slot = picked
+        try:
+            with transaction.atomic():
+                assignment = Assignment.objects.create(
+                    microtask_id=microtask_id,
+                    worker_id=worker_id,
+                    slot=slot,
+                    status=AssignmentStatus.CLAIMED,
+                    claimed_at=now,
+                    deadline=now + time_limit,
+                    reserved_amount=slot.reserved_amount,
+                    claim_seat=seat,
+                )
+        except IntegrityError:
+            # claim_next's ON CONFLICT DO NOTHING: this worker won a concurrent claim of the
+            # same microtask, or of the same claim seat; the caller retries.
+            return None, True
+        Slot.objects.filter(pk=slot.pk).update(assignment=assignment)
+        loaded = Assignment.objects.select_related("microtask__video", "microtask__job")
+        return loaded.get(pk=assignment.pk), True
+    return None, False
 
 
 def load_assignment(*, assignment_id: int, for_update: bool = False) -> Assignment:

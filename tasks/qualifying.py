@@ -18,23 +18,23 @@ from .annotations import AnnotationContext
 from .models import QualificationItem
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+def _setting(name: str) -> float:
+    return float(getattr(settings, name))
 
 
 def max_attempts() -> int:
     """How many times a worker may take one qualification test."""
-    return int(_setting("QUALIFICATION_MAX_ATTEMPTS", 3))
+    return int(_setting("QUALIFICATION_MAX_ATTEMPTS"))
 
 
 def pass_score() -> float:
     """The mean score a worker needs to pass a qualification test."""
-    return _setting("QUALIFICATION_PASS_SCORE", 0.7)
+    return _setting("QUALIFICATION_PASS_SCORE")
 
 
 def iou_threshold() -> float:
     """The IoU at which a worker's shape matches a question's known one."""
-    return _setting("QUALIFICATION_IOU_THRESHOLD", 0.5)
+    return _setting("QUALIFICATION_IOU_THRESHOLD")
 
 
 def qualification_items(*, annotation_type: str) -> list[QualificationItem]:

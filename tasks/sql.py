@@ -11,6 +11,8 @@ from typing import Any
 import psycopg
 from django.db import connection
 
+from marketplace.runtime import native_sql
+
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -35,9 +37,10 @@ def statement(filename: str, name: str) -> str:
 
 
 def native() -> bool:
-    """Whether the named statements can run here (PostgreSQL). Elsewhere — the embedded SQLite
-    of ``make run`` — the claim path uses ``tasks.portable``'s ORM equivalents."""
-    return connection.vendor == "postgresql"
+    """Whether the named statements can run here (``marketplace.runtime.native_sql``: PostgreSQL).
+    Elsewhere — the embedded SQLite of ``make run`` — the claim path uses ``tasks.portable``'s
+    ORM twins."""
+    return native_sql()
 
 
 def fetch_prepared(sql: str, params: Any, *, many: bool = False) -> Any:

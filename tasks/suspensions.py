@@ -56,14 +56,14 @@ def now() -> datetime:
 def cooldown() -> timedelta | None:
     """How long a suspension lasts before the worker may retake the test (None: until an admin
     lifts it)."""
-    days = float(getattr(settings, "QUALIFICATION_SUSPENSION_COOLDOWN_DAYS", 14))
+    days = float(settings.QUALIFICATION_SUSPENSION_COOLDOWN_DAYS)
     return timedelta(days=days) if days > 0 else None
 
 
 def admin_after() -> int:
     """From this many suspensions from a type on, a suspension lasts until an admin lifts it
     (0: never by count)."""
-    return int(getattr(settings, "QUALIFICATION_SUSPENSION_ADMIN_AFTER", 2))
+    return int(settings.QUALIFICATION_SUSPENSION_ADMIN_AFTER)
 
 
 def terms(*, suspensions: int, at: datetime) -> datetime | None:

@@ -1,35 +1,34 @@
-"""Celery tasks of the tasks app: take ids, load rows, call a service."""
+"""Celery tasks of the tasks app: take ids, load rows, call a service.
+
+All follow the project's retry convention (``marketplace.tasks_base.transient_task``).
+"""
 
 from __future__ import annotations
 
 import logging
 
-from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from marketplace.tasks_base import TRANSIENT, retry_countdown, transient_task
 
 from . import claiming, ingestion, reviewing
 
 log = logging.getLogger(__name__)
 
-# Errors worth retrying: the database or the media storage was briefly unreachable. Anything the
-# file itself is to blame for is handled inside the service (the video is marked failed).
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError, OSError)
-MAX_RETRIES = 4
+# What ingestion retries: the convention's transient errors, and the media storage being briefly
+# unreachable. Anything the file itself is to blame for is handled inside the service (the video
+# is marked failed).
+INGEST_TRANSIENT = (*TRANSIENT, ConnectionError, TimeoutError, OSError)
+# Ingestion gives up sooner than the default: a requester is waiting for the video's status.
+INGEST_MAX_RETRIES = 4
 
 
-@shared_task(
-    bind=True,
-    name="tasks.ingest_video",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=MAX_RETRIES,
-)
+# Retries by hand (``transient=()``): when it gives up, the video must be marked failed.
+@transient_task("tasks.ingest_video", transient=(), max_retries=INGEST_MAX_RETRIES, bind=True)
 def ingest_video(self, video_id: int) -> str:
     """Ingest one video (idempotent: a retry or a redelivery redoes it cleanly)."""
     try:
         v = ingestion.video_ingest(video_id=video_id)
-    except TRANSIENT as exc:
-        if self.request.retries >= MAX_RETRIES:
+    except INGEST_TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
             ingestion.video_mark_failed(
                 video_id=video_id,
                 reason="Ingestion kept failing on a storage or database error; "
@@ -37,7 +36,7 @@ def ingest_video(self, video_id: int) -> str:
             )
             log.exception("giving up on video %s", video_id)
             return "failed"
-        raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
     except Exception:
         log.exception("ingestion of video %s crashed", video_id)
         ingestion.video_mark_failed(
@@ -48,31 +47,19 @@ def ingest_video(self, video_id: int) -> str:
     return v.status if v is not None else "missing"
 
 
-@shared_task(name="tasks.requeue_stalled_ingestions", acks_late=True)
+@transient_task("tasks.requeue_stalled_ingestions")
 def requeue_stalled_ingestions() -> int:
     """Periodic: re-queue videos whose ingestion stopped reporting progress (worker died)."""
     return len(ingestion.requeue_stalled())
 
 
-@shared_task(
-    name="tasks.expire_overdue_claims",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@transient_task("tasks.expire_overdue_claims")
 def expire_overdue_claims() -> int:
     """Expire claims past their deadline and return their slots to the pool (idempotent)."""
     return claiming.assignments_expire_overdue()
 
 
-@shared_task(
-    name="tasks.auto_approve_due_submissions",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@transient_task("tasks.auto_approve_due_submissions")
 def auto_approve_due_submissions(batch: int = 500) -> int:
     """Approve submissions whose review delay has passed, batch after batch (idempotent)."""
     total = 0
@@ -83,15 +70,10 @@ def auto_approve_due_submissions(batch: int = 500) -> int:
             return total
 
 
-@shared_task(
-    name="tasks.fill_job_slots",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=6,
-)
+@transient_task("tasks.fill_job_slots")
 def fill_job_slots(job_id: int) -> int:
-    """More escrow arrived for a published or paused job: make the work it covers claimable
-    (idempotent: only missing slots are created). Jobs in any other status are left alone."""
+    """Make the work a published or paused job's escrow covers claimable: after more escrow
+    arrived (payments), or after dynamic overlap raised replica targets (quality). The one
+    fill-slots task; idempotent (only missing slots are created); jobs in any other status are
+    left alone."""
     return claiming.job_fill_slots_if_open(job_id=job_id)

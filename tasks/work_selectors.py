@@ -330,9 +330,10 @@ def _claim_and_load(sql_name: str) -> tuple[str, list]:
 
 
 def claim_and_load(sql_name: str, params: dict) -> tuple[Assignment | None, bool]:
-    """Run a claim statement; return ``(the new assignment fully loaded or None, picked)``."""
+    """Run a claim statement; return ``(the new assignment fully loaded or None, picked)``.
+    On SQLite, ``tasks.portable``'s twin of the statement, with the same parameters."""
     if not native():
-        return portable.claim(sql_name, **params)
+        return getattr(portable, sql_name)(**params)
     sql, layout = _claim_and_load(sql_name)
     row = fetch_prepared(sql, params)
     picked = bool(row[-1])

@@ -35,13 +35,12 @@ ENTRY_POINTS = (
 
 # The one import cycle across the apps today (12 modules, all four apps). A cross-app cycle
 # must lie inside this set, and every module here must still be on one.
-# TODO(#12): remove each module as the lanes land: marketplace.services (job lifecycle → tasks),
+# TODO(#12): remove each module as the lanes land:
 # payments.funding/payouts/tasks/webhooks (fill-slots by on-commit task), tasks.budget (one door
 # to money), tasks.claiming / quality.services / quality.tasks (submission_received by signal),
 # tasks.ingestion / tasks.reviewing / tasks.tasks (one approve/reject path, one fill-slots task).
 ALLOWED_CYCLE = frozenset(
     {
-        "marketplace.services",
         "payments.funding",
         "payments.payouts",
         "payments.tasks",
@@ -62,7 +61,6 @@ ALLOWED_CYCLE = frozenset(
 ALLOWED_FUNCTION_IMPORTS = frozenset(
     {
         # TODO(#12): job lifecycle calls budget and claiming (tasks lane: one lifecycle module).
-        ("marketplace.services", "tasks"),
         # TODO(#12): funding starts fill-slots and reads microtasks (money lane).
         ("payments.funding", "tasks"),
         # TODO(#12): quote and fair-pay reads of microtasks and trust (money lane).
@@ -78,7 +76,6 @@ ALLOWED_FUNCTION_IMPORTS = frozenset(
         # TODO(#12): one trust reader (quality lane).
         ("tasks.work_selectors", "quality"),
         # TODO(#12): quality.services calls tasks inside a function (quality lane).
-        ("quality.services", "tasks"),
         # TODO(#12): downward, inside a Celery task (tasks lane: one retry convention).
         ("quality.tasks", "marketplace"),
     }

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace import login_guard, ratelimit, selectors, services
+from marketplace import lifecycle, login_guard, ratelimit, selectors, services
 from marketplace.api.schema import ErrorSerializer
 from marketplace.errors import PermissionDenied, RateLimited
 from marketplace.models import Job, Role
@@ -57,7 +57,7 @@ class JobViewSet(
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None, format=None):  # format: the router's /cancel.json route
-        job = services.job_cancel(job=self.get_object(), by=request.user)
+        job = lifecycle.job_cancel(job=self.get_object(), by=request.user)
         return Response(JobSerializer(job).data)
 
 

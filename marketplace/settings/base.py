@@ -238,6 +238,10 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TIMEZONE = TIME_ZONE
+# The retry convention of every task (marketplace/tasks_base.py): transient errors are retried
+# with exponential backoff and jitter, at most this many times, waiting at most this long.
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=6)
+TASK_RETRY_BACKOFF_MAX = env.int("TASK_RETRY_BACKOFF_MAX", default=300)
 # Periodic work, by task name; each feature registers its own entries (claim expiry, auto-approval,
 # payout runs, reconciliation). A test checks every entry names a registered task.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {

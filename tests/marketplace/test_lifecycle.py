@@ -2,7 +2,7 @@
 
 import pytest
 
-from marketplace import services
+from marketplace import lifecycle
 from marketplace.errors import InvalidTransition
 from marketplace.lifecycle import allowed_next, can_transition
 from marketplace.models import JobStatus
@@ -40,7 +40,7 @@ def test_skips_and_backward_moves_are_refused(a, b):
 def test_service_refuses_invalid_transition_and_changes_nothing():
     job = JobFactory()
     with pytest.raises(InvalidTransition):
-        services.job_transition(job=job, to=JobStatus.PUBLISHED)
+        lifecycle.job_transition(job=job, to=JobStatus.PUBLISHED)
     job.refresh_from_db()
     assert job.status == JobStatus.DRAFT and job.published_at is None
 
@@ -48,6 +48,6 @@ def test_service_refuses_invalid_transition_and_changes_nothing():
 @pytest.mark.django_db
 def test_failed_keeps_reason():
     job = JobFactory()
-    services.job_transition(job=job, to=JobStatus.FAILED, reason="no decodable video")
+    lifecycle.job_transition(job=job, to=JobStatus.FAILED, reason="no decodable video")
     job.refresh_from_db()
     assert (job.status, job.failure_reason) == ("failed", "no decodable video")

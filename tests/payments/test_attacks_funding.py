@@ -380,7 +380,7 @@ def test_the_return_page_check_credits_only_what_stripe_confirms(stripe_server, 
 
 def refund_through_stripe(stripe_server, small_funding, post_event) -> Refund:
     """The small funding paid, its job cancelled and its escrow refunded through Stripe."""
-    from marketplace.services import job_transition
+    from marketplace.lifecycle import job_transition
 
     pi_id = small_funding.stripe_payment_intent_id
     stripe_server.succeed_payment_intent(pi_id)

@@ -190,7 +190,7 @@ def test_handler_errors_are_stored_on_the_event(
 def test_funding_and_refund_through_stripe(
     client, stripe_server, funded_intent, requester_client, django_capture_on_commit_callbacks
 ):
-    from marketplace.services import job_transition
+    from marketplace.lifecycle import job_transition
     from payments.models import Refund, RefundStatus
 
     f, pi, event = funded_intent
@@ -219,7 +219,7 @@ def test_funding_and_refund_through_stripe(
 def test_cancelling_a_funded_job_refunds_its_unspent_escrow_through_stripe(
     client, stripe_server, funded_intent, django_capture_on_commit_callbacks
 ):
-    from marketplace.services import job_cancel
+    from marketplace.lifecycle import job_cancel
     from payments.models import Refund, RefundStatus
 
     f, pi, event = funded_intent

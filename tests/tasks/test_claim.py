@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from marketplace import services as marketplace_services
+from marketplace import lifecycle
 from marketplace.errors import InvalidTransition, NotFound, NothingAvailable, PermissionDenied
 from marketplace.models import JobStatus, WorkerStatus
 from payments.selectors import escrow_balance
@@ -142,7 +142,7 @@ def test_paused_and_cancelled_jobs_are_not_claimable(no_gold):
         claiming.assignment_claim(worker=w)
     claiming.job_resume(job=job, by=job.requester)
     assert claiming.assignment_claim(worker=w).microtask.job_id == job.pk
-    marketplace_services.job_cancel(job=job, by=job.requester)
+    lifecycle.job_cancel(job=job, by=job.requester)
     with pytest.raises(NothingAvailable):
         claiming.assignment_claim(worker=w)
     held.refresh_from_db()
@@ -160,7 +160,7 @@ def test_cancel_returns_free_slots_escrow_but_keeps_submitted_work(no_gold):
     )
     held = claiming.assignment_claim(worker=w)
     assert budget.available(job=job) == 1_000 - 3 * per_slot
-    marketplace_services.job_cancel(job=job, by=job.requester)
+    lifecycle.job_cancel(job=job, by=job.requester)
     # The free slot and the open claim's slot are released; the submitted one stays reserved.
     assert budget.available(job=job) == 1_000 - per_slot
     assert escrow_balance(job=job).reserved == per_slot

@@ -161,7 +161,7 @@ def test_retry_after_a_crash_leaves_no_duplicates_or_orphans(
     monkeypatch.setattr(video_module.DecodedFrame, "jpeg", dying)
     # Straight to the service, not through the (eager) Celery task: a BaseException escaping
     # an eager task would leave Celery's task stack dirty for later tests.
-    from marketplace.services import job_transition
+    from marketplace.lifecycle import job_transition
 
     job_transition(job=job, to=JobStatus.PROCESSING)
     v = Video.objects.get(job=job)

@@ -1,0 +1,30 @@
+"""What the claim path does when a job's status changes (``marketplace.signals``); connected in
+``apps``. Runs inside the transition's transaction, so its writes commit with the new status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from marketplace.models import Job, JobStatus
+from marketplace.signals import job_transitioned
+
+from . import budget, claiming
+
+
+@receiver(job_transitioned, dispatch_uid="tasks.on_job_transitioned")
+def on_job_transitioned(*, job: Job, previous: str, by: Any, **_: Any) -> None:
+    if job.status in (JobStatus.CANCELLED, JobStatus.COMPLETED) and by is not None:
+        # Closed by a person (``job_cancel``, ``claiming.job_complete``; a refund is made on
+        # someone's authority, so the system's own transitions carry no ``by`` and close
+        # nothing here): open claims end and unclaimed work goes back (releasing its reservations),
+        # then what is left in escrow is refunded — in that order, so the refund sees the
+        # released money. A job that never published has no work and nothing reserved.
+        claiming.job_return_work(job=job)
+        budget.refund_unspent(job=job, actor=by)
+    elif job.status == JobStatus.PUBLISHED and previous == JobStatus.PAUSED:
+        # Resumed: escrow that arrived while paused covers more work. (On first publication
+        # ``claiming.job_publish`` fills the slots itself, before the transition: a job whose
+        # budget covers no work must not publish.)
+        claiming.job_fill_slots(job=job)
