@@ -5,6 +5,13 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from .services import (
+    job_classes_aggregate,
+    job_fill_slots,
+    submission_process,
+    submissions_process_stragglers,
+)
+
 TRANSIENT = (OperationalError, InterfaceError)
 
 
@@ -24,16 +31,12 @@ TRANSIENT = (OperationalError, InterfaceError)
 )
 def process_submission(submission_id: int) -> str:
     """Score a submission against gold, or run its microtask's consensus (idempotent)."""
-    from .services import submission_process
-
     return submission_process(submission_id=submission_id)
 
 
 @shared_task(name="quality.process_stragglers", acks_late=True, ignore_result=True)
 def process_stragglers() -> int:
     """Periodic: score submissions whose ``process_submission`` message was lost."""
-    from .services import submissions_process_stragglers
-
     return submissions_process_stragglers()
 
 
@@ -47,8 +50,6 @@ def process_stragglers() -> int:
 )
 def fill_slots(job_id: int) -> int:
     """Create the replica slots dynamic overlap asked for (idempotent: only missing ones)."""
-    from .services import job_fill_slots
-
     return job_fill_slots(job_id=job_id)
 
 
@@ -58,8 +59,6 @@ def fill_slots(job_id: int) -> int:
 def aggregate_classes() -> int:
     """Periodic: re-aggregate the labels of published classification jobs with Dawid-Skene."""
     from marketplace.models import AnnotationType, Job, JobStatus
-
-    from .services import job_classes_aggregate
 
     total = 0
     for job_id in Job.objects.filter(
