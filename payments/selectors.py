@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from .ledger import AccountKind
 from .models import (
     LedgerAccount,
     LedgerEntry,
+    LedgerTransaction,
     Payout,
     PayoutStatus,
     PricingPolicy,
@@ -24,24 +26,40 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 # --- the trust seam --------------------------------------------------------------------------
+# Trust is quality's (``quality.selectors.worker_trust``, the one reader of it). Payments and
+# tasks sit below quality and never import it: quality hands its reader down when the apps are
+# ready (``QualityConfig.ready`` calls :func:`trust_source_install`), and pay (the trust
+# multiplier) and the claim path (``min_trust``, the prior in ``claim_next``) ask here. The claim
+# SQL reading quality's table directly is the one declared exception (``tasks/claiming.sql``).
 
-#: Trust assumed for a worker while the quality app has no ``worker_trust`` selector (or for a
-#: worker it knows nothing about): the prior of a new worker, which falls in the "standard" tier
-#: of the default policy (multiplier 1.0), so pay equals the price until quality says otherwise.
+#: Trust assumed for a worker while no trust source is installed (quality is not an installed
+#: app): the prior of a new worker, which falls in the "standard" tier of the default policy
+#: (multiplier 1.0), so pay equals the price until quality says otherwise.
 DEFAULT_TRUST = 0.5
+
+_trust_reader: Callable[..., float] | None = None
+_prior_trust: float = DEFAULT_TRUST
+
+
+def trust_source_install(*, reader: Callable[..., float], prior: float) -> None:
+    """Install the reader of a worker's trust (``reader(worker=, annotation_type=)``) and the
+    trust of a worker with no evidence yet; quality does this once, at startup."""
+    global _trust_reader, _prior_trust
+    _trust_reader = reader
+    _prior_trust = float(prior)
+
+
+def prior_trust() -> float:
+    """A worker's trust for a type with no evidence yet."""
+    return _prior_trust
 
 
 def worker_trust(*, worker: User, annotation_type: str) -> float:
-    """The worker's trust in [0, 1] for ``annotation_type``, read from the quality app.
-
-    This is the one place payments reads trust. Until ``quality.selectors.worker_trust`` exists
-    it returns :data:`DEFAULT_TRUST`.
-    """
-    try:
-        from quality.selectors import worker_trust as quality_worker_trust
-    except ImportError:
+    """The worker's trust in [0, 1] for ``annotation_type``, from the installed trust source
+    (:data:`DEFAULT_TRUST` when there is none)."""
+    if _trust_reader is None:
         return DEFAULT_TRUST
-    value = quality_worker_trust(worker=worker, annotation_type=annotation_type)
+    value = _trust_reader(worker=worker, annotation_type=annotation_type)
     if value is None:
         return DEFAULT_TRUST
     return min(1.0, max(0.0, float(value)))
@@ -225,3 +243,9 @@ def payouts_visible_to(user: User) -> QuerySet[Payout]:
     if user.is_platform_admin:
         return Payout.objects.all()
     return Payout.objects.filter(Q(worker=user))
+
+
+def assignment_unpaid_transaction(*, assignment_id: int) -> LedgerTransaction | None:
+    """The ledger transaction that released a rejected assignment's reservation
+    (``services.assignment_unpaid``), or None: callers ask here instead of building its key."""
+    return LedgerTransaction.objects.filter(key=f"assignment:{assignment_id}:unpaid").first()

@@ -1,4 +1,9 @@
-"""Decision rules: dynamic overlap and approval. Pure functions of numbers; no Django."""
+"""Decision rules: dynamic overlap and approval. Pure functions of numbers; no Django.
+
+:func:`decide_approval` is the one approval decision: every path that approves or rejects work
+automatically (consensus, gold, a reviewer's answer, gold validated later) asks it, and executes
+what it says through the tasks app's one approve and one reject path (``tasks.reviewing``).
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,10 @@ class ApprovalDecision:
     action: ApprovalAction
     credit: float
     reason: str
+    #: What the evidence called for when a rule held it back (the action is then PENDING): the
+    #: job's policy switched automatic approval or rejection off, or the gold answer that would
+    #: reject the work is not vouched for yet.
+    withheld: ApprovalAction | None = None
 
 
 def decide_approval(
@@ -86,13 +95,53 @@ def decide_approval(
     frames_passed_share: float | None = None,
     partial_credit: bool = False,
     reject_below_ratio: float = 0.5,
+    auto_approve: bool = True,
+    auto_reject: bool = True,
+    gold_vouched: bool = True,
 ) -> ApprovalDecision:
-    """Auto-approve what passes gold or agrees with consensus; auto-reject what fails gold badly.
+    """The approval decision, the one every path takes (consensus, gold, review, validation).
 
+    Auto-approve what passes gold or agrees with consensus; auto-reject what fails gold badly.
     "Badly" is below ``reject_below_ratio`` x the pass threshold. In between, with partial credit
     on, the work is approved and paid for the share of its frames that passed; otherwise it waits
     for the requester (or the auto-approval delay).
+
+    The job's policy may switch automatic approval (``auto_approve``) or rejection
+    (``auto_reject``) off, and a gold answer nobody vouched for yet (``gold_vouched`` false: a
+    requester's, not validated) may approve work but never reject it on its own, since a wrong
+    answer would unpay honest workers. What such a rule held back is the decision's ``withheld``.
     """
+    verdict = _verdict(
+        gold_score=gold_score,
+        gold_pass_threshold=gold_pass_threshold,
+        agreement=agreement,
+        agreement_threshold=agreement_threshold,
+        frames_passed_share=frames_passed_share,
+        partial_credit=partial_credit,
+        reject_below_ratio=reject_below_ratio,
+    )
+    if verdict.action == ApprovalAction.REJECT and not gold_vouched:
+        why = "the answer it failed is not validated yet: left for the requester's review"
+    elif verdict.action == ApprovalAction.REJECT and not auto_reject:
+        why = "automatic rejection is off: awaiting the requester's review"
+    elif verdict.action == ApprovalAction.APPROVE and not auto_approve:
+        why = "automatic approval is off: awaiting the requester's review"
+    else:
+        return verdict
+    return ApprovalDecision(ApprovalAction.PENDING, 1.0, why, withheld=verdict.action)
+
+
+def _verdict(
+    *,
+    gold_score: float | None,
+    gold_pass_threshold: float,
+    agreement: float | None,
+    agreement_threshold: float,
+    frames_passed_share: float | None,
+    partial_credit: bool,
+    reject_below_ratio: float,
+) -> ApprovalDecision:
+    """What the evidence alone says (before the policy's switches)."""
     if gold_score is not None:
         if gold_score >= gold_pass_threshold:
             return ApprovalDecision(ApprovalAction.APPROVE, 1.0, "passed the quality check")
@@ -111,6 +160,11 @@ def decide_approval(
             ApprovalAction.APPROVE, share, f"partial credit: {share:.0%} of frames passed"
         )
     return ApprovalDecision(ApprovalAction.PENDING, 1.0, "awaiting the requester's review")
+
+
+def frames_passed_share(*, frames_off: int, frames_total: int) -> float:
+    """The share of a scored submission's frames that passed (0 when nothing was scored)."""
+    return max(0.0, 1.0 - frames_off / frames_total) if frames_total else 0.0
 
 
 def replicas_saved(*, microtasks: int, replicas_used: int, fixed_overlap: int) -> int:

@@ -36,3 +36,9 @@ def on_work_rejected(sender: Any, *, assignment, by, confirmed: bool, **kwargs: 
     """A person rejected work: it moves the worker's standing with the requester, and their
     platform trust only when confirmed (``quality.standing``)."""
     services.rejection_record(assignment=assignment, by=by, confirmed=confirmed)
+
+
+@receiver(signals.submission_stored, dispatch_uid="quality.on_submission_stored")
+def on_submission_stored(*, submission, **_: Any) -> None:
+    """A submission was stored: score it once it is committed (the outbox, ``processing``)."""
+    services.submission_received(submission=submission)

@@ -26,6 +26,8 @@ from .models import (
     TrustEvidence,
     WorkerTrust,
 )
+from .shapes import from_annotation, to_annotation
+from .tracks import stitch_tracks
 
 PRIOR_TRUST = trust_mod.DEFAULT_PARAMS.prior_alpha / (
     trust_mod.DEFAULT_PARAMS.prior_alpha + trust_mod.DEFAULT_PARAMS.prior_beta
@@ -33,7 +35,13 @@ PRIOR_TRUST = trust_mod.DEFAULT_PARAMS.prior_alpha / (
 
 
 def worker_trust(*, worker: User, annotation_type: str) -> float:
-    """Trust in [0, 1] of ``worker`` for ``annotation_type``; a new worker gets the prior."""
+    """Trust in [0, 1] of ``worker`` for ``annotation_type``; a new worker gets the prior.
+
+    The one reader of a worker's trust. Payments (the pay multiplier) and tasks (``min_trust``)
+    sit below quality and get it through the trust seam ``payments.selectors.worker_trust``,
+    which ``QualityConfig.ready`` points here; the claim statement (``tasks/claiming.sql``)
+    joins ``quality_workertrust`` itself, the one declared exception, with the same prior.
+    """
     value = (
         WorkerTrust.objects.filter(worker=worker, annotation_type=annotation_type)
         .values_list("trust", flat=True)
@@ -284,9 +292,6 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     reported, and its tracks are left apart rather than merged. With ``microtask_ids``, only
     those segments (an export's: the ones resting on approved work) are used.
     """
-    from .shapes import from_annotation, to_annotation
-    from .tracks import stitch_tracks
-
     job = video.job
     classes = list(job.label_classes)
     segments = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from marketplace.tasks_base import transient_task
 
+from .services import job_classes_aggregate, submission_process, submissions_process_stragglers
+
 
 @transient_task(
     "quality.process_submission",
@@ -16,16 +18,12 @@ from marketplace.tasks_base import transient_task
 )
 def process_submission(submission_id: int) -> str:
     """Score a submission against gold, or run its microtask's consensus (idempotent)."""
-    from .services import submission_process
-
     return submission_process(submission_id=submission_id)
 
 
 @transient_task("quality.process_stragglers", ignore_result=True)
 def process_stragglers() -> int:
     """Periodic: score submissions whose ``process_submission`` message was lost."""
-    from .services import submissions_process_stragglers
-
     return submissions_process_stragglers()
 
 
@@ -33,8 +31,6 @@ def process_stragglers() -> int:
 def aggregate_classes() -> int:
     """Periodic: re-aggregate the labels of published classification jobs with Dawid-Skene."""
     from marketplace.models import AnnotationType, Job, JobStatus
-
-    from .services import job_classes_aggregate
 
     total = 0
     for job_id in Job.objects.filter(

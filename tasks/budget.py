@@ -84,3 +84,12 @@ def refund_unspent(*, job: Job, actor) -> int:
     from payments import funding  # imports the Stripe gateway; only needed when a job closes
 
     return sum(r.amount for r in funding.job_refund_unspent(job=job, actor=actor))
+
+
+def unpaid_reversed(*, assignment: Assignment, key: str, memo: str) -> None:
+    """A rejection was wrong (an admin upheld the worker's appeal): undo its release of the
+    reservation, so the work can be paid after all (``pay``). Idempotent per ``key``; nothing to
+    undo when the rejection released nothing."""
+    unpaid = _pay_selectors.assignment_unpaid_transaction(assignment_id=assignment.pk)
+    if unpaid is not None:
+        _pay_services.ledger_reverse(transaction_=unpaid, key=key, memo=memo)

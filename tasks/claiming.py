@@ -44,7 +44,7 @@ from marketplace.errors import (
 from marketplace.lifecycle import job_transition
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 
-from . import budget, crediting, portable, suspensions, work_selectors
+from . import budget, crediting, portable, signals, suspensions, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
 from .models import (
     Assignment,
@@ -630,8 +630,6 @@ def assignment_submit(
     )
     submission._state.adding = False
     assignment._state.fields_cache["submission"] = submission
-    from quality.services import submission_received  # quality imports this module
-
     # Quality scores it on Celery once it is committed.
-    submission_received(submission=submission)
+    signals.submission_stored.send(sender=Submission, submission=submission)
     return assignment

@@ -1,6 +1,11 @@
 """Writes of review: a requester approves or rejects submitted work, one by one or in bulk, and
 unreviewed work approves itself after the job's delay. Money moves through ``tasks.budget``.
 
+:func:`approve` and :func:`reject` are the one approve path and the one reject path of the whole
+code base: requester review, bulk review, auto-approval, disputes here, and quality's automatic
+decisions and upheld appeals (quality sits above tasks and calls them) all go through them, so
+work changes state and money moves in one place, in one order.
+
 A requester cannot take back work they already have. Exports carry approved work only
 (``tasks.exporting``) and record which submissions they carried (``ExportedWork``); rejecting such
 work does not unpay anyone: it opens a :class:`~tasks.models.RejectionDispute` for an admin, the
@@ -64,12 +69,21 @@ def _lock_for_review(*, by: User | None, ids: Sequence[int]) -> list[Assignment]
     return rows
 
 
-def _approve(assignment: Assignment, *, by: User | None, now: datetime) -> Assignment:
+def approve(
+    *, assignment: Assignment, by: User | None, credit: float = 1.0, now: datetime | None = None
+) -> Assignment:
+    """The one approve path: ``assignment`` becomes approved and is paid ``credit`` of its pay
+    through the one door to money (``budget.pay``).
+
+    Every approval takes it: a requester's (one by one or in bulk), the auto-approval delay's,
+    quality's automatic decision (``by`` None) and an admin's upheld appeal. The caller holds
+    the assignment's row lock and has checked that the work awaits review.
+    """
     assignment.status = AssignmentStatus.APPROVED
-    assignment.reviewed_at = now
+    assignment.reviewed_at = now or _now()
     assignment.reviewed_by = by
     assignment.save(update_fields=["status", "reviewed_at", "reviewed_by"])
-    budget.pay(assignment=assignment)
+    budget.pay(assignment=assignment, credit=credit)
     return assignment
 
 
@@ -88,7 +102,7 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
-def _mark_rejected(assignment: Assignment, *, by: User, reason: str, now: datetime) -> None:
+def _mark_rejected(assignment: Assignment, *, by: User | None, reason: str, now: datetime) -> None:
     assignment.status = AssignmentStatus.REJECTED
     assignment.reviewed_at = now
     assignment.reviewed_by = by
@@ -99,10 +113,40 @@ def _mark_rejected(assignment: Assignment, *, by: User, reason: str, now: dateti
     )
 
 
-def _reject(assignment: Assignment, *, by: User, reason: str, now: datetime) -> Assignment:
-    _mark_rejected(assignment, by=by, reason=reason, now=now)
-    budget.unpaid(assignment=assignment)
-    signals.work_rejected.send(sender=Assignment, assignment=assignment, by=by, confirmed=False)
+def reject(
+    *,
+    assignment: Assignment,
+    by: User | None,
+    reason: str,
+    now: datetime | None = None,
+    confirmed: bool = False,
+) -> Assignment:
+    """The one reject path: ``assignment`` becomes rejected with ``reason`` (the worker sees it)
+    and unpaid through the one door to money.
+
+    Work awaiting review releases its reservation to the job (``budget.unpaid``). Approved,
+    paid work (an admin upheld a dispute of exported work) has its pay taken back first
+    (``budget.pay_reversed``): when it can no longer be, the Conflict leaves the work and the
+    ledger exactly as they were. The caller holds the row lock and checked the state.
+
+    A person's rejection (``by`` given) is announced with ``signals.work_rejected`` inside this
+    transaction (``confirmed``: an admin upheld the requester's word); an automatic one
+    (quality's failed gold, ``by`` None) counts through its gold result instead.
+    """
+    reason = reason[:MAX_REASON]
+    now = now or _now()
+    if assignment.status == AssignmentStatus.APPROVED:
+        # Money first, so a refusal to take the pay back changes nothing.
+        budget.pay_reversed(assignment=assignment, reason=reason, actor=by)
+        _mark_rejected(assignment, by=by, reason=reason, now=now)
+    else:
+        # The ledger's audit row names who rejected and why: mark the work first.
+        _mark_rejected(assignment, by=by, reason=reason, now=now)
+        budget.unpaid(assignment=assignment)
+    if by is not None:
+        signals.work_rejected.send(
+            sender=Assignment, assignment=assignment, by=by, confirmed=confirmed
+        )
     return assignment
 
 
@@ -186,7 +230,7 @@ def _reject_or_dispute(*, by: User, ids: Sequence[int], reason: str) -> ReviewOu
     to_reject, to_dispute = _lock_for_rejection(by=by, ids=ids)
     now = _now()
     return ReviewOutcome(
-        done=[_reject(a, by=by, reason=reason, now=now) for a in to_reject],
+        done=[reject(assignment=a, by=by, reason=reason, now=now) for a in to_reject],
         disputed=[_dispute(a, by=by, reason=reason) for a in to_dispute],
     )
 
@@ -195,7 +239,7 @@ def _reject_or_dispute(*, by: User, ids: Sequence[int], reason: str) -> ReviewOu
 def assignment_approve(*, assignment_id: int, by: User) -> Assignment:
     """Accept submitted work: the worker is paid from the assignment's reservation."""
     (assignment,) = _lock_for_review(by=by, ids=[assignment_id])
-    return _approve(assignment, by=by, now=_now())
+    return approve(assignment=assignment, by=by, now=_now())
 
 
 @transaction.atomic
@@ -228,7 +272,7 @@ def assignments_review_bulk(
         return _reject_or_dispute(by=by, ids=assignment_ids, reason=_clean_reason(reason))
     rows = _lock_for_review(by=by, ids=assignment_ids)
     now = _now()
-    return ReviewOutcome(done=[_approve(a, by=by, now=now) for a in rows], disputed=[])
+    return ReviewOutcome(done=[approve(assignment=a, by=by, now=now) for a in rows], disputed=[])
 
 
 @transaction.atomic
@@ -242,7 +286,7 @@ def assignments_auto_approve_due(*, batch: int = 500) -> int:
         .order_by("auto_approve_at", "pk")[:batch]
     )
     for assignment in rows:
-        _approve(assignment, by=None, now=now)
+        approve(assignment=assignment, by=None, now=now)
     return len(rows)
 
 
@@ -270,11 +314,9 @@ def dispute_decide(*, dispute_id: int, by: User, uphold: bool, note: str = "") -
     if uphold:
         if assignment.status != AssignmentStatus.APPROVED:
             raise Conflict(f"Assignment #{assignment.pk} is no longer approved.")
-        # Money first: if the pay can no longer be taken back (it left the hold period), the
-        # Conflict leaves the work, the dispute and the ledger exactly as they were.
-        budget.pay_reversed(assignment=assignment, reason=dispute.reason, actor=by)
-        _mark_rejected(assignment, by=by, reason=dispute.reason, now=now)
-        signals.work_rejected.send(sender=Assignment, assignment=assignment, by=by, confirmed=True)
+        # Money first (``reject``): if the pay can no longer be taken back (it left the hold
+        # period), the Conflict leaves the work, the dispute and the ledger exactly as they were.
+        reject(assignment=assignment, by=by, reason=dispute.reason, now=now, confirmed=True)
     dispute.status = DisputeStatus.UPHELD if uphold else DisputeStatus.DISMISSED
     dispute.decided_by = by
     dispute.decided_at = now

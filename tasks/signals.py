@@ -24,3 +24,8 @@ qualification_reinstated = Signal()
 #: with them, and in platform-wide trust only when an admin decided or confirmed it or the
 #: evidence agrees (``quality.standing``).
 work_rejected = Signal()
+
+#: A worker's submission was stored (inside the submit's transaction). Keyword argument:
+#: ``submission`` (the ``Submission``, with its assignment). Quality queues its scoring once the
+#: row is committed; the submission is its own outbox entry (``quality.services.processing``).
+submission_stored = Signal()

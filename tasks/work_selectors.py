@@ -26,6 +26,7 @@ from marketplace.models import (
     User,
 )
 from marketplace.selectors import jobs_visible_to
+from payments import selectors as trust_seam
 
 from . import portable
 from .models import (
@@ -40,29 +41,14 @@ from .models import (
 )
 from .sql import fetch_prepared, native, statement
 
-# A new worker's trust until the quality module provides ``quality.selectors.worker_trust``.
-DEFAULT_TRUST = 0.5
 MAX_CANDIDATE_JOBS = 50
 
 
-def worker_trust(*, worker: User, annotation_type: str) -> float:
-    """Trust in [0, 1] of ``worker`` for ``annotation_type`` (quality's, or a prior)."""
-    try:
-        from quality.selectors import worker_trust as quality_trust
-    except ImportError:
-        return DEFAULT_TRUST
-    return float(quality_trust(worker=worker, annotation_type=annotation_type))
-
-
-@cache
 def prior_trust() -> float:
-    """A worker's trust for a type with no evidence yet (quality's prior, else ours); the
-    ``claim_next`` statement applies it when quality has no ``WorkerTrust`` row."""
-    try:
-        from quality.selectors import PRIOR_TRUST
-    except ImportError:
-        return DEFAULT_TRUST
-    return float(PRIOR_TRUST)
+    """A worker's trust for a type with no evidence yet; the ``claim_next`` statement applies it
+    when quality has no ``WorkerTrust`` row. Quality's value, through the trust seam
+    (``payments.selectors``): tasks sits below quality and never imports it."""
+    return trust_seam.prior_trust()
 
 
 def passed_types(worker: User) -> list[str]:
@@ -107,7 +93,7 @@ def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[Candi
     for job in jobs:
         if job.min_trust > 0:
             if job.annotation_type not in trust:
-                trust[job.annotation_type] = worker_trust(
+                trust[job.annotation_type] = trust_seam.worker_trust(
                     worker=worker, annotation_type=job.annotation_type
                 )
             if trust[job.annotation_type] < job.min_trust:

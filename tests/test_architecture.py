@@ -45,8 +45,6 @@ ALLOWED_CYCLE = frozenset(
         "payments.payouts",
         "payments.tasks",
         "payments.webhooks",
-        "quality.services",
-        "quality.tasks",
         "tasks.budget",
         "tasks.claiming",
         "tasks.ingestion",
@@ -64,7 +62,6 @@ ALLOWED_FUNCTION_IMPORTS = frozenset(
         # TODO(#12): funding starts fill-slots and reads microtasks (money lane).
         ("payments.funding", "tasks"),
         # TODO(#12): quote and fair-pay reads of microtasks and trust (money lane).
-        ("payments.selectors", "quality"),
         ("payments.selectors", "tasks"),
         # TODO(#12): downward, but inside functions: hoist with the lanes' rewrites (money lane).
         ("payments.tasks", "marketplace"),
@@ -72,12 +69,12 @@ ALLOWED_FUNCTION_IMPORTS = frozenset(
         # TODO(#12): the one door to money calls payments inside a function (money lane).
         ("tasks.budget", "payments"),
         # TODO(#12): submission_received becomes a signal (quality lane).
-        ("tasks.claiming", "quality"),
         # TODO(#12): one trust reader (quality lane).
-        ("tasks.work_selectors", "quality"),
         # TODO(#12): quality.services calls tasks inside a function (quality lane).
         # TODO(#12): downward, inside a Celery task (tasks lane: one retry convention).
         ("quality.tasks", "marketplace"),
+        # AppConfig.ready: hands quality's trust reader down to payments once apps are loaded.
+        ("quality.apps", "payments"),
     }
 )
 

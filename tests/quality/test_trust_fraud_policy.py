@@ -127,3 +127,25 @@ def test_approval_policy():
     assert (d.action, d.credit) == (ApprovalAction.APPROVE, 0.6)
     assert decide_approval(gold_score=None, agreement=0.9, **kw).action == ApprovalAction.APPROVE
     assert decide_approval(gold_score=None, agreement=0.3, **kw).action == ApprovalAction.PENDING
+
+
+def test_approval_decision_applies_the_policy_switches_and_unvouched_gold_never_rejects():
+    kw = dict(gold_pass_threshold=0.7, agreement_threshold=0.8)
+    d = decide_approval(gold_score=0.9, agreement=None, auto_approve=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.PENDING, ApprovalAction.APPROVE)
+    d = decide_approval(gold_score=None, agreement=0.9, auto_approve=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.PENDING, ApprovalAction.APPROVE)
+    d = decide_approval(gold_score=0.1, agreement=None, auto_reject=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.PENDING, ApprovalAction.REJECT)
+    d = decide_approval(gold_score=0.1, agreement=None, gold_vouched=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.PENDING, ApprovalAction.REJECT)
+    assert "not validated" in d.reason
+    # An answer nobody vouched for may still approve, and a switch that is on holds nothing back.
+    d = decide_approval(gold_score=0.9, agreement=None, gold_vouched=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.APPROVE, None)
+    d = decide_approval(gold_score=0.1, agreement=None, auto_approve=False, **kw)
+    assert (d.action, d.withheld) == (ApprovalAction.REJECT, None)
+    d = decide_approval(
+        gold_score=0.5, agreement=None, frames_passed_share=0.5, partial_credit=True, **kw
+    )
+    assert (d.action, d.credit, d.withheld) == (ApprovalAction.APPROVE, 0.5, None)

@@ -1,0 +1,61 @@
+"""Writes of quality, one module per reason to change:
+
+- ``gold``: known answers (set by hand or imported), scoring against them, and the validation
+  of a requester's gold;
+- ``processing``: the submission outbox, gold scoring and consensus of stored submissions,
+  dynamic overlap;
+- ``approval``: the one approval decision (``quality.policy``) carried out through the tasks
+  app's one approve and one reject path;
+- ``evidence``: platform-wide trust, standing with a requester, suspensions, rejections;
+- ``review``: the review queue and appeals;
+- ``flags``: fraud flags;
+- ``aggregation``: job-wide class aggregation (Dawid-Skene);
+- ``job_policy``: a job's quality policy.
+
+This package re-exports what the rest of the code base (views, admin, receivers, Celery tasks,
+tests) calls; code inside it imports from the modules themselves.
+"""
+
+from .aggregation import job_classes_aggregate
+from .evidence import (
+    rejection_record,
+    trust_record,
+    worker_reinstate,
+    worker_suspend_from_type,
+    worker_suspension_lift,
+)
+from .flags import fraud_flag_inflated_time, fraud_flag_resolve
+from .gold import gold_answer_set, gold_import, gold_validate, score_frames
+from .job_policy import MIN_CONFIDENCE_MAX, job_quality_policy_update
+from .processing import (
+    STRAGGLER_AFTER,
+    submission_process,
+    submission_received,
+    submissions_process_stragglers,
+)
+from .review import APPEAL_MESSAGE_MAX_LENGTH, appeal_create, appeal_decide, review_resolve
+
+__all__ = [
+    "APPEAL_MESSAGE_MAX_LENGTH",
+    "MIN_CONFIDENCE_MAX",
+    "STRAGGLER_AFTER",
+    "appeal_create",
+    "appeal_decide",
+    "fraud_flag_inflated_time",
+    "fraud_flag_resolve",
+    "gold_answer_set",
+    "gold_import",
+    "gold_validate",
+    "job_classes_aggregate",
+    "job_quality_policy_update",
+    "rejection_record",
+    "review_resolve",
+    "score_frames",
+    "submission_process",
+    "submission_received",
+    "submissions_process_stragglers",
+    "trust_record",
+    "worker_reinstate",
+    "worker_suspend_from_type",
+    "worker_suspension_lift",
+]

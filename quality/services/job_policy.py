@@ -1,0 +1,45 @@
+"""A job's quality policy: what the requester may switch (partial credit, automatic approval and
+rejection, the reject ratio, the confidence dynamic overlap asks for), within bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from marketplace import bounds
+from marketplace.errors import ValidationError
+from marketplace.models import User
+
+from ..models import JobQualityPolicy
+from .common import visible_job
+
+# The summed vote weight (log-odds of trust) agreeing workers must reach; a few trusted workers
+# give single digits, so anything past this could never be reached and would stall every job.
+MIN_CONFIDENCE_MAX = 100.0
+
+POLICY_FIELDS = frozenset(
+    {"partial_credit", "auto_approve", "auto_reject", "reject_below_ratio", "min_confidence"}
+)
+
+
+@transaction.atomic
+def job_quality_policy_update(*, job_id: int, by: User, **fields: Any) -> JobQualityPolicy:
+    """Change the job's quality policy (its requester or an admin); out-of-range values refused."""
+    job = visible_job(job_id=job_id, by=by)
+    unknown = set(fields) - POLICY_FIELDS
+    if unknown:
+        raise ValidationError(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    pol, _ = JobQualityPolicy.objects.select_for_update().get_or_create(job=job)
+    for k, v in fields.items():
+        setattr(pol, k, v)
+    ranges = {"reject_below_ratio": (0.0, 1.0), "min_confidence": (0.0, MIN_CONFIDENCE_MAX)}
+    for name, (lo, hi) in ranges.items():
+        value = getattr(pol, name)
+        if not (bounds.is_real_number(value) and lo <= value <= hi):
+            raise ValidationError(
+                f"{name} must be a number between {lo:g} and {hi:g}.",
+                extra={"fields": {name: [f"between {lo:g} and {hi:g}"]}},
+            )
+    pol.save()
+    return pol

@@ -1,0 +1,357 @@
+"""Processing of stored submissions: the outbox, gold scoring, consensus and dynamic overlap.
+
+The claim path announces each stored submission (``tasks.signals.submission_stored``; quality's
+receiver calls :func:`submission_received`). The work runs in a Celery task
+(:func:`submission_process`), one microtask at a time under its row lock, and is idempotent: a
+redelivered task finds its results already there and changes nothing. A gold submission is
+scored against its known answer; a regular one waits for its replicas, then their consensus
+decides the result, whether another replica is needed (dynamic overlap) or a person reviews it,
+and each worker's approval (``approval``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import numpy as np
+from celery import current_app
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from marketplace.models import AnnotationType, Job
+from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
+
+from .. import consensus as consensus_mod
+from .. import policy, shapes, trust
+from ..boxes import FrameBoxes
+from ..models import (
+    ConsensusDecision,
+    ConsensusResult,
+    GoldAnswer,
+    GoldResult,
+    GoldValidation,
+    ReviewItem,
+    ReviewStatus,
+    WorkerTrust,
+)
+from ..tracks import track_consensus
+from . import approval
+from .common import fill_slots_later, policy_for
+from .common import now as _now
+from .evidence import standing_record, trust_record
+from .flags import flag_fraud
+from .gold import gold_revalidate, made_by_admin, score_frames
+
+logger = logging.getLogger(__name__)
+
+POLYGON_ALGORITHM = "polygons-medoid-v1"
+
+
+# --- The outbox -----------------------------------------------------------------------------------
+# A submission is its own outbox entry: it is stored with ``processed_at`` empty, its scoring is
+# queued once the row is committed (:func:`submission_received`), and :func:`submission_process`
+# sets ``processed_at``. A message lost between the commit and the broker (a crash, Redis down) only
+# delays the work: :func:`submissions_process_stragglers` (Celery beat) picks up what stayed
+# unprocessed for longer than ``STRAGGLER_AFTER``.
+STRAGGLER_AFTER = timedelta(minutes=2)
+
+
+def submission_received(*, submission: Submission) -> None:
+    """A submission was stored (the claim path's ``submission_stored``): score it once the data is
+    committed.
+
+    The submission is already committed when the message goes out, so a broker failure must not
+    turn the worker's successful submit into an error: it is logged and the straggler sweep
+    catches up.
+    """
+    submission_id = submission.pk
+
+    def enqueue() -> None:
+        try:
+            # Looked up by name: ``quality.tasks`` calls these services, so they do not import
+            # it. argsrepr given: Celery would otherwise build it with its slow saferepr.
+            current_app.tasks["quality.process_submission"].apply_async(
+                (submission_id,), argsrepr=f"({submission_id},)", kwargsrepr="{}"
+            )
+        except (KombuOperationalError, OSError) as exc:
+            logger.warning(
+                "quality: could not queue submission %s (%s); the straggler sweep will score it",
+                submission_id,
+                exc,
+            )
+
+    transaction.on_commit(enqueue)
+
+
+@transaction.atomic
+def submission_process(*, submission_id: int) -> str:
+    """Score a gold submission, or run consensus once a microtask's replicas are in."""
+    sub = (
+        Submission.objects.select_related("assignment__microtask__job", "assignment__worker")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if sub is None:
+        return "missing"
+    mt = (
+        MicroTask.objects.select_for_update()
+        .select_related("job")
+        .get(pk=sub.assignment.microtask_id)
+    )
+    if mt.is_gold:
+        outcome = _process_gold(sub, mt)
+    else:
+        outcome = _process_regular(mt)
+        flag_fraud(mt)
+    Submission.objects.filter(pk=sub.pk, processed_at__isnull=True).update(processed_at=_now())
+    return outcome
+
+
+def submissions_process_stragglers(*, older_than: timedelta = STRAGGLER_AFTER, batch: int = 500):
+    """Process submissions stored more than ``older_than`` ago whose scoring never ran (its
+    message was lost). Each one in its own transaction; one failing does not stop the others.
+    Returns how many were processed."""
+    cutoff = _now() - older_than
+    ids = list(
+        Submission.objects.filter(processed_at__isnull=True, created_at__lt=cutoff)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    done = 0
+    for submission_id in ids:
+        try:
+            submission_process(submission_id=submission_id)
+        except Exception:  # logged; the next sweep tries again
+            logger.exception("quality: processing straggler submission %s failed", submission_id)
+        else:
+            done += 1
+    if ids:
+        logger.warning("quality: processed %s of %s straggler submissions", done, len(ids))
+    return done
+
+
+# --- Gold submissions ---------------------------------------------------------------------------
+
+
+def _process_gold(sub: Submission, mt: MicroTask) -> str:
+    assignment = sub.assignment
+    if GoldResult.objects.filter(assignment=assignment).exists():
+        return "already scored"
+    gold = GoldAnswer.objects.select_for_update().filter(microtask=mt).first()
+    if gold is None:
+        return "no gold answer"
+    job = mt.job
+    s = score_frames(job=job, answer=gold.frames, submitted=sub.frames)
+    passed = s.score >= job.gold_pass_threshold
+    GoldResult.objects.create(
+        assignment=assignment,
+        microtask=mt,
+        worker=assignment.worker,
+        annotation_type=job.annotation_type,
+        score=s.score,
+        passed=passed,
+        metrics=s.metrics,
+        frames_off=s.frames_off,
+    )
+    if gold.validation == GoldValidation.REFUSED:
+        # An admin found this answer wrong: it says nothing about the worker, and decides
+        # nothing (the work waits for the requester's review or the auto-approval delay).
+        return "gold refused"
+    note = f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})"
+    # A requester's gold moves the worker's standing with that requester, and platform-wide
+    # trust only once the answer is validated; an admin's gold is the platform's word alone
+    # (quality.standing).
+    if not made_by_admin(gold):
+        standing_record(
+            worker=assignment.worker,
+            job=job,
+            kind=trust.GOLD,
+            score=s.score,
+            assignment=assignment,
+            counts_platform_wide=gold.counts_platform_wide,
+            note=note,
+        )
+    if gold.counts_platform_wide:
+        trust_record(
+            worker=assignment.worker,
+            annotation_type=job.annotation_type,
+            kind=trust.GOLD,
+            score=s.score,
+            assignment=assignment,
+            note=note,
+        )
+    elif gold_revalidate(gold, job) == GoldValidation.DISPUTED:
+        # Trusted workers say the answer is wrong: it decides no one's pay until an admin rules.
+        return "gold disputed"
+    decision = approval.decide(
+        job,
+        policy_for(job),
+        gold_score=s.score,
+        frames_passed_share=policy.frames_passed_share(
+            frames_off=len(s.frames_off), frames_total=s.frames_total
+        ),
+        # Nobody vouched for an unvalidated answer yet: it may approve work, never reject it on
+        # its own (a wrong answer would unpay honest workers). The requester may still reject.
+        gold_vouched=gold.counts_platform_wide,
+    )
+    if decision.withheld == policy.ApprovalAction.REJECT and not gold.counts_platform_wide:
+        return "gold failed (unvalidated: left for review)"
+    approval.apply(assignment, decision)
+    return "gold passed" if passed else "gold failed"
+
+
+# --- Consensus and dynamic overlap --------------------------------------------------------------
+
+
+def _annotations(job: Job, subs: list[Submission]):
+    classes = list(job.label_classes)
+    if job.annotation_type == AnnotationType.CLASSIFY:
+        return [shapes.to_labels(s.frames, classes) for s in subs]
+    if job.annotation_type == AnnotationType.POLYGON:
+        # Agreement on the polygons' extents; the result is the most agreed-with polygon set.
+        out = []
+        for s in subs:
+            ann = {}
+            for f, polys in shapes.to_polygons(s.frames).items():
+                boxes = [
+                    [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys
+                ]
+                ann[f] = FrameBoxes.make(boxes)
+            out.append(ann)
+        return out
+    return [shapes.to_annotation(s.frames, classes) for s in subs]
+
+
+def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
+    """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement)."""
+    anns = _annotations(job, subs)
+    classes = list(job.label_classes)
+    thr = job.iou_threshold
+    if job.annotation_type == AnnotationType.CLASSIFY:
+        c = consensus_mod.class_consensus(anns, weights)
+        return c.algorithm, shapes.from_labels(c.labels, classes), c, {}
+    if job.annotation_type == AnnotationType.TRACK:
+        c = track_consensus(anns, weights, iou_threshold=thr)
+        return (
+            c.algorithm,
+            shapes.from_annotation(c.frames, classes, tracks=True),
+            c,
+            c.frame_agreement,
+        )
+    c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr)
+    if job.annotation_type == AnnotationType.POLYGON:
+        best = int(np.argmax(c.annotator_agreement))
+        return POLYGON_ALGORITHM, subs[best].frames, c, c.frame_agreement
+    return c.algorithm, shapes.from_annotation(c.frames, classes), c, c.frame_agreement
+
+
+def _process_regular(mt: MicroTask) -> str:
+    job = mt.job
+    if mt.status != MicroTaskStatus.OPEN:
+        return f"microtask is {mt.status}"
+    suspended = set(
+        WorkerTrust.objects.filter(annotation_type=job.annotation_type, suspended=True).values_list(
+            "worker_id", flat=True
+        )
+    )
+    done = [
+        a
+        for a in Assignment.objects.filter(
+            microtask=mt, status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED)
+        )
+        .select_related("submission", "worker")
+        .order_by("submitted_at", "pk")
+        if hasattr(a, "submission")
+    ]
+    rows = [a for a in done if a.worker_id not in suspended]
+    # Work of a suspended worker does not count; their suspension added a replica in its place.
+    needed = mt.replica_target - (len(done) - len(rows))
+    if len(rows) < needed:
+        return "waiting for replicas"
+    trusts = {
+        t.worker_id: t.trust
+        for t in WorkerTrust.objects.filter(
+            annotation_type=job.annotation_type, worker_id__in=[a.worker_id for a in rows]
+        )
+    }
+    prior = trust.trust_estimate([], now=_now()).trust
+    weights = [trust.vote_weight(trusts.get(a.worker_id, prior)) for a in rows]
+    algorithm, frames, c, frame_agreement = run_consensus(
+        job, [a.submission for a in rows], weights
+    )
+    per = np.asarray(c.annotator_agreement, dtype=np.float64)
+    pol = policy_for(job)
+    decision = policy.decide_overlap(
+        submitted=len(rows),
+        replica_target=needed,
+        overlap_max=job.overlap_max,
+        agreement=float(c.agreement),
+        agreement_threshold=job.agreement_threshold,
+        confidence=float(np.asarray(weights)[per >= job.agreement_threshold].sum()),
+        min_confidence=pol.min_confidence,
+    )
+    ConsensusResult.objects.filter(microtask=mt, is_current=True).exclude(
+        algorithm=algorithm
+    ).update(is_current=False)
+    ConsensusResult.objects.update_or_create(
+        microtask=mt,
+        algorithm=algorithm,
+        defaults={
+            "frames": frames,
+            "agreement": float(c.agreement),
+            "frame_agreement": {str(k): round(float(v), 4) for k, v in frame_agreement.items()},
+            "annotator_agreement": {
+                str(a.pk): round(float(x), 4) for a, x in zip(rows, per, strict=True)
+            },
+            "replicas": len(rows),
+            "decision": {
+                policy.OverlapAction.ACCEPT: ConsensusDecision.ACCEPT,
+                policy.OverlapAction.ADD_REPLICA: ConsensusDecision.ADD_REPLICA,
+                policy.OverlapAction.REVIEW: ConsensusDecision.REVIEW,
+            }[decision.action],
+            "is_current": True,
+        },
+    )
+    if decision.action == policy.OverlapAction.ADD_REPLICA:
+        mt.replica_target += 1
+        mt.save(update_fields=["replica_target"])
+        fill_slots_later(job.pk)
+        return "replica added"
+    if decision.action == policy.OverlapAction.REVIEW:
+        mt.status = MicroTaskStatus.REVIEW
+        mt.save(update_fields=["status"])
+        ReviewItem.objects.get_or_create(
+            microtask=mt, status=ReviewStatus.OPEN, defaults={"job": job, "reason": decision.reason}
+        )
+        return "sent to review"
+    mt.status = MicroTaskStatus.COMPLETE
+    mt.save(update_fields=["status"])
+    if len(rows) < 2:
+        # One annotator agrees with nobody: their answer is the result, but it says nothing
+        # about their trust, and approval is the requester's (or the auto-approval delay's).
+        return "accepted (single replica)"
+    frame_share = None
+    if frame_agreement:
+        frame_share = float(
+            np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
+        )
+    # Trust rows are locked in worker order, so concurrent microtasks cannot deadlock on them
+    # (a deadlock that still happens is an OperationalError: the task retries, idempotently).
+    for a, agreement in sorted(zip(rows, per, strict=True), key=lambda p: p[0].worker_id):
+        trust_record(
+            worker=a.worker,
+            annotation_type=job.annotation_type,
+            kind=trust.AGREEMENT,
+            score=float(agreement),
+            assignment=a,
+            note=f"agreement with the other annotators {agreement:.2f}",
+        )
+        approval.apply(
+            a,
+            approval.decide(job, pol, agreement=float(agreement), frames_passed_share=frame_share),
+        )
+    return "accepted"
+
+
+# --- Replica slots dynamic overlap asked for -----------------------------------------------------
