@@ -1,4 +1,4 @@
-"""Reads of the payments domain: pricing policy, escrow and earnings balances, trust seam."""
+"""Reads of the payments domain: pricing policy, escrow and earnings balances."""
 
 from __future__ import annotations
 
@@ -22,30 +22,6 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
-
-# --- the trust seam --------------------------------------------------------------------------
-
-#: Trust assumed for a worker while the quality app has no ``worker_trust`` selector (or for a
-#: worker it knows nothing about): the prior of a new worker, which falls in the "standard" tier
-#: of the default policy (multiplier 1.0), so pay equals the price until quality says otherwise.
-DEFAULT_TRUST = 0.5
-
-
-def worker_trust(*, worker: User, annotation_type: str) -> float:
-    """The worker's trust in [0, 1] for ``annotation_type``, read from the quality app.
-
-    This is the one place payments reads trust. Until ``quality.selectors.worker_trust`` exists
-    it returns :data:`DEFAULT_TRUST`.
-    """
-    try:
-        from quality.selectors import worker_trust as quality_worker_trust
-    except ImportError:
-        return DEFAULT_TRUST
-    value = quality_worker_trust(worker=worker, annotation_type=annotation_type)
-    if value is None:
-        return DEFAULT_TRUST
-    return min(1.0, max(0.0, float(value)))
-
 
 # --- pricing policy --------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from marketplace import bounds
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, User
 from marketplace.selectors import jobs_visible_to
-from payments import services as pay_services
+from payments import posting as pay_posting
 from payments.models import LedgerTransaction
 from tasks import budget, suspensions
 from tasks.annotations import AnnotationInvalid, validate_payload
@@ -1005,8 +1005,7 @@ def _approve(assignment: Assignment, *, credit: float, by: User | None = None) -
     assignment.reviewed_at = _now()
     assignment.reviewed_by = by
     assignment.save(update_fields=["status", "reviewed_at", "reviewed_by"])
-    # Partial credit needs the credit argument, which ``tasks.budget.pay`` does not pass on.
-    pay_services.assignment_pay(assignment=assignment, credit=credit)
+    budget.pay(assignment=assignment, credit=credit)
 
 
 def _reject(assignment: Assignment, *, reason: str, by: User | None = None) -> None:
@@ -1288,7 +1287,7 @@ def _restore_reservation(assignment: Assignment, *, key: str) -> None:
     """Undo a rejection's release of the reservation, so the work can be paid after all."""
     unpaid = LedgerTransaction.objects.filter(key=f"assignment:{assignment.pk}:unpaid").first()
     if unpaid is not None:
-        pay_services.ledger_reverse(
+        pay_posting.ledger_reverse(
             transaction_=unpaid,
             key=f"{key}:reverse-unpaid",
             memo=f"Appeal upheld: assignment #{assignment.pk} is paid after all",
