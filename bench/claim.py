@@ -112,7 +112,7 @@ from marketplace.models import (  # noqa: E402
     User,
     WorkerProfile,
 )
-from payments.services import escrow_fund  # noqa: E402
+from payments.escrow import escrow_fund  # noqa: E402
 from tasks import claiming  # noqa: E402
 from tasks.models import MicroTask, Video  # noqa: E402
 from tasks.sql import statement  # noqa: E402

@@ -98,8 +98,8 @@ def main() -> dict:
     from payments import payouts
     from payments.ledger import AccountKind
     from payments.models import ConnectedAccount, LedgerAccount, Payout, PayoutStatus
+    from payments.posting import ledger_account, ledger_post
     from payments.selectors import worker_balances
-    from payments.services import ledger_account, ledger_post
 
     try:
         call_command("migrate", verbosity=0)

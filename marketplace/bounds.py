@@ -50,7 +50,7 @@ def supported_currencies() -> tuple[str, ...]:
     """Currencies a job may be created in (lower-case ISO 4217 codes), in the setting's order.
 
     Pricing coefficients (the fair-pay floor, rates per frame) are written in one currency, the
-    active pricing policy's; ``payments.services.job_quote`` refuses a job in any other, so list a
+    active pricing policy's; ``tasks.quoting.job_quote`` refuses a job in any other, so list a
     currency here only together with a pricing policy for it. The default is the platform
     currency alone.
     """

@@ -98,7 +98,7 @@ class PricingPolicyAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
-        from .services import pricing_policy_create
+        from .work import pricing_policy_create
 
         fields = {
             name: form.cleaned_data[name]
@@ -273,7 +273,7 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.action(description="Resubmit the selected open payouts (same idempotency keys)")
     def resubmit(self, request, queryset) -> None:
         from .payouts import _enqueue_submit
-        from .services import audit_log_record
+        from .posting import audit_log_record
 
         n = 0
         for payout in queryset.filter(status__in=["pending", "queued"]):
@@ -285,7 +285,7 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.action(description="Reconcile all payouts with Stripe now")
     def reconcile(self, request, queryset) -> None:
         from .payouts import payouts_reconcile
-        from .services import audit_log_record
+        from .posting import audit_log_record
 
         report = payouts_reconcile()
         audit_log_record(action="payouts.reconciled", actor=request.user, **report.__dict__)
@@ -343,7 +343,7 @@ class PaymentAnomalyAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change) -> None:
-        from .services import audit_log_record
+        from .posting import audit_log_record
 
         super().save_model(request, obj, form, change)
         if "resolved" in form.changed_data:

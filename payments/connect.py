@@ -15,7 +15,7 @@ from marketplace.models import User, WorkerProfile
 
 from . import stripe_gateway as gateway
 from .models import ConnectedAccount
-from .services import audit_log_record
+from .posting import audit_log_record
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
-"""Requester money: funding a job through a PaymentIntent, refunds of unspent escrow, bonuses,
-and earnings leaving the hold period."""
+"""Requester money: funding a job through a PaymentIntent, refunds of unspent escrow, and
+earnings leaving the hold period. (Bonuses, which need to know who worked on a job, are
+``tasks.paying.bonus_grant``, posted by ``payments.work.bonus_pay``.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from marketplace.models import FINAL_JOB_STATUSES, Job, User
 
 from . import pricing
 from . import stripe_gateway as gateway
-from .errors import BonusNotAllowed, InsufficientEscrow, StripeError, StripeRequestRefused
+from .errors import StripeError, StripeRequestRefused
+from .escrow import escrow_fund, escrow_refund_unspent, job_accounts
 from .ledger import AccountKind
 from .models import (
     AnomalyKind,
@@ -30,23 +32,12 @@ from .models import (
     StripeEvent,
     TxKind,
 )
-from .selectors import active_policy, escrow_balance
-from .services import (
-    _job_accounts,
-    _lock_account,
-    audit_log_record,
-    check_money_amount,
-    escrow_fund,
-    escrow_refund_unspent,
-    job_quote,
-    ledger_account,
-    ledger_post,
-)
+from .posting import audit_log_record, check_money_amount, ledger_account, ledger_post, lock_account
+from .selectors import escrow_balance
+from .signals import escrow_funded
 
 logger = logging.getLogger(__name__)
 STRIPE_MINIMUM_CHARGE = 50
-# Assignment statuses that mean the worker handed work in (tasks.models.AssignmentStatus).
-BONUS_QUALIFYING_STATUSES = ("submitted", "approved", "rejected")
 
 
 def _now() -> datetime:
@@ -61,16 +52,24 @@ def _owner_or_admin(job: Job, user: User) -> None:
 # --- funding ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def funding_create(*, job: Job, requester: User, amount: int | None = None) -> Funding:
-    """A PaymentIntent for what the job still needs (its quote's fund amount minus escrow).
-
-    The job's escrow is credited only when Stripe says ``payment_intent.succeeded``.
-    """
+def funding_check(*, job: Job, requester: User) -> None:
+    """Refuse funding ``job`` to anyone but its requester (or an admin), and a finished job."""
     _owner_or_admin(job, requester)
     if job.is_final:
         raise Conflict("A finished job cannot be funded.")
-    quote = job_quote(job=job)
+
+
+@transaction.atomic
+def funding_create(
+    *, job: Job, requester: User, quote: pricing.Quote, amount: int | None = None
+) -> Funding:
+    """A PaymentIntent for what the job still needs (its ``quote``'s fund amount minus escrow).
+
+    The quote is the caller's (``tasks.paying.job_funding_create`` prices the microtasks and
+    saves the prices first). The job's escrow is credited only when Stripe says
+    ``payment_intent.succeeded``.
+    """
+    funding_check(job=job, requester=requester)
     if amount is None:
         amount = max(0, quote.fund_amount - escrow_balance(job=job).funded)
     check_money_amount(amount, allow_zero=True)
@@ -303,11 +302,9 @@ def funding_confirm(
         funding.save(update_fields=["status", "updated_at"])
         moved = True
         # Funding a live job publishes the work the new escrow covers, at the prices of the
-        # quote this funding was made for (``funding_create`` re-quotes on measured work time).
-        from tasks.tasks import fill_job_slots
-
-        job_id = funding.job_id
-        transaction.on_commit(lambda: fill_job_slots.delay(job_id))
+        # quote this funding was made for (``funding_create`` re-quotes on measured work time):
+        # the tasks app fills the slots on this news (payments does not import it).
+        escrow_funded.send(sender=Funding, job_id=funding.job_id, funding=funding)
     anomalies: tuple[PaymentAnomaly, ...] = ()
     if claimed is not None and any(
         claimed.get(k) != intent.get(k) for k in ("status", "amount_received", "currency")
@@ -357,8 +354,8 @@ def job_refund_unspent(*, job: Job, actor: User, reason: str = "") -> list[Refun
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in FINAL_JOB_STATUSES:
         raise Conflict("Unspent escrow is refunded once the job is completed or cancelled.")
-    escrow, _ = _job_accounts(job)
-    escrow = _lock_account(escrow)
+    escrow, _ = job_accounts(job)
+    escrow = lock_account(escrow)
     left = escrow.balance
     refunds: list[Refund] = []
     for funding in (
@@ -514,7 +511,7 @@ def _refund_settle(refund: Refund) -> None:
 def _refund_fail(refund: Refund, reason: str) -> None:
     if refund.status in (RefundStatus.FAILED, RefundStatus.SUCCEEDED):
         return
-    escrow, _ = _job_accounts(refund.job)
+    escrow, _ = job_accounts(refund.job)
     ledger_post(
         key=f"refund:row:{refund.pk}:failed",
         kind=TxKind.REFUND_FAILED,
@@ -539,83 +536,6 @@ def _refund_fail(refund: Refund, reason: str) -> None:
         reason=reason,
         obj=refund,
     )
-
-
-# --- bonuses ---------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User, key: str) -> int:
-    """A bonus from the job's available escrow to a worker who submitted work on it (plus the
-    platform fee); raises ``BonusNotAllowed`` (400) for anyone else."""
-    from tasks.models import Assignment
-
-    _owner_or_admin(job, actor)
-    if not reason.strip():
-        raise ValidationError("Give the worker a reason for the bonus.")
-    check_money_amount(amount)
-    # Submitted work, not a claim: a claim costs nothing to make, so "worked on this job" must
-    # mean work the requester has (or had) in hand.
-    if not Assignment.objects.filter(
-        microtask__job=job, worker=worker, status__in=BONUS_QUALIFYING_STATUSES
-    ).exists():
-        raise BonusNotAllowed(
-            f"Worker #{worker.pk} has no submitted work on job #{job.pk}; bonuses go only to "
-            "workers who submitted work on the job (a claim alone does not count)."
-        )
-    policy = active_policy()
-    pay, fee = pricing.bonus_split(amount=amount, policy=policy)
-    escrow, _ = _job_accounts(job)
-    escrow = _lock_account(escrow)
-    full_key = f"bonus:{job.pk}:{key}"
-    from .models import LedgerTransaction
-
-    if LedgerTransaction.objects.filter(key=full_key).exists():
-        return pay
-    if escrow.balance < pay + fee:
-        raise InsufficientEscrow(
-            f"The bonus costs {pay + fee} with the platform fee; job #{job.pk} has "
-            f"{escrow.balance} available."
-        )
-    tx, _ = ledger_post(
-        key=full_key,
-        kind=TxKind.BONUS,
-        currency=job.currency,
-        entries=[
-            (escrow, -(pay + fee)),
-            (
-                ledger_account(
-                    kind=AccountKind.WORKER_PENDING, currency=job.currency, worker=worker
-                ),
-                pay,
-            ),
-            (ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=job.currency), fee),
-        ],
-        memo=f"Bonus: {reason}"[:500],
-        job=job,
-        worker=worker,
-        created_by=actor,
-    )
-    from django.conf import settings
-
-    EarningHold.objects.create(
-        transaction=tx,
-        worker=worker,
-        currency=job.currency,
-        amount=pay,
-        available_at=_now() + settings.EARNINGS_HOLD_PERIOD,
-    )
-    audit_log_record(
-        action="bonus.granted",
-        actor=actor,
-        amount=pay,
-        currency=job.currency,
-        reason=reason,
-        obj=job,
-        worker=worker.pk,
-        fee=fee,
-    )
-    return pay
 
 
 # --- pending → available ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ money *inside* the platform (a job's escrow, a worker's earnings, platform reven
 ``stripe_clearing`` mirrors money outside (it goes negative when a requester pays in and back up
 when a transfer or refund leaves), so "the ledger balances to zero" is literal.
 
-The database side (``payments.services.ledger_post``) stores the legs this module produced.
+The database side (``payments.posting.ledger_post``) stores the legs this module produced.
 """
 
 from __future__ import annotations

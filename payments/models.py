@@ -42,7 +42,7 @@ class PricingPolicy(AppendOnly):
     base = models.JSONField(help_text="Cents per frame·object at complexity 1, by type")
     t0 = models.JSONField(help_text="Fixed seconds per microtask, by type")
     t_obj = models.JSONField(help_text="Seconds per frame·object at complexity 1, by type")
-    motion_coef = models.FloatField(default=0.02)
+    motion_coef = models.FloatField(default=25.0)  # see payments.pricing.complexity
     clutter_coef = models.FloatField(default=2.0)
     complexity_min = models.FloatField(default=0.75)
     complexity_max = models.FloatField(default=3.0)

@@ -54,7 +54,7 @@ from .models import (
     ReconciliationIssue,
     TxKind,
 )
-from .services import audit_log_record, ledger_account, ledger_post
+from .posting import audit_log_record, ledger_account, ledger_post
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def _payouts_create_batch(
     enqueue: bool,
 ) -> list[Payout]:
     """``payout_create`` for many workers in a handful of statements."""
-    from .services import Posting, ledger_accounts_for_workers, ledger_post_many
+    from .posting import Posting, ledger_accounts_for_workers, ledger_post_many
 
     accounts = list(
         LedgerAccount.objects.select_for_update()
@@ -775,7 +775,7 @@ def _reconcile_chunk(ids: list[int], by_payout: dict[int, list[dict]]) -> int:
 
 def _confirm_many(pairs: list[tuple[Payout, dict]]) -> None:
     """Mark plain confirmed payouts paid and settle their ledger, in a few statements."""
-    from .services import Posting, ledger_accounts_for_workers, ledger_post_many
+    from .posting import Posting, ledger_accounts_for_workers, ledger_post_many
 
     now = _now()
     by_currency: dict[str, list[Payout]] = defaultdict(list)

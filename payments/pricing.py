@@ -15,7 +15,7 @@ The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)
 Worker pay = price * trust multiplier * credit (+ fair-pay top-up); the platform fee is on top
 of pay and paid by the requester. A replica slot reserves the *highest* pay it could cost
 (highest multiplier, full credit) plus the fee on it, so that approving never needs more money
-than was reserved (the fair-pay top-up aside, see ``payments.services.assignment_pay``).
+than was reserved (the fair-pay top-up aside, see ``payments.work.work_pay``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ class PricingPolicyData:
     t_obj: Mapping[str, float] = field(
         default_factory=lambda: {"bbox": 4.0, "track": 2.5, "classify": 2.0, "polygon": 9.0}
     )
-    motion_coef: float = 0.02  # a
+    # The complexity coefficients (see :func:`complexity`): ingestion stores, and pricing
+    # multiplies by, the one value they give.
+    motion_coef: float = 25.0  # a
     clutter_coef: float = 2.0  # b
     complexity_min: float = 0.75
     complexity_max: float = 3.0
@@ -125,8 +127,17 @@ class TaskPrice:
 
 
 def complexity(*, motion: float, clutter: float, policy: PricingPolicyData) -> float:
+    """The one complexity score: stored on a microtask at ingestion, shown to its requester and
+    multiplied into its price (``price_task``), all with the same policy's coefficients.
+
+    ``motion`` is the mean absolute frame difference (0..1) and ``clutter`` the edge density
+    (0..1) of the 96-pixel-wide grey frames (``tasks.features``). Calibration: a busy street
+    scene measures about motion 0.04 and clutter 0.25, which the default coefficients map to
+    1 + 25·0.04 + 2·0.25 = 2.5; a static, clean shot stays near 1. The lower clamp (0.75) is
+    for a policy that recalibrates the intercept below 1.
+    """
     raw = 1.0 + policy.motion_coef * motion + policy.clutter_coef * clutter
-    return min(policy.complexity_max, max(policy.complexity_min, raw))
+    return float(min(policy.complexity_max, max(policy.complexity_min, raw)))
 
 
 def complexity_bucket(value: float) -> float:

@@ -1,4 +1,4 @@
-"""Reads of the payments domain: pricing policy, escrow and earnings balances, trust seam."""
+"""Reads of the payments domain: pricing policy, escrow and earnings balances."""
 
 from __future__ import annotations
 

@@ -11,6 +11,5 @@ urlpatterns = [
     path("payments/connect/start/", views.connect_start, name="payments-connect-start"),
     path("payments/connect/refresh/", views.connect_refresh, name="payments-connect-refresh"),
     path("payments/connect/return/", views.connect_return, name="payments-connect-return"),
-    path("requester/jobs/<int:pk>/funding/", views.job_funding_page, name="payments-job-funding"),
     path("staff/money/", views.money_page, name="payments-money"),
 ]

@@ -11,9 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.errors import ApplicationError
-from marketplace.selectors import jobs_visible_to
 
-from . import connect, funding, selectors, services
+from . import connect, selectors
 from .errors import WebhookSignatureInvalid
 from .models import (
     AuditLog,
@@ -146,38 +145,6 @@ def connect_return(request: HttpRequest) -> HttpResponse:
             request, "Stripe still needs information before you can be paid; continue onboarding."
         )
     return redirect("payments-earnings-page")
-
-
-@login_required
-def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
-    job = jobs_visible_to(request.user).filter(pk=pk).first()
-    if job is None:
-        raise Http404("No such job.")
-    created = None
-    if request.method == "POST":
-        try:
-            created = funding.funding_create(job=job, requester=request.user)
-            messages.success(request, "Payment created; complete it to fund the job.")
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-    quote = None
-    if job.microtasks.exists():
-        try:
-            # Shown, not saved: re-pricing microtasks (maybe of a published job) is funding's to do.
-            quote = services.job_quote(job=job, save=False)
-        except ApplicationError as exc:  # e.g. a currency without pricing: say so, fund nothing
-            messages.error(request, exc.message)
-    return render(
-        request,
-        "payments/job_funding.html",
-        {
-            "job": job,
-            "quote": quote,
-            "escrow": selectors.escrow_balance(job=job),
-            "fundings": job.fundings.order_by("-id"),
-            "created": created,
-        },
-    )
 
 
 @staff_member_required

@@ -1,8 +1,9 @@
 """The claim path's one door to money (docs/money-contract.md: budget is reserved per replica slot).
 
-Every call the tasks app makes about money goes through these functions, which delegate to the
-payments escrow API (``payments.services`` / ``payments.selectors``): a slot exists only once its
-reservation succeeded, so the hot claim path never touches money rows.
+Every call the claim and review paths make about money goes through these functions, which
+delegate to the payments escrow API (``payments.escrow`` / ``payments.selectors``) and to this
+app's assignment-level money (``tasks.paying``, built on ``payments.work``): a slot exists only
+once its reservation succeeded, so the hot claim path never touches money rows.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from collections.abc import Callable
 
 from marketplace.errors import Conflict
 from marketplace.models import Job
+from payments import escrow as _escrow
+from payments import funding as _funding
+from payments import posting as _posting
 from payments import pricing as _pricing
 from payments import selectors as _pay_selectors
-from payments import services as _pay_services
 from payments.errors import InsufficientEscrow
 
+from . import paying
 from .models import Assignment, MicroTask
 
 
@@ -49,7 +53,7 @@ def reserve(*, job: Job, amount: int, key: str) -> None:
     if amount <= 0:
         return
     try:
-        _pay_services.escrow_reserve(job=job, amount=amount, key=key)
+        _escrow.escrow_reserve(job=job, amount=amount, key=key)
     except InsufficientEscrow as exc:
         raise InsufficientBudget(exc.message) from exc
 
@@ -57,23 +61,26 @@ def reserve(*, job: Job, amount: int, key: str) -> None:
 def release(*, job: Job, amount: int, key: str) -> None:
     """Return ``amount`` of reserved escrow to available (cancelled or unused slots)."""
     if amount > 0:
-        _pay_services.escrow_release(job=job, amount=amount, key=key)
+        _escrow.escrow_release(job=job, amount=amount, key=key)
 
 
-def pay(*, assignment: Assignment, credit: float = 1.0) -> int:
-    """Approval: consume the assignment's reservation, credit the worker; returns the pay."""
-    return int(_pay_services.assignment_pay(assignment=assignment, credit=credit))
+def pay(*, assignment: Assignment, credit: float = 1.0, trust: float | None = None) -> int:
+    """Approval: consume the assignment's reservation, credit the worker; returns the pay.
+
+    ``trust`` (the worker's, for the job's type) sets the multiplier; quality passes the value
+    it decided on, else it is read here."""
+    return int(paying.assignment_pay(assignment=assignment, credit=credit, trust=trust))
 
 
 def unpaid(*, assignment: Assignment) -> None:
     """Rejection: the assignment's reservation goes back to the job's available escrow."""
-    _pay_services.assignment_unpaid(assignment=assignment)
+    paying.assignment_unpaid(assignment=assignment)
 
 
 def pay_reversed(*, assignment: Assignment, reason: str, actor) -> int:
     """An admin upheld a rejection of approved (already paid) work: its pay goes back to the
     job's escrow, as if the work had been rejected in the first place; returns the pay taken."""
-    taken = _pay_services.assignment_pay_reverse(assignment=assignment, reason=reason, actor=actor)
+    taken = paying.assignment_pay_reverse(assignment=assignment, reason=reason, actor=actor)
     return int(taken)
 
 
@@ -81,9 +88,7 @@ def refund_unspent(*, job: Job, actor) -> int:
     """A closed job's unspent escrow goes back to the requester through Stripe (queued on
     commit); returns the amount refunded. Escrow still reserved for submitted work stays until
     that work is reviewed."""
-    from payments import funding  # imports the Stripe gateway; only needed when a job closes
-
-    return sum(r.amount for r in funding.job_refund_unspent(job=job, actor=actor))
+    return sum(r.amount for r in _funding.job_refund_unspent(job=job, actor=actor))
 
 
 def unpaid_reversed(*, assignment: Assignment, key: str, memo: str) -> None:
@@ -92,4 +97,4 @@ def unpaid_reversed(*, assignment: Assignment, key: str, memo: str) -> None:
     undo when the rejection released nothing."""
     unpaid = _pay_selectors.assignment_unpaid_transaction(assignment_id=assignment.pk)
     if unpaid is not None:
-        _pay_services.ledger_reverse(transaction_=unpaid, key=key, memo=memo)
+        _posting.ledger_reverse(transaction_=unpaid, key=key, memo=memo)

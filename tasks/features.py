@@ -51,21 +51,9 @@ def edge_density(gray: np.ndarray, threshold: int = EDGE_THRESHOLD) -> float:
 
 # --- Complexity ---------------------------------------------------------------------------------
 
-# complexity = clamp(1 + MOTION_WEIGHT * motion + CLUTTER_WEIGHT * clutter, 0.75, 3.0)
-# motion is the mean absolute frame difference (0..1) and clutter the edge density (0..1) of the
-# 96-pixel-wide grey frames. Calibration: a busy street scene measures about motion 0.04 and
-# clutter 0.25, which these weights map to 1 + 1.0 + 0.5 = 2.5; a static, clean shot stays near 1.
-# The lower clamp (0.75) is kept for when pricing recalibrates the intercept below 1.
-MOTION_WEIGHT = 25.0
-CLUTTER_WEIGHT = 2.0
-COMPLEXITY_MIN = 0.75
-COMPLEXITY_MAX = 3.0
-
-
-def complexity(motion: float, clutter: float) -> float:
-    """The complexity score pricing multiplies by, from motion and clutter."""
-    raw = 1.0 + MOTION_WEIGHT * motion + CLUTTER_WEIGHT * clutter
-    return float(min(COMPLEXITY_MAX, max(COMPLEXITY_MIN, raw)))
+# The complexity score computed from these features is pricing's (``payments.pricing.complexity``,
+# with the active pricing policy's coefficients): one function, so the value ingestion stores is
+# the value a price multiplies by.
 
 
 @dataclass

@@ -41,6 +41,8 @@ from marketplace.errors import ApplicationError, Conflict, NotFound, ValidationE
 from marketplace.lifecycle import job_transition
 from marketplace.models import AnnotationType, Job, JobStatus, User
 from marketplace.selectors import jobs_visible_to
+from payments import pricing
+from payments.selectors import active_policy
 
 from . import features, video
 from .models import MicroTask, Video, VideoStatus
@@ -645,6 +647,7 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
         locked.refresh_from_db()
         segs = result.segments
         is_track = job.annotation_type == AnnotationType.TRACK
+        policy = active_policy()  # its complexity is the one prices multiply by
         rows = []
         for k, seg in enumerate(segs):
             motion, clutter = _segment_features(job, seg, result.feats)
@@ -662,7 +665,7 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
                     manifest=_manifest(locked, job, seg, result, prev_seg, next_seg),
                     motion=motion,
                     clutter=clutter,
-                    complexity=round(features.complexity(motion, clutter), 4),
+                    complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
                     expected_objects=job.expected_objects,
                     replica_target=job.overlap_min,
                     priority=job.priority,

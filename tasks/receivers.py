@@ -1,16 +1,20 @@
-"""What the claim path does when a job's status changes (``marketplace.signals``); connected in
-``apps``. Runs inside the transition's transaction, so its writes commit with the new status."""
+"""What the tasks app does with news from the apps below it: a job's status changed
+(``marketplace.signals``), escrow was funded (``payments.signals``). Connected in ``apps``; runs
+inside the sender's transaction, so its writes commit with the change."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.dispatch import receiver
 
 from marketplace.models import Job, JobStatus
 from marketplace.signals import job_transitioned
+from payments import signals as payment_signals
 
 from . import budget, claiming
+from .tasks import fill_job_slots
 
 
 @receiver(job_transitioned, dispatch_uid="tasks.on_job_transitioned")
@@ -28,3 +32,9 @@ def on_job_transitioned(*, job: Job, previous: str, by: Any, **_: Any) -> None:
         # ``claiming.job_publish`` fills the slots itself, before the transition: a job whose
         # budget covers no work must not publish.)
         claiming.job_fill_slots(job=job)
+
+
+@receiver(payment_signals.escrow_funded, dispatch_uid="tasks.fill_slots_on_funding")
+def on_escrow_funded(sender, *, job_id: int, **kwargs) -> None:
+    """Publish the work the new escrow covers, once the credit has committed."""
+    transaction.on_commit(lambda: fill_job_slots.delay(job_id))

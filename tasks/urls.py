@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import frame_views, views, work_views
+from . import frame_views, funding_views, views, work_views
 
 urlpatterns = [
     path(
@@ -16,6 +16,11 @@ urlpatterns = [
         name="requester-job-video-delete",
     ),
     path("requester/jobs/<int:pk>/process/", views.job_process, name="requester-job-process"),
+    path(
+        "requester/jobs/<int:pk>/funding/",
+        funding_views.job_funding_page,
+        name="payments-job-funding",
+    ),
     path("work/", work_views.board, name="work-board"),
     path("work/claim/", work_views.claim, name="work-claim"),
     path("work/assignments/<int:pk>/", work_views.annotate, name="work-annotate"),

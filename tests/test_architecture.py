@@ -33,44 +33,20 @@ ENTRY_POINTS = (
     "tasks.management",
 )
 
-# The one import cycle across the apps today (12 modules, all four apps). A cross-app cycle
-# must lie inside this set, and every module here must still be on one.
-# TODO(#12): remove each module as the lanes land:
-# payments.funding/payouts/tasks/webhooks (fill-slots by on-commit task), tasks.budget (one door
-# to money), tasks.claiming / quality.services / quality.tasks (submission_received by signal),
-# tasks.ingestion / tasks.reviewing / tasks.tasks (one approve/reject path, one fill-slots task).
-ALLOWED_CYCLE = frozenset(
-    {
-        "payments.funding",
-        "payments.payouts",
-        "payments.tasks",
-        "payments.webhooks",
-        "tasks.budget",
-        "tasks.claiming",
-        "tasks.ingestion",
-        "tasks.reviewing",
-        "tasks.tasks",
-    }
-)
+# No import cycle crosses an app boundary (the 12-module cycle across all four apps is gone since
+# the one-home-per-rule work of #12). Keep it empty: a cross-app cycle fails the test.
+ALLOWED_CYCLE: frozenset[str] = frozenset()
 
 # Function-level imports of another app (importer module, imported module's top package).
 # An import inside a function is how a cycle gets dodged; each of these goes when its code moves
 # to its layer or its call becomes a signal / on-commit task.
 ALLOWED_FUNCTION_IMPORTS = frozenset(
     {
-        # TODO(#12): job lifecycle calls budget and claiming (tasks lane: one lifecycle module).
-        # TODO(#12): funding starts fill-slots and reads microtasks (money lane).
-        ("payments.funding", "tasks"),
-        # TODO(#12): quote and fair-pay reads of microtasks and trust (money lane).
+        # TODO(#12): the effective hourly rate reads assignments (money lane).
         ("payments.selectors", "tasks"),
         # TODO(#12): downward, but inside functions: hoist with the lanes' rewrites (money lane).
         ("payments.tasks", "marketplace"),
         ("payments.views", "marketplace"),
-        # TODO(#12): the one door to money calls payments inside a function (money lane).
-        ("tasks.budget", "payments"),
-        # TODO(#12): submission_received becomes a signal (quality lane).
-        # TODO(#12): one trust reader (quality lane).
-        # TODO(#12): quality.services calls tasks inside a function (quality lane).
         # TODO(#12): downward, inside a Celery task (tasks lane: one retry convention).
         ("quality.tasks", "marketplace"),
         # AppConfig.ready: hands quality's trust reader down to payments once apps are loaded.

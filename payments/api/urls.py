@@ -5,11 +5,8 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("payments/jobs/<int:pk>/quote/", views.JobQuoteView.as_view(), name="payments-quote"),
     path("payments/jobs/<int:pk>/escrow/", views.JobEscrowView.as_view(), name="payments-escrow"),
-    path("payments/jobs/<int:pk>/fund/", views.JobFundView.as_view(), name="payments-fund"),
     path("payments/jobs/<int:pk>/refund/", views.JobRefundView.as_view(), name="payments-refund"),
-    path("payments/jobs/<int:pk>/bonuses/", views.JobBonusView.as_view(), name="payments-bonus"),
     path("payments/earnings/", views.EarningsView.as_view(), name="payments-earnings"),
     path("payments/payouts/", views.PayoutListView.as_view(), name="payments-payouts"),
     path("payments/connect/", views.ConnectOnboardingView.as_view(), name="payments-connect"),

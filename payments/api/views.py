@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
 from marketplace.api.schema import error_response
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
-from payments import connect, funding, payouts, selectors, services
+from payments import connect, funding, payouts, posting, selectors
 from payments.api import serializers as s
 from payments.models import Payout
 
@@ -31,44 +30,12 @@ def _job(request: Request, pk: int):
     return job
 
 
-class JobQuoteView(APIView):
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=None, responses=s.QuoteSerializer)
-    def post(self, request: Request, pk: int) -> Response:
-        quote = services.job_quote(job=_job(request, pk))
-        return Response(s.QuoteSerializer(quote).data)
-
-
 class JobEscrowView(APIView):
     permission_classes = [IsRequester]
 
     @extend_schema(responses=s.EscrowSerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.EscrowSerializer(selectors.escrow_balance(job=_job(request, pk))).data)
-
-
-class JobFundView(APIView):
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=s.FundingInSerializer, responses={201: dict, 502: STRIPE_FAILED})
-    def post(self, request: Request, pk: int) -> Response:
-        data = s.FundingInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        f = funding.funding_create(
-            job=_job(request, pk), requester=request.user, amount=data.validated_data.get("amount")
-        )
-        return Response(
-            {
-                "funding": f.pk,
-                "amount": f.amount,
-                "currency": f.currency,
-                "payment_intent": f.stripe_payment_intent_id,
-                "client_secret": f.client_secret,
-                "quote": f.quote,
-            },
-            status=status.HTTP_201_CREATED,
-        )
 
 
 class JobRefundView(APIView):
@@ -81,44 +48,6 @@ class JobRefundView(APIView):
             {"refunds": [{"id": r.pk, "amount": r.amount, "status": r.status} for r in refunds]},
             status=status.HTTP_201_CREATED,
         )
-
-
-class JobBonusView(APIView):
-    permission_classes = [IsRequester]
-
-    @extend_schema(
-        request=s.BonusInSerializer,
-        responses={
-            201: s.BonusOutSerializer,
-            400: OpenApiResponse(
-                ErrorSerializer,
-                description="Invalid input, or the worker has no submitted work on this job "
-                "(`bonus_not_allowed`)",
-            ),
-            401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
-            403: OpenApiResponse(ErrorSerializer, description="Not a requester"),
-            404: OpenApiResponse(ErrorSerializer, description="No such job, or worker"),
-            409: OpenApiResponse(
-                ErrorSerializer, description="The job's available escrow does not cover it"
-            ),
-        },
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        data = s.BonusInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        worker = User.objects.filter(pk=v["worker"], role=Role.WORKER).first()
-        if worker is None:
-            raise NotFound("No such worker.")
-        pay = funding.bonus_grant(
-            job=_job(request, pk),
-            worker=worker,
-            amount=v["amount"],
-            reason=v["reason"],
-            actor=request.user,
-            key=v["key"],
-        )
-        return Response({"bonus": pay}, status=status.HTTP_201_CREATED)
 
 
 class EarningsView(APIView):
@@ -221,7 +150,7 @@ class AdminReconcileView(APIView):
     @extend_schema(request=None, responses={200: dict, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
         report = payouts.payouts_reconcile()
-        services.audit_log_record(
+        posting.audit_log_record(
             action="payouts.reconciled", actor=request.user, detail_report=report.__dict__
         )
         return Response(report.__dict__)

@@ -2,9 +2,13 @@
 
 from django.urls import path
 
-from . import review, views, work
+from . import funding, review, views, work
 
 urlpatterns = [
+    # Money endpoints that price microtasks (``tasks.api.funding``); payments' paths and names.
+    path("payments/jobs/<int:pk>/quote/", funding.JobQuoteView.as_view(), name="payments-quote"),
+    path("payments/jobs/<int:pk>/fund/", funding.JobFundView.as_view(), name="payments-fund"),
+    path("payments/jobs/<int:pk>/bonuses/", funding.JobBonusView.as_view(), name="payments-bonus"),
     path("jobs/<int:job_id>/videos/", views.JobVideosView.as_view(), name="api-job-videos"),
     path(
         "jobs/<int:job_id>/videos/<int:pk>/",

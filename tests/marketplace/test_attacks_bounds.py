@@ -19,11 +19,12 @@ from drf_spectacular.generators import SchemaGenerator
 from marketplace import bounds
 from marketplace.api.errors import exception_handler
 from marketplace.models import Job, JobStatus
-from payments import funding, services
+from payments import escrow, posting
 from payments.errors import CurrencyNotPriced, InvalidAmount
 from payments.ledger import AccountKind
 from payments.models import Funding, LedgerAccount, LedgerEntry, LedgerTransaction, Payout
 from payments.selectors import escrow_balance
+from tasks import paying
 from tasks.models import AssignmentStatus
 from tests.factories import AssignmentFactory, JobFactory, MicroTaskFactory
 from tests.payments import conftest as payments_conftest
@@ -286,7 +287,7 @@ def test_the_funding_service_itself_refuses_amounts_past_the_maximum(requester, 
     money = money_state()
     for amount in (10**30, 2**63, -1):
         with pytest.raises(InvalidAmount):
-            funding.funding_create(job=job, requester=requester, amount=amount)
+            paying.job_funding_create(job=job, requester=requester, amount=amount)
     assert money_state() == money and stripe.state.payment_intents == {}
 
 
@@ -306,7 +307,7 @@ def test_bonus_amounts_out_of_range_move_no_money(requester_client, requester, a
     )
     assert money_state() == money
     with pytest.raises(InvalidAmount):
-        funding.bonus_grant(
+        paying.bonus_grant(
             job=job, worker=done.worker, amount=10**30, reason="x", actor=requester, key="b2"
         )
     assert money_state() == money and escrow_balance(job=job).available == 10_000
@@ -335,7 +336,7 @@ def test_ledger_services_refuse_amounts_past_the_maximum(requester):
     money = money_state()
     for amount in (bounds.money_amount_max() + 1, 2**63, 10**30):
         with pytest.raises(InvalidAmount):
-            services.escrow_fund(job=job, amount=amount, key=f"big-{amount}")
+            escrow.escrow_fund(job=job, amount=amount, key=f"big-{amount}")
     assert money_state() == money
 
 
@@ -382,7 +383,7 @@ def test_a_247_cent_quote_can_never_be_funded_with_247_dong(
         requester_client.post(f"/api/payments/jobs/{job.pk}/fund/", {}, format="json"), status=409
     )
     with pytest.raises(CurrencyNotPriced):
-        services.escrow_fund(job=job, amount=247, key="dong")
+        escrow.escrow_fund(job=job, amount=247, key="dong")
     assert money_state() == money and stripe.state.payment_intents == {}
     client.force_login(requester)
     page = client.get(f"/requester/jobs/{job.pk}/funding/")
@@ -419,11 +420,11 @@ def test_payout_runs_pay_every_currency_workers_hold(
     usd_worker = onboarded_worker(stripe, available=1_000)
     eur_worker = onboarded_worker(stripe)
     for currency, worker in (("eur", eur_worker), ("gbp", eur_worker)):  # gbp: no longer listed
-        revenue = services.ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=currency)
-        available = services.ledger_account(
+        revenue = posting.ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=currency)
+        available = posting.ledger_account(
             kind=AccountKind.WORKER_AVAILABLE, currency=currency, worker=worker
         )
-        services.ledger_post(
+        posting.ledger_post(
             key=f"earn-{currency}",
             kind="hold_release",
             currency=currency,

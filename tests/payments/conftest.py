@@ -7,7 +7,7 @@ import itertools
 import pytest
 from django.db.models import Sum
 
-from payments import services
+from payments import escrow, posting
 from payments.ledger import AccountKind
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from payments.selectors import slot_reservation_for
@@ -17,14 +17,14 @@ _keys = itertools.count()
 
 
 def fund(job, amount: int) -> None:
-    services.escrow_fund(job=job, amount=amount, key=f"test-fund-{job.pk}-{next(_keys)}")
+    escrow.escrow_fund(job=job, amount=amount, key=f"test-fund-{job.pk}-{next(_keys)}")
 
 
 def reserved_assignment(job, *, worker=None, price: int = 50, active_seconds: float | None = 60):
     """An assignment of ``job`` whose replica slot reserved its amount from escrow."""
     mt = MicroTaskFactory(video__job=job, job=job, price=price)
     amount = slot_reservation_for(microtask=mt)
-    services.escrow_reserve(job=job, amount=amount, key=f"slot-{mt.pk}-{next(_keys)}")
+    escrow.escrow_reserve(job=job, amount=amount, key=f"slot-{mt.pk}-{next(_keys)}")
     extra = {"worker": worker} if worker is not None else {}
     return AssignmentFactory(
         microtask=mt, reserved_amount=amount, active_seconds=active_seconds, **extra
@@ -94,11 +94,11 @@ def onboarded_worker(stripe_server, *, available: int = 0, country: str = "US"):
 
 def credit_available(worker, amount: int, *, kind: str = "hold_release") -> None:
     """Give a worker available earnings, as if approved work had left its hold period."""
-    clearing = services.ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency="usd")
-    available = services.ledger_account(
+    clearing = posting.ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency="usd")
+    available = posting.ledger_account(
         kind=AccountKind.WORKER_AVAILABLE, currency="usd", worker=worker
     )
-    services.ledger_post(
+    posting.ledger_post(
         key=f"test-earn-{worker.pk}-{next(_keys)}",
         kind=kind,
         currency="usd",

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments import funding, services
+from payments import funding, work
 from payments.models import AuditLog, EarningHold
 from payments.selectors import worker_earnings
+from tasks import paying
 from tests.factories import JobFactory, MicroTaskFactory
 from tests.payments.conftest import fund, onboarded_worker, reserved_assignment
 
@@ -68,7 +69,7 @@ def test_bonus_goes_from_escrow_to_the_worker(requester_client, requester):
 def test_earnings_api_and_hold_release(worker_client, worker, job):
     fund(job, 10_000)
     a = reserved_assignment(job, worker=worker, active_seconds=120)
-    pay = services.assignment_pay(assignment=a)
+    pay = paying.assignment_pay(assignment=a)
     body = worker_client.get("/api/payments/earnings/").json()
     assert body["pending"] == pay and body["available"] == 0
     assert body["effective_hourly"] == round(pay * 3600 / 120)
@@ -84,7 +85,7 @@ def test_earnings_api_and_hold_release(worker_client, worker, job):
 def test_earnings_page_shows_balances(client, worker, job):
     fund(job, 10_000)
     a = reserved_assignment(job, worker=worker)
-    pay = services.assignment_pay(assignment=a)
+    pay = paying.assignment_pay(assignment=a)
     client.force_login(worker)
     page = client.get("/worker/earnings/")
     assert page.status_code == 200
@@ -169,7 +170,7 @@ def test_money_page_for_staff_only(client, admin_user, worker):
 def test_pricing_policy_edit_in_admin_creates_a_new_version(client, admin_user):
     from payments.models import PricingPolicy
 
-    services.pricing_policy_create(note="v1")
+    work.pricing_policy_create(note="v1")
     client.force_login(admin_user)
     v1 = PricingPolicy.objects.get(version=1)
     page = client.get(f"/admin/payments/pricingpolicy/{v1.pk}/change/")

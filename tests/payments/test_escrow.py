@@ -7,16 +7,17 @@ from datetime import timedelta
 import pytest
 
 from marketplace.errors import Conflict
-from payments import pricing, services
+from payments import escrow, pricing, work
 from payments.errors import IdempotencyConflict, InsufficientEscrow, InvalidAmount
 from payments.models import EarningHold, LedgerTransaction
 from payments.selectors import (
-    DEFAULT_TRUST,
     active_policy,
     escrow_balance,
     slot_reservation_for,
     worker_balances,
 )
+from tasks import paying
+from tasks.work_selectors import DEFAULT_TRUST
 from tests.factories import MicroTaskFactory, WorkerFactory
 from tests.payments.conftest import assert_ledger_consistent, fund, reserved_assignment
 
@@ -34,28 +35,28 @@ def test_funding_credits_available_escrow(job):
 
 
 def test_reserve_moves_available_to_reserved(funded_job):
-    services.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
+    escrow.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
     b = escrow_balance(job=funded_job)
     assert (b.available, b.reserved) == (8_800, 1_200)
     assert_escrow_adds_up(funded_job)
 
 
 def test_reserve_is_idempotent_on_its_key(funded_job):
-    services.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
-    services.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
+    escrow.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
+    escrow.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
     assert escrow_balance(job=funded_job).reserved == 1_200
 
 
 def test_reserve_same_key_other_amount_is_refused(funded_job):
-    services.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
+    escrow.escrow_reserve(job=funded_job, amount=1_200, key="publish:1")
     with pytest.raises(IdempotencyConflict):
-        services.escrow_reserve(job=funded_job, amount=1_300, key="publish:1")
+        escrow.escrow_reserve(job=funded_job, amount=1_300, key="publish:1")
     assert escrow_balance(job=funded_job).reserved == 1_200
 
 
 def test_reserve_beyond_available_raises_and_changes_nothing(funded_job):
     with pytest.raises(InsufficientEscrow) as err:
-        services.escrow_reserve(job=funded_job, amount=10_001, key="publish:big")
+        escrow.escrow_reserve(job=funded_job, amount=10_001, key="publish:big")
     assert err.value.status_code == 409 and "10000" in err.value.message
     b = escrow_balance(job=funded_job)
     assert (b.available, b.reserved) == (10_000, 0)
@@ -65,22 +66,22 @@ def test_reserve_beyond_available_raises_and_changes_nothing(funded_job):
 @pytest.mark.parametrize("amount", [0, -5, 1.5, True])
 def test_reserve_rejects_amounts_that_are_not_positive_integers(funded_job, amount):
     with pytest.raises(InvalidAmount):
-        services.escrow_reserve(job=funded_job, amount=amount, key="bad")
+        escrow.escrow_reserve(job=funded_job, amount=amount, key="bad")
     assert escrow_balance(job=funded_job).reserved == 0
 
 
 def test_release_returns_reservation_and_is_idempotent(funded_job):
-    services.escrow_reserve(job=funded_job, amount=1_000, key="publish:1")
-    services.escrow_release(job=funded_job, amount=400, key="cancel:1")
-    services.escrow_release(job=funded_job, amount=400, key="cancel:1")
+    escrow.escrow_reserve(job=funded_job, amount=1_000, key="publish:1")
+    escrow.escrow_release(job=funded_job, amount=400, key="cancel:1")
+    escrow.escrow_release(job=funded_job, amount=400, key="cancel:1")
     b = escrow_balance(job=funded_job)
     assert (b.available, b.reserved) == (9_400, 600)
 
 
 def test_release_more_than_reserved_is_refused(funded_job):
-    services.escrow_reserve(job=funded_job, amount=100, key="publish:1")
+    escrow.escrow_reserve(job=funded_job, amount=100, key="publish:1")
     with pytest.raises(Conflict):
-        services.escrow_release(job=funded_job, amount=101, key="cancel:1")
+        escrow.escrow_release(job=funded_job, amount=101, key="cancel:1")
     assert escrow_balance(job=funded_job).reserved == 100
 
 
@@ -95,14 +96,14 @@ def test_slot_reservation_is_max_pay_plus_fee(db):
 def test_slot_reservation_for_uses_the_active_policy(db):
     mt = MicroTaskFactory(price=100)
     before = slot_reservation_for(microtask=mt)
-    services.pricing_policy_create(platform_fee_bps=5_000, note="fee up")
+    work.pricing_policy_create(platform_fee_bps=5_000, note="fee up")
     assert slot_reservation_for(microtask=mt) > before
 
 
 def test_assignment_pay_splits_reservation_into_pay_fee_and_remainder(funded_job):
     a = reserved_assignment(funded_job, price=50, active_seconds=1)
     before = escrow_balance(job=funded_job)
-    pay = services.assignment_pay(assignment=a)
+    pay = paying.assignment_pay(assignment=a)
     policy = active_policy()
     expected = pricing.task_pay(
         price=50,
@@ -122,8 +123,8 @@ def test_assignment_pay_splits_reservation_into_pay_fee_and_remainder(funded_job
 
 def test_assignment_pay_is_idempotent(funded_job):
     a = reserved_assignment(funded_job)
-    first = services.assignment_pay(assignment=a)
-    second = services.assignment_pay(assignment=a)
+    first = paying.assignment_pay(assignment=a)
+    second = paying.assignment_pay(assignment=a)
     assert first == second
     assert escrow_balance(job=funded_job).paid == first
     assert EarningHold.objects.filter(worker=a.worker).count() == 1
@@ -131,31 +132,29 @@ def test_assignment_pay_is_idempotent(funded_job):
 
 def test_partial_credit_pays_proportionally(funded_job):
     a = reserved_assignment(funded_job, price=100, active_seconds=1)
-    pay = services.assignment_pay(assignment=a, credit=0.5)
+    pay = paying.assignment_pay(assignment=a, credit=0.5)
     assert pay == pricing.round_half_up(
         100 * pricing.multiplier_for(DEFAULT_TRUST, policy=active_policy()) / 20_000
     )
 
 
 def test_pay_follows_the_trust_tier(funded_job, monkeypatch):
-    import payments.services as s
-
-    monkeypatch.setattr(s, "worker_trust", lambda **kw: 0.99)
+    monkeypatch.setattr(paying, "worker_trust", lambda **kw: 0.99)
     a = reserved_assignment(funded_job, price=100, active_seconds=1)
-    assert services.assignment_pay(assignment=a) == pricing.bps_of(
+    assert paying.assignment_pay(assignment=a) == pricing.bps_of(
         100, active_policy().max_multiplier_bps
     )
 
 
 def test_measured_time_is_capped_at_the_claim_time_limit(funded_job):
     a = reserved_assignment(funded_job, price=50, active_seconds=10 * 3_600)
-    assert services.assignment_pay(assignment=a) == active_policy().floor_hourly // 2
+    assert paying.assignment_pay(assignment=a) == active_policy().floor_hourly // 2
 
 
 def test_fair_pay_top_up_on_measured_time(funded_job):
     # 50 cents for 10 minutes is far below the floor: the worker is topped up to it.
     a = reserved_assignment(funded_job, price=50, active_seconds=600)
-    pay = services.assignment_pay(assignment=a)
+    pay = paying.assignment_pay(assignment=a)
     policy = active_policy()
     assert pay == pricing.floor_pay(seconds=600, hourly=policy.floor_for("US"))
     assert pay * 3600 / 600 >= policy.floor_hourly
@@ -164,17 +163,17 @@ def test_fair_pay_top_up_on_measured_time(funded_job):
 
 
 def test_country_floor_raises_the_top_up(funded_job):
-    services.pricing_policy_create(country_floors={"GB": 2_400})
+    work.pricing_policy_create(country_floors={"GB": 2_400})
     worker = WorkerFactory(profile__country="GB")
     a = reserved_assignment(funded_job, worker=worker, price=50, active_seconds=600)
-    assert services.assignment_pay(assignment=a) == 400
+    assert paying.assignment_pay(assignment=a) == 400
 
 
 def test_top_up_beyond_escrow_is_covered_by_the_platform_not_the_job(job):
     fund(job, 100)
     mt_assignment = reserved_assignment(job, price=50, active_seconds=1_800)
     b0 = escrow_balance(job=job)
-    pay = services.assignment_pay(assignment=mt_assignment)
+    pay = paying.assignment_pay(assignment=mt_assignment)
     assert pay == active_policy().floor_hourly // 2  # 30 minutes at the floor
     b = escrow_balance(job=job)
     assert b.available == 0 and b.reserved == 0
@@ -184,26 +183,26 @@ def test_top_up_beyond_escrow_is_covered_by_the_platform_not_the_job(job):
 
 def test_unpaid_returns_the_reservation(funded_job):
     a = reserved_assignment(funded_job)
-    services.assignment_unpaid(assignment=a)
-    services.assignment_unpaid(assignment=a)
+    paying.assignment_unpaid(assignment=a)
+    paying.assignment_unpaid(assignment=a)
     b = escrow_balance(job=funded_job)
     assert (b.available, b.reserved, b.paid, b.fees) == (10_000, 0, 0, 0)
 
 
 def test_cannot_pay_a_rejected_assignment_or_reject_a_paid_one(funded_job):
     rejected = reserved_assignment(funded_job)
-    services.assignment_unpaid(assignment=rejected)
+    paying.assignment_unpaid(assignment=rejected)
     with pytest.raises(Conflict):
-        services.assignment_pay(assignment=rejected)
+        paying.assignment_pay(assignment=rejected)
     paid = reserved_assignment(funded_job)
-    services.assignment_pay(assignment=paid)
+    paying.assignment_pay(assignment=paid)
     with pytest.raises(Conflict):
-        services.assignment_unpaid(assignment=paid)
+        paying.assignment_unpaid(assignment=paid)
     assert_escrow_adds_up(funded_job)
 
 
 def test_pending_earnings_are_held(funded_job):
     a = reserved_assignment(funded_job)
-    services.assignment_pay(assignment=a)
+    paying.assignment_pay(assignment=a)
     hold = EarningHold.objects.get(worker=a.worker)
     assert hold.available_at - hold.transaction.created_at > timedelta(days=2)

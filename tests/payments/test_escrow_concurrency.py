@@ -8,9 +8,10 @@ import threading
 import pytest
 from django.db import connection
 
-from payments import services
+from payments import escrow
 from payments.errors import InsufficientEscrow
 from payments.selectors import escrow_balance, slot_reservation_for
+from tasks import paying
 from tests.factories import AssignmentFactory, JobFactory, MicroTaskFactory, WorkerFactory
 from tests.payments.conftest import assert_ledger_consistent, fund
 
@@ -39,7 +40,7 @@ def test_concurrent_reserving_and_paying_never_exceeds_funded_escrow():
             for i in range(per_thread):
                 worker = workers[t * per_thread + i]
                 try:
-                    services.escrow_reserve(job=job, amount=slot, key=f"t{t}:slot{i}")
+                    escrow.escrow_reserve(job=job, amount=slot, key=f"t{t}:slot{i}")
                 except InsufficientEscrow:
                     with lock:
                         outcomes.append("refused")
@@ -51,11 +52,11 @@ def test_concurrent_reserving_and_paying_never_exceeds_funded_escrow():
                     active_seconds=rng.choice([5, 60, 900]),
                 )
                 if rng.random() < 0.75:
-                    services.assignment_pay(assignment=a, credit=rng.choice([1.0, 0.5]))
+                    paying.assignment_pay(assignment=a, credit=rng.choice([1.0, 0.5]))
                     with lock:
                         outcomes.append("paid")
                 else:
-                    services.assignment_unpaid(assignment=a)
+                    paying.assignment_unpaid(assignment=a)
                     with lock:
                         outcomes.append("unpaid")
         except BaseException as exc:  # surfaced below

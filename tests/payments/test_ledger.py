@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from payments import ledger, services
+from payments import ledger, posting
 from payments.errors import IdempotencyConflict
 from payments.ledger import AccountKind, Leg, UnbalancedTransaction
 from payments.models import LedgerEntry, LedgerTransaction
 from payments.selectors import account_balance, entries_sum
+from tasks import paying
 from tests.payments.conftest import assert_ledger_consistent
 
 
@@ -33,9 +34,9 @@ def test_reversal_undoes_entries():
 
 
 def test_posting_updates_cached_balances_and_sums_to_zero(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
-    _, created = services.ledger_post(
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    _, created = posting.ledger_post(
         key="k1", kind="fund", currency="usd", entries=[(clearing, -700), (escrow, 700)], job=job
     )
     assert created is True
@@ -46,12 +47,12 @@ def test_posting_updates_cached_balances_and_sums_to_zero(job):
 
 
 def test_same_key_twice_posts_once(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
-    first, _ = services.ledger_post(
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    first, _ = posting.ledger_post(
         key="k2", kind="fund", currency="usd", entries=[(clearing, -5), (escrow, 5)]
     )
-    again, created = services.ledger_post(
+    again, created = posting.ledger_post(
         key="k2", kind="fund", currency="usd", entries=[(clearing, -5), (escrow, 5)]
     )
     assert created is False and again.pk == first.pk
@@ -61,13 +62,13 @@ def test_same_key_twice_posts_once(job):
 
 
 def test_same_key_for_different_money_is_refused(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
-    services.ledger_post(
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    posting.ledger_post(
         key="k3", kind="fund", currency="usd", entries=[(clearing, -5), (escrow, 5)]
     )
     with pytest.raises(IdempotencyConflict):
-        services.ledger_post(
+        posting.ledger_post(
             key="k3", kind="fund", currency="usd", entries=[(clearing, -6), (escrow, 6)]
         )
     escrow.refresh_from_db()
@@ -75,9 +76,9 @@ def test_same_key_for_different_money_is_refused(job):
 
 
 def test_ledger_rows_are_append_only(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
-    tx, _ = services.ledger_post(
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    tx, _ = posting.ledger_post(
         key="k4", kind="fund", currency="usd", entries=[(clearing, -5), (escrow, 5)]
     )
     entry = LedgerEntry.objects.filter(transaction=tx).first()
@@ -90,12 +91,12 @@ def test_ledger_rows_are_append_only(job):
 
 
 def test_a_correction_is_a_reversing_transaction(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
-    tx, _ = services.ledger_post(
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    tx, _ = posting.ledger_post(
         key="k5", kind="fund", currency="usd", entries=[(clearing, -80), (escrow, 80)]
     )
-    reversal = services.ledger_reverse(transaction_=tx, key="k5:reversal", memo="wrong job")
+    reversal = posting.ledger_reverse(transaction_=tx, key="k5:reversal", memo="wrong job")
     assert reversal.reverses_id == tx.pk
     escrow.refresh_from_db()
     assert escrow.balance == 0
@@ -104,12 +105,12 @@ def test_a_correction_is_a_reversing_transaction(job):
 
 
 def test_non_negative_accounts_cannot_go_below_zero(job):
-    escrow = services.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
-    clearing = services.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
+    escrow = posting.ledger_account(kind=AccountKind.JOB_ESCROW, currency="usd", job=job)
+    clearing = posting.ledger_account(kind=AccountKind.STRIPE_CLEARING, currency="usd")
     from django.db import IntegrityError
 
     with pytest.raises(IntegrityError):
-        services.ledger_post(
+        posting.ledger_post(
             key="k6", kind="fund", currency="usd", entries=[(clearing, 10), (escrow, -10)]
         )
     assert not LedgerTransaction.objects.filter(key="k6").exists()
@@ -120,8 +121,8 @@ def test_admin_ledger_account_page_drills_down_to_the_work(client, admin_user, j
 
     fund(job, 5_000)
     a = reserved_assignment(job)
-    services.assignment_pay(assignment=a)
-    account = services.ledger_account(
+    paying.assignment_pay(assignment=a)
+    account = posting.ledger_account(
         kind=AccountKind.WORKER_PENDING, currency="usd", worker=a.worker
     )
     client.force_login(admin_user)

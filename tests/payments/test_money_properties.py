@@ -9,10 +9,11 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments import pricing, services
+from payments import escrow, pricing
 from payments.errors import InsufficientEscrow
 from payments.pricing import PricingPolicyData, TrustTier
 from payments.selectors import escrow_balance
+from tasks import paying
 from tests.factories import AssignmentFactory, JobFactory, MicroTaskFactory
 from tests.payments.conftest import assert_ledger_consistent
 
@@ -114,13 +115,13 @@ def test_ledger_never_creates_or_loses_money(db, ops):
         for op in ops:
             n = next(_keys)
             if op[0] == "fund":
-                services.escrow_fund(job=job, amount=op[1], key=f"p{n}")
+                escrow.escrow_fund(job=job, amount=op[1], key=f"p{n}")
                 funded += op[1]
             elif op[0] == "refund":
                 available = escrow_balance(job=job).available
                 amount = min(op[1], available)
                 if amount:
-                    services.escrow_refund_unspent(job=job, amount=amount, key=f"r{n}")
+                    escrow.escrow_refund_unspent(job=job, amount=amount, key=f"r{n}")
                     refunded += amount
             else:
                 _, price, outcome, credit, seconds = op
@@ -129,17 +130,17 @@ def test_ledger_never_creates_or_loses_money(db, ops):
 
                 slot = slot_reservation_for(microtask=mt)
                 try:
-                    services.escrow_reserve(job=job, amount=slot, key=f"s{n}")
+                    escrow.escrow_reserve(job=job, amount=slot, key=f"s{n}")
                 except InsufficientEscrow:
                     continue
                 if outcome == "release":
-                    services.escrow_release(job=job, amount=slot, key=f"s{n}")
+                    escrow.escrow_release(job=job, amount=slot, key=f"s{n}")
                     continue
                 a = AssignmentFactory(microtask=mt, reserved_amount=slot, active_seconds=seconds)
                 if outcome == "pay":
-                    services.assignment_pay(assignment=a, credit=credit)
+                    paying.assignment_pay(assignment=a, credit=credit)
                 else:
-                    services.assignment_unpaid(assignment=a)
+                    paying.assignment_unpaid(assignment=a)
             b = escrow_balance(job=job)
             assert b.funded == funded - refunded
             assert b.funded == b.available + b.reserved + b.paid + b.fees

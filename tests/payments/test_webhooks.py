@@ -16,6 +16,7 @@ from payments.models import (
     StripeEvent,
 )
 from payments.selectors import escrow_balance, worker_balances
+from tasks import paying
 from tests.factories import MicroTaskFactory, WorkerFactory
 from tests.payments.conftest import onboarded_worker, signed_post
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def funded_intent(stripe_server, job):
     MicroTaskFactory(video__job=job, job=job)
-    f = funding.funding_create(job=job, requester=job.requester)
+    f = paying.job_funding_create(job=job, requester=job.requester)
     pi = stripe_server.succeed_payment_intent(f.stripe_payment_intent_id)
     event = [
         e for e in stripe_server.state.events.values() if e["type"] == "payment_intent.succeeded"
@@ -237,8 +238,8 @@ def test_cancelling_a_funded_job_refunds_its_unspent_escrow_through_stripe(
 def test_funding_a_published_job_publishes_the_work_it_now_covers(
     client, stripe_server, django_capture_on_commit_callbacks
 ):
+    from payments.escrow import escrow_fund
     from payments.selectors import slot_reservation_for
-    from payments.services import escrow_fund
     from tasks import claiming
     from tasks.models import Slot
     from tests.tasks.claim_fixtures import ready_job
@@ -249,7 +250,7 @@ def test_funding_a_published_job_publishes_the_work_it_now_covers(
     claiming.job_publish(job=job, by=job.requester)
     assert Slot.objects.filter(job=job).count() == 1
 
-    f = funding.funding_create(job=job, requester=job.requester, amount=slot_cost * 3)
+    f = paying.job_funding_create(job=job, requester=job.requester, amount=slot_cost * 3)
     stripe_server.succeed_payment_intent(f.stripe_payment_intent_id)
     event = [
         e for e in stripe_server.state.events.values() if e["type"] == "payment_intent.succeeded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marketplace.models import Job
-from payments.services import escrow_fund
+from payments.escrow import escrow_fund
 from quality import services
 from quality.shapes import annotation_to_payload
 from quality.simulator import scene_truth

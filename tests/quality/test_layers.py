@@ -24,7 +24,10 @@ LOWER = [
     "tasks/work_selectors.py",
     "tasks/signals.py",
     "payments/selectors.py",
-    "payments/services.py",
+    "payments/posting.py",
+    "payments/escrow.py",
+    "payments/work.py",
+    "tasks/paying.py",
 ]
 
 

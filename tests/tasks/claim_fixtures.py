@@ -10,7 +10,7 @@ from django.utils import timezone
 from PIL import Image
 
 from marketplace.models import JobStatus, Qualification, QualificationStatus
-from payments.services import escrow_fund
+from payments.escrow import escrow_fund
 from tasks import claiming
 from tasks.models import MicroTask
 from tests.factories import JobFactory, VideoFactory, WorkerFactory

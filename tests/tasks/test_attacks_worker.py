@@ -20,9 +20,9 @@ from rest_framework.test import APIClient
 
 from marketplace.models import Qualification, QualificationStatus
 from payments import pricing
-from payments import services as pay_services
 from payments.ledger import AccountKind
 from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Payout
+from payments.selectors import active_policy
 from quality import services as quality_services
 from quality.models import FraudFlag, TrustEvidence, WorkerTrust
 from tasks import claiming, suspensions, worktime
@@ -164,7 +164,7 @@ def test_parallel_claims_with_inflated_time_are_credited_at_most_the_wall_clock(
         r = requester.post(f"/api/submissions/{a.pk}/approve/")
         assert r.status_code == 200, r.content
     paid = [a.pay_amount for a in Assignment.objects.filter(worker=attacker)]
-    policy = pay_services.active_policy()
+    policy = active_policy()
     # Honest work over 217 s of wall clock: at most the base pay of each task plus the floor
     # on the wall-clock time (plus one unit of rounding per task).
     honest = (

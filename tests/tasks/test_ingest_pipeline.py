@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from marketplace.models import JobStatus
+from payments import pricing
 from tasks import features
 from tasks.ingestion import video_ingest
 from tasks.models import MicroTask, Video, VideoStatus
@@ -80,7 +81,8 @@ def test_track_job_splits_h264_at_shot_cuts_with_overlap_exactly(
         assert _manifest_times(m) == [pytest.approx(i / 30.0, abs=1e-6) for i in m.frames]
         assert (m.manifest["width"], m.manifest["height"]) == (128, 96)
         assert 0.75 <= m.complexity <= 3.0
-        assert m.complexity == pytest.approx(features.complexity(m.motion, m.clutter), abs=1e-4)
+        policy = pricing.PricingPolicyData()
+        assert m.complexity == pricing.complexity(motion=m.motion, clutter=m.clutter, policy=policy)
 
     # Exactly the frames the manifests name are in storage, as JPEGs of the announced size.
     named = {f["image"] for m in mts for f in m.manifest["frames"]}

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from payments import pricing
 from tasks import features
 from tasks.features import FramePlanner, TrackPlanner, plan_frame_groups, plan_track_segments
 from tasks.synthetic import make_scene, render_frame
@@ -140,14 +141,18 @@ def test_motion_and_clutter_grow_with_the_scene():
     m1, c1 = measure(busy)
     assert m0 == 0.0 and m1 > 0.005
     assert c1 > c0 > 0.0
-    assert features.complexity(m1, c1) > features.complexity(m0, c0) >= 1.0
+    assert _complexity(m1, c1) > _complexity(m0, c0) >= 1.0
+
+
+def _complexity(motion: float, clutter: float) -> float:
+    return pricing.complexity(motion=motion, clutter=clutter, policy=pricing.PricingPolicyData())
 
 
 def test_complexity_is_clamped():
-    assert features.complexity(0.0, 0.0) == 1.0
-    assert features.complexity(1.0, 1.0) == 3.0
-    assert features.complexity(-1.0, 0.0) == 0.75
-    assert features.complexity(0.02, 0.1) == pytest.approx(1 + 25 * 0.02 + 2 * 0.1)
+    assert _complexity(0.0, 0.0) == 1.0
+    assert _complexity(1.0, 1.0) == 3.0
+    assert _complexity(-1.0, 0.0) == 0.75
+    assert _complexity(0.02, 0.1) == pytest.approx(1 + 25 * 0.02 + 2 * 0.1)
 
 
 def test_edge_density_and_difference_on_known_images():

@@ -107,8 +107,8 @@ class Command(BaseCommand):
 
     def _demo_job(self, requester: User, spec: dict) -> Job:
         # Imported here: the command must load even where a feature app is being migrated.
-        from payments import services as payments
-        from tasks import claiming, ingestion
+        from payments import escrow
+        from tasks import claiming, ingestion, quoting
         from tasks.synthetic import make_scene
         from tasks.video import write_video
 
@@ -132,9 +132,9 @@ class Command(BaseCommand):
         job.refresh_from_db()
         if job.status != JobStatus.READY:
             return job  # with a broker configured, ingestion runs on the Celery worker
-        quote = payments.job_quote(job=job)
+        quote = quoting.job_prices_save(job=job)
         Job.objects.filter(pk=job.pk).update(budget=quote.fund_amount)
-        payments.escrow_fund(
+        escrow.escrow_fund(
             job=job, amount=quote.fund_amount, key=f"demo:job:{job.pk}", memo="Demo funding"
         )
         claiming.job_publish(job=job, by=requester)

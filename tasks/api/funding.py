@@ -1,0 +1,97 @@
+"""The requester's money endpoints that need the job's microtasks: its quote (pricing every
+microtask), funding it at that quote, and bonuses to workers who handed work in. Their routes
+keep the ``payments-*`` names and ``/api/payments/`` paths clients know."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.api.error_schema import ErrorSerializer
+from marketplace.api.permissions import IsRequester
+from marketplace.api.schema import error_response
+from marketplace.errors import NotFound
+from marketplace.models import Role, User
+from marketplace.selectors import jobs_visible_to
+from payments.api import serializers as s
+from tasks import paying, quoting
+
+
+def _job(request: Request, pk: int):
+    job = jobs_visible_to(request.user).filter(pk=pk).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+class JobQuoteView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=None, responses=s.QuoteSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        quote = quoting.job_prices_save(job=_job(request, pk))
+        return Response(s.QuoteSerializer(quote).data)
+
+
+class JobFundView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(request=s.FundingInSerializer, responses={201: dict, 502: error_response(502)})
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.FundingInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        f = paying.job_funding_create(
+            job=_job(request, pk), requester=request.user, amount=data.validated_data.get("amount")
+        )
+        return Response(
+            {
+                "funding": f.pk,
+                "amount": f.amount,
+                "currency": f.currency,
+                "payment_intent": f.stripe_payment_intent_id,
+                "client_secret": f.client_secret,
+                "quote": f.quote,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobBonusView(APIView):
+    permission_classes = [IsRequester]
+
+    @extend_schema(
+        request=s.BonusInSerializer,
+        responses={
+            201: s.BonusOutSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid input, or the worker has no submitted work on this job "
+                "(`bonus_not_allowed`)",
+            ),
+            401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
+            403: OpenApiResponse(ErrorSerializer, description="Not a requester"),
+            404: OpenApiResponse(ErrorSerializer, description="No such job, or worker"),
+            409: OpenApiResponse(
+                ErrorSerializer, description="The job's available escrow does not cover it"
+            ),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = s.BonusInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        worker = User.objects.filter(pk=v["worker"], role=Role.WORKER).first()
+        if worker is None:
+            raise NotFound("No such worker.")
+        pay = paying.bonus_grant(
+            job=_job(request, pk),
+            worker=worker,
+            amount=v["amount"],
+            reason=v["reason"],
+            actor=request.user,
+            key=v["key"],
+        )
+        return Response({"bonus": pay}, status=status.HTTP_201_CREATED)
