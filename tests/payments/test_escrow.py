@@ -11,13 +11,13 @@ from payments import escrow, pricing, work
 from payments.errors import IdempotencyConflict, InsufficientEscrow, InvalidAmount
 from payments.models import EarningHold, LedgerTransaction
 from payments.selectors import (
+    DEFAULT_TRUST,
     active_policy,
     escrow_balance,
     slot_reservation_for,
     worker_balances,
 )
 from tasks import paying
-from tasks.work_selectors import DEFAULT_TRUST
 from tests.factories import MicroTaskFactory, WorkerFactory
 from tests.payments.conftest import assert_ledger_consistent, fund, reserved_assignment
 
