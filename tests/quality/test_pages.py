@@ -54,3 +54,14 @@ def test_worker_appeals_a_rejection_from_their_quality_page(
     assert b"Pending" in client.get("/quality/me/").content
     again = client.post(f"/quality/me/appeal/{failed.pk}/", {"message": "again"}, follow=True)
     assert b"once" in again.content
+
+
+@pytest.mark.django_db
+def test_the_review_queue_title_is_text_and_admins_see_disputes_once(client):
+    from tests.factories import AdminFactory
+
+    client.force_login(AdminFactory())
+    html = client.get("/quality/review/").content.decode()
+    title = html.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title == "Review queue · Crowdlabel"
+    assert html.count('id="disputes"') == 1 and html.count('id="disputed-gold"') == 1
