@@ -48,25 +48,28 @@ def _link(obj, label: str | None = None) -> str:
     return format_html('<a href="{}">{}</a>', url, label or str(obj))
 
 
+# The coefficients an admin edits; saving makes a new policy version (pricing_policy_create).
+POLICY_FIELDS = (
+    "currency",
+    "base",
+    "t0",
+    "t_obj",
+    "motion_coef",
+    "clutter_coef",
+    "complexity_min",
+    "complexity_max",
+    "floor_hourly",
+    "country_floors",
+    "platform_fee_bps",
+    "tiers",
+    "extra_replica_rate",
+)
+
+
 class PricingPolicyForm(forms.ModelForm):
     class Meta:
         model = PricingPolicy
-        fields = (
-            "currency",
-            "base",
-            "t0",
-            "t_obj",
-            "motion_coef",
-            "clutter_coef",
-            "complexity_min",
-            "complexity_max",
-            "floor_hourly",
-            "country_floors",
-            "platform_fee_bps",
-            "tiers",
-            "extra_replica_rate",
-            "note",
-        )
+        fields = (*POLICY_FIELDS, "note")
 
     def clean_currency(self) -> str:
         # The service refuses it too; checking here shows the error on the field.
@@ -101,23 +104,7 @@ class PricingPolicyAdmin(admin.ModelAdmin):
         from .work import pricing_policy_create
 
         fields = {
-            name: form.cleaned_data[name]
-            for name in (
-                "currency",
-                "base",
-                "t0",
-                "t_obj",
-                "motion_coef",
-                "clutter_coef",
-                "complexity_min",
-                "complexity_max",
-                "floor_hourly",
-                "country_floors",
-                "platform_fee_bps",
-                "tiers",
-                "extra_replica_rate",
-            )
-            if name in form.cleaned_data
+            name: form.cleaned_data[name] for name in POLICY_FIELDS if name in form.cleaned_data
         }
         created = pricing_policy_create(
             actor=request.user, note=form.cleaned_data.get("note", ""), **fields
