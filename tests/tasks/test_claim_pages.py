@@ -76,18 +76,3 @@ def test_claim_next_button_claims_and_opens_the_annotation_page(client, monkeypa
     # With nothing left, the board explains instead of failing.
     r = client.post("/work/claim/", follow=True)
     assert b"no work available" in r.content.lower()
-
-
-@pytest.mark.parametrize(
-    ("amount", "currency", "shown"),
-    [
-        (1234, "usd", "12.34 USD"),
-        (5, "eur", "0.05 EUR"),
-        (-250, "usd", "-2.50 USD"),
-        (500, "jpy", "500 JPY"),
-    ],
-)
-def test_money_filter_shows_minor_units_as_currency(amount, currency, shown):
-    from tasks.templatetags.work_tags import money
-
-    assert money(amount, currency) == shown
