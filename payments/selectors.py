@@ -65,6 +65,29 @@ def worker_trust(*, worker: User, annotation_type: str) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
+# --- the measured-work seam ------------------------------------------------------------------
+# How long a worker worked for the pay they got is tasks' (assignments sit above payments):
+# tasks hands its reader down at startup (``TasksConfig.ready`` calls
+# :func:`measured_work_install`) and the earnings read asks here for the effective hourly rate.
+
+_measured_work_reader: Callable[..., tuple[int, float]] | None = None
+
+
+def measured_work_install(*, reader: Callable[..., tuple[int, float]]) -> None:
+    """Install the reader of a worker's paid work (``reader(worker=, currency=)`` returning
+    ``(pay in minor units, measured seconds)``); tasks does this once, at startup."""
+    global _measured_work_reader
+    _measured_work_reader = reader
+
+
+def measured_work(*, worker: User, currency: str) -> tuple[int, float]:
+    """The worker's approved pay and the measured seconds it took (``(0, 0.0)`` with no reader)."""
+    if _measured_work_reader is None:
+        return 0, 0.0
+    pay, seconds = _measured_work_reader(worker=worker, currency=currency)
+    return int(pay or 0), float(seconds or 0.0)
+
+
 # --- pricing policy --------------------------------------------------------------------------
 
 
@@ -199,8 +222,6 @@ def worker_balances(*, worker: User, currency: str | None = None) -> dict[str, i
 
 
 def worker_earnings(*, worker: User, currency: str | None = None) -> WorkerEarnings:
-    from tasks.models import Assignment
-
     currency = currency or settings.PLATFORM_CURRENCY
     b = worker_balances(worker=worker, currency=currency)
     paid = (
@@ -214,17 +235,14 @@ def worker_earnings(*, worker: User, currency: str | None = None) -> WorkerEarni
         ]
         or 0
     )
-    agg = Assignment.objects.filter(
-        worker=worker, pay_amount__gt=0, active_seconds__gt=0, microtask__job__currency=currency
-    ).aggregate(pay=Sum("pay_amount"), seconds=Sum("active_seconds"))
-    seconds = float(agg["seconds"] or 0.0)
+    pay, seconds = measured_work(worker=worker, currency=currency)
     return WorkerEarnings(
         currency=currency,
         pending=b["pending"],
         available=b["available"],
         in_transit=b["in_transit"],
         paid=paid,
-        effective_hourly=pricing.effective_hourly(pay=agg["pay"] or 0, seconds=seconds),
+        effective_hourly=pricing.effective_hourly(pay=pay, seconds=seconds),
         paid_seconds=seconds,
     )
 

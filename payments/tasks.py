@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from marketplace.models import User
 from marketplace.tasks_base import transient_task
 
 from .errors import StripeError
@@ -24,8 +25,6 @@ STRIPE_MAX_RETRIES = 12
 @transient_task("payments.payout_run")
 def payout_run_task(actor_id: int | None = None, note: str = "") -> dict:
     """One payout run per currency workers hold earnings in (see ``payout_currencies``)."""
-    from marketplace.models import User
-
     from .payouts import payout_runs_start
 
     actor = User.objects.filter(pk=actor_id).first() if actor_id else None

@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.errors import ApplicationError
+from marketplace.models import WorkerProfile
 
 from . import connect, selectors
 from .errors import WebhookSignatureInvalid
@@ -151,8 +152,6 @@ def connect_return(request: HttpRequest) -> HttpResponse:
 def money_page(request: HttpRequest) -> HttpResponse:
     """The admins' money audit: runs, failures, holds, reconciliation, payment anomalies,
     refunds, audit log."""
-    from marketplace.models import WorkerProfile
-
     return render(
         request,
         "payments/money.html",

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from marketplace.tasks_base import transient_task
 
-from .services import job_classes_aggregate, submission_process, submissions_process_stragglers
+from .services import (
+    classification_jobs_aggregate,
+    submission_process,
+    submissions_process_stragglers,
+)
 
 
 @transient_task(
@@ -29,13 +33,5 @@ def process_stragglers() -> int:
 
 @transient_task("quality.aggregate_classes")
 def aggregate_classes() -> int:
-    """Periodic: re-aggregate the labels of published classification jobs with Dawid-Skene."""
-    from marketplace.models import AnnotationType, Job, JobStatus
-
-    total = 0
-    for job_id in Job.objects.filter(
-        annotation_type=AnnotationType.CLASSIFY,
-        status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED, JobStatus.COMPLETED),
-    ).values_list("pk", flat=True):
-        total += job_classes_aggregate(job_id=job_id)
-    return total
+    """Periodic: re-aggregate the labels of live classification jobs with Dawid-Skene."""
+    return classification_jobs_aggregate()

@@ -11,6 +11,7 @@ the job's escrow account: the same order everywhere, so two of them never deadlo
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Sum
 
 from marketplace.errors import PermissionDenied, ValidationError
 from marketplace.models import Job, User
@@ -180,3 +181,12 @@ def job_funding_create(*, job: Job, requester: User, amount: int | None = None) 
     _funding.funding_check(job=job, requester=requester)
     quote = job_prices_save(job=job)
     return _funding.funding_create(job=job, requester=requester, quote=quote, amount=amount)
+
+
+def worker_measured_work(*, worker: User, currency: str) -> tuple[int, float]:
+    """The worker's paid work in ``currency``: total pay and the measured seconds it took, over
+    assignments with both (the effective hourly rate's inputs; payments asks through its seam)."""
+    agg = Assignment.objects.filter(
+        worker=worker, pay_amount__gt=0, active_seconds__gt=0, microtask__job__currency=currency
+    ).aggregate(pay=Sum("pay_amount"), seconds=Sum("active_seconds"))
+    return int(agg["pay"] or 0), float(agg["seconds"] or 0.0)

@@ -42,15 +42,9 @@ ALLOWED_CYCLE: frozenset[str] = frozenset()
 # to its layer or its call becomes a signal / on-commit task.
 ALLOWED_FUNCTION_IMPORTS = frozenset(
     {
-        # TODO(#12): the effective hourly rate reads assignments (money lane).
-        ("payments.selectors", "tasks"),
-        # TODO(#12): downward, but inside functions: hoist with the lanes' rewrites (money lane).
-        ("payments.tasks", "marketplace"),
-        ("payments.views", "marketplace"),
-        # TODO(#12): downward, inside a Celery task (tasks lane: one retry convention).
-        ("quality.tasks", "marketplace"),
-        # AppConfig.ready: hands quality's trust reader down to payments once apps are loaded.
         ("quality.apps", "payments"),
+        # AppConfig.ready: hands tasks' measured-work reader down to payments (earnings).
+        ("tasks.apps", "payments"),
     }
 )
 

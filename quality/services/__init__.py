@@ -16,7 +16,7 @@ This package re-exports what the rest of the code base (views, admin, receivers,
 tests) calls; code inside it imports from the modules themselves.
 """
 
-from .aggregation import job_classes_aggregate
+from .aggregation import classification_jobs_aggregate, job_classes_aggregate
 from .evidence import (
     rejection_record,
     trust_record,
@@ -41,6 +41,7 @@ __all__ = [
     "STRAGGLER_AFTER",
     "appeal_create",
     "appeal_decide",
+    "classification_jobs_aggregate",
     "fraud_flag_inflated_time",
     "fraud_flag_resolve",
     "gold_answer_set",

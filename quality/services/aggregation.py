@@ -7,11 +7,19 @@ from __future__ import annotations
 import numpy as np
 from django.db import transaction
 
-from marketplace.models import AnnotationType, Job
+from marketplace.models import AnnotationType, Job, JobStatus
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 
 from .. import dawid_skene, shapes
 from ..models import ConsensusDecision, ConsensusResult, WorkerTrust
+
+
+def classification_jobs_aggregate() -> int:
+    """Re-aggregate every live classification job (published, paused or completed), one
+    transaction per job; the number of labels made current."""
+    live = (JobStatus.PUBLISHED, JobStatus.PAUSED, JobStatus.COMPLETED)
+    jobs = Job.objects.filter(annotation_type=AnnotationType.CLASSIFY, status__in=live)
+    return sum(job_classes_aggregate(job_id=pk) for pk in jobs.values_list("pk", flat=True))
 
 
 @transaction.atomic
