@@ -112,10 +112,10 @@ from marketplace.models import (  # noqa: E402
     User,
     WorkerProfile,
 )
+from marketplace.sql import statement  # noqa: E402
 from payments.escrow import escrow_fund  # noqa: E402
 from tasks import claiming  # noqa: E402
 from tasks.models import MicroTask, Video  # noqa: E402
-from tasks.sql import statement  # noqa: E402
 
 FRAMES_PER_TASK = 5
 RATE_CONCURRENCY = (4, 16)
@@ -270,7 +270,7 @@ def pgbench_script(worker_base: int) -> str:
     # draws that never pick gold (the bench jobs have no gold, so the service never does either).
     from tasks import work_selectors
 
-    sql = statement("claiming.sql", "claim_next")
+    sql = statement("tasks/claiming.sql", "claim_next")
     sql = (
         sql.replace("%(job_id)s", "NULL")
         .replace("%(worker_id)s", ":worker_id")
@@ -421,7 +421,8 @@ def claim_plan(job: Job, worker: User) -> dict:
     with connection.cursor() as cur:
         cur.execute("BEGIN")
         cur.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement("claiming.sql", "claim_next"),
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+            + statement("tasks/claiming.sql", "claim_next"),
             params,
         )
         plan = cur.fetchone()[0]

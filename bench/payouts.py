@@ -95,7 +95,7 @@ def main() -> dict:
     from django.db import DatabaseError, connection, transaction
 
     from marketplace.models import Role, User, WorkerProfile
-    from payments import payouts
+    from payments import payouts, reconciliation, transfers
     from payments.ledger import AccountKind
     from payments.models import ConnectedAccount, LedgerAccount, Payout, PayoutStatus
     from payments.posting import ledger_account, ledger_post
@@ -216,10 +216,10 @@ def main() -> dict:
         t_created = time.perf_counter()
         submit_status: dict[str, int] = {}
         ids = list(Payout.objects.filter(run=run).order_by("pk").values_list("pk", flat=True))
-        for result in payouts.payouts_submit_many(payout_ids=ids, threads=THREADS).values():
+        for result in transfers.payouts_submit_many(payout_ids=ids, threads=THREADS).values():
             submit_status[result.status] = submit_status.get(result.status, 0) + 1
         t_submitted = time.perf_counter()
-        report = payouts.payouts_reconcile()
+        report = reconciliation.payouts_reconcile()
         t_done = time.perf_counter()
         own_cpu = time.process_time() - cpu0
         stats1 = server.stats()

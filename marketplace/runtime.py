@@ -5,7 +5,7 @@ guessing on its own:
 
 - ``native_sql()``: the database is PostgreSQL, so the claim path runs ``tasks/claiming.sql``'s
   prepared statements; otherwise (the embedded SQLite of ``make run``) it runs their ORM twins in
-  ``tasks.portable`` (``tasks.sql.native`` asks here).
+  ``tasks.portable`` (``marketplace.sql.native`` asks here).
 - ``eager_tasks()``: no broker is configured (``CELERY_TASK_ALWAYS_EAGER``, the default without
   ``REDIS_URL``), so Celery tasks run in-process, inside the request that queued them on commit,
   instead of on a worker.

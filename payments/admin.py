@@ -259,20 +259,20 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Resubmit the selected open payouts (same idempotency keys)")
     def resubmit(self, request, queryset) -> None:
-        from .payouts import _enqueue_submit
+        from .payouts import payout_submit_enqueue
         from .posting import audit_log_record
 
         n = 0
         for payout in queryset.filter(status__in=["pending", "queued"]):
-            _enqueue_submit(payout.pk)
+            payout_submit_enqueue(payout.pk)
             audit_log_record(action="payout.resubmitted", actor=request.user, obj=payout)
             n += 1
         messages.info(request, f"{n} payouts resubmitted.")
 
     @admin.action(description="Reconcile all payouts with Stripe now")
     def reconcile(self, request, queryset) -> None:
-        from .payouts import payouts_reconcile
         from .posting import audit_log_record
+        from .reconciliation import payouts_reconcile
 
         report = payouts_reconcile()
         audit_log_record(action="payouts.reconciled", actor=request.user, **report.__dict__)

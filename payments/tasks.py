@@ -42,7 +42,7 @@ class PayoutNotSettled(StripeError):
 
 @transient_task("payments.payout_submit", max_retries=STRIPE_MAX_RETRIES)
 def payout_submit_task(payout_id: int) -> str:
-    from .payouts import payout_submit
+    from .transfers import payout_submit
 
     result = payout_submit(payout_id=payout_id)
     if result.retry:
@@ -55,7 +55,7 @@ def payouts_submit_batch_task(payout_ids: list[int]) -> dict[str, int]:
     """Submit a run's batch; payouts hit by a transient error retry one by one (same keys)."""
     from django.conf import settings
 
-    from .payouts import payouts_submit_many
+    from .transfers import payouts_submit_many
 
     results = payouts_submit_many(
         payout_ids=list(payout_ids), threads=settings.PAYOUT_SUBMIT_THREADS
@@ -70,7 +70,7 @@ def payouts_submit_batch_task(payout_ids: list[int]) -> dict[str, int]:
 
 @transient_task("payments.payouts_reconcile", max_retries=STRIPE_MAX_RETRIES)
 def payouts_reconcile_task() -> dict:
-    from .payouts import payouts_reconcile
+    from .reconciliation import payouts_reconcile
 
     return payouts_reconcile().__dict__
 

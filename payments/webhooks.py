@@ -145,7 +145,7 @@ def _account_updated(obj: dict, event: StripeEvent) -> None:
 
 
 def _transfer_event(obj: dict, event: StripeEvent) -> None:
-    from .payouts import payout_confirm_transfer
+    from .transfers import payout_confirm_transfer
 
     # The event body may be older than what we know; confirm from the current transfer.
     payout_confirm_transfer(transfer=gateway.transfer_retrieve(obj["id"]))

@@ -194,7 +194,7 @@ def work_pay_reverse(
     pay posting (the worker's pending pay, the platform fee, the escrow share) together with the
     release of the reservation that posting consumed, so the job ends where a rejection would
     have left it. Pay that reached the worker's available balance or a payout is a clawback
-    (``payouts.payout_reverse``), an admin's separate decision: this raises Conflict without
+    (``clawbacks.payout_reverse``), an admin's separate decision: this raises Conflict without
     moving anything. Returns (the pay taken back, the posting or None if it was posted before).
     """
     done = LedgerTransaction.objects.filter(key=pay_reversed_key(assignment_id)).first()

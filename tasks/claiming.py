@@ -43,6 +43,7 @@ from marketplace.errors import (
 )
 from marketplace.lifecycle import job_transition
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
+from marketplace.sql import fetch_prepared, native, statement
 
 from . import budget, crediting, portable, signals, suspensions, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
@@ -54,7 +55,6 @@ from .models import (
     Slot,
     Submission,
 )
-from .sql import fetch_prepared, native, statement
 
 logger = logging.getLogger(__name__)
 
@@ -504,7 +504,7 @@ def assignments_expire_overdue(*, batch: int = 1_000, worker_id: int | None = No
         if native():
             with connection.cursor() as cur:
                 cur.execute(
-                    statement("claiming.sql", "expire_overdue"),
+                    statement("tasks/claiming.sql", "expire_overdue"),
                     {"now": now, "batch": batch, "worker_id": worker_id},
                 )
                 expired, _freed = cur.fetchone()
@@ -576,7 +576,7 @@ def assignment_submit(
     if reported is None:
         if native():
             (submission_id,) = fetch_prepared(
-                statement("claiming.sql", "submit"),
+                statement("tasks/claiming.sql", "submit"),
                 {
                     **params,
                     "active_seconds": None,
@@ -599,7 +599,7 @@ def assignment_submit(
             }
             if native():
                 row = fetch_prepared(
-                    statement("claiming.sql", "submit_credited"),
+                    statement("tasks/claiming.sql", "submit_credited"),
                     {**credited, "payload": Jsonb(result.payload), "frames": Jsonb(result.frames)},
                 )
             else:

@@ -37,10 +37,10 @@ from django.db import transaction
 from django.db.models import F
 
 from marketplace.errors import Conflict
+from marketplace.sql import fetch_prepared, native, statement
 
 from . import portable, signals, worktime
 from .models import Assignment, WorkerClock
-from .sql import fetch_prepared, native, statement
 
 OPTIMISTIC_ATTEMPTS = 2
 # How far back a credit keeps reading claims that have ended (``tasks.worktime``: ``settled``):
@@ -72,7 +72,7 @@ class View:
 def _rows(worker_id: int) -> list[tuple]:
     params = {"worker_id": worker_id}
     if native():
-        return fetch_prepared(statement("claiming.sql", "credit_view"), params, many=True)
+        return fetch_prepared(statement("tasks/claiming.sql", "credit_view"), params, many=True)
     return portable.credit_view(**params)
 
 

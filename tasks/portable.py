@@ -5,7 +5,7 @@ CTEs, ``FOR UPDATE SKIP LOCKED``), which SQLite cannot parse. The embedded ``mak
 is SQLite (``marketplace.runtime``), where writers are serialised by the database lock anyway, so
 these plain ORM versions inside one transaction keep the same guarantees there. Each function is
 named after the statement it stands for, takes the same parameters and returns what it returns;
-``tasks.sql.native()`` picks one or the other, nowhere else.
+``marketplace.sql.native()`` picks one or the other, nowhere else.
 
 Read this before changing anything: a rule changed in ``claiming.sql`` must be changed here in
 the same commit, and the other way round. ``claim_next`` is the one that matters — who may claim

@@ -26,6 +26,7 @@ from marketplace.models import (
     User,
 )
 from marketplace.selectors import jobs_visible_to
+from marketplace.sql import fetch_prepared, native, statement
 from payments import selectors as trust_seam
 
 from . import portable
@@ -39,7 +40,6 @@ from .models import (
     Submission,
     Video,
 )
-from .sql import fetch_prepared, native, statement
 
 MAX_CANDIDATE_JOBS = 50
 
@@ -84,7 +84,7 @@ def claimable_jobs_for(*, worker: User, job_id: int | None = None) -> list[Candi
     """
     params = {"worker_id": worker.pk, "job_id": job_id, "limit": MAX_CANDIDATE_JOBS}
     if native():
-        rows = fetch_prepared(statement("claiming.sql", "candidate_jobs"), params, many=True)
+        rows = fetch_prepared(statement("tasks/claiming.sql", "candidate_jobs"), params, many=True)
     else:
         rows = portable.candidate_jobs(**params)
     jobs = [CandidateJob(*row) for row in rows]
@@ -289,7 +289,7 @@ def _claim_and_load(sql_name: str) -> tuple[str, list]:
     """A claim statement of ``claiming.sql`` whose result row is the new assignment with its
     microtask, video and job (saving the round trip of loading them after the claim), then the
     "picked a slot" flag. Every column is NULL when nothing was claimed."""
-    base = statement("claiming.sql", sql_name)
+    base = statement("tasks/claiming.sql", sql_name)
     returning = "ON CONFLICT DO NOTHING\n    RETURNING id, slot_id"
     final = "SELECT (SELECT id FROM filled), "
     assert base.count(returning) == 1 and base.count(final) == 1, sql_name

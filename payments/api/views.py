@@ -15,7 +15,7 @@ from marketplace.api.schema import error_response
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
-from payments import connect, funding, payouts, posting, selectors
+from payments import clawbacks, connect, funding, posting, reconciliation, selectors
 from payments.api import serializers as s
 from payments.models import Payout
 
@@ -115,14 +115,14 @@ class AdminWorkerHoldView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = s.ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        payouts.worker_payouts_hold(
+        clawbacks.worker_payouts_hold(
             worker=self._worker(pk), reason=data.validated_data["reason"], actor=request.user
         )
         return Response({"held": True})
 
     @extend_schema(request=None, responses={200: dict})
     def delete(self, request: Request, pk: int) -> Response:
-        payouts.worker_payouts_release(worker=self._worker(pk), actor=request.user)
+        clawbacks.worker_payouts_release(worker=self._worker(pk), actor=request.user)
         return Response({"held": False})
 
 
@@ -135,7 +135,7 @@ class AdminPayoutReverseView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = s.ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        payout = payouts.payout_reverse(
+        payout = clawbacks.payout_reverse(
             payout=get_object_or_404(Payout, pk=pk),
             reason=data.validated_data["reason"],
             amount=data.validated_data.get("amount"),
@@ -149,7 +149,7 @@ class AdminReconcileView(APIView):
 
     @extend_schema(request=None, responses={200: dict, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
-        report = payouts.payouts_reconcile()
+        report = reconciliation.payouts_reconcile()
         posting.audit_log_record(
             action="payouts.reconciled", actor=request.user, detail_report=report.__dict__
         )

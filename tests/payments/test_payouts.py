@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from marketplace.errors import Conflict
-from payments import payouts
+from payments import clawbacks, payouts, reconciliation, transfers
 from payments.ledger import AccountKind
 from payments.models import AuditLog, LedgerAccount, Payout, PayoutStatus, ReconciliationIssue
 from payments.selectors import worker_balances
@@ -57,7 +57,7 @@ def test_reconciliation_confirms_and_settles_the_ledger(
 ):
     worker = onboarded_worker(stripe_server, available=2_000)
     _run(django_capture_on_commit_callbacks)
-    report = payouts.payouts_reconcile()
+    report = reconciliation.payouts_reconcile()
     payout = Payout.objects.get(worker=worker)
     assert payout.status == PayoutStatus.PAID and report.confirmed == 1
     assert worker_balances(worker=worker)["in_transit"] == 0
@@ -71,11 +71,11 @@ def test_timeout_after_commit_then_retry_with_same_key_pays_once(stripe_server, 
     worker = onboarded_worker(stripe_server, available=1_500)
     payout = payouts.payout_create(worker=worker, enqueue=False)
     stripe_server.faults.forced = ["timeout_after_commit"]
-    first = payouts.payout_submit(payout_id=payout.pk)
+    first = transfers.payout_submit(payout_id=payout.pk)
     assert first.retry is True
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PENDING and payout.attempt == 1
-    second = payouts.payout_submit(payout_id=payout.pk)
+    second = transfers.payout_submit(payout_id=payout.pk)
     assert second.status == PayoutStatus.SUBMITTED
     assert len(stripe_server.transfers_for(payout.pk)) == 1
 
@@ -93,12 +93,12 @@ def test_crash_after_transfer_is_recovered_by_reconciliation(
         currency=payout.currency,
         destination=payout.destination,
         idempotency_key=payout.idempotency_key,
-        metadata=payouts._metadata(payout),
+        metadata=transfers._metadata(payout),
         transfer_group=f"payout:{payout.pk}",
         description=f"Crowdlabel payout #{payout.pk}",
     )
     with django_capture_on_commit_callbacks(execute=True):
-        payouts.payouts_reconcile()
+        reconciliation.payouts_reconcile()
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID
     assert len(stripe_server.transfers_for(payout.pk)) == 1
@@ -109,7 +109,7 @@ def test_definite_refusal_fails_the_payout_and_returns_the_money(stripe_server):
     worker = onboarded_worker(stripe_server, available=1_500)
     payout = payouts.payout_create(worker=worker, enqueue=False)
     stripe_server.restrict_account(payout.destination)
-    result = payouts.payout_submit(payout_id=payout.pk)
+    result = transfers.payout_submit(payout_id=payout.pk)
     payout.refresh_from_db()
     assert result.status == PayoutStatus.FAILED
     assert payout.failure_code == "insufficient_capabilities_for_transfer"
@@ -125,7 +125,7 @@ def test_balance_insufficient_queues_until_balance_available(
     worker = onboarded_worker(stripe_server, available=1_500)
     stripe_server.state.available = 100
     payout = payouts.payout_create(worker=worker, enqueue=False)
-    payouts.payout_submit(payout_id=payout.pk)
+    transfers.payout_submit(payout_id=payout.pk)
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.QUEUED and payout.attempt == 2
     stripe_server.state.pending = 10_000
@@ -140,9 +140,9 @@ def test_balance_insufficient_queues_until_balance_available(
 
 def test_held_worker_gets_no_payout(stripe_server, admin_user, django_capture_on_commit_callbacks):
     worker = onboarded_worker(stripe_server, available=1_500)
-    payouts.worker_payouts_hold(worker=worker, reason="fraud review", actor=admin_user)
+    clawbacks.worker_payouts_hold(worker=worker, reason="fraud review", actor=admin_user)
     assert _run(django_capture_on_commit_callbacks).payouts_created == 0
-    payouts.worker_payouts_release(worker=worker, actor=admin_user)
+    clawbacks.worker_payouts_release(worker=worker, actor=admin_user)
     assert _run(django_capture_on_commit_callbacks).payouts_created == 1
     assert AuditLog.objects.filter(action="payouts.held", actor=admin_user).exists()
 
@@ -153,8 +153,8 @@ def test_reversal_claws_back_with_a_reversing_transaction(
     worker = onboarded_worker(stripe_server, available=2_000)
     _run(django_capture_on_commit_callbacks)
     payout = Payout.objects.get(worker=worker)
-    payouts.payouts_reconcile()
-    payouts.payout_reverse(payout=payout, amount=500, reason="duplicate work", actor=admin_user)
+    reconciliation.payouts_reconcile()
+    clawbacks.payout_reverse(payout=payout, amount=500, reason="duplicate work", actor=admin_user)
     payout.refresh_from_db()
     assert payout.amount_reversed == 500
     (transfer,) = stripe_server.transfers_for(payout.pk)
@@ -163,10 +163,10 @@ def test_reversal_claws_back_with_a_reversing_transaction(
     worker.worker_profile.refresh_from_db()
     assert worker.worker_profile.payouts_held is True
     # The transfer.reversed webhook arriving later changes nothing more.
-    payouts.payout_confirm_transfer(transfer=transfer)
+    transfers.payout_confirm_transfer(transfer=transfer)
     assert worker_balances(worker=worker)["available"] == 500
     with pytest.raises(Exception):  # noqa: B017 - more than remains
-        payouts.payout_reverse(payout=payout, amount=2_000, reason="x", actor=admin_user)
+        clawbacks.payout_reverse(payout=payout, amount=2_000, reason="x", actor=admin_user)
     assert_ledger_consistent()
 
 
@@ -174,7 +174,7 @@ def test_cannot_reverse_an_unsent_payout(stripe_server, admin_user):
     worker = onboarded_worker(stripe_server, available=2_000)
     payout = payouts.payout_create(worker=worker, enqueue=False)
     with pytest.raises(Conflict):
-        payouts.payout_reverse(payout=payout, reason="oops", actor=admin_user)
+        clawbacks.payout_reverse(payout=payout, reason="oops", actor=admin_user)
 
 
 def test_reconciliation_flags_a_transfer_for_a_failed_payout(stripe_server):
@@ -182,15 +182,15 @@ def test_reconciliation_flags_a_transfer_for_a_failed_payout(stripe_server):
 
     worker = onboarded_worker(stripe_server, available=1_500)
     payout = payouts.payout_create(worker=worker, enqueue=False)
-    payouts._fail(payout, code="test", reason="test")
+    transfers._fail(payout, code="test", reason="test")
     gateway.transfer_create(
         amount=payout.amount,
         currency="usd",
         destination=payout.destination,
         idempotency_key="stray",
-        metadata=payouts._metadata(payout),
+        metadata=transfers._metadata(payout),
     )
-    payouts.payouts_reconcile()
+    reconciliation.payouts_reconcile()
     assert ReconciliationIssue.objects.filter(
         payout=payout, kind="transfer_for_failed_payout"
     ).exists()
@@ -211,16 +211,16 @@ def test_submit_many_pays_each_payout_once_with_threads(stripe_server):
         currency=crashed.currency,
         destination=crashed.destination,
         idempotency_key=crashed.idempotency_key,
-        metadata=payouts._metadata(crashed),
+        metadata=transfers._metadata(crashed),
         transfer_group=f"payout:{crashed.pk}",
         description=f"Crowdlabel payout #{crashed.pk}",
     )
     # One is already submitted by a single submitter; one account cannot receive transfers.
-    payouts.payout_submit(payout_id=created[1].pk)
+    transfers.payout_submit(payout_id=created[1].pk)
     stripe_server.restrict_account(created[2].destination)
     ids = [p.pk for p in created]
 
-    results = payouts.payouts_submit_many(payout_ids=ids, threads=3, chunk_size=4)
+    results = transfers.payouts_submit_many(payout_ids=ids, threads=3, chunk_size=4)
 
     assert set(results) == set(ids)
     assert results[created[2].pk].status == PayoutStatus.FAILED
@@ -232,7 +232,7 @@ def test_submit_many_pays_each_payout_once_with_threads(stripe_server):
         assert p.stripe_transfer_id == transfer["id"] and transfer["amount"] == p.amount
     assert Payout.objects.get(pk=crashed.pk).stripe_transfer_id == made["id"]
 
-    again = payouts.payouts_submit_many(payout_ids=ids, threads=3)
+    again = transfers.payouts_submit_many(payout_ids=ids, threads=3)
     assert {r.status for pk, r in again.items() if pk != created[2].pk} == {PayoutStatus.SUBMITTED}
     assert all(len(stripe_server.transfers_for(pk)) == 1 for pk in ids if pk != created[2].pk)
     assert_ledger_consistent()
@@ -245,11 +245,11 @@ def test_submit_many_keeps_a_timed_out_payout_pending_for_the_same_key(stripe_se
     workers = [onboarded_worker(stripe_server, available=1_200 + i) for i in range(3)]
     created = [payouts.payout_create(worker=w, enqueue=False) for w in workers]
     stripe_server.faults.forced = ["timeout_after_commit"]
-    first = payouts.payouts_submit_many(payout_ids=[p.pk for p in created], threads=1)
+    first = transfers.payouts_submit_many(payout_ids=[p.pk for p in created], threads=1)
     retried = [pk for pk, r in first.items() if r.retry]
     assert len(retried) == 1
     pending = Payout.objects.get(pk=retried[0])
     assert pending.status == PayoutStatus.PENDING and pending.attempt == 1
-    second = payouts.payouts_submit_many(payout_ids=retried, threads=1)
+    second = transfers.payouts_submit_many(payout_ids=retried, threads=1)
     assert second[retried[0]].status == PayoutStatus.SUBMITTED
     assert all(len(stripe_server.transfers_for(p.pk)) == 1 for p in created)

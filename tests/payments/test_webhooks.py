@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from payments import funding, payouts
+from payments import funding, payouts, transfers
 from payments.models import (
     ConnectedAccount,
     EventStatus,
@@ -150,7 +150,7 @@ def test_transfer_events_out_of_order_settle_the_payout_once(
 ):
     worker = onboarded_worker(stripe_server, available=3_000)
     payout = payouts.payout_create(worker=worker, enqueue=False)
-    payouts.payout_submit(payout_id=payout.pk)
+    transfers.payout_submit(payout_id=payout.pk)
     (transfer,) = stripe_server.transfers_for(payout.pk)
     from payments import stripe_gateway as gateway
 

@@ -1,5 +1,9 @@
 """Named SQL statements kept in ``.sql`` files beside the code (``-- name: <name>`` headers),
-and a way to run the hot ones as server-side prepared statements."""
+and a way to run the hot ones as server-side prepared statements.
+
+Any app's hand-written SQL lives in a ``.sql`` file next to the module that runs it
+(``tasks/claiming.sql``, ``payments/payouts.sql``) and is read through here:
+``statement("tasks/claiming.sql", "claim_next")`` (paths from the project root)."""
 
 from __future__ import annotations
 
@@ -27,19 +31,23 @@ def parse(text: str) -> dict[str, str]:
     return out
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 @cache
-def statements(filename: str) -> dict[str, str]:
-    return parse((Path(__file__).resolve().parent / filename).read_text())
+def statements(path: str) -> dict[str, str]:
+    """Every statement of the ``.sql`` file at ``path`` (from the project root), by name."""
+    return parse((ROOT / path).read_text())
 
 
-def statement(filename: str, name: str) -> str:
-    return statements(filename)[name]
+def statement(path: str, name: str) -> str:
+    return statements(path)[name]
 
 
 def native() -> bool:
     """Whether the named statements can run here (``marketplace.runtime.native_sql``: PostgreSQL).
-    Elsewhere — the embedded SQLite of ``make run`` — the claim path uses ``tasks.portable``'s
-    ORM twins."""
+    Elsewhere — the embedded SQLite of ``make run`` — callers take their ORM twins (the claim
+    path's are in ``tasks.portable``)."""
     return native_sql()
 
 
