@@ -26,9 +26,7 @@ requester's browser record one behind their back except by navigating them to th
 
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -41,17 +39,38 @@ from tasks.models import Assignment, AssignmentStatus, ExportedWork, JobExport, 
 from .models import ConsensusDecision, ConsensusResult
 from .selectors import video_tracks
 
-FORMATS = {
-    "coco": ("application/json", "json"),
-    "mot": ("application/zip", "zip"),
-    "cvat": ("application/xml", "xml"),
+BOXES = (AnnotationType.BBOX, AnnotationType.TRACK)
+SHAPES = (*BOXES, AnnotationType.POLYGON)
+
+
+@dataclass(frozen=True)
+class Format:
+    content_type: str
+    ext: str
+    types: tuple[str, ...]  # the annotation types it carries
+    title: str
+
+
+# Every download format: its file type and the annotation types it can carry (MOT and Label
+# Studio's videorectangle are boxes; polygons go to COCO segmentation, CVAT and YOLO).
+FORMATS: dict[str, Format] = {
+    "coco": Format("application/json", "json", SHAPES, "COCO JSON"),
+    "mot": Format("application/zip", "zip", BOXES, "MOT 1.1"),
+    "cvat": Format("application/xml", "xml", SHAPES, "CVAT for video XML"),
+    "labelstudio": Format("application/json", "json", BOXES, "Label Studio JSON"),
+    "yolo": Format("application/zip", "zip", SHAPES, "YOLO"),
 }
-EXPORTABLE_TYPES = (AnnotationType.BBOX, AnnotationType.TRACK)
+EXPORTABLE_TYPES = SHAPES
+
+
+def formats_for(annotation_type: str) -> list[tuple[str, str]]:
+    """(format, title) of every format a job of ``annotation_type`` can be downloaded in."""
+    return [(k, f.title) for k, f in FORMATS.items() if annotation_type in f.types]
 
 
 @dataclass(frozen=True)
 class ExportFile:
-    content: bytes
+    chunks: Iterator[bytes]  # the file, streamed: written as it is read
     content_type: str
     filename: str
     export_id: int = 0
@@ -109,6 +128,10 @@ def _scale(video: Video) -> tuple[float, float]:
 def _objects(shapes: list[dict], sx: float, sy: float) -> list[exports.ExportObject]:
     out = []
     for shape in shapes:
+        if shape.get("points"):
+            points = [(x * sx, y * sy) for x, y in shape["points"]]
+            out.append(exports.polygon_from_points(shape["label"], points))
+            continue
         x1, y1, x2, y2 = shape["box"]
         out.append(
             exports.ExportObject(
@@ -149,46 +172,66 @@ def export_video(video: Video, microtask_ids: Collection[int]) -> exports.Export
         width=video.width or 0,
         height=video.height or 0,
         frame_count=video.frame_count or 0,
+        fps=video.fps or 0.0,
         frames={int(f): _objects(shapes, sx, sy) for f, shapes in frames.items() if shapes},
     )
 
 
-@transaction.atomic
-def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
-    """The job's consensus labels of approved work in ``fmt`` (``coco``, ``mot`` or ``cvat``),
-    recorded as an export by ``by``."""
-    if fmt not in FORMATS:
-        raise ValidationError(
-            f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.",
-            extra={"fields": {"format": [f"one of {', '.join(FORMATS)}"]}},
-        )
-    if job.annotation_type not in EXPORTABLE_TYPES:
-        raise ValidationError(
-            f"Exports are available for box and track jobs; this is a {job.annotation_type} job."
-        )
-    delivery = job_delivery(job)
-    videos = [
-        export_video(v, delivery.microtasks)
+def _chunks(fmt: str, videos: list[exports.ExportVideo], labels: list[str], title: str):
+    """The file's chunks and, when it differs from the format's, its (content type, extension)."""
+    if fmt == "coco":
+        return exports.iter_coco(videos, labels, description=title), None
+    if fmt == "mot":
+        return exports.iter_mot(videos, labels), None
+    if fmt == "labelstudio":
+        return exports.iter_label_studio(videos), None
+    if fmt == "yolo":
+        return exports.iter_yolo(videos, labels), None
+    if len(videos) == 1:
+        return exports.iter_cvat_video(videos[0], labels), None
+    return exports.iter_cvat_videos(videos, labels), ("application/zip", "zip")
+
+
+def job_export_videos(job: Job, microtask_ids: Collection[int]) -> list[exports.ExportVideo]:
+    """The job's videos with the consensus labels of ``microtask_ids``, as plain export data."""
+    return [
+        export_video(v, microtask_ids)
         for v in Video.objects.filter(job=job, microtasks__isnull=False)
         .distinct()
         .select_related("job")
         .order_by("pk")
     ]
+
+
+@transaction.atomic
+def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
+    """The job's consensus labels of approved work in ``fmt`` (a key of :data:`FORMATS`),
+    recorded as an export by ``by``.
+
+    The labels are read here, inside the transaction that records the export; the file is
+    written from them as the caller reads ``chunks`` (a streamed response)."""
+    if fmt not in FORMATS:
+        raise ValidationError(
+            f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.",
+            extra={"fields": {"format": [f"one of {', '.join(FORMATS)}"]}},
+        )
+    if job.annotation_type not in FORMATS[fmt].types:
+        usable = [k for k, _ in formats_for(job.annotation_type)]
+        raise ValidationError(
+            f"{FORMATS[fmt].title} carries no {job.annotation_type} annotations; "
+            + (
+                f"this job exports as {', '.join(usable)}."
+                if usable
+                else f"a {job.annotation_type} job has no export."
+            )
+        )
+    delivery = job_delivery(job)
+    videos = job_export_videos(job, delivery.microtasks)
     labels = list(job.label_classes)
-    content_type, ext = FORMATS[fmt]
-    if fmt == "coco":
-        content = exports.to_coco(videos, labels, description=job.title)
-    elif len(videos) == 1:
-        content = (exports.to_mot if fmt == "mot" else exports.to_cvat_video)(videos[0], labels)
-    else:  # one file per video, zipped
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for v in videos:
-                if fmt == "mot":
-                    zf.writestr(f"{v.name}.zip", exports.to_mot(v, labels))
-                else:
-                    zf.writestr(f"{v.name}.xml", exports.to_cvat_video(v, labels))
-        content, content_type, ext = buf.getvalue(), "application/zip", "zip"
+    content_type, ext = FORMATS[fmt].content_type, FORMATS[fmt].ext
+    chunks, other = _chunks(fmt, videos, labels, job.title)
+    if other:
+        content_type, ext = other
     record = JobExport.objects.create(
         job=job,
         requested_by=by,
@@ -204,7 +247,7 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
         batch_size=5_000,
     )
     return ExportFile(
-        content,
+        chunks,
         content_type,
         f"job-{job.pk}-{fmt}.{ext}",
         export_id=record.pk,

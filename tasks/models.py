@@ -437,7 +437,7 @@ class JobExport(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    format = models.CharField(max_length=8)
+    format = models.CharField(max_length=16)
     microtasks = models.PositiveIntegerField(help_text="Results delivered")
     withheld = models.PositiveIntegerField(
         help_text="Results not delivered: they rest on work not approved (yet)"

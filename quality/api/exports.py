@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
@@ -14,7 +14,9 @@ from tasks import ingestion_selectors
 
 
 class JobExportView(APIView):
-    """Download a job's consensus labels as COCO JSON, MOT 1.1 (zip) or CVAT for video XML.
+    """Download a job's consensus labels: COCO JSON, MOT 1.1 (zip), CVAT for video XML, Label
+    Studio JSON or YOLO (zip); polygon jobs as COCO segmentation, CVAT polygons or YOLO
+    segmentation. The file is streamed as it is written.
 
     Only results that rest on approved work are in the file; each download is recorded, and a
     later rejection of the work it carried goes to an admin as a dispute.
@@ -27,14 +29,17 @@ class JobExportView(APIView):
             OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(exporting.FORMATS))
         ],
         responses={
-            # What ``exporting.job_export`` serves: COCO as JSON, MOT as a zip, CVAT as XML
-            # (a zip of one XML per video when the job has several). Approved work only; headers:
+            # What ``exporting.job_export`` serves: COCO and Label Studio as JSON, MOT and YOLO
+            # as a zip, CVAT as XML (a zip of one XML per video when the job has several).
+            # Approved work only; headers:
             # X-Export-Id (the recorded export), X-Export-Microtasks (results delivered),
             # X-Export-Withheld (results waiting on work not approved).
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "application/zip"): OpenApiTypes.BINARY,
             (200, "application/xml"): OpenApiTypes.BINARY,
-            400: OpenApiResponse(ERROR, description="Unknown format, or a type with no export"),
+            400: OpenApiResponse(
+                ERROR, description="Unknown format, or one that cannot carry the job's type"
+            ),
             403: OpenApiResponse(ERROR, description="Not a requester"),
             404: OpenApiResponse(ERROR, description="No such job of yours"),
         },
@@ -42,7 +47,7 @@ class JobExportView(APIView):
     def get(self, request, job_id: int, fmt: str):
         job = ingestion_selectors.job_for_requester(user=request.user, job_id=job_id)
         export = exporting.job_export(job=job, fmt=fmt, by=request.user)
-        response = HttpResponse(export.content, content_type=export.content_type)
+        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
         response["X-Export-Id"] = str(export.export_id)
         response["X-Export-Microtasks"] = str(export.microtasks)
