@@ -16,7 +16,7 @@ import numpy as np
 from marketplace.errors import NothingAvailable, PermissionDenied
 from marketplace.models import Job, User
 from tasks import claiming
-from tasks.models import MicroTask
+from tasks.models import Assignment, MicroTask
 
 from .boxes import Annotation
 from .shapes import annotation_to_payload
@@ -38,8 +38,14 @@ def drive_crowd(
     frame_size: tuple[int, int],
     max_rounds: int = 100,
     seed: int = 0,
+    on_work: Callable[[float], None] | None = None,
+    on_submit: Callable[[Assignment], None] | None = None,
 ) -> CrowdRun:
-    """Rounds of every worker (in random order) claiming and submitting, until no one can."""
+    """Rounds of every worker (in random order) claiming and submitting, until no one can.
+
+    ``on_work(seconds)`` is called between a claim and its submission with the active time the
+    worker will report (a simulated clock advances by it); ``on_submit(assignment)`` after each
+    submission (progress)."""
     rng = np.random.default_rng(seed)
     classes = list(job.label_classes)
     run = CrowdRun()
@@ -59,13 +65,18 @@ def drive_crowd(
             )
             last = ann
             payload = annotation_to_payload(ann, classes, annotation_type=job.annotation_type)
+            seconds = sim.seconds(ann)
+            if on_work is not None:
+                on_work(seconds)
             claiming.assignment_submit(
                 worker=user,
                 assignment_id=assignment.pk,
                 payload=payload,
-                active_seconds=sim.seconds(ann),
+                active_seconds=seconds,
             )
             run.submissions += 1
+            if on_submit is not None:
+                on_submit(assignment)
             if mt.is_gold:
                 run.gold_submissions[user.pk] = run.gold_submissions.get(user.pk, 0) + 1
             progressed = True
