@@ -29,6 +29,7 @@ run: install
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
+	@echo "To see the marketplace live (a simulated crowd, funding, consensus, payouts, exports): $(PY) manage.py demo"
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
