@@ -97,7 +97,7 @@ def _round(v: float) -> float:
 
 
 def _fmt(v: float) -> str:
-    """A coordinate as text: at most ``digits`` decimals, no trailing zeros."""
+    """A pixel coordinate as MOT text: two decimals at most, no trailing zeros."""
     return f"{round(float(v), 2):g}"
 
 

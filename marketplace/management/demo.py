@@ -21,8 +21,8 @@ suite calls it at a small size and asserts on the summary. One run:
    as the requester's downloads;
 7. measures: accuracy of the delivered labels against the truth, replicas used, cost against
    the funded budget, effective hourly pay against the fair-pay floor, payouts, and the
-   invariants (ledger balanced, spend within escrow, one transfer per payout, replicas within
-   target, credited time within wall-clock time).
+   invariants (ledger balanced, spend within escrow, replicas within target, one assignment per
+   worker and microtask, a transfer per paid payout, credited time within wall-clock time).
 
 **The simulated clock.** Simulated workers report minutes of work that take milliseconds to
 compute; credited time may not exceed wall-clock time (invariant 9), so the crowd works on a
@@ -87,6 +87,7 @@ from tasks.exports import counts
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Video
 from tasks.synthetic import Scene, make_scene
 from tasks.video import write_video
+from tasks.worktime import union_seconds
 
 DEMO_PASSWORD = "demo-pass-123"  # the same as load_demo's logins
 CLASSES = ["car", "person"]
@@ -493,12 +494,23 @@ def _invariants(job: Job) -> dict[str, bool]:
     transfers_ok = not Payout.objects.filter(
         status=PayoutStatus.PAID, stripe_transfer_id=""
     ).exists()
+    # Invariant 9: a worker's credited active time within the union of their claims' intervals.
+    spans: dict[int, list[tuple[float, float]]] = {}
+    credited: dict[int, float] = {}
+    for worker, claimed, submitted, ended, seconds in Assignment.objects.filter(
+        microtask__job=job
+    ).values_list("worker_id", "claimed_at", "submitted_at", "ended_at", "active_seconds"):
+        end = submitted or ended or claimed
+        spans.setdefault(worker, []).append((claimed.timestamp(), end.timestamp()))
+        credited[worker] = credited.get(worker, 0.0) + float(seconds or 0)
+    time_ok = all(credited[w] <= union_seconds(spans[w]) + 1e-6 for w in spans)
     return {
         "ledger_balanced": not unbalanced and cached_ok,
         "spend_within_escrow": balance.committed <= balance.funded,
         "replicas_within_target": not over_target,
         "one_assignment_per_worker_and_microtask": not twice,
         "every_paid_payout_has_its_transfer": transfers_ok,
+        "credited_time_within_wall_clock": time_ok,
     }
 
 

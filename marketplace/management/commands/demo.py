@@ -45,7 +45,7 @@ def render(s: DemoSummary) -> list[str]:
         f"  replicas used      {bar(s.replicas_per_microtask or 0, s.overlap[1])} "
         f"{s.replicas_per_microtask} per microtask (overlap {s.overlap[0]}-{s.overlap[1]})",
         f"  cost vs budget     {bar(s.spent, s.budget)} {money(s.spent)} of {money(s.budget)} "
-        f"(workers {money(s.paid_to_workers)}, fees {money(s.fees)})",
+        f"(workers {money(s.paid_to_workers)}, platform {money(s.fees)} net of fair-pay top-ups)",
         f"  effective hourly   {bar(s.effective_hourly or 0, 2 * s.floor_hourly)} "
         f"{hourly(s.effective_hourly)} (floor {hourly(s.floor_hourly)}; the bar's middle)",
         f"  payouts            {s.payouts} paid, {money(s.payouts_amount)}, "
