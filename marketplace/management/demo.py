@@ -52,6 +52,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from marketplace import services
+from marketplace.management.commands.load_demo import DEMO_PASSWORD
 from marketplace.models import (
     AnnotationType,
     Job,
@@ -89,7 +90,6 @@ from tasks.synthetic import Scene, make_scene
 from tasks.video import write_video
 from tasks.worktime import union_seconds
 
-DEMO_PASSWORD = "demo-pass-123"  # the same as load_demo's logins
 CLASSES = ["car", "person"]
 FPS = 15.0
 WIDTH, HEIGHT = 320, 240
