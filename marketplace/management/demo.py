@@ -62,7 +62,7 @@ from marketplace.models import (
     Role,
     User,
 )
-from payments import connect, funding, payouts
+from payments import connect, funding, payouts, reconciliation, transfers
 from payments.funding import STRIPE_MINIMUM_CHARGE
 from payments.ledger import AccountKind
 from payments.models import (
@@ -424,10 +424,12 @@ def demo_run(*, options: DemoOptions, stripe, progress: Progress | None = None) 
         created = list(
             Payout.objects.filter(run__in=list(runs.values())).values_list("pk", flat=True)
         )
-        payouts.payouts_submit_many(payout_ids=created, threads=1)
-        payouts.payouts_reconcile()  # Stripe's transfer list confirms them: submitted -> paid
+        transfers.payouts_submit_many(payout_ids=created, threads=1)
+        # Stripe's transfer list confirms them: submitted -> paid.
+        reconciliation.payouts_reconcile()
     else:
-        # payments.payouts writes its exactly-once statements in PostgreSQL's SQL (= ANY, ...);
+        # payments.transfers runs its exactly-once statements (payments/payouts.sql) in
+        # PostgreSQL's SQL (= ANY, unnest);
         # the embedded SQLite database has no portable twin of them (tasks.portable is the
         # claim path's), so the earnings stay available for a run on PostgreSQL.
         payouts_note = "payout run skipped: payouts need PostgreSQL (earnings left available)"
