@@ -15,7 +15,11 @@ from tests.payments.conftest import assert_ledger_consistent, stripe_server  # n
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_demo_runs_the_marketplace_end_to_end_and_meets_the_quality_bar(stripe_server, settings):  # noqa: F811
+def test_demo_runs_the_marketplace_end_to_end_and_meets_the_quality_bar(
+    stripe_server,  # noqa: F811
+    settings,
+    client,
+):
     settings.PAYOUT_MINIMUM = 50  # a small crowd earns cents (the command's --payout-minimum)
     options = DemoOptions(videos=2, seconds=6, objects=3, workers=7, spammers=1, sloppy=1, seed=3)
     s = demo_run(options=options, stripe=stripe_server)
@@ -51,6 +55,18 @@ def test_demo_runs_the_marketplace_end_to_end_and_meets_the_quality_bar(stripe_s
     careful = [w for w in s.workers if w.profile == "precise"]
     assert spammer.rejected > 0 or spammer.suspended or spammer.approved == 0
     assert sum(w.earned for w in careful) > 0.6 * s.paid_to_workers
+    # The pages show a marketplace that has lived.
+    from marketplace.models import User
+    from marketplace.money import format_money
+
+    client.force_login(User.objects.get(username="requester"))
+    page = client.get(f"/requester/jobs/{s.job_id}/").content.decode()
+    assert "Download the dataset" in page and f"/api/jobs/{s.job_id}/export/yolo/" in page
+    assert client.get(f"/quality/jobs/{s.job_id}/").status_code == 200
+    paid = max(s.workers, key=lambda w: w.paid_out)
+    client.force_login(User.objects.get(username=paid.username))
+    earnings = client.get("/worker/earnings/").content.decode()
+    assert format_money(paid.paid_out, s.currency) in earnings
 
 
 def test_demo_command_prints_the_summary_with_bars(stripe_server, settings):  # noqa: F811

@@ -184,6 +184,19 @@ def test_a_track_crossing_a_seam_is_one_track_in_every_format(requester_client, 
             assert seen["tracks"] == 2, fmt
 
 
+def test_box_job_counts_are_the_consensus_in_every_format(requester_client, box_job):
+    from quality.exporting import FORMATS, job_delivery, job_export_videos
+    from tasks.exports import counts
+
+    expected = counts(job_export_videos(box_job, job_delivery(box_job).microtasks))
+    assert expected == {"frames": 2, "objects": 2, "tracks": 0}
+    for fmt in FORMATS:
+        seen = _read(fmt, _body(requester_client.get(f"/api/jobs/{box_job.pk}/export/{fmt}/")))
+        # Untracked boxes: CVAT and Label Studio make each a one-frame track of its own.
+        tracks = {"cvat": 2, "labelstudio": 2, "mot": 2}.get(fmt, expected["tracks"])
+        assert seen == {**expected, "tracks": tracks if fmt != "yolo" else None}, fmt
+
+
 def test_polygon_job_exports_segmentation_and_refuses_box_only_formats(requester_client, requester):
     from pycocotools.coco import COCO
 
