@@ -5,9 +5,12 @@ track segments (``quality.selectors.video_tracks``). The file formats (``tasks.e
 and the records of what was handed over (``JobExport``, ``ExportedWork``: tasks' models, which
 ``tasks.reviewing`` reads) stay below it in tasks.
 
-Boxes are stored in the coordinates of the extracted frames the workers saw; exports give them in
-the source video's pixels. Track jobs export each video's segments stitched across their seams
-(``quality.selectors.video_tracks``); box jobs export each microtask's current consensus.
+Boxes (and polygons) are stored in the coordinates of the extracted frames the workers saw;
+exports give them in the source video's pixels. Which formats a job can be downloaded in follows
+from its annotation type (:data:`FORMATS`, :func:`formats_for`, also the job page's links).
+Track jobs export each video's segments stitched across their seams
+(``quality.selectors.video_tracks``); box and polygon jobs export each microtask's current
+consensus.
 
 **Approved work only.** A microtask's result is delivered only when it rests on approved (paid)
 work: every submission it was computed from is approved (:func:`deliverable`). A result still
@@ -60,7 +63,6 @@ FORMATS: dict[str, Format] = {
     "labelstudio": Format("application/json", "json", BOXES, "Label Studio JSON"),
     "yolo": Format("application/zip", "zip", SHAPES, "YOLO"),
 }
-EXPORTABLE_TYPES = SHAPES
 
 
 def formats_for(annotation_type: str) -> list[tuple[str, str]]:
