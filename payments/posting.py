@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from marketplace.bounds import money_amount_error
 from marketplace.models import Job, User
+from marketplace.sql import native
 
 from .errors import IdempotencyConflict, InvalidAmount
 from .ledger import AccountKind, Leg, legs
@@ -221,7 +222,7 @@ def ledger_post_many(postings: Sequence[Posting]) -> int:
                     .order_by("pk")
                     .values_list("pk", flat=True)
                 )
-                if connection.vendor == "postgresql":
+                if native():
                     with connection.cursor() as cur:
                         cur.execute(
                             "UPDATE payments_ledgeraccount AS a SET balance = a.balance + v.d "

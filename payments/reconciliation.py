@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from marketplace.sql import statement
+from marketplace.sql import native, statement
 
 from . import stripe_gateway as gateway
 from .ledger import AccountKind
@@ -140,7 +140,7 @@ def _confirm_many(pairs: list[tuple[Payout, dict]]) -> None:
         payout.last_error = ""
         payout.updated_at = now
         by_currency[payout.currency].append(payout)
-    if connection.vendor == "postgresql":
+    if native():
         with connection.cursor() as cur:
             cur.execute(
                 statement("payments/payouts.sql", "confirm_many"),

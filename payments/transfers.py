@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from marketplace.errors import NotFound
 from marketplace.models import User, WorkerProfile
-from marketplace.sql import statement
+from marketplace.sql import native, statement
 
 from . import stripe_gateway as gateway
 from .errors import (
@@ -67,11 +68,30 @@ class _Attempt:
         )
 
 
-def _submit_read(payout_ids: list[int]) -> tuple[list[Payout], dict[int, SubmitResult]]:
-    """One statement: the payouts to send to Stripe, and the answers for those not to send."""
+def _submit_read_rows(payout_ids: list[int]) -> list[tuple]:
+    """(id, status, amount, currency, destination, attempt, worker_id, held) per payout: one
+    statement (``payouts.sql``), or its ORM twin on the embedded SQLite of ``make run``."""
+    if not native():
+        return list(
+            Payout.objects.filter(pk__in=payout_ids).values_list(
+                "pk",
+                "status",
+                "amount",
+                "currency",
+                "destination",
+                "attempt",
+                "worker_id",
+                Coalesce("worker__worker_profile__payouts_held", False),
+            )
+        )
     with connection.cursor() as cur:
         cur.execute(statement(SQL, "submit_read"), [list(payout_ids)])
-        rows = {r[0]: r for r in cur.fetchall()}
+        return cur.fetchall()
+
+
+def _submit_read(payout_ids: list[int]) -> tuple[list[Payout], dict[int, SubmitResult]]:
+    """One statement: the payouts to send to Stripe, and the answers for those not to send."""
+    rows = {r[0]: r for r in _submit_read_rows(payout_ids)}
     todo: list[Payout] = []
     done: dict[int, SubmitResult] = {}
     for pk in payout_ids:
@@ -120,6 +140,22 @@ def _submit_record(attempts: list[_Attempt]) -> set[int]:
     if not attempts:
         return set()
     now = timezone.now()
+    if not native():  # the embedded SQLite of ``make run``: the same conditional update per row
+        return {
+            a.payout.pk
+            for a in attempts
+            if Payout.objects.filter(
+                pk=a.payout.pk,
+                status__in=(PayoutStatus.PENDING, PayoutStatus.QUEUED),
+                stripe_transfer_id="",
+            ).update(
+                status=PayoutStatus.SUBMITTED,
+                stripe_transfer_id=a.transfer["id"],
+                submitted_at=now,
+                last_error="",
+                updated_at=now,
+            )
+        }
     with connection.cursor() as cur:
         cur.execute(
             statement(SQL, "submit_record"),

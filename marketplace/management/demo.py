@@ -47,7 +47,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -174,7 +173,6 @@ class DemoSummary:
     payouts: int
     payouts_amount: int
     transfers: int
-    payouts_note: str = ""  # why no payout run happened, if none did
     exports: dict[str, int] = field(default_factory=dict)  # format -> bytes
     export_counts: dict[str, int] = field(default_factory=dict)
     workers: list[WorkerLine] = field(default_factory=list)
@@ -417,22 +415,11 @@ def demo_run(*, options: DemoOptions, stripe, progress: Progress | None = None) 
         account = connect.connected_account_ensure(worker=user)
         stripe.complete_onboarding(account.stripe_account_id)
         connect.connected_account_sync(stripe_account_id=account.stripe_account_id)
-    created: list[int] = []
-    payouts_note = ""
-    if connection.vendor == "postgresql":
-        runs = payouts.payout_runs_start(note=f"Demo crowd #{run}", enqueue=False)
-        created = list(
-            Payout.objects.filter(run__in=list(runs.values())).values_list("pk", flat=True)
-        )
-        transfers.payouts_submit_many(payout_ids=created, threads=1)
-        # Stripe's transfer list confirms them: submitted -> paid.
-        reconciliation.payouts_reconcile()
-    else:
-        # payments.transfers runs its exactly-once statements (payments/payouts.sql) in
-        # PostgreSQL's SQL (= ANY, unnest);
-        # the embedded SQLite database has no portable twin of them (tasks.portable is the
-        # claim path's), so the earnings stay available for a run on PostgreSQL.
-        payouts_note = "payout run skipped: payouts need PostgreSQL (earnings left available)"
+    runs = payouts.payout_runs_start(note=f"Demo crowd #{run}", enqueue=False)
+    created = list(Payout.objects.filter(run__in=list(runs.values())).values_list("pk", flat=True))
+    transfers.payouts_submit_many(payout_ids=created, threads=1)
+    # Stripe's transfer list confirms them: submitted -> paid.
+    reconciliation.payouts_reconcile()
     report("payouts", 1, 1)
 
     # The dataset, in every format the job's type exports as.
@@ -444,7 +431,6 @@ def demo_run(*, options: DemoOptions, stripe, progress: Progress | None = None) 
         exported[fmt] = sum(len(chunk) for chunk in export.chunks)
     report("exports", len(formats), len(formats))
     summary = _summary(job, options, crowd, submissions, exported, truth_for, created)
-    summary.payouts_note = payouts_note
     return summary
 
 

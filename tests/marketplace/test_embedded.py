@@ -62,6 +62,15 @@ def test_embedded_default_migrates_loads_demo_and_serves(tmp_path):
     assert work.returncode == 0, work.stderr
     assert "claimed" in work.stdout and ("submitted" in work.stdout or "approved" in work.stdout)
 
+    # The demo crowd lives the whole marketplace on SQLite too: payout run and transfers
+    # included (payments.transfers' portable twins of payments/payouts.sql).
+    demo_crowd = run("demo", "--videos", "1")
+    assert demo_crowd.returncode == 0, demo_crowd.stderr
+    payouts_line = next(ln for ln in demo_crowd.stdout.splitlines() if " paid, " in ln)
+    paid = int(payouts_line.split("payouts")[1].split()[0])
+    assert paid > 0 and "Stripe transfer" in payouts_line, payouts_line
+    assert "invariants         all held" in demo_crowd.stdout, demo_crowd.stdout
+
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],

@@ -49,7 +49,7 @@ def render(s: DemoSummary) -> list[str]:
         f"  effective hourly   {bar(s.effective_hourly or 0, 2 * s.floor_hourly)} "
         f"{hourly(s.effective_hourly)} (floor {hourly(s.floor_hourly)}; the bar's middle)",
         f"  payouts            {s.payouts} paid, {money(s.payouts_amount)}, "
-        f"{s.transfers} Stripe transfer(s)" + (f" ({s.payouts_note})" if s.payouts_note else ""),
+        f"{s.transfers} Stripe transfer(s)",
         f"  reviews open       {s.reviews_open}",
         "  exports            "
         + ", ".join(f"{fmt} {size:,} B" for fmt, size in s.exports.items())
