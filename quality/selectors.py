@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -321,3 +321,28 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
             for k, seam in enumerate(stitched.seams)
         ],
     }
+
+
+def replica_agreements(*, assignments: Sequence[Assignment]) -> dict[int, float]:
+    """Each assignment's agreement with its microtask's current consensus (quality's own score
+    of a replica against the consensus, ``ConsensusResult.annotator_agreement``); absent where
+    no consensus was computed yet. One query for the lot."""
+    by_microtask: dict[int, list[int]] = {}
+    for a in assignments:
+        by_microtask.setdefault(a.microtask_id, []).append(a.pk)
+    out: dict[int, float] = {}
+    rows = ConsensusResult.objects.filter(
+        microtask_id__in=by_microtask, is_current=True
+    ).values_list("microtask_id", "annotator_agreement")
+    for microtask_id, per in rows:
+        for pk in by_microtask.get(microtask_id, []):
+            value = (per or {}).get(str(pk))
+            if isinstance(value, int | float):
+                out[pk] = float(value)
+    return out
+
+
+def gold_answer_of(*, microtask: MicroTask) -> Any:
+    """The known answer of ``microtask`` (None when it has none), for its requester or an admin:
+    the caller has checked who asks (a gold answer never reaches a worker)."""
+    return GoldAnswer.objects.filter(microtask=microtask).values_list("payload", flat=True).first()

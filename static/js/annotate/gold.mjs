@@ -1,0 +1,98 @@
+/* The requester's gold page: the annotation workspace (workspace.mjs) on one microtask of their
+ * job, whose drawn answer is saved as the microtask's known answer (PUT to the gold API) instead
+ * of being typed as JSON. A page module of its own, so the worker's page.mjs is untouched.
+ *
+ * The URLs come from the page (data-save-url, data-done-url on #annotate); the task (frames at the
+ * requester's access-checked URLs) and any existing answer come in #gold-data.
+ */
+
+import { describeErrorPath, payloadOf } from "./core.mjs";
+import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
+
+const $ = (id) => document.getElementById(id);
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+function showMessage(text, bad) {
+  const el = $("message");
+  el.textContent = text;
+  el.className = bad ? "flash error" : "flash";
+  el.hidden = !text;
+}
+
+/* PUT JSON; never throws: {ok, status, json}. */
+async function put(url, body) {
+  try {
+    const r = await fetch(url, {
+      method: "PUT",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(body),
+    });
+    let json = null;
+    try {
+      json = await r.json();
+    } catch (e) {
+      json = null;
+    }
+    return { ok: r.ok, status: r.status, json };
+  } catch (e) {
+    return { ok: false, status: 0, json: { error: { message: "The server could not be reached; try again." } } };
+  }
+}
+
+function goldPage(root, data) {
+  const saveUrl = root.dataset.saveUrl;
+  const editor = createEditor({
+    changed: () => {},
+    message: showMessage,
+    rendered: () => {},
+    keydown: (ev) => {
+      if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+        save();
+        return true;
+      }
+      return false;
+    },
+  });
+  const ws = editor.workspace({
+    key: String(data.microtask),
+    number: 1,
+    type: data.type,
+    classes: data.classes,
+    task: data.task,
+    payload: data.payload,
+  });
+
+  async function save() {
+    const sent = payloadOf(ws.state, ws.type);
+    $("submit").disabled = true;
+    const r = await put(saveUrl, { payload: sent });
+    $("submit").disabled = false;
+    clearErrors(ws.state);
+    if (r.ok) {
+      showMessage("Saved: this microtask is gold with the answer you drew.", false);
+      $("done").hidden = false;
+      editor.render();
+      return;
+    }
+    const err = (r.json && r.json.error) || { message: `The server answered ${r.status}.` };
+    showMessage(err.message, true);
+    Object.entries(err.fields || {}).forEach(([path, msgs]) => {
+      const d = describeErrorPath(path.replace(/^payload\./, ""), sent);
+      addError(ws.state, d, d.key === null ? null : itemOf(ws.state, d.key, d.index), msgs);
+    });
+    editor.render();
+  }
+
+  $("submit").addEventListener("click", save);
+  editor.use(ws);
+  editor.render();
+}
+
+const root = $("annotate");
+const data = $("gold-data");
+if (root && data && $("canvas")) goldPage(root, JSON.parse(data.textContent));
