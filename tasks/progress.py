@@ -140,7 +140,16 @@ def microtask_progress(*, job: Job):
         _regular(job)
         .annotate(done=_credited())
         .order_by("video_id", "index")
-        .only("id", "video_id", "index", "frame_start", "frame_end", "status", "replica_target")
+        .only(
+            "id",
+            "video_id",
+            "index",
+            "frame_start",
+            "frame_end",
+            "status",
+            "replica_target",
+            "complexity",
+        )
     )
 
 
