@@ -1,27 +1,18 @@
 /* The requester's gold page: the annotation workspace (workspace.mjs) on one microtask of their
  * job, whose drawn answer is saved as the microtask's known answer (PUT to the gold API) instead
- * of being typed as JSON. A page module of its own, so the worker's page.mjs is untouched.
+ * of being typed as JSON. A page module of its own: the worker page (page.mjs) only lends helpers.
  *
  * The URLs come from the page (data-save-url, data-done-url on #annotate); the task (frames at the
  * requester's access-checked URLs) and any existing answer come in #gold-data.
  */
 
-import { describeErrorPath, payloadOf } from "./core.mjs";
-import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
+import { payloadOf } from "./core.mjs";
+// The worker page's helpers (importing page.mjs runs nothing here: it acts only on a page with
+// an assignment or a qualification test).
+import { csrf, errorOf, markErrors, showMessage } from "./page.mjs";
+import { clearErrors, createEditor } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
-
-function csrf() {
-  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : "";
-}
-
-function showMessage(text, bad) {
-  const el = $("message");
-  el.textContent = text;
-  el.className = bad ? "flash error" : "flash";
-  el.hidden = !text;
-}
 
 /* PUT JSON; never throws: {ok, status, json}. */
 async function put(url, body) {
@@ -79,12 +70,9 @@ function goldPage(root, data) {
       editor.render();
       return;
     }
-    const err = (r.json && r.json.error) || { message: `The server answered ${r.status}.` };
+    const err = errorOf(r);
     showMessage(err.message, true);
-    Object.entries(err.fields || {}).forEach(([path, msgs]) => {
-      const d = describeErrorPath(path.replace(/^payload\./, ""), sent);
-      addError(ws.state, d, d.key === null ? null : itemOf(ws.state, d.key, d.index), msgs);
-    });
+    markErrors(ws.state, err.fields || {}, sent);
     editor.render();
   }
 

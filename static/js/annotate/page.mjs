@@ -33,7 +33,7 @@ function urlsOf(root, names) {
   return urls;
 }
 
-function csrf() {
+export function csrf() {
   const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }
@@ -60,11 +60,11 @@ async function post(url, body) {
   return { ok: r.ok, status: r.status, json };
 }
 
-function errorOf(r) {
+export function errorOf(r) {
   return (r.json && r.json.error) || { message: `The server answered ${r.status}.` };
 }
 
-function showMessage(text, bad) {
+export function showMessage(text, bad) {
   const el = $("message");
   el.textContent = text;
   el.className = bad ? "flash error" : "flash";
@@ -72,7 +72,7 @@ function showMessage(text, bad) {
 }
 
 /* Put a rejected submission's field errors on the workspace state they belong to. */
-function markErrors(st, fields, sent) {
+export function markErrors(st, fields, sent) {
   Object.entries(fields).forEach(([path, msgs]) => {
     const d = describeErrorPath(path, sent);
     addError(st, d, d.key === null ? null : itemOf(st, d.key, d.index), msgs);
