@@ -346,3 +346,14 @@ def gold_answer_of(*, microtask: MicroTask) -> Any:
     """The known answer of ``microtask`` (None when it has none), for its requester or an admin:
     the caller has checked who asks (a gold answer never reaches a worker)."""
     return GoldAnswer.objects.filter(microtask=microtask).values_list("payload", flat=True).first()
+
+
+def gold_candidates(*, job: Job, limit: int = 20) -> list[MicroTask]:
+    """Microtasks of ``job`` whose gold answer its requester may still draw: gold ones nobody was
+    scored against yet, then ordinary ones nobody claimed (``services.gold_answer_set``'s rule
+    refuses the rest and says why)."""
+    scored = GoldResult.objects.filter(microtask__job=job).values("microtask_id")
+    base = MicroTask.objects.filter(job=job).exclude(pk__in=scored).order_by("video_id", "index")
+    gold = list(base.filter(is_gold=True)[:limit])
+    unclaimed = base.filter(is_gold=False, assignments__isnull=True)
+    return gold + list(unclaimed[: max(limit - len(gold), 0)])

@@ -58,7 +58,13 @@ def job_report(request: HttpRequest, job_id: int) -> HttpResponse:
     if job is None:
         raise Http404("No such job.")
     return render(
-        request, "quality/job_report.html", {"job": job, "report": selectors.job_report(job=job)}
+        request,
+        "quality/job_report.html",
+        {
+            "job": job,
+            "report": selectors.job_report(job=job),
+            "gold_candidates": selectors.gold_candidates(job=job),
+        },
     )
 
 

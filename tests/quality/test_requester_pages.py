@@ -440,3 +440,14 @@ def test_gold_page_gives_the_workspace_the_microtask_and_is_the_requesters_only(
         _client(job.requester).get(f"/quality/jobs/{job.pk}/gold/draw/{foreign.pk}/").status_code
         == 404
     )
+
+
+@pytest.mark.django_db
+def test_the_quality_report_links_the_microtasks_free_for_a_drawn_gold_answer(no_gold):
+    job = published_job(n=3, overlap=1)
+    taken = claiming.assignment_claim(worker=qualified_worker(), job_id=job.pk)
+    page = _client(job.requester).get(f"/quality/jobs/{job.pk}/")
+    free = [m.pk for m in page.context["gold_candidates"]]
+    assert taken.microtask_id not in free and len(free) == 2
+    for pk in free:
+        assert f"/quality/jobs/{job.pk}/gold/draw/{pk}/".encode() in page.content
