@@ -172,6 +172,7 @@ def job_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "review_mode": services.review_mode(pol),
             "policy": pol,
+            "delay_hours": job.auto_approve_delay.total_seconds() / 3600,
             "awaiting_review": job_submissions_count(job, AssignmentStatus.SUBMITTED),
         },
     )

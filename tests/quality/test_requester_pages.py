@@ -53,6 +53,7 @@ def test_only_the_buttons_the_lifecycle_allows_are_shown():
     shown = [a.name for a in page.context["actions"]]
     assert shown == ["publish", "cancel"]
     assert b'id="action-publish"' in page.content and b'id="action-pause"' not in page.content
+    assert b"72 hours after submission" in page.content  # the default auto-approval delay
 
     claiming.job_publish(job=job, by=job.requester)
     page = _client(job.requester).get(f"/requester/jobs/{job.pk}/")
