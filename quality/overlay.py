@@ -86,8 +86,8 @@ def frames_with_shapes(
 ) -> dict[str, Any]:
     """The microtask's frames (at most ``limit``, evenly spread) with each layer's shapes.
 
-    ``layers`` are ``{"frames": {frame: [shape, ...]}, "colour": css colour}`` (a submission's
-    per-frame shapes, or the consensus); frames keep the manifest's order.
+    ``layers`` are ``{"frames": {frame: [shape, ...]}, "colour": css colour, "dashed": bool}``
+    (a submission's per-frame shapes, or the consensus); frames keep the manifest's order.
     """
     picked = requester_frames(microtask)
     if limit is not None and len(picked) > limit > 0:
@@ -101,6 +101,7 @@ def frames_with_shapes(
             for s in (layer.get("frames") or {}).get(str(number), []):
                 shape = _shape(s, layer["colour"]) if isinstance(s, dict) else None
                 if shape is not None:
+                    shape["dashed"] = bool(layer.get("dashed"))
                     shapes.append(shape)
         out.append({"frame": number, "url": url, "shapes": shapes})
     width, height = frame_size(microtask)

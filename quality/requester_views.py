@@ -216,17 +216,20 @@ def job_submissions(request: HttpRequest, pk: int) -> HttpResponse:
     )
     page = pages.get_page(_page_number(request.GET.get("page")))
     assignments = list(page.object_list)
-    agreement = selectors.replica_agreements(assignments=assignments)
+    consensus = selectors.current_consensus(microtask_ids={a.microtask_id for a in assignments})
     rows = []
     for a in assignments:
         sub = getattr(a, "submission", None)
-        layer = {"frames": sub.frames if sub else {}, "colour": overlay.colour(0)}
+        layers = [{"frames": sub.frames if sub else {}, "colour": overlay.colour(0)}]
+        agreed = consensus.get(a.microtask_id)
+        if agreed is not None:  # the consensus, dashed, to compare the worker's shapes with
+            layers.append({"frames": agreed["frames"], "colour": "#ffffff", "dashed": True})
         rows.append(
             {
                 "a": a,
-                "agreement": agreement.get(a.pk),
+                "agreement": selectors.replica_agreement(agreed, a.pk),
                 "view": overlay.frames_with_shapes(
-                    microtask=a.microtask, layers=[layer], limit=FRAMES_PER_SUBMISSION
+                    microtask=a.microtask, layers=layers, limit=FRAMES_PER_SUBMISSION
                 ),
             }
         )

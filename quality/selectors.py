@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -152,9 +152,7 @@ def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
         .select_related("submission", "worker")
         .order_by("pk")
     )
-    current = (
-        ConsensusResult.objects.filter(microtask=item.microtask).order_by("-updated_at").first()
-    )
+    current = current_consensus(microtask_ids=[item.microtask_id]).get(item.microtask_id)
     return {
         "microtask": item.microtask_id,
         "manifest": item.microtask.manifest,
@@ -164,13 +162,11 @@ def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
                 "assignment": a.pk,
                 "worker": a.worker.username,
                 "frames": a.submission.frames,
-                "agreement": (current.annotator_agreement or {}).get(str(a.pk))
-                if current
-                else None,
+                "agreement": replica_agreement(current, a.pk),
             }
             for a in subs
         ],
-        "consensus": current.frames if current else None,
+        "consensus": current["frames"] if current else None,
     }
 
 
@@ -323,23 +319,20 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     }
 
 
-def replica_agreements(*, assignments: Sequence[Assignment]) -> dict[int, float]:
-    """Each assignment's agreement with its microtask's current consensus (quality's own score
-    of a replica against the consensus, ``ConsensusResult.annotator_agreement``); absent where
-    no consensus was computed yet. One query for the lot."""
-    by_microtask: dict[int, list[int]] = {}
-    for a in assignments:
-        by_microtask.setdefault(a.microtask_id, []).append(a.pk)
-    out: dict[int, float] = {}
+def current_consensus(*, microtask_ids: Collection[int]) -> dict[int, dict[str, Any]]:
+    """The current consensus of each of ``microtask_ids`` that has one: its per-frame shapes
+    and each replica's agreement with it (quality's own score of a replica against the
+    consensus, ``ConsensusResult.annotator_agreement``: assignment id -> agreement). One query."""
     rows = ConsensusResult.objects.filter(
-        microtask_id__in=by_microtask, is_current=True
-    ).values_list("microtask_id", "annotator_agreement")
-    for microtask_id, per in rows:
-        for pk in by_microtask.get(microtask_id, []):
-            value = (per or {}).get(str(pk))
-            if isinstance(value, int | float):
-                out[pk] = float(value)
-    return out
+        microtask_id__in=list(microtask_ids), is_current=True
+    ).values_list("microtask_id", "frames", "annotator_agreement")
+    return {m: {"frames": frames or {}, "agreement": per or {}} for m, frames, per in rows}
+
+
+def replica_agreement(consensus: dict[str, Any] | None, assignment_id: int) -> float | None:
+    """``assignment_id``'s agreement with ``consensus`` (one of :func:`current_consensus`)."""
+    value = (consensus or {}).get("agreement", {}).get(str(assignment_id))
+    return float(value) if isinstance(value, int | float) else None
 
 
 def gold_answer_of(*, microtask: MicroTask) -> Any:

@@ -103,13 +103,16 @@ def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
     subs = data["submissions"]
     for k, sub in enumerate(subs):
         sub["colour"] = overlay.colour(k)
+    layers = list(subs)
+    if data["consensus"]:
+        layers.append({"frames": data["consensus"], "colour": "#ffffff", "dashed": True})
     return render(
         request,
         "quality/review_detail.html",
         {
             "item": item,
             "overlay": data,
-            "view": overlay.frames_with_shapes(microtask=item.microtask, layers=subs),
+            "view": overlay.frames_with_shapes(microtask=item.microtask, layers=layers),
         },
     )
 

@@ -244,6 +244,7 @@ def test_review_first_holds_consensus_approval_until_the_requester_or_the_delay(
     page = c.get(f"/requester/jobs/{job.pk}/submissions/?status=submitted")
     assert [r["a"].pk for r in page.context["rows"]] == [a.pk for a in subs]
     assert all(r["agreement"] is not None for r in page.context["rows"])
+    assert b'class="shape consensus"' in page.content  # the consensus, dashed, to compare with
 
     # The delay passes: unreviewed work approves itself.
     later = timezone.now() + job.auto_approve_delay + timedelta(seconds=1)
