@@ -9,31 +9,10 @@
 import { payloadOf } from "./core.mjs";
 // The worker page's helpers (importing page.mjs runs nothing here: it acts only on a page with
 // an assignment or a qualification test).
-import { csrf, errorOf, markErrors, showMessage } from "./page.mjs";
+import { errorOf, markErrors, post, showMessage } from "./page.mjs";
 import { clearErrors, createEditor } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
-
-/* PUT JSON; never throws: {ok, status, json}. */
-async function put(url, body) {
-  try {
-    const r = await fetch(url, {
-      method: "PUT",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify(body),
-    });
-    let json = null;
-    try {
-      json = await r.json();
-    } catch (e) {
-      json = null;
-    }
-    return { ok: r.ok, status: r.status, json };
-  } catch (e) {
-    return { ok: false, status: 0, json: { error: { message: "The server could not be reached; try again." } } };
-  }
-}
 
 function goldPage(root, data) {
   const saveUrl = root.dataset.saveUrl;
@@ -61,7 +40,7 @@ function goldPage(root, data) {
   async function save() {
     const sent = payloadOf(ws.state, ws.type);
     $("submit").disabled = true;
-    const r = await put(saveUrl, { payload: sent });
+    const r = await post(saveUrl, { payload: sent }, "PUT");
     $("submit").disabled = false;
     clearErrors(ws.state);
     if (r.ok) {

@@ -33,17 +33,18 @@ function urlsOf(root, names) {
   return urls;
 }
 
-export function csrf() {
+function csrf() {
   const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }
 
-/* POST JSON; never throws: {ok, status, json} with the API's error shape when unreachable. */
-async function post(url, body) {
+/* POST (or ``method``) JSON; never throws: {ok, status, json} with the API's error shape when
+ * unreachable. */
+export async function post(url, body, method = "POST") {
   let r;
   try {
     r = await fetch(url, {
-      method: "POST",
+      method,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: JSON.stringify(body || {}),
