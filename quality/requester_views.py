@@ -173,12 +173,12 @@ def job_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "review_mode": services.review_mode(pol),
             "policy": pol,
             "delay_hours": job.auto_approve_delay.total_seconds() / 3600,
-            "awaiting_review": job_submissions_count(job, AssignmentStatus.SUBMITTED),
+            "awaiting_review": _submissions_count(job, AssignmentStatus.SUBMITTED),
         },
     )
 
 
-def job_submissions_count(job: Job, status: str) -> int:
+def _submissions_count(job: Job, status: str) -> int:
     return work_selectors.submissions_for_review(job=job, status=status).count()
 
 
