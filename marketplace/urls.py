@@ -18,7 +18,6 @@ urlpatterns = [
     path("accounts/signup/<str:role>/", views.signup, name="signup"),
     path("requester/jobs/", views.requester_jobs, name="requester-jobs"),
     path("requester/jobs/new/", views.requester_job_new, name="requester-job-new"),
-    path("requester/jobs/<int:pk>/", views.requester_job_detail, name="requester-job-detail"),
     path("admin/", admin.site.urls),
     path("api/", include("marketplace.api.urls")),
     path("api/", include("tasks.api.urls")),

@@ -8,7 +8,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST
 
@@ -151,10 +151,3 @@ def requester_job_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Job created. Upload videos next.")
             return redirect("requester-job-detail", pk=job.pk)
     return render(request, "requester/job_new.html", {"form": form})
-
-
-@login_required
-def requester_job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_requester(request)
-    job = get_object_or_404(selectors.jobs_visible_to(request.user), pk=pk)
-    return render(request, "requester/job_detail.html", {"job": job})

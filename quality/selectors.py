@@ -152,9 +152,7 @@ def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
         .select_related("submission", "worker")
         .order_by("pk")
     )
-    current = (
-        ConsensusResult.objects.filter(microtask=item.microtask).order_by("-updated_at").first()
-    )
+    current = current_consensus(microtask_ids=[item.microtask_id]).get(item.microtask_id)
     return {
         "microtask": item.microtask_id,
         "manifest": item.microtask.manifest,
@@ -164,13 +162,11 @@ def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
                 "assignment": a.pk,
                 "worker": a.worker.username,
                 "frames": a.submission.frames,
-                "agreement": (current.annotator_agreement or {}).get(str(a.pk))
-                if current
-                else None,
+                "agreement": replica_agreement(current, a.pk),
             }
             for a in subs
         ],
-        "consensus": current.frames if current else None,
+        "consensus": current["frames"] if current else None,
     }
 
 
@@ -321,3 +317,36 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
             for k, seam in enumerate(stitched.seams)
         ],
     }
+
+
+def current_consensus(*, microtask_ids: Collection[int]) -> dict[int, dict[str, Any]]:
+    """The current consensus of each of ``microtask_ids`` that has one: its per-frame shapes
+    and each replica's agreement with it (quality's own score of a replica against the
+    consensus, ``ConsensusResult.annotator_agreement``: assignment id -> agreement). One query."""
+    rows = ConsensusResult.objects.filter(
+        microtask_id__in=list(microtask_ids), is_current=True
+    ).values_list("microtask_id", "frames", "annotator_agreement")
+    return {m: {"frames": frames or {}, "agreement": per or {}} for m, frames, per in rows}
+
+
+def replica_agreement(consensus: dict[str, Any] | None, assignment_id: int) -> float | None:
+    """``assignment_id``'s agreement with ``consensus`` (one of :func:`current_consensus`)."""
+    value = (consensus or {}).get("agreement", {}).get(str(assignment_id))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def gold_answer_of(*, microtask: MicroTask) -> Any:
+    """The known answer of ``microtask`` (None when it has none), for its requester or an admin:
+    the caller has checked who asks (a gold answer never reaches a worker)."""
+    return GoldAnswer.objects.filter(microtask=microtask).values_list("payload", flat=True).first()
+
+
+def gold_candidates(*, job: Job, limit: int = 20) -> list[MicroTask]:
+    """Microtasks of ``job`` whose gold answer its requester may still draw: gold ones nobody was
+    scored against yet, then ordinary ones nobody claimed (``services.gold_answer_set``'s rule
+    refuses the rest and says why)."""
+    scored = GoldResult.objects.filter(microtask__job=job).values("microtask_id")
+    base = MicroTask.objects.filter(job=job).exclude(pk__in=scored).order_by("video_id", "index")
+    gold = list(base.filter(is_gold=True)[:limit])
+    unclaimed = base.filter(is_gold=False, assignments__isnull=True)
+    return gold + list(unclaimed[: max(limit - len(gold), 0)])

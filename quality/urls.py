@@ -2,9 +2,35 @@
 
 from django.urls import path
 
-from . import views
+from . import requester_views, views
 
 urlpatterns = [
+    path("requester/jobs/<int:pk>/", requester_views.job_dashboard, name="requester-job-detail"),
+    path(
+        "requester/jobs/<int:pk>/status/<str:action>/",
+        requester_views.job_action,
+        name="requester-job-action",
+    ),
+    path(
+        "requester/jobs/<int:pk>/review-mode/",
+        requester_views.job_review_mode,
+        name="requester-job-review-mode",
+    ),
+    path(
+        "requester/jobs/<int:pk>/submissions/",
+        requester_views.job_submissions,
+        name="requester-job-submissions",
+    ),
+    path(
+        "requester/jobs/<int:pk>/submissions/review/",
+        requester_views.job_submissions_review,
+        name="requester-job-submissions-review",
+    ),
+    path(
+        "quality/jobs/<int:job_id>/gold/draw/<int:microtask_id>/",
+        requester_views.gold_draw,
+        name="quality-gold-draw",
+    ),
     path("quality/me/", views.my_quality, name="quality-mine"),
     path("quality/me/appeal/<int:assignment_id>/", views.appeal, name="quality-appeal"),
     path("quality/jobs/<int:job_id>/", views.job_report, name="quality-job-report"),

@@ -16,7 +16,7 @@ from marketplace.selectors import jobs_visible_to
 from tasks.models import Assignment
 from tasks.work_selectors import disputes_visible_to
 
-from . import selectors, services
+from . import overlay, selectors, services
 from .models import ReviewItem
 
 
@@ -58,7 +58,13 @@ def job_report(request: HttpRequest, job_id: int) -> HttpResponse:
     if job is None:
         raise Http404("No such job.")
     return render(
-        request, "quality/job_report.html", {"job": job, "report": selectors.job_report(job=job)}
+        request,
+        "quality/job_report.html",
+        {
+            "job": job,
+            "report": selectors.job_report(job=job),
+            "gold_candidates": selectors.gold_candidates(job=job),
+        },
     )
 
 
@@ -82,45 +88,31 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6"]
-
-
 @login_required
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    item = ReviewItem.objects.filter(job__in=jobs_visible_to(request.user), pk=pk).first()
+    """A microtask the annotators disagreed on: its real frames with every replica's shapes over
+    them, and each replica's agreement with the consensus."""
+    item = (
+        ReviewItem.objects.filter(job__in=jobs_visible_to(request.user), pk=pk)
+        .select_related("microtask__video")
+        .first()
+    )
     if item is None:
         raise Http404("No such review item.")
-    overlay = selectors.review_overlay(item=item)
-    manifest = overlay["manifest"] or {}
-    frames = []
-    for entry in manifest.get("frames", []):
-        f = str(entry.get("frame"))
-        shapes = []
-        for k, sub in enumerate(overlay["submissions"]):
-            for s in sub["frames"].get(f, []):
-                if s.get("box"):
-                    x1, y1, x2, y2 = s["box"]
-                    shapes.append(
-                        {
-                            "x": x1,
-                            "y": y1,
-                            "w": x2 - x1,
-                            "h": y2 - y1,
-                            "colour": COLOURS[k % len(COLOURS)],
-                            "label": s.get("label", ""),
-                        }
-                    )
-        frames.append({"frame": f, "url": entry.get("url"), "shapes": shapes})
+    data = selectors.review_overlay(item=item)
+    subs = data["submissions"]
+    for k, sub in enumerate(subs):
+        sub["colour"] = overlay.colour(k)
+    layers = list(subs)
+    if data["consensus"]:
+        layers.append({"frames": data["consensus"], "colour": "#ffffff", "dashed": True})
     return render(
         request,
         "quality/review_detail.html",
         {
             "item": item,
-            "overlay": overlay,
-            "frames": frames,
-            "width": manifest.get("width", 640),
-            "height": manifest.get("height", 360),
-            "colours": COLOURS,
+            "overlay": data,
+            "view": overlay.frames_with_shapes(microtask=item.microtask, layers=layers),
         },
     )
 

@@ -243,8 +243,14 @@ def job_pause(*, job: Job, by: User) -> Job:
 @transaction.atomic
 def job_resume(*, job: Job, by: User) -> Job:
     """Make a paused job claimable again (work newly covered by escrow is funded by
-    ``tasks.receivers`` on the transition)."""
+    ``tasks.receivers`` on the transition). Only a paused job resumes: a ready one is published
+    (``job_publish`` funds its slots first)."""
     _require_owner(job, by)
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status != JobStatus.PAUSED:
+        raise InvalidTransition(
+            f"Only a paused job can be resumed; this one is {job.get_status_display().lower()}."
+        )
     return job_transition(job=job, to=JobStatus.PUBLISHED, by=by)
 
 

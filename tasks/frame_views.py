@@ -33,9 +33,10 @@ from django.views.static import serve
 from rest_framework.exceptions import AuthenticationFailed
 
 from marketplace.models import Job
+from marketplace.selectors import jobs_visible_to
 
 from .api.auth import CachedTokenAuthentication
-from .models import Assignment, AssignmentStatus, Video
+from .models import Assignment, AssignmentStatus, MicroTask, Video
 from .work_selectors import frame_storage_name
 
 # Frames never change under a name; the browser may keep them for the length of a claim or so,
@@ -76,6 +77,11 @@ def assignment_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
     worker_id, manifest, status, deadline = row
     if not (user.is_staff or (worker_id == user.pk and _worker_may_read(status, deadline, now()))):
         raise Http404("No such frame.")
+    return _frame_response(manifest, index)
+
+
+def _frame_response(manifest: dict | None, index: int) -> FileResponse:
+    """Frame ``index`` of ``manifest`` streamed from storage, private to the asker's browser."""
     name = frame_storage_name(manifest or {}, index)
     if name is None:
         raise Http404("No such frame.")
@@ -90,6 +96,24 @@ def assignment_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
     patch_cache_control(response, private=True, max_age=FRAME_MAX_AGE)
     patch_vary_headers(response, ("Cookie", "Authorization"))
     return response
+
+
+@require_safe
+def requester_frame(request: HttpRequest, pk: int, index: int) -> FileResponse:
+    """Frame ``index`` of microtask ``pk`` for its job's requester (and staff): the dashboard's
+    video previews, the submissions list and the review page draw shapes over it. Anyone else
+    gets the same 404 as for a frame that does not exist."""
+    user = request.user
+    manifest = None
+    if user.is_authenticated and (user.is_requester or user.is_staff):
+        manifest = (
+            MicroTask.objects.filter(pk=pk, job__in=jobs_visible_to(user))
+            .values_list("manifest", flat=True)
+            .first()
+        )
+    if manifest is None:
+        raise Http404("No such frame.")
+    return _frame_response(manifest, index)
 
 
 # --- /media/ on local disk ------------------------------------------------------------------------

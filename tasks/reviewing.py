@@ -94,6 +94,11 @@ def _clean_reason(reason: str) -> str:
             "Say why the work is rejected; the worker sees the reason.",
             extra={"fields": {"reason": ["a reason is required"]}},
         )
+    if "\x00" in reason:  # PostgreSQL text cannot hold it; a page form can send it
+        raise ValidationError(
+            "The reason contains a NUL character; remove it.",
+            extra={"fields": {"reason": ["no NUL characters"]}},
+        )
     if len(reason) > MAX_REASON:
         raise ValidationError(
             f"Keep the reason under {MAX_REASON} characters.",

@@ -29,6 +29,11 @@ urlpatterns = [
         frame_views.assignment_frame,
         name="work-frame",
     ),
+    path(
+        "requester/microtasks/<int:pk>/frames/<int:index>.jpg",
+        frame_views.requester_frame,
+        name="requester-frame",
+    ),
     path("work/mine/", work_views.my_work, name="work-mine"),
     path("work/qualify/<str:annotation_type>/", work_views.qualify, name="work-qualify"),
 ]

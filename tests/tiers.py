@@ -38,6 +38,7 @@ PURE: tuple[str, ...] = (
     "tests/payments/test_ledger.py::test_legs_merge_accounts_and_drop_zeros",
     "tests/payments/test_ledger.py::test_reversal_undoes_entries",
     "tests/payments/test_pricing.py",
+    "tests/tasks/test_forecast.py",
     "tests/marketplace/test_money_format.py",
     "tests/quality/test_consensus.py",
     "tests/quality/test_crowd_simulation.py",

@@ -26,7 +26,13 @@ from .evidence import (
 )
 from .flags import fraud_flag_inflated_time, fraud_flag_resolve
 from .gold import gold_answer_set, gold_import, gold_validate, score_frames
-from .job_policy import MIN_CONFIDENCE_MAX, job_quality_policy_update
+from .job_policy import (
+    MIN_CONFIDENCE_MAX,
+    REVIEW_MODES,
+    job_quality_policy_update,
+    job_review_mode_set,
+    review_mode,
+)
 from .processing import (
     STRAGGLER_AFTER,
     submission_process,
@@ -38,6 +44,7 @@ from .review import APPEAL_MESSAGE_MAX_LENGTH, appeal_create, appeal_decide, rev
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
     "MIN_CONFIDENCE_MAX",
+    "REVIEW_MODES",
     "STRAGGLER_AFTER",
     "appeal_create",
     "appeal_decide",
@@ -49,7 +56,9 @@ __all__ = [
     "gold_validate",
     "job_classes_aggregate",
     "job_quality_policy_update",
+    "job_review_mode_set",
     "rejection_record",
+    "review_mode",
     "review_resolve",
     "score_frames",
     "submission_process",

@@ -43,3 +43,31 @@ def job_quality_policy_update(*, job_id: int, by: User, **fields: Any) -> JobQua
             )
     pol.save()
     return pol
+
+
+# The requester's choice, as on MTurk: consensus (and gold) settle work at once, or the requester
+# reviews first and unreviewed work approves itself after the job's ``auto_approve_delay``.
+REVIEW_AUTO = "auto"
+REVIEW_FIRST = "review_first"
+REVIEW_MODES = {
+    REVIEW_AUTO: {"auto_approve": True, "auto_reject": True},
+    REVIEW_FIRST: {"auto_approve": False, "auto_reject": False},
+}
+
+
+def review_mode(pol: JobQualityPolicy) -> str:
+    """The policy's review mode, or "custom" when its switches were set one by one (API)."""
+    for mode, switches in REVIEW_MODES.items():
+        if all(getattr(pol, k) == v for k, v in switches.items()):
+            return mode
+    return "custom"
+
+
+def job_review_mode_set(*, job_id: int, by: User, mode: str) -> JobQualityPolicy:
+    """Accept consensus automatically, or hold every submission for the requester's review."""
+    if mode not in REVIEW_MODES:
+        raise ValidationError(
+            f"Choose a review mode: {', '.join(REVIEW_MODES)}.",
+            extra={"fields": {"mode": ["unknown mode"]}},
+        )
+    return job_quality_policy_update(job_id=job_id, by=by, **REVIEW_MODES[mode])

@@ -24,7 +24,7 @@ from payments.errors import CurrencyNotPriced, InvalidAmount
 from payments.ledger import AccountKind
 from payments.models import Funding, LedgerAccount, LedgerEntry, LedgerTransaction, Payout
 from payments.selectors import escrow_balance
-from tasks import paying
+from tasks import claiming, paying
 from tasks.models import AssignmentStatus
 from tests.factories import AssignmentFactory, JobFactory, MicroTaskFactory
 from tests.payments import conftest as payments_conftest
@@ -826,6 +826,15 @@ def test_every_page_form_survives_garbage(client, requester, worker):
     Job.objects.filter(pk=job.pk).update(requester=requester)
     store_frames(job)
     qualify(worker)
+    claimed = claiming.assignment_claim(worker=worker, job_id=job.pk)
+    claiming.assignment_submit(
+        worker=worker,
+        assignment_id=claimed.pk,
+        payload={
+            "boxes": [{"frame": claimed.microtask.frame_start, "label": "car", "box": [1, 1, 9, 9]}]
+        },
+        active_seconds=5,
+    )
     forms = {
         requester: [
             ("/requester/jobs/new/", ["title", "label_classes", "budget", "overlap_min",
@@ -833,6 +842,10 @@ def test_every_page_form_survives_garbage(client, requester, worker):
             (f"/quality/jobs/{job.pk}/gold/", ["microtask", "payload"]),
             ("/quality/review/1/resolve/", ["assignment", "payload"]),
             (f"/requester/jobs/{job.pk}/funding/", ["amount"]),
+            (f"/requester/jobs/{job.pk}/review-mode/", ["mode"]),
+            (f"/requester/jobs/{job.pk}/submissions/review/",
+             ["bulk", "assignments", "reason", "page", "status", "approve", "reject"]),
+            (f"/requester/jobs/{job.pk}/status/pause/", ["mode"]),
         ],
         worker: [("/work/claim/", ["job"]), ("/quality/me/appeal/1/", ["message"])],
     }  # fmt: skip
@@ -849,6 +862,10 @@ def test_every_page_form_survives_garbage(client, requester, worker):
         "microtask": "1",
         "payload": "{}",
         "message": "m",
+        "mode": "review_first",
+        "bulk": "reject",
+        "assignments": str(claimed.pk),
+        "reason": "r",
     }
     jobs, money = Job.objects.count(), money_state()
     client.raise_request_exception = False

@@ -147,6 +147,53 @@ ROUTES: dict[str, list[Probe]] = {
             {"POST": PAGE_REFUSE_REQUESTER_OWN},
         )
     ],
+    "requester/jobs/<int:pk>/status/<str:action>/": [
+        # GET: the confirmation page (changes nothing); POST: the transition, the owner's only.
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/status/pause/",
+            PAGE_REQUESTER_OWN,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+        ),
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/status/explode/",
+            (LOGIN, 404, 404, 404, 404, 404),
+            {"POST": (LOGIN, 404, 404, 404, 404, 404)},
+        ),
+    ],
+    "requester/jobs/<int:pk>/review-mode/": [
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/review-mode/",
+            PAGE_WRITE,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+            body=lambda w: {"mode": "review_first"},
+        )
+    ],
+    "requester/jobs/<int:pk>/submissions/": [
+        Probe(lambda w: f"/requester/jobs/{job(w)}/submissions/", PAGE_REQUESTER_OWN),
+    ],
+    "requester/jobs/<int:pk>/submissions/review/": [
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/submissions/review/",
+            PAGE_WRITE,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+            body=lambda w: {"approve": w.submitted.pk},
+        )
+    ],
+    "requester/microtasks/<int:pk>/frames/<int:index>.jpg": [
+        # A frame of the job's microtask: its requester and staff; everyone else the same 404
+        # as for a frame that does not exist.
+        Probe(
+            lambda w: f"/requester/microtasks/{w.microtask.pk}/frames/0.jpg",
+            (404, 404, 404, 200, 404, 200),
+            {"POST": same(405)},
+        ),
+    ],
+    "quality/jobs/<int:job_id>/gold/draw/<int:microtask_id>/": [
+        Probe(
+            lambda w: f"/quality/jobs/{job(w)}/gold/draw/{w.microtask.pk}/",
+            PAGE_REQUESTER_OWN,
+        ),
+    ],
     "requester/jobs/<int:pk>/funding/": [
         Probe(
             lambda w: f"/requester/jobs/{job(w)}/funding/",

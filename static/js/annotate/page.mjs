@@ -38,12 +38,13 @@ function csrf() {
   return m ? decodeURIComponent(m[1]) : "";
 }
 
-/* POST JSON; never throws: {ok, status, json} with the API's error shape when unreachable. */
-async function post(url, body) {
+/* POST (or ``method``) JSON; never throws: {ok, status, json} with the API's error shape when
+ * unreachable. */
+export async function post(url, body, method = "POST") {
   let r;
   try {
     r = await fetch(url, {
-      method: "POST",
+      method,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: JSON.stringify(body || {}),
@@ -60,11 +61,11 @@ async function post(url, body) {
   return { ok: r.ok, status: r.status, json };
 }
 
-function errorOf(r) {
+export function errorOf(r) {
   return (r.json && r.json.error) || { message: `The server answered ${r.status}.` };
 }
 
-function showMessage(text, bad) {
+export function showMessage(text, bad) {
   const el = $("message");
   el.textContent = text;
   el.className = bad ? "flash error" : "flash";
@@ -72,7 +73,7 @@ function showMessage(text, bad) {
 }
 
 /* Put a rejected submission's field errors on the workspace state they belong to. */
-function markErrors(st, fields, sent) {
+export function markErrors(st, fields, sent) {
   Object.entries(fields).forEach(([path, msgs]) => {
     const d = describeErrorPath(path, sent);
     addError(st, d, d.key === null ? null : itemOf(st, d.key, d.index), msgs);

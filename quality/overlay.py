@@ -1,0 +1,108 @@
+"""The frames of a microtask with annotators' shapes drawn over them, for the pages where a
+person judges work (the requester's submissions list, the review page of requesters and admins).
+
+Each frame's image is the requester's access-checked URL (``tasks.frame_views.requester_frame``),
+never a storage name; each annotator's shapes keep one colour across the frames. Only what the
+SVG templates draw is returned: boxes as rectangles, polygons as point lists, frame labels as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tasks.progress import REQUESTER_FRAME_URL
+from tasks.work_selectors import EXTERNAL, STORAGE, frame_entries, frame_size, frame_source
+
+COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6"]
+
+
+def colour(k: int) -> str:
+    return COLOURS[k % len(COLOURS)]
+
+
+def _shape(s: dict[str, Any], stroke: str) -> dict[str, Any] | None:
+    label = str(s.get("label", ""))
+    box = s.get("box")
+    if isinstance(box, list | tuple) and len(box) == 4:
+        x1, y1, x2, y2 = box
+        return {
+            "kind": "box",
+            "x": x1,
+            "y": y1,
+            "w": x2 - x1,
+            "h": y2 - y1,
+            "colour": stroke,
+            "label": label,
+        }
+    points = s.get("points")
+    if isinstance(points, list | tuple) and points:
+        text = " ".join(f"{p[0]},{p[1]}" for p in points if len(p) == 2)
+        return {"kind": "polygon", "points": text, "colour": stroke, "label": label}
+    if label:
+        return {"kind": "label", "colour": stroke, "label": label}
+    return None
+
+
+def requester_frames(microtask) -> list[dict[str, Any]]:
+    """The microtask's frames as its requester (or an admin) fetches them: number, image URL
+    (the access-checked route for images in our storage) and timestamp, in manifest order."""
+    out = []
+    for index, (number, ref, ts) in enumerate(frame_entries(microtask.manifest or {})):
+        kind, where = frame_source(ref)
+        if kind == STORAGE:
+            url = REQUESTER_FRAME_URL.format(microtask=microtask.pk, index=index)
+        else:
+            url = where if kind == EXTERNAL else ""
+        out.append({"frame": number, "url": url, "timestamp": ts})
+    return out
+
+
+def workspace_view(*, microtask, payload: Any = None) -> dict[str, Any]:
+    """What the annotation workspace needs to draw an answer to ``microtask`` as its requester
+    (the gold page): the same task shape the worker's view has, with the requester's frame URLs."""
+    job = microtask.job
+    width, height = frame_size(microtask)
+    return {
+        "microtask": microtask.pk,
+        "type": job.annotation_type,
+        "classes": list(job.label_classes),
+        "task": {
+            "frame_start": microtask.frame_start,
+            "frame_end": microtask.frame_end,
+            "frames": requester_frames(microtask),
+            "annotate_frames": list(microtask.frames or []),
+            "keyframe_step": microtask.keyframe_step,
+            "width": width,
+            "height": height,
+            "fps": getattr(microtask.video, "fps", None),
+        },
+        "payload": payload,
+    }
+
+
+def frames_with_shapes(
+    *, microtask, layers: Sequence[dict[str, Any]], limit: int | None = None
+) -> dict[str, Any]:
+    """The microtask's frames (at most ``limit``, evenly spread) with each layer's shapes.
+
+    ``layers`` are ``{"frames": {frame: [shape, ...]}, "colour": css colour, "dashed": bool}``
+    (a submission's per-frame shapes, or the consensus); frames keep the manifest's order.
+    """
+    picked = requester_frames(microtask)
+    if limit is not None and len(picked) > limit > 0:
+        step = (len(picked) - 1) / max(limit - 1, 1)
+        picked = [picked[round(i * step)] for i in range(limit)]
+    out = []
+    for f in picked:
+        number, url = f["frame"], f["url"]
+        shapes = []
+        for layer in layers:
+            for s in (layer.get("frames") or {}).get(str(number), []):
+                shape = _shape(s, layer["colour"]) if isinstance(s, dict) else None
+                if shape is not None:
+                    shape["dashed"] = bool(layer.get("dashed"))
+                    shapes.append(shape)
+        out.append({"frame": number, "url": url, "shapes": shapes})
+    width, height = frame_size(microtask)
+    return {"frames": out, "width": width or 640, "height": height or 360}
