@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A module path (every test in it) or a test's node id without parameters.
 PURE: tuple[str, ...] = (
     "tests/js/test_node.py",
+    "tests/marketplace/test_charts.py",
     "tests/marketplace/test_compose.py",
     "tests/marketplace/test_lifecycle.py::test_happy_path_is_allowed_step_by_step",
     "tests/marketplace/test_lifecycle.py::test_cancel_and_fail_from_every_non_final_status",
