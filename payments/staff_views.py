@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from marketplace import charts
 from marketplace.errors import ApplicationError
@@ -95,8 +95,8 @@ def _charts(totals: list[selectors.MoneyTotals], when) -> list[str]:
     return [mark_safe(svg) for svg in out]
 
 
-@require_GET
 @platform_admin_required
+@require_safe
 def money_dashboard(request: HttpRequest) -> HttpResponse:
     when = chart_period(request)
     totals = selectors.money_totals()
@@ -137,8 +137,8 @@ def _back(anchor: str) -> HttpResponse:
     return response
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def payout_run(request: HttpRequest) -> HttpResponse:
     """Start a payout run in every currency (as the schedule and the API do), once confirmed."""
     if request.POST.get("confirm") != "yes":
@@ -165,8 +165,8 @@ def _worker(value: str) -> User | None:
     return User.objects.filter(username=value, role=Role.WORKER).first()
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def payouts_hold(request: HttpRequest) -> HttpResponse:
     worker = _worker(request.POST.get("worker", ""))
     reason = request.POST.get("reason", "").strip()
@@ -184,8 +184,8 @@ def payouts_hold(request: HttpRequest) -> HttpResponse:
     return _back("holds")
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def payouts_release(request: HttpRequest, worker_id: int) -> HttpResponse:
     worker = User.objects.filter(pk=worker_id, role=Role.WORKER).first()
     if worker is None or not WorkerProfile.objects.filter(user=worker, payouts_held=True).exists():

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from marketplace import charts
 from marketplace.bounds import REASON_MAX_LENGTH
@@ -26,8 +26,8 @@ def _percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
-@require_GET
 @platform_admin_required
+@require_safe
 def quality_dashboard(request: HttpRequest) -> HttpResponse:
     when = chart_period(request)
     period, axis, since = when.period, when.axis, when.since
@@ -93,8 +93,8 @@ def _back(anchor: str) -> HttpResponse:
     return response
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def appeal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     uphold, note = _decision(request, "uphold", "deny")
     if uphold is not None:
@@ -112,8 +112,8 @@ def appeal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     return _back("appeals")
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def dispute_decide(request: HttpRequest, pk: int) -> HttpResponse:
     uphold, note = _decision(request, "uphold", "dismiss")
     if uphold is not None:
@@ -131,8 +131,8 @@ def dispute_decide(request: HttpRequest, pk: int) -> HttpResponse:
     return _back("disputes")
 
 
-@require_POST
 @platform_admin_required
+@require_POST
 def flag_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     confirmed, _ = _decision(request, "confirm", "dismiss")
     if confirmed is not None:
