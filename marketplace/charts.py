@@ -60,6 +60,12 @@ def nice_ceiling(value: float) -> float:
     return 10 * power  # pragma: no cover - the loop always returns
 
 
+def _within(value: float, top: float) -> float:
+    """A value placed on an axis from 0 to ``top``: what lies beyond sits on its edge (the
+    point's tooltip and the description keep the true value)."""
+    return min(max(value, 0.0), top)
+
+
 def _num(x: float) -> str:
     return f"{x:.1f}"
 
@@ -203,7 +209,8 @@ def line_chart(
 ) -> str:
     """Each series as a line with a dot per point over ``x_labels``; ``None`` leaves a gap.
 
-    ``y_max`` fixes the top of the y axis (1.0 for a rate), else it is a round maximum."""
+    ``y_max`` fixes the top of the y axis (1.0 for a rate), else it is a round maximum; the axis
+    starts at 0, and a value outside it is drawn on its edge."""
     for s in series:
         if len(s.values) != len(x_labels):
             raise ValueError(f"series {s.name!r} has {len(s.values)} values for {len(x_labels)}")
@@ -248,7 +255,7 @@ def line_chart(
                 run = []
                 runs.append(run)
                 continue
-            run.append(f"{_num(x_of(i))},{_num(frame.y_of(min(float(v), top), top))}")
+            run.append(f"{_num(x_of(i))},{_num(frame.y_of(_within(float(v), top), top))}")
         for r in runs:
             if len(r) > 1:
                 frame.parts.append(
@@ -259,7 +266,7 @@ def line_chart(
             if v is not None:
                 frame.parts.append(
                     f'<circle class="point" cx="{_num(x_of(i))}" '
-                    f'cy="{_num(frame.y_of(min(float(v), top), top))}" r="3.5" fill="{colour}">'
+                    f'cy="{_num(frame.y_of(_within(float(v), top), top))}" r="3.5" fill="{colour}">'
                     f"<title>{escape(s.name)}, {escape(x_labels[i])}: {escape(fmt(float(v)))}"
                     "</title></circle>"
                 )

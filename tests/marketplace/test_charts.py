@@ -118,12 +118,18 @@ def test_text_is_escaped_so_data_cannot_inject_markup():
     assert root.find("svg:title", NS).text == "<b>t</b> & co"
 
 
-def test_values_above_a_fixed_maximum_stay_inside_the_plot():
+def test_values_outside_the_axis_are_drawn_on_its_edge_inside_the_plot():
     svg = charts.line_chart(
-        chart_id="x", title="t", x_labels=["a"], series=[charts.Series("s", [3.0])], y_max=1.0
+        chart_id="x",
+        title="t",
+        x_labels=["a", "b"],
+        series=[charts.Series("s", [3.0, -2.0])],
+        y_max=1.0,
     )
-    (point,) = parse(svg).findall(".//svg:circle", NS)
-    assert float(point.get("cy")) >= charts.TOP
+    high, low = parse(svg).findall(".//svg:circle", NS)
+    assert float(high.get("cy")) == pytest.approx(charts.TOP)
+    assert float(low.get("cy")) == pytest.approx(charts.HEIGHT - charts.BOTTOM)
+    assert high.find("svg:title", NS).text == "s, a: 3"  # the true value, in words
 
 
 def test_many_x_labels_are_thinned_so_they_do_not_overlap():
