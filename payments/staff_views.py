@@ -44,7 +44,9 @@ def _money_fmt(currency: str):
     return lambda v: format_money(round(v), currency)
 
 
-def _charts(totals: list[selectors.MoneyTotals], when) -> list[str]:
+def _charts(
+    totals: list[selectors.MoneyTotals], by_status: list[selectors.PayoutTally], when
+) -> list[str]:
     """The balances and revenue of each currency (the platform's when there is no money yet),
     and the payouts by status."""
     out = []
@@ -80,7 +82,7 @@ def _charts(totals: list[selectors.MoneyTotals], when) -> list[str]:
             )
         )
     counts: dict[str, int] = {}
-    for tally in selectors.payouts_by_status():
+    for tally in by_status:
         counts[tally.label] = counts.get(tally.label, 0) + tally.count
     out.append(
         charts.bar_chart(
@@ -100,22 +102,25 @@ def _charts(totals: list[selectors.MoneyTotals], when) -> list[str]:
 def money_dashboard(request: HttpRequest) -> HttpResponse:
     when = chart_period(request)
     totals = selectors.money_totals()
+    by_status = selectors.payouts_by_status()
     return render(
         request,
         "staff/money.html",
         {
             "period": when.period,
             "totals": totals,
-            "charts": _charts(totals, when),
-            "by_status": selectors.payouts_by_status(),
+            "charts": _charts(totals, by_status, when),
+            "by_status": by_status,
             "on_hold": selectors.earnings_on_hold(),
-            "runs": PayoutRun.objects.annotate(
+            "runs": PayoutRun.objects.select_related("triggered_by")
+            .annotate(
                 currency=Coalesce(
                     Max("payouts__currency"),
                     Value(settings.PLATFORM_CURRENCY),
                     output_field=CharField(),
                 )
-            ).order_by("-id")[:10],
+            )
+            .order_by("-id")[:10],
             "failed": Payout.objects.filter(status=PayoutStatus.FAILED)
             .select_related("worker")
             .order_by("-id")[:20],

@@ -130,3 +130,21 @@ def test_hold_and_release_in_the_page(stripe_server):
     assert not WorkerProfile.objects.get(user=worker).payouts_held
     admin.post("/staff/money/payout-run/", {"confirm": "yes"})
     assert Payout.objects.get(worker=worker).status == PayoutStatus.SUBMITTED
+
+
+def test_the_dashboard_reads_in_a_fixed_number_of_queries(
+    stripe_server, django_assert_max_num_queries
+):
+    """SQL aggregates: more workers, payouts and holds add no query."""
+    admin = as_user(AdminFactory())
+    onboarded_worker(stripe_server, available=2_000)
+    admin.post("/staff/money/payout-run/", {"confirm": "yes"})
+    with django_assert_max_num_queries(25) as first:
+        admin.get("/staff/money/")
+    queries = len(first.captured_queries)  # read now: each request resets Django's query log
+    for _ in range(4):
+        onboarded_worker(stripe_server, available=3_000)
+    admin.post("/staff/money/payout-run/", {"confirm": "yes"})
+    with django_assert_max_num_queries(queries):
+        admin.get("/staff/money/")
+    assert Payout.objects.count() == 5

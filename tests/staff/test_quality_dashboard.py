@@ -9,12 +9,15 @@ from django.test import Client
 from django.utils import timezone
 
 from marketplace import charts
+from quality import services as quality_services
 from quality.models import Appeal, AppealStatus, FraudFlag, GoldResult, WorkerTrust
 from tasks.models import Assignment, AssignmentStatus, DisputeStatus, RejectionDispute
 from tests.factories import RequesterFactory, WorkerFactory
 from tests.staff.seed import seed_dashboards
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+QUERIES = 25  # session, user, messages, and one per figure or list
 
 
 @pytest.fixture
@@ -118,3 +121,18 @@ def test_a_flag_is_confirmed_in_the_page(seeded):
     as_user(seeded.admin).post(f"/staff/flags/{seeded.flag.pk}/resolve/", {"decision": "confirm"})
     flag = FraudFlag.objects.get(pk=seeded.flag.pk)
     assert flag.status == "confirmed" and flag.resolved_by == seeded.admin
+
+
+def test_the_dashboard_reads_in_a_fixed_number_of_queries(seeded, django_assert_max_num_queries):
+    """Aggregates and joined lists: more workers, flags and appeals add no query."""
+    admin = as_user(seeded.admin)
+    with django_assert_max_num_queries(QUERIES) as first:
+        admin.get("/staff/")
+    queries = len(first.captured_queries)  # read now: each request resets Django's query log
+    for i in range(5):
+        quality_services.fraud_flag_inflated_time(
+            assignment=seeded.approved[1], evidence={"reported_seconds": 900 + i}
+        )
+        WorkerTrust.objects.create(worker=WorkerFactory(), annotation_type="bbox", trust=i / 5)
+    with django_assert_max_num_queries(queries):
+        admin.get("/staff/")
