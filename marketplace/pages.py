@@ -11,6 +11,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
@@ -35,6 +36,11 @@ def landing_url(user: User) -> str:
     if user.is_requester:
         return reverse(REQUESTER_LANDING)
     return reverse("home")
+
+
+def redirect_to_section(name: str, anchor: str) -> HttpResponse:
+    """Back to a section (``#anchor``) of the page named ``name``, after a form there."""
+    return redirect(f"{reverse(name)}#{anchor}")
 
 
 def platform_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

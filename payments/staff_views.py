@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.db.models import CharField, Max, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST, require_safe
 
@@ -22,7 +22,7 @@ from marketplace import charts
 from marketplace.errors import ApplicationError
 from marketplace.models import Role, User, WorkerProfile
 from marketplace.money import format_money
-from marketplace.pages import chart_period, platform_admin_required
+from marketplace.pages import chart_period, platform_admin_required, redirect_to_section
 
 from . import payouts, selectors
 from .models import (
@@ -137,9 +137,7 @@ def money_dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _back(anchor: str) -> HttpResponse:
-    response = redirect("payments-money")
-    response["Location"] += f"#{anchor}"
-    return response
+    return redirect_to_section("payments-money", anchor)
 
 
 @platform_admin_required

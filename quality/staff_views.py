@@ -6,16 +6,18 @@ one service that owns it (``services.appeal_decide``, ``tasks.reviewing.dispute_
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST, require_safe
 
 from marketplace import charts
 from marketplace.bounds import REASON_MAX_LENGTH
 from marketplace.errors import ApplicationError
-from marketplace.pages import chart_period, platform_admin_required
+from marketplace.pages import chart_period, platform_admin_required, redirect_to_section
 from tasks import reviewing
 from tasks.work_selectors import disputes_visible_to
 
@@ -74,72 +76,77 @@ def quality_dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _decision(request: HttpRequest, yes: str, no: str) -> tuple[bool | None, str]:
-    """The posted ``decision`` (``yes`` → True, ``no`` → False, else None) and its note."""
+def _decide(
+    request: HttpRequest,
+    *,
+    choices: tuple[str, str],
+    act: Callable[[bool, str], object],
+    said: tuple[str, str],
+    anchor: str,
+) -> HttpResponse:
+    """Carry out a posted ``decision`` (``choices``: the yes and the no) with its optional note:
+    ``act(yes, note)`` calls the service; its refusal, or a bad decision or note, is shown and
+    changes nothing. Back to the dashboard's section either way."""
     decision = request.POST.get("decision", "")
     note = request.POST.get("note", "").strip()
-    if decision not in (yes, no):
-        messages.error(request, f'Choose "{yes}" or "{no}".')
-        return None, note
-    if len(note) > REASON_MAX_LENGTH:
+    if decision not in choices:
+        messages.error(request, f'Choose "{choices[0]}" or "{choices[1]}".')
+    elif len(note) > REASON_MAX_LENGTH:
         messages.error(request, f"Keep the note under {REASON_MAX_LENGTH} characters.")
-        return None, note
-    return decision == yes, note
-
-
-def _back(anchor: str) -> HttpResponse:
-    response = redirect("staff-quality")
-    response["Location"] += f"#{anchor}"
-    return response
+    else:
+        yes = decision == choices[0]
+        try:
+            act(yes, note)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, said[0] if yes else said[1])
+    return redirect_to_section("staff-quality", anchor)
 
 
 @platform_admin_required
 @require_POST
 def appeal_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    uphold, note = _decision(request, "uphold", "deny")
-    if uphold is not None:
-        try:
-            services.appeal_decide(appeal_id=pk, by=request.user, uphold=uphold, note=note)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(
-                request,
-                f"Appeal #{pk} upheld: the work is approved and paid."
-                if uphold
-                else f"Appeal #{pk} denied: the rejection stands.",
-            )
-    return _back("appeals")
+    return _decide(
+        request,
+        choices=("uphold", "deny"),
+        act=lambda uphold, note: services.appeal_decide(
+            appeal_id=pk, by=request.user, uphold=uphold, note=note
+        ),
+        said=(
+            f"Appeal #{pk} upheld: the work is approved and paid.",
+            f"Appeal #{pk} denied: the rejection stands.",
+        ),
+        anchor="appeals",
+    )
 
 
 @platform_admin_required
 @require_POST
 def dispute_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    uphold, note = _decision(request, "uphold", "dismiss")
-    if uphold is not None:
-        try:
-            reviewing.dispute_decide(dispute_id=pk, by=request.user, uphold=uphold, note=note)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(
-                request,
-                f"Dispute #{pk} upheld: the pay is taken back and the work rejected."
-                if uphold
-                else f"Dispute #{pk} dismissed: the work stays approved and paid.",
-            )
-    return _back("disputes")
+    return _decide(
+        request,
+        choices=("uphold", "dismiss"),
+        act=lambda uphold, note: reviewing.dispute_decide(
+            dispute_id=pk, by=request.user, uphold=uphold, note=note
+        ),
+        said=(
+            f"Dispute #{pk} upheld: the pay is taken back and the work rejected.",
+            f"Dispute #{pk} dismissed: the work stays approved and paid.",
+        ),
+        anchor="disputes",
+    )
 
 
 @platform_admin_required
 @require_POST
 def flag_resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    confirmed, _ = _decision(request, "confirm", "dismiss")
-    if confirmed is not None:
-        try:
-            services.fraud_flag_resolve(flag_id=pk, by=request.user, confirmed=confirmed)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Flag #{pk} {'confirmed' if confirmed else 'dismissed'}.")
-    return _back("flags")
+    return _decide(
+        request,
+        choices=("confirm", "dismiss"),
+        act=lambda confirmed, _note: services.fraud_flag_resolve(
+            flag_id=pk, by=request.user, confirmed=confirmed
+        ),
+        said=(f"Flag #{pk} confirmed.", f"Flag #{pk} dismissed."),
+        anchor="flags",
+    )
