@@ -4,7 +4,7 @@ the actions an operator takes there (start a payout run, hold or release a worke
 
 Thin: every figure is a ``payments.selectors`` SQL aggregate, every action the service the API
 calls too (``tasks.payout_run_task`` → ``payouts.payout_runs_start``,
-``payouts.worker_payouts_hold`` / ``worker_payouts_release``); the charts are
+``clawbacks.worker_payouts_hold`` / ``worker_payouts_release``); the charts are
 ``marketplace.charts`` SVG."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from marketplace.models import Role, User, WorkerProfile
 from marketplace.money import format_money
 from marketplace.pages import chart_period, platform_admin_required, redirect_to_section
 
-from . import payouts, selectors
+from . import clawbacks, selectors
 from .models import (
     AuditLog,
     PaymentAnomaly,
@@ -179,7 +179,7 @@ def payouts_hold(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Keep the reason under {HOLD_REASON_MAX_LENGTH} characters.")
     else:
         try:
-            payouts.worker_payouts_hold(worker=worker, reason=reason, actor=request.user)
+            clawbacks.worker_payouts_hold(worker=worker, reason=reason, actor=request.user)
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -194,7 +194,7 @@ def payouts_release(request: HttpRequest, worker_id: int) -> HttpResponse:
     if worker is None or not WorkerProfile.objects.filter(user=worker, payouts_held=True).exists():
         messages.error(request, "That worker's payouts are not held.")
     else:
-        payouts.worker_payouts_release(
+        clawbacks.worker_payouts_release(
             worker=worker, actor=request.user, reason=request.POST.get("reason", "")[:300]
         )
         messages.success(request, f"Payouts to {worker.username} are released.")
