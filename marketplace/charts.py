@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
 
-WIDTH = 560
+WIDTH = 540
 HEIGHT = 260
 # Room for the axes' labels around the plot area.
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 44
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 44, 44
+CHAR_WIDTH = 6.2  # of an 11px label, in SVG units (for the room the y labels need)
+# The legend of a line chart: a row under the title, above the plot.
+LEGEND_Y = 26
 COLOURS = ("#2463eb", "#d97706", "#059669", "#b42318", "#7c3aed")
 AXIS = "#5b6570"
 GRID = "#e5e7eb"
@@ -66,6 +69,15 @@ def _within(value: float, top: float) -> float:
     return min(max(value, 0.0), top)
 
 
+def tick_count(top: float) -> int:
+    """How many steps divide an axis from 0 to a round ``top`` into round steps (1, 2 or 5
+    times a power of ten: 5 → 1s, 2 → 0.5s, 2.5 → 0.5s, 1 → 0.2s)."""
+    if top <= 0 or not math.isfinite(top):
+        return 4
+    mantissa = round(top / 10 ** math.floor(math.log10(top)), 6)
+    return {1.0: 5, 2.0: 4, 2.5: 5, 5.0: 5}.get(mantissa, 4)
+
+
 def _num(x: float) -> str:
     return f"{x:.1f}"
 
@@ -92,17 +104,22 @@ class _Frame:
     def y_of(self, value: float, top: float) -> float:
         return self.y0 - (self.y0 - self.y1) * (value / top if top else 0)
 
-    def y_axis(self, top: float, fmt: Format, ticks: int = 4) -> None:
-        for i in range(ticks + 1):
-            value = top * i / ticks
-            y = self.y_of(value, top)
+    def y_axis(self, top: float, fmt: Format) -> None:
+        """Grid lines and labels at round steps from 0 to ``top``; the plot starts right of the
+        widest label (so long amounts are not cut off)."""
+        ticks = tick_count(top)
+        labels = [fmt(top * i / ticks) for i in range(ticks + 1)]
+        widest = max(len(label) for label in labels)
+        self.x0 = max(LEFT, round(CHAR_WIDTH * widest) + 30)
+        for i, label in enumerate(labels):
+            y = self.y_of(top * i / ticks, top)
             self.parts.append(
                 f'<line x1="{self.x0}" y1="{_num(y)}" x2="{self.x1}" y2="{_num(y)}" '
                 f'stroke="{GRID}" stroke-width="1"/>'
             )
             self.parts.append(
                 f'<text x="{self.x0 - 6}" y="{_num(y + 4)}" font-size="11" text-anchor="end" '
-                f'fill="{AXIS}">{escape(fmt(value))}</text>'
+                f'fill="{AXIS}">{escape(label)}</text>'
             )
         self.parts.append(
             f'<line class="axis" x1="{self.x0}" y1="{self.y0}" x2="{self.x0}" y2="{self.y1}" '
@@ -172,7 +189,10 @@ def bar_chart(
         width=width,
         height=height,
     )
-    top = nice_ceiling(max(values, default=0.0))
+    biggest = max(values, default=0.0)
+    if all(float(v).is_integer() for v in values):
+        biggest = max(biggest, 4.0)  # counts: an axis of whole steps (0-5), never 0.25s
+    top = nice_ceiling(biggest)
     frame.y_axis(top, fmt)
     frame.axis_titles(x_title, y_title)
     if not bars or not any(values):
@@ -244,7 +264,7 @@ def line_chart(
 
     every = _label_every(n, span, max(len(x) for x in x_labels))
     for i, label in enumerate(x_labels):
-        if i % every == 0 or (i == n - 1 and (n - 1) % every == 0):
+        if (n - 1 - i) % every == 0:  # counted from the newest, so the last period is named
             frame.x_label(x_of(i), label)
     for k, s in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]
@@ -270,11 +290,12 @@ def line_chart(
                     f"<title>{escape(s.name)}, {escape(x_labels[i])}: {escape(fmt(float(v)))}"
                     "</title></circle>"
                 )
-        # Legend, top right.
-        lx = frame.x1 - 150 * (len(series) - k)
+        # Legend: a row under the title.
+        lx = LEFT + sum(28 + 6.5 * len(other.name) for other in series[:k])
         frame.parts.append(
-            f'<rect x="{lx}" y="8" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="17" font-size="11" fill="{AXIS}">{escape(s.name)}</text>'
+            f'<rect class="legend" x="{_num(lx)}" y="{LEGEND_Y}" width="10" height="10" '
+            f'fill="{colour}"/><text x="{_num(lx + 14)}" y="{LEGEND_Y + 9}" font-size="11" '
+            f'fill="{AXIS}">{escape(s.name)}</text>'
         )
     return frame.svg()
 

@@ -21,7 +21,7 @@ from .pages import landing_url
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    return render(request, "home.html", {"landing": landing_url(request.user)})
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

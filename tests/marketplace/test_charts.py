@@ -101,7 +101,7 @@ def test_line_chart_draws_a_point_per_value_and_leaves_gaps_for_none():
     desc = root.find("svg:desc", NS).text
     assert "gold: d1 50%, d2 100%, d4 25%, d5 75%" in desc
     assert "agreement: d1 90%" in desc
-    assert {"0%", "50%", "100%", "gold", "agreement"} <= set(texts(root))
+    assert {"0%", "20%", "100%", "gold", "agreement"} <= set(texts(root))
 
 
 def test_line_chart_refuses_a_series_of_the_wrong_length():
@@ -161,3 +161,56 @@ def test_period_axis_lists_every_day_or_monday_up_to_the_end():
     assert charts.period_label(date(2026, 11, 30), "week") == "wk 11-30"
     with pytest.raises(ValueError):
         charts.period_start(end, "month")
+
+
+def test_the_legend_is_a_row_between_the_title_and_the_plot():
+    svg = charts.line_chart(
+        chart_id="x",
+        title="A long title that spans much of the chart's width, per day",
+        x_labels=["a", "b"],
+        series=[charts.Series("gold pass rate", [0.5, 1.0]), charts.Series("agreement", [1, 1])],
+        y_max=1.0,
+    )
+    swatches = parse(svg).findall(".//svg:rect[@class='legend']", NS)
+    assert len(swatches) == 2
+    title_baseline = 18
+    for swatch in swatches:
+        y = float(swatch.get("y"))
+        assert title_baseline < y and y + float(swatch.get("height")) <= charts.TOP
+    first, second = (float(s.get("x")) for s in swatches)
+    assert second - first >= 14 + 6 * len("gold pass rate")  # the first name fits before it
+
+
+@pytest.mark.parametrize(
+    ("top", "steps"), [(1.0, 5), (5.0, 5), (10.0, 5), (20.0, 4), (2.5, 5), (250.0, 5), (0, 4)]
+)
+def test_tick_count_makes_round_steps(top, steps):
+    assert charts.tick_count(top) == steps
+
+
+def test_counts_get_whole_steps_and_long_labels_get_room():
+    root = parse(charts.bar_chart(chart_id="c", title="t", bars=[("a", 1), ("b", 0)]))
+    assert [t for t in texts(root) if t.replace(".", "").isdigit()][:6] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
+    money = lambda v: f"${v / 100:,.2f}"  # noqa: E731
+    root = parse(
+        charts.bar_chart(chart_id="m", title="t", bars=[("escrow", 4_000_000_000)], fmt=money)
+    )
+    for label in root.iter("{http://www.w3.org/2000/svg}text"):
+        if label.get("text-anchor") == "end":  # a y label, right-aligned at x
+            assert float(label.get("x")) - charts.CHAR_WIDTH * len(label.text) >= 0
+
+
+def test_a_time_axis_always_names_its_last_period():
+    labels = [f"11-{d:02d}" for d in range(1, 31)]
+    svg = charts.line_chart(
+        chart_id="x", title="t", x_labels=labels, series=[charts.Series("s", [1.0] * 30)]
+    )
+    shown = [t for t in texts(parse(svg)) if re.fullmatch(r"11-\d\d", t)]
+    assert shown[-1] == "11-30" and len(shown) < 30

@@ -161,8 +161,12 @@ def test_everyone_lands_on_their_dashboard_after_login(factory, landing):
     client = Client()
     r = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
     assert r.status_code == 302 and r["Location"] == landing
-    # Logged in already, the login page sends them there too.
+    # Logged in already, the login page sends them there too, and the home page links it.
     assert client.get("/accounts/login/")["Location"] == landing
+    assert (
+        f'<a class="button" href="{landing}">Go to your dashboard</a>'
+        in client.get("/").content.decode()
+    )
 
 
 def test_a_safe_next_wins_and_an_unsafe_one_is_ignored():
