@@ -17,10 +17,11 @@ from .api.errors import error_body
 from .errors import ApplicationError
 from .forms import JobForm, SignupForm
 from .models import Role
+from .pages import landing_url
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    return render(request, "home.html", {"landing": landing_url(request.user)})
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -49,11 +50,17 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 class LoginPage(LoginView):
-    """Django's login page behind the ``login`` rate limit (per IP, shared with the API token
-    endpoint) and the failed-login lockout (``marketplace.login_guard``)."""
+    """Django's login page, landing each user on their dashboard, behind the ``login`` rate
+    limit (per IP, shared with the API token endpoint) and the failed-login lockout
+    (``marketplace.login_guard``)."""
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        # Without a safe ``next`` (Django's LoginView checks it), each user lands on their own
+        # dashboard: staff on /staff/, workers on the work board, requesters on their jobs.
+        return landing_url(self.request.user)
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         hit = ratelimit.hit("login", ratelimit.client_ip(request))
@@ -122,7 +129,7 @@ def signup(request: HttpRequest, role: str) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
-            return redirect("home")
+            return redirect(landing_url(user))
     return render(request, "accounts/signup.html", {"form": form, "role": role})
 
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from marketplace.bounds import supported_currencies
 from marketplace.errors import Conflict
 from marketplace.models import Job, User
+from marketplace.money import format_money
 
 from . import pricing
 from .errors import CurrencyNotPriced, InsufficientEscrow
@@ -84,8 +85,9 @@ def escrow_reserve(*, job: Job, amount: int, key: str) -> None:
         return
     if escrow.balance < amount:
         raise InsufficientEscrow(
-            f"Job #{job.pk} has {escrow.balance} {job.currency} of available escrow; "
-            f"{amount} is needed. Fund the job or wait for reservations to be released."
+            f"Job #{job.pk} has {format_money(escrow.balance, job.currency)} of available escrow; "
+            f"{format_money(amount, job.currency)} is needed. Fund the job or wait for "
+            "reservations to be released."
         )
     ledger_post(
         key=full_key,

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 
 from marketplace.models import Job, User
 
 from . import pricing
 from .ledger import AccountKind
 from .models import (
+    EarningHold,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -267,3 +270,120 @@ def assignment_unpaid_transaction(*, assignment_id: int) -> LedgerTransaction | 
     """The ledger transaction that released a rejected assignment's reservation
     (``services.assignment_unpaid``), or None: callers ask here instead of building its key."""
     return LedgerTransaction.objects.filter(key=f"assignment:{assignment_id}:unpaid").first()
+
+
+# --- the staff money dashboard -------------------------------------------------------------------
+# Every figure is one SQL aggregate (GROUP BY currency, kind or status), never a loop over rows.
+
+
+@dataclass(frozen=True)
+class MoneyTotals:
+    """The platform's money in one currency, minor units, from the ledger."""
+
+    currency: str
+    escrow_available: int = 0  # funded, not yet reserved (sum of job_escrow)
+    escrow_reserved: int = 0  # reserved by replica slots (sum of job_reserved)
+    worker_pending: int = 0  # earned, in the hold period
+    payable: int = 0  # earned, available to pay out
+    in_transit: int = 0  # in payouts not yet settled
+    revenue: int = 0  # platform fees (sum of platform_revenue entries)
+    refunds_owed: int = 0  # refunds to requesters Stripe has not confirmed
+
+    @property
+    def escrow(self) -> int:
+        return self.escrow_available + self.escrow_reserved
+
+
+_TOTAL_FIELDS = {
+    AccountKind.JOB_ESCROW: "escrow_available",
+    AccountKind.JOB_RESERVED: "escrow_reserved",
+    AccountKind.WORKER_PENDING: "worker_pending",
+    AccountKind.WORKER_AVAILABLE: "payable",
+    AccountKind.WORKER_IN_TRANSIT: "in_transit",
+    AccountKind.PLATFORM_REVENUE: "revenue",
+    AccountKind.REFUNDS: "refunds_owed",
+}
+
+
+def money_totals() -> list[MoneyTotals]:
+    """The platform's balances per currency (two GROUP BY queries: the cached balances of job
+    and worker accounts, and the entry sums of the system accounts)."""
+    by: dict[str, dict[str, int]] = {}
+    cached = (
+        LedgerAccount.objects.filter(kind__in=sorted(AccountKind.CACHED_KINDS))
+        .values("currency", "kind")
+        .annotate(total=Sum("balance"))
+        .values_list("currency", "kind", "total")
+    )
+    summed = (
+        LedgerEntry.objects.filter(
+            account__kind__in=[AccountKind.PLATFORM_REVENUE, AccountKind.REFUNDS]
+        )
+        .values("account__currency", "account__kind")
+        .annotate(total=Sum("amount"))
+        .values_list("account__currency", "account__kind", "total")
+    )
+    for currency, kind, total in [*cached, *summed]:
+        by.setdefault(currency, {})[_TOTAL_FIELDS[kind]] = int(total or 0)
+    return [MoneyTotals(currency=c, **fields) for c, fields in sorted(by.items())]
+
+
+@dataclass(frozen=True)
+class PayoutTally:
+    status: str
+    label: str
+    currency: str
+    count: int
+    amount: int
+
+
+def payouts_by_status() -> list[PayoutTally]:
+    labels = dict(PayoutStatus.choices)
+    rows = (
+        Payout.objects.values("status", "currency")
+        .annotate(n=Count("id"), total=Sum("amount"))
+        .order_by("currency", "status")
+        .values_list("status", "currency", "n", "total")
+    )
+    return [
+        PayoutTally(status=st, label=labels.get(st, st), currency=c, count=n, amount=int(t or 0))
+        for st, c, n, t in rows
+    ]
+
+
+def revenue_by_period(*, period: str, since: datetime) -> dict[str, dict[date, int]]:
+    """Platform revenue booked per period (its first day), per currency."""
+    rows = (
+        LedgerEntry.objects.filter(
+            account__kind=AccountKind.PLATFORM_REVENUE, transaction__created_at__gte=since
+        )
+        .annotate(p=Trunc("transaction__created_at", period))
+        .values("p", "account__currency")
+        .annotate(total=Sum("amount"))
+        .values_list("account__currency", "p", "total")
+    )
+    out: dict[str, dict[date, int]] = {}
+    for currency, p, total in rows:
+        out.setdefault(currency, {})[p.date()] = int(total or 0)
+    return out
+
+
+@dataclass(frozen=True)
+class EarningsOnHold:
+    """Earnings still in the hold period in one currency: how much, in how many, the next due."""
+
+    currency: str
+    amount: int
+    count: int
+    next_due: datetime | None = field(default=None)
+
+
+def earnings_on_hold() -> list[EarningsOnHold]:
+    rows = (
+        EarningHold.objects.filter(released=False)
+        .values("currency")
+        .annotate(total=Sum("amount"), n=Count("id"), due=Min("available_at"))
+        .order_by("currency")
+        .values_list("currency", "total", "n", "due")
+    )
+    return [EarningsOnHold(c, int(t or 0), n, d) for c, t, n, d in rows]

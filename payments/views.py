@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,19 +10,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from marketplace.errors import ApplicationError
-from marketplace.models import WorkerProfile
 
 from . import connect, selectors
 from .errors import WebhookSignatureInvalid
-from .models import (
-    AuditLog,
-    PaymentAnomaly,
-    Payout,
-    PayoutRun,
-    PayoutStatus,
-    ReconciliationIssue,
-    Refund,
-)
+from .models import Payout
 from .webhooks import stripe_event_record
 
 
@@ -146,27 +136,3 @@ def connect_return(request: HttpRequest) -> HttpResponse:
             request, "Stripe still needs information before you can be paid; continue onboarding."
         )
     return redirect("payments-earnings-page")
-
-
-@staff_member_required
-def money_page(request: HttpRequest) -> HttpResponse:
-    """The admins' money audit: runs, failures, holds, reconciliation, payment anomalies,
-    refunds, audit log."""
-    return render(
-        request,
-        "payments/money.html",
-        {
-            "runs": PayoutRun.objects.order_by("-id")[:10],
-            "failed": Payout.objects.filter(status=PayoutStatus.FAILED).order_by("-id")[:20],
-            "open": Payout.objects.filter(
-                status__in=[PayoutStatus.PENDING, PayoutStatus.QUEUED, PayoutStatus.SUBMITTED]
-            ).count(),
-            "holds": WorkerProfile.objects.filter(payouts_held=True).select_related("user"),
-            "issues": ReconciliationIssue.objects.filter(resolved=False)[:50],
-            "anomalies": PaymentAnomaly.objects.filter(resolved=False).select_related(
-                "stripe_event"
-            )[:50],
-            "refunds": Refund.objects.order_by("-id")[:20],
-            "audit": AuditLog.objects.select_related("actor")[:50],
-        },
-    )

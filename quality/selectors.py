@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import date
 from typing import Any
 
 import numpy as np
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, F, FloatField, Min, Q, QuerySet, Value
+from django.db.models.functions import Floor, Least, Trunc
 
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
@@ -14,7 +16,10 @@ from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatu
 
 from . import trust as trust_mod
 from .models import (
+    Appeal,
+    AppealStatus,
     ConsensusResult,
+    FlagStatus,
     FraudFlag,
     GoldAnswer,
     GoldResult,
@@ -350,3 +355,87 @@ def gold_candidates(*, job: Job, limit: int = 20) -> list[MicroTask]:
     gold = list(base.filter(is_gold=True)[:limit])
     unclaimed = base.filter(is_gold=False, assignments__isnull=True)
     return gold + list(unclaimed[: max(limit - len(gold), 0)])
+
+
+# --- the staff quality dashboard -----------------------------------------------------------------
+# Aggregates in SQL (one GROUP BY each), never a Python loop over every row.
+
+TRUST_BUCKETS = 10
+
+
+def trust_histogram(*, buckets: int = TRUST_BUCKETS) -> list[tuple[str, int]]:
+    """How many (worker, annotation type) trust rows fall in each of ``buckets`` equal ranges
+    of [0, 1] (1.0 counts in the last), every range listed."""
+    rows = dict(
+        WorkerTrust.objects.annotate(
+            bucket=Least(
+                Floor(F("trust") * Value(float(buckets))),
+                Value(float(buckets - 1)),
+                output_field=FloatField(),
+            )
+        )
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+    )
+    return [
+        (f"{i / buckets:.1f}-{(i + 1) / buckets:.1f}", int(rows.get(float(i), 0)))
+        for i in range(buckets)
+    ]
+
+
+def gold_pass_rate_by_period(*, period: str, since) -> dict[date, tuple[float, int]]:
+    """Per period (its first day): the share of gold checks passed, and how many there were."""
+    rows = (
+        GoldResult.objects.filter(created_at__gte=since)
+        .annotate(p=Trunc("created_at", period))
+        .values("p")
+        .annotate(n=Count("id"), passed=Count("id", filter=Q(passed=True)))
+        .values_list("p", "n", "passed")
+    )
+    return {p.date(): (passed / n, n) for p, n, passed in rows if n}
+
+
+def agreement_by_period(*, period: str, since) -> dict[date, tuple[float, int]]:
+    """Per period: the mean agreement of the current consensus results made in it, and how many."""
+    rows = (
+        ConsensusResult.objects.filter(is_current=True, created_at__gte=since)
+        .annotate(p=Trunc("created_at", period))
+        .values("p")
+        .annotate(mean=Avg("agreement"), n=Count("id"))
+        .values_list("p", "mean", "n")
+    )
+    return {p.date(): (float(mean), n) for p, mean, n in rows if n}
+
+
+def open_fraud_flags(*, limit: int = 100) -> QuerySet[FraudFlag]:
+    """Open fraud flags with their evidence, newest first."""
+    return (
+        FraudFlag.objects.filter(status=FlagStatus.OPEN)
+        .select_related("worker", "job")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def review_backlog() -> dict[str, Any]:
+    """Open review items: how many, and when the oldest arrived."""
+    return ReviewItem.objects.filter(status=ReviewStatus.OPEN).aggregate(
+        count=Count("id"), oldest=Min("created_at")
+    )
+
+
+def appeals_pending() -> QuerySet[Appeal]:
+    return (
+        Appeal.objects.filter(status=AppealStatus.PENDING)
+        .select_related("worker", "assignment__microtask__job")
+        .order_by("created_at", "pk")
+    )
+
+
+def suspended_trust(*, limit: int = 100) -> QuerySet[WorkerTrust]:
+    """Workers suspended from an annotation type for quality, with the reason."""
+    return (
+        WorkerTrust.objects.filter(suspended=True)
+        .select_related("worker")
+        .order_by("-updated_at", "-pk")[:limit]
+    )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import requester_views, views
+from . import requester_views, staff_views, views
 
 urlpatterns = [
     path("requester/jobs/<int:pk>/", requester_views.job_dashboard, name="requester-job-detail"),
@@ -39,4 +39,11 @@ urlpatterns = [
     path("quality/review/", views.review_queue, name="quality-review-queue"),
     path("quality/review/<int:pk>/", views.review_detail, name="quality-review-detail"),
     path("quality/review/<int:pk>/resolve/", views.review_resolve, name="quality-review-resolve"),
+    # Staff: the quality dashboard (the staff's landing page) and the decisions made in it.
+    path("staff/", staff_views.quality_dashboard, name="staff-quality"),
+    path("staff/appeals/<int:pk>/decide/", staff_views.appeal_decide, name="staff-appeal-decide"),
+    path(
+        "staff/disputes/<int:pk>/decide/", staff_views.dispute_decide, name="staff-dispute-decide"
+    ),
+    path("staff/flags/<int:pk>/resolve/", staff_views.flag_resolve, name="staff-flag-resolve"),
 ]

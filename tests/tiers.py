@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A module path (every test in it) or a test's node id without parameters.
 PURE: tuple[str, ...] = (
     "tests/js/test_node.py",
+    "tests/marketplace/test_charts.py",
     "tests/marketplace/test_compose.py",
     "tests/marketplace/test_lifecycle.py::test_happy_path_is_allowed_step_by_step",
     "tests/marketplace/test_lifecycle.py::test_cancel_and_fail_from_every_non_final_status",
@@ -57,6 +58,8 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_vectors.py",
     "tests/tasks/test_video.py",
     "tests/tasks/test_video_features.py",
+    "tests/staff/test_no_outside_hosts.py::test_the_scan_finds_outside_hosts_in_every_form",
+    "tests/staff/test_no_outside_hosts.py::test_no_template_or_static_file_references_an_outside_host",
     "tests/test_architecture.py",
     "tests/test_tiers.py",
 )

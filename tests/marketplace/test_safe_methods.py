@@ -146,6 +146,10 @@ ROUTE_KWARGS = {
     "quality-review-detail": lambda w: {"pk": w["review"].pk},
     "quality-review-resolve": lambda w: {"pk": w["review"].pk},
     "payments-job-funding": lambda w: {"pk": w["job"].pk},
+    "staff-appeal-decide": lambda w: {"pk": 1},
+    "staff-dispute-decide": lambda w: {"pk": 1},
+    "staff-flag-resolve": lambda w: {"pk": w["flag"].pk},
+    "staff-payouts-release": lambda w: {"worker_id": w["worker"].pk},
     "media": lambda w: {"path": w["media"]},
 }
 
@@ -197,6 +201,12 @@ POST_ONLY = {
     "stripe-webhook",
     "stripe-connect-webhook",
     "payments-connect-start",
+    "staff-appeal-decide",
+    "staff-dispute-decide",
+    "staff-flag-resolve",
+    "staff-payout-run",
+    "staff-payouts-hold",
+    "staff-payouts-release",
 }
 
 

@@ -161,8 +161,9 @@ def test_non_admins_cannot_use_admin_money_endpoints(worker_client, worker):
 
 
 def test_money_page_for_staff_only(client, admin_user, worker):
+    assert client.get("/staff/money/").status_code == 302  # to the login page
     client.force_login(worker)
-    assert client.get("/staff/money/").status_code == 302
+    assert client.get("/staff/money/").status_code == 403
     client.force_login(admin_user)
     assert client.get("/staff/money/").status_code == 200
 

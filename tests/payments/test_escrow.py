@@ -57,7 +57,8 @@ def test_reserve_same_key_other_amount_is_refused(funded_job):
 def test_reserve_beyond_available_raises_and_changes_nothing(funded_job):
     with pytest.raises(InsufficientEscrow) as err:
         escrow.escrow_reserve(job=funded_job, amount=10_001, key="publish:big")
-    assert err.value.status_code == 409 and "10000" in err.value.message
+    assert err.value.status_code == 409
+    assert "has $100.00 of available escrow; $100.01 is needed" in err.value.message
     b = escrow_balance(job=funded_job)
     assert (b.available, b.reserved) == (10_000, 0)
     assert not LedgerTransaction.objects.filter(key="reserve:publish:big").exists()

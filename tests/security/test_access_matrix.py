@@ -89,6 +89,10 @@ REFUSE_REQUESTER_ONLY = (401, 403, 403, ACT, ACT, ACT)
 REFUSE_REQUESTER_OWN = (401, 403, 403, ACT, 404, ACT)
 REFUSE_ADMIN_ONLY = (401, 403, 403, 403, 403, ACT)
 PAGE_REFUSE_WORKER_OWN = (LOGIN, ACT, 404, 404, 404, 404)
+# Staff pages (/staff/...): a visitor is sent to log in, anyone else signed in gets 403.
+PAGE_STAFF = (LOGIN, 403, 403, 403, 403, 200)
+PAGE_STAFF_WRITE = (LOGIN, 403, 403, 403, 403, 405)
+PAGE_REFUSE_STAFF_ONLY = (LOGIN, 403, 403, 403, 403, ACT)
 PAGE_REFUSE_REQUESTER_OWN = (LOGIN, 404, 404, ACT, 404, ACT)
 
 
@@ -296,10 +300,53 @@ ROUTES: dict[str, list[Probe]] = {
         )
     ],
     # --- staff and Stripe ------------------------------------------------------------------
-    "staff/money/": [
+    "staff/": [Probe(lambda w: "/staff/", PAGE_STAFF)],
+    "staff/appeals/<int:pk>/decide/": [
         Probe(
-            lambda w: "/staff/money/",
-            (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200),
+            lambda w: f"/staff/appeals/{w.appeal.pk}/decide/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
+            body=lambda w: {"decision": "uphold"},
+        )
+    ],
+    "staff/disputes/<int:pk>/decide/": [
+        Probe(
+            lambda w: "/staff/disputes/999999/decide/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
+            body=lambda w: {"decision": "uphold"},
+        )
+    ],
+    "staff/flags/<int:pk>/resolve/": [
+        Probe(
+            lambda w: f"/staff/flags/{w.flag.pk}/resolve/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
+            body=lambda w: {"decision": "dismiss"},
+        )
+    ],
+    "staff/money/": [Probe(lambda w: "/staff/money/", PAGE_STAFF)],
+    "staff/money/payout-run/": [
+        Probe(
+            lambda w: "/staff/money/payout-run/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
+            body=lambda w: {"confirm": "yes"},
+        )
+    ],
+    "staff/money/holds/": [
+        Probe(
+            lambda w: "/staff/money/holds/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
+            body=lambda w: {"worker": w.worker.username, "reason": "held by an intruder"},
+        )
+    ],
+    "staff/money/holds/<int:worker_id>/release/": [
+        Probe(
+            lambda w: f"/staff/money/holds/{w.worker.pk}/release/",
+            PAGE_STAFF_WRITE,
+            {"POST": PAGE_REFUSE_STAFF_ONLY},
         )
     ],
     "admin/": [
