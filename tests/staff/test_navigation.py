@@ -38,6 +38,7 @@ NOT_PAGES = {
     "healthz",  # a probe for load balancers
     "media",  # files (frames, uploads), shown inside pages
     "work-frame",  # a frame image of a claim
+    "requester-frame",  # a frame image of a requester's microtask (previews, review)
     "logout",  # a POST from the header's button
     "schema",  # the OpenAPI document (JSON/YAML), read by the Swagger UI page
 }
@@ -65,6 +66,9 @@ def kwargs_for(world: World) -> dict[str, dict]:
         "quality-review-detail": {"pk": world.review.pk},
         "work-annotate": {"pk": world.claimed.pk},
         "work-qualify": {"annotation_type": "bbox"},
+        "requester-job-submissions": {"pk": world.job.pk},
+        "requester-job-action": {"pk": world.job.pk, "action": "pause"},
+        "quality-gold-draw": {"job_id": world.job.pk, "microtask_id": world.microtask.pk},
     }
 
 
