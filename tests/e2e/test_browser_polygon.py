@@ -93,6 +93,9 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
         )
 
         page.click("#submit")
+        # Only the first frame has a polygon: the page asks before submitting the others empty.
+        page.wait_for_selector("#confirm-empty[open]")
+        page.click("#confirm-submit")
         page.wait_for_selector("#done:not([hidden])")
         assert page.locator("#submit").is_hidden() and page.locator("#release").is_hidden()
         pixel = stage.pixel
