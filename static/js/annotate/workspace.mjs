@@ -869,6 +869,7 @@ export function createEditor(hooks) {
   document.addEventListener("keydown", (ev) => {
     const tag = ev.target.tagName;
     if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keys (Esc closes it)
     const k = ev.key;
     const mod = ev.ctrlKey || ev.metaKey;
     let handled = true;
