@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus
@@ -52,6 +53,9 @@ def _browser():
             try:
                 yield browser
             finally:
+                # The ORM used inside Playwright's block gets a connection of its own (the block
+                # runs in another context): close it, or the test database cannot be dropped.
+                connections.close_all()
                 browser.close()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

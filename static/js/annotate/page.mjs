@@ -96,6 +96,7 @@ function markErrors(st, fields, sent) {
 // is restored, with a notice. A device that cannot store (private mode, full) still sends drafts.
 
 const DRAFT_SEND_DELAY_MS = 3000;
+const DRAFT_RETRY_MS = 10000;
 
 function localDrafts(assignmentId) {
   const key = `crowdlabel:draft:${assignmentId}`;
@@ -203,6 +204,7 @@ function annotationPage(root, data) {
       if (draft) setDraftStatus(`Saved on the server at ${clock(draft.saved_at)}`, false);
     } else if (r.status === 0) {
       setDraftStatus("Offline: your work is kept on this device and sent when the connection is back", true);
+      if (unsent) sendTimer = setTimeout(() => heartbeat(), DRAFT_RETRY_MS); // and keep trying
     } else if (r.json) showMessage(errorOf(r).message, true);
   }
   if (!editor.isReadOnly()) {
