@@ -137,6 +137,7 @@ def test_draw_inside_select_undo_redo_zoom_and_confirm_empty_frames(live_server,
         # Selection by click, in Draw mode too: the smallest box under the pointer, highlighted.
         stage.click(250, 250)
         assert page.locator("#objects li.selected").inner_text() == "car"
+        page.screenshot(path=str(_screens() / "annotate-desktop-selected.png"))
         stage.click(120, 100)
         assert page.locator("#objects li.selected").inner_text() == "person"
         page.keyboard.press("Escape")
