@@ -262,7 +262,8 @@ def test_drafts_come_back_after_a_reload_and_after_a_lost_connection(live_server
         stage.drag((460, 260), (600, 340))
         expect(page.locator("#draft-status")).to_contain_text("Offline", timeout=15_000)
         assert len(Assignment.objects.get(worker=worker).draft["payload"]["boxes"]) == 2
-        # ... and when it is back, a reload restores the newer local work and sends it.
+        # ... and when it is back, a reload restores the newer local work, which reaches the
+        # server (sent when the connection came back, or at once after the reload).
         context.set_offline(False)
         page.reload()
         _frame_loaded(page)

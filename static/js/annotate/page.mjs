@@ -226,11 +226,13 @@ function annotationPage(root, data) {
     el.textContent = `Restored the work you had not submitted yet (saved on ${where} at ${clock(pick.draft.saved_at)}).`;
     el.hidden = false;
     editor.load(pick.draft.payload);
-    if (pick.source === "local" && (!server || server.saved_at < pick.draft.saved_at)) {
+    const onServer = server !== null && server.saved_at >= pick.draft.saved_at;
+    setDraftStatus(onServer ? `Saved on the server at ${clock(pick.draft.saved_at)}` : "Saved on this device", false);
+    if (onServer) drafts.write(pick.draft);
+    else {
       unsent = pick.draft; // the server never got it (a lost connection): send it now
       heartbeat();
-    } else drafts.write(pick.draft);
-    setDraftStatus(pick.source === "local" ? "Saved on this device" : `Saved on the server at ${clock(pick.draft.saved_at)}`, false);
+    }
   }
 
   // Frames left empty are asked about before submitting; the dialog says how many and which.
