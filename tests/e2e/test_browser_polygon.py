@@ -11,9 +11,8 @@ import pytest
 
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus
-from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
-from tests.factories import WorkerFactory
-from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, claimable_job, login
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH
 
 N_FRAMES = 4
 
@@ -29,17 +28,10 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
-    # Two replicas: quality waits for the second, so the work stays "submitted".
-    job = ready_job(n=1, overlap=2, annotation_type="polygon", frames_per_task=N_FRAMES)
+    job, worker = claimable_job(
+        annotation_type="polygon", n_frames=N_FRAMES, username="outliner", folder="polygon-e2e"
+    )
     mt = job.microtasks.get()
-    mt.manifest = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "frames": write_frames(f"polygon-e2e/job-{job.pk}", N_FRAMES, WIDTH, HEIGHT),
-    }
-    mt.save(update_fields=["manifest"])
-    claiming.job_publish(job=job, by=job.requester)
-    worker = qualify(WorkerFactory(username="outliner"), "polygon")
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM is not used while the browser runs
     with sync_playwright() as pw:

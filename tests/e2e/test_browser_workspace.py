@@ -19,9 +19,8 @@ from django.db import connections
 
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus
-from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
-from tests.factories import WorkerFactory
-from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, claimable_job, login
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH
 
 N_FRAMES = 3
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,17 +28,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 
 def _bbox_job(monkeypatch, username: str, annotation_type: str = "bbox"):
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold
-    # Two replicas: quality waits for the second, so submitted work stays "submitted".
-    job = ready_job(n=1, overlap=2, annotation_type=annotation_type, frames_per_task=N_FRAMES)
-    mt = job.microtasks.get()
-    mt.manifest = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "frames": write_frames(f"workspace-e2e/job-{job.pk}", N_FRAMES, WIDTH, HEIGHT),
-    }
-    mt.save(update_fields=["manifest"])
-    claiming.job_publish(job=job, by=job.requester)
-    return qualify(WorkerFactory(username=username), annotation_type)
+    _, worker = claimable_job(
+        annotation_type=annotation_type, n_frames=N_FRAMES, username=username, folder="ws-e2e"
+    )
+    return worker
 
 
 @contextmanager

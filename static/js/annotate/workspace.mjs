@@ -152,21 +152,16 @@ export function createEditor(hooks) {
     state.draft = null;
   }
 
-  function undo() {
-    if (readOnly || !canUndo(ws.history)) return;
-    ws.history = historyUndo(ws.history);
+  // One step through the history (``can``: whether there is one, ``step``: taking it).
+  function travel(can, step) {
+    if (readOnly || !can(ws.history)) return;
+    ws.history = step(ws.history);
     restoreEdits(ws.history.present);
     hooks.changed();
     render();
   }
-
-  function redo() {
-    if (readOnly || !canRedo(ws.history)) return;
-    ws.history = historyRedo(ws.history);
-    restoreEdits(ws.history.present);
-    hooks.changed();
-    render();
-  }
+  const undo = () => travel(canUndo, historyUndo);
+  const redo = () => travel(canRedo, historyRedo);
 
   /* Replace the workspace's shapes with those of ``payload`` (a restored draft); undo starts
    * from there. */
