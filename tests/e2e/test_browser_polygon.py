@@ -49,7 +49,10 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
         page.select_option("#class-picker", "car")
         for x, y in [(450, 20), (600, 20), (520, 80)]:
             stage.click(x, y)
+        close = page.locator("#close-polygon")  # Enter's button, for a tablet
+        assert close.is_visible() and close.is_enabled()
         page.keyboard.press("Enter")
+        assert close.is_disabled()
         assert count.inner_text() == "1" and _points(page) == "car · 3 points"
         page.keyboard.press("Delete")
         assert count.inner_text() == "0"

@@ -319,6 +319,17 @@ def test_tablet_touch_drawing_and_pinch_zoom(live_server, monkeypatch):
             _boxes(_local_draft(page)["payload"])[0], [100, 100, 300, 250], atol=2 * stage.pixel
         )
         page.screenshot(path=str(_screens() / "annotate-tablet-zoomed.png"))
+        # Without a keyboard: a tap selects, the Delete and Undo buttons do what the keys do.
+        page.click("#zoom-fit")
+        assert page.locator("#delete-selected").is_disabled()
+        tap = stage.at(200, 200)
+        _touch(cdp, "touchStart", [(0, tap)])
+        _touch(cdp, "touchEnd", [])
+        assert page.locator("#objects li.selected").inner_text() == "car"
+        page.click("#delete-selected")
+        assert _counts(page) == ("0", "0")
+        page.click("#undo")
+        assert _counts(page) == ("1", "1")
     assert Assignment.objects.get(worker=worker).status == AssignmentStatus.CLAIMED
 
 

@@ -38,6 +38,8 @@ import {
   zoomAbout,
 } from "./core.mjs";
 
+// The widest bitmap the canvas gets when zoomed in (a 16x zoom of a 1080p frame would be 30k).
+const MAX_BACKING_WIDTH = 4096;
 const COLORS = ["#ef4444", "#22c55e", "#3b82f6", "#eab308", "#a855f7", "#06b6d4", "#f97316", "#ec4899"];
 
 /* The editing state of one workspace, optionally loaded from a submitted payload. */
@@ -320,6 +322,7 @@ export function createEditor(hooks) {
     const f = frame();
     const im = images[state.idx];
     if (im && im.src) img.src = im.src;
+    fitBackingStore();
     ctx.clearRect(0, 0, W, H);
     const lw = 2 * scale();
     // The selected track's interpolated path across every frame (the preview).
@@ -379,6 +382,20 @@ export function createEditor(hooks) {
       const [x1, y1, x2, y2] = s.box;
       ctx.rect(x1, y1, x2 - x1, y2 - y1);
     }
+  }
+
+  /* Give the canvas as many pixels as it covers on screen (zoom and the display's density
+   * included, within a bound), and draw in frame pixels through the transform: lines and class
+   * tags stay sharp instead of being stretched from a frame-sized bitmap. Positions are read in
+   * frame pixels from the on-screen rectangle (``point``), so nothing else changes. */
+  function fitBackingStore() {
+    const shown = canvas.getBoundingClientRect().width * (window.devicePixelRatio || 1);
+    const width = Math.round(clamp(shown || W, Math.min(W, 320), MAX_BACKING_WIDTH));
+    if (canvas.width !== width) {
+      canvas.width = width;
+      canvas.height = Math.round((width * H) / W);
+    }
+    ctx.setTransform(canvas.width / W, 0, 0, canvas.height / H, 0, 0);
   }
 
   function drawShape(s, lw) {
@@ -486,11 +503,13 @@ export function createEditor(hooks) {
     }
   }
 
+  // The buttons that do what keys do, for a tablet without a keyboard.
   function renderTools() {
-    const u = $("undo");
-    const r = $("redo");
-    if (u) u.disabled = readOnly || !canUndo(ws.history);
-    if (r) r.disabled = readOnly || !canRedo(ws.history);
+    $("undo").disabled = readOnly || !canUndo(ws.history);
+    $("redo").disabled = readOnly || !canRedo(ws.history);
+    $("delete-selected").disabled = readOnly || !state.selected;
+    $("close-polygon").hidden = type !== "polygon" || readOnly;
+    $("close-polygon").disabled = !state.draft;
   }
 
   function renderErrors() {
@@ -924,6 +943,8 @@ export function createEditor(hooks) {
   }
 
   $("undo").addEventListener("click", undo);
+  $("delete-selected").addEventListener("click", () => !readOnly && deleteSelected());
+  $("close-polygon").addEventListener("click", closePolygon);
   $("redo").addEventListener("click", redo);
   $("zoom-in").addEventListener("click", () => zoomBy(1.25));
   $("zoom-out").addEventListener("click", () => zoomBy(0.8));
