@@ -333,7 +333,7 @@ def test_tablet_touch_drawing_and_pinch_zoom(live_server, monkeypatch):
     assert Assignment.objects.get(worker=worker).status == AssignmentStatus.CLAIMED
 
 
-def test_phone_layouts_board_earnings_and_workspace_fit_390_px(live_server, monkeypatch):
+def test_phone_layouts_board_earnings_workspace_and_my_work_fit_390_px(live_server, monkeypatch):
     _bbox_job(monkeypatch, "phone")
     with _browser() as browser:
         context = browser.new_context(
@@ -355,3 +355,6 @@ def test_phone_layouts_board_earnings_and_workspace_fit_390_px(live_server, monk
         assert page.evaluate(NO_SIDEWAYS_SCROLL)
         width = page.locator("#canvas").bounding_box()["width"]
         assert width >= 330, width  # not the ~80 px it shrank to beside the object list
+        page.goto(f"{live_server.url}/work/mine/")
+        page.screenshot(path=str(_screens() / "my-work-phone.png"), full_page=True)
+        assert page.evaluate(NO_SIDEWAYS_SCROLL)
