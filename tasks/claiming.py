@@ -47,6 +47,7 @@ from marketplace.sql import fetch_prepared, native, statement
 
 from . import budget, crediting, portable, signals, suspensions, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
+from .drafts import clean_draft
 from .models import (
     Assignment,
     AssignmentStatus,
@@ -455,10 +456,15 @@ def _clean_active_seconds(value: Any) -> float | None:
 
 @transaction.atomic
 def assignment_heartbeat(
-    *, worker: User, assignment_id: int, active_seconds: float | None = None
+    *,
+    worker: User,
+    assignment_id: int,
+    active_seconds: float | None = None,
+    draft: Any = None,
 ) -> Assignment:
     """Extend the claim's deadline by the job's time limit from now, within the lease bound,
-    and credit the active time it reports (``tasks.crediting``)."""
+    credit the active time it reports (``tasks.crediting``) and keep the page's ``draft`` (work
+    in progress, ``tasks.drafts``; never a submission) when it sends one."""
     reported = _clean_active_seconds(active_seconds)
     if reported is not None:
         # The worker's clock before the assignment row: the one lock order of every credit.
@@ -466,11 +472,15 @@ def assignment_heartbeat(
     assignment = _lock_own(worker=worker, assignment_id=assignment_id)
     now = _now()
     _require_live(assignment, now, "extend it")
-    limit = assignment.microtask.job.claim_time_limit
+    job = assignment.microtask.job
+    limit = job.claim_time_limit
     bound = assignment.claimed_at + timedelta(seconds=limit.total_seconds() * _max_lease_factor())
     assignment.deadline = max(assignment.deadline, min(now + limit, bound))
     assignment.heartbeat_at = now
     fields = ["deadline", "heartbeat_at"]
+    if draft is not None:
+        assignment.draft = clean_draft(draft, annotation_type=job.annotation_type)
+        fields.append("draft")
     if reported is None:
         assignment.save(update_fields=fields)
         return assignment

@@ -173,6 +173,12 @@ class Assignment(models.Model):
     claimed_at = models.DateTimeField()
     deadline = models.DateTimeField(db_index=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    draft = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Work in progress sent with the heartbeat ({saved_at, payload}, tasks.drafts); "
+        "shown only to the worker while the claim is live, never a submission",
+    )
     ended_at = models.DateTimeField(null=True, blank=True, help_text="Released or expired at")
     submitted_at = models.DateTimeField(null=True, blank=True)
     auto_approve_at = models.DateTimeField(null=True, blank=True)

@@ -387,6 +387,9 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
     }
     submission = getattr(assignment, "submission", None) if assignment.submitted_at else None
     view["submission"] = {"payload": submission.payload} if submission is not None else None
+    # The worker's own work in progress, only while it can still become a submission.
+    live = assignment.status == AssignmentStatus.CLAIMED
+    view["draft"] = assignment.draft if live else None
     return view
 
 

@@ -8,7 +8,7 @@ never by a model serializer, so nothing a worker must not see can slip in with a
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from marketplace.errors import NotFound
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
 from .. import claiming, qualifying, suspensions, work_selectors
+from ..drafts import DRAFT_MAX_BYTES, SAVED_AT_MAX
 from ..models import Assignment, AssignmentStatus
 from .auth import CachedTokenAuthentication
 
@@ -35,8 +36,29 @@ class ClaimInput(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "saved_at": {"type": "integer", "minimum": 0, "maximum": SAVED_AT_MAX},
+            "payload": {"type": "object", "additionalProperties": True},
+        },
+        "required": ["saved_at", "payload"],
+        "additionalProperties": False,
+    }
+)
+class DraftField(serializers.JSONField):
+    """Work in progress (``tasks.drafts``): checked for shape and size by the service."""
+
+
 class LeaseInput(serializers.Serializer):
     active_seconds = SecondsField(required=False, help_text="Seconds of active work")
+    draft = DraftField(
+        required=False,
+        help_text="Work in progress to keep with the claim: {saved_at (ms since the epoch, the "
+        f"page's clock), payload (the annotation so far)}}, at most {DRAFT_MAX_BYTES} bytes; "
+        "never a submission",
+    )
 
 
 class SubmitInput(serializers.Serializer):
@@ -200,7 +222,8 @@ class AssignmentView(APIView):
 
 
 class HeartbeatView(APIView):
-    """Keep your claim alive: extends the deadline within the job's bound."""
+    """Keep your claim alive: extends the deadline within the job's bound, and keeps the page's
+    draft (work in progress, never a submission) when one is sent."""
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
@@ -210,16 +233,20 @@ class HeartbeatView(APIView):
         responses={
             200: OpenApiTypes.OBJECT,
             **worker_errors(
-                e400="active_seconds is not a non-negative number",
+                e400="active_seconds is not a non-negative number, or the draft is not "
+                "{saved_at, payload} of the job's annotation type or is too large",
                 e404=NOT_YOURS,
-                e409="The claim expired or is no longer live",
+                e409="The claim expired or is no longer live (a submitted claim takes no draft)",
             ),
         },
     )
     def post(self, request, pk: int):
         data = _valid(LeaseInput, request)
         a = claiming.assignment_heartbeat(
-            worker=request.user, assignment_id=pk, active_seconds=data.get("active_seconds")
+            worker=request.user,
+            assignment_id=pk,
+            active_seconds=data.get("active_seconds"),
+            draft=data.get("draft"),
         )
         return Response({"id": a.pk, "status": a.status, "deadline": a.deadline})
 

@@ -8,6 +8,10 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image, ImageDraw
 
+from tasks import claiming
+from tests.factories import WorkerFactory
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -18,6 +22,22 @@ ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "pass-word-123"  # tests.factories.UserFactory's
+
+
+def claimable_job(*, annotation_type: str, n_frames: int, username: str, folder: str):
+    """A published job of one microtask of ``n_frames`` real frames (two replicas, so submitted
+    work waits for the second and stays "submitted"), no gold, and a worker ``username``
+    qualified for it: ``(job, worker)``. Call with claiming's ``_rng`` patched to skip gold."""
+    job = ready_job(n=1, overlap=2, annotation_type=annotation_type, frames_per_task=n_frames)
+    mt = job.microtasks.get()
+    mt.manifest = {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "frames": write_frames(f"{folder}/job-{job.pk}", n_frames, WIDTH, HEIGHT),
+    }
+    mt.save(update_fields=["manifest"])
+    claiming.job_publish(job=job, by=job.requester)
+    return job, qualify(WorkerFactory(username=username), annotation_type)
 
 
 def write_frames(folder: str, n: int, width: int, height: int) -> list[dict]:

@@ -13,9 +13,8 @@ import pytest
 from tasks import claiming
 from tasks.interpolation import interpolate
 from tasks.models import Assignment, AssignmentStatus
-from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
-from tests.factories import WorkerFactory
-from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, claimable_job, login
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH
 
 N_FRAMES = 10
 
@@ -27,17 +26,9 @@ def test_worker_claims_draws_tracks_moves_a_keyframe_submits_and_sees_it(live_se
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
-    # Two replicas: quality waits for the second before consensus, so the work stays "submitted".
-    job = ready_job(n=1, overlap=2, annotation_type="track", frames_per_task=N_FRAMES)
-    mt = job.microtasks.get()
-    mt.manifest = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "frames": write_frames(f"claim-e2e/job-{job.pk}", N_FRAMES, WIDTH, HEIGHT),
-    }
-    mt.save(update_fields=["manifest"])
-    claiming.job_publish(job=job, by=job.requester)
-    worker = qualify(WorkerFactory(username="annotator"), "track")
+    _, worker = claimable_job(
+        annotation_type="track", n_frames=N_FRAMES, username="annotator", folder="claim-e2e"
+    )
 
     rng = np.random.default_rng(7)
     key_frames = np.array([0, 3, 4, 8])

@@ -11,9 +11,8 @@ import pytest
 
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus
-from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
-from tests.factories import WorkerFactory
-from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, claimable_job, login
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH
 
 N_FRAMES = 4
 
@@ -29,17 +28,10 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
-    # Two replicas: quality waits for the second, so the work stays "submitted".
-    job = ready_job(n=1, overlap=2, annotation_type="polygon", frames_per_task=N_FRAMES)
+    job, worker = claimable_job(
+        annotation_type="polygon", n_frames=N_FRAMES, username="outliner", folder="polygon-e2e"
+    )
     mt = job.microtasks.get()
-    mt.manifest = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "frames": write_frames(f"polygon-e2e/job-{job.pk}", N_FRAMES, WIDTH, HEIGHT),
-    }
-    mt.save(update_fields=["manifest"])
-    claiming.job_publish(job=job, by=job.requester)
-    worker = qualify(WorkerFactory(username="outliner"), "polygon")
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM is not used while the browser runs
     with sync_playwright() as pw:
@@ -57,7 +49,10 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
         page.select_option("#class-picker", "car")
         for x, y in [(450, 20), (600, 20), (520, 80)]:
             stage.click(x, y)
+        close = page.locator("#close-polygon")  # Enter's button, for a tablet
+        assert close.is_visible() and close.is_enabled()
         page.keyboard.press("Enter")
+        assert close.is_disabled()
         assert count.inner_text() == "1" and _points(page) == "car · 3 points"
         page.keyboard.press("Delete")
         assert count.inner_text() == "0"
@@ -93,6 +88,9 @@ def test_worker_draws_edits_moves_a_polygon_and_the_points_are_stored(live_serve
         )
 
         page.click("#submit")
+        # Only the first frame has a polygon: the page asks before submitting the others empty.
+        page.wait_for_selector("#confirm-empty[open]")
+        page.click("#confirm-submit")
         page.wait_for_selector("#done:not([hidden])")
         assert page.locator("#submit").is_hidden() and page.locator("#release").is_hidden()
         pixel = stage.pixel

@@ -88,9 +88,15 @@ def _bodies(responses) -> str:
 
 
 def _red_at(page, x: float, y: float) -> bool:
+    # The canvas's bitmap is as wide as it is shown (workspace.mjs, fitBackingStore): frame
+    # pixels are scaled by its width over the frame's.
     rgba = page.evaluate(
-        "([x, y]) => Array.from(document.getElementById('canvas').getContext('2d')"
-        ".getImageData(Math.round(x), Math.round(y), 1, 1).data)",
+        """([x, y]) => {
+            const canvas = document.getElementById('canvas');
+            const k = canvas.width / document.getElementById('frame-img').naturalWidth;
+            const at = [Math.round(x * k), Math.round(y * k)];
+            return Array.from(canvas.getContext('2d').getImageData(...at, 1, 1).data);
+        }""",
         [x, y],
     )
     return rgba[0] > 200 and rgba[1] < 60 and rgba[2] < 60 and rgba[3] > 200
@@ -140,7 +146,8 @@ def test_worker_takes_the_qualification_test_in_the_browser_and_passes(live_serv
         assert page.locator("#q-label").inner_text() == "Question 2 of 2"
         assert page.locator("#errors").inner_text() == "answer this question"
         assert page.locator("#class-picker option").all_inner_texts() == ["1. dog"]
-        assert page.evaluate("document.getElementById('canvas').width") == 480
+        # The stage takes the question's frame shape (the canvas's bitmap is as wide as shown).
+        assert page.evaluate("document.getElementById('viewport').style.aspectRatio") == "480 / 270"
 
         # Fix question 1: delete the stray box, box the car on frame 0.
         page.click("#q-prev")

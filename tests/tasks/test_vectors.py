@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from marketplace.errors import ValidationError
 from tasks.annotations import (
     AnnotationContext,
     AnnotationInvalid,
@@ -17,6 +18,7 @@ from tasks.annotations import (
     error_path,
     validate_payload,
 )
+from tasks.drafts import clean_draft
 from tasks.interpolation import interpolate, track_from_payload, tracks_to_frames
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -29,6 +31,7 @@ def _load(name: str) -> dict:
 INTERPOLATION = _load("interpolation.json")
 PAYLOADS = _load("payloads.json")
 ERROR_PATHS = _load("error_paths.json")
+DRAFTS = _load("drafts.json")
 
 
 def _by_name(cases: list[dict]) -> list:
@@ -102,3 +105,22 @@ def test_answer_paths_put_the_question_first(case):
 def test_a_name_path_has_no_keyframe_or_field():
     with pytest.raises(ValueError):
         error_path("boxes", field="box")
+
+
+@pytest.mark.parametrize("case", _by_name(DRAFTS["shape"]))
+def test_draft_shape_vector(case):
+    if "field" not in case:
+        assert clean_draft(case["draft"], annotation_type=case["type"]) == case["draft"]
+        return
+    with pytest.raises(ValidationError) as e:
+        clean_draft(case["draft"], annotation_type=case["type"])
+    assert list(e.value.extra["fields"]) == [case["field"]]
+
+
+def test_a_draft_over_the_size_cap_is_refused_and_names_its_size():
+    draft = {"saved_at": 1, "payload": {"boxes": [{"label": "x" * 200}]}}
+    assert clean_draft(draft, annotation_type="bbox", max_bytes=250) == draft
+    with pytest.raises(ValidationError) as e:
+        clean_draft(draft, annotation_type="bbox", max_bytes=200)
+    assert list(e.value.extra["fields"]) == ["draft"]
+    assert "more than the 200" in e.value.message

@@ -307,3 +307,142 @@ export function describeErrorPath(path, sent) {
   if (p.field !== null) text += `: ${p.field}`;
   return { text, key: p.key, index: p.index, frame };
 }
+
+// ---- Counting what is drawn ----
+
+/* The frames of ``frames`` where nothing is annotated yet: no box, polygon or label there, or no
+ * track present (a track that has left the frame does not count). */
+export function emptyFrames(state, kind, frames) {
+  if (kind === "track") {
+    return frames.filter((f) => !state.tracks.some((t) => interpolateTrack(t.keyframes, f)));
+  }
+  if (kind === "bbox") return frames.filter((f) => !state.boxes.some((b) => b.frame === f));
+  if (kind === "polygon") return frames.filter((f) => !state.polygons.some((p) => p.frame === f));
+  if (kind === "classify") return frames.filter((f) => !state.labels[f]);
+  throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
+}
+
+/* {here, total}: the objects on ``frame`` and in the whole workspace (tracks present on the
+ * frame and all tracks; boxes or polygons on the frame and on every frame; for classify, whether
+ * the frame has its label and how many frames do). */
+export function objectCounts(state, kind, frame) {
+  if (kind === "track") {
+    const here = state.tracks.filter((t) => interpolateTrack(t.keyframes, frame)).length;
+    return { here, total: state.tracks.length };
+  }
+  if (kind === "bbox") {
+    return { here: state.boxes.filter((b) => b.frame === frame).length, total: state.boxes.length };
+  }
+  if (kind === "polygon") {
+    return { here: state.polygons.filter((p) => p.frame === frame).length, total: state.polygons.length };
+  }
+  if (kind === "classify") return { here: state.labels[frame] ? 1 : 0, total: Object.keys(state.labels).length };
+  throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
+}
+
+// ---- Undo and redo ----
+//
+// A history is {past, present, future} of snapshots: opaque values compared with ===, which the
+// editor makes with editsOf (a JSON string, so equal edits are equal snapshots). Every function
+// returns a new history and leaves its argument alone.
+
+/* How many steps back undo can go. */
+export const HISTORY_LIMIT = 200;
+
+export const historyNew = (snapshot) => ({ past: [], present: snapshot, future: [] });
+
+/* ``h`` after an edit that led to ``snapshot``: the present goes into the past (the oldest steps
+ * beyond ``limit`` are forgotten) and the redo steps are dropped. A snapshot equal to the
+ * present (an edit that changed nothing, a click) is no step at all. */
+export function historyPush(h, snapshot, limit = HISTORY_LIMIT) {
+  if (snapshot === h.present) return h;
+  return { past: [...h.past, h.present].slice(-limit), present: snapshot, future: [] };
+}
+
+export function historyUndo(h) {
+  if (!h.past.length) return h;
+  return { past: h.past.slice(0, -1), present: h.past[h.past.length - 1], future: [h.present, ...h.future] };
+}
+
+export function historyRedo(h) {
+  if (!h.future.length) return h;
+  return { past: [...h.past, h.present], present: h.future[0], future: h.future.slice(1) };
+}
+
+export const canUndo = (h) => h.past.length > 0;
+export const canRedo = (h) => h.future.length > 0;
+
+/* The edits of a workspace state as one string: what undo restores (the frame shown, the
+ * selection and the errors are not edits). */
+export function editsOf(state) {
+  return JSON.stringify({
+    tracks: state.tracks,
+    boxes: state.boxes,
+    polygons: state.polygons,
+    labels: state.labels,
+    nextId: state.nextId,
+  });
+}
+
+// ---- Drafts: work in progress kept on the device and on the server (tasks/drafts.py) ----
+
+/* The draft of a workspace state, saved at ``savedAt`` (ms since the epoch). */
+export function draftOf(state, kind, savedAt) {
+  return { saved_at: savedAt, payload: payloadOf(state, kind) };
+}
+
+const isPlainObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/* Whether ``value`` has the shape of a draft of annotation type ``kind``: what the server
+ * accepts (clean_draft in tasks/drafts.py, bar the size), and so what the page may restore from
+ * the device's storage, which may hold anything. */
+export function isDraftOf(value, kind) {
+  if (!isPlainObject(value)) return false;
+  if (Object.keys(value).some((k) => k !== "saved_at" && k !== "payload")) return false;
+  const t = value.saved_at;
+  if (!Number.isSafeInteger(t) || t < 0) return false;
+  if (!isPlainObject(value.payload)) return false;
+  return Object.entries(value.payload).every(
+    ([k, items]) => k === TOP_KEY[kind] && Array.isArray(items) && items.every(isPlainObject),
+  );
+}
+
+/* Which draft to restore: {draft, source: "local" | "server"} for the later ``saved_at`` (the
+ * device's on a tie: it is written first), or null when there is none. */
+export function newestDraft(local, server) {
+  if (!local && !server) return null;
+  if (!server || (local && local.saved_at >= server.saved_at)) return { draft: local, source: "local" };
+  return { draft: server, source: "server" };
+}
+
+// ---- Zoom and pan ----
+//
+// A view {zoom, x, y} shows the frame scaled by ``zoom`` and shifted by (x, y), in CSS pixels of
+// the stage whose size is the frame's size at zoom 1. Positions on the frame are read back from
+// the canvas's on-screen rectangle, which the view moves, so drawing needs nothing from here.
+
+export const FIT = Object.freeze({ zoom: 1, x: 0, y: 0 });
+export const ZOOM_MIN = 1;
+export const ZOOM_MAX = 16;
+
+/* ``view`` shifted so the frame still covers the stage (``w`` x ``h`` CSS pixels). */
+export function clampView(view, w, h) {
+  return {
+    zoom: view.zoom,
+    x: clamp(view.x, w - w * view.zoom, 0),
+    y: clamp(view.y, h - h * view.zoom, 0),
+  };
+}
+
+/* ``view`` zoomed by ``factor`` keeping stage point ``p`` where it is (the point under the wheel,
+ * or the centre for the keys), within [ZOOM_MIN, ZOOM_MAX] and the stage. */
+export function zoomAbout(view, factor, p, w, h) {
+  const zoom = clamp(view.zoom * factor, ZOOM_MIN, ZOOM_MAX);
+  const k = zoom / view.zoom;
+  return clampView({ zoom, x: p[0] - (p[0] - view.x) * k, y: p[1] - (p[1] - view.y) * k }, w, h);
+}
+
+/* ``view`` moved by (dx, dy) CSS pixels, within the stage. */
+export function panBy(view, dx, dy, w, h) {
+  return clampView({ zoom: view.zoom, x: view.x + dx, y: view.y + dy }, w, h);
+}

@@ -4,7 +4,7 @@
  * Two modes share the workspace:
  *
  * - annotation (#assignment-data: the whitelisted view the worker API serves): one microtask,
- *   claim timer, heartbeat, release, submit;
+ *   claim timer, heartbeat, release, submit, and the draft kept as you go (below);
  * - qualification (#qualification-data: the test's questions, never their answers): several
  *   questions, each with its own classes, frame size, frames and annotation state; the answers
  *   are posted together and the result is shown in place.
@@ -14,7 +14,16 @@
  * Requests carry the session cookie and the CSRF token.
  */
 
-import { describeErrorPath, hasContent, parseAnswerPath, payloadOf } from "./core.mjs";
+import {
+  describeErrorPath,
+  draftOf,
+  emptyFrames,
+  hasContent,
+  isDraftOf,
+  newestDraft,
+  parseAnswerPath,
+  payloadOf,
+} from "./core.mjs";
 import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -80,15 +89,76 @@ export function markErrors(st, fields, sent) {
   });
 }
 
+// ---- Drafts: nothing drawn is lost to a reload, a crash or a lost connection ----
+//
+// After every edit the draft (core's draftOf: the payload Submit would send, and when) is written
+// to this device's localStorage at once, and sent with a heartbeat a few seconds later (the
+// server keeps it with the claim, tasks/drafts.py). On load the newer of the two (newestDraft)
+// is restored, with a notice. A device that cannot store (private mode, full) still sends drafts.
+
+const DRAFT_SEND_DELAY_MS = 3000;
+const DRAFT_RETRY_MS = 10000;
+
+function localDrafts(assignmentId) {
+  const key = `crowdlabel:draft:${assignmentId}`;
+  return {
+    read(kind) {
+      try {
+        const value = JSON.parse(window.localStorage.getItem(key));
+        return isDraftOf(value, kind) ? value : null; // the device may hold anything
+      } catch (e) {
+        return null;
+      }
+    },
+    write(draft) {
+      try {
+        window.localStorage.setItem(key, JSON.stringify(draft));
+        return true;
+      } catch (e) {
+        return false;
+      }
+    },
+    clear() {
+      try {
+        window.localStorage.removeItem(key);
+      } catch (e) {
+        // nothing stored, nothing to clear
+      }
+    },
+  };
+}
+
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+function setDraftStatus(text, bad) {
+  const el = $("draft-status");
+  el.textContent = text;
+  el.className = bad ? "draft-status offline" : "draft-status";
+}
+
 // ---- Annotation: one claimed microtask ----
 function annotationPage(root, data) {
   const urls = urlsOf(root, ["submitUrl", "heartbeatUrl", "releaseUrl", "boardUrl"]);
   const session = { active: 0, lastInput: Date.now(), deadline: new Date(data.deadline) };
+  const drafts = localDrafts(data.id);
+  // The draft not yet on the server (null when the server has the latest), and its timer.
+  let unsent = null;
+  let sendTimer = null;
   const touched = () => {
     session.lastInput = Date.now();
   };
+  const edited = () => {
+    touched();
+    if (editor.isReadOnly()) return;
+    const draft = draftOf(ws.state, ws.type, Date.now());
+    const kept = drafts.write(draft);
+    unsent = draft;
+    setDraftStatus(kept ? "Saved on this device" : "Not saved yet", false);
+    clearTimeout(sendTimer);
+    sendTimer = setTimeout(() => heartbeat(), DRAFT_SEND_DELAY_MS);
+  };
   const editor = createEditor({
-    changed: touched,
+    changed: edited,
     message: showMessage,
     rendered: () => {},
     keydown: (ev) => {
@@ -110,7 +180,9 @@ function annotationPage(root, data) {
   editor.setReadOnly(data.status !== "claimed");
 
   // Time: remaining claim time, active time (input in the last 30 s, page visible), heartbeat.
-  ["mousemove", "keydown", "mousedown"].forEach((e) => document.addEventListener(e, touched, { passive: true }));
+  ["mousemove", "keydown", "mousedown", "pointerdown"].forEach((e) =>
+    document.addEventListener(e, touched, { passive: true }),
+  );
   setInterval(() => {
     const readOnly = editor.isReadOnly();
     if (!document.hidden && Date.now() - session.lastInput < 30000) session.active += 1;
@@ -119,23 +191,90 @@ function annotationPage(root, data) {
     el.textContent = readOnly ? data.status : `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
     el.className = left < 120 && !readOnly ? "timer urgent" : "timer";
   }, 1000);
+  // The heartbeat keeps the claim alive, reports active time and carries the unsent draft.
+  async function heartbeat() {
+    if (editor.isReadOnly()) return; // submitted: the claim is over
+    clearTimeout(sendTimer);
+    const draft = unsent;
+    const body = { active_seconds: session.active };
+    if (draft) body.draft = draft;
+    const r = await post(urls.heartbeatUrl, body);
+    if (r.ok) {
+      session.deadline = new Date(r.json.deadline);
+      if (draft && unsent === draft) unsent = null; // no edit since: the server has the latest
+      if (draft) setDraftStatus(`Saved on the server at ${clock(draft.saved_at)}`, false);
+    } else if (r.status === 0) {
+      setDraftStatus("Offline: your work is kept on this device and sent when the connection is back", true);
+      if (unsent) sendTimer = setTimeout(() => heartbeat(), DRAFT_RETRY_MS); // and keep trying
+    } else if (r.json) showMessage(errorOf(r).message, true);
+  }
   if (!editor.isReadOnly()) {
-    setInterval(async () => {
-      if (editor.isReadOnly()) return; // submitted: the claim is over
-      const r = await post(urls.heartbeatUrl, { active_seconds: session.active });
-      if (r.ok) session.deadline = new Date(r.json.deadline);
-      else if (r.json) showMessage(errorOf(r).message, true);
-    }, 60000);
+    setInterval(heartbeat, 60000);
+    window.addEventListener("online", () => heartbeat());
+  }
+
+  // Bring back unsubmitted work: the newer of this device's draft and the server's.
+  function restoreDraft() {
+    if (editor.isReadOnly()) {
+      drafts.clear();
+      return;
+    }
+    const server = isDraftOf(data.draft, ws.type) ? data.draft : null;
+    const pick = newestDraft(drafts.read(ws.type), server);
+    if (!pick) return;
+    const where = pick.source === "local" ? "this device" : "the server";
+    const el = $("draft-notice");
+    el.textContent = `Restored the work you had not submitted yet (saved on ${where} at ${clock(pick.draft.saved_at)}).`;
+    el.hidden = false;
+    editor.load(pick.draft.payload);
+    const onServer = server !== null && server.saved_at >= pick.draft.saved_at;
+    setDraftStatus(onServer ? `Saved on the server at ${clock(pick.draft.saved_at)}` : "Saved on this device", false);
+    if (onServer) drafts.write(pick.draft);
+    else {
+      unsent = pick.draft; // the server never got it (a lost connection): send it now
+      heartbeat();
+    }
+  }
+
+  // Frames left empty are asked about before submitting; the dialog says how many and which.
+  function confirmEmpty() {
+    const frames = ws.frames;
+    const empty = emptyFrames(ws.state, ws.type, frames);
+    if (!empty.length) return Promise.resolve(true);
+    const dialog = $("confirm-empty");
+    const list = empty.length > 8 ? `${empty.slice(0, 8).join(", ")}…` : empty.join(", ");
+    $("confirm-empty-text").textContent =
+      empty.length === frames.length
+        ? `Nothing is annotated on any of the ${frames.length} frames. Submit an empty annotation?`
+        : `${empty.length} of ${frames.length} frames have nothing annotated (frame${empty.length > 1 ? "s" : ""} ${list}). Submit anyway?`;
+    return new Promise((resolve) => {
+      dialog.addEventListener(
+        "close",
+        () => {
+          const ok = dialog.returnValue === "submit";
+          if (!ok) editor.go(frames.indexOf(empty[0]));
+          resolve(ok);
+        },
+        { once: true },
+      );
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
   }
 
   async function submit() {
-    if (editor.isReadOnly()) return;
+    if (editor.isReadOnly() || $("confirm-empty").open) return;
+    if (!(await confirmEmpty())) return;
     const sent = payloadOf(ws.state, ws.type);
     $("submit").disabled = true;
     const r = await post(urls.submitUrl, { payload: sent, active_seconds: session.active });
     $("submit").disabled = false;
     clearErrors(ws.state);
     if (r.ok) {
+      drafts.clear();
+      unsent = null;
+      clearTimeout(sendTimer);
+      setDraftStatus("", false);
       showMessage("Submitted. Thank you!", false);
       $("done").hidden = false;
       $("submit").hidden = true;
@@ -164,6 +303,7 @@ function annotationPage(root, data) {
     $("release").hidden = true;
   }
   editor.use(ws);
+  restoreDraft();
   editor.render();
 }
 

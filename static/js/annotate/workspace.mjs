@@ -1,5 +1,6 @@
 /* The workspace editor: a canvas over the frame images where the shapes of one workspace are
- * drawn and edited with mouse and keyboard, with the object list, the timeline and the transport.
+ * drawn and edited with mouse, touch and keyboard, with the object list, the timeline, the
+ * transport, undo and redo, and zoom and pan.
  *
  * DOM only: every computation (geometry, interpolation) comes from core.mjs. A page (page.mjs)
  * makes one editor and switches it between workspaces: one per microtask when annotating, one
@@ -8,14 +9,24 @@
  */
 
 import {
+  FIT,
   bounds,
+  canRedo,
+  canUndo,
   clamp,
   closedPolygon,
   cornerAt,
+  editsOf,
+  historyNew,
+  historyPush,
+  historyRedo,
+  historyUndo,
   interpolateTrack,
   moveBox,
   nearestEdge,
   normBox,
+  objectCounts,
+  panBy,
   resizeBox,
   round2,
   shiftPolygon,
@@ -24,8 +35,11 @@ import {
   vertexAt,
   withKeyframe,
   withOutsideToggled,
+  zoomAbout,
 } from "./core.mjs";
 
+// The widest bitmap the canvas gets when zoomed in (a 16x zoom of a 1080p frame would be 30k).
+const MAX_BACKING_WIDTH = 4096;
 const COLORS = ["#ef4444", "#22c55e", "#3b82f6", "#eab308", "#a855f7", "#06b6d4", "#f97316", "#ec4899"];
 
 /* The editing state of one workspace, optionally loaded from a submitted payload. */
@@ -83,9 +97,15 @@ export function itemOf(st, key, index) {
 
 /* The editor over the workspace page's elements.
  *
- * hooks: changed() after every edit (activity for the active-time count), message(text, bad),
- * rendered() after every render (the page's own parts), keydown(ev) for keys the editor does not
- * handle (returns true when handled). */
+ * hooks: changed() after every edit, undo and redo included (activity for the active-time count,
+ * the draft kept as you go), message(text, bad), rendered() after every render (the page's own
+ * parts), keydown(ev) for keys the editor does not handle (returns true when handled).
+ *
+ * Tools: "edit" (the default: drag a shape to move it, a corner to resize it, empty space to draw
+ * a box), "draw" (every drag draws a new shape, even inside another one: the bicycle under its
+ * rider; a click still selects) and "pan" (drag to move the zoomed frame). Zoom with the wheel,
+ * +/-/0 or two fingers; the canvas's on-screen rectangle follows the view, so frame coordinates
+ * are read from it unchanged (see ``point``). */
 export function createEditor(hooks) {
   const $ = (id) => document.getElementById(id);
   const canvas = $("canvas");
@@ -93,6 +113,8 @@ export function createEditor(hooks) {
   const img = $("frame-img");
   const picker = $("class-picker");
   const scrub = $("scrub");
+  const stage = $("stage");
+  const viewport = $("viewport");
 
   // The current workspace, unpacked: every function below works on these.
   let ws = null;
@@ -106,12 +128,95 @@ export function createEditor(hooks) {
   let images;
   let readOnly = false;
   let playing = null;
+  let tool = "edit";
   const frame = () => frames[state.idx];
+  // Frame pixels per CSS pixel on screen (zoom included): line widths and handles stay the
+  // same size on screen whatever the zoom.
   const scale = () => W / canvas.getBoundingClientRect().width;
   const colorOf = (label) => COLORS[Math.max(0, classes.indexOf(label)) % COLORS.length];
 
+  // Every edit ends here: one undo step (an edit that changed nothing is none), then the page.
   function changed() {
+    ws.history = historyPush(ws.history, editsOf(state));
     hooks.changed();
+  }
+
+  // Put the edits of a snapshot (editsOf) back into the state: undo, redo, a cancelled gesture.
+  function restoreEdits(snapshot) {
+    const e = JSON.parse(snapshot);
+    state.tracks = e.tracks;
+    state.boxes = e.boxes;
+    state.polygons = e.polygons;
+    state.labels = e.labels;
+    state.nextId = e.nextId;
+    state.selected = null;
+    state.drag = null;
+    state.draft = null;
+  }
+
+  // One step through the history (``can``: whether there is one, ``step``: taking it).
+  function travel(can, step) {
+    if (readOnly || !can(ws.history)) return;
+    ws.history = step(ws.history);
+    restoreEdits(ws.history.present);
+    hooks.changed();
+    render();
+  }
+  const undo = () => travel(canUndo, historyUndo);
+  const redo = () => travel(canRedo, historyRedo);
+
+  /* Replace the workspace's shapes with those of ``payload`` (a restored draft); undo starts
+   * from there. */
+  function load(payload) {
+    const fresh = newState(payload);
+    restoreEdits(editsOf(fresh));
+    ws.history = historyNew(editsOf(state));
+    render();
+  }
+
+  // ---- Zoom and pan (the view lives with the workspace: each question keeps its own) ----
+  const stageSize = () => [viewport.offsetWidth, viewport.offsetHeight];
+
+  function applyView() {
+    const v = ws.view;
+    viewport.style.transform = `translate(${v.x}px, ${v.y}px) scale(${v.zoom})`;
+    const level = $("zoom-level");
+    if (level) level.textContent = `${Math.round(v.zoom * 100)}%`;
+  }
+
+  function setView(v) {
+    ws.view = v;
+    applyView();
+    render(); // line widths and labels follow the zoom
+  }
+
+  function zoomBy(factor, p) {
+    const [w, h] = stageSize();
+    setView(zoomAbout(ws.view, factor, p || [w / 2, h / 2], w, h));
+  }
+
+  stage.addEventListener(
+    "wheel",
+    (ev) => {
+      ev.preventDefault();
+      const r = stage.getBoundingClientRect();
+      zoomBy(Math.exp(-ev.deltaY * 0.002), [ev.clientX - r.left, ev.clientY - r.top]);
+    },
+    { passive: false },
+  );
+
+  function setTool(t) {
+    tool = t;
+    ["edit", "draw", "pan"].forEach((name) => {
+      const b = $(`tool-${name}`);
+      if (b) {
+        b.setAttribute("aria-pressed", String(name === t));
+        b.className = name === t ? "tool active" : "tool secondary";
+      }
+    });
+    canvas.dataset.tool = t;
+    canvas.style.cursor = t === "pan" ? "grab" : "";
+    if (state) state.draft = null;
   }
 
   /* A workspace: one microtask or one question. ``opts``: key, number, type, classes, task
@@ -134,7 +239,9 @@ export function createEditor(hooks) {
         return im;
       }),
       state: newState(opts.payload),
+      view: { ...FIT },
     };
+    w.history = historyNew(editsOf(w.state));
     w.images.forEach((im) =>
       im.addEventListener("load", () => {
         if (ws === w) render();
@@ -160,7 +267,10 @@ export function createEditor(hooks) {
     images = w.images;
     canvas.width = W;
     canvas.height = H;
-    canvas.style.cursor = "";
+    // The stage keeps the frame's shape before its image has loaded.
+    viewport.style.aspectRatio = `${W} / ${H}`;
+    setTool("edit");
+    applyView();
     scrub.max = String(Math.max(0, frames.length - 1));
     picker.innerHTML = "";
     classes.forEach((c, i) => {
@@ -212,6 +322,7 @@ export function createEditor(hooks) {
     const f = frame();
     const im = images[state.idx];
     if (im && im.src) img.src = im.src;
+    fitBackingStore();
     ctx.clearRect(0, 0, W, H);
     const lw = 2 * scale();
     // The selected track's interpolated path across every frame (the preview).
@@ -253,6 +364,7 @@ export function createEditor(hooks) {
     $("frame-label").textContent = `frame ${f} (${state.idx + 1}/${frames.length})`;
     scrub.value = String(state.idx);
     renderObjects();
+    renderTools();
     renderTimeline();
     renderErrors();
     $("classify").innerHTML = "";
@@ -260,16 +372,52 @@ export function createEditor(hooks) {
     hooks.rendered();
   }
 
+  // The outline of a shape as the current path.
+  function outline(s) {
+    ctx.beginPath();
+    if (s.points) {
+      s.points.forEach((p, i) => (i ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])));
+      ctx.closePath();
+    } else {
+      const [x1, y1, x2, y2] = s.box;
+      ctx.rect(x1, y1, x2 - x1, y2 - y1);
+    }
+  }
+
+  /* Give the canvas as many pixels as it covers on screen (zoom and the display's density
+   * included, within a bound), and draw in frame pixels through the transform: lines and class
+   * tags stay sharp instead of being stretched from a frame-sized bitmap. Positions are read in
+   * frame pixels from the on-screen rectangle (``point``), so nothing else changes. */
+  function fitBackingStore() {
+    const shown = canvas.getBoundingClientRect().width * (window.devicePixelRatio || 1);
+    const width = Math.round(clamp(shown || W, Math.min(W, 320), MAX_BACKING_WIDTH));
+    if (canvas.width !== width) {
+      canvas.width = width;
+      canvas.height = Math.round((width * H) / W);
+    }
+    ctx.setTransform(canvas.width / W, 0, 0, canvas.height / H, 0, 0);
+  }
+
   function drawShape(s, lw) {
     const sel = s.ref === state.selected;
     const bad = state.errorRefs.has(s.ref);
-    ctx.strokeStyle = bad ? "#ff0000" : colorOf(s.label);
+    const color = bad ? "#ff0000" : colorOf(s.label);
+    if (sel) {
+      // The selection: a tinted fill and a white halo under a thicker outline.
+      outline(s);
+      ctx.globalAlpha = 0.18;
+      ctx.fillStyle = color;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = lw * 4;
+      ctx.stroke();
+    }
+    ctx.strokeStyle = color;
     ctx.lineWidth = sel ? lw * 2 : lw;
     ctx.setLineDash(s.key ? [] : [6 * scale(), 4 * scale()]); // dashed = interpolated
     if (s.points) {
-      ctx.beginPath();
-      s.points.forEach((p, i) => (i ? ctx.lineTo(p[0], p[1]) : ctx.moveTo(p[0], p[1])));
-      ctx.closePath();
+      outline(s);
       ctx.stroke();
       if (sel && !readOnly) {
         // Vertex handles: drag to move, Alt+click or right-click to remove.
@@ -283,7 +431,8 @@ export function createEditor(hooks) {
       }
     } else {
       const [x1, y1, x2, y2] = s.box;
-      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      outline(s);
+      ctx.stroke();
       if (sel && !readOnly) {
         ctx.fillStyle = "#fff";
         const h = 5 * scale();
@@ -293,15 +442,34 @@ export function createEditor(hooks) {
       }
     }
     ctx.setLineDash([]);
-    ctx.fillStyle = bad ? "#ff0000" : colorOf(s.label);
-    ctx.font = `${Math.round(13 * scale())}px sans-serif`;
-    const tag = (type === "track" ? `#${s.ref.id} ` : "") + s.label;
-    ctx.fillText(tag, s.box[0] + 2 * scale(), Math.max(12 * scale(), s.box[1] - 3 * scale()));
+    drawTag((type === "track" ? `#${s.ref.id} ` : "") + s.label, s.box, color, sel);
+  }
+
+  // The class of a shape, readable on any image: white text on a dark tag with the class's
+  // colour down its side, above the shape's top-left corner (inside it at the frame's top).
+  function drawTag(text, box, color, sel) {
+    const k = scale();
+    const size = 13 * k;
+    ctx.font = `${sel ? "bold " : ""}${size}px sans-serif`;
+    const pad = 4 * k;
+    const w = ctx.measureText(text).width + 2 * pad + 3 * k;
+    const h = size + 2 * pad;
+    const x = clamp(box[0], 0, Math.max(0, W - w));
+    const y = box[1] - h >= 0 ? box[1] - h : box[1];
+    ctx.fillStyle = "rgba(17, 24, 39, 0.85)";
+    ctx.fillRect(x, y, w, h);
+    ctx.fillStyle = color;
+    ctx.fillRect(x, y, 3 * k, h);
+    ctx.fillStyle = "#fff";
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, x + 3 * k + pad, y + h / 2);
+    ctx.textBaseline = "alphabetic";
   }
 
   function renderObjects() {
     const list = $("objects");
     list.innerHTML = "";
+    const f = frame();
     const items =
       type === "track"
         ? state.tracks
@@ -312,19 +480,36 @@ export function createEditor(hooks) {
             : [];
     items.forEach((o) => {
       const li = document.createElement("li");
-      li.className = (o === state.selected ? "selected " : "") + (state.errorRefs.has(o) ? "bad" : "");
+      const away = type === "track" && !interpolateTrack(o.keyframes, f);
+      li.className =
+        (o === state.selected ? "selected " : "") + (state.errorRefs.has(o) ? "bad " : "") + (away ? "away" : "");
       li.textContent =
         type === "track"
-          ? `#${o.id} ${o.label} · ${o.keyframes.length} keyframe(s)`
+          ? `#${o.id} ${o.label} · ${o.keyframes.length} keyframe(s)${away ? " · not on this frame" : ""}`
           : type === "polygon"
             ? `${o.label} · ${o.points.length} points`
             : o.label;
       li.addEventListener("click", () => select(o));
       list.appendChild(li);
     });
-    $("object-count").textContent = String(
-      type === "track" ? state.tracks.length : type === "bbox" ? state.boxes.length : state.polygons.length,
-    );
+    // Which objects the list shows, and both counts, each saying what it counts.
+    const counts = objectCounts(state, type, f);
+    $("frame-count").textContent = String(counts.here);
+    $("object-count").textContent = String(counts.total);
+    const caption = $("objects-caption");
+    if (caption) {
+      caption.textContent =
+        type === "track" ? "Every object (track) of this task" : type === "classify" ? "" : "On this frame";
+    }
+  }
+
+  // The buttons that do what keys do, for a tablet without a keyboard.
+  function renderTools() {
+    $("undo").disabled = readOnly || !canUndo(ws.history);
+    $("redo").disabled = readOnly || !canRedo(ws.history);
+    $("delete-selected").disabled = readOnly || !state.selected;
+    $("close-polygon").hidden = type !== "polygon" || readOnly;
+    $("close-polygon").disabled = !state.draft;
   }
 
   function renderErrors() {
@@ -468,7 +653,7 @@ export function createEditor(hooks) {
       return;
     }
     if (ev.button !== 0) return;
-    if (!h) {
+    if (!h || tool === "draw") {
       state.selected = null;
       state.draft = [p.map(round2)];
       render();
@@ -480,15 +665,50 @@ export function createEditor(hooks) {
     render();
   }
 
-  canvas.addEventListener("mousedown", (ev) => {
-    if (readOnly || type === "classify") return;
+  // ---- Pointer input: mouse, pen and touch alike ----
+  // Fingers on the canvas: two of them pinch (zoom) and move (pan) the view.
+  const pointers = new Map();
+  let pinch = null;
+
+  const stagePoint = (x, y) => {
+    const r = stage.getBoundingClientRect();
+    return [x - r.left, y - r.top];
+  };
+
+  function startPinch() {
+    // A gesture the first finger began is not an edit: put the shapes back as they were.
+    if (state.drag && state.drag.mode !== "pan" && state.drag.mode !== "draw") restoreEdits(ws.history.present);
+    state.drag = null;
+    const [a, b] = [...pointers.values()];
+    pinch = {
+      dist: Math.hypot(a[0] - b[0], a[1] - b[1]) || 1,
+      mid: stagePoint((a[0] + b[0]) / 2, (a[1] + b[1]) / 2),
+      view: ws.view,
+    };
+    render();
+  }
+
+  canvas.addEventListener("pointerdown", (ev) => {
+    pointers.set(ev.pointerId, [ev.clientX, ev.clientY]);
+    if (pointers.size === 2) {
+      startPinch();
+      return;
+    }
+    if (pointers.size > 2) return;
     ev.preventDefault();
+    if (tool === "pan" || ev.button === 1) {
+      state.drag = { mode: "pan", start: [ev.clientX, ev.clientY], orig: ws.view };
+      canvas.style.cursor = "grabbing";
+      return;
+    }
+    if (readOnly || type === "classify") return;
     const p = point(ev);
     if (type === "polygon") {
       polygonMouseDown(ev, p);
       return;
     }
-    const h = hit(p);
+    if (ev.button !== 0) return;
+    const h = tool === "draw" ? null : hit(p);
     if (h) {
       select(h.shape.ref);
       state.drag = {
@@ -499,7 +719,6 @@ export function createEditor(hooks) {
         orig: h.shape.box.slice(),
       };
     } else {
-      state.selected = null;
       state.drag = { mode: "draw", start: p, box: [p[0], p[1], p[0], p[1]] };
     }
     render();
@@ -510,8 +729,8 @@ export function createEditor(hooks) {
   });
 
   // Cursor hints for polygon editing.
-  canvas.addEventListener("mousemove", (ev) => {
-    if (type !== "polygon" || readOnly || state.drag) return;
+  canvas.addEventListener("pointermove", (ev) => {
+    if (type !== "polygon" || readOnly || state.drag || tool !== "edit") return;
     const h = state.draft ? null : polygonHit(point(ev));
     canvas.style.cursor = !h
       ? ""
@@ -524,9 +743,24 @@ export function createEditor(hooks) {
             : "pointer";
   });
 
-  window.addEventListener("mousemove", (ev) => {
+  window.addEventListener("pointermove", (ev) => {
+    if (pointers.has(ev.pointerId)) pointers.set(ev.pointerId, [ev.clientX, ev.clientY]);
+    if (pinch) {
+      if (pointers.size !== 2) return;
+      const [a, b] = [...pointers.values()];
+      const mid = stagePoint((a[0] + b[0]) / 2, (a[1] + b[1]) / 2);
+      const [w, h] = stageSize();
+      const zoomed = zoomAbout(pinch.view, Math.hypot(a[0] - b[0], a[1] - b[1]) / pinch.dist, pinch.mid, w, h);
+      setView(panBy(zoomed, mid[0] - pinch.mid[0], mid[1] - pinch.mid[1], w, h));
+      return;
+    }
     const d = state.drag;
     if (!d) return;
+    if (d.mode === "pan") {
+      const [w, h] = stageSize();
+      setView(panBy(d.orig, ev.clientX - d.start[0], ev.clientY - d.start[1], w, h));
+      return;
+    }
     const p = point(ev);
     if (d.mode === "vertex") {
       d.poly.points[d.index] = p.map(round2);
@@ -545,10 +779,19 @@ export function createEditor(hooks) {
     render();
   });
 
-  window.addEventListener("mouseup", () => {
+  function pointerEnd(ev) {
+    pointers.delete(ev.pointerId);
+    if (pinch) {
+      if (pointers.size < 2) pinch = null;
+      return;
+    }
     const d = state.drag;
     if (!d) return;
     state.drag = null;
+    if (d.mode === "pan") {
+      canvas.style.cursor = tool === "pan" ? "grab" : "";
+      return;
+    }
     if (d.mode === "draw" && d.box) {
       const b = d.box;
       if (b[2] - b[0] >= 3 && b[3] - b[1] >= 3) {
@@ -563,11 +806,18 @@ export function createEditor(hooks) {
           state.boxes.push(o);
           state.selected = o;
         }
+      } else {
+        // A click, not a drag: select what is under it (in draw mode too), or nothing.
+        const shape = smallestBoxAt(shapesHere(), d.start);
+        state.selected = shape ? shape.ref : null;
+        if (shape && shape.label) picker.value = shape.label;
       }
     }
     changed();
     render();
-  });
+  }
+  window.addEventListener("pointerup", pointerEnd);
+  window.addEventListener("pointercancel", pointerEnd);
 
   // While drawing, a double-click closes the polygon; otherwise a double-click on an edge of the
   // selected polygon inserts a vertex there.
@@ -633,9 +883,20 @@ export function createEditor(hooks) {
   document.addEventListener("keydown", (ev) => {
     const tag = ev.target.tagName;
     if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keys (Esc closes it)
     const k = ev.key;
+    const mod = ev.ctrlKey || ev.metaKey;
     let handled = true;
-    if (k === "ArrowRight" || k === "d") go(state.idx + (ev.shiftKey ? 10 : 1));
+    if (mod && (k === "z" || k === "Z") && !ev.shiftKey) undo();
+    else if (mod && (((k === "z" || k === "Z") && ev.shiftKey) || k === "y" || k === "Y")) redo();
+    else if (mod && !ev.altKey && k !== "Enter") handled = false; // the browser's own shortcuts
+    else if (k === "+" || k === "=") zoomBy(1.25);
+    else if (k === "-" || k === "_") zoomBy(0.8);
+    else if (k === "0") setView({ ...FIT });
+    else if ((k === "n" || k === "N") && !readOnly && type !== "classify") setTool(tool === "draw" ? "edit" : "draw");
+    else if (k === "h" || k === "H") setTool(tool === "pan" ? "edit" : "pan");
+    else if (k === "?" && $("help")) $("help").open = !$("help").open;
+    else if (k === "ArrowRight" || k === "d") go(state.idx + (ev.shiftKey ? 10 : 1));
     else if (k === "ArrowLeft" || k === "a") go(state.idx - (ev.shiftKey ? 10 : 1));
     else if (k === "Home") go(0);
     else if (k === "End") go(frames.length - 1);
@@ -651,6 +912,7 @@ export function createEditor(hooks) {
     else if (k === "Escape") {
       state.draft = null;
       state.selected = null;
+      setTool("edit");
       render();
     } else if (k === "Enter" && !(ev.ctrlKey || ev.metaKey) && type === "polygon") closePolygon();
     else if ((k === "o" || k === "O") && type === "track" && !readOnly) toggleOutside();
@@ -680,11 +942,25 @@ export function createEditor(hooks) {
     render();
   }
 
+  $("undo").addEventListener("click", undo);
+  $("delete-selected").addEventListener("click", () => !readOnly && deleteSelected());
+  $("close-polygon").addEventListener("click", closePolygon);
+  $("redo").addEventListener("click", redo);
+  $("zoom-in").addEventListener("click", () => zoomBy(1.25));
+  $("zoom-out").addEventListener("click", () => zoomBy(0.8));
+  $("zoom-fit").addEventListener("click", () => setView({ ...FIT }));
+  ["edit", "draw", "pan"].forEach((name) => $(`tool-${name}`).addEventListener("click", () => setTool(name)));
+
   return {
     workspace,
     use,
     render,
     focusError,
+    load,
+    go,
+    undo,
+    redo,
+    setTool,
     current: () => ws,
     setReadOnly(value) {
       readOnly = value;
