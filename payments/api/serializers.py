@@ -98,3 +98,19 @@ class ReasonInSerializer(serializers.Serializer):
 
 class BonusOutSerializer(serializers.Serializer):
     bonus = serializers.IntegerField(help_text="What the worker gets (the fee is on top)")
+
+
+class EarningsReleaseInSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "worker": _id(
+                required=False,
+                help_text="Release only this worker's held earnings; leave out for every worker",
+            )
+        }
+
+
+class EarningsReleaseOutSerializer(serializers.Serializer):
+    released = serializers.IntegerField(
+        help_text="How many earnings left the hold period now (0 when nothing was held)"
+    )

@@ -105,6 +105,27 @@ class AdminPayoutRunView(APIView):
         return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
 
 
+class AdminEarningsReleaseView(APIView):
+    """Release held earnings now (one worker's or everyone's), so a payout run can pay them."""
+
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        request=s.EarningsReleaseInSerializer,
+        responses={200: s.EarningsReleaseOutSerializer, 404: error_response(404)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.EarningsReleaseInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        worker = None
+        if "worker" in data.validated_data:
+            worker = User.objects.filter(pk=data.validated_data["worker"], role=Role.WORKER).first()
+            if worker is None:
+                raise NotFound("No such worker.")
+        released = funding.earnings_release_now(actor=request.user, worker=worker)
+        return Response(s.EarningsReleaseOutSerializer({"released": released}).data)
+
+
 class AdminWorkerHoldView(APIView):
     permission_classes = [IsPlatformAdmin]
 

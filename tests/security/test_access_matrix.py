@@ -594,6 +594,14 @@ ROUTES: dict[str, list[Probe]] = {
             {"POST": REFUSE_ADMIN_ONLY},
         )
     ],
+    "api/payments/admin/earnings/release/": [
+        Probe(
+            lambda w: "/api/payments/admin/earnings/release/",
+            API_ADMIN_WRITE,
+            {"POST": REFUSE_ADMIN_ONLY},
+            body=lambda w: {"worker": w.worker.pk},
+        )
+    ],
     "api/payments/admin/workers/<int:pk>/hold/": [
         Probe(
             lambda w: f"/api/payments/admin/workers/{w.worker.pk}/hold/",
