@@ -15,10 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsWorker
-from marketplace.api.schema import AnnotationPayloadField
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import AnnotationType
 from tasks import qualifying as tasks_qualifying
+from tasks.api.schemas import AnnotationPayloadField
 from tasks.api.work import WORKER_AUTH, worker_errors
 
 from .. import qualifying
