@@ -323,6 +323,8 @@ QUALIFICATION_SUSPENSION_ADMIN_AFTER = env.int("QUALIFICATION_SUSPENSION_ADMIN_A
 QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
 QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)
 QUALIFICATION_MAX_ATTEMPTS = env.int("QUALIFICATION_MAX_ATTEMPTS", default=3)
+# `migrate` seeds the qualification test of every type (tasks.qualification_bank), idempotently.
+QUALIFICATION_SEED_ON_MIGRATE = env.bool("QUALIFICATION_SEED_ON_MIGRATE", default=True)
 
 LOGGING = {
     "version": 1,
