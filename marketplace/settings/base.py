@@ -81,6 +81,19 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+if EMBEDDED:
+    # SQLite lets one writer in at a time. Without these, a request that read and then wrote
+    # inside a transaction (a webhook while a worker's page saves) failed at once with "database
+    # is locked" (a 500): a deferred transaction cannot wait to upgrade its read lock. Here every
+    # transaction takes the write lock when it begins (IMMEDIATE) and waits up to
+    # SQLITE_BUSY_TIMEOUT seconds for it; WAL lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 
 AUTH_USER_MODEL = "marketplace.User"
 # Django's ModelBackend behind the failed-login lockout (marketplace/login_guard.py): the page,
