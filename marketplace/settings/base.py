@@ -317,6 +317,9 @@ JOB_DEADLINE_MAX_DAYS = env.int("JOB_DEADLINE_MAX_DAYS", default=2 * 365)
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# How long the signed state on a Connect onboarding link's return URL stays valid (API clients
+# come back from Stripe in a browser without our session; payments.connect).
+CONNECT_STATE_MAX_AGE_SECONDS = env.int("CONNECT_STATE_MAX_AGE_SECONDS", default=24 * 3600)
 # Threads creating a payout batch's transfers concurrently (HTTP only; Stripe's latency, not
 # our CPU, bounds a run against the real API). 1 = one after another.
 PAYOUT_SUBMIT_THREADS = env.int("PAYOUT_SUBMIT_THREADS", default=4)

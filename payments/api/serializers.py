@@ -114,3 +114,28 @@ class EarningsReleaseOutSerializer(serializers.Serializer):
     released = serializers.IntegerField(
         help_text="How many earnings left the hold period now (0 when nothing was held)"
     )
+
+
+class ConnectLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Stripe's onboarding page; open it in a browser")
+
+
+class ConnectStatusSerializer(serializers.Serializer):
+    """The worker's payout account as Stripe last told us (``None``: not connected yet)."""
+
+    connected = serializers.SerializerMethodField()
+    account = serializers.CharField(source="stripe_account_id", required=False)
+    payouts_enabled = serializers.SerializerMethodField()
+    details_submitted = serializers.BooleanField(required=False)
+    requirements_due = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def get_connected(self, account) -> bool:
+        return account is not None
+
+    def get_payouts_enabled(self, account) -> bool:
+        return account is not None and account.can_receive_transfers
+
+    def to_representation(self, instance):
+        if instance is None:
+            return {"connected": False, "payouts_enabled": False}
+        return super().to_representation(instance)

@@ -69,28 +69,22 @@ class PayoutListView(ListAPIView):
 class ConnectOnboardingView(APIView):
     permission_classes = [IsWorker]
 
-    @extend_schema(request=None, responses={201: dict, 502: STRIPE_FAILED})
+    @extend_schema(request=None, responses={201: s.ConnectLinkSerializer, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
+        """A Stripe onboarding link. Its return and refresh pages carry a signed state for your
+        account, so they work in a browser without signing in (``payments.connect``)."""
         url = connect.onboarding_link_create(
             worker=request.user,
             refresh_url=request.build_absolute_uri("/payments/connect/refresh/"),
             return_url=request.build_absolute_uri("/payments/connect/return/"),
+            with_state=True,
         )
         return Response({"url": url}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=s.ConnectStatusSerializer)
     def get(self, request: Request) -> Response:
-        account = getattr(request.user, "connected_account", None)
-        if account is None:
-            return Response({"connected": False, "payouts_enabled": False})
         return Response(
-            {
-                "connected": True,
-                "account": account.stripe_account_id,
-                "payouts_enabled": account.can_receive_transfers,
-                "details_submitted": account.details_submitted,
-                "requirements_due": account.requirements_due,
-            }
+            s.ConnectStatusSerializer(getattr(request.user, "connected_account", None)).data
         )
 
 

@@ -197,12 +197,23 @@ ROUTES: dict[str, list[Probe]] = {
             (LOGIN, 200, 200, 404, 404, 404),
             {"POST": (LOGIN, ACT, ACT, 404, 404, 404)},
         ),
+        Probe(
+            lambda w: "/payments/connect/refresh/?state=forged",
+            same(400),
+            {"POST": same(400)},
+        ),
     ],
     "payments/connect/return/": [
         Probe(
             lambda w: "/payments/connect/return/",
             (LOGIN, 200, 200, 404, 404, 404),
             {"POST": (LOGIN, ACT, ACT, 404, 404, 404)},
+        ),
+        # An API client's link carries a state we signed; a made-up one is refused to everyone.
+        Probe(
+            lambda w: "/payments/connect/return/?state=forged",
+            same(400),
+            {"POST": same(400)},
         ),
     ],
     # --- quality pages ---------------------------------------------------------------------
