@@ -53,6 +53,17 @@ class VideoUploadSerializer(serializers.Serializer):
     )
 
 
+class RefusedFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The file's name as uploaded")
+    code = serializers.CharField(help_text="`not_a_video`, `too_large`, `duplicate_video`, ...")
+    message = serializers.CharField(help_text="Why it was not added, for a person to act on")
+
+
+class VideoUploadResultSerializer(serializers.Serializer):
+    videos = VideoSerializer(many=True, help_text="The files added, in upload order")
+    refused = RefusedFileSerializer(many=True, help_text="The files not added, and why")
+
+
 class ManifestFrameSerializer(serializers.Serializer):
     frame = serializers.IntegerField()
     time = serializers.FloatField(help_text="Seconds from the start of the video")

@@ -19,6 +19,7 @@ from .serializers import (
     IngestionProgressSerializer,
     MicroTaskSerializer,
     VideoSerializer,
+    VideoUploadResultSerializer,
     VideoUploadSerializer,
 )
 
@@ -37,7 +38,8 @@ class _JobScoped:
 
 
 class JobVideosView(_JobScoped, generics.ListAPIView):
-    """A job's videos with their ingestion status, stage and percent; POST uploads more."""
+    """A job's videos with their ingestion status, stage and percent; POST uploads more: each
+    good file is added and each bad one named with its reason (201 while one was added)."""
 
     serializer_class = VideoSerializer
     parser_classes = [MultiPartParser]
@@ -52,7 +54,7 @@ class JobVideosView(_JobScoped, generics.ListAPIView):
 
     @extend_schema(
         request=VideoUploadSerializer,
-        responses={201: VideoSerializer(many=True), 413: error_response(413)},
+        responses={201: VideoUploadResultSerializer, 413: error_response(413)},
     )
     def post(self, request, job_id: int):
         job = self.job()  # 404 before the body is read
@@ -66,8 +68,12 @@ class JobVideosView(_JobScoped, generics.ListAPIView):
         data = VideoUploadSerializer(data={"file": request.FILES.getlist("file")})
         data.is_valid(raise_exception=True)
         files = data.validated_data["file"]
-        videos = ingestion.videos_upload(job=job, by=request.user, files=files)
-        return Response(VideoSerializer(videos, many=True).data, status=status.HTTP_201_CREATED)
+        result = ingestion.videos_upload_each(job=job, by=request.user, files=files)
+        body = {
+            "videos": VideoSerializer(result.videos, many=True).data,
+            "refused": [r.as_dict() for r in result.refused],
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class JobVideoDetailView(_JobScoped, generics.RetrieveDestroyAPIView):

@@ -119,7 +119,7 @@ def test_reupload_of_the_same_file_is_refused_naming_the_existing_video(
     clip = make_clip(tmp_path, frames=10)
     first = upload(requester_client, job.pk, ("a.mp4", clip.data))
     assert first.status_code == 201
-    existing = first.json()[0]["id"]
+    existing = first.json()["videos"][0]["id"]
     again = upload(requester_client, job.pk, ("renamed.mp4", clip.data))
     assert again.status_code == 409
     error = again.json()["error"]
@@ -130,11 +130,55 @@ def test_reupload_of_the_same_file_is_refused_naming_the_existing_video(
 
 
 @pytest.mark.django_db
-def test_one_bad_file_in_a_multi_upload_stores_none(requester_client, job, tmp_path):
+def test_a_multi_upload_adds_the_good_files_and_names_each_bad_one(requester_client, job, tmp_path):
     clip = make_clip(tmp_path, frames=10)
-    response = upload(requester_client, job.pk, ("a.mp4", clip.data), ("b.mp4", b"text " * 50))
+    response = upload(
+        requester_client,
+        job.pk,
+        ("notes.mp4", b"text " * 50),
+        ("a.mp4", clip.data),
+        ("empty.mp4", b""),
+        ("again.mp4", clip.data),
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert [v["original_name"] for v in body["videos"]] == ["a.mp4"]
+    refused = {r["name"]: r for r in body["refused"]}
+    assert list(refused) == ["notes.mp4", "empty.mp4", "again.mp4"]
+    assert refused["notes.mp4"]["code"] == "not_a_video"
+    assert refused["empty.mp4"]["code"] == "invalid"
+    assert refused["again.mp4"]["code"] == "duplicate_video"
+    for name, r in refused.items():
+        assert f"“{name}”" in r["message"]
+    assert list(Video.objects.filter(job=job).values_list("original_name", flat=True)) == ["a.mp4"]
+    assert len([n for n in all_stored() if n.startswith("videos/")]) == 1
+
+
+@pytest.mark.django_db
+def test_a_multi_upload_of_only_bad_files_names_each_and_stores_none(requester_client, job):
+    response = upload(requester_client, job.pk, ("a.mp4", b"text " * 50), ("b.mp4", b""))
     assert response.status_code == 400
+    error = response.json()["error"]
+    assert [r["name"] for r in error["refused"]] == ["a.mp4", "b.mp4"]
+    assert len(error["fields"]["file"]) == 2
     _assert_nothing_stored(job)
+
+
+@pytest.mark.django_db
+def test_the_upload_page_adds_the_good_file_and_names_the_bad_one(client, job, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    clip = make_clip(tmp_path, frames=10)
+    client.force_login(job.requester)
+    files = [SimpleUploadedFile("good.mp4", clip.data), SimpleUploadedFile("bad.mp4", b"x" * 99)]
+    page = client.post(f"/requester/jobs/{job.pk}/videos/", {"file": files}, follow=True)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Uploaded good.mp4" in text
+    assert "“bad.mp4” is not a video" in text
+    assert list(Video.objects.filter(job=job).values_list("original_name", flat=True)) == [
+        "good.mp4"
+    ]
 
 
 # --- Failed during ingestion --------------------------------------------------------------------
