@@ -121,7 +121,8 @@ class ConnectLinkSerializer(serializers.Serializer):
 
 
 class ConnectStatusSerializer(serializers.Serializer):
-    """The worker's payout account as Stripe last told us (``None``: not connected yet)."""
+    """The worker's payout account as Stripe last told us (only ``connected`` and
+    ``payouts_enabled``, both false, before the worker has one)."""
 
     connected = serializers.SerializerMethodField()
     account = serializers.CharField(source="stripe_account_id", required=False)
@@ -134,8 +135,3 @@ class ConnectStatusSerializer(serializers.Serializer):
 
     def get_payouts_enabled(self, account) -> bool:
         return account is not None and account.can_receive_transfers
-
-    def to_representation(self, instance):
-        if instance is None:
-            return {"connected": False, "payouts_enabled": False}
-        return super().to_representation(instance)

@@ -83,9 +83,10 @@ class ConnectOnboardingView(APIView):
 
     @extend_schema(responses=s.ConnectStatusSerializer)
     def get(self, request: Request) -> Response:
-        return Response(
-            s.ConnectStatusSerializer(getattr(request.user, "connected_account", None)).data
-        )
+        account = getattr(request.user, "connected_account", None)
+        if account is None:
+            return Response({"connected": False, "payouts_enabled": False})
+        return Response(s.ConnectStatusSerializer(account).data)
 
 
 class AdminPayoutRunView(APIView):

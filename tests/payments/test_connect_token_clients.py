@@ -35,6 +35,8 @@ def _api_link(client_for, worker) -> str:
 
 
 def test_a_token_client_comes_back_without_a_session(client_for, worker, stripe_server):
+    before = client_for(worker).get("/api/payments/connect/").json()
+    assert before == {"connected": False, "payouts_enabled": False}
     link = _api_link(client_for, worker)
     back = _path(_return_url(link))
     assert back.startswith("/payments/connect/return/?state=")
