@@ -190,6 +190,10 @@ def _check_files(
     others are still checked; otherwise the first bad file raises its error."""
     if not files:
         raise ValidationError("Choose at least one video file.", extra={"fields": {"file": []}})
+    most = settings.VIDEO_UPLOAD_MAX_FILES
+    if len(files) > most:
+        message = f"Upload at most {most} videos at once; this upload has {len(files)}."
+        raise ValidationError(message, extra={"fields": {"file": [message]}})
     checked: list[_Checked] = []
     refused: list[Refusal] = []
     seen: dict[str, str] = {}

@@ -145,6 +145,9 @@ if MEDIA_S3_BUCKET:
     }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 VIDEO_UPLOAD_MAX_BYTES = env.int("VIDEO_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Files in one upload request: a request longer than this many videos at the limit is refused
+# before its body is read; within it, an oversized file is named and the others are added.
+VIDEO_UPLOAD_MAX_FILES = env.int("VIDEO_UPLOAD_MAX_FILES", default=20)
 # Ingestion: the JPEGs shown to annotators fit in this box (aspect kept) at this quality; the
 # features and the shot detector work on grey frames this wide; sides outside the limits are
 # refused as absurd.

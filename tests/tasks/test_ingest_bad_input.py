@@ -19,6 +19,7 @@ import pytest
 
 from marketplace.models import JobStatus
 from tasks import video
+from tasks.api.views import MULTIPART_SLACK
 from tasks.models import MicroTask, Video, VideoStatus
 from tests.factories import JobFactory
 from tests.tasks.ingest_helpers import all_stored, make_clip, upload
@@ -152,6 +153,33 @@ def test_a_multi_upload_adds_the_good_files_and_names_each_bad_one(requester_cli
         assert f"“{name}”" in r["message"]
     assert list(Video.objects.filter(job=job).values_list("original_name", flat=True)) == ["a.mp4"]
     assert len([n for n in all_stored() if n.startswith("videos/")]) == 1
+
+
+@pytest.mark.django_db
+def test_an_oversized_file_among_good_ones_is_named_and_the_others_added(
+    requester_client, job, tmp_path, settings
+):
+    small = make_clip(tmp_path, frames=20, name="small.mp4", seed=1)
+    settings.VIDEO_UPLOAD_MAX_BYTES = limit = len(small.data)
+    # Over the per-video limit, and the request over one video's worth (the old pre-check
+    # refused the whole request on that); within a full upload's room, so it is read and named.
+    large = b"\x00\x00\x00\x18ftypisom" + b"\x00" * (limit + MULTIPART_SLACK)
+    assert limit * 2 + MULTIPART_SLACK < len(large) + limit < limit * 20
+    response = upload(requester_client, job.pk, ("large.mp4", large), ("small.mp4", small.data))
+    assert response.status_code == 201
+    body = response.json()
+    assert [v["original_name"] for v in body["videos"]] == ["small.mp4"]
+    assert [(r["name"], r["code"]) for r in body["refused"]] == [("large.mp4", "too_large")]
+
+
+@pytest.mark.django_db
+def test_more_files_than_an_upload_takes_is_a_400(requester_client, job, tmp_path, settings):
+    settings.VIDEO_UPLOAD_MAX_FILES = 2
+    clips = [make_clip(tmp_path, frames=5, name=f"{i}.mp4", seed=i) for i in range(3)]
+    response = upload(requester_client, job.pk, *[(c.path.name, c.data) for c in clips])
+    assert response.status_code == 400
+    assert "file" in response.json()["error"]["fields"]
+    _assert_nothing_stored(job)
 
 
 @pytest.mark.django_db
