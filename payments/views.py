@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
@@ -83,7 +85,9 @@ def _onboarding_redirect(request: HttpRequest, worker=None) -> HttpResponse:
         )
     except ApplicationError as exc:
         if worker is not None:
-            return _connect_page(request, heading="Stripe is not reachable", text=exc.message)
+            return _connect_page(
+                request, status=502, heading="Stripe is not reachable", text=exc.message
+            )
         messages.error(request, exc.message)
         return redirect("payments-earnings-page")
     return redirect(url)
@@ -123,6 +127,7 @@ def _signed_account(request: HttpRequest):
 def _signed_in_worker(view):
     """Without ``?state=``, the pages are for the signed-in worker (as before)."""
 
+    @wraps(view)
     def wrapped(request: HttpRequest) -> HttpResponse:
         if "state" in request.GET:
             try:
@@ -137,8 +142,6 @@ def _signed_in_worker(view):
         _worker_only(request)
         return view(request, account=getattr(request.user, "connected_account", None), signed=False)
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
