@@ -243,3 +243,23 @@ class SubmissionRowSerializer(serializers.Serializer):
     pay_amount = serializers.IntegerField(allow_null=True)
     rejection_reason = serializers.CharField(allow_blank=True)
     payload = AnnotationPayloadField(allow_null=True)
+
+
+class QualificationQuestionSerializer(serializers.Serializer):
+    """A question of a qualification test (``tasks.qualifying.question_for_worker``): a short
+    microtask whose frames are public test material; the answer is a payload of the type."""
+
+    id = serializers.IntegerField(help_text="Key of this question's answer in `answers`")
+    instructions = serializers.CharField(allow_blank=True)
+    classes = serializers.ListField(child=serializers.CharField())
+    frame_start = serializers.IntegerField()
+    frame_end = serializers.IntegerField()
+    annotate_frames = serializers.ListField(child=serializers.IntegerField())
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    frames = serializers.ListField(child=WorkerFrameSerializer())
+
+
+class QualificationTestSerializer(serializers.Serializer):
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    questions = serializers.ListField(child=QualificationQuestionSerializer())

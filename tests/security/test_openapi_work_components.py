@@ -116,3 +116,12 @@ def test_the_submissions_list_is_a_page_of_typed_rows(openapi):
     }
     assert params["page_size"]["maximum"] == 500
     assert "status" in params
+
+
+def test_the_qualification_test_and_its_result_are_typed(openapi):
+    path = "/api/work/qualifications/{annotation_type}/"
+    test = _answer(openapi, "get", path, "200")
+    question = _resolve(openapi, test["properties"]["questions"]["items"])
+    assert {"id", "classes", "frames", "width", "height"} <= set(question["properties"])
+    result = _answer(openapi, "post", path, "200")
+    assert set(result["properties"]) == {"annotation_type", "status", "score", "attempts"}
