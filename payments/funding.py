@@ -541,17 +541,30 @@ def _refund_fail(refund: Refund, reason: str) -> None:
 # --- pending → available ---------------------------------------------------------------------
 
 
-def earnings_release_due(*, now: datetime | None = None, batch: int = 500) -> int:
-    """Move earnings whose hold period has passed from pending to available; returns count."""
+def earnings_release_due(
+    *,
+    now: datetime | None = None,
+    batch: int = 500,
+    worker: User | None = None,
+    early: bool = False,
+) -> int:
+    """Move earnings whose hold period has passed from pending to available; returns count.
+
+    ``early`` releases every unreleased hold whatever its date (an admin's decision, through
+    ``earnings_release_now``); ``worker`` limits the release to one worker's holds. A hold is
+    released once (``released`` under a row lock, the ledger key per hold), so a second call, or
+    a call racing the hourly task, releases nothing twice.
+    """
     now = now or _now()
+    due = EarningHold.objects.filter(released=False)
+    if not early:
+        due = due.filter(available_at__lte=now)
+    if worker is not None:
+        due = due.filter(worker=worker)
     released = 0
     while True:
         with transaction.atomic():
-            holds = list(
-                EarningHold.objects.select_for_update(skip_locked=True)
-                .filter(released=False, available_at__lte=now)
-                .order_by("id")[:batch]
-            )
+            holds = list(due.select_for_update(skip_locked=True).order_by("id")[:batch])
             if not holds:
                 return released
             for hold in holds:
@@ -580,6 +593,25 @@ def earnings_release_due(*, now: datetime | None = None, batch: int = 500) -> in
                 released += 1
         if len(holds) < batch:
             return released
+
+
+def earnings_release_now(*, actor: User, worker: User | None = None) -> int:
+    """An admin releases earnings out of the hold period now (one worker's, or everyone's).
+
+    Without it only the hourly task releases holds, so a payout run right after approval pays
+    nothing. Idempotent: a second call finds nothing left to release and answers 0. Audited
+    with the count, whoever it concerned."""
+    if not actor.is_platform_admin:
+        raise PermissionDenied("Only an admin can release earnings early.")
+    released = earnings_release_due(worker=worker, early=True)
+    audit_log_record(
+        action="earnings.released_early",
+        actor=actor,
+        obj=worker,
+        released=released,
+        scope=f"worker:{worker.pk}" if worker is not None else "all",
+    )
+    return released
 
 
 def funding_refresh(*, funding: Funding) -> Funding:

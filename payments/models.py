@@ -95,20 +95,24 @@ class LedgerAccount(models.Model):
                 fields=["kind", "currency", "job"],
                 condition=Q(job__isnull=False),
                 name="ledger_account_unique_job",
+                violation_error_message="This job already has a ledger account of this kind.",
             ),
             models.UniqueConstraint(
                 fields=["kind", "currency", "worker"],
                 condition=Q(worker__isnull=False),
                 name="ledger_account_unique_worker",
+                violation_error_message="This worker already has a ledger account of this kind.",
             ),
             models.UniqueConstraint(
                 fields=["kind", "currency"],
                 condition=Q(job__isnull=True, worker__isnull=True),
                 name="ledger_account_unique_platform",
+                violation_error_message="The platform already has a ledger account of this kind.",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=sorted(AccountKind.NON_NEGATIVE)) | Q(balance__gte=0),
                 name="ledger_account_non_negative",
+                violation_error_message="This account's balance cannot go below zero.",
             ),
         ]
 
@@ -360,6 +364,7 @@ class Payout(models.Model):
                 fields=["worker", "currency"],
                 condition=Q(status__in=["pending", "queued", "submitted"]),
                 name="payout_one_open_per_worker",
+                violation_error_message="This worker already has a payout in progress.",
             )
         ]
 

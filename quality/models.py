@@ -129,7 +129,10 @@ class ConsensusResult(models.Model):
                 fields=["microtask", "algorithm"], name="consensus_one_per_algorithm"
             ),
             models.UniqueConstraint(
-                fields=["microtask"], condition=Q(is_current=True), name="consensus_one_current"
+                fields=["microtask"],
+                condition=Q(is_current=True),
+                name="consensus_one_current",
+                violation_error_message="This microtask already has a current consensus result.",
             ),
         ]
 
@@ -183,6 +186,7 @@ class TrustEvidence(models.Model):
                 fields=["trust", "kind", "assignment"],
                 condition=Q(assignment__isnull=False),
                 name="trust_evidence_once_per_assignment",
+                violation_error_message="This work already counts toward the worker's trust.",
             )
         ]
 
@@ -256,6 +260,7 @@ class StandingEvidence(models.Model):
                 fields=["standing", "kind", "assignment"],
                 condition=Q(assignment__isnull=False),
                 name="standing_evidence_once_per_assignment",
+                violation_error_message="This work already counts toward the worker's standing.",
             )
         ]
 
@@ -324,7 +329,10 @@ class ReviewItem(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["microtask"], condition=Q(status="open"), name="one_open_review"
+                fields=["microtask"],
+                condition=Q(status="open"),
+                name="one_open_review",
+                violation_error_message="This microtask is already waiting for review.",
             )
         ]
 

@@ -166,29 +166,55 @@ def _storage() -> Storage:
 # --- Upload and registration --------------------------------------------------------------------
 
 
-@transaction.atomic
-def videos_upload(*, job: Job, by: User | None, files: Iterable[Any]) -> list[Video]:
-    """Add uploaded files (Django ``UploadedFile``s or ``File``s) to a draft job, all or none.
+@dataclass(frozen=True)
+class Refusal:
+    """One file of an upload that was not added, and why (the error a lone file would get)."""
 
-    Every file is checked first (size, content sniffing, checksum against the job's videos and
-    the other files of the request); only then are the files streamed to storage. If anything
-    fails after a file was stored, the stored files are deleted again.
-    """
-    job = _job_for(job=job, by=by)
-    _require_draft(job)
-    files = list(files)
+    name: str
+    error: ApplicationError
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "code": self.error.code, "message": self.error.message}
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    videos: list[Video]
+    refused: list[Refusal]
+
+
+def _check_files(
+    *, job: Job, files: list[Any], keep_going: bool
+) -> tuple[list[_Checked], list[Refusal]]:
+    """Check every file (stores nothing). ``keep_going``: a bad file is a ``Refusal`` and the
+    others are still checked; otherwise the first bad file raises its error."""
     if not files:
         raise ValidationError("Choose at least one video file.", extra={"fields": {"file": []}})
+    most = settings.VIDEO_UPLOAD_MAX_FILES
+    if len(files) > most:
+        message = f"Upload at most {most} videos at once; this upload has {len(files)}."
+        raise ValidationError(message, extra={"fields": {"file": [message]}})
     checked: list[_Checked] = []
+    refused: list[Refusal] = []
     seen: dict[str, str] = {}
     for f in files:
         name = Path(getattr(f, "name", "") or "video").name
-        item = _check_upload(job=job, handle=f, name=name, size=int(f.size or 0))
-        if item.checksum in seen:
-            raise DuplicateVideo(f"“{name}” and “{seen[item.checksum]}” are the same file.")
+        try:
+            item = _check_upload(job=job, handle=f, name=name, size=int(f.size or 0))
+            if item.checksum in seen:
+                raise DuplicateVideo(f"“{name}” and “{seen[item.checksum]}” are the same file.")
+        except ApplicationError as exc:
+            if not keep_going:
+                raise
+            refused.append(Refusal(name[:255], exc))
+            continue
         seen[item.checksum] = name
         checked.append(item)
+    return checked, refused
 
+
+def _store(*, job: Job, checked: list[_Checked]) -> list[Video]:
+    """Stream checked files to storage and record them; a failure deletes what was stored."""
     storage = _storage()
     stored: list[str] = []
     try:
@@ -214,6 +240,46 @@ def videos_upload(*, job: Job, by: User | None, files: Iterable[Any]) -> list[Vi
         for name in stored:
             _delete_quietly(storage, name)
         raise
+
+
+@transaction.atomic
+def videos_upload(*, job: Job, by: User | None, files: Iterable[Any]) -> list[Video]:
+    """Add uploaded files (Django ``UploadedFile``s or ``File``s) to a draft job, all or none.
+
+    Every file is checked first (size, content sniffing, checksum against the job's videos and
+    the other files of the request); only then are the files streamed to storage. If anything
+    fails after a file was stored, the stored files are deleted again.
+    """
+    job = _job_for(job=job, by=by)
+    _require_draft(job)
+    checked, _ = _check_files(job=job, files=list(files), keep_going=False)
+    return _store(job=job, checked=checked)
+
+
+@transaction.atomic
+def videos_upload_each(*, job: Job, by: User | None, files: Iterable[Any]) -> UploadResult:
+    """Add each good file to a draft job and name each bad one (the upload page and API).
+
+    The same checks as ``videos_upload``, file by file: a bad file (empty, too large, not a
+    video, already on the job, twice in the upload) is a ``Refusal`` with the error it would get
+    alone, and the good ones are stored. With nothing good to add it raises: a lone file's own
+    error, or a ``ValidationError`` naming every file.
+    """
+    job = _job_for(job=job, by=by)
+    _require_draft(job)
+    checked, refused = _check_files(job=job, files=list(files), keep_going=True)
+    if not checked:
+        if len(refused) == 1:
+            raise refused[0].error
+        raise ValidationError(
+            f"None of the {len(refused)} files was added: "
+            + " ".join(r.error.message for r in refused),
+            extra={
+                "fields": {"file": [r.error.message for r in refused]},
+                "refused": [r.as_dict() for r in refused],
+            },
+        )
+    return UploadResult(_store(job=job, checked=checked), refused)
 
 
 def video_upload(*, job: Job, by: User | None, file: Any) -> Video:

@@ -66,6 +66,7 @@ class Video(models.Model):
                 fields=["job", "checksum"],
                 condition=~Q(checksum=""),
                 name="video_unique_checksum_per_job",
+                violation_error_message="This video was already uploaded to this job.",
             ),
         ]
 
@@ -116,7 +117,9 @@ class MicroTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["video", "index"], name="microtask_unique_index"),
             models.CheckConstraint(
-                condition=Q(frame_end__gte=F("frame_start")), name="microtask_frames_ordered"
+                condition=Q(frame_end__gte=F("frame_start")),
+                name="microtask_frames_ordered",
+                violation_error_message="The first frame must not come after the last frame.",
             ),
         ]
         indexes = [
@@ -217,10 +220,12 @@ class Assignment(models.Model):
                 fields=["slot"],
                 condition=Q(status__in=LIVE_OR_FINISHED),
                 name="assignment_one_live_per_slot",
+                violation_error_message="This replica of the microtask is already taken.",
             ),
             models.CheckConstraint(
                 condition=Q(active_seconds__isnull=True) | Q(active_seconds__gte=0),
                 name="assignment_active_seconds_non_negative",
+                violation_error_message="Active time cannot be negative.",
             ),
             # A worker holds at most CLAIM_MAX_CONCURRENT live claims: a claim takes one of the
             # worker's numbered seats, and two live claims never share one, so concurrent claims
@@ -229,6 +234,7 @@ class Assignment(models.Model):
                 fields=["worker", "claim_seat"],
                 condition=Q(status=AssignmentStatus.CLAIMED),
                 name="assignment_one_live_claim_per_seat",
+                violation_error_message="The worker holds as many claims as allowed.",
             ),
         ]
         indexes = [
@@ -342,17 +348,24 @@ class Slot(models.Model):
                 fields=["microtask", "number"],
                 condition=Q(microtask__isnull=False),
                 name="slot_unique_replica",
+                violation_error_message="This microtask already has a replica with that number.",
             ),
             models.UniqueConstraint(
-                fields=["job", "number"], condition=Q(is_gold=True), name="slot_unique_gold_number"
+                fields=["job", "number"],
+                condition=Q(is_gold=True),
+                name="slot_unique_gold_number",
+                violation_error_message="This job already has a gold slot with that number.",
             ),
             models.CheckConstraint(
                 condition=Q(is_gold=True, microtask__isnull=True)
                 | Q(is_gold=False, microtask__isnull=False),
                 name="slot_gold_has_no_microtask",
+                violation_error_message="Only a gold slot has no microtask.",
             ),
             models.CheckConstraint(
-                condition=Q(reserved_amount__gte=0), name="slot_reserved_non_negative"
+                condition=Q(reserved_amount__gte=0),
+                name="slot_reserved_non_negative",
+                violation_error_message="A reserved amount cannot be negative.",
             ),
         ]
         indexes = [
@@ -391,7 +404,9 @@ class QualificationItem(models.Model):
         ordering = ["annotation_type", "position", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(frame_end__gte=F("frame_start")), name="qualitem_frames_ordered"
+                condition=Q(frame_end__gte=F("frame_start")),
+                name="qualitem_frames_ordered",
+                violation_error_message="The first frame must not come after the last frame.",
             ),
         ]
 
@@ -504,6 +519,7 @@ class RejectionDispute(models.Model):
                 fields=["assignment"],
                 condition=Q(status="pending"),
                 name="one_pending_dispute_per_assignment",
+                violation_error_message="This work already has a dispute waiting for a decision.",
             )
         ]
 

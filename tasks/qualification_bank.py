@@ -15,15 +15,17 @@ class), so a worker can tell them apart and the known answer is the scene's trut
 from __future__ import annotations
 
 import io
+import logging
 import posixpath
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Max
 from PIL import Image
 
@@ -35,6 +37,8 @@ from .models import MicroTask, QualificationAnswer, QualificationItem
 from .qualifying import item_context
 from .synthetic import Box, Scene, make_scene, render_frame
 from .work_selectors import STORAGE, frame_entries, frame_size, frame_source
+
+logger = logging.getLogger(__name__)
 
 WIDTH, HEIGHT = 320, 240
 CLASSES = ("car", "person")
@@ -265,6 +269,27 @@ def seed_qualifications(*, types: Iterable[str] | None = None) -> SeedResult:
                 continue
             created.append(_store_seeded(kind, key, position, question))
     return SeedResult(created, skipped)
+
+
+def seed_after_migrate(*, using: str = "default", **_: Any) -> None:
+    """``post_migrate``: a fresh install has a qualification test of every type without a manual
+    command (``QUALIFICATION_SEED_ON_MIGRATE``; off in the test settings, so the suite's database
+    starts empty and tests seed what they need). Idempotent like ``seed_qualifications``, so
+    every later ``migrate`` leaves the questions alone; a migration to an older state, before the
+    questions' table exists, seeds nothing."""
+    if not settings.QUALIFICATION_SEED_ON_MIGRATE or using != DEFAULT_DB_ALIAS:
+        return
+    if QualificationItem._meta.db_table not in connections[using].introspection.table_names():
+        return
+    try:
+        result = seed_qualifications()
+    except OSError as exc:  # media storage unreachable: migrate itself succeeded
+        logger.error(
+            "Qualification tests not seeded (%s); run `manage.py seed_qualifications`.", exc
+        )
+        return
+    if result.created:
+        logger.info("Seeded %d qualification question(s).", len(result.created))
 
 
 def _store_seeded(kind: str, key: str, position: int, q: Question) -> QualificationItem:

@@ -27,12 +27,14 @@ def job_videos_upload(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     files = request.FILES.getlist("file")
     try:
-        videos = ingestion.videos_upload(job=job, by=request.user, files=files)
+        result = ingestion.videos_upload_each(job=job, by=request.user, files=files)
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    else:
-        names = ", ".join(v.original_name for v in videos)
-        messages.success(request, f"Uploaded {names}. Process the job when all videos are in.")
+        return redirect("requester-job-detail", pk=job.pk)
+    names = ", ".join(v.original_name for v in result.videos)
+    messages.success(request, f"Uploaded {names}. Process the job when all videos are in.")
+    for refusal in result.refused:  # each bad file by name, with its reason
+        messages.error(request, refusal.error.message)
     return redirect("requester-job-detail", pk=job.pk)
 
 

@@ -7,7 +7,8 @@ DRF's own exceptions (validation, authentication, throttling) and Django's ``Htt
 A Django ``ValidationError`` or a database ``DataError`` reaching this handler is a bug: services
 validate first and raise the project's own errors. The client still gets a 400 in the same shape
 (the input was what the database refused), and the bug is logged with its traceback so it gets
-fixed at its root.
+fixed at its root. An ``IntegrityError`` is a 409 with the constraint's message
+(``marketplace.constraints``), never the constraint's name or the SQL.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError
+from django.db import DataError, IntegrityError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from marketplace.constraints import integrity_message
 from marketplace.errors import ApplicationError, RateLimited
 from marketplace.ratelimit import wait_phrase
 
@@ -74,6 +76,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return response
     if isinstance(exc, DjangoValidationError | DataError):
         return _stray_error_response(exc, context)
+    if isinstance(exc, IntegrityError):
+        # A constraint refused the write (a race a service did not foresee, or a bug): a 409
+        # with the constraint's message, never its name or the SQL.
+        logger.error("BUG: IntegrityError escaped a service", exc_info=exc)
+        return Response(error_body("conflict", integrity_message(exc)), status=409)
     # Django refuses a body while DRF parses it (too many form fields, too large): the client gets
     # the API's JSON error, not Django's HTML 400 page.
     if isinstance(exc, RequestDataTooBig):

@@ -14,13 +14,15 @@ fail with (and forgetting some), :class:`AutoSchema` derives them from what the 
  404   an object in the path; a paginated list (a page past the end)
  409   any write by a logged-in user (services refuse a change the state does not allow:
        ``Conflict``); the public writes (sign-up, token) have no state to conflict with
+ 413   a write with a body (larger than ``API_BODY_MAX_BYTES``, or than Django's
+       ``DATA_UPLOAD_MAX_MEMORY_SIZE`` where a body is read as a form)
  415   a write with a body (a ``Content-Type`` no parser of the view accepts)
  429   the view has throttles
 =====  ==========================================================================================
 
-A view declares the rest itself, with ``extend_schema(responses={413: error_response(413)})``,
-where it returns something special: a ``413`` for uploads, ``502`` where it calls Stripe, a
-``404`` for an object named in the body, ``400`` on a ``GET`` that validates its path, and the
+A view declares the rest itself, with ``extend_schema(responses={502: error_response(502)})``,
+where it returns something special: a ``502`` where it calls Stripe, a ``404`` for an object
+named in the body, ``400`` on a ``GET`` that validates its path, and the
 real media types of file downloads. Statuses a view declares win over the derived ones.
 ``405`` (a method the path does not have) and ``406`` (an ``Accept`` the API cannot serve) are
 HTTP's answers on every route and are not repeated on each operation.
@@ -44,7 +46,7 @@ ERROR_DESCRIPTIONS = {
     403: "You are not allowed to do this.",
     404: "Not found, or not yours (the two are not told apart).",
     409: "The object is not in a state that allows this.",
-    413: "The upload is larger than this server accepts.",
+    413: "The request body (or the upload) is larger than this server accepts.",
     415: "The request's Content-Type is not accepted here.",
     429: "Too many requests; retry after the time in `Retry-After`.",
     502: "Stripe failed or refused; the operation can be retried.",
@@ -68,13 +70,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 # --- Fields whose check lives in a service: the schema states the shape the service accepts ----
+# (The annotation payload's is ``tasks.api.schemas.AnnotationPayloadField``: its formats are the
+# tasks app's.)
 # (At run time they are DRF's JSONField: the value reaches the service as sent, which checks it
 # and answers with its own, more precise, error.)
-
-
-@extend_schema_field({"type": "object", "additionalProperties": True})
-class AnnotationPayloadField(serializers.JSONField):
-    """An annotation: a JSON object in the job type's format (``{"boxes": [...]}`` and so on)."""
 
 
 @extend_schema_field({"type": "number", "minimum": 0})
@@ -106,7 +105,7 @@ class AutoSchema(SpectacularAutoSchema):
                 if any(isinstance(a, SessionAuthentication) for a in view.get_authenticators()):
                     statuses.add(403)
             if method != "DELETE" and self.get_request_serializer() is not None:
-                statuses.add(415)
+                statuses.update((413, 415))
         if "{" in self.path:
             statuses.add(404)
         if method == "GET" and self._is_list_view():

@@ -81,6 +81,19 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+if EMBEDDED:
+    # SQLite lets one writer in at a time. Without these, a request that read and then wrote
+    # inside a transaction (a webhook while a worker's page saves) failed at once with "database
+    # is locked" (a 500): a deferred transaction cannot wait to upgrade its read lock. Here every
+    # transaction takes the write lock when it begins (IMMEDIATE) and waits up to
+    # SQLITE_BUSY_TIMEOUT seconds for it; WAL lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 
 AUTH_USER_MODEL = "marketplace.User"
 # Django's ModelBackend behind the failed-login lockout (marketplace/login_guard.py): the page,
@@ -132,6 +145,9 @@ if MEDIA_S3_BUCKET:
     }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 VIDEO_UPLOAD_MAX_BYTES = env.int("VIDEO_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Files in one upload request: a request longer than this many videos at the limit is refused
+# before its body is read; within it, an oversized file is named and the others are added.
+VIDEO_UPLOAD_MAX_FILES = env.int("VIDEO_UPLOAD_MAX_FILES", default=20)
 # Ingestion: the JPEGs shown to annotators fit in this box (aspect kept) at this quality; the
 # features and the shot detector work on grey frames this wide; sides outside the limits are
 # refused as absurd.
@@ -175,6 +191,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # An assignment's status appears in several components: one enum, named for what it is.
+    "ENUM_NAME_OVERRIDES": {"AssignmentStatusEnum": "tasks.models.AssignmentStatus"},
     # Swagger UI's files come from drf-spectacular-sidecar (works offline, under the CSP).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -302,6 +320,9 @@ JOB_DEADLINE_MAX_DAYS = env.int("JOB_DEADLINE_MAX_DAYS", default=2 * 365)
 DEFAULT_AUTO_APPROVE_DELAY = timedelta(days=3)
 EARNINGS_HOLD_PERIOD = timedelta(days=env.int("EARNINGS_HOLD_DAYS", default=3))
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=500)  # minor units
+# How long the signed state on a Connect onboarding link's return URL stays valid (API clients
+# come back from Stripe in a browser without our session; payments.connect).
+CONNECT_STATE_MAX_AGE_SECONDS = env.int("CONNECT_STATE_MAX_AGE_SECONDS", default=24 * 3600)
 # Threads creating a payout batch's transfers concurrently (HTTP only; Stripe's latency, not
 # our CPU, bounds a run against the real API). 1 = one after another.
 PAYOUT_SUBMIT_THREADS = env.int("PAYOUT_SUBMIT_THREADS", default=4)
@@ -321,6 +342,8 @@ QUALIFICATION_SUSPENSION_ADMIN_AFTER = env.int("QUALIFICATION_SUSPENSION_ADMIN_A
 QUALIFICATION_IOU_THRESHOLD = env.float("QUALIFICATION_IOU_THRESHOLD", default=0.5)
 QUALIFICATION_PASS_SCORE = env.float("QUALIFICATION_PASS_SCORE", default=0.7)
 QUALIFICATION_MAX_ATTEMPTS = env.int("QUALIFICATION_MAX_ATTEMPTS", default=3)
+# `migrate` seeds the qualification test of every type (tasks.qualification_bank), idempotently.
+QUALIFICATION_SEED_ON_MIGRATE = env.bool("QUALIFICATION_SEED_ON_MIGRATE", default=True)
 
 LOGGING = {
     "version": 1,

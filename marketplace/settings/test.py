@@ -25,6 +25,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 THROTTLE_RATES = {
     scope: env(f"THROTTLE_{scope.upper()}_RATE", default="100000/min") for scope in THROTTLE_RATES
 }
+# The suite's database starts without qualification questions (tests seed what they need;
+# tests/tasks/test_qualification_seeding.py turns it on to test a fresh install's migrate).
+QUALIFICATION_SEED_ON_MIGRATE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default="/tmp/crowdlabel-test-media"))
 STORAGES = {

@@ -98,3 +98,40 @@ class ReasonInSerializer(serializers.Serializer):
 
 class BonusOutSerializer(serializers.Serializer):
     bonus = serializers.IntegerField(help_text="What the worker gets (the fee is on top)")
+
+
+class EarningsReleaseInSerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "worker": _id(
+                required=False,
+                help_text="Release only this worker's held earnings; leave out for every worker",
+            )
+        }
+
+
+class EarningsReleaseOutSerializer(serializers.Serializer):
+    released = serializers.IntegerField(
+        help_text="How many earnings left the hold period now (0 when nothing was held)"
+    )
+
+
+class ConnectLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Stripe's onboarding page; open it in a browser")
+
+
+class ConnectStatusSerializer(serializers.Serializer):
+    """The worker's payout account as Stripe last told us (only ``connected`` and
+    ``payouts_enabled``, both false, before the worker has one)."""
+
+    connected = serializers.SerializerMethodField()
+    account = serializers.CharField(source="stripe_account_id", required=False)
+    payouts_enabled = serializers.SerializerMethodField()
+    details_submitted = serializers.BooleanField(required=False)
+    requirements_due = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def get_connected(self, account) -> bool:
+        return account is not None
+
+    def get_payouts_enabled(self, account) -> bool:
+        return account is not None and account.can_receive_transfers

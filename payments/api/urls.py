@@ -16,6 +16,11 @@ urlpatterns = [
         name="payments-admin-payout-run",
     ),
     path(
+        "payments/admin/earnings/release/",
+        views.AdminEarningsReleaseView.as_view(),
+        name="payments-admin-earnings-release",
+    ),
+    path(
         "payments/admin/workers/<int:pk>/hold/",
         views.AdminWorkerHoldView.as_view(),
         name="payments-admin-hold",

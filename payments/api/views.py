@@ -69,29 +69,24 @@ class PayoutListView(ListAPIView):
 class ConnectOnboardingView(APIView):
     permission_classes = [IsWorker]
 
-    @extend_schema(request=None, responses={201: dict, 502: STRIPE_FAILED})
+    @extend_schema(request=None, responses={201: s.ConnectLinkSerializer, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
+        """A Stripe onboarding link. Its return and refresh pages carry a signed state for your
+        account, so they work in a browser without signing in (``payments.connect``)."""
         url = connect.onboarding_link_create(
             worker=request.user,
             refresh_url=request.build_absolute_uri("/payments/connect/refresh/"),
             return_url=request.build_absolute_uri("/payments/connect/return/"),
+            with_state=True,
         )
         return Response({"url": url}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=s.ConnectStatusSerializer)
     def get(self, request: Request) -> Response:
         account = getattr(request.user, "connected_account", None)
         if account is None:
             return Response({"connected": False, "payouts_enabled": False})
-        return Response(
-            {
-                "connected": True,
-                "account": account.stripe_account_id,
-                "payouts_enabled": account.can_receive_transfers,
-                "details_submitted": account.details_submitted,
-                "requirements_due": account.requirements_due,
-            }
-        )
+        return Response(s.ConnectStatusSerializer(account).data)
 
 
 class AdminPayoutRunView(APIView):
@@ -103,6 +98,27 @@ class AdminPayoutRunView(APIView):
 
         result = payout_run_task.delay(request.user.pk, "on demand")
         return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+
+
+class AdminEarningsReleaseView(APIView):
+    """Release held earnings now (one worker's or everyone's), so a payout run can pay them."""
+
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        request=s.EarningsReleaseInSerializer,
+        responses={200: s.EarningsReleaseOutSerializer, 404: error_response(404)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.EarningsReleaseInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        worker = None
+        if "worker" in data.validated_data:
+            worker = User.objects.filter(pk=data.validated_data["worker"], role=Role.WORKER).first()
+            if worker is None:
+                raise NotFound("No such worker.")
+        released = funding.earnings_release_now(actor=request.user, worker=worker)
+        return Response(s.EarningsReleaseOutSerializer({"released": released}).data)
 
 
 class AdminWorkerHoldView(APIView):

@@ -8,17 +8,16 @@ whitelist the page embeds (``tasks.qualifying.question_for_worker``).
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsWorker
-from marketplace.api.schema import AnnotationPayloadField
 from marketplace.errors import NotFound, ValidationError
-from marketplace.models import AnnotationType
+from marketplace.models import AnnotationType, QualificationStatus
 from tasks import qualifying as tasks_qualifying
+from tasks.api.schemas import AnnotationPayloadField, QualificationTestSerializer
 from tasks.api.work import WORKER_AUTH, worker_errors
 
 from .. import qualifying
@@ -40,6 +39,13 @@ def _annotation_type(value: str) -> str:
     return value
 
 
+class QualificationResultSerializer(serializers.Serializer):
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    status = serializers.ChoiceField(choices=QualificationStatus.choices)
+    score = serializers.FloatField(help_text="Mean score of this attempt, 0-1")
+    attempts = serializers.IntegerField(help_text="Attempts used so far")
+
+
 class QualificationTestView(APIView):
     """GET the questions of a qualification test; POST your answers to be scored."""
 
@@ -47,7 +53,10 @@ class QualificationTestView(APIView):
     authentication_classes = WORKER_AUTH
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT, **worker_errors(e404="No such annotation type")}
+        responses={
+            200: QualificationTestSerializer,
+            **worker_errors(e404="No such annotation type"),
+        }
     )
     def get(self, request, annotation_type: str):
         kind = _annotation_type(annotation_type)
@@ -58,7 +67,7 @@ class QualificationTestView(APIView):
     @extend_schema(
         request=QualificationInput,
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: QualificationResultSerializer,
             **worker_errors(
                 e400="Some answers are not valid (field by field)",
                 e403="all attempts are used, or you are suspended from this type of work "

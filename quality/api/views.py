@@ -16,11 +16,12 @@ from rest_framework.views import APIView
 from marketplace import bounds
 from marketplace.api.error_schema import ERROR
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester, IsWorker
-from marketplace.api.schema import AnnotationPayloadField, error_response
+from marketplace.api.schema import error_response
 from marketplace.api.serializers import text
 from marketplace.errors import NotFound
 from marketplace.models import User
 from marketplace.selectors import jobs_visible_to
+from tasks.api.schemas import AnnotationPayloadField
 
 from .. import selectors, services
 from ..models import Appeal, FraudFlag, GoldAnswer, GoldValidation, ReviewItem

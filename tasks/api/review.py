@@ -6,18 +6,21 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import bounds
 from marketplace.api.error_schema import ERROR
+from marketplace.api.pagination import DefaultPagination
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester
 from marketplace.api.schema import error_response
 from marketplace.api.serializers import JobSerializer, text
 from marketplace.selectors import jobs_visible_to
 
 from .. import claiming, reviewing, work_selectors
-from ..models import AssignmentStatus, RejectionDispute
+from ..models import Assignment, AssignmentStatus, RejectionDispute
+from .schemas import SubmissionRowSerializer
 from .work import StatusQuery, status_filter
 
 
@@ -100,19 +103,38 @@ def _submission_row(a) -> dict:
     }
 
 
-class JobSubmissionsView(APIView):
-    """A job's submissions (filter with ``?status=submitted`` for the review queue)."""
+class SubmissionPagination(DefaultPagination):
+    """A job has as many submissions as its microtasks times their replicas, tens of thousands
+    for a long video: pages of at most 500, every one reachable (``?page=``, ``next``)."""
+
+    page_size = 100
+    max_page_size = 500
+
+
+class JobSubmissionsView(ListAPIView):
+    """A job's submissions, oldest first, a page at a time (filter with ``?status=submitted``
+    for the review queue)."""
 
     permission_classes = [IsRequester]
+    pagination_class = SubmissionPagination
+    serializer_class = SubmissionRowSerializer
 
     @extend_schema(
-        parameters=[StatusQuery], responses={200: OpenApiTypes.OBJECT, 400: error_response(400)}
+        parameters=[StatusQuery],
+        responses={200: SubmissionRowSerializer(many=True), 400: error_response(400)},
     )
-    def get(self, request, pk: int):
-        job = _job(request, pk)
-        wanted = status_filter(request)
-        rows = work_selectors.submissions_for_review(job=job, status=wanted)[:1000]
-        return Response({"results": [_submission_row(a) for a in rows]})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no job
+            return Assignment.objects.none()
+        job = _job(self.request, self.kwargs["pk"])
+        return work_selectors.submissions_for_review(job=job, status=status_filter(self.request))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([_submission_row(a) for a in page])
 
 
 @extend_schema_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from tasks.ingestion_selectors import manifest_with_urls
@@ -46,11 +47,27 @@ class VideoSerializer(serializers.ModelSerializer):
 
 
 class VideoUploadSerializer(serializers.Serializer):
-    file = serializers.ListField(
-        child=serializers.FileField(allow_empty_file=True),
-        allow_empty=False,
-        help_text="One or more video files (repeat the `file` part).",
-    )
+    def get_fields(self) -> dict[str, serializers.Field]:
+        most = settings.VIDEO_UPLOAD_MAX_FILES  # read per request, not at import
+        return {
+            "file": serializers.ListField(
+                child=serializers.FileField(allow_empty_file=True),
+                allow_empty=False,
+                max_length=most,
+                help_text=f"One to {most} video files (repeat the `file` part).",
+            )
+        }
+
+
+class RefusedFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The file's name as uploaded")
+    code = serializers.CharField(help_text="`not_a_video`, `too_large`, `duplicate_video`, ...")
+    message = serializers.CharField(help_text="Why it was not added, for a person to act on")
+
+
+class VideoUploadResultSerializer(serializers.Serializer):
+    videos = VideoSerializer(many=True, help_text="The files added, in upload order")
+    refused = RefusedFileSerializer(many=True, help_text="The files not added, and why")
 
 
 class ManifestFrameSerializer(serializers.Serializer):

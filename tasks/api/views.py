@@ -19,6 +19,7 @@ from .serializers import (
     IngestionProgressSerializer,
     MicroTaskSerializer,
     VideoSerializer,
+    VideoUploadResultSerializer,
     VideoUploadSerializer,
 )
 
@@ -37,7 +38,8 @@ class _JobScoped:
 
 
 class JobVideosView(_JobScoped, generics.ListAPIView):
-    """A job's videos with their ingestion status, stage and percent; POST uploads more."""
+    """A job's videos with their ingestion status, stage and percent; POST uploads more: each
+    good file is added and each bad one named with its reason (201 while one was added)."""
 
     serializer_class = VideoSerializer
     parser_classes = [MultiPartParser]
@@ -52,22 +54,28 @@ class JobVideosView(_JobScoped, generics.ListAPIView):
 
     @extend_schema(
         request=VideoUploadSerializer,
-        responses={201: VideoSerializer(many=True), 413: error_response(413)},
+        responses={201: VideoUploadResultSerializer, 413: error_response(413)},
     )
     def post(self, request, job_id: int):
         job = self.job()  # 404 before the body is read
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        limit = settings.VIDEO_UPLOAD_MAX_BYTES
-        if length > limit + MULTIPART_SLACK:
+        limit, most = settings.VIDEO_UPLOAD_MAX_BYTES, settings.VIDEO_UPLOAD_MAX_FILES
+        # Room for every file of a full upload at the limit: one oversized file among good ones
+        # is named in the answer (``videos_upload_each``), not a reason to refuse them all.
+        if length > limit * most + MULTIPART_SLACK:
             raise ingestion.UploadTooLarge(
                 f"The upload is {length / 1024 / 1024:.1f} MB; the limit is "
-                f"{limit / 1024 / 1024:.1f} MB per video."
+                f"{limit / 1024 / 1024:.1f} MB per video, {most} videos per upload."
             )
         data = VideoUploadSerializer(data={"file": request.FILES.getlist("file")})
         data.is_valid(raise_exception=True)
         files = data.validated_data["file"]
-        videos = ingestion.videos_upload(job=job, by=request.user, files=files)
-        return Response(VideoSerializer(videos, many=True).data, status=status.HTTP_201_CREATED)
+        result = ingestion.videos_upload_each(job=job, by=request.user, files=files)
+        body = {
+            "videos": VideoSerializer(result.videos, many=True).data,
+            "refused": [r.as_dict() for r in result.refused],
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class JobVideoDetailView(_JobScoped, generics.RetrieveDestroyAPIView):

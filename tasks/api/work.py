@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from marketplace import bounds
 from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsWorker
-from marketplace.api.schema import AnnotationPayloadField, SecondsField
+from marketplace.api.schema import SecondsField
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
 from marketplace.errors import NotFound
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
@@ -25,7 +25,9 @@ from marketplace.models import AnnotationType, Qualification, QualificationStatu
 from .. import claiming, qualifying, suspensions, work_selectors
 from ..drafts import DRAFT_MAX_BYTES, SAVED_AT_MAX
 from ..models import Assignment, AssignmentStatus
+from . import schemas
 from .auth import CachedTokenAuthentication
+from .schemas import AnnotationPayloadField
 
 # Ids are PostgreSQL bigints: a larger number reached the claim statement's SQL as a 500.
 
@@ -158,7 +160,7 @@ class ClaimView(APIView):
     @extend_schema(
         request=ClaimInput,
         responses={
-            201: OpenApiTypes.OBJECT,
+            201: schemas.AssignmentSerializer,
             **worker_errors(
                 e400="Invalid input",
                 e403="your account, or your qualification for the type of work, is suspended "
@@ -196,7 +198,7 @@ class MyWorkView(APIView):
     @extend_schema(
         operation_id="work_assignments_list",
         parameters=[StatusQuery],
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiResponse(ErrorSerializer)},
+        responses={200: schemas.MyWorkSerializer, 400: OpenApiResponse(ErrorSerializer)},
     )
     def get(self, request):
         rows = work_selectors.my_work(worker=request.user)
@@ -212,7 +214,7 @@ class AssignmentView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **worker_errors(e404=NOT_YOURS)})
+    @extend_schema(responses={200: schemas.AssignmentSerializer, **worker_errors(e404=NOT_YOURS)})
     def get(self, request, pk: int):
         try:
             assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
@@ -231,7 +233,7 @@ class HeartbeatView(APIView):
     @extend_schema(
         request=LeaseInput,
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: schemas.LeaseSerializer,
             **worker_errors(
                 e400="active_seconds is not a non-negative number, or the draft is not "
                 "{saved_at, payload} of the job's annotation type or is too large",
@@ -260,7 +262,7 @@ class ReleaseView(APIView):
     @extend_schema(
         request=None,
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: schemas.ReleasedSerializer,
             **worker_errors(e404=NOT_YOURS, e409="The claim expired or is no longer live"),
         },
     )
@@ -279,7 +281,7 @@ class SubmitView(APIView):
     @extend_schema(
         request=SubmitInput,
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: schemas.AssignmentSerializer,
             **worker_errors(
                 e400="The annotation does not fit the job's schema (field by field), or "
                 "active_seconds is not a non-negative number",

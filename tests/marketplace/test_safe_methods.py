@@ -185,6 +185,7 @@ POST_ONLY = {
     "payments-refund",
     "payments-bonus",
     "payments-admin-payout-run",
+    "payments-admin-earnings-release",
     "payments-admin-hold",
     "payments-admin-reverse",
     "payments-admin-reconcile",

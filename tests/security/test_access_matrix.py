@@ -248,12 +248,23 @@ ROUTES: dict[str, list[Probe]] = {
             (LOGIN, 200, 200, 404, 404, 404),
             {"POST": (LOGIN, ACT, ACT, 404, 404, 404)},
         ),
+        Probe(
+            lambda w: "/payments/connect/refresh/?state=forged",
+            same(400),
+            {"POST": same(400)},
+        ),
     ],
     "payments/connect/return/": [
         Probe(
             lambda w: "/payments/connect/return/",
             (LOGIN, 200, 200, 404, 404, 404),
             {"POST": (LOGIN, ACT, ACT, 404, 404, 404)},
+        ),
+        # An API client's link carries a state we signed; a made-up one is refused to everyone.
+        Probe(
+            lambda w: "/payments/connect/return/?state=forged",
+            same(400),
+            {"POST": same(400)},
         ),
     ],
     # --- quality pages ---------------------------------------------------------------------
@@ -686,6 +697,14 @@ ROUTES: dict[str, list[Probe]] = {
             lambda w: "/api/payments/admin/payout-runs/",
             API_ADMIN_WRITE,
             {"POST": REFUSE_ADMIN_ONLY},
+        )
+    ],
+    "api/payments/admin/earnings/release/": [
+        Probe(
+            lambda w: "/api/payments/admin/earnings/release/",
+            API_ADMIN_WRITE,
+            {"POST": REFUSE_ADMIN_ONLY},
+            body=lambda w: {"worker": w.worker.pk},
         )
     ],
     "api/payments/admin/workers/<int:pk>/hold/": [

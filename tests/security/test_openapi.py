@@ -141,4 +141,4 @@ def test_a_throttled_view_states_429_and_the_rest_of_its_kind():
     responses = json.loads(OpenApiJsonRenderer().render(generated))["paths"]["/api/notes/{id}/"][
         "post"
     ]["responses"]
-    assert set(responses) == {"200", "400", "401", "403", "404", "409", "415", "429"}
+    assert set(responses) == {"200", "400", "401", "403", "404", "409", "413", "415", "429"}

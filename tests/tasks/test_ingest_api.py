@@ -36,7 +36,8 @@ def clip(tmp_path):
 def test_upload_lists_and_retrieves_videos_with_status(requester_client, job, clip):
     response = upload(requester_client, job.pk, ("street.mp4", clip.data))
     assert response.status_code == 201
-    (body,) = response.json()
+    (body,) = response.json()["videos"]
+    assert response.json()["refused"] == []
     assert body["status"] == "uploaded" and body["original_name"] == "street.mp4"
     assert body["size_bytes"] == len(clip.data)
     import hashlib
@@ -56,7 +57,7 @@ def test_upload_lists_and_retrieves_videos_with_status(requester_client, job, cl
 @pytest.mark.django_db
 def test_file_name_is_not_trusted_extension_comes_from_content(requester_client, job, tmp_path):
     webm = make_clip(tmp_path, frames=10, codec="libvpx-vp9", name="a.webm")
-    body = upload(requester_client, job.pk, ("looks-like.mp4", webm.data)).json()[0]
+    body = upload(requester_client, job.pk, ("looks-like.mp4", webm.data)).json()["videos"][0]
     assert Video.objects.get(pk=body["id"]).file.name.endswith(".mkv")
 
 
@@ -66,14 +67,14 @@ def test_several_files_in_one_upload(requester_client, job, tmp_path):
     b = make_clip(tmp_path, frames=10, name="b.mp4", seed=2)
     response = upload(requester_client, job.pk, ("a.mp4", a.data), ("b.mp4", b.data))
     assert response.status_code == 201
-    assert [v["original_name"] for v in response.json()] == ["a.mp4", "b.mp4"]
+    assert [v["original_name"] for v in response.json()["videos"]] == ["a.mp4", "b.mp4"]
 
 
 @pytest.mark.django_db
 def test_delete_a_video_while_draft_removes_its_file(
     requester_client, job, clip, django_capture_on_commit_callbacks
 ):
-    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()[0]["id"]
+    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()["videos"][0]["id"]
     with django_capture_on_commit_callbacks(execute=True):
         response = requester_client.delete(f"/api/jobs/{job.pk}/videos/{vid}/")
     assert response.status_code == 204
@@ -83,7 +84,7 @@ def test_delete_a_video_while_draft_removes_its_file(
 
 @pytest.mark.django_db
 def test_delete_after_draft_conflicts(requester_client, job, clip):
-    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()[0]["id"]
+    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()["videos"][0]["id"]
     job.status = JobStatus.PROCESSING
     job.save()
     assert requester_client.delete(f"/api/jobs/{job.pk}/videos/{vid}/").status_code == 409
@@ -157,7 +158,7 @@ def test_progress_is_reported_stage_by_stage(requester_client, job, tmp_path, mo
 def test_other_requesters_and_workers_see_nothing(
     requester_client, other_requester_client, worker_client, job, clip
 ):
-    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()[0]["id"]
+    vid = upload(requester_client, job.pk, ("a.mp4", clip.data)).json()["videos"][0]["id"]
     for url in (
         f"/api/jobs/{job.pk}/videos/",
         f"/api/jobs/{job.pk}/videos/{vid}/",

@@ -19,6 +19,7 @@ import pytest
 
 from marketplace.models import JobStatus
 from tasks import video
+from tasks.api.views import MULTIPART_SLACK
 from tasks.models import MicroTask, Video, VideoStatus
 from tests.factories import JobFactory
 from tests.tasks.ingest_helpers import all_stored, make_clip, upload
@@ -119,7 +120,7 @@ def test_reupload_of_the_same_file_is_refused_naming_the_existing_video(
     clip = make_clip(tmp_path, frames=10)
     first = upload(requester_client, job.pk, ("a.mp4", clip.data))
     assert first.status_code == 201
-    existing = first.json()[0]["id"]
+    existing = first.json()["videos"][0]["id"]
     again = upload(requester_client, job.pk, ("renamed.mp4", clip.data))
     assert again.status_code == 409
     error = again.json()["error"]
@@ -130,11 +131,82 @@ def test_reupload_of_the_same_file_is_refused_naming_the_existing_video(
 
 
 @pytest.mark.django_db
-def test_one_bad_file_in_a_multi_upload_stores_none(requester_client, job, tmp_path):
+def test_a_multi_upload_adds_the_good_files_and_names_each_bad_one(requester_client, job, tmp_path):
     clip = make_clip(tmp_path, frames=10)
-    response = upload(requester_client, job.pk, ("a.mp4", clip.data), ("b.mp4", b"text " * 50))
+    response = upload(
+        requester_client,
+        job.pk,
+        ("notes.mp4", b"text " * 50),
+        ("a.mp4", clip.data),
+        ("empty.mp4", b""),
+        ("again.mp4", clip.data),
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert [v["original_name"] for v in body["videos"]] == ["a.mp4"]
+    refused = {r["name"]: r for r in body["refused"]}
+    assert list(refused) == ["notes.mp4", "empty.mp4", "again.mp4"]
+    assert refused["notes.mp4"]["code"] == "not_a_video"
+    assert refused["empty.mp4"]["code"] == "invalid"
+    assert refused["again.mp4"]["code"] == "duplicate_video"
+    for name, r in refused.items():
+        assert f"“{name}”" in r["message"]
+    assert list(Video.objects.filter(job=job).values_list("original_name", flat=True)) == ["a.mp4"]
+    assert len([n for n in all_stored() if n.startswith("videos/")]) == 1
+
+
+@pytest.mark.django_db
+def test_an_oversized_file_among_good_ones_is_named_and_the_others_added(
+    requester_client, job, tmp_path, settings
+):
+    small = make_clip(tmp_path, frames=20, name="small.mp4", seed=1)
+    settings.VIDEO_UPLOAD_MAX_BYTES = limit = len(small.data)
+    # Over the per-video limit, and the request over one video's worth (the old pre-check
+    # refused the whole request on that); within a full upload's room, so it is read and named.
+    large = b"\x00\x00\x00\x18ftypisom" + b"\x00" * (limit + MULTIPART_SLACK)
+    assert limit * 2 + MULTIPART_SLACK < len(large) + limit < limit * 20
+    response = upload(requester_client, job.pk, ("large.mp4", large), ("small.mp4", small.data))
+    assert response.status_code == 201
+    body = response.json()
+    assert [v["original_name"] for v in body["videos"]] == ["small.mp4"]
+    assert [(r["name"], r["code"]) for r in body["refused"]] == [("large.mp4", "too_large")]
+
+
+@pytest.mark.django_db
+def test_more_files_than_an_upload_takes_is_a_400(requester_client, job, tmp_path, settings):
+    settings.VIDEO_UPLOAD_MAX_FILES = 2
+    clips = [make_clip(tmp_path, frames=5, name=f"{i}.mp4", seed=i) for i in range(3)]
+    response = upload(requester_client, job.pk, *[(c.path.name, c.data) for c in clips])
     assert response.status_code == 400
+    assert "file" in response.json()["error"]["fields"]
     _assert_nothing_stored(job)
+
+
+@pytest.mark.django_db
+def test_a_multi_upload_of_only_bad_files_names_each_and_stores_none(requester_client, job):
+    response = upload(requester_client, job.pk, ("a.mp4", b"text " * 50), ("b.mp4", b""))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert [r["name"] for r in error["refused"]] == ["a.mp4", "b.mp4"]
+    assert len(error["fields"]["file"]) == 2
+    _assert_nothing_stored(job)
+
+
+@pytest.mark.django_db
+def test_the_upload_page_adds_the_good_file_and_names_the_bad_one(client, job, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    clip = make_clip(tmp_path, frames=10)
+    client.force_login(job.requester)
+    files = [SimpleUploadedFile("good.mp4", clip.data), SimpleUploadedFile("bad.mp4", b"x" * 99)]
+    page = client.post(f"/requester/jobs/{job.pk}/videos/", {"file": files}, follow=True)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Uploaded good.mp4" in text
+    assert "“bad.mp4” is not a video" in text
+    assert list(Video.objects.filter(job=job).values_list("original_name", flat=True)) == [
+        "good.mp4"
+    ]
 
 
 # --- Failed during ingestion --------------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""The OpenAPI components of the worker's and the requester's work: the annotation payload of
+every type, and the assignment, claim, submit and submission-row responses.
+
+These serializers describe; they do not build responses. The bodies are built by the whitelists
+of ``tasks.work_selectors`` (``worker_view_of``, ``my_work_row``) and ``tasks.api.review``, so
+that nothing a worker must not see slips in with a new field; the schema states their shape,
+and Schemathesis (``tests/security/test_schemathesis.py``) checks every response against it, so
+a whitelist and its component cannot drift apart unnoticed.
+
+The payload formats are ``tasks.annotations``' (its docstring is the reference): one key per
+annotation type, whose list the service checks field by field against the job's classes, frames
+and frame size (rules JSON Schema cannot state: those answer 400 with the path of each problem).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
+from rest_framework import serializers
+
+from marketplace.models import AnnotationType
+
+from ..annotations import MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
+from ..models import AssignmentStatus
+
+# --- the annotation payload, one component per type -------------------------------------------
+
+
+def _frame() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=0, help_text="A frame number of the microtask (``task.frames[].frame``)"
+    )
+
+
+def _label() -> serializers.CharField:
+    return serializers.CharField(help_text="One of the job's classes (``job.classes``)")
+
+
+def _box(**kwargs) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=4,
+        max_length=4,
+        help_text="[x1, y1, x2, y2] in pixels of the frame, origin top-left; x2 > x1, y2 > y1",
+        **kwargs,
+    )
+
+
+class BoxShapeSerializer(serializers.Serializer):
+    frame = _frame()
+    label = _label()
+    box = _box()
+
+
+class BboxPayloadSerializer(serializers.Serializer):
+    """``bbox`` jobs: boxes on the microtask's frames."""
+
+    boxes = serializers.ListField(child=BoxShapeSerializer(), max_length=MAX_SHAPES)
+
+
+class PolygonShapeSerializer(serializers.Serializer):
+    frame = _frame()
+    label = _label()
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        min_length=3,
+        max_length=MAX_POLYGON_POINTS,
+        help_text="[[x, y], ...] inside the frame; the edges may not cross",
+    )
+
+
+class PolygonPayloadSerializer(serializers.Serializer):
+    """``polygon`` jobs: polygons on the microtask's frames."""
+
+    polygons = serializers.ListField(child=PolygonShapeSerializer(), max_length=MAX_SHAPES)
+
+
+class FrameLabelSerializer(serializers.Serializer):
+    frame = _frame()
+    label = _label()
+
+
+class ClassifyPayloadSerializer(serializers.Serializer):
+    """``classify`` jobs: one class for every frame of the microtask, each frame once."""
+
+    labels = serializers.ListField(child=FrameLabelSerializer(), max_length=MAX_SHAPES)
+
+
+class KeyframeSerializer(serializers.Serializer):
+    frame = serializers.IntegerField(
+        min_value=0, help_text="Frames strictly increase along a track's keyframes"
+    )
+    box = _box(required=False)
+    outside = serializers.BooleanField(
+        required=False,
+        help_text="The object leaves the frame here (its box may be left out); not on the first",
+    )
+
+
+class TrackSerializer(serializers.Serializer):
+    id = serializers.IntegerField(min_value=0, help_text="Unique within the payload")
+    label = _label()
+    keyframes = serializers.ListField(
+        child=KeyframeSerializer(), min_length=1, max_length=MAX_KEYFRAMES
+    )
+
+
+class TrackPayloadSerializer(serializers.Serializer):
+    """``track`` jobs: objects followed through the frame range by keyframes; the frames between
+    two keyframes are interpolated (``tasks.interpolation``)."""
+
+    tracks = serializers.ListField(child=TrackSerializer(), max_length=MAX_SHAPES)
+
+
+PAYLOAD_SERIALIZERS = {
+    AnnotationType.BBOX: BboxPayloadSerializer,
+    AnnotationType.POLYGON: PolygonPayloadSerializer,
+    AnnotationType.CLASSIFY: ClassifyPayloadSerializer,
+    AnnotationType.TRACK: TrackPayloadSerializer,
+}
+
+ANNOTATION_PAYLOAD = PolymorphicProxySerializer(
+    component_name="AnnotationPayload",
+    serializers=list(PAYLOAD_SERIALIZERS.values()),
+    resource_type_field_name=None,  # the one list key says which type it is
+)
+
+
+@extend_schema_field(ANNOTATION_PAYLOAD)
+class AnnotationPayloadField(serializers.JSONField):
+    """An annotation in its job type's format. At run time DRF's JSONField: the value reaches
+    ``tasks.annotations.validate_payload`` as sent, which answers with the path of each problem."""
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = serializers.IntegerField(help_text="Minor units")
+    currency = serializers.CharField()
+
+
+class WorkerJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    instructions = serializers.CharField(allow_blank=True)
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    classes = serializers.ListField(child=serializers.CharField())
+
+
+class WorkerFrameSerializer(serializers.Serializer):
+    frame = serializers.IntegerField()
+    url = serializers.CharField(
+        allow_blank=True, help_text="The frame's image (access-checked); empty when not extracted"
+    )
+    timestamp = serializers.FloatField(allow_null=True, help_text="Seconds into the video")
+
+
+class WorkerTaskSerializer(serializers.Serializer):
+    frame_start = serializers.IntegerField()
+    frame_end = serializers.IntegerField()
+    frames = serializers.ListField(child=WorkerFrameSerializer())
+    annotate_frames = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The frames to annotate for per-frame types (empty: every frame of the range)",
+    )
+    keyframe_step = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    fps = serializers.FloatField(allow_null=True)
+
+
+class OwnSubmissionSerializer(serializers.Serializer):
+    payload = AnnotationPayloadField()
+
+
+class AssignmentSerializer(serializers.Serializer):
+    """One of the worker's assignments (``tasks.work_selectors.worker_view_of``): the answer to
+    a claim, a submit and a read of the assignment."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    job = WorkerJobSerializer()
+    task = WorkerTaskSerializer()
+    time_limit_seconds = serializers.IntegerField()
+    claimed_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+    pay = MoneySerializer(help_text="The microtask's price")
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    active_seconds = serializers.FloatField(allow_null=True)
+    pay_amount = serializers.IntegerField(
+        allow_null=True, help_text="What the work earned, once approved"
+    )
+    rejection_reason = serializers.CharField(allow_blank=True)
+    submission = OwnSubmissionSerializer(allow_null=True, help_text="Your submitted annotation")
+
+
+class MyWorkRowSerializer(serializers.Serializer):
+    """A row of the worker's own assignments (``tasks.work_selectors.my_work_row``)."""
+
+    id = serializers.IntegerField()
+    job_title = serializers.CharField()
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    claimed_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    pay = MoneySerializer()
+    pay_amount = serializers.IntegerField(allow_null=True)
+    rejection_reason = serializers.CharField(allow_blank=True)
+
+
+class MyWorkSerializer(serializers.Serializer):
+    results = serializers.ListField(child=MyWorkRowSerializer())
+
+
+class LeaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    deadline = serializers.DateTimeField()
+
+
+class ReleasedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+
+
+class SubmissionRowSerializer(serializers.Serializer):
+    """A job's submission as its requester reviews it (``tasks.api.review``)."""
+
+    id = serializers.IntegerField(help_text="The assignment's id (approve/reject take it)")
+    worker = serializers.CharField(help_text="The worker's username")
+    microtask = serializers.IntegerField()
+    frame_start = serializers.IntegerField()
+    frame_end = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices)
+    claimed_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    work_seconds = serializers.FloatField(allow_null=True)
+    active_seconds = serializers.FloatField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    auto_approve_at = serializers.DateTimeField(allow_null=True)
+    pay_amount = serializers.IntegerField(allow_null=True)
+    rejection_reason = serializers.CharField(allow_blank=True)
+    payload = AnnotationPayloadField(allow_null=True)
+
+
+class QualificationQuestionSerializer(serializers.Serializer):
+    """A question of a qualification test (``tasks.qualifying.question_for_worker``): a short
+    microtask whose frames are public test material; the answer is a payload of the type."""
+
+    id = serializers.IntegerField(help_text="Key of this question's answer in `answers`")
+    instructions = serializers.CharField(allow_blank=True)
+    classes = serializers.ListField(child=serializers.CharField())
+    frame_start = serializers.IntegerField()
+    frame_end = serializers.IntegerField()
+    annotate_frames = serializers.ListField(child=serializers.IntegerField())
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    frames = serializers.ListField(child=WorkerFrameSerializer())
+
+
+class QualificationTestSerializer(serializers.Serializer):
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    questions = serializers.ListField(child=QualificationQuestionSerializer())

@@ -1,0 +1,127 @@
+"""The schema types the work loop: the claim, submit and assignment answers, the requester's
+submission rows and the annotation payload of every kind are components with properties (not
+bare objects), so clients can be generated from ``/api/schema/`` and Schemathesis checks every
+answer against them (``test_schemathesis``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+
+from tasks.annotations import TOP_KEY
+
+PREFIX = "#/components/schemas/"
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict:
+    generated = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(generated))
+
+
+def _resolve(openapi: dict, schema: dict) -> dict:
+    while True:
+        if "$ref" in schema:
+            schema = openapi["components"]["schemas"][schema["$ref"].removeprefix(PREFIX)]
+        elif len(schema.get("allOf", ())) == 1:
+            schema = schema["allOf"][0]
+        else:
+            return schema
+
+
+def _answer(openapi: dict, method: str, path: str, status: str) -> dict:
+    response = openapi["paths"][path][method]["responses"][status]
+    return _resolve(openapi, response["content"]["application/json"]["schema"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/api/work/claim/", "201"),
+        ("post", "/api/work/assignments/{id}/submit/", "200"),
+        ("get", "/api/work/assignments/{id}/", "200"),
+    ],
+)
+def test_claim_submit_and_assignment_answer_the_assignment_component(openapi, method, path, status):
+    assignment = _answer(openapi, method, path, status)
+    assert assignment == openapi["components"]["schemas"]["Assignment"]
+    assert {"id", "status", "job", "task", "deadline", "pay", "submission"} <= set(
+        assignment["required"]
+    )
+    task = _resolve(openapi, assignment["properties"]["task"])
+    frame = _resolve(openapi, task["properties"]["frames"]["items"])
+    assert set(frame["properties"]) == {"frame", "url", "timestamp"}
+    submission = _resolve(openapi, assignment["properties"]["submission"])
+    assert _resolve(openapi, submission["properties"]["payload"]) == _resolve(
+        openapi, {"$ref": PREFIX + "AnnotationPayload"}
+    )
+    statuses = _resolve(openapi, assignment["properties"]["status"])["enum"]
+    assert {"claimed", "submitted", "approved", "rejected", "expired", "released"} <= set(statuses)
+
+
+def test_the_annotation_payload_is_one_of_the_four_formats(openapi):
+    payload = openapi["components"]["schemas"]["AnnotationPayload"]
+    kinds = [_resolve(openapi, ref) for ref in payload["oneOf"]]
+    # Each format is told apart by its one required list key (tasks.annotations.TOP_KEY).
+    assert sorted(k["required"] for k in kinds) == sorted([key] for key in TOP_KEY.values())
+    items = {
+        k["required"][0]: _resolve(openapi, k["properties"][k["required"][0]]["items"])
+        for k in kinds
+    }
+    assert set(items["boxes"]["required"]) == {"frame", "label", "box"}
+    assert items["boxes"]["properties"]["box"]["minItems"] == 4
+    assert set(items["polygons"]["required"]) == {"frame", "label", "points"}
+    assert items["polygons"]["properties"]["points"]["minItems"] == 3
+    assert set(items["labels"]["required"]) == {"frame", "label"}
+    track = items["tracks"]
+    assert set(track["required"]) == {"id", "label", "keyframes"}
+    keyframe = _resolve(openapi, track["properties"]["keyframes"]["items"])
+    assert set(keyframe["properties"]) == {"frame", "box", "outside"}
+    assert keyframe["required"] == ["frame"]  # an "outside" keyframe may leave out its box
+
+
+def test_every_request_that_carries_an_annotation_uses_the_payload_component(openapi):
+    def uses_payload(schema: dict, depth: int = 0) -> bool:
+        text = json.dumps(schema)
+        if PREFIX + "AnnotationPayload" in text:
+            return True
+        if depth > 3:
+            return False
+        refs = [part.split('"')[0] for part in text.split(PREFIX)[1:]]
+        return any(uses_payload(openapi["components"]["schemas"][r], depth + 1) for r in refs)
+
+    for method, path in [
+        ("post", "/api/work/assignments/{id}/submit/"),
+        ("post", "/api/work/qualifications/{annotation_type}/"),
+        ("put", "/api/quality/microtasks/{id}/gold/"),
+    ]:
+        body = openapi["paths"][path][method]["requestBody"]["content"]["application/json"]
+        assert uses_payload(body["schema"]), (method, path)
+    assert "additionalProperties" not in json.dumps(
+        openapi["components"]["schemas"]["AnnotationPayload"]
+    )
+
+
+def test_the_submissions_list_is_a_page_of_typed_rows(openapi):
+    page = _answer(openapi, "get", "/api/jobs/{id}/submissions/", "200")
+    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    row = _resolve(openapi, page["properties"]["results"]["items"])
+    assert {"id", "worker", "status", "payload", "pay_amount"} <= set(row["properties"])
+    params = {
+        p["name"]: p["schema"]
+        for p in openapi["paths"]["/api/jobs/{id}/submissions/"]["get"]["parameters"]
+    }
+    assert params["page_size"]["maximum"] == 500
+    assert "status" in params
+
+
+def test_the_qualification_test_and_its_result_are_typed(openapi):
+    path = "/api/work/qualifications/{annotation_type}/"
+    test = _answer(openapi, "get", path, "200")
+    question = _resolve(openapi, test["properties"]["questions"]["items"])
+    assert {"id", "classes", "frames", "width", "height"} <= set(question["properties"])
+    result = _answer(openapi, "post", path, "200")
+    assert set(result["properties"]) == {"annotation_type", "status", "score", "attempts"}
