@@ -34,7 +34,17 @@ class JobExportView(APIView):
             # Approved work only; headers:
             # X-Export-Id (the recorded export), X-Export-Microtasks (results delivered),
             # X-Export-Withheld (results waiting on work not approved).
-            (200, "application/json"): OpenApiTypes.OBJECT,
+            # COCO is one object; Label Studio's import format is a list of tasks.
+            (200, "application/json"): {
+                "oneOf": [
+                    {"type": "object", "description": "COCO", "additionalProperties": True},
+                    {
+                        "type": "array",
+                        "description": "Label Studio tasks",
+                        "items": {"type": "object", "additionalProperties": True},
+                    },
+                ]
+            },
             (200, "application/zip"): OpenApiTypes.BINARY,
             (200, "application/xml"): OpenApiTypes.BINARY,
             400: OpenApiResponse(
