@@ -4,6 +4,7 @@ keep the ``payments-*`` names and ``/api/payments/`` paths clients know."""
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -39,22 +40,39 @@ class JobQuoteView(APIView):
 class JobFundView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=s.FundingInSerializer, responses={201: dict, 502: error_response(502)})
+    @extend_schema(
+        request=s.FundingInSerializer,
+        responses={
+            201: s.FundingOutSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid input, or nothing left to fund (under Stripe's minimum)",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The payment would exceed the job's budget (`over_budget`: fund "
+                "with `fit_budget`, or raise the budget), the job is finished, or its currency "
+                "is not priced",
+            ),
+            502: error_response(502),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
+        """Open a Stripe Checkout Session for the job's quote (or `amount`); send the payer to
+        `checkout_url`."""
         data = s.FundingInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        job = _job(request, pk)
+        return_url = request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
         f = paying.job_funding_create(
-            job=_job(request, pk), requester=request.user, amount=data.validated_data.get("amount")
+            job=job,
+            requester=request.user,
+            return_url=return_url,
+            amount=data.validated_data.get("amount"),
+            fit_budget=data.validated_data.get("fit_budget", False),
         )
         return Response(
-            {
-                "funding": f.pk,
-                "amount": f.amount,
-                "currency": f.currency,
-                "payment_intent": f.stripe_payment_intent_id,
-                "client_secret": f.client_secret,
-                "quote": f.quote,
-            },
+            s.FundingOutSerializer(f, context={"return_url": return_url}).data,
             status=status.HTTP_201_CREATED,
         )
 
