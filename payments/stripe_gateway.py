@@ -67,7 +67,9 @@ def _client() -> stripe.StripeClient:
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    # ``for_json``: the SDK hydrates decimal fields (a Checkout Session's
+    # ``currency_conversion.fx_rate``) as Decimal; as strings they can be stored as JSON.
+    return obj.to_dict(for_json=True) if hasattr(obj, "to_dict") else dict(obj)
 
 
 def _call(fn, *args, **kwargs) -> Any:

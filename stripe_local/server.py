@@ -741,6 +741,7 @@ class LocalStripe:
             cancel_url=params["cancel_url"],
             url=f"{self.api_base}/_checkout/{cs_id}",
             after_expiration=None,
+            currency_conversion=None,
             customer_details=None,
             invoice_creation=None,
             shipping_address_collection=None,
