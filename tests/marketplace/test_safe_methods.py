@@ -140,6 +140,9 @@ ROUTE_KWARGS = {
     "quality-review-detail": lambda w: {"pk": w["review"].pk},
     "quality-review-resolve": lambda w: {"pk": w["review"].pk},
     "payments-job-funding": lambda w: {"pk": w["job"].pk},
+    "payments-funding-check": lambda w: {"pk": w["job"].pk, "funding_id": 1},
+    "payments-funding-cancel": lambda w: {"pk": w["job"].pk, "funding_id": 1},
+    "requester-job-budget": lambda w: {"pk": w["job"].pk},
     "media": lambda w: {"path": w["media"]},
 }
 
@@ -181,6 +184,9 @@ POST_ONLY = {
     "requester-job-videos-upload",
     "requester-job-video-delete",
     "requester-job-process",
+    "payments-funding-check",
+    "payments-funding-cancel",
+    "requester-job-budget",
     "work-claim",
     "quality-appeal",
     "quality-gold-create",

@@ -166,9 +166,10 @@ def test_returning_from_checkout_confirms_the_payment_without_the_webhook(
     back = pay_on_page(f, CARD_SUCCEEDS).headers["Location"]
     assert back.startswith(f"http://testserver/requester/jobs/{job.pk}/funding/?")
     # The page the payer lands on asks Stripe through a POST, sent by its script.
+    asked = len(stripe_server.request_log)
     page = client.get(back.removeprefix("http://testserver")).content.decode()
     assert 'data-auto-check="1"' in page and "js/funding_return.js" in page
-    assert credited(job) == 0  # the GET changed nothing
+    assert credited(job) == 0 and len(stripe_server.request_log) == asked  # the GET asks nothing
     checked = client.post(f"/requester/jobs/{job.pk}/funding/{f.pk}/check/", follow=True)
     text = checked.content.decode()
     f.refresh_from_db()
