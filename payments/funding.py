@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -234,6 +235,23 @@ def _anomaly(
     return anomaly
 
 
+def _refuse(
+    funding: Funding,
+    problems: list[tuple[str, str]],
+    *,
+    paid: bool,
+    flag: Callable[[str, str], PaymentAnomaly],
+) -> StripeCheck:
+    """Record each ``(kind, message)`` as an anomaly and credit nothing. When Stripe says this
+    very funding was paid yet disagrees with it, it can never be credited as it stands: the row
+    says so too (``flagged``)."""
+    anomalies = tuple(flag(kind, message) for kind, message in problems)
+    if paid and funding.status != FundingStatus.SUCCEEDED:
+        funding.status = FundingStatus.FLAGGED
+        funding.save(update_fields=["status", "updated_at"])
+    return StripeCheck(row=funding, anomalies=anomalies)
+
+
 def _intent_from_stripe(payment_intent_id: str) -> dict | None:
     """Stripe's own copy of a PaymentIntent, or None when Stripe has no such PaymentIntent.
 
@@ -390,13 +408,7 @@ def funding_confirm(
                 )
             )
     if problems:
-        anomalies = tuple(flag(kind, message) for kind, message in problems)
-        if succeeded and funding.status != FundingStatus.SUCCEEDED:
-            # Stripe's record of this very funding disagrees with it: it can never be credited
-            # as it stands, so say so on the row too.
-            funding.status = FundingStatus.FLAGGED
-            funding.save(update_fields=["status", "updated_at"])
-        return StripeCheck(row=funding, anomalies=anomalies)
+        return _refuse(funding, problems, paid=succeeded, flag=flag)
 
     moved = False
     if funding.status != FundingStatus.SUCCEEDED:
@@ -826,11 +838,7 @@ def funding_confirm_checkout(
             )
         )
     if problems:
-        anomalies = tuple(flag(kind, message) for kind, message in problems)
-        if paid and funding.status != FundingStatus.SUCCEEDED:
-            funding.status = FundingStatus.FLAGGED
-            funding.save(update_fields=["status", "updated_at"])
-        return StripeCheck(row=funding, anomalies=anomalies)
+        return _refuse(funding, problems, paid=paid, flag=flag)
 
     if pi_id and not funding.stripe_payment_intent_id:
         funding.stripe_payment_intent_id = pi_id

@@ -57,6 +57,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from marketplace.money import ZERO_DECIMAL  # pure: which currencies have no minor unit
+
 logger = logging.getLogger("stripe_local")
 
 _FIXTURE_PATHS = [
@@ -964,26 +966,6 @@ class LocalStripe:
         return 302, "onboarded", {"Location": location} if location else {}
 
 
-_ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-
-
 def _checkout_html(session: dict | None, message: str) -> str:
     """The test payment page: one self-contained document (no script, no outside resource)."""
     esc = html.escape
@@ -994,7 +976,7 @@ def _checkout_html(session: dict | None, message: str) -> str:
         amount = session["amount_total"]
         shown = (
             f"{amount:,} {currency.upper()}"
-            if currency in _ZERO_DECIMAL
+            if currency in ZERO_DECIMAL
             else f"{amount / 100:,.2f} {currency.upper()}"
         )
         cancel = esc(session["cancel_url"], quote=True)

@@ -40,13 +40,19 @@ def _job():
     return job
 
 
-def _browser_page(pw, violations: list):
+def _to_payment_page(pw, violations: list, live_server, stripe_local, job):
+    """The requester signs in, clicks Fund on the job's funding page and lands on the local
+    server's payment page; returns the browser and the page."""
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on(
         "console",
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
+    login(page, live_server.url, job.requester.username)
+    page.goto(f"{live_server.url}/requester/jobs/{job.pk}/funding/")
+    page.click("#fund-quote")
+    page.wait_for_url(f"{stripe_local.api_base}/_checkout/**")
     return browser, page
 
 
@@ -61,11 +67,7 @@ def test_requester_pays_a_job_through_checkout_and_sees_it_funded(live_server, s
     violations: list[str] = []
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM is not used while the browser runs
     with sync_playwright() as pw:
-        browser, page = _browser_page(pw, violations)
-        login(page, live_server.url, job.requester.username)
-        page.goto(funding_url)
-        page.click("#fund-quote")
-        page.wait_for_url(f"{stripe_local.api_base}/_checkout/**")
+        browser, page = _to_payment_page(pw, violations, live_server, stripe_local, job)
         shown = page.locator("#amount").inner_text()
         page.fill("#card_number", "4242 4242 4242 4242")
         page.click("#pay")
@@ -97,13 +99,9 @@ def test_a_declined_card_shows_its_error_and_a_cancelled_payment_charges_nothing
     job = _job()
     funding_url = f"{live_server.url}/requester/jobs/{job.pk}/funding/"
     violations: list[str] = []
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM is not used while the browser runs
     with sync_playwright() as pw:
-        browser, page = _browser_page(pw, violations)
-        login(page, live_server.url, job.requester.username)
-        page.goto(funding_url)
-        page.click("#fund-quote")
-        page.wait_for_url(f"{stripe_local.api_base}/_checkout/**")
+        browser, page = _to_payment_page(pw, violations, live_server, stripe_local, job)
         page.fill("#card_number", "4000 0000 0000 0002")
         page.click("#pay")
         page.wait_for_selector(".error[role=alert]")
