@@ -101,7 +101,7 @@ def _funding(request: HttpRequest, pk: int, funding_id: int) -> Funding:
 
 @login_required
 @require_POST
-def funding_check(request: HttpRequest, pk: int, funding_id: int) -> HttpResponse:
+def funding_check_page(request: HttpRequest, pk: int, funding_id: int) -> HttpResponse:
     """Ask Stripe now whether this payment went through (idempotent; credits at most once)."""
     funding = _funding(request, pk, funding_id)
     try:
@@ -115,7 +115,7 @@ def funding_check(request: HttpRequest, pk: int, funding_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def funding_cancel(request: HttpRequest, pk: int, funding_id: int) -> HttpResponse:
+def funding_cancel_page(request: HttpRequest, pk: int, funding_id: int) -> HttpResponse:
     """Give up an unpaid Checkout payment (Stripe expires the session; nothing is charged)."""
     funding = _funding(request, pk, funding_id)
     try:

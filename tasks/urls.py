@@ -23,12 +23,12 @@ urlpatterns = [
     ),
     path(
         "requester/jobs/<int:pk>/funding/<int:funding_id>/check/",
-        funding_views.funding_check,
+        funding_views.funding_check_page,
         name="payments-funding-check",
     ),
     path(
         "requester/jobs/<int:pk>/funding/<int:funding_id>/cancel/",
-        funding_views.funding_cancel,
+        funding_views.funding_cancel_page,
         name="payments-funding-cancel",
     ),
     path(

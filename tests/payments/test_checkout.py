@@ -479,3 +479,24 @@ def test_a_page_that_is_not_the_requesters_own_payment_is_404(
     other_job.save(update_fields=["requester"])
     # A funding id of another job, under this job's path: 404 too.
     assert owner.post(f"/requester/jobs/{other_job.pk}/funding/{f.pk}/check/").status_code == 404
+
+
+def test_a_funding_made_before_checkout_is_still_confirmed_from_its_payment_intent(
+    stripe_server, job
+):
+    """Rows from before Checkout recorded a PaymentIntent of their own: the return check and
+    its webhook still confirm them through it."""
+    row = Funding.objects.create(job=job, requester=job.requester, amount=610, currency="usd")
+    pi = stripe_gateway.payment_intent_create(
+        amount=610,
+        currency="usd",
+        transfer_group=f"job:{job.pk}",
+        metadata={"funding_id": str(row.pk), "job_id": str(job.pk)},
+        idempotency_key=f"funding:{row.pk}",
+    )
+    row.stripe_payment_intent_id = pi["id"]
+    row.save(update_fields=["stripe_payment_intent_id"])
+    assert funding.funding_refresh(funding=row).status == FundingStatus.CREATED
+    stripe_server.succeed_payment_intent(pi["id"])
+    assert funding.funding_refresh(funding=row).status == FundingStatus.SUCCEEDED
+    assert credited(job) == 610
