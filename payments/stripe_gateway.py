@@ -16,6 +16,7 @@ Returns plain dicts shaped like Stripe's objects.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,8 @@ from .errors import (
 )
 
 STRIPE_API_VERSION = "2026-10-28.endive"
+
+logger = logging.getLogger(__name__)
 
 _local = threading.local()
 
@@ -76,7 +79,9 @@ def _call(fn, *args, **kwargs) -> Any:
     try:
         return fn(*args, **kwargs)
     except stripe.APIConnectionError as exc:
-        raise StripeTimeout(f"Stripe did not answer ({exc.user_message or exc}).") from exc
+        # The connection's own words (hosts, ports, errno) are for the log, not for people.
+        logger.warning("Stripe did not answer: %s", exc.user_message or exc)
+        raise StripeTimeout("Stripe did not answer in time. Try again in a minute.") from exc
     except stripe.RateLimitError as exc:
         raise StripeRateLimited(f"Stripe rate limited the request: {exc.user_message}") from exc
     except stripe.IdempotencyError as exc:

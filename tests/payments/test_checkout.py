@@ -500,3 +500,20 @@ def test_a_funding_made_before_checkout_is_still_confirmed_from_its_payment_inte
     stripe_server.succeed_payment_intent(pi["id"])
     assert funding.funding_refresh(funding=row).status == FundingStatus.SUCCEEDED
     assert credited(job) == 610
+
+
+def test_stripe_out_of_reach_is_said_plainly_and_charges_nothing(
+    stripe_server, job, client, settings
+):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        settings.STRIPE_API_BASE = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    client.force_login(job.requester)
+    page = client.post(f"/requester/jobs/{job.pk}/funding/", {"fund": "quote"}, follow=True)
+    text = page.content.decode()
+    assert page.status_code == 200 and "Stripe did not answer in time" in text
+    assert "127.0.0.1" not in text and "Connection" not in text
+    assert Funding.objects.filter(job=job).count() == 0  # the row went with the transaction
