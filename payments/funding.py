@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from marketplace.errors import Conflict, PermissionDenied, ValidationError
 from marketplace.models import FINAL_JOB_STATUSES, Job, User
+from marketplace.money import format_money
 
 from . import pricing
 from . import stripe_gateway as gateway
@@ -110,11 +111,12 @@ def funding_create(
             f"The job is already funded for its quote (needs {amount}, and Stripe charges at "
             f"least {STRIPE_MINIMUM_CHARGE})."
         )
-    room = max(0, job.budget - funded)
+    room = budget_room(job=job)
     if amount > room:
         raise OverBudget(
-            f"The job's budget leaves {room} {job.currency} to fund; this payment is {amount}. "
-            "Fund what the budget covers, or raise the budget.",
+            f"The job's budget leaves {format_money(room, job.currency)} to fund; this payment "
+            f"is {format_money(amount, job.currency)}. Fund what the budget covers, or raise "
+            "the budget.",
             extra={"budget": job.budget, "funded": funded, "room": room, "amount": amount},
         )
     funding = Funding.objects.create(
@@ -160,13 +162,13 @@ def funding_create(
 # row's own amount, in its own currency, once (ledger key ``fund:pi:<id>`` and the row's status),
 # and only after Stripe itself, re-read over the API with our secret key, says that the row's own
 # PaymentIntent succeeded having received exactly that amount in that currency. Anything else is
-# stored as a PaymentAnomaly (plus an audit-log entry) for an admin and credits nothing. A
-# PaymentIntent is never attached to a funding after the fact: ``funding_create`` records it in
-# the same transaction that creates the row, so a row without one was never committed.
-# With Stripe Checkout (how fundings are made now) the row records its Checkout Session in that
-# transaction instead, and the session's PaymentIntent, which Stripe creates only when the
-# requester pays, is attached to the row only when Stripe's own copy of that recorded session
-# names it (``_attach_from_checkout``); every check below then runs on the PaymentIntent as before.
+# stored as a PaymentAnomaly (plus an audit-log entry) for an admin and credits nothing. What
+# ties Stripe's objects to a row is recorded in the transaction that creates the row, so a row
+# without it was never committed: its Checkout Session (``funding_create``; rows made before
+# Checkout recorded a PaymentIntent of their own). The session's PaymentIntent, which Stripe
+# creates only when the requester pays, is attached to the row only when Stripe's own copy of that
+# recorded session names it (``_attach_from_checkout``, ``funding_confirm_checkout``), never on an
+# event's or a metadata's word; every check below then runs on the PaymentIntent.
 # (Invariant 8; ``tests/payments/test_attacks_funding.py`` and ``test_checkout.py`` attack each
 # rule.)
 

@@ -19,6 +19,7 @@ from django.db.models import Count
 from marketplace.models import Job
 from payments import pricing
 from payments.escrow import check_job_currency
+from payments.funding import budget_room
 from payments.selectors import active_policy, escrow_balance
 
 from .models import Assignment, MicroTask, MicroTaskStatus, Slot
@@ -209,6 +210,6 @@ def funding_options(*, job: Job) -> FundingOptions:
     quote = job_quote(job=job)
     funded = escrow_balance(job=job).funded
     need = max(0, quote.fund_amount - funded)
-    room = max(0, job.budget - funded)
+    room = budget_room(job=job)
     coverage = budget_coverage(job=job, amount=room) if need > room else None
     return FundingOptions(quote=quote, funded=funded, need=need, room=room, coverage=coverage)

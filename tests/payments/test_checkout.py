@@ -382,6 +382,8 @@ def test_a_quote_over_the_budget_is_refused_and_the_budget_funds_what_it_covers(
     api = client_for(job.requester)
     r = api.post(f"/api/payments/jobs/{job.pk}/fund/", {}, format="json")
     assert r.status_code == 409 and r.json()["error"]["code"] == "over_budget"
+    room = f"${job.budget / 100:,.2f}"
+    assert f"The job's budget leaves {room} to fund" in r.json()["error"]["message"]
     assert stripe_server.state.checkout_sessions == {}
     options = quoting.funding_options(job=job)
     assert options.over_budget and options.room == job.budget and options.need == need
