@@ -711,7 +711,10 @@ def earnings_release_due(*, now: datetime | None = None, batch: int = 500) -> in
 def funding_refresh(*, funding: Funding) -> Funding:
     """Ask Stripe for the funding's state (the requester came back from Checkout, or asked;
     webhooks do the rest). The same checks as the webhooks': only Stripe's confirmation of this
-    funding credits it, once, however often it is asked."""
+    funding credits it, once, however often it is asked. Only a funding still awaiting payment
+    asks Stripe: a settled one (credited, expired, flagged...) is answered from our row."""
+    if funding.status != FundingStatus.CREATED:
+        return funding
     try:
         if funding.stripe_checkout_session_id:
             funding_confirm_checkout(session_id=funding.stripe_checkout_session_id)

@@ -87,6 +87,13 @@ class FundingInSerializer(serializers.Serializer):
         }
 
 
+class _FundingQuoteSerializer(QuoteSerializer):
+    """The quote a funding was made for (null for a row that recorded none)."""
+
+    def get_attribute(self, instance):
+        return instance.quote or None
+
+
 class FundingOutSerializer(serializers.Serializer):
     """A funding and what a client needs to complete it: send the payer to ``checkout_url``
     (Stripe's hosted Checkout page). Escrow is credited when Stripe confirms the payment
@@ -99,7 +106,10 @@ class FundingOutSerializer(serializers.Serializer):
     checkout_session = serializers.CharField(
         source="stripe_checkout_session_id", help_text="Stripe Checkout Session id"
     )
-    checkout_url = serializers.URLField(help_text="Stripe's hosted payment page for the session")
+    checkout_url = serializers.CharField(
+        help_text="Stripe's hosted payment page for the session (empty for a funding made "
+        "before Checkout)"
+    )
     payment_intent = serializers.CharField(
         source="stripe_payment_intent_id",
         help_text="Set once the payer has paid (Stripe creates it on the Checkout page)",
@@ -107,7 +117,7 @@ class FundingOutSerializer(serializers.Serializer):
     return_url = serializers.SerializerMethodField(
         help_text="Where Stripe sends the payer back: the job's funding page"
     )
-    quote = QuoteSerializer()
+    quote = _FundingQuoteSerializer(allow_null=True)
 
     def get_return_url(self, funding) -> str:
         return self.context.get("return_url", "")

@@ -17,6 +17,7 @@ from marketplace.api.schema import error_response
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
+from payments import funding as pay_funding
 from payments.api import serializers as s
 from tasks import paying, quoting
 
@@ -75,6 +76,31 @@ class JobFundView(APIView):
             s.FundingOutSerializer(f, context={"return_url": return_url}).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class JobFundingCheckView(APIView):
+    """Ask Stripe now whether a funding was paid (what the funding page does when the payer
+    comes back from Checkout); idempotent: Stripe's confirmation credits the escrow once."""
+
+    permission_classes = [IsRequester]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.FundingOutSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such job, or funding of it"),
+            409: OpenApiResponse(ErrorSerializer, description="The job is finished"),
+        },
+    )
+    def post(self, request: Request, pk: int, funding_id: int) -> Response:
+        job = _job(request, pk)
+        funding = job.fundings.filter(pk=funding_id).first()
+        if funding is None:
+            raise NotFound("No such funding.")
+        pay_funding.funding_check(job=job, requester=request.user)
+        funding = pay_funding.funding_refresh(funding=funding)
+        return_url = request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
+        return Response(s.FundingOutSerializer(funding, context={"return_url": return_url}).data)
 
 
 class JobBonusView(APIView):

@@ -31,6 +31,7 @@ from payments.models import (
 from payments.selectors import escrow_balance
 from tasks import quoting
 from tasks.models import MicroTask, Slot
+from tests.factories import RequesterFactory
 from tests.payments.conftest import (
     CARD_DECLINED,
     CARD_SUCCEEDS,
@@ -484,7 +485,7 @@ def test_a_page_that_is_not_the_requesters_own_payment_is_404(
 
 
 def test_a_funding_made_before_checkout_is_still_confirmed_from_its_payment_intent(
-    stripe_server, job
+    stripe_server, job, client_for
 ):
     """Rows from before Checkout recorded a PaymentIntent of their own: the return check and
     its webhook still confirm them through it."""
@@ -502,6 +503,13 @@ def test_a_funding_made_before_checkout_is_still_confirmed_from_its_payment_inte
     stripe_server.succeed_payment_intent(pi["id"])
     assert funding.funding_refresh(funding=row).status == FundingStatus.SUCCEEDED
     assert credited(job) == 610
+    r = client_for(job.requester).post(f"/api/payments/jobs/{job.pk}/fundings/{row.pk}/check/")
+    assert r.status_code == 200
+    assert (r.json()["status"], r.json()["checkout_url"], r.json()["quote"]) == (
+        "succeeded",
+        "",
+        None,
+    )
 
 
 def test_stripe_out_of_reach_is_said_plainly_and_charges_nothing(
@@ -519,3 +527,35 @@ def test_stripe_out_of_reach_is_said_plainly_and_charges_nothing(
     assert page.status_code == 200 and "Stripe did not answer in time" in text
     assert "127.0.0.1" not in text and "Connection" not in text
     assert Funding.objects.filter(job=job).count() == 0  # the row went with the transaction
+
+
+def test_an_api_client_confirms_its_payment_after_checkout(stripe_server, job, client_for):
+    api = client_for(job.requester)
+    r = api.post(f"/api/payments/jobs/{job.pk}/fund/", {"amount": 1_800}, format="json")
+    body = r.json()
+    check = f"/api/payments/jobs/{job.pk}/fundings/{body['funding']}/check/"
+    assert api.post(check).json()["status"] == "created"  # not paid yet
+    stripe_server.pay_checkout_session(body["checkout_session"])
+    for _ in range(2):
+        r = api.post(check)
+        assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    assert r.json()["payment_intent"].startswith("pi_") and credited(job) == 1_800
+    # Someone else's funding (or a funding of another job) is a 404.
+    other = client_for(RequesterFactory())
+    assert other.post(check).status_code == 404
+    other_job = budgeted(ready_job(n=1, price=60, budget=0))
+    other_job.requester = job.requester
+    other_job.save(update_fields=["requester"])
+    wrong = f"/api/payments/jobs/{other_job.pk}/fundings/{body['funding']}/check/"
+    assert api.post(wrong).status_code == 404
+    assert LedgerTransaction.objects.filter(kind=TxKind.FUND).count() == 1
+
+
+def test_a_settled_funding_is_answered_without_asking_stripe(stripe_server, job):
+    f = checkout_funding(job, amount=700)
+    pay_checkout(stripe_server, f)
+    assert funding.funding_refresh(funding=f).status == FundingStatus.SUCCEEDED
+    asked = len(stripe_server.request_log)
+    for _ in range(3):
+        assert funding.funding_refresh(funding=f).status == FundingStatus.SUCCEEDED
+    assert len(stripe_server.request_log) == asked

@@ -588,6 +588,13 @@ ROUTES: dict[str, list[Probe]] = {
             body=lambda w: {"amount": 5000},
         )
     ],
+    "api/payments/jobs/<int:pk>/fundings/<int:funding_id>/check/": [
+        Probe(
+            lambda w: f"/api/payments/jobs/{job(w)}/fundings/{w.funding.pk}/check/",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
     "api/payments/jobs/<int:pk>/refund/": [
         Probe(
             lambda w: f"/api/payments/jobs/{job(w)}/refund/",
