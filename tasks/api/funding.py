@@ -29,6 +29,11 @@ def _job(request: Request, pk: int):
     return job
 
 
+def _return_url(request: Request, job) -> str:
+    """Where Checkout sends the payer back: the job's funding page."""
+    return request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
+
+
 class JobQuoteView(APIView):
     permission_classes = [IsRequester]
 
@@ -64,7 +69,7 @@ class JobFundView(APIView):
         data = s.FundingInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = _job(request, pk)
-        return_url = request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
+        return_url = _return_url(request, job)
         f = paying.job_funding_create(
             job=job,
             requester=request.user,
@@ -99,7 +104,7 @@ class JobFundingCheckView(APIView):
             raise NotFound("No such funding.")
         pay_funding.funding_check(job=job, requester=request.user)
         funding = pay_funding.funding_refresh(funding=funding)
-        return_url = request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
+        return_url = _return_url(request, job)
         return Response(s.FundingOutSerializer(funding, context={"return_url": return_url}).data)
 
 
