@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+STRIPE_LOCAL_PORT ?= 12111
 TEST_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings.test
 BENCHES := $(patsubst bench/%.py,%,$(filter-out bench/_%.py,$(wildcard bench/*.py)))
 
@@ -24,14 +25,20 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## make run: embedded database, demo data, development server on http://127.0.0.1:8000
+## make run: embedded database, demo data, the local Stripe server (Checkout's test payment page
+## and signed webhooks to this server) and the development server on http://127.0.0.1:8000
 run: install
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 	@echo "To see the marketplace live (a simulated crowd, funding, consensus, payouts, exports): $(PY) manage.py demo"
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	@echo "Local Stripe on http://127.0.0.1:$(STRIPE_LOCAL_PORT)/  (test card 4242 4242 4242 4242)"
+	@$(PY) -m stripe_local.server --port $(STRIPE_LOCAL_PORT) \
+	    --webhook http://$(HOST):$(PORT)/stripe/webhook/ \
+	    --connect-webhook http://$(HOST):$(PORT)/stripe/webhook/connect/ & \
+	  stripe_pid=$$!; trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
+	  STRIPE_LOCAL_PORT=$(STRIPE_LOCAL_PORT) $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 services:
 	@scripts/ensure-services.sh

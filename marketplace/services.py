@@ -285,3 +285,25 @@ def job_update(*, job: Job, by: User | None = None, **fields: Any) -> Job:
     _job_validate(job, actor=by or job.requester, changed=changed, current=current)
     job.save()
     return job
+
+
+@transaction.atomic
+def job_budget_raise(*, job: Job, by: User, budget: Any) -> Job:
+    """Raise the budget of a job that is not finished (the funding page's "raise the budget").
+
+    Unlike the other settings a budget may grow after the draft (a quote above it is the usual
+    reason), never shrink: funding already paid in under it stays within it.
+    """
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if not (by.is_staff or job.requester_id == by.pk):
+        raise PermissionDenied("Only the job's requester can change its budget.")
+    if job.is_final:
+        raise InvalidTransition("A finished job's budget cannot change.")
+    problem = bounds.money_amount_error(budget)
+    if problem is None and budget < job.budget:
+        problem = f"The budget can only be raised (it is {job.budget} now)."
+    if problem is not None:
+        _raise_field_errors({"budget": [problem]})
+    job.budget = budget
+    job.save(update_fields=["budget", "updated_at"])
+    return job

@@ -206,11 +206,17 @@ class FundingAdmin(ReadOnlyAdmin):
         "currency",
         "status",
         "amount_refunded",
+        "stripe_checkout_session_id",
         "stripe_payment_intent_id",
         "created_at",
     )
     list_filter = ("status", "currency")
-    search_fields = ("stripe_payment_intent_id", "requester__username", "=job__id")
+    search_fields = (
+        "stripe_checkout_session_id",
+        "stripe_payment_intent_id",
+        "requester__username",
+        "=job__id",
+    )
 
 
 @admin.register(Refund)

@@ -4,7 +4,9 @@ earnings leaving the hold period. (Bonuses, which need to know who worked on a j
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +16,7 @@ from django.utils import timezone
 
 from marketplace.errors import Conflict, PermissionDenied, ValidationError
 from marketplace.models import FINAL_JOB_STATUSES, Job, User
+from marketplace.money import format_money
 
 from . import pricing
 from . import stripe_gateway as gateway
@@ -59,24 +62,62 @@ def funding_check(*, job: Job, requester: User) -> None:
         raise Conflict("A finished job cannot be funded.")
 
 
+class OverBudget(Conflict):
+    """The payment would take the job's funding above its budget."""
+
+    code = "over_budget"
+
+
+def budget_room(*, job: Job) -> int:
+    """What the job's budget still allows to be paid in (budget minus escrow funded so far)."""
+    return max(0, job.budget - escrow_balance(job=job).funded)
+
+
+def _checkout_return_url(base: str, funding: Funding, outcome: str) -> str:
+    glue = "&" if "?" in base else "?"
+    return f"{base}{glue}funding={funding.pk}&checkout={outcome}"
+
+
 @transaction.atomic
 def funding_create(
-    *, job: Job, requester: User, quote: pricing.Quote, amount: int | None = None
+    *,
+    job: Job,
+    requester: User,
+    quote: pricing.Quote,
+    return_url: str,
+    amount: int | None = None,
 ) -> Funding:
-    """A PaymentIntent for what the job still needs (its ``quote``'s fund amount minus escrow).
+    """A Stripe Checkout Session for what the job still needs (its ``quote``'s fund amount minus
+    escrow), or ``amount``; never above what the job's budget leaves (:class:`OverBudget`).
 
     The quote is the caller's (``tasks.paying.job_funding_create`` prices the microtasks and
-    saves the prices first). The job's escrow is credited only when Stripe says
-    ``payment_intent.succeeded``.
+    saves the prices first). Stripe's hosted page sends the requester back to ``return_url``
+    (with ``?funding=<id>&checkout=return|cancel``). Earlier unpaid sessions of the job are
+    settled first (expired at Stripe, or credited if they were paid meanwhile), so a requester
+    never holds two payable sessions for the same work. The job's escrow is credited only when
+    Stripe confirms the payment (``funding_confirm_checkout`` / ``funding_confirm``).
     """
     funding_check(job=job, requester=requester)
+    for earlier in Funding.objects.filter(job=job, status=FundingStatus.CREATED).exclude(
+        stripe_checkout_session_id=""
+    ):
+        funding_confirm_checkout(session_id=earlier.stripe_checkout_session_id, expire_open=True)
+    funded = escrow_balance(job=job).funded
     if amount is None:
-        amount = max(0, quote.fund_amount - escrow_balance(job=job).funded)
+        amount = max(0, quote.fund_amount - funded)
     check_money_amount(amount, allow_zero=True)
     if amount < STRIPE_MINIMUM_CHARGE:
         raise ValidationError(
             f"The job is already funded for its quote (needs {amount}, and Stripe charges at "
             f"least {STRIPE_MINIMUM_CHARGE})."
+        )
+    room = budget_room(job=job)
+    if amount > room:
+        raise OverBudget(
+            f"The job's budget leaves {format_money(room, job.currency)} to fund; this payment "
+            f"is {format_money(amount, job.currency)}. Fund what the budget covers, or raise "
+            "the budget.",
+            extra={"budget": job.budget, "funded": funded, "room": room, "amount": amount},
         )
     funding = Funding.objects.create(
         job=job,
@@ -85,24 +126,31 @@ def funding_create(
         currency=job.currency,
         quote={k: v for k, v in quote.__dict__.items()},
     )
-    intent = gateway.payment_intent_create(
+    metadata = {"funding_id": str(funding.pk), "job_id": str(job.pk)}
+    session = gateway.checkout_session_create(
         amount=amount,
         currency=job.currency,
+        name=f"Crowdlabel job #{job.pk}: {job.title}"[:200],
+        success_url=_checkout_return_url(return_url, funding, "return"),
+        cancel_url=_checkout_return_url(return_url, funding, "cancel"),
+        metadata=metadata,
+        client_reference_id=f"funding-{funding.pk}",
         transfer_group=f"job:{job.pk}",
-        metadata={"funding_id": str(funding.pk), "job_id": str(job.pk)},
-        idempotency_key=f"funding:{funding.pk}",
+        idempotency_key=f"funding:{funding.pk}:checkout",
         description=f"Crowdlabel job #{job.pk}: {job.title}"[:200],
     )
-    funding.stripe_payment_intent_id = intent["id"]
-    funding.client_secret = intent.get("client_secret") or ""
-    funding.save(update_fields=["stripe_payment_intent_id", "client_secret", "updated_at"])
+    # Recorded in the transaction that creates the row: a session id is never attached after
+    # the fact (its PaymentIntent is, and only as Stripe's copy of this session names it).
+    funding.stripe_checkout_session_id = session["id"]
+    funding.checkout_url = session.get("url") or ""
+    funding.save(update_fields=["stripe_checkout_session_id", "checkout_url", "updated_at"])
     audit_log_record(
         action="funding.created",
         actor=requester,
         amount=amount,
         currency=job.currency,
         obj=funding,
-        payment_intent=intent["id"],
+        checkout_session=session["id"],
     )
     return funding
 
@@ -114,10 +162,15 @@ def funding_create(
 # row's own amount, in its own currency, once (ledger key ``fund:pi:<id>`` and the row's status),
 # and only after Stripe itself, re-read over the API with our secret key, says that the row's own
 # PaymentIntent succeeded having received exactly that amount in that currency. Anything else is
-# stored as a PaymentAnomaly (plus an audit-log entry) for an admin and credits nothing. A
-# PaymentIntent is never attached to a funding after the fact: ``funding_create`` records it in
-# the same transaction that creates the row, so a row without one was never committed.
-# (Invariant 8; ``tests/payments/test_attacks_funding.py`` attacks each rule.)
+# stored as a PaymentAnomaly (plus an audit-log entry) for an admin and credits nothing. What
+# ties Stripe's objects to a row is recorded in the transaction that creates the row, so a row
+# without it was never committed: its Checkout Session (``funding_create``; rows made before
+# Checkout recorded a PaymentIntent of their own). The session's PaymentIntent, which Stripe
+# creates only when the requester pays, is attached to the row only when Stripe's own copy of that
+# recorded session names it (``_attach_from_checkout``, ``funding_confirm_checkout``), never on an
+# event's or a metadata's word; every check below then runs on the PaymentIntent.
+# (Invariant 8; ``tests/payments/test_attacks_funding.py`` and ``test_checkout.py`` attack each
+# rule.)
 
 
 @dataclass(frozen=True)
@@ -138,7 +191,17 @@ def _summary(obj: dict | None) -> dict | None:
     """The fields of a Stripe object (or an event's copy) that the checks compare."""
     if not isinstance(obj, dict):
         return None
-    keys = ("id", "status", "amount", "amount_received", "currency", "payment_intent", "metadata")
+    keys = (
+        "id",
+        "status",
+        "amount",
+        "amount_received",
+        "amount_total",
+        "payment_status",
+        "currency",
+        "payment_intent",
+        "metadata",
+    )
     return {k: obj.get(k) for k in keys if k in obj}
 
 
@@ -174,6 +237,23 @@ def _anomaly(
     return anomaly
 
 
+def _refuse(
+    funding: Funding,
+    problems: list[tuple[str, str]],
+    *,
+    paid: bool,
+    flag: Callable[[str, str], PaymentAnomaly],
+) -> StripeCheck:
+    """Record each ``(kind, message)`` as an anomaly and credit nothing. When Stripe says this
+    very funding was paid yet disagrees with it, it can never be credited as it stands: the row
+    says so too (``flagged``)."""
+    anomalies = tuple(flag(kind, message) for kind, message in problems)
+    if paid and funding.status != FundingStatus.SUCCEEDED:
+        funding.status = FundingStatus.FLAGGED
+        funding.save(update_fields=["status", "updated_at"])
+    return StripeCheck(row=funding, anomalies=anomalies)
+
+
 def _intent_from_stripe(payment_intent_id: str) -> dict | None:
     """Stripe's own copy of a PaymentIntent, or None when Stripe has no such PaymentIntent.
 
@@ -186,6 +266,52 @@ def _intent_from_stripe(payment_intent_id: str) -> dict | None:
         if exc.http_status == 404 or exc.stripe_code == "resource_missing":
             return None
         raise
+
+
+def _session_from_stripe(session_id: str) -> dict | None:
+    """Stripe's own copy of a Checkout Session, or None when Stripe has no such session."""
+    if not session_id:
+        return None
+    try:
+        return gateway.checkout_session_retrieve(session_id)
+    except StripeRequestRefused as exc:
+        if exc.http_status == 404 or exc.stripe_code == "resource_missing":
+            return None
+        raise
+
+
+def _session_intent_id(session: dict) -> str:
+    pi = session.get("payment_intent")
+    return str((pi.get("id") if isinstance(pi, dict) else pi) or "")
+
+
+def _attach_from_checkout(payment_intent_id: str, intent: dict | None) -> Funding | None:
+    """The funding a Checkout PaymentIntent belongs to, before its session's completion was
+    seen: the PaymentIntent's metadata names a funding whose recorded Checkout Session, re-read
+    from Stripe, names this very PaymentIntent. Then it is recorded on the row (locked)."""
+    named = str(((intent or {}).get("metadata") or {}).get("funding_id", ""))
+    if not named.isdigit():
+        return None
+    funding = (
+        Funding.objects.select_for_update()
+        .select_related("job")
+        .filter(pk=int(named))
+        .exclude(stripe_checkout_session_id="")
+        .first()
+    )
+    if funding is None or funding.stripe_payment_intent_id not in ("", payment_intent_id):
+        return None
+    if not funding.stripe_payment_intent_id:
+        session = _session_from_stripe(funding.stripe_checkout_session_id)
+        if (
+            session is None
+            or _session_intent_id(session) != payment_intent_id
+            or str((session.get("metadata") or {}).get("funding_id", "")) != str(funding.pk)
+        ):
+            return None
+        funding.stripe_payment_intent_id = payment_intent_id
+        funding.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+    return funding
 
 
 @transaction.atomic
@@ -207,6 +333,8 @@ def funding_confirm(
         if payment_intent_id
         else None
     )
+    if funding is None and intent is not None:
+        funding = _attach_from_checkout(payment_intent_id, intent)
     said = {"stripe_said": _summary(intent), "event_said": _summary(claimed)}
 
     def flag(kind: str, message: str, about: Funding | None = funding) -> PaymentAnomaly:
@@ -282,13 +410,7 @@ def funding_confirm(
                 )
             )
     if problems:
-        anomalies = tuple(flag(kind, message) for kind, message in problems)
-        if succeeded and funding.status != FundingStatus.SUCCEEDED:
-            # Stripe's record of this very funding disagrees with it: it can never be credited
-            # as it stands, so say so on the row too.
-            funding.status = FundingStatus.FLAGGED
-            funding.save(update_fields=["status", "updated_at"])
-        return StripeCheck(row=funding, anomalies=anomalies)
+        return _refuse(funding, problems, paid=succeeded, flag=flag)
 
     moved = False
     if funding.status != FundingStatus.SUCCEEDED:
@@ -332,6 +454,10 @@ def funding_failed(*, payment_intent_id: str) -> Funding | None:
     )
     if funding is None or funding.status in (FundingStatus.SUCCEEDED, FundingStatus.FLAGGED):
         return funding  # a late failure never undoes a success (out-of-order delivery)
+    if funding.stripe_checkout_session_id:
+        # A declined card on Checkout's page: the session stays open and the requester may try
+        # another card; only the session's expiry ends the funding (funding_confirm_checkout).
+        return funding
     intent = _intent_from_stripe(payment_intent_id)
     status = (intent or {}).get("status")
     if status == "canceled":
@@ -615,14 +741,178 @@ def earnings_release_now(*, actor: User, worker: User | None = None) -> int:
 
 
 def funding_refresh(*, funding: Funding) -> Funding:
-    """Ask Stripe for the PaymentIntent's state (for the return page; webhooks do the rest).
-
-    The same check as the webhook's: only Stripe's confirmation of this funding credits it."""
-    if not funding.stripe_payment_intent_id:
+    """Ask Stripe for the funding's state (the requester came back from Checkout, or asked;
+    webhooks do the rest). The same checks as the webhooks': only Stripe's confirmation of this
+    funding credits it, once, however often it is asked. Only a funding still awaiting payment
+    asks Stripe: a settled one (credited, expired, flagged...) is answered from our row."""
+    if funding.status != FundingStatus.CREATED:
         return funding
     try:
-        funding_confirm(payment_intent_id=funding.stripe_payment_intent_id)
+        if funding.stripe_checkout_session_id:
+            funding_confirm_checkout(session_id=funding.stripe_checkout_session_id)
+        elif funding.stripe_payment_intent_id:
+            funding_confirm(payment_intent_id=funding.stripe_payment_intent_id)
     except (StripeError, StripeRequestRefused):
         return funding
     funding.refresh_from_db()
     return funding
+
+
+def funding_cancel(*, funding: Funding, by: User) -> Funding:
+    """The requester gives up an unpaid Checkout payment: the session is expired at Stripe (no
+    one can pay it any more) and the funding ends ``expired``; one Stripe already took is
+    credited instead."""
+    _owner_or_admin(funding.job, by)
+    if not funding.stripe_checkout_session_id:
+        raise Conflict("Only a Checkout payment can be cancelled here.")
+    if funding.status == FundingStatus.CREATED:
+        funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, expire_open=True)
+        funding.refresh_from_db()
+    return funding
+
+
+# --- Checkout Sessions: the session decides whether, the PaymentIntent how much ---------------
+
+
+@transaction.atomic
+def funding_confirm_checkout(
+    *,
+    session_id: str,
+    event: StripeEvent | None = None,
+    claimed: dict | None = None,
+    expire_open: bool = False,
+) -> StripeCheck:
+    """Settle the funding made with Checkout Session ``session_id`` as Stripe's copy says.
+
+    ``checkout.session.completed`` / ``async_payment_succeeded`` / ``expired`` events and the
+    return page all come here; ``claimed`` is the event's body (compared, never used). The
+    session must be the one recorded on a funding and name it in its metadata, for that
+    funding's amount and currency. Paid: its PaymentIntent is attached to the row (as Stripe's
+    session names it) and credited through :func:`funding_confirm`, the one door, which checks
+    the PaymentIntent again and credits once. Expired unpaid: the funding ends ``expired``,
+    nothing credited. ``expire_open`` expires a still-open session at Stripe first (the requester
+    cancelled it, or is starting a new payment).
+    """
+    session = _session_from_stripe(session_id)
+    funding = (
+        Funding.objects.select_for_update()
+        .select_related("job")
+        .filter(stripe_checkout_session_id=session_id)
+        .first()
+        if session_id
+        else None
+    )
+
+    def flag(kind: str, message: str, about: Funding | None = funding) -> PaymentAnomaly:
+        return _anomaly(
+            kind=kind,
+            message=message,
+            stripe_object_id=session_id,
+            event=event,
+            funding=about,
+            stripe_said=_summary(session),
+            event_said=_summary(claimed),
+        )
+
+    if session is None or funding is None:
+        source = session if session is not None else claimed
+        named = str(((source or {}).get("metadata") or {}).get("funding_id", ""))
+        pointed = Funding.objects.filter(pk=int(named)).first() if named.isdigit() else None
+        if session is not None and pointed is not None:
+            kind = AnomalyKind.CHECKOUT_SESSION_MISMATCH
+            message = (
+                f"Checkout Session {session_id} names funding #{pointed.pk}, which was made "
+                f"with session {pointed.stripe_checkout_session_id or '(none)'}."
+            )
+        else:
+            kind = AnomalyKind.UNKNOWN_CHECKOUT_SESSION
+            who = "Stripe" if session is None else "No funding of ours"
+            message = f"{who} has no Checkout Session {session_id!r}."
+        return StripeCheck(row=funding, anomalies=(flag(kind, message, funding or pointed),))
+
+    paid = session.get("payment_status") == "paid"
+    problems: list[tuple[str, str]] = []
+    named = str((session.get("metadata") or {}).get("funding_id", ""))
+    if named != str(funding.pk):
+        problems.append(
+            (
+                AnomalyKind.CHECKOUT_SESSION_MISMATCH,
+                f"Stripe's Checkout Session {session_id} names funding #{named or '(none)'}, "
+                f"not #{funding.pk} that recorded it.",
+            )
+        )
+    if session.get("amount_total") != funding.amount:
+        problems.append(
+            (
+                AnomalyKind.AMOUNT_MISMATCH,
+                f"Checkout Session {session_id} is for {session.get('amount_total')}; funding "
+                f"#{funding.pk} is for {funding.amount}.",
+            )
+        )
+    if str(session.get("currency") or "").lower() != funding.currency.lower():
+        problems.append(
+            (
+                AnomalyKind.CURRENCY_MISMATCH,
+                f"Checkout Session {session_id} is in {session.get('currency')!r}; funding "
+                f"#{funding.pk} is in {funding.currency!r}.",
+            )
+        )
+    pi_id = _session_intent_id(session)
+    if pi_id and funding.stripe_payment_intent_id not in ("", pi_id):
+        problems.append(
+            (
+                AnomalyKind.PAYMENT_INTENT_MISMATCH,
+                f"Checkout Session {session_id} was paid with PaymentIntent {pi_id}; funding "
+                f"#{funding.pk} recorded {funding.stripe_payment_intent_id}.",
+            )
+        )
+    if claimed is not None and claimed.get("payment_status") == "paid" and not paid:
+        problems.append(
+            (
+                AnomalyKind.NOT_SUCCEEDED,
+                f"The event says Checkout Session {session_id} was paid; Stripe says "
+                f"{session.get('payment_status')!r} ({session.get('status')!r}).",
+            )
+        )
+    if problems:
+        return _refuse(funding, problems, paid=paid, flag=flag)
+
+    if pi_id and not funding.stripe_payment_intent_id:
+        funding.stripe_payment_intent_id = pi_id
+        funding.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+    if session.get("status") == "open" and expire_open:
+        # Refused when no longer open (paid or expired meanwhile): Stripe's copy says which.
+        with contextlib.suppress(StripeRequestRefused):
+            gateway.checkout_session_expire(session_id)
+        return _checkout_after_expire(session_id, event)
+    if not paid:
+        if session.get("status") == "expired" and funding.status == FundingStatus.CREATED:
+            funding.status = FundingStatus.EXPIRED
+            funding.save(update_fields=["status", "updated_at"])
+            audit_log_record(
+                action="funding.expired",
+                amount=funding.amount,
+                currency=funding.currency,
+                obj=funding,
+                checkout_session=session_id,
+            )
+        return StripeCheck(row=funding)
+    check = funding_confirm(payment_intent_id=pi_id, event=event)
+    extra: tuple[PaymentAnomaly, ...] = ()
+    if claimed is not None and any(
+        claimed.get(k) != session.get(k) for k in ("amount_total", "currency")
+    ):
+        # Stripe never sends this: a signed event that lies means the webhook secret leaked.
+        extra = (
+            flag(
+                AnomalyKind.EVENT_DISAGREES,
+                f"A signed event about Checkout Session {session_id} differs from Stripe's "
+                "copy; only Stripe's was used. Rotate the webhook secret.",
+            ),
+        )
+    return StripeCheck(row=check.row, moved=check.moved, anomalies=check.anomalies + extra)
+
+
+def _checkout_after_expire(session_id: str, event: StripeEvent | None) -> StripeCheck:
+    """After asking Stripe to expire a session: settle from Stripe's copy, whatever it says."""
+    return funding_confirm_checkout(session_id=session_id, event=event)

@@ -242,17 +242,21 @@ class ConnectedAccount(models.Model):
 
 
 class FundingStatus(models.TextChoices):
-    CREATED = "created", "Created"
+    CREATED = "created", "Awaiting payment"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+    # The Checkout Session expired (or the requester cancelled it) unpaid: nothing was charged.
+    EXPIRED = "expired", "Expired (nothing charged)"
     # Stripe's PaymentIntent disagrees with this row (amount, currency): nothing was credited;
     # an admin looks at its PaymentAnomaly.
     FLAGGED = "flagged", "Flagged (Stripe disagrees; not credited)"
 
 
 class Funding(models.Model):
-    """A requester's Stripe PaymentIntent for a job's escrow."""
+    """A requester's payment into a job's escrow: a Stripe Checkout Session (its id recorded
+    when the row is made) and the PaymentIntent that Stripe's copy of the session names once
+    the requester pays (``payments.funding``)."""
 
     job = models.ForeignKey("marketplace.Job", on_delete=models.PROTECT, related_name="fundings")
     requester = models.ForeignKey(
@@ -263,6 +267,8 @@ class Funding(models.Model):
     quote = models.JSONField(default=dict, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=64, blank=True, db_index=True)
     client_secret = models.CharField(max_length=200, blank=True)
+    stripe_checkout_session_id = models.CharField(max_length=255, blank=True, db_index=True)
+    checkout_url = models.URLField(max_length=2000, blank=True)
     status = models.CharField(
         max_length=16, choices=FundingStatus.choices, default=FundingStatus.CREATED
     )
@@ -421,6 +427,14 @@ class AnomalyKind(models.TextChoices):
     AMOUNT_MISMATCH = "amount_mismatch", "Amount received differs from the funding"
     CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the funding"
     EVENT_DISAGREES = "event_disagrees", "Event body differs from Stripe (Stripe's used)"
+    UNKNOWN_CHECKOUT_SESSION = (
+        "unknown_checkout_session",
+        "Checkout Session unknown to us or to Stripe",
+    )
+    CHECKOUT_SESSION_MISMATCH = (
+        "checkout_session_mismatch",
+        "Checkout Session not the one recorded for the funding",
+    )
     UNKNOWN_REFUND = "unknown_refund", "Refund unknown to us or to Stripe"
     REFUND_MISMATCH = "refund_mismatch", "Refund differs from ours"
 

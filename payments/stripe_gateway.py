@@ -16,6 +16,7 @@ Returns plain dicts shaped like Stripe's objects.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,8 @@ from .errors import (
 )
 
 STRIPE_API_VERSION = "2026-10-28.endive"
+
+logger = logging.getLogger(__name__)
 
 _local = threading.local()
 
@@ -67,14 +70,18 @@ def _client() -> stripe.StripeClient:
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    # ``for_json``: the SDK hydrates decimal fields (a Checkout Session's
+    # ``currency_conversion.fx_rate``) as Decimal; as strings they can be stored as JSON.
+    return obj.to_dict(for_json=True) if hasattr(obj, "to_dict") else dict(obj)
 
 
 def _call(fn, *args, **kwargs) -> Any:
     try:
         return fn(*args, **kwargs)
     except stripe.APIConnectionError as exc:
-        raise StripeTimeout(f"Stripe did not answer ({exc.user_message or exc}).") from exc
+        # The connection's own words (hosts, ports, errno) are for the log, not for people.
+        logger.warning("Stripe did not answer: %s", exc.user_message or exc)
+        raise StripeTimeout("Stripe did not answer in time. Try again in a minute.") from exc
     except stripe.RateLimitError as exc:
         raise StripeRateLimited(f"Stripe rate limited the request: {exc.user_message}") from exc
     except stripe.IdempotencyError as exc:
@@ -236,6 +243,60 @@ def payment_intent_create(
 
 def payment_intent_retrieve(payment_intent_id: str) -> dict:
     return _plain(_call(_client().v1.payment_intents.retrieve, payment_intent_id))
+
+
+def checkout_session_create(
+    *,
+    amount: int,
+    currency: str,
+    name: str,
+    success_url: str,
+    cancel_url: str,
+    metadata: dict[str, str],
+    client_reference_id: str,
+    transfer_group: str,
+    idempotency_key: str,
+    description: str = "",
+) -> dict:
+    """A Checkout Session (``mode=payment``) for one line of ``amount``: Stripe's hosted page.
+
+    The PaymentIntent it makes when the customer pays carries the same ``metadata`` and the
+    ``transfer_group``; on current API versions it does not exist before then.
+    """
+    intent: dict[str, Any] = {"metadata": metadata, "transfer_group": transfer_group}
+    if description:
+        intent["description"] = description
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount,
+                    "product_data": {"name": name},
+                },
+            }
+        ],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "metadata": metadata,
+        "client_reference_id": client_reference_id,
+        "payment_intent_data": intent,
+    }
+    return _plain(
+        _call(
+            _client().v1.checkout.sessions.create, params=params, options=_options(idempotency_key)
+        )
+    )
+
+
+def checkout_session_retrieve(session_id: str) -> dict:
+    return _plain(_call(_client().v1.checkout.sessions.retrieve, session_id))
+
+
+def checkout_session_expire(session_id: str) -> dict:
+    return _plain(_call(_client().v1.checkout.sessions.expire, session_id))
 
 
 def refund_create(

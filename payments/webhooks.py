@@ -137,6 +137,16 @@ def _payment_intent_failed(obj: dict, event: StripeEvent) -> None:
     funding_failed(payment_intent_id=str(obj.get("id") or ""))
 
 
+def _checkout_session_event(obj: dict, event: StripeEvent) -> str | None:
+    from .funding import funding_confirm_checkout
+
+    # completed, async payment succeeded or failed, expired: the body only names the session;
+    # Stripe's copy of it (and of its PaymentIntent) decides what, if anything, is credited.
+    return _flagged(
+        funding_confirm_checkout(session_id=str(obj.get("id") or ""), event=event, claimed=obj)
+    )
+
+
 def _account_updated(obj: dict, event: StripeEvent) -> None:
     from .connect import connected_account_sync
 
@@ -174,6 +184,10 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         "payment_intent.succeeded": _payment_intent_succeeded,
         "payment_intent.payment_failed": _payment_intent_failed,
         "payment_intent.canceled": _payment_intent_failed,
+        "checkout.session.completed": _checkout_session_event,
+        "checkout.session.async_payment_succeeded": _checkout_session_event,
+        "checkout.session.async_payment_failed": _checkout_session_event,
+        "checkout.session.expired": _checkout_session_event,
         "transfer.created": _transfer_event,
         "transfer.updated": _transfer_event,
         "transfer.reversed": _transfer_event,

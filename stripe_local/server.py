@@ -8,6 +8,13 @@ form encoding, with no internet. It implements only what this project uses:
 * ``/v1/transfers`` (create, list with pagination and filters, retrieve) and
   ``/v1/transfers/{id}/reversals``,
 * ``/v1/payment_intents`` (create, retrieve, confirm), ``/v1/refunds``, ``/v1/balance``,
+* ``/v1/checkout/sessions`` (create, retrieve, expire) in ``payment`` mode, with a hosted test
+  payment page at the session's ``url`` (``/_checkout/{id}``, self-contained HTML served by this
+  server: card 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined with a message). As
+  with Stripe's current API versions, the session's PaymentIntent is created when the customer
+  submits the page (``payment_intent`` is null until then); paying sends the signed
+  ``payment_intent.succeeded`` and ``checkout.session.completed``, expiry
+  ``checkout.session.expired``,
   ``/v1/payouts`` (on a connected account, ``Stripe-Account`` header), ``/v1/events``.
 
 Objects are deep copies of Stripe's published examples (``../shared/stripe/fixtures3.json``,
@@ -32,6 +39,7 @@ import contextlib
 import copy
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import logging
@@ -48,6 +56,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from marketplace.money import ZERO_DECIMAL  # pure: which currencies have no minor unit
 
 logger = logging.getLogger("stripe_local")
 
@@ -195,6 +205,9 @@ class StripeState:
         self.payment_intents: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.payouts: dict[str, dict] = {}
+        self.checkout_sessions: dict[str, dict] = {}
+        # What a session was created with that Stripe does not show on the session object.
+        self.checkout_intent_data: dict[str, dict] = {}
         self.events: dict[str, dict] = {}
         self.available = 0
         self.pending = 0
@@ -391,7 +404,20 @@ class LocalStripe:
                 else:
                     self.state.pending += pi["amount"]
             snapshot = copy.deepcopy(pi)
+            session = next(
+                (
+                    cs
+                    for cs in self.state.checkout_sessions.values()
+                    if cs["payment_intent"] == pi_id and cs["status"] == "open"
+                ),
+                None,
+            )
+            if session is not None:
+                session.update(status="complete", payment_status="paid")
+                completed = copy.deepcopy(session)
         self.emit("payment_intent.succeeded", snapshot)
+        if session is not None:
+            self.emit("checkout.session.completed", completed)
         return snapshot
 
     def fail_payment_intent(self, pi_id: str) -> dict:
@@ -476,6 +502,9 @@ class LocalStripe:
             ("GET", "payouts", 1): lambda: self._list(self.state.payouts, query, "/v1/payouts"),
             ("GET", "events", 1): lambda: self._list(self.state.events, query, "/v1/events"),
             ("GET", "events", 2): lambda: self._get(self.state.events, parts[1], "event"),
+            ("POST", "checkout", 2): lambda: self._checkout_create(parts, params),
+            ("GET", "checkout", 3): lambda: self._checkout_retrieve(parts),
+            ("POST", "checkout", 4): lambda: self._checkout_expire(parts),
         }
         handler = handlers.get(route)
         if handler is None:
@@ -650,6 +679,193 @@ class LocalStripe:
         self.emit("transfer.reversed", tr)
         return copy.deepcopy(rev)
 
+    # -- Checkout Sessions (payment mode) and their hosted test payment page
+
+    CARD_SUCCEEDS = "4242424242424242"
+    CARD_DECLINED = "4000000000000002"
+
+    def _checkout_id(self, parts: list[str]) -> str:
+        if parts[1:2] != ["sessions"]:
+            raise StripeHTTPError(404, "invalid_request_error", "Unrecognized request URL")
+        return parts[2] if len(parts) > 2 else ""
+
+    def _checkout_create(self, parts: list[str], params: dict) -> dict:
+        self._checkout_id(parts)
+        if params.get("mode") != "payment":
+            raise StripeHTTPError(
+                400, "invalid_request_error", "Only mode=payment is implemented here.", "mode"
+            )
+        items = params.get("line_items") or []
+        if not items:
+            raise StripeHTTPError(
+                400, "invalid_request_error", "Missing required param: line_items.", "line_items"
+            )
+        amount, currencies = 0, set()
+        for item in items:
+            data = (item or {}).get("price_data") or {}
+            quantity = _int(item, "quantity") if "quantity" in item else 1
+            unit = _int(data, "unit_amount")
+            if unit < 0 or quantity < 1:
+                raise StripeHTTPError(
+                    400, "invalid_request_error", "Invalid line item", "line_items"
+                )
+            amount += unit * quantity
+            currencies.add((data.get("currency") or "").lower())
+        if len(currencies) != 1 or "" in currencies:
+            raise StripeHTTPError(
+                400, "invalid_request_error", "Line items need one currency.", "line_items"
+            )
+        if amount < 50:
+            raise StripeHTTPError(
+                400, "invalid_request_error", "Amount must be at least 50 cents", "line_items"
+            )
+        for name in ("success_url", "cancel_url"):
+            if not params.get(name):
+                raise StripeHTTPError(400, "invalid_request_error", f"Missing {name}", name)
+        now = self.state.now()
+        session = _template("checkout.session")
+        cs_id = self.state.new_id("cs_test")
+        session.update(
+            id=cs_id,
+            amount_subtotal=amount,
+            amount_total=amount,
+            currency=currencies.pop(),
+            created=now,
+            expires_at=int(params.get("expires_at") or now + 24 * 3600),
+            metadata=params.get("metadata") or {},
+            client_reference_id=params.get("client_reference_id"),
+            customer_email=params.get("customer_email"),
+            mode="payment",
+            payment_intent=None,  # created when the customer pays (current API versions)
+            payment_status="unpaid",
+            status="open",
+            success_url=params["success_url"],
+            cancel_url=params["cancel_url"],
+            url=f"{self.api_base}/_checkout/{cs_id}",
+            after_expiration=None,
+            currency_conversion=None,
+            customer_details=None,
+            invoice_creation=None,
+            shipping_address_collection=None,
+            shipping_cost=None,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        )
+        self.state.checkout_sessions[cs_id] = session
+        intent = params.get("payment_intent_data") or {}
+        self.state.checkout_intent_data[cs_id] = {
+            "metadata": intent.get("metadata") or {},
+            "transfer_group": intent.get("transfer_group"),
+            "description": intent.get("description")
+            or " ".join(
+                str((i.get("price_data") or {}).get("product_data", {}).get("name", ""))
+                for i in items
+            ).strip(),
+        }
+        return copy.deepcopy(session)
+
+    def _checkout_session(self, cs_id: str) -> dict:
+        """The session, expired first if its time has passed (Stripe expires them itself)."""
+        session = self.state.checkout_sessions.get(cs_id)
+        if session is None:
+            raise StripeHTTPError(
+                404,
+                "invalid_request_error",
+                f"No such checkout.session: '{cs_id}'",
+                "session",
+                "resource_missing",
+            )
+        if session["status"] == "open" and time.time() >= session["expires_at"]:
+            self._checkout_mark_expired(session)
+        return session
+
+    def _checkout_mark_expired(self, session: dict) -> None:
+        session["status"] = "expired"
+        self.emit("checkout.session.expired", copy.deepcopy(session))
+
+    def _checkout_retrieve(self, parts: list[str]) -> dict:
+        return copy.deepcopy(self._checkout_session(self._checkout_id(parts)))
+
+    def _checkout_expire(self, parts: list[str]) -> dict:
+        if parts[3:] != ["expire"]:
+            raise StripeHTTPError(404, "invalid_request_error", "Unrecognized request URL")
+        session = self._checkout_session(self._checkout_id(parts))
+        if session["status"] != "open":
+            raise StripeHTTPError(
+                400,
+                "invalid_request_error",
+                'Only Checkout Sessions with a status in ["open"] can be expired.',
+                "session",
+            )
+        self._checkout_mark_expired(session)
+        return copy.deepcopy(session)
+
+    def expire_checkout_session(self, cs_id: str) -> dict:
+        """The "dashboard": let a session's time run out now."""
+        with self.state.lock:
+            session = self._checkout_session(cs_id)
+            if session["status"] == "open":
+                session["expires_at"] = self.state.now() - 1
+                self._checkout_mark_expired(session)
+            return copy.deepcopy(session)
+
+    def pay_checkout_session(self, cs_id: str, card: str = CARD_SUCCEEDS) -> tuple[bool, str]:
+        """What the hosted page does with a card number: ``(paid, message for the customer)``.
+
+        The session's PaymentIntent is created on the first attempt (with the session's
+        ``payment_intent_data``) and reused by the next ones, as Stripe does.
+        """
+        digits = "".join(ch for ch in card if ch.isdigit())
+        with self.state.lock:
+            session = self._checkout_session(cs_id)
+            if session["status"] != "open":
+                return False, "This payment page is no longer active."
+            if digits not in (self.CARD_SUCCEEDS, self.CARD_DECLINED):
+                return False, "Your card number is incorrect. Use a test card shown below."
+            pi_id = session["payment_intent"]
+            if pi_id is None:
+                data = self.state.checkout_intent_data.get(cs_id, {})
+                pi = self._pi_create(
+                    {
+                        "amount": session["amount_total"],
+                        "currency": session["currency"],
+                        "metadata": data.get("metadata") or {},
+                        "transfer_group": data.get("transfer_group"),
+                        "description": data.get("description"),
+                    }
+                )
+                pi_id = session["payment_intent"] = pi["id"]
+            if digits == self.CARD_DECLINED:
+                pi = self.state.payment_intents[pi_id]
+                pi["last_payment_error"] = {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": "generic_decline",
+                    "message": "Your card was declined.",
+                }
+                self.emit("payment_intent.payment_failed", copy.deepcopy(pi))
+                return False, "Your card was declined. Try another card."
+            self.succeed_payment_intent(pi_id)
+            return True, ""
+
+    def _checkout_page(self, method: str, cs_id: str, form: dict) -> tuple[int, str, dict]:
+        """The hosted payment page: GET shows it, POST pays (303 to ``success_url``)."""
+        with self.state.lock:
+            session = self.state.checkout_sessions.get(cs_id)
+            if session is None:
+                return 404, _checkout_html(None, "No such payment page."), {}
+            self._checkout_session(cs_id)
+            message = ""
+            if method == "POST":
+                paid, message = self.pay_checkout_session(cs_id, str(form.get("card_number", "")))
+                if paid:
+                    location = session["success_url"].replace("{CHECKOUT_SESSION_ID}", cs_id)
+                    return 303, "", {"Location": location}
+            elif session["status"] == "complete":
+                location = session["success_url"].replace("{CHECKOUT_SESSION_ID}", cs_id)
+                return 303, "", {"Location": location}
+            status = 402 if message else 200
+            return status, _checkout_html(copy.deepcopy(session), message), {}
+
     def _pi_create(self, params: dict) -> dict:
         amount = _int(params, "amount")
         if amount < 50:
@@ -750,6 +966,45 @@ class LocalStripe:
         return 302, "onboarded", {"Location": location} if location else {}
 
 
+def _checkout_html(session: dict | None, message: str) -> str:
+    """The test payment page: one self-contained document (no script, no outside resource)."""
+    esc = html.escape
+    if session is None:
+        body = f"<p>{esc(message)}</p>"
+    else:
+        currency = session["currency"]
+        amount = session["amount_total"]
+        shown = (
+            f"{amount:,} {currency.upper()}"
+            if currency in ZERO_DECIMAL
+            else f"{amount / 100:,.2f} {currency.upper()}"
+        )
+        cancel = esc(session["cancel_url"], quote=True)
+        if session["status"] == "open":
+            error = f'<p class="error" role="alert">{esc(message)}</p>' if message else ""
+            body = f"""<p class="amount">Pay <strong id="amount">{esc(shown)}</strong></p>
+{error}<form method="post">
+<label for="card_number">Card number</label>
+<input id="card_number" name="card_number" inputmode="numeric" autocomplete="off"
+ placeholder="4242 4242 4242 4242" required>
+<button type="submit" id="pay">Pay {esc(shown)}</button>
+</form>
+<p class="hint">Test cards: 4242 4242 4242 4242 pays; 4000 0000 0000 0002 is declined.</p>
+<p><a id="cancel" href="{cancel}">Cancel and return</a></p>"""
+        else:
+            body = f"""<p class="error">This payment page has {esc(session["status"])}; nothing
+was charged.</p><p><a id="cancel" href="{cancel}">Return</a></p>"""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test payment · stripe_local</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
+input{{display:block;width:100%;font-size:1.1rem;padding:.4rem;margin:.3rem 0 1rem}}
+button{{font-size:1.1rem;padding:.5rem 1rem}}.error{{color:#b00020}}.hint{{color:#555}}</style>
+</head><body><h1>Test payment</h1>
+<p>A local Stripe test double: no real card is charged.</p>
+{body}
+</body></html>"""
+
+
 def _fingerprint(method: str, path: str, params: dict) -> str:
     return hashlib.sha256(json.dumps([method, path, params], sort_keys=True).encode()).hexdigest()
 
@@ -770,12 +1025,15 @@ def _make_handler(server: LocalStripe):
         def _send(self, status: int, body: dict | str, headers: dict | None = None) -> None:
             data = (json.dumps(body) if isinstance(body, dict) else body).encode()
             self.send_response(status)
+            headers = dict(headers or {})
             self.send_header(
-                "Content-Type", "application/json" if isinstance(body, dict) else "text/plain"
+                "Content-Type",
+                headers.pop("Content-Type", None)
+                or ("application/json" if isinstance(body, dict) else "text/plain"),
             )
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Request-Id", f"req_{secrets.token_hex(8)}")
-            for k, v in (headers or {}).items():
+            for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)
@@ -824,6 +1082,13 @@ def _make_handler(server: LocalStripe):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
             query = decode_form(parsed.query)
+            if parsed.path.startswith("/_checkout/") and method in ("GET", "POST"):
+                form = decode_form(raw) if method == "POST" else {}
+                status, page, headers = server._checkout_page(
+                    method, parsed.path.split("/")[2], form
+                )
+                self._send(status, page, {"Content-Type": "text/html; charset=utf-8", **headers})
+                return
             if parsed.path.startswith("/_onboard/"):
                 account = parsed.path.split("/")[2]
                 status, text, headers = server._onboard_page(account, query)

@@ -56,6 +56,7 @@ from .models import (
     Slot,
     Submission,
 )
+from .slot_plan import plan_slots
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +120,9 @@ def _require_owner(job: Job, by: User) -> None:
 def _fill_slots(job: Job) -> SlotFill:
     """Create the missing replica slots of ``job`` as far as its available budget covers them.
 
-    Microtasks are funded whole (all missing replicas or none), in claim order, and every funded
-    batch of ordinary slots brings its share of gold-pool slots (``gold_rate``). The caller holds
-    the job's row lock.
+    Which slots the job's available escrow pays for is ``tasks.slot_plan.plan_slots`` (whole
+    microtasks in claim order, each batch with its share of gold-pool slots), the rule the
+    funding page's budget coverage uses too. The caller holds the job's row lock.
     """
     target = job.overlap_min
     MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).update(
@@ -137,31 +138,20 @@ def _fill_slots(job: Job) -> SlotFill:
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
     price_of = budget.reservation_pricer()
     gold_price = max((price_of(m) for m in gold_tasks), default=0)
-    rate = job.gold_rate if gold_tasks else 0.0
-
-    def gold_needed(regular_total: int) -> int:
-        if rate <= 0:
-            return 0
-        return max(0, math.ceil(regular_total * rate / (1.0 - rate)) - existing_gold)
-
-    available = budget.available(job=job)
+    pending = [
+        (mt, mt.replica_target - mt.n_slots) for mt in rows if mt.replica_target > mt.n_slots
+    ]
+    plan = plan_slots(
+        missing=[(price_of(mt), count) for mt, count in pending],
+        available=budget.available(job=job),
+        gold_price=gold_price,
+        gold_rate=job.gold_rate if gold_tasks else 0.0,
+        existing_regular=existing_regular,
+        existing_gold=existing_gold,
+    )
     new: list[Slot] = []
-    cost = 0
-    n_regular = 0
-    uncovered = 0
-    for mt in rows:
-        missing = mt.replica_target - mt.n_slots
-        if missing <= 0:
-            continue
-        if uncovered:
-            uncovered += 1
-            continue
+    for mt, _count in pending[: plan.covered]:
         per_slot = price_of(mt)
-        add_cost = per_slot * missing
-        gold_cost = gold_needed(existing_regular + n_regular + missing) * gold_price
-        if cost + add_cost + gold_cost > available:
-            uncovered += 1
-            continue
         for number in range(mt.n_slots, mt.replica_target):
             new.append(
                 Slot(
@@ -172,10 +162,7 @@ def _fill_slots(job: Job) -> SlotFill:
                     reserved_amount=per_slot,
                 )
             )
-        cost += add_cost
-        n_regular += missing
-    n_gold = gold_needed(existing_regular + n_regular)
-    for k in range(n_gold):
+    for k in range(plan.gold_slots):
         new.append(
             Slot(
                 job=job,
@@ -185,12 +172,12 @@ def _fill_slots(job: Job) -> SlotFill:
                 reserved_amount=gold_price,
             )
         )
-    cost += n_gold * gold_price
+    cost = plan.cost
     if new:
         before = existing_regular + existing_gold
         budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
         Slot.objects.bulk_create(new, batch_size=5_000)
-    return SlotFill(n_regular, n_gold, cost, uncovered)
+    return SlotFill(plan.regular_slots, plan.gold_slots, cost, len(pending) - plan.covered)
 
 
 @transaction.atomic

@@ -20,7 +20,10 @@ from payments import work as _work
 from payments.errors import BonusNotAllowed, InvalidAmount
 from payments.models import Funding
 from payments.posting import audit_log_record, check_money_amount
-from payments.selectors import worker_trust  # the trust seam quality installs
+from payments.selectors import (
+    escrow_balance,
+    worker_trust,  # the trust seam quality installs
+)
 
 from .models import Assignment, AssignmentStatus
 from .quoting import job_prices_save
@@ -174,13 +177,29 @@ def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User
 
 
 @transaction.atomic
-def job_funding_create(*, job: Job, requester: User, amount: int | None = None) -> Funding:
-    """Price the job's microtasks (saving the prices), then ask Stripe for what it still needs
-    (``payments.funding.funding_create``); refused before anything is priced for anyone but the
-    job's requester, or for a finished job."""
+def job_funding_create(
+    *,
+    job: Job,
+    requester: User,
+    return_url: str,
+    amount: int | None = None,
+    fit_budget: bool = False,
+) -> Funding:
+    """Price the job's microtasks (saving the prices), then open a Stripe Checkout Session for
+    what it still needs (``payments.funding.funding_create``), or ``amount``; refused before
+    anything is priced for anyone but the job's requester, or for a finished job.
+
+    ``fit_budget``: when the quote needs more than the job's budget leaves, pay what the budget
+    leaves instead; publishing then makes claimable only the microtasks that covers
+    (``tasks.quoting.budget_coverage`` says how many, by publishing's own rule)."""
     _funding.funding_check(job=job, requester=requester)
     quote = job_prices_save(job=job)
-    return _funding.funding_create(job=job, requester=requester, quote=quote, amount=amount)
+    if fit_budget and amount is None:
+        need = max(0, quote.fund_amount - escrow_balance(job=job).funded)
+        amount = min(need, _funding.budget_room(job=job))
+    return _funding.funding_create(
+        job=job, requester=requester, quote=quote, amount=amount, return_url=return_url
+    )
 
 
 def worker_measured_work(*, worker: User, currency: str) -> tuple[int, float]:

@@ -14,13 +14,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Count
 
 from marketplace.models import Job
 from payments import pricing
 from payments.escrow import check_job_currency
-from payments.selectors import active_policy
+from payments.funding import budget_room
+from payments.selectors import active_policy, escrow_balance
 
-from .models import Assignment, MicroTask
+from .models import Assignment, MicroTask, MicroTaskStatus, Slot
+from .slot_plan import plan_slots
 
 
 def _annotated_frames(mt: MicroTask, annotation_type: str) -> int:
@@ -129,3 +132,84 @@ def job_prices_save(*, job: Job) -> pricing.Quote:
     if changed:
         MicroTask.objects.bulk_update(changed, ["price", "complexity"])
     return _quote(job, priced, policy)
+
+
+@dataclass(frozen=True)
+class BudgetCoverage:
+    """What a payment of ``amount`` publishes: the first ``covered`` of the ``waiting``
+    microtasks (in claim order) that still lack replica slots, ``overlap_min`` replicas each."""
+
+    amount: int
+    covered: int
+    waiting: int
+
+    @property
+    def complete(self) -> bool:
+        return self.covered >= self.waiting
+
+
+def budget_coverage(*, job: Job, amount: int) -> BudgetCoverage:
+    """How much of ``job``'s work paying ``amount`` more into its escrow would publish (reads
+    only): the slot rule of publishing (``tasks.slot_plan``) applied to today's prices, the
+    prices funding saves before it charges."""
+    priced, policy = microtask_prices(job=job)
+
+    def reservation(p: Priced) -> int:
+        return int(pricing.slot_reservation(price=p.price.price, policy=policy))
+
+    slots = dict(
+        MicroTask.objects.filter(job=job).annotate(n=Count("slots")).values_list("pk", "n")
+    )
+    open_ = [p for p in priced if p.microtask.status == MicroTaskStatus.OPEN]
+    gold = [p for p in open_ if p.microtask.is_gold]
+    # Claim order is priority, then id (``_fill_slots``); prices were read in id order.
+    order = sorted(
+        (p for p in open_ if not p.microtask.is_gold),
+        key=lambda p: (-p.microtask.priority, p.microtask.pk),
+    )
+    missing = []
+    for p in order:
+        target = max(p.microtask.replica_target, job.overlap_min)
+        have = slots.get(p.microtask.pk, 0)
+        if target > have:
+            missing.append((reservation(p), target - have))
+    plan = plan_slots(
+        missing=missing,
+        available=escrow_balance(job=job).available + amount,
+        gold_price=max((reservation(p) for p in gold), default=0),
+        gold_rate=job.gold_rate if gold else 0.0,
+        existing_regular=Slot.objects.filter(job=job, is_gold=False).count(),
+        existing_gold=Slot.objects.filter(job=job, is_gold=True).count(),
+    )
+    return BudgetCoverage(amount=amount, covered=plan.covered, waiting=len(missing))
+
+
+@dataclass(frozen=True)
+class FundingOptions:
+    """What the funding page offers: the quote, what it still needs, what the budget leaves,
+    and, when the quote needs more than that, how much of the work the budget pays for."""
+
+    quote: pricing.Quote
+    funded: int
+    need: int  # the quote's fund amount minus escrow already funded
+    room: int  # the job's budget minus escrow already funded
+    coverage: BudgetCoverage | None  # paying ``room``: set when the quote is over the budget
+
+    @property
+    def over_budget(self) -> bool:
+        return self.need > self.room
+
+    @property
+    def budget_needed(self) -> int:
+        """The budget that would fund the whole quote."""
+        return self.funded + self.need
+
+
+def funding_options(*, job: Job) -> FundingOptions:
+    """The quote against the job's budget (reads only: the funding page's GET)."""
+    quote = job_quote(job=job)
+    funded = escrow_balance(job=job).funded
+    need = max(0, quote.fund_amount - funded)
+    room = budget_room(job=job)
+    coverage = budget_coverage(job=job, amount=room) if need > room else None
+    return FundingOptions(quote=quote, funded=funded, need=need, room=room, coverage=coverage)

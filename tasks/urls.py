@@ -21,6 +21,21 @@ urlpatterns = [
         funding_views.job_funding_page,
         name="payments-job-funding",
     ),
+    path(
+        "requester/jobs/<int:pk>/funding/<int:funding_id>/check/",
+        funding_views.funding_check_page,
+        name="payments-funding-check",
+    ),
+    path(
+        "requester/jobs/<int:pk>/funding/<int:funding_id>/cancel/",
+        funding_views.funding_cancel_page,
+        name="payments-funding-cancel",
+    ),
+    path(
+        "requester/jobs/<int:pk>/budget/",
+        funding_views.job_budget_page,
+        name="requester-job-budget",
+    ),
     path("work/", work_views.board, name="work-board"),
     path("work/claim/", work_views.claim, name="work-claim"),
     path("work/assignments/<int:pk>/", work_views.annotate, name="work-annotate"),

@@ -53,6 +53,7 @@ PURE: tuple[str, ...] = (
     "tests/quality/test_trust_fraud_policy.py",
     "tests/tasks/test_exports.py",
     "tests/tasks/test_interpolation.py",
+    "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",
     "tests/tasks/test_synthetic.py",
     "tests/tasks/test_vectors.py",

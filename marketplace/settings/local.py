@@ -25,3 +25,8 @@ if not all(env(name, default="") for name in stripe_secrets.NAMES):
         env("STRIPE_CONNECT_WEBHOOK_SECRET", default="")
         or _local_stripe["STRIPE_CONNECT_WEBHOOK_SECRET"]
     )
+    # This install's own credentials only work with the local Stripe server (``make run`` starts
+    # it on this port, its webhooks pointing here); real Stripe keys come with their own base.
+    STRIPE_API_BASE = env(
+        "STRIPE_API_BASE", default=f"http://127.0.0.1:{env.int('STRIPE_LOCAL_PORT', default=12111)}"
+    )

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from marketplace import bounds
 from marketplace.api.serializers import text
 from payments.funding import STRIPE_MINIMUM_CHARGE
-from payments.models import Payout
+from payments.models import FundingStatus, Payout
 
 
 class QuoteSerializer(serializers.Serializer):
@@ -75,7 +75,52 @@ def _id(**kwargs) -> serializers.IntegerField:
 class FundingInSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         # Stripe refuses charges under its minimum, so the schema starts there.
-        return {"amount": _amount(minimum=STRIPE_MINIMUM_CHARGE, required=False)}
+        return {
+            "amount": _amount(minimum=STRIPE_MINIMUM_CHARGE, required=False),
+            "fit_budget": serializers.BooleanField(
+                required=False,
+                default=False,
+                help_text="Without `amount`: when the quote needs more than the job's budget "
+                "leaves, pay what the budget leaves (publishing then covers fewer microtasks) "
+                "instead of answering 409 `over_budget`",
+            ),
+        }
+
+
+class _FundingQuoteSerializer(QuoteSerializer):
+    """The quote a funding was made for (null for a row that recorded none)."""
+
+    def get_attribute(self, instance):
+        return instance.quote or None
+
+
+class FundingOutSerializer(serializers.Serializer):
+    """A funding and what a client needs to complete it: send the payer to ``checkout_url``
+    (Stripe's hosted Checkout page). Escrow is credited when Stripe confirms the payment
+    (webhook ``checkout.session.completed``, or the funding page's check on return)."""
+
+    funding = serializers.IntegerField(source="pk")
+    status = serializers.ChoiceField(choices=FundingStatus.choices)
+    amount = serializers.IntegerField(help_text="Minor units")
+    currency = serializers.CharField()
+    checkout_session = serializers.CharField(
+        source="stripe_checkout_session_id", help_text="Stripe Checkout Session id"
+    )
+    checkout_url = serializers.CharField(
+        help_text="Stripe's hosted payment page for the session (empty for a funding made "
+        "before Checkout)"
+    )
+    payment_intent = serializers.CharField(
+        source="stripe_payment_intent_id",
+        help_text="Set once the payer has paid (Stripe creates it on the Checkout page)",
+    )
+    return_url = serializers.SerializerMethodField(
+        help_text="Where Stripe sends the payer back: the job's funding page"
+    )
+    quote = _FundingQuoteSerializer(allow_null=True)
+
+    def get_return_url(self, funding) -> str:
+        return self.context.get("return_url", "")
 
 
 class BonusInSerializer(serializers.Serializer):

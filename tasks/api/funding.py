@@ -4,6 +4,7 @@ keep the ``payments-*`` names and ``/api/payments/`` paths clients know."""
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -16,6 +17,7 @@ from marketplace.api.schema import error_response
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
+from payments import funding as pay_funding
 from payments.api import serializers as s
 from tasks import paying, quoting
 
@@ -25,6 +27,11 @@ def _job(request: Request, pk: int):
     if job is None:
         raise NotFound("No such job.")
     return job
+
+
+def _return_url(request: Request, job) -> str:
+    """Where Checkout sends the payer back: the job's funding page."""
+    return request.build_absolute_uri(reverse("payments-job-funding", args=[job.pk]))
 
 
 class JobQuoteView(APIView):
@@ -39,24 +46,66 @@ class JobQuoteView(APIView):
 class JobFundView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=s.FundingInSerializer, responses={201: dict, 502: error_response(502)})
+    @extend_schema(
+        request=s.FundingInSerializer,
+        responses={
+            201: s.FundingOutSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid input, or nothing left to fund (under Stripe's minimum)",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The payment would exceed the job's budget (`over_budget`: fund "
+                "with `fit_budget`, or raise the budget), the job is finished, or its currency "
+                "is not priced",
+            ),
+            502: error_response(502),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
+        """Open a Stripe Checkout Session for the job's quote (or `amount`); send the payer to
+        `checkout_url`."""
         data = s.FundingInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        job = _job(request, pk)
+        return_url = _return_url(request, job)
         f = paying.job_funding_create(
-            job=_job(request, pk), requester=request.user, amount=data.validated_data.get("amount")
+            job=job,
+            requester=request.user,
+            return_url=return_url,
+            amount=data.validated_data.get("amount"),
+            fit_budget=data.validated_data.get("fit_budget", False),
         )
         return Response(
-            {
-                "funding": f.pk,
-                "amount": f.amount,
-                "currency": f.currency,
-                "payment_intent": f.stripe_payment_intent_id,
-                "client_secret": f.client_secret,
-                "quote": f.quote,
-            },
+            s.FundingOutSerializer(f, context={"return_url": return_url}).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class JobFundingCheckView(APIView):
+    """Ask Stripe now whether a funding was paid (what the funding page does when the payer
+    comes back from Checkout); idempotent: Stripe's confirmation credits the escrow once."""
+
+    permission_classes = [IsRequester]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.FundingOutSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such job, or funding of it"),
+            409: OpenApiResponse(ErrorSerializer, description="The job is finished"),
+        },
+    )
+    def post(self, request: Request, pk: int, funding_id: int) -> Response:
+        job = _job(request, pk)
+        funding = job.fundings.filter(pk=funding_id).first()
+        if funding is None:
+            raise NotFound("No such funding.")
+        pay_funding.funding_check(job=job, requester=request.user)
+        funding = pay_funding.funding_refresh(funding=funding)
+        return_url = _return_url(request, job)
+        return Response(s.FundingOutSerializer(funding, context={"return_url": return_url}).data)
 
 
 class JobBonusView(APIView):

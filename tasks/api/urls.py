@@ -8,6 +8,11 @@ urlpatterns = [
     # Money endpoints that price microtasks (``tasks.api.funding``); payments' paths and names.
     path("payments/jobs/<int:pk>/quote/", funding.JobQuoteView.as_view(), name="payments-quote"),
     path("payments/jobs/<int:pk>/fund/", funding.JobFundView.as_view(), name="payments-fund"),
+    path(
+        "payments/jobs/<int:pk>/fundings/<int:funding_id>/check/",
+        funding.JobFundingCheckView.as_view(),
+        name="payments-funding-check-api",
+    ),
     path("payments/jobs/<int:pk>/bonuses/", funding.JobBonusView.as_view(), name="payments-bonus"),
     path("jobs/<int:job_id>/videos/", views.JobVideosView.as_view(), name="api-job-videos"),
     path(

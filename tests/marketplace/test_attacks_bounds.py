@@ -267,6 +267,11 @@ def test_the_money_maximum_is_a_setting(requester_client, settings):
     assert draft(requester_client, budget=1_000).budget == 1_000
 
 
+def nothing_at_stripe(stripe) -> bool:
+    """No Checkout Session and no PaymentIntent was made: nothing can be paid."""
+    return stripe.state.checkout_sessions == stripe.state.payment_intents == {}
+
+
 @pytest.mark.parametrize("amount", [-5, 0, 49, 2**63, 10**30, "lots"])
 def test_funding_amounts_out_of_range_charge_nothing(requester_client, requester, stripe, amount):
     job = JobFactory(requester=requester)
@@ -278,7 +283,7 @@ def test_funding_amounts_out_of_range_charge_nothing(requester_client, requester
         ),
         field="amount",
     )
-    assert money_state() == money and stripe.state.payment_intents == {}
+    assert money_state() == money and nothing_at_stripe(stripe)
 
 
 def test_the_funding_service_itself_refuses_amounts_past_the_maximum(requester, stripe):
@@ -287,8 +292,10 @@ def test_the_funding_service_itself_refuses_amounts_past_the_maximum(requester, 
     money = money_state()
     for amount in (10**30, 2**63, -1):
         with pytest.raises(InvalidAmount):
-            paying.job_funding_create(job=job, requester=requester, amount=amount)
-    assert money_state() == money and stripe.state.payment_intents == {}
+            paying.job_funding_create(
+                job=job, requester=requester, amount=amount, return_url="http://testserver/"
+            )
+    assert money_state() == money and nothing_at_stripe(stripe)
 
 
 @pytest.mark.parametrize("amount", [-5, 0, 2**63, 10**30, 12.5])
@@ -384,12 +391,13 @@ def test_a_247_cent_quote_can_never_be_funded_with_247_dong(
     )
     with pytest.raises(CurrencyNotPriced):
         escrow.escrow_fund(job=job, amount=247, key="dong")
-    assert money_state() == money and stripe.state.payment_intents == {}
+    assert money_state() == money and nothing_at_stripe(stripe)
     client.force_login(requester)
     page = client.get(f"/requester/jobs/{job.pk}/funding/")
     assert page.status_code == 200 and "pricing on this platform is in USD" in page.content.decode()
-    assert client.post(f"/requester/jobs/{job.pk}/funding/").status_code == 200
-    assert money_state() == money and stripe.state.payment_intents == {}
+    refused = client.post(f"/requester/jobs/{job.pk}/funding/", {"fund": "quote"}, follow=True)
+    assert "pricing on this platform is in USD" in refused.content.decode()
+    assert money_state() == money and nothing_at_stripe(stripe)
 
 
 def test_a_job_row_left_in_an_unsupported_currency_cannot_be_funded(
@@ -401,7 +409,7 @@ def test_a_job_row_left_in_an_unsupported_currency_cannot_be_funded(
     assert_refused(
         requester_client.post(f"/api/payments/jobs/{job.pk}/fund/", {}, format="json"), status=409
     )
-    assert money_state() == money and stripe.state.payment_intents == {}
+    assert money_state() == money and nothing_at_stripe(stripe)
 
 
 def test_the_quote_carries_the_job_currency(requester_client, requester):

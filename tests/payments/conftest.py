@@ -125,3 +125,43 @@ def signed_post(client, server, event: dict, *, path: str = "/stripe/webhook/", 
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=server.sign(body, secret),
     )
+
+
+# --- Stripe Checkout -------------------------------------------------------------------------
+
+RETURN_URL = "http://testserver/requester/jobs/funding/"  # where Checkout sends the payer back
+CARD_SUCCEEDS = "4242 4242 4242 4242"
+CARD_DECLINED = "4000 0000 0000 0002"
+
+
+def checkout_funding(job, *, amount=None, fit_budget=False):
+    """A funding of ``job`` by its requester: a Checkout Session at Stripe, unpaid."""
+    from tasks import paying
+
+    return paying.job_funding_create(
+        job=job,
+        requester=job.requester,
+        return_url=RETURN_URL,
+        amount=amount,
+        fit_budget=fit_budget,
+    )
+
+
+def pay_checkout(stripe_server, funding, card: str = CARD_SUCCEEDS) -> dict:
+    """The payer submits ``card`` on the session's test payment page; returns Stripe's
+    PaymentIntent for the session as it stands after (succeeded, or declined and unpaid)."""
+    import copy
+
+    stripe_server.pay_checkout_session(funding.stripe_checkout_session_id, card)
+    with stripe_server.state.lock:
+        session = stripe_server.state.checkout_sessions[funding.stripe_checkout_session_id]
+        return copy.deepcopy(stripe_server.state.payment_intents[session["payment_intent"]])
+
+
+def events_of(stripe_server, type_: str, object_id: str | None = None) -> list[dict]:
+    with stripe_server.state.lock:
+        return [
+            e
+            for e in stripe_server.state.events.values()
+            if e["type"] == type_ and object_id in (None, e["data"]["object"]["id"])
+        ]

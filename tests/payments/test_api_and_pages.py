@@ -40,15 +40,26 @@ def test_workers_cannot_use_requester_money_endpoints(worker_client, requester):
     assert worker_client.post(f"/api/payments/jobs/{job.pk}/quote/").status_code == 403
 
 
-def test_fund_api_creates_a_payment_intent(requester_client, requester, stripe_server):
+def test_fund_api_answers_with_the_checkout_session_to_pay(
+    requester_client, requester, stripe_server
+):
     job = JobFactory(requester=requester)
     MicroTaskFactory.create_batch(2, video__job=job, job=job, price=0)
     r = requester_client.post(f"/api/payments/jobs/{job.pk}/fund/", {}, format="json")
     assert r.status_code == 201, r.content
     body = r.json()
-    pi = stripe_server.state.payment_intents[body["payment_intent"]]
-    assert pi["amount"] == body["amount"] == body["quote"]["fund_amount"]
-    assert pi["transfer_group"] == f"job:{job.pk}"
+    session = stripe_server.state.checkout_sessions[body["checkout_session"]]
+    assert session["amount_total"] == body["amount"] == body["quote"]["fund_amount"]
+    assert (body["currency"], session["currency"]) == ("usd", "usd")
+    assert (body["status"], body["payment_intent"]) == ("created", "")
+    assert body["checkout_url"] == session["url"] and session["status"] == "open"
+    assert body["return_url"] == f"http://testserver/requester/jobs/{job.pk}/funding/"
+    assert session["success_url"].startswith(body["return_url"])
+    assert session["metadata"] == {"funding_id": str(body["funding"]), "job_id": str(job.pk)}
+    # The PaymentIntent Stripe makes when the payer pays carries the job's transfer group.
+    stripe_server.pay_checkout_session(body["checkout_session"])
+    pi = stripe_server.state.payment_intents[session["payment_intent"]]
+    assert pi["transfer_group"] == f"job:{job.pk}" and pi["metadata"] == session["metadata"]
     assert requester_client.get(f"/api/payments/jobs/{job.pk}/escrow/").json()["funded"] == 0
 
 
@@ -221,10 +232,11 @@ def test_job_funding_page_shows_quote_and_escrow(client, requester, other_reques
     assert client.get(f"/requester/jobs/{job.pk}/funding/").status_code == 404
     client.force_login(requester)
     page = client.get(f"/requester/jobs/{job.pk}/funding/")
-    assert page.status_code == 200 and "To fund" in page.content.decode()
+    assert page.status_code == 200 and "Quote to fund" in page.content.decode()
     assert (
         f"/requester/jobs/{job.pk}/funding/"
         in client.get(f"/requester/jobs/{job.pk}/").content.decode()
     )
-    r = client.post(f"/requester/jobs/{job.pk}/funding/")
-    assert r.status_code == 200 and len(stripe_server.state.payment_intents) == 1
+    r = client.post(f"/requester/jobs/{job.pk}/funding/", {"fund": "quote"})
+    (session,) = stripe_server.state.checkout_sessions.values()
+    assert r.status_code == 303 and r["Location"] == session["url"]

@@ -43,7 +43,12 @@ from payments.models import (
 )
 from payments.selectors import escrow_balance, worker_balances
 from tests.factories import AdminFactory, WorkerFactory
-from tests.payments.conftest import assert_ledger_consistent, onboarded_worker
+from tests.payments.conftest import (
+    CARD_DECLINED,
+    assert_ledger_consistent,
+    onboarded_worker,
+    pay_checkout,
+)
 from tests.tasks.claim_fixtures import published_job, qualify, ready_job
 
 pytestmark = pytest.mark.django_db
@@ -138,11 +143,29 @@ def fund_via_api(client_for, job, amount: int) -> Funding:
     return Funding.objects.get(pk=r.json()["funding"])
 
 
+def budgeted_ready_job():
+    """A ready job with nothing funded yet and a budget that allows the fundings below."""
+    job = ready_job(n=4, price=60, budget=0)
+    job.budget = 10**6
+    job.save(update_fields=["budget"])
+    return job
+
+
+def unpaid_funding(stripe_server, client_for, job, amount: int) -> Funding:
+    """A Checkout funding whose payer tried a declined card: Stripe's PaymentIntent for the
+    session exists, unpaid, and the return page's check recorded it (as Stripe's session
+    names it)."""
+    f = fund_via_api(client_for, job, amount)
+    pay_checkout(stripe_server, f, CARD_DECLINED)
+    f = funding.funding_refresh(funding=f)
+    assert f.stripe_payment_intent_id and f.status == FundingStatus.CREATED
+    return f
+
+
 @pytest.fixture
 def small_funding(stripe_server, client_for):
     """The attacker's own job with a small funding whose PaymentIntent was never paid."""
-    job = ready_job(n=4, price=60, budget=0)
-    return fund_via_api(client_for, job, 247)
+    return unpaid_funding(stripe_server, client_for, budgeted_ready_job(), 247)
 
 
 # --- signatures (invariant 6) ----------------------------------------------------------------
@@ -251,7 +274,7 @@ def test_a_payment_stripe_has_not_taken_credits_nothing(stripe_server, small_fun
 def test_a_new_payment_intent_pointing_at_someone_elses_funding_credits_nothing(
     stripe_knows_it, stripe_server, client_for, small_funding, post_event
 ):
-    victim_job = ready_job(n=4, price=60, budget=0)
+    victim_job = budgeted_ready_job()
     victim = fund_via_api(client_for, victim_job, 90_000)
     if stripe_knows_it:
         # A small PaymentIntent that really succeeded, made outside our funding flow, whose
@@ -502,14 +525,14 @@ def test_the_issues_chain_stops_at_the_forged_event(
     """Tiny funding → forged event → huge escrow → bonus → payout. With the shipped secret the
     event is refused; even with the real secret (leaked) nothing is credited, so the bonus and
     the payout that follow have nothing to move."""
-    job = ready_job(n=4, price=60, budget=0)
+    job = budgeted_ready_job()
     attacker = client_for(job.requester)
     accomplice = onboarded_worker(stripe_server)  # a worker the attacker controls
     qualify(accomplice)
     start = money_snapshot(stripe_server)
 
     # 1. A $2.47 funding that is never paid.
-    tiny = fund_via_api(client_for, job, 247)
+    tiny = unpaid_funding(stripe_server, client_for, job, 247)
     real = stripe_gateway.payment_intent_retrieve(tiny.stripe_payment_intent_id)
     forged = forged_event(
         "payment_intent.succeeded",

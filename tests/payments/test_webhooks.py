@@ -16,9 +16,8 @@ from payments.models import (
     StripeEvent,
 )
 from payments.selectors import escrow_balance, worker_balances
-from tasks import paying
 from tests.factories import MicroTaskFactory, WorkerFactory
-from tests.payments.conftest import onboarded_worker, signed_post
+from tests.payments.conftest import checkout_funding, onboarded_worker, pay_checkout, signed_post
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def funded_intent(stripe_server, job):
     MicroTaskFactory(video__job=job, job=job)
-    f = paying.job_funding_create(job=job, requester=job.requester)
-    pi = stripe_server.succeed_payment_intent(f.stripe_payment_intent_id)
+    f = checkout_funding(job)
+    pi = pay_checkout(stripe_server, f)
     event = [
         e for e in stripe_server.state.events.values() if e["type"] == "payment_intent.succeeded"
     ][-1]
@@ -245,13 +244,15 @@ def test_funding_a_published_job_publishes_the_work_it_now_covers(
     from tests.tasks.claim_fixtures import ready_job
 
     job = ready_job(n=4, overlap=1, price=100, budget=0, gold_rate=0.0)
+    job.budget = 10**6
+    job.save(update_fields=["budget"])
     slot_cost = slot_reservation_for(microtask=job.microtasks.first())
     escrow_fund(job=job, amount=slot_cost, key="seed")  # covers one microtask
     claiming.job_publish(job=job, by=job.requester)
     assert Slot.objects.filter(job=job).count() == 1
 
-    f = paying.job_funding_create(job=job, requester=job.requester, amount=slot_cost * 3)
-    stripe_server.succeed_payment_intent(f.stripe_payment_intent_id)
+    f = checkout_funding(job, amount=slot_cost * 3)
+    pay_checkout(stripe_server, f)
     event = [
         e for e in stripe_server.state.events.values() if e["type"] == "payment_intent.succeeded"
     ][-1]

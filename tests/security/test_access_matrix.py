@@ -205,6 +205,28 @@ ROUTES: dict[str, list[Probe]] = {
             {"POST": PAGE_REFUSE_REQUESTER_OWN},
         )
     ],
+    "requester/jobs/<int:pk>/funding/<int:funding_id>/check/": [
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/funding/{w.funding.pk}/check/",
+            PAGE_WRITE,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "requester/jobs/<int:pk>/funding/<int:funding_id>/cancel/": [
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/funding/{w.funding.pk}/cancel/",
+            PAGE_WRITE,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "requester/jobs/<int:pk>/budget/": [
+        Probe(
+            lambda w: f"/requester/jobs/{job(w)}/budget/",
+            PAGE_WRITE,
+            {"POST": PAGE_REFUSE_REQUESTER_OWN},
+            body=lambda w: {"budget": 10**9},
+        )
+    ],
     # --- worker pages ----------------------------------------------------------------------
     "work/": [Probe(lambda w: "/work/", PAGE_WORKER)],
     "work/claim/": [
@@ -669,6 +691,13 @@ ROUTES: dict[str, list[Probe]] = {
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
             body=lambda w: {"amount": 5000},
+        )
+    ],
+    "api/payments/jobs/<int:pk>/fundings/<int:funding_id>/check/": [
+        Probe(
+            lambda w: f"/api/payments/jobs/{job(w)}/fundings/{w.funding.pk}/check/",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
         )
     ],
     "api/payments/jobs/<int:pk>/refund/": [

@@ -60,7 +60,7 @@ def test_viewing_the_funding_page_does_not_reprice_the_job(client, requester, st
     MicroTaskFactory.create_batch(2, video__job=job, job=job, price=0)
     client.force_login(requester)
     page = client.get(f"/requester/jobs/{job.pk}/funding/")
-    assert page.status_code == 200 and "To fund" in page.content.decode()
+    assert page.status_code == 200 and "Quote to fund" in page.content.decode()
     assert set(MicroTask.objects.filter(job=job).values_list("price", flat=True)) == {0}
     # Funding (a POST) prices the microtasks it charges for.
     client.post(f"/requester/jobs/{job.pk}/funding/")

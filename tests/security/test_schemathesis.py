@@ -134,6 +134,7 @@ _REAL_IDS: list[tuple[str, Callable[[World], dict]]] = [
     ("/api/jobs/{job_id}/microtasks/", lambda w: {"job_id": w.job.pk, "id": w.microtask.pk}),
     ("/api/jobs/{job_id}/", lambda w: {"job_id": w.job.pk}),
     ("/api/jobs/{id}/", lambda w: {"id": w.job.pk}),
+    ("/api/payments/jobs/{id}/fundings/", lambda w: {"id": w.job.pk, "funding_id": w.funding.pk}),
     ("/api/payments/jobs/{id}/", lambda w: {"id": w.job.pk}),
     ("/api/payments/admin/workers/{id}/", lambda w: {"id": w.worker.pk}),
     ("/api/payments/admin/payouts/{id}/", lambda w: {"id": w.payout.pk}),

@@ -4,8 +4,10 @@ the real pipeline.
 Idempotent: running it twice changes nothing. The demo videos are synthetic (``tasks.synthetic``)
 and go through the same services a requester's upload does — ingestion (in-process in the
 embedded mode), pricing, escrow funding, publishing — so that after ``make run`` a worker can log
-in and claim work straight away. Funding is credited to escrow directly, as the
-``payment_intent.succeeded`` webhook would, since the embedded demo talks to no Stripe.
+in and claim work straight away. The first two jobs' funding is credited to escrow directly
+(as Stripe's confirmed payment would be), so there is work at once; the third is left ready and
+unfunded, for the requester to pay through Stripe Checkout on its funding page (``make run``
+starts the local Stripe server and points the app and its webhooks at it).
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ DEMO_JOBS = [
         "overlap_frames": 10,
         "keyframe_step": 10,
         "scene": {"seed": 11, "frames": 240, "n_objects": 2, "motion": 3.0, "shot_cuts": (120,)},
+    },
+    {
+        # Left for the requester to fund in the browser (Checkout) and publish.
+        "title": "Boxes on a parking lot (fund me)",
+        "instructions": "Draw a tight box around every car and person.",
+        "annotation_type": AnnotationType.BBOX,
+        "frame_step": 10,
+        "frames_per_task": 5,
+        "scene": {"seed": 5, "frames": 150, "n_objects": 2, "motion": 1.0},
+        "funded": False,
     },
 ]
 
@@ -113,6 +125,7 @@ class Command(BaseCommand):
         from tasks.video import write_video
 
         scene_args = spec.pop("scene")
+        funded = spec.pop("funded", True)
         job = services.job_create(
             requester=requester,
             label_classes=CLASSES,
@@ -134,6 +147,8 @@ class Command(BaseCommand):
             return job  # with a broker configured, ingestion runs on the Celery worker
         quote = quoting.job_prices_save(job=job)
         Job.objects.filter(pk=job.pk).update(budget=quote.fund_amount)
+        if not funded:
+            return job
         escrow.escrow_fund(
             job=job, amount=quote.fund_amount, key=f"demo:job:{job.pk}", memo="Demo funding"
         )
