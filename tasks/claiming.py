@@ -131,6 +131,10 @@ def _fill_slots(job: Job) -> SlotFill:
         .annotate(n_slots=Count("slots"))
         .order_by("-priority", "id")
     )
+    # A raised target (dynamic overlap, a suspension) is work in progress whose other replicas
+    # are paid for already: it is funded before new microtasks, and one the budget cannot cover
+    # goes to review (``signals.replicas_unfunded``) instead of waiting forever (issue #16).
+    rows.sort(key=lambda mt: mt.n_slots == 0)
     gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
     existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
@@ -148,18 +152,23 @@ def _fill_slots(job: Job) -> SlotFill:
     cost = 0
     n_regular = 0
     uncovered = 0
+    unfunded_raises: list[int] = []
     for mt in rows:
         missing = mt.replica_target - mt.n_slots
         if missing <= 0:
             continue
         if uncovered:
             uncovered += 1
+            if mt.n_slots:
+                unfunded_raises.append(mt.pk)
             continue
         per_slot = price_of(mt)
         add_cost = per_slot * missing
         gold_cost = gold_needed(existing_regular + n_regular + missing) * gold_price
         if cost + add_cost + gold_cost > available:
             uncovered += 1
+            if mt.n_slots:
+                unfunded_raises.append(mt.pk)
             continue
         for number in range(mt.n_slots, mt.replica_target):
             new.append(
@@ -189,6 +198,8 @@ def _fill_slots(job: Job) -> SlotFill:
         before = existing_regular + existing_gold
         budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
         Slot.objects.bulk_create(new, batch_size=5_000)
+    if unfunded_raises:
+        signals.replicas_unfunded.send(sender=Job, job=job, microtask_ids=unfunded_raises)
     return SlotFill(n_regular, n_gold, cost, uncovered)
 
 
