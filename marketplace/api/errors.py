@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -46,6 +46,11 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra: Any
     return {"error": body}
 
 
+def _view_name(context: dict) -> str:
+    view = context.get("view")
+    return type(view).__name__ if view is not None else "?"
+
+
 def _stray_error_response(exc: Exception, context: dict) -> Response:
     view = context.get("view")
     logger.error(
@@ -66,7 +71,28 @@ def _stray_error_response(exc: Exception, context: dict) -> Response:
     return Response(error_body("invalid", "A value is out of the range allowed."), status=400)
 
 
+# Seconds a client waits before retrying after the database dropped its request.
+DATABASE_RETRY_AFTER = 1
+
+
+def database_unavailable_body() -> dict:
+    return error_body(
+        "unavailable",
+        "The service lost its database connection while handling this request; nothing was "
+        "changed. Retry in a moment.",
+    )
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    # The database connection dropped (a restart, a failover, a terminated backend): the
+    # request's transaction was rolled back by the server, so nothing half-done remains and a
+    # retry is safe (every write is idempotent or re-checks its state). A 503 with Retry-After
+    # says so; a 500 would say "our bug".
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable during %s: %s", _view_name(context), exc)
+        response = Response(database_unavailable_body(), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):

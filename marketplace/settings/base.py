@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, so its process_exception sees a view's exception first (a dropped database: 503).
+    "marketplace.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
