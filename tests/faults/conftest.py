@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import ROOT, subprocess_env
+from tests.payments.conftest import stripe_server  # noqa: F401 (the local Stripe fixture)
 
 
 def free_port() -> int:
