@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,3 +124,100 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc: the prefork pool's children)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+@dataclass
+class Worker:
+    """A real ``celery worker`` (prefork, one child) this test started."""
+
+    proc: subprocess.Popen
+
+    def child(self, *, seconds: float = 30.0) -> int:
+        """The pool child's pid (the process that runs tasks), once there is exactly one."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            kids = children_of(self.proc.pid)
+            if len(kids) == 1:
+                return kids[0]
+            time.sleep(0.05)
+        raise RuntimeError("the worker has no single pool child")
+
+
+WORKER_ARGS = (
+    "--pool=prefork",
+    "--concurrency=1",
+    "--loglevel=WARNING",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+)
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db) -> Iterator:
+    """Start real Celery workers on the test database: ``start(broker_url=..., **env)``.
+
+    Prefork with one child, so SIGKILL of the child is what an OOM kill does to a busy worker:
+    the parent sees the child lost and, with ``reject_on_worker_lost``, the broker gives the
+    message to the next child. The test process sends its tasks through the same broker."""
+    from django.conf import settings
+
+    from marketplace.celery import app
+
+    started: list[subprocess.Popen] = []
+    previous = (app.conf.task_always_eager, app.conf.broker_url, app.conf.result_backend)
+
+    def start(*, broker_url: str | None = None, **env: str) -> Worker:
+        url = broker_url or settings.REDIS_URL
+        if app.conf.broker_url != url:
+            app.close()  # drop the connection pool to the previous broker
+            app.amqp._producer_pool = None
+            app.conf.broker_url = url
+            app.conf.result_backend = url
+        app.conf.task_always_eager = False
+        app.set_current()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", *WORKER_ARGS],
+            cwd=ROOT,
+            env=subprocess_env(REDIS_URL=url, CELERY_BROKER_URL=url, **env),
+            start_new_session=True,
+        )
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {proc.returncode}")
+            try:
+                if app.control.ping(timeout=0.5):
+                    return Worker(proc)
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("celery worker did not answer a ping within 30 s")
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            stop(proc)
+        # A task still queued would run in the next test's worker: drop this test's messages.
+        with contextlib.suppress(Exception), app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(app.conf.task_default_queue)
+        app.close()
+        app.amqp._producer_pool = None
+        app.conf.task_always_eager, app.conf.broker_url, app.conf.result_backend = previous
