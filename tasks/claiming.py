@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -242,6 +242,22 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
         return job_fill_slots(job=job).regular_slots
     except InvalidTransition:  # closed meanwhile
         return 0
+
+
+def jobs_with_starved_slots() -> list[int]:
+    """Published or paused jobs with an open microtask whose raised replica target has fewer
+    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review)."""
+    return list(
+        MicroTask.objects.filter(
+            is_gold=False,
+            status=MicroTaskStatus.OPEN,
+            job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
+        )
+        .annotate(n_slots=Count("slots"))
+        .filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
+        .values_list("job_id", flat=True)
+        .distinct()
+    )
 
 
 @transaction.atomic

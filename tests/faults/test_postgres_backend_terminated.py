@@ -137,3 +137,27 @@ def test_backend_terminated_mid_claim_mid_submit_and_mid_posting(client_for):
     assert Assignment.objects.get(pk=assignment_id).status == AssignmentStatus.APPROVED
 
     assert_invariants(responses=responses)
+
+
+def test_backend_terminated_during_a_page_is_a_503_page_not_a_500(client):
+    job = published_job(n=1, overlap=1, gold_rate=0.0)
+    worker = qualified_worker()
+    client.force_login(worker)
+    killer = KillBefore(r"tasks_assignment", after=0)
+    with connection.execute_wrapper(killer):
+        response = client.get("/work/")
+    assert killer.fired
+    close_old_connections()
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert int(response["Retry-After"]) >= 1
+    assert b"Try again in a moment" in response.content
+    # The claim page's POST (a write) likewise, and it claimed nothing.
+    killer = KillBefore(r"insert\s+into\s+tasks_assignment", after=0)
+    with connection.execute_wrapper(killer):
+        response = client.post("/work/claim/", {"job": job.pk})
+    close_old_connections()
+    assert killer.fired
+    assert response.status_code == 503
+    assert not Assignment.objects.exists()
+    assert_invariants(responses=[response])

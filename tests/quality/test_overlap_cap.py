@@ -107,3 +107,23 @@ def test_a_raised_target_is_funded_before_new_work(world_factory, workers, no_go
     # The new microtask waits for funding (it holds nobody's work): not sent to review.
     assert MicroTask.objects.get(pk=new.pk).status == MicroTaskStatus.OPEN
     assert_invariants()
+
+
+def test_the_sweep_fills_a_raised_target_whose_fill_message_was_lost(world_factory, no_gold):
+    from tasks.tasks import fill_starved_slots
+    from tests.faults.invariants import invariant_problems
+
+    world = world_factory(n=2, overlap=2, overlap_max=4)
+    funded, starved = world.regular()
+    # Targets raised, their fill messages lost: one job's money covers one replica more.
+    MicroTask.objects.filter(pk__in=[funded.pk, starved.pk]).update(replica_target=3)
+    per_slot = budget.slot_reservation(microtask=funded)
+    job = world.job
+    budget.reserve(job=job, amount=budget.available(job=job) - per_slot, key=f"test-spent-{job.pk}")
+    assert len(invariant_problems()) == 2  # both wait for a slot nobody will create
+
+    assert fill_starved_slots() == 1
+    assert Slot.objects.filter(microtask=funded).count() == 3
+    assert MicroTask.objects.get(pk=starved.pk).status == MicroTaskStatus.REVIEW
+    assert fill_starved_slots() == 0
+    assert_invariants()
