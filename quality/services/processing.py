@@ -354,12 +354,7 @@ def _process_regular(mt: MicroTask) -> str:
             assignment=a,
             note=f"agreement with the other annotators {agreement:.2f}",
         )
-    list(
-        Assignment.objects.select_for_update(of=("self",))
-        .filter(pk__in=[a.pk for a in rows])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    approval.lock_in_order(rows)
     for a, agreement in ordered:
         approval.apply(
             a,

@@ -142,12 +142,7 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
             )
     # Evidence first, then money (the scoring lock order, ``processing``): trust rows in worker
     # order, then the assignments in id order, then the job's escrow account in the approvals.
-    list(
-        Assignment.objects.select_for_update(of=("self",))
-        .filter(pk__in=[a.pk for a in rows])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    approval.lock_in_order(rows)
     for a, s in scored:
         share = policy.frames_passed_share(
             frames_off=len(s.frames_off), frames_total=s.frames_total

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import ROOT, subprocess_env
+from tests.conftest import stop_process_group as stop
 from tests.payments.conftest import stripe_server  # noqa: F401 (the local Stripe fixture)
 
 
@@ -37,17 +37,6 @@ def wait_for_port(port: int, proc: subprocess.Popen, *, seconds: float = 30.0) -
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port} after {seconds} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End a process group this test started (SIGTERM, then SIGKILL)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture

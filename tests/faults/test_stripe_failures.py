@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from payments import payouts
+from payments import payouts, transfers
 from payments.models import Payout, PayoutStatus
 from tests.faults.invariants import assert_invariants
 from tests.payments.conftest import onboarded_worker
@@ -42,7 +42,7 @@ def _submit_until_settled(payout_id: int, *, deadline_seconds: float = 30.0):
     deadline = time.monotonic() + deadline_seconds
     results = []
     while True:
-        results.append(payouts.payout_submit(payout_id=payout_id))
+        results.append(transfers.payout_submit(payout_id=payout_id))
         if not results[-1].retry:
             return results
         assert time.monotonic() < deadline, results
@@ -99,14 +99,14 @@ def test_a_429_that_says_do_not_retry_is_left_for_later(stripe_server):
     faults.should_retry = "false"
     faults.forced = ["429"]
 
-    first = payouts.payout_submit(payout_id=payout.pk)
+    first = transfers.payout_submit(payout_id=payout.pk)
     assert first.retry
     assert len(_transfer_times(stripe_server)) == 1  # not re-sent at once
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PENDING
     assert "rate limited" in payout.last_error
 
-    second = payouts.payout_submit(payout_id=payout.pk)
+    second = transfers.payout_submit(payout_id=payout.pk)
     assert second.status == PayoutStatus.SUBMITTED
     assert len(stripe_server.transfers_for(payout.pk)) == 1
     assert_invariants(stripe_server=stripe_server)
