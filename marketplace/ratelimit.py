@@ -195,7 +195,8 @@ def pace(key: str, per_second: float) -> float:
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         try:
-            full = cache.make_and_validate_key(f"pace:{key}")
+            # Spaces and the like become "_": a cache key stays one word for every backend.
+            full = cache.make_and_validate_key("pace:" + re.sub(r"[^\w:/{}.-]", "_", key))
             client = cache._cache.get_client(full, write=True)
             return max(0, int(client.eval(_PACE_SCRIPT, 1, full, interval_us))) / 1_000_000
         except Exception:  # the cache is down: pace in this process only

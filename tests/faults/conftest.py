@@ -148,6 +148,13 @@ class Worker:
         raise RuntimeError("the worker has no single pool child")
 
 
+def _drop_connections(app) -> None:
+    """Forget the app's broker connections (the broker URL is about to change). Not
+    ``app.close()``: that also deregisters the app, and tasks imported later never register."""
+    app._pool = None  # kombu keeps the pool per broker URL (kombu.pools); not closed here
+    app.amqp._producer_pool = None
+
+
 WORKER_ARGS = (
     "--pool=prefork",
     "--concurrency=1",
@@ -175,8 +182,7 @@ def celery_worker_factory(transactional_db) -> Iterator:
     def start(*, broker_url: str | None = None, **env: str) -> Worker:
         url = broker_url or settings.REDIS_URL
         if app.conf.broker_url != url:
-            app.close()  # drop the connection pool to the previous broker
-            app.amqp._producer_pool = None
+            _drop_connections(app)
             app.conf.broker_url = url
             app.conf.result_backend = url
         app.conf.task_always_eager = False
@@ -207,6 +213,5 @@ def celery_worker_factory(transactional_db) -> Iterator:
         # A task still queued would run in the next test's worker: drop this test's messages.
         with contextlib.suppress(Exception), app.connection_for_write() as conn:
             conn.default_channel.queue_purge(app.conf.task_default_queue)
-        app.close()
-        app.amqp._producer_pool = None
+        _drop_connections(app)
         app.conf.task_always_eager, app.conf.broker_url, app.conf.result_backend = previous
