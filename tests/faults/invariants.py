@@ -2,12 +2,13 @@
 final state: what a fault test calls last, whatever fault it injected.
 
 One function, :func:`assert_invariants`, reads the state as it is (no knowledge of what the test
-did) and fails with every violation it found. The invariants that are properties of requests
-rather than of stored state (5: gold answers never reach a worker; 7: bad input gets a 4xx; 10:
-suspension terms) have their own suites (``tests/security``, ``tests/quality``,
-``tests/tasks/test_claim_qualification.py``); here they are checked as far as the state shows
-them: no 5xx was recorded by the test (``responses``), no worker's work view names a gold answer
-row, no suspended worker holds a live claim of the type.
+did) and fails with every violation it found: 1 (overlap, and issue #16's cap and no starved
+replica), 2 and 3 (ledger and escrow), 4 (one transfer per payout, Stripe's side read from the
+local Stripe server when given), 6 (events applied once), 8 (escrow credited as Stripe
+confirmed), 9 (credited time within wall-clock time) and 10 as far as the state shows it (no
+claim after a suspension). 7 (no 5xx) is checked on the responses the test passes in. 5 (gold
+answers never reach a worker) is a property of responses, proved by ``tests/security`` and
+``tests/quality``, not of stored state.
 """
 
 from __future__ import annotations
