@@ -1,10 +1,12 @@
 """A dropped database connection is a 503 "retry", on pages as in the API.
 
-The API's exception handler (``marketplace.api.errors``) answers DRF views; this middleware
-answers everything else (pages, the admin, webhooks): a view that raised ``OperationalError`` or
+One home for every view, API and pages: a view that raised ``OperationalError`` or
 ``InterfaceError`` (PostgreSQL restarted, failed over, or the backend was terminated) had its
-transaction rolled back by the server, so the client is told to retry (``Retry-After``), in the
-API's JSON error shape under ``/api/``, as a short page elsewhere, never Django's 500 page.
+transaction rolled back by the server, so nothing half-done remains and a retry is safe (every
+write is idempotent or re-checks its state). The client is told to retry (503, ``Retry-After``),
+in the API's JSON error shape (``marketplace.api.errors``) under ``/api/`` and ``/stripe/``, as
+a short page elsewhere; never Django's 500 page, which would say "our bug". (The API's exception
+handler leaves these errors alone, so they reach this middleware.)
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -46,11 +46,6 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra: Any
     return {"error": body}
 
 
-def _view_name(context: dict) -> str:
-    view = context.get("view")
-    return type(view).__name__ if view is not None else "?"
-
-
 def _stray_error_response(exc: Exception, context: dict) -> Response:
     view = context.get("view")
     logger.error(
@@ -76,6 +71,7 @@ DATABASE_RETRY_AFTER = 1
 
 
 def database_unavailable_body() -> dict:
+    """The 503 of a request whose database connection dropped (``marketplace.unavailable``)."""
     return error_body(
         "unavailable",
         "The service lost its database connection while handling this request; nothing was "
@@ -84,15 +80,8 @@ def database_unavailable_body() -> dict:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    # The database connection dropped (a restart, a failover, a terminated backend): the
-    # request's transaction was rolled back by the server, so nothing half-done remains and a
-    # retry is safe (every write is idempotent or re-checks its state). A 503 with Retry-After
-    # says so; a 500 would say "our bug".
-    if isinstance(exc, OperationalError | InterfaceError):
-        logger.warning("database unavailable during %s: %s", _view_name(context), exc)
-        response = Response(database_unavailable_body(), status=503)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
-        return response
+    # A dropped database connection (OperationalError, InterfaceError) is left to Django:
+    # ``marketplace.unavailable`` answers it for the API and the pages alike (503, Retry-After).
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):
