@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, subprocess_env, wait_for_worker
 from tests.conftest import stop_process_group as stop
 from tests.payments.conftest import stripe_server  # noqa: F401 (the local Stripe fixture)
 
@@ -194,16 +194,8 @@ def celery_worker_factory(transactional_db) -> Iterator:
             start_new_session=True,
         )
         started.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited with {proc.returncode}")
-            try:
-                if app.control.ping(timeout=0.5):
-                    return Worker(proc)
-            except Exception:
-                time.sleep(0.1)
-        raise RuntimeError("celery worker did not answer a ping within 30 s")
+        wait_for_worker(app, proc)
+        return Worker(proc)
 
     try:
         yield start
