@@ -31,6 +31,7 @@ import ipaddress
 import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -160,6 +161,51 @@ def hit(scope: str, who: str) -> Hit:
         return Hit(allowed=True, count=count, limit=limit, retry_after=0)
     retry_after = max(1, math.ceil((window + 1) * period - now))
     return Hit(allowed=False, count=count, limit=limit, retry_after=retry_after)
+
+
+# --- Pacing: spacing our own requests to another service -------------------------------------
+# The limits above refuse requests others make to us; pacing spaces the requests we make to a
+# service with a limit of its own (Stripe: 25 requests/s per endpoint), across every process of
+# the install. It is a GCRA (a leaky bucket as a "theoretical arrival time"): each request takes
+# the next free instant, ``1/rate`` after the previous one, and waits until then, so requests are
+# evenly spaced and no second holds more than ``rate`` of them (bursts are not saved up). On Redis
+# one script call per request, timed by Redis's own clock (one clock for all processes); without
+# Redis, or if it does not answer, in-process state (a pace per process: fail open, as above).
+
+_PACE_SCRIPT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(t, tat)
+local next_free = start + tonumber(ARGV[1])
+local ttl_ms = math.ceil((next_free - t) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', ttl_ms)
+return start - t
+"""
+_local_pace: dict[str, float] = {}
+_local_pace_lock = threading.Lock()
+
+
+def pace(key: str, per_second: float) -> float:
+    """Reserve the next free instant for one request under ``key`` at ``per_second``; returns the
+    seconds the caller must wait before sending it (0 when it may go now)."""
+    if per_second <= 0:
+        return 0.0
+    interval_us = int(1_000_000 / per_second)
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        try:
+            # Spaces and the like become "_": a cache key stays one word for every backend.
+            full = cache.make_and_validate_key("pace:" + re.sub(r"[^\w:/{}.-]", "_", key))
+            client = cache._cache.get_client(full, write=True)
+            return max(0, int(client.eval(_PACE_SCRIPT, 1, full, interval_us))) / 1_000_000
+        except Exception:  # the cache is down: pace in this process only
+            logger.exception("pace %s: the cache did not answer; pacing in-process", key)
+    with _local_pace_lock:
+        now = time.monotonic()
+        start = max(now, _local_pace.get(key, 0.0))
+        _local_pace[key] = start + interval_us / 1_000_000
+    return start - now
 
 
 def wait_phrase(seconds: int) -> str:

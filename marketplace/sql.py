@@ -7,6 +7,7 @@ Any app's hand-written SQL lives in a ``.sql`` file next to the module that runs
 
 from __future__ import annotations
 
+import functools
 import re
 from functools import cache
 from pathlib import Path
@@ -59,12 +60,23 @@ def fetch_prepared(sql: str, params: Any, *, many: bool = False) -> Any:
     and plan the claim statement on every claim; on the hot path that costs as much as running
     it. This uses the same session (and so the caller's transaction), binding server-side.
     """
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw.prepare_threshold is None:
-        # Django turns psycopg's automatic preparation off (None also refuses explicit
-        # ``prepare=True``). A threshold no query reaches keeps it off for everything else.
-        raw.prepare_threshold = 2**31 - 1
-    with psycopg.Cursor(raw) as cur:
-        cur.execute(sql, params, prepare=True)
-        return cur.fetchall() if many else cur.fetchone()
+    # Errors become Django's (``OperationalError`` when the connection drops, so the request is
+    # a 503 "retry" and the connection is marked unusable, as for any other query), and
+    # ``connection.execute_wrapper`` hooks see the statement as they see Django's own.
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw.prepare_threshold is None:
+            # Django turns psycopg's automatic preparation off (None also refuses explicit
+            # ``prepare=True``). A threshold no query reaches keeps it off for everything else.
+            raw.prepare_threshold = 2**31 - 1
+        with psycopg.Cursor(raw) as cur:
+
+            def run(sql_: str, params_: Any, _many: bool, _context: dict) -> Any:
+                cur.execute(sql_, params_, prepare=True)
+                return cur.fetchall() if many else cur.fetchone()
+
+            executor = run
+            for wrapper in reversed(connection.execute_wrappers):
+                executor = functools.partial(wrapper, executor)
+            return executor(sql, params, False, {"connection": connection, "cursor": cur})

@@ -6,6 +6,14 @@
 * Every request has a timeout and the SDK's network retries (which resend the *same*
   idempotency key, so they are safe); every POST that moves money carries an explicit
   idempotency key derived from our own row (``payout:{id}:{attempt}``, ``refund:{id}``...).
+* Every request is paced under Stripe's rate limit (25 requests/s per endpoint in live mode):
+  ``STRIPE_REQUESTS_PER_SECOND`` per endpoint (method and path, ids folded), across every
+  process of the install (``marketplace.ratelimit.pace``, on Redis), with a margin for network
+  jitter. A 429 that still comes back is honoured: the same request (same idempotency key) is
+  sent again after ``Retry-After`` (bounded by ``STRIPE_RETRY_AFTER_MAX``) or, without one,
+  after an exponential backoff with jitter, up to ``STRIPE_RATE_LIMIT_RETRIES`` times, unless
+  Stripe says ``Stripe-Should-Retry: false``. 5xx and timeouts are the SDK's network retries
+  (which honour ``Stripe-Should-Retry`` too); what is left after them is a Celery retry.
 * Stripe's errors become ours (``payments.errors``): a timeout or dropped connection is
   :class:`StripeTimeout` — *the request may have taken effect*; a 429 is
   :class:`StripeRateLimited`; a 5xx :class:`StripeError`; a definite refusal (4xx)
@@ -17,13 +25,19 @@ Returns plain dicts shaped like Stripe's objects.
 from __future__ import annotations
 
 import logging
+import random
+import re
 import threading
-from collections.abc import Iterator
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
 import stripe
 from django.conf import settings
+
+from marketplace.ratelimit import pace
 
 from .errors import (
     StripeError,
@@ -39,6 +53,54 @@ STRIPE_API_VERSION = "2026-10-28.endive"
 logger = logging.getLogger(__name__)
 
 _local = threading.local()
+logger = logging.getLogger(__name__)
+
+# Path segments that are object ids (``acct_1N...``, ``tr_...``): one endpoint whatever the id.
+_ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
+RATE_LIMIT_BACKOFF_SECONDS = 0.5
+
+
+def endpoint_of(method: str, url: str) -> str:
+    """``"POST /v1/transfers"``, ``"GET /v1/accounts/{id}"``: the unit Stripe limits."""
+    path = urllib.parse.urlsplit(url).path
+    parts = ["{id}" if _ID_SEGMENT.match(p) else p for p in path.split("/")]
+    return f"{method.upper()} {'/'.join(parts)}"
+
+
+def _retry_after_seconds(headers: Mapping[str, str], retry: int) -> float:
+    """How long to wait before re-sending a 429'd request: Stripe's ``Retry-After`` when it
+    gives one, else exponential backoff with full jitter; never more than the bound."""
+    bound = float(settings.STRIPE_RETRY_AFTER_MAX)
+    value = headers.get("retry-after") if headers is not None else None
+    if value:
+        try:
+            return min(bound, max(0.0, float(value)))
+        except ValueError:
+            pass  # an HTTP date: Stripe does not send one; back off instead
+    return min(bound, random.uniform(0, RATE_LIMIT_BACKOFF_SECONDS * 2**retry))
+
+
+class PacedRequestsClient(stripe.RequestsClient):
+    """The SDK's HTTP client, paced per endpoint and honouring 429 (see the module docstring).
+
+    Every attempt the SDK makes, its own network retries included, goes through ``request``, so
+    every one is paced and re-sends the same headers (the same idempotency key)."""
+
+    def request(self, method, url, headers, post_data=None):
+        endpoint = endpoint_of(method, url)
+        for retry in range(int(settings.STRIPE_RATE_LIMIT_RETRIES) + 1):
+            wait = pace(f"stripe:{endpoint}", float(settings.STRIPE_REQUESTS_PER_SECOND))
+            if wait > 0:
+                time.sleep(wait)
+            content, status, rheaders = super().request(method, url, headers, post_data)
+            if status != 429 or retry == int(settings.STRIPE_RATE_LIMIT_RETRIES):
+                break
+            if rheaders is not None and rheaders.get("stripe-should-retry") == "false":
+                break
+            delay = _retry_after_seconds(rheaders, retry)
+            logger.warning("Stripe rate limited %s; retrying in %.2f s", endpoint, delay)
+            time.sleep(delay)
+        return content, status, rheaders
 
 
 def _client() -> stripe.StripeClient:
@@ -63,7 +125,7 @@ def _client() -> stripe.StripeClient:
         stripe_version=STRIPE_API_VERSION,
         base_addresses={"api": base} if base else None,
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout, session=session, proxy=proxy or None),
+        http_client=PacedRequestsClient(timeout=timeout, session=session, proxy=proxy or None),
     )
     _local.client = (config, client)
     return client

@@ -42,3 +42,9 @@ def on_work_rejected(sender: Any, *, assignment, by, confirmed: bool, **kwargs: 
 def on_submission_stored(*, submission, **_: Any) -> None:
     """A submission was stored: score it once it is committed (the outbox, ``processing``)."""
     services.submission_received(submission=submission)
+
+
+@receiver(signals.replicas_unfunded, dispatch_uid="quality.on_replicas_unfunded")
+def on_replicas_unfunded(*, job, microtask_ids, **_: Any) -> None:
+    """Raised replica targets the budget cannot fund: a person decides those microtasks."""
+    services.microtasks_unfunded_to_review(job=job, microtask_ids=microtask_ids)

@@ -30,11 +30,16 @@ events to Connect endpoints), from a background thread, with retries.
 
 Fault injection (:class:`Faults`): a 500, a 429, a timeout *after* the request was committed, and
 a dropped connection (before or after committing), each with a probability and/or forced for the
-next N matching requests.
+next N matching requests; an injected 429 or 500 carries ``Retry-After`` / ``Stripe-Should-Retry``
+as configured. Stripe's own rate limit can be switched on (``rate_limit_per_second``, per endpoint
+over a sliding second, 25 in live mode); ``request_times`` records when each request arrived. A
+server running as its own process takes the same switches as JSON on ``POST /_faults`` (with the
+API key).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import hashlib
@@ -45,6 +50,7 @@ import json
 import logging
 import queue
 import random
+import re
 import secrets
 import socket
 import threading
@@ -161,10 +167,59 @@ class Faults:
     timeout_seconds: float = 2.0  # how long a "timeout" stalls before answering
     seed: int | None = None
     injected: dict[str, int] = field(default_factory=dict)
+    # Headers of an injected 429 or 500: ``Retry-After`` (seconds; None: not sent) and
+    # ``Stripe-Should-Retry`` ("true"/"false"; None: not sent), as Stripe may send them.
+    retry_after: str | None = "1"
+    should_retry: str | None = None
+    # Stripe's own rate limit, enforced per endpoint (method and path, ids folded) over a sliding
+    # second: a request beyond it gets a 429 (0: no limit). Live mode allows 25 requests/s.
+    rate_limit_per_second: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self._recent: dict[str, collections.deque] = {}
+        self.rate_limited = 0  # 429s the rate limit (not ``forced``/``rate``) answered
+
+    def over_rate_limit(self, endpoint: str, now: float) -> bool:
+        """Count one request to ``endpoint`` at ``now``; whether it is beyond the rate limit."""
+        if not self.rate_limit_per_second:
+            return False
+        with self._lock:
+            recent = self._recent.setdefault(endpoint, collections.deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= self.rate_limit_per_second:
+                self.rate_limited += 1
+                return True
+            recent.append(now)
+            return False
+
+    def headers(self) -> dict[str, str]:
+        out = {}
+        if self.retry_after is not None:
+            out["Retry-After"] = self.retry_after
+        if self.should_retry is not None:
+            out["Stripe-Should-Retry"] = self.should_retry
+        return out
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        """Set faults from a plain dict (the ``POST /_faults`` switch of a server process)."""
+        with self._lock:
+            for name in (
+                "rate",
+                "match",
+                "timeout_seconds",
+                "retry_after",
+                "should_retry",
+                "rate_limit_per_second",
+            ):
+                if name in settings:
+                    setattr(self, name, settings[name])
+            if "forced" in settings:
+                self.forced = list(settings["forced"])
+            if "kinds" in settings:
+                self.kinds = tuple(settings["kinds"])
 
     def pick(self, request_line: str) -> str | None:
         if self.match and self.match not in request_line:
@@ -182,6 +237,15 @@ class Faults:
 
 class _Drop(Exception):
     """Close the connection without answering."""
+
+
+_ID_SEGMENT = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """``"POST /v1/transfers"``, ``"GET /v1/accounts/{id}"``: the unit Stripe rate-limits."""
+    parts = ["{id}" if _ID_SEGMENT.match(p) else p for p in path.split("/")]
+    return f"{method} {'/'.join(parts)}"
 
 
 # --- the state -------------------------------------------------------------------------------
@@ -248,6 +312,8 @@ class LocalStripe:
         self.auto_deliver = auto_deliver
         self.deliveries: list[tuple[str, str, int]] = []  # (event id, url, status)
         self.request_log: list[tuple[str, int]] = []
+        # (monotonic time the request arrived, endpoint) of every authenticated API request.
+        self.request_times: list[tuple[float, str]] = []
         # Seconds spent handling API requests (benchmarks subtract it from their own time).
         self.busy_seconds = 0.0
         self.busy_cpu_seconds = 0.0
@@ -1103,15 +1169,31 @@ def _make_handler(server: LocalStripe):
                     ).body(),
                 )
                 return
+            if parsed.path == "/_faults" and method == "POST":
+                # The fault switch of a server running as its own process (tests that drive
+                # it from another process); in-process tests set ``server.faults`` directly.
+                server.faults.configure(json.loads(raw or "{}"))
+                self._send(200, {"ok": True})
+                return
             params = decode_form(raw) if method == "POST" else {}
             request_line = f"{method} {parsed.path}"
+            now = time.monotonic()
+            endpoint = endpoint_of(method, parsed.path)
+            with server._busy_lock:
+                server.request_times.append((now, endpoint))
             fault = server.faults.pick(request_line)
+            if fault is None and server.faults.over_rate_limit(endpoint, now):
+                fault = "429"
             server.request_log.append((request_line, 0))
             if fault == "drop_before":
                 self._drop()
                 return
             if fault == "500":
-                self._send(500, StripeHTTPError(500, "api_error", "Injected server error").body())
+                self._send(
+                    500,
+                    StripeHTTPError(500, "api_error", "Injected server error").body(),
+                    server.faults.headers(),
+                )
                 return
             if fault == "429":
                 self._send(
@@ -1119,6 +1201,7 @@ def _make_handler(server: LocalStripe):
                     StripeHTTPError(
                         429, "invalid_request_error", "Too many requests", code="rate_limit"
                     ).body(),
+                    server.faults.headers(),
                 )
                 return
             key = self.headers.get("Idempotency-Key") if method == "POST" else None

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -133,6 +133,10 @@ def _fill_slots(job: Job) -> SlotFill:
         .annotate(n_slots=Count("slots"))
         .order_by("-priority", "id")
     )
+    # A raised target (dynamic overlap, a suspension) is work in progress whose other replicas
+    # are paid for already: it is funded before new microtasks, and one the budget cannot cover
+    # goes to review (``signals.replicas_unfunded``) instead of waiting forever (issue #16).
+    rows.sort(key=lambda mt: mt.n_slots == 0)
     gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
     existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
@@ -177,6 +181,10 @@ def _fill_slots(job: Job) -> SlotFill:
         before = existing_regular + existing_gold
         budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
         Slot.objects.bulk_create(new, batch_size=5_000)
+    # A raised target the budget cannot cover goes to review instead of waiting forever.
+    unfunded_raises = [mt.pk for mt, _count in pending[plan.covered :] if mt.n_slots]
+    if unfunded_raises:
+        signals.replicas_unfunded.send(sender=Job, job=job, microtask_ids=unfunded_raises)
     return SlotFill(plan.regular_slots, plan.gold_slots, cost, len(pending) - plan.covered)
 
 
@@ -219,6 +227,22 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
         return job_fill_slots(job=job).regular_slots
     except InvalidTransition:  # closed meanwhile
         return 0
+
+
+def jobs_with_starved_slots() -> list[int]:
+    """Published or paused jobs with an open microtask whose raised replica target has fewer
+    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review)."""
+    return list(
+        MicroTask.objects.filter(
+            is_gold=False,
+            status=MicroTaskStatus.OPEN,
+            job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
+        )
+        .annotate(n_slots=Count("slots"))
+        .filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
+        .values_list("job_id", flat=True)
+        .distinct()
+    )
 
 
 @transaction.atomic

@@ -29,3 +29,9 @@ work_rejected = Signal()
 #: ``submission`` (the ``Submission``, with its assignment). Quality queues its scoring once the
 #: row is committed; the submission is its own outbox entry (``quality.services.processing``).
 submission_stored = Signal()
+
+#: Microtasks of a job whose replica target was raised (dynamic overlap, a suspension) and whose
+#: extra replica slots the job's available escrow cannot fund (sent by the slot fill, under the
+#: job's row lock). Keyword arguments: ``job`` and ``microtask_ids``. Quality sends them to the
+#: review queue, so no microtask waits forever for a replica nobody can claim.
+replicas_unfunded = Signal()

@@ -131,27 +131,36 @@ def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if app.control.ping(timeout=0.5):
-                    break
-            except Exception:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited with {proc.returncode}")
-        else:
-            raise RuntimeError("celery worker did not answer a ping within 30 s")
+        wait_for_worker(app, proc)
         yield proc
     finally:
         app.conf.task_always_eager = previous
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc)
+
+
+def wait_for_worker(app, proc: subprocess.Popen, *, seconds: float = 30.0) -> None:
+    """Poll until the worker ``proc`` answers a ping over the broker (or died, or time is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}")
+        try:
+            if app.control.ping(timeout=0.5):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"celery worker did not answer a ping within {seconds:g} s")
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """End a process group a test started (``start_new_session``): SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(autouse=True)

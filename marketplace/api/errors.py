@@ -68,7 +68,22 @@ def _stray_error_response(exc: Exception, context: dict) -> Response:
     return Response(error_body("invalid", "A value is out of the range allowed."), status=400)
 
 
+# Seconds a client waits before retrying after the database dropped its request.
+DATABASE_RETRY_AFTER = 1
+
+
+def database_unavailable_body() -> dict:
+    """The 503 of a request whose database connection dropped (``marketplace.unavailable``)."""
+    return error_body(
+        "unavailable",
+        "The service lost its database connection while handling this request; nothing was "
+        "changed. Retry in a moment.",
+    )
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    # A dropped database connection (OperationalError, InterfaceError) is left to Django:
+    # ``marketplace.unavailable`` answers it for the API and the pages alike (503, Retry-After).
     if isinstance(exc, ApplicationError):
         response = Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
         if isinstance(exc, RateLimited):

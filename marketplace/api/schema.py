@@ -18,6 +18,8 @@ fail with (and forgetting some), :class:`AutoSchema` derives them from what the 
        ``DATA_UPLOAD_MAX_MEMORY_SIZE`` where a body is read as a form)
  415   a write with a body (a ``Content-Type`` no parser of the view accepts)
  429   the view has throttles
+ 503   every operation: the database connection dropped mid-request (nothing changed; retry
+       after ``Retry-After``)
 =====  ==========================================================================================
 
 A view declares the rest itself, with ``extend_schema(responses={502: error_response(502)})``,
@@ -50,6 +52,7 @@ ERROR_DESCRIPTIONS = {
     415: "The request's Content-Type is not accepted here.",
     429: "Too many requests; retry after the time in `Retry-After`.",
     502: "Stripe failed or refused; the operation can be retried.",
+    503: "The database was briefly unavailable; nothing changed. Retry after `Retry-After`.",
 }
 
 
@@ -115,6 +118,7 @@ class AutoSchema(SpectacularAutoSchema):
                 statuses.add(400)
         if view.get_throttles():
             statuses.add(429)
+        statuses.add(503)  # the database connection dropped (marketplace.api.errors)
         return statuses
 
     def _has_filterset(self) -> bool:

@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, so its process_exception sees a view's exception first (a dropped database: 503).
+    "marketplace.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -274,6 +276,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
     "process-straggler-submissions": {"task": "quality.process_stragglers", "schedule": 60.0},
+    # A raised replica target whose fill message was lost gets its slot or goes to review.
+    "fill-starved-slots": {"task": "tasks.fill_starved_slots", "schedule": 5 * 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.
     "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},
@@ -303,6 +307,11 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_PROXY = env("STRIPE_PROXY", default="")  # an HTTP(S) proxy for Stripe calls, if any
+# Pacing under Stripe's limit of 25 requests/s per endpoint, with a margin for network jitter
+# (payments.stripe_gateway); a 429 is re-sent after Retry-After (at most this many seconds).
+STRIPE_REQUESTS_PER_SECOND = env.float("STRIPE_REQUESTS_PER_SECOND", default=20.0)
+STRIPE_RATE_LIMIT_RETRIES = env.int("STRIPE_RATE_LIMIT_RETRIES", default=3)
+STRIPE_RETRY_AFTER_MAX = env.float("STRIPE_RETRY_AFTER_MAX", default=30.0)
 
 # --- Marketplace policy defaults
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")

@@ -41,3 +41,6 @@ STRIPE_SECRET_KEY = "sk_test_suite"
 STRIPE_PUBLISHABLE_KEY = "pk_test_suite"
 STRIPE_WEBHOOK_SECRET = "whsec_suite"
 STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_suite_connect"
+# The local Stripe double has no rate limit unless a test gives it one, so Stripe calls are not
+# paced here (the fault tests of Stripe's limit turn pacing on; production paces at 20/s).
+STRIPE_REQUESTS_PER_SECOND = env.float("STRIPE_REQUESTS_PER_SECOND", default=0.0)

@@ -19,6 +19,7 @@ tests) calls; code inside it imports from the modules themselves.
 from .aggregation import classification_jobs_aggregate, job_classes_aggregate
 from .evidence import (
     rejection_record,
+    suspension_replicas_add,
     trust_record,
     worker_reinstate,
     worker_suspend_from_type,
@@ -39,7 +40,13 @@ from .processing import (
     submission_received,
     submissions_process_stragglers,
 )
-from .review import APPEAL_MESSAGE_MAX_LENGTH, appeal_create, appeal_decide, review_resolve
+from .review import (
+    APPEAL_MESSAGE_MAX_LENGTH,
+    appeal_create,
+    appeal_decide,
+    microtasks_unfunded_to_review,
+    review_resolve,
+)
 
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
@@ -57,6 +64,7 @@ __all__ = [
     "job_classes_aggregate",
     "job_quality_policy_update",
     "job_review_mode_set",
+    "microtasks_unfunded_to_review",
     "rejection_record",
     "review_mode",
     "review_resolve",
@@ -64,6 +72,7 @@ __all__ = [
     "submission_process",
     "submission_received",
     "submissions_process_stragglers",
+    "suspension_replicas_add",
     "trust_record",
     "worker_reinstate",
     "worker_suspend_from_type",

@@ -42,6 +42,18 @@ def decide(
     )
 
 
+def lock_in_order(assignments: list[Assignment]) -> None:
+    """Lock ``assignments`` in id order before deciding several of them: the scoring lock order
+    (``processing``) takes every assignment row before the approvals take the job's escrow
+    account, so a requester approving one of them meanwhile cannot wait on us in a cycle."""
+    list(
+        Assignment.objects.select_for_update(of=("self",))
+        .filter(pk__in=[a.pk for a in assignments])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def apply(assignment: Assignment, decision: policy.ApprovalDecision) -> None:
     """Approve or reject ``assignment`` as decided, if it still awaits review (under its row
     lock; work a person or an earlier decision settled is left as it is)."""

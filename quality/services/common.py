@@ -1,5 +1,6 @@
 """What every quality service shares: the clock, a requester's view of a job, a payload checked
-against its microtask, a job's quality policy, and queueing a slot fill after the commit."""
+against its microtask, a job's quality policy, queueing a slot fill after the commit, and
+sending a microtask to the review queue."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 from tasks.annotations import AnnotationInvalid, ValidatedAnnotation, validate_payload
 from tasks.claiming import annotation_context
-from tasks.models import MicroTask
+from tasks.models import MicroTask, MicroTaskStatus
 
-from ..models import JobQualityPolicy
+from ..models import JobQualityPolicy, ReviewItem, ReviewStatus
 
 
 def now() -> datetime:
@@ -55,3 +56,20 @@ def fill_slots_later(job_id: int) -> None:
     import it.
     """
     transaction.on_commit(lambda: current_app.tasks["tasks.fill_job_slots"].delay(job_id))
+
+
+def microtask_to_review(mt: MicroTask, *, reason: str) -> ReviewItem:
+    """Send ``mt`` (whose row the caller holds locked) to the review queue: a person decides it.
+
+    Where automatic work stops: disagreement at the maximum overlap, a replica the cap or the
+    job's budget refuses (issue #16: no microtask waits forever for a replica it cannot get).
+    """
+    if mt.status != MicroTaskStatus.REVIEW:
+        mt.status = MicroTaskStatus.REVIEW
+        mt.save(update_fields=["status"])
+    item, _ = ReviewItem.objects.get_or_create(
+        microtask=mt,
+        status=ReviewStatus.OPEN,
+        defaults={"job_id": mt.job_id, "reason": reason[:300]},
+    )
+    return item

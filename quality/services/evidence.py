@@ -35,7 +35,7 @@ from ..models import (
     TrustEvidence,
     WorkerTrust,
 )
-from .common import fill_slots_later
+from .common import fill_slots_later, microtask_to_review
 from .common import now as _now
 
 logger = logging.getLogger(__name__)
@@ -116,24 +116,67 @@ def worker_suspend_from_type(*, trust_row: WorkerTrust, reason: str) -> WorkerTr
         reason=reason,
         score=trust_row.trust,
     )
-    pending = MicroTask.objects.filter(
-        assignments__worker=trust_row.worker,
-        assignments__status=AssignmentStatus.SUBMITTED,
-        is_gold=False,
-        job__annotation_type=trust_row.annotation_type,
-    ).distinct()
-    ids = list(pending.values_list("pk", flat=True))
-    if ids:
-        MicroTask.objects.filter(pk__in=ids).update(
-            replica_target=F("replica_target") + 1, status=MicroTaskStatus.OPEN
-        )
-        ConsensusResult.objects.filter(microtask_id__in=ids, is_current=True).update(
-            is_current=False
-        )
-        for job_id in set(MicroTask.objects.filter(pk__in=ids).values_list("job_id", flat=True)):
-            fill_slots_later(job_id)
+    # The extra replicas are asked for after this transaction commits, in a transaction of their
+    # own: the suspension happens inside a scoring that holds its microtask's row and the
+    # worker's trust row, and the worker's other microtasks may be in scorings that hold their
+    # row and wait for that trust row (a deadlock, issue #16).
+    worker_id, annotation_type = trust_row.worker_id, trust_row.annotation_type
+    transaction.on_commit(
+        lambda: suspension_replicas_add(worker_id=worker_id, annotation_type=annotation_type),
+        robust=True,
+    )
     logger.info("worker %s suspended from %s", trust_row.worker_id, trust_row.annotation_type)
     return trust_row
+
+
+@transaction.atomic
+def suspension_replicas_add(*, worker_id: int, annotation_type: str) -> int:
+    """A worker was suspended from a type: each microtask holding their unapproved work of that
+    type is (re)opened with one more replica in its place, up to its job's ``overlap_max``; one
+    already at the cap, or already in review, is left to the review queue. Returns how many
+    microtasks got a replica.
+
+    Microtask rows are locked in id order and each one is re-read under its lock."""
+    pending = MicroTask.objects.filter(
+        assignments__worker_id=worker_id,
+        assignments__status=AssignmentStatus.SUBMITTED,
+        is_gold=False,
+        job__annotation_type=annotation_type,
+    )
+    ids = list(pending.values_list("pk", flat=True).distinct())
+    locked = list(
+        MicroTask.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    # Read again under the locks: a scoring that held one of them may have settled the work.
+    still = set(pending.filter(pk__in=locked).values_list("pk", flat=True))
+    rows = list(MicroTask.objects.select_related("job").filter(pk__in=still).order_by("pk"))
+    raised = []
+    for mt in rows:
+        if mt.replica_target >= mt.job.overlap_max:
+            microtask_to_review(
+                mt,
+                reason=(
+                    f"an annotator was suspended and the microtask is at the maximum of "
+                    f"{mt.job.overlap_max} replicas: sent to review"
+                ),
+            )
+            continue
+        if mt.status == MicroTaskStatus.REVIEW:
+            continue  # a person decides it already
+        raised.append(mt.pk)
+    if raised:
+        MicroTask.objects.filter(pk__in=raised).update(
+            replica_target=F("replica_target") + 1, status=MicroTaskStatus.OPEN
+        )
+        ConsensusResult.objects.filter(microtask_id__in=raised, is_current=True).update(
+            is_current=False
+        )
+        for job_id in {mt.job_id for mt in rows if mt.pk in raised}:
+            fill_slots_later(job_id)
+    return len(raised)
 
 
 @transaction.atomic

@@ -31,13 +31,11 @@ from ..models import (
     GoldAnswer,
     GoldResult,
     GoldValidation,
-    ReviewItem,
-    ReviewStatus,
     WorkerTrust,
 )
 from ..tracks import track_consensus
 from . import approval
-from .common import fill_slots_later, policy_for
+from .common import fill_slots_later, microtask_to_review, policy_for
 from .common import now as _now
 from .evidence import standing_record, trust_record
 from .flags import flag_fraud
@@ -94,8 +92,12 @@ def submission_process(*, submission_id: int) -> str:
     )
     if sub is None:
         return "missing"
+    # The microtask's row only (``of=("self",)``), never the job's: a FOR UPDATE on the job row
+    # waits for every ledger posting of the job (their foreign key takes KEY SHARE on it), and a
+    # posting waits for the scoring that holds the job's escrow account: two scorings of one
+    # job deadlocked on the job row (issue #16).
     mt = (
-        MicroTask.objects.select_for_update()
+        MicroTask.objects.select_for_update(of=("self",))
         .select_related("job")
         .get(pk=sub.assignment.microtask_id)
     )
@@ -282,10 +284,14 @@ def _process_regular(mt: MicroTask) -> str:
     )
     per = np.asarray(c.annotator_agreement, dtype=np.float64)
     pol = policy_for(job)
+    # The cap is on the microtask's replica target, discounted replicas included: a suspended
+    # worker's replica counts against ``overlap_max`` as it counts in the target (a target of 6
+    # on a job whose maximum is 5 was the bug, issue #16).
+    discounted = mt.replica_target - needed
     decision = policy.decide_overlap(
         submitted=len(rows),
         replica_target=needed,
-        overlap_max=job.overlap_max,
+        overlap_max=job.overlap_max - discounted,
         agreement=float(c.agreement),
         agreement_threshold=job.agreement_threshold,
         confidence=float(np.asarray(weights)[per >= job.agreement_threshold].sum()),
@@ -319,11 +325,7 @@ def _process_regular(mt: MicroTask) -> str:
         fill_slots_later(job.pk)
         return "replica added"
     if decision.action == policy.OverlapAction.REVIEW:
-        mt.status = MicroTaskStatus.REVIEW
-        mt.save(update_fields=["status"])
-        ReviewItem.objects.get_or_create(
-            microtask=mt, status=ReviewStatus.OPEN, defaults={"job": job, "reason": decision.reason}
-        )
+        microtask_to_review(mt, reason=decision.reason)
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
@@ -336,9 +338,14 @@ def _process_regular(mt: MicroTask) -> str:
         frame_share = float(
             np.mean([v >= job.agreement_threshold for v in frame_agreement.values()])
         )
-    # Trust rows are locked in worker order, so concurrent microtasks cannot deadlock on them
-    # (a deadlock that still happens is an OperationalError: the task retries, idempotently).
-    for a, agreement in sorted(zip(rows, per, strict=True), key=lambda p: p[0].worker_id):
+    # Lock order (the same in every scoring path): the microtask, trust rows in worker order, then
+    # the assignments in id order, then (inside the approvals) the job's escrow account. Trust is
+    # recorded for every annotator before any money moves: interleaving the two made a scoring
+    # that held the escrow account wait for a trust row another scoring of the same job held
+    # while it waited for the escrow account (a deadlock is an OperationalError: the task would
+    # retry, idempotently, but it should not happen).
+    ordered = sorted(zip(rows, per, strict=True), key=lambda p: p[0].worker_id)
+    for a, agreement in ordered:
         trust_record(
             worker=a.worker,
             annotation_type=job.annotation_type,
@@ -347,6 +354,8 @@ def _process_regular(mt: MicroTask) -> str:
             assignment=a,
             note=f"agreement with the other annotators {agreement:.2f}",
         )
+    approval.lock_in_order(rows)
+    for a, agreement in ordered:
         approval.apply(
             a,
             approval.decide(job, pol, agreement=float(agreement), frames_passed_share=frame_share),

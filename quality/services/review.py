@@ -31,8 +31,8 @@ from ..models import (
     StandingEvidence,
 )
 from . import approval
+from .common import microtask_to_review, policy_for, validate
 from .common import now as _now
-from .common import policy_for, validate
 from .evidence import (
     checks_of,
     rejection_record,
@@ -43,6 +43,26 @@ from .evidence import (
 from .gold import score_frames
 
 REVIEW_ALGORITHM = "review-v1"
+
+
+@transaction.atomic
+def microtasks_unfunded_to_review(*, job, microtask_ids: list[int]) -> int:
+    """Microtasks of ``job`` whose raised replica target the budget cannot fund go to the review
+    queue (still-open ones only, locked in id order); returns how many went."""
+    rows = list(
+        MicroTask.objects.select_for_update(of=("self",))
+        .filter(job=job, pk__in=microtask_ids, status=MicroTaskStatus.OPEN)
+        .order_by("pk")
+    )
+    for mt in rows:
+        microtask_to_review(
+            mt,
+            reason=(
+                f"the job's budget does not fund replica {mt.replica_target} of this microtask: "
+                "sent to review"
+            ),
+        )
+    return len(rows)
 
 
 @transaction.atomic
@@ -60,7 +80,11 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
         raise NotFound("No such review item.")
     if item.status != ReviewStatus.OPEN:
         raise Conflict("This microtask has already been reviewed.")
-    mt = MicroTask.objects.select_for_update().select_related("job").get(pk=item.microtask_id)
+    mt = (
+        MicroTask.objects.select_for_update(of=("self",))
+        .select_related("job")
+        .get(pk=item.microtask_id)
+    )
     job = mt.job
     validated = validate(mt, payload)
     item.status = ReviewStatus.RESOLVED
@@ -116,6 +140,10 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
                 assignment=a,
                 note=note,
             )
+    # Evidence first, then money (the scoring lock order, ``processing``): trust rows in worker
+    # order, then the assignments in id order, then the job's escrow account in the approvals.
+    approval.lock_in_order(rows)
+    for a, s in scored:
         share = policy.frames_passed_share(
             frames_off=len(s.frames_off), frames_total=s.frames_total
         )

@@ -99,6 +99,7 @@ def test_timeout_after_commit_leaves_the_transfer_and_the_key_recovers_it(stripe
 def test_faults_become_our_errors_and_commit_nothing(stripe_server, settings, fault, error):
     acct = _account(stripe_server)
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.STRIPE_RATE_LIMIT_RETRIES = 0  # a 429 is re-sent otherwise (tests/faults)
     stripe_server.faults.forced = [fault]
     with pytest.raises(error):
         gateway.transfer_create(
