@@ -47,6 +47,31 @@ def ingest_video(self, video_id: int) -> str:
     return v.status if v is not None else "missing"
 
 
+# One part of a long video (``ingestion.video_ingest_part``): retried alone, the same way.
+@transient_task("tasks.ingest_video_part", transient=(), max_retries=INGEST_MAX_RETRIES, bind=True)
+def ingest_video_part(self, part_id: int) -> str:
+    """Decode one part of a long video; the last part to finish joins them (idempotent)."""
+    try:
+        return ingestion.video_ingest_part(part_id=part_id)
+    except INGEST_TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
+            ingestion.video_part_give_up(
+                part_id=part_id,
+                reason="Ingestion kept failing on a storage or database error; "
+                "an administrator has been notified. Try again later.",
+            )
+            log.exception("giving up on video part %s", part_id)
+            return "failed"
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except Exception:
+        log.exception("ingestion of video part %s crashed", part_id)
+        ingestion.video_part_give_up(
+            part_id=part_id,
+            reason="Ingestion failed on an internal error; an administrator has been notified.",
+        )
+        return "failed"
+
+
 @transient_task("tasks.requeue_stalled_ingestions")
 def requeue_stalled_ingestions() -> int:
     """Periodic: re-queue videos whose ingestion stopped reporting progress (worker died)."""
