@@ -891,7 +891,7 @@ def _video_progress(part: VideoPart) -> None:
         )
 
 
-def video_ingest_part(*, part_id: int) -> str:
+def video_ingest_part(*, part_id: int, worker: str = "") -> str:
     """Decode and plan one part of a long video; the last part to finish joins them all.
 
     Idempotent: a part already done, or of an attempt that was superseded, does nothing; a
@@ -906,7 +906,7 @@ def video_ingest_part(*, part_id: int) -> str:
     if not _part_current(part):
         return "superseded"
     VideoPart.objects.filter(pk=part.pk).update(
-        status=VideoPart.Status.RUNNING, runs=F("runs") + 1, progress=0.0
+        status=VideoPart.Status.RUNNING, runs=F("runs") + 1, progress=0.0, worker=worker[:200]
     )
     v = part.video
     storage = _storage()

@@ -106,6 +106,7 @@ class VideoPart(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     progress = models.FloatField(default=0.0)
     runs = models.PositiveIntegerField(default=0, help_text="Times this part was started")
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery worker of the last run")
     result = models.JSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

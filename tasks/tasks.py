@@ -52,7 +52,7 @@ def ingest_video(self, video_id: int) -> str:
 def ingest_video_part(self, part_id: int) -> str:
     """Decode one part of a long video; the last part to finish joins them (idempotent)."""
     try:
-        return ingestion.video_ingest_part(part_id=part_id)
+        return ingestion.video_ingest_part(part_id=part_id, worker=self.request.hostname or "")
     except INGEST_TRANSIENT as exc:
         if self.request.retries >= self.max_retries:
             ingestion.video_part_give_up(
