@@ -49,7 +49,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB_NAME = "cl_bench_claim"
+DB_NAME = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "claim"  # prefix: parallel runs
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 LABEL_STUDIO_PAIRS_PER_S = 9.0  # top of the reported 6-9 annotations/s
 LABEL_STUDIO_CPU_PER_PAIR = 0.2

@@ -946,6 +946,7 @@ def _run_part(v: Video, part: VideoPart, storage: Storage) -> dict:
             analysis_width=settings.VIDEO_ANALYSIS_WIDTH,
             stats=stats,
             limits=_limits(),
+            threads=settings.VIDEO_INGEST_PART_THREADS,
         )
         result = _decode_and_split(
             v, job, info, decoded, stats, storage, _PartProgress(part), part=part

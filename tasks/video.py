@@ -504,8 +504,12 @@ def decode_range(
     stats: DecodeStats | None = None,
     limits: Limits = Limits(),
     max_bad_packet_ratio: float = 0.05,
+    threads: int = 1,
 ) -> Iterator[DecodedFrame]:
     """Frames ``start.index`` .. ``stop_index`` (inclusive), decoded from the keyframe ``start``.
+
+    ``threads`` decoder threads (0: FFmpeg's choice). One by default: the parallelism of a part
+    is across workers, and a worker's core is not shared with its own decoding threads.
 
     Seeks to the keyframe (PyAV ``seek``, backward to the keyframe at or before its pts), so a
     part costs its own length, not the length before it. Frame numbers continue from
@@ -515,7 +519,9 @@ def decode_range(
     with _open(source) as container:
         info = _probe_open(container, limits)
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads != 1:
+            stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         aw, ah = analysis_size(info.width, info.height, analysis_width)
         tb = stream.time_base
         nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0

@@ -148,6 +148,9 @@ VIDEO_INGEST_STALL_SECONDS = env.int("VIDEO_INGEST_STALL_SECONDS", default=15 * 
 # decoded by its own Celery task (in parallel across workers), then joined; at most this many.
 VIDEO_INGEST_PART_SECONDS = env.float("VIDEO_INGEST_PART_SECONDS", default=120.0)
 VIDEO_INGEST_MAX_PARTS = env.int("VIDEO_INGEST_MAX_PARTS", default=32)
+# Decoder threads of one part (0: FFmpeg's choice): 1 keeps each worker on one core, so parts on
+# N workers use N cores; a single long video on one big worker may prefer 0.
+VIDEO_INGEST_PART_THREADS = env.int("VIDEO_INGEST_PART_THREADS", default=1)
 
 # --- REST API
 REST_FRAMEWORK = {
