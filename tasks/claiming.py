@@ -115,6 +115,9 @@ def _require_owner(job: Job, by: User) -> None:
         raise NotFound("No such job.")
 
 
+FILL_BATCH = 5_000  # slots per INSERT, and microtasks per fetch, when a job's slots are made
+
+
 def _fill_slots(job: Job) -> SlotFill:
     """Create the missing replica slots of ``job`` as far as its available budget covers them.
 
@@ -126,17 +129,27 @@ def _fill_slots(job: Job) -> SlotFill:
     MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).update(
         replica_target=target
     )
-    rows = list(
+    # Streamed: a job of hundreds of thousands of microtasks is read in chunks through a
+    # server-side cursor and its slots written in batches, so memory and queries do not grow
+    # with the job (only the batches do, one INSERT per FILL_BATCH slots).
+    rows = (
         MicroTask.objects.filter(job=job, is_gold=False, status=MicroTaskStatus.OPEN)
         .annotate(n_slots=Count("slots"))
+        .only("id", "price", "priority", "replica_target")
         .order_by("-priority", "id")
+        .iterator(chunk_size=FILL_BATCH)
     )
-    gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
     existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
     price_of = budget.reservation_pricer()
-    gold_price = max((price_of(m) for m in gold_tasks), default=0)
-    rate = job.gold_rate if gold_tasks else 0.0
+    gold_prices = [
+        price_of(m)
+        for m in MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN).only(
+            "id", "price"
+        )
+    ]
+    gold_price = max(gold_prices, default=0)
+    rate = job.gold_rate if gold_prices else 0.0
 
     def gold_needed(regular_total: int) -> int:
         if rate <= 0:
@@ -144,10 +157,19 @@ def _fill_slots(job: Job) -> SlotFill:
         return max(0, math.ceil(regular_total * rate / (1.0 - rate)) - existing_gold)
 
     available = budget.available(job=job)
-    new: list[Slot] = []
+    batch: list[Slot] = []
+    created = 0
     cost = 0
     n_regular = 0
     uncovered = 0
+
+    def flush() -> None:
+        nonlocal batch, created
+        if batch:
+            Slot.objects.bulk_create(batch, batch_size=FILL_BATCH)
+            created += len(batch)
+            batch = []
+
     for mt in rows:
         missing = mt.replica_target - mt.n_slots
         if missing <= 0:
@@ -162,10 +184,10 @@ def _fill_slots(job: Job) -> SlotFill:
             uncovered += 1
             continue
         for number in range(mt.n_slots, mt.replica_target):
-            new.append(
+            batch.append(
                 Slot(
-                    job=job,
-                    microtask=mt,
+                    job_id=job.pk,
+                    microtask_id=mt.pk,
                     number=number,
                     priority=mt.priority,
                     reserved_amount=per_slot,
@@ -173,11 +195,13 @@ def _fill_slots(job: Job) -> SlotFill:
             )
         cost += add_cost
         n_regular += missing
+        if len(batch) >= FILL_BATCH:
+            flush()
     n_gold = gold_needed(existing_regular + n_regular)
     for k in range(n_gold):
-        new.append(
+        batch.append(
             Slot(
-                job=job,
+                job_id=job.pk,
                 microtask=None,
                 is_gold=True,
                 number=existing_gold + k,
@@ -185,10 +209,12 @@ def _fill_slots(job: Job) -> SlotFill:
             )
         )
     cost += n_gold * gold_price
-    if new:
+    flush()
+    if created:
+        # Same transaction (the caller holds the job's lock): the slots exist only if this
+        # reservation succeeds, and ``cost`` stayed within ``available`` above.
         before = existing_regular + existing_gold
-        budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
-        Slot.objects.bulk_create(new, batch_size=5_000)
+        budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + created}")
     return SlotFill(n_regular, n_gold, cost, uncovered)
 
 
@@ -263,8 +289,13 @@ def job_return_work(*, job: Job) -> int:
     Submitted work stays for review (its reservation pays it). Returns the amount released.
     """
     now = _now()
-    # Lock every slot of the job: claims in flight finish first, later ones find nothing.
-    list(Slot.objects.select_for_update().filter(job=job).values_list("id", flat=True))
+    # Lock every slot of the job: claims in flight finish first, later ones find nothing. One
+    # row comes back, whatever the job's size (the locks are taken by the inner query).
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM tasks_slot WHERE job_id = %s FOR UPDATE) locked",
+            [job.pk],
+        )
     claimed = Assignment.objects.filter(microtask__job=job, status=AssignmentStatus.CLAIMED)
     claimed_ids = list(claimed.values_list("id", flat=True))
     Assignment.objects.filter(id__in=claimed_ids).update(
@@ -273,7 +304,12 @@ def job_return_work(*, job: Job) -> int:
     Slot.objects.filter(assignment_id__in=claimed_ids).update(assignment=None)
     free = Slot.objects.filter(job=job, assignment__isnull=True)
     total = int(free.aggregate(s=Sum("reserved_amount"))["s"] or 0)
-    n, _ = free.delete()
+    # Two statements whatever the job's size (``delete()`` would load every slot to cascade):
+    # the ended assignments that still name a free slot let go of it, then the slots go.
+    Assignment.objects.filter(slot__in=free).update(slot=None)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM tasks_slot WHERE job_id = %s AND assignment_id IS NULL", [job.pk])
+        n = cur.rowcount
     budget.release(job=job, amount=total, key=f"job:{job.pk}:return-work")
     logger.info("job %s: returned %s slots, released %s", job.pk, n, total)
     return total
