@@ -26,10 +26,12 @@ requester's browser record one behind their back except by navigating them to th
 
 from __future__ import annotations
 
-import io
+import tempfile
 import zipfile
-from collections.abc import Collection, Sequence
+from array import array
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from django.db import transaction
 
@@ -47,16 +49,29 @@ FORMATS = {
     "cvat": ("application/xml", "xml"),
 }
 EXPORTABLE_TYPES = (AnnotationType.BBOX, AnnotationType.TRACK)
+EXPORT_SPOOL_BYTES = 16 * 1024 * 1024  # an export larger than this is written to disk
+RECORD_BATCH = 5_000  # exported submissions recorded per INSERT
 
 
 @dataclass(frozen=True)
 class ExportFile:
-    content: bytes
+    """A finished export: ``file`` (a temporary file, at its start) holds the bytes."""
+
+    file: IO[bytes]
+    size: int
     content_type: str
     filename: str
     export_id: int = 0
     microtasks: int = 0  # results delivered
     withheld: int = 0  # results not delivered: they rest on work not approved
+
+    @property
+    def content(self) -> bytes:
+        """The whole file in memory (small exports and tests; views stream ``file``)."""
+        self.file.seek(0)
+        data = self.file.read()
+        self.file.seek(0)
+        return data
 
 
 REVIEWED = ConsensusDecision.REVIEWED  # a reviewer's answer
@@ -77,18 +92,26 @@ class Delivery:
     withheld: int
 
 
-def job_delivery(job: Job) -> Delivery:
-    """Which of ``job``'s current results rest on approved work only (see the module)."""
+def job_delivery(job: Job, *, video: Video | None = None) -> Delivery:
+    """Which of ``job``'s current results (of one ``video``) rest on approved work only (see
+    the module). Exports ask video by video, so memory follows a video, not the job."""
+    results = ConsensusResult.objects.filter(
+        microtask__job=job, microtask__is_gold=False, is_current=True
+    )
+    assignments = Assignment.objects.filter(microtask__job=job)
+    if video is not None:
+        results = results.filter(microtask__video=video)
+        assignments = assignments.filter(microtask__video=video)
     rows = [
         (mt, decision, [int(k) for k in (agreement or {})])
-        for mt, decision, agreement in ConsensusResult.objects.filter(
-            microtask__job=job, microtask__is_gold=False, is_current=True
-        ).values_list("microtask_id", "decision", "annotator_agreement")
+        for mt, decision, agreement in results.values_list(
+            "microtask_id", "decision", "annotator_agreement"
+        )
     ]
     status = dict(
-        Assignment.objects.filter(
-            microtask__job=job, pk__in={k for _, _, ids in rows for k in ids}
-        ).values_list("pk", "status")
+        assignments.filter(pk__in={k for _, _, ids in rows for k in ids}).values_list(
+            "pk", "status"
+        )
     )
     microtasks, assignments, withheld = set(), set(), 0
     for mt, decision, ids in rows:
@@ -166,48 +189,67 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
         raise ValidationError(
             f"Exports are available for box and track jobs; this is a {job.annotation_type} job."
         )
-    delivery = job_delivery(job)
-    videos = [
-        export_video(v, delivery.microtasks)
-        for v in Video.objects.filter(job=job, microtasks__isnull=False)
-        .distinct()
-        .select_related("job")
-        .order_by("pk")
-    ]
+    # Streamed video by video: one video's results in memory at a time, the file written to
+    # a spooled temporary file (on disk past EXPORT_SPOOL_BYTES); of the work it carried only
+    # the assignment ids are kept (8 bytes each) to be recorded once the file is written.
+    totals = {"microtasks": 0, "withheld": 0}
+    carried = array("q")
+
+    def videos():
+        for v in (
+            Video.objects.filter(job=job, microtasks__isnull=False)
+            .distinct()
+            .select_related("job")
+            .order_by("pk")
+        ):
+            delivery = job_delivery(job, video=v)
+            totals["microtasks"] += len(delivery.microtasks)
+            totals["withheld"] += delivery.withheld
+            carried.extend(sorted(delivery.assignments))
+            yield export_video(v, delivery.microtasks)
+
     labels = list(job.label_classes)
-    content_type, ext = FORMATS[fmt]
-    if fmt == "coco":
-        content = exports.to_coco(videos, labels, description=job.title)
-    elif len(videos) == 1:
-        content = (exports.to_mot if fmt == "mot" else exports.to_cvat_video)(videos[0], labels)
-    else:  # one file per video, zipped
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for v in videos:
-                if fmt == "mot":
-                    zf.writestr(f"{v.name}.zip", exports.to_mot(v, labels))
-                else:
-                    zf.writestr(f"{v.name}.xml", exports.to_cvat_video(v, labels))
-        content, content_type, ext = buf.getvalue(), "application/zip", "zip"
-    record = JobExport.objects.create(
-        job=job,
-        requested_by=by,
-        format=fmt,
-        microtasks=len(delivery.microtasks),
-        withheld=delivery.withheld,
-    )
+    # Handed to the caller (the view's response closes it), or closed here on an error.
+    out = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115
+    try:
+        content_type, ext = _write_export(fmt, job, labels, videos(), out)
+    except BaseException:
+        out.close()
+        raise
+    record = JobExport.objects.create(job=job, requested_by=by, format=fmt, **totals)
     # The first export that carried a submission is the one on record; later ones add only
     # what is new (ignore_conflicts on the assignment primary key).
-    ExportedWork.objects.bulk_create(
-        [ExportedWork(assignment_id=k, first_export=record) for k in sorted(delivery.assignments)],
-        ignore_conflicts=True,
-        batch_size=5_000,
-    )
+    for i in range(0, len(carried), RECORD_BATCH):
+        ExportedWork.objects.bulk_create(
+            [
+                ExportedWork(assignment_id=k, first_export=record)
+                for k in carried[i : i + RECORD_BATCH]
+            ],
+            ignore_conflicts=True,
+        )
+    size = out.tell()
+    out.seek(0)
     return ExportFile(
-        content,
-        content_type,
-        f"job-{job.pk}-{fmt}.{ext}",
-        export_id=record.pk,
-        microtasks=len(delivery.microtasks),
-        withheld=delivery.withheld,
+        out, size, content_type, f"job-{job.pk}-{fmt}.{ext}", export_id=record.pk, **totals
     )
+
+
+def _write_export(
+    fmt: str, job: Job, labels: list[str], videos: Iterator[exports.ExportVideo], out: IO[bytes]
+) -> tuple[str, str]:
+    """Write the file; returns its content type and extension."""
+    content_type, ext = FORMATS[fmt]
+    if fmt == "coco":
+        exports.write_coco(videos, labels, out, description=job.title)
+        return content_type, ext
+    if Video.objects.filter(job=job, microtasks__isnull=False).distinct().count() == 1:
+        (v,) = videos
+        out.write((exports.to_mot if fmt == "mot" else exports.to_cvat_video)(v, labels))
+        return content_type, ext
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:  # one file per video
+        for v in videos:
+            if fmt == "mot":
+                zf.writestr(f"{v.name}.zip", exports.to_mot(v, labels))
+            else:
+                zf.writestr(f"{v.name}.xml", exports.to_cvat_video(v, labels))
+    return "application/zip", "zip"

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from xml.etree import ElementTree as ET
 
 
@@ -68,14 +71,42 @@ def to_coco(
     videos: Iterable[ExportVideo], labels: Sequence[str], *, description: str = ""
 ) -> bytes:
     """COCO detection JSON: each frame with objects (or in ``image_names``) is one image."""
+    out = io.BytesIO()
+    write_coco(videos, labels, out, description=description)
+    return out.getvalue()
+
+
+def _dump(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def write_coco(
+    videos: Iterable[ExportVideo],
+    labels: Sequence[str],
+    out: BinaryIO,
+    *,
+    description: str = "",
+    spool_bytes: int = 8 * 1024 * 1024,
+) -> None:
+    """``to_coco`` written to ``out`` one video at a time, byte for byte the same document.
+
+    Memory holds one video's objects, whatever the number of videos: images go straight to
+    ``out`` and annotations to a spooled temporary file (in memory up to ``spool_bytes``, then on
+    disk) that is appended after them, since COCO lists every image before any annotation.
+    """
     cat_ids = _label_ids(labels)
-    images, annotations = [], []
+    head = {
+        "info": {"description": description, "version": "1.0"},
+        "licenses": [],
+        "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()],
+    }
+    out.write(_dump(head)[:-1] + b',"images":[')
     image_id = annotation_id = 0
-    for video_index, video in enumerate(videos, start=1):
-        for frame in sorted(set(video.frames) | set(video.image_names)):
-            image_id += 1
-            images.append(
-                {
+    with tempfile.SpooledTemporaryFile(max_size=spool_bytes) as annotations:
+        for video_index, video in enumerate(videos, start=1):
+            for frame in sorted(set(video.frames) | set(video.image_names)):
+                image_id += 1
+                image = {
                     "id": image_id,
                     "file_name": video.image_names.get(
                         frame, f"{video.name}/frame_{frame:06d}.jpg"
@@ -85,32 +116,28 @@ def to_coco(
                     "video_id": video_index,
                     "frame_id": frame,
                 }
-            )
-            for obj in video.frames.get(frame, []):
-                annotation_id += 1
-                ann = {
-                    "id": annotation_id,
-                    "image_id": image_id,
-                    "category_id": cat_ids[obj.label],
-                    "bbox": [_round(obj.x), _round(obj.y), _round(obj.w), _round(obj.h)],
-                    "area": _round(obj.w * obj.h),
-                    "iscrowd": 0,
-                    "segmentation": [],
-                    "attributes": {"occluded": obj.occluded},
-                }
-                if obj.track_id is not None:
-                    ann["attributes"].update(track_id=obj.track_id, keyframe=obj.keyframe)
-                if obj.score != 1.0:
-                    ann["score"] = round(obj.score, 4)
-                annotations.append(ann)
-    doc = {
-        "info": {"description": description, "version": "1.0"},
-        "licenses": [],
-        "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()],
-        "images": images,
-        "annotations": annotations,
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
+                out.write((b"," if image_id > 1 else b"") + _dump(image))
+                for obj in video.frames.get(frame, []):
+                    annotation_id += 1
+                    ann = {
+                        "id": annotation_id,
+                        "image_id": image_id,
+                        "category_id": cat_ids[obj.label],
+                        "bbox": [_round(obj.x), _round(obj.y), _round(obj.w), _round(obj.h)],
+                        "area": _round(obj.w * obj.h),
+                        "iscrowd": 0,
+                        "segmentation": [],
+                        "attributes": {"occluded": obj.occluded},
+                    }
+                    if obj.track_id is not None:
+                        ann["attributes"].update(track_id=obj.track_id, keyframe=obj.keyframe)
+                    if obj.score != 1.0:
+                        ann["score"] = round(obj.score, 4)
+                    annotations.write((b"," if annotation_id > 1 else b"") + _dump(ann))
+        out.write(b'],"annotations":[')
+        annotations.seek(0)
+        shutil.copyfileobj(annotations, out)
+    out.write(b"]}")
 
 
 def to_mot(video: ExportVideo, labels: Sequence[str]) -> bytes:

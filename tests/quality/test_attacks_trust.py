@@ -461,7 +461,7 @@ def test_exports_carry_approved_work_only_and_are_recorded(
     # Nothing approved yet: the download is empty, and says what it withheld.
     r = owner.get(f"/api/jobs/{world.job.pk}/export/coco/")
     assert r.status_code == 200
-    assert json.loads(r.content)["annotations"] == []
+    assert json.loads(r.getvalue())["annotations"] == []
     assert r["X-Export-Withheld"] == "3"
 
     # First microtask: all approved. Second: one rejected, the rest approved. Third: pending.
@@ -481,13 +481,13 @@ def test_exports_carry_approved_work_only_and_are_recorded(
         r = owner.get(f"/api/jobs/{world.job.pk}/export/{fmt}/")
         assert r.status_code == 200
         assert (r["X-Export-Microtasks"], r["X-Export-Withheld"]) == ("1", "2")
-    coco = json.loads(owner.get(f"/api/jobs/{world.job.pk}/export/coco/").content)
+    coco = json.loads(owner.get(f"/api/jobs/{world.job.pk}/export/coco/").getvalue())
     frames = {img["frame_id"] for img in coco["images"]}
     mt1 = world.regular()[0]
     assert frames and frames <= set(world.frames_of(mt1))
     assert len(coco["annotations"]) >= len(frames)
     with zipfile.ZipFile(
-        io.BytesIO(owner.get(f"/api/jobs/{world.job.pk}/export/mot/").content)
+        io.BytesIO(owner.get(f"/api/jobs/{world.job.pk}/export/mot/").getvalue())
     ) as z:
         mot_frames = {int(line.split(",")[0]) - 1 for line in z.read("gt/gt.txt").decode().split()}
     assert mot_frames == frames

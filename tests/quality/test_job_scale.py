@@ -3,6 +3,8 @@ batched writes), the same results, one current result per microtask."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -84,3 +86,53 @@ def test_whole_job_consensus_in_batches_gives_each_microtask_its_result(monkeypa
     # Running it again rewrites the same rows (one per microtask and algorithm).
     assert job_classes_aggregate(job_id=job.pk) == 30
     assert ConsensusResult.objects.filter(is_current=True).count() == 30
+
+
+def _box_job(n: int):
+    """A box job of ``n`` microtasks on one video, each with a current result resting on three
+    approved submissions."""
+    job = JobFactory(annotation_type="bbox", label_classes=CLASSES)
+    video = VideoFactory(job=job, width=640, height=360, frame_width=640, frame_height=360)
+    mts = MicroTask.objects.bulk_create(
+        MicroTask(job=job, video=video, index=i, frame_start=3 * i, frame_end=3 * i + 2,
+                  frames=[3 * i, 3 * i + 1, 3 * i + 2], price=10, replica_target=3,
+                  status=MicroTaskStatus.COMPLETE)
+        for i in range(n)
+    )  # fmt: skip
+    workers = [WorkerFactory() for _ in range(3)]
+    now = timezone.now()
+    assignments = Assignment.objects.bulk_create(
+        Assignment(microtask=mt, worker=w, claimed_at=now, deadline=now,
+                   status=AssignmentStatus.APPROVED)
+        for mt in mts for w in workers
+    )  # fmt: skip
+    by_mt: dict[int, list[int]] = {}
+    for a in assignments:
+        by_mt.setdefault(a.microtask_id, []).append(a.pk)
+    ConsensusResult.objects.bulk_create(
+        ConsensusResult(
+            microtask=mt, algorithm="boxes-v1", agreement=1.0, decision=ConsensusDecision.ACCEPT,
+            frames={str(f): [{"label": "dog", "box": [10, 20, 110, 220]}] for f in mt.frames},
+            annotator_agreement={str(k): 1.0 for k in by_mt[mt.pk]}, replicas=3,
+        )
+        for mt in mts
+    )  # fmt: skip
+    return job
+
+
+def test_a_coco_export_costs_the_same_queries_for_10_or_120_microtasks(monkeypatch):
+    from quality import exporting
+    from tasks.models import ExportedWork
+
+    monkeypatch.setattr(exporting, "RECORD_BATCH", 10**6)  # one INSERT at both sizes
+    counts = []
+    for n in (10, 120):
+        job = _box_job(n)
+        with CaptureQueriesContext(connection) as ctx:
+            export = exporting.job_export(job=job, fmt="coco", by=job.requester)
+        counts.append(len(ctx.captured_queries))
+        doc = json.loads(export.content)
+        assert (len(doc["images"]), len(doc["annotations"])) == (3 * n, 3 * n)
+        assert (export.microtasks, export.withheld, export.size) == (n, 0, len(export.content))
+        assert ExportedWork.objects.filter(first_export_id=export.export_id).count() == 3 * n
+    assert counts[0] == counts[1]

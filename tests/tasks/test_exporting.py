@@ -43,7 +43,7 @@ def test_coco_export_has_current_consensus_in_source_pixels(requester_client, bo
     r = requester_client.get(f"/api/jobs/{box_job.pk}/export/coco/")
     assert r.status_code == 200
     assert r["Content-Disposition"].endswith(f'job-{box_job.pk}-coco.json"')
-    doc = json.loads(r.content)
+    doc = json.loads(r.getvalue())
     assert [i["frame_id"] for i in doc["images"]] == [0, 10]
     assert [a["bbox"] for a in doc["annotations"]] == [[20, 40, 40, 80], [200, 100, 20, 60]]
     names = {c["id"]: c["name"] for c in doc["categories"]}
@@ -52,11 +52,11 @@ def test_coco_export_has_current_consensus_in_source_pixels(requester_client, bo
 
 def test_mot_and_cvat_exports(requester_client, box_job):
     mot = requester_client.get(f"/api/jobs/{box_job.pk}/export/mot/")
-    with zipfile.ZipFile(io.BytesIO(mot.content)) as zf:
+    with zipfile.ZipFile(io.BytesIO(mot.getvalue())) as zf:
         rows = zf.read("gt/gt.txt").decode().splitlines()
     assert rows == ["1,1,20,40,40,80,1,1,1.0", "11,2,200,100,20,60,1,2,1.0"]
     cvat = requester_client.get(f"/api/jobs/{box_job.pk}/export/cvat/")
-    root = ET.fromstring(cvat.content)
+    root = ET.fromstring(cvat.getvalue())
     assert [t.get("label") for t in root.findall("track")] == ["car", "person"]
 
 
@@ -68,7 +68,7 @@ def test_track_job_exports_stitched_tracks(requester_client, requester):
         mt,
         {str(f): [{"track": 0, "label": "car", "box": [f, 0, f + 10, 10]}] for f in range(3)},
     )
-    root = ET.fromstring(requester_client.get(f"/api/jobs/{job.pk}/export/cvat/").content)
+    root = ET.fromstring(requester_client.get(f"/api/jobs/{job.pk}/export/cvat/").getvalue())
     (track,) = root.findall("track")
     assert [b.get("xtl") for b in track if b.get("outside") == "0"] == ["0.00", "1.00", "2.00"]
 
