@@ -8,10 +8,17 @@
    1 worker ≤ 0.6 (the machine has 2 cores).
 2. **Memory per worker** (``VmHWM`` of each worker process, read before it stops) with 2 workers,
    on a 1-minute and on the 10-minute clip, each with fresh workers. Goal: ratio ≤ 1.25.
+3. **Jobs of 100,000 microtasks** (``SCALE_JOB_SIZES``, default 1,000 and 100,000; 1,000
+   microtasks a video, 3 approved submissions of each, made in bulk, not ingested). Each step
+   runs in a fresh process that reports its own peak RSS (``VmHWM``): publishing a box job
+   (every replica slot reserved in escrow), the whole-job consensus of a classification job
+   (Dawid-Skene) and a COCO export of a box job (read through, as served). Goal, per step: peak
+   at 100k ≤ 1.5 x peak at 1k.
 
-Shorten for development: ``SCALE_LONG_SECONDS=60 SCALE_SHORT_SECONDS=8``. Creates and drops its
-own database (``$BENCH_DB_PREFIX`` + ``scale``, default ``cl_bench_scale``) and media folder;
-the broker is ``REDIS_URL``.
+Shorten for development: ``SCALE_LONG_SECONDS=60 SCALE_SHORT_SECONDS=8
+SCALE_JOB_SIZES=200,2000``; ``SCALE_SKIP=ingestion`` or ``jobs`` leaves a part out. Creates and
+drops its own database (``$BENCH_DB_PREFIX`` + ``scale``, default ``cl_bench_scale``) and media
+folder; the broker is ``REDIS_URL``.
 
     DJANGO_SETTINGS_MODULE=marketplace.settings.test .venv/bin/python bench/scale.py
 """
@@ -37,6 +44,8 @@ MEDIA = Path(tempfile.gettempdir()) / f"{DB_NAME}-media"
 LONG_SECONDS = int(os.environ.get("SCALE_LONG_SECONDS", "600"))
 SHORT_SECONDS = int(os.environ.get("SCALE_SHORT_SECONDS", "60"))
 PART_SECONDS = float(os.environ.get("SCALE_PART_SECONDS", str(LONG_SECONDS / 10)))
+JOB_SIZES = [int(n) for n in os.environ.get("SCALE_JOB_SIZES", "1000,100000").split(",")]
+SKIP = set(os.environ.get("SCALE_SKIP", "").split(","))  # "ingestion" and/or "jobs"
 FPS = 30
 WIDTH, HEIGHT = 1280, 720
 
@@ -214,6 +223,155 @@ def bench_ingestion(bench_url: str) -> dict:
     return {"one_worker": one, "two_workers": two, "short_clip_two_workers": short}
 
 
+# --- 3: jobs of many microtasks -----------------------------------------------------------------
+
+PER_VIDEO = 1_000  # microtasks per video: a 100,000-microtask job spans 100 videos
+BUILD_BATCH = 5_000
+CLASSES = ["car", "person"]
+
+
+def _video(job, k: int):
+    from tasks.models import Video
+
+    v = Video(job=job, original_name=f"v{k}.mp4", status="ready", width=1280, height=720,
+              fps=30.0, frame_count=30 * PER_VIDEO, frame_width=1280, frame_height=720,
+              checksum=f"bench-{job.pk}-{k}")  # fmt: skip
+    v.file.name = f"bench/none-{job.pk}-{k}.mp4"
+    v.save()
+    return v
+
+
+def _build_job(n: int, annotation_type: str, *, with_work: bool) -> int:
+    """A ready, funded job of ``n`` microtasks (frames 3 apart), in bulk; ``with_work`` adds 3
+    approved submissions of each and its current consensus result (what an export reads)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from marketplace.models import JobStatus, User
+    from marketplace.services import job_create, user_create
+    from payments.escrow import escrow_fund
+    from quality.models import ConsensusDecision, ConsensusResult
+    from tasks.models import Assignment, MicroTask, Submission
+
+    job = job_create(
+        requester=_requester(), title=f"bench {n} {annotation_type}", budget=10**11,
+        annotation_type=annotation_type, label_classes=CLASSES, overlap_min=3, overlap_max=3,
+    )  # fmt: skip
+    workers = [
+        User.objects.filter(username=f"bench-w{k}").first()
+        or user_create(username=f"bench-w{k}", password="bench-pass-123", role="worker")
+        for k in range(3)
+    ]
+    now = timezone.now()
+    for start in range(0, n, BUILD_BATCH):
+        with transaction.atomic():
+            count = min(BUILD_BATCH, n - start)
+            videos = {}
+            rows = []
+            for i in range(start, start + count):
+                k = i // PER_VIDEO
+                if k not in videos:
+                    videos[k] = _video(job, k)
+                first = 3 * (i % PER_VIDEO)
+                frames = [first, first + 1, first + 2]
+                rows.append(
+                    MicroTask(job=job, video=videos[k], index=i % PER_VIDEO, frame_start=first,
+                              frame_end=first + 2, frames=frames, price=40, replica_target=3,
+                              status="complete" if with_work else "open",
+                              manifest={"frames": [{"frame": f} for f in frames]})
+                )  # fmt: skip
+            mts = MicroTask.objects.bulk_create(rows)
+            if not with_work:
+                continue
+            assignments = Assignment.objects.bulk_create(
+                Assignment(microtask=mt, worker=w, claimed_at=now, deadline=now,
+                           submitted_at=now, status="approved")
+                for mt in mts for w in workers
+            )  # fmt: skip
+            Submission.objects.bulk_create(
+                Submission(assignment=a, payload={}, frames={
+                    str(f): [{"label": CLASSES[(a.microtask_id + (a.worker_id % 5 == 0)) % 2],
+                              "box": [10, 20, 110, 220]}]
+                    for f in a.microtask.frames
+                })
+                for a in assignments
+            )  # fmt: skip
+            ConsensusResult.objects.bulk_create(
+                ConsensusResult(
+                    microtask=mt, algorithm="boxes-v1", agreement=1.0,
+                    decision=ConsensusDecision.ACCEPT, replicas=3,
+                    frames={str(f): [{"label": "car", "box": [10, 20, 110, 220]}]
+                            for f in mt.frames},
+                    annotator_agreement={str(a.pk): 1.0 for a in assignments[3 * j : 3 * j + 3]},
+                )
+                for j, mt in enumerate(mts)
+            )  # fmt: skip
+    job.status = JobStatus.READY
+    job.save(update_fields=["status"])
+    escrow_fund(job=job, amount=10**11, key=f"bench-fund:{job.pk}")
+    return job.pk
+
+
+def child_step(step: str, job_id: int) -> None:
+    """One step on one job in this fresh process; prints seconds and its own peak RSS."""
+    _, bench_url = _database_urls()
+    _setup_django(bench_url, eager=True)
+    from marketplace.models import Job
+    from quality import exporting
+    from quality.services import job_classes_aggregate
+    from tasks import claiming
+
+    job = Job.objects.get(pk=job_id)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec,
+    # while VmHWM belongs to this process's own address space.
+    base = _peak_rss_mib(os.getpid())
+    t0 = time.perf_counter()
+    if step == "publish":
+        out = claiming.job_publish(job=job, by=job.requester).regular_slots
+    elif step == "consensus":
+        out = job_classes_aggregate(job_id=job.pk)
+    elif step == "export":
+        export = exporting.job_export(job=job, fmt="coco", by=job.requester)
+        with export.file as f:  # read it through, as the response does
+            while f.read(1 << 20):
+                pass
+        out = export.size
+    else:
+        raise SystemExit(f"unknown step {step}")
+    seconds = time.perf_counter() - t0
+    peak = _peak_rss_mib(os.getpid())
+    print(json.dumps({"step": step, "result": out, "seconds": seconds,
+                      "peak_rss_mib": peak, "rss_before_mib": base}))  # fmt: skip
+
+
+def _run_step(step: str, job_id: int, bench_url: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", step, str(job_id)],
+        env=_env(bench_url, CELERY_TASK_ALWAYS_EAGER="true"),
+        capture_output=True, text=True, check=False, timeout=7200,
+    )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"{step} failed: {out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_jobs(bench_url: str) -> dict:
+    figures: dict[str, dict] = {}
+    for n in JOB_SIZES:
+        t0 = time.perf_counter()
+        publish_job = _build_job(n, "bbox", with_work=False)
+        work_job = _build_job(n, "bbox", with_work=True)
+        classify_job = _build_job(n, "classify", with_work=True)
+        log(f"built the {n}-microtask jobs in {time.perf_counter() - t0:.0f} s")
+        figures[str(n)] = {
+            "publish": _run_step("publish", publish_job, bench_url),
+            "consensus": _run_step("consensus", classify_job, bench_url),
+            "export": _run_step("export", work_job, bench_url),
+        }
+        log(f"{n}: {figures[str(n)]}")
+    return figures
+
+
 # --- Main ---------------------------------------------------------------------------------------
 
 
@@ -236,7 +394,8 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        ingestion = bench_ingestion(bench_url)
+        ingestion = bench_ingestion(bench_url) if "ingestion" not in SKIP else None
+        jobs = bench_jobs(bench_url) if "jobs" not in SKIP else None
     finally:
         from django.db import connections
 
@@ -245,29 +404,46 @@ def main() -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         shutil.rmtree(MEDIA, ignore_errors=True)
 
-    one, two = ingestion["one_worker"], ingestion["two_workers"]
-    short = ingestion["short_clip_two_workers"]
-    ratio = two["seconds"] / one["seconds"]
-    rss_ratio = max(two["peak_rss_mib_per_worker"]) / max(short["peak_rss_mib_per_worker"])
-    report = {
-        "goals": {
-            "ingest_wall_ratio_2_vs_1_workers": _goal(ratio, "≤ 0.6", ratio <= 0.6),
-            "ingest_peak_rss_ratio_long_vs_short": _goal(rss_ratio, "≤ 1.25", rss_ratio <= 1.25),
-        },
-        "ingestion": {
+    goals: dict[str, dict] = {}
+    report: dict = {"goals": goals}
+    if ingestion:
+        one, two = ingestion["one_worker"], ingestion["two_workers"]
+        short = ingestion["short_clip_two_workers"]
+        ratio = two["seconds"] / one["seconds"]
+        rss_ratio = max(two["peak_rss_mib_per_worker"]) / max(short["peak_rss_mib_per_worker"])
+        goals["ingest_wall_ratio_2_vs_1_workers"] = _goal(ratio, "≤ 0.6", ratio <= 0.6)
+        goals["ingest_peak_rss_ratio_long_vs_short"] = _goal(rss_ratio, "≤ 1.25", rss_ratio <= 1.25)
+        report["ingestion"] = {
             "clip": f"{WIDTH}x{HEIGHT} H.264 (tasks.synthetic), {FPS} fps, keyframe every 2 s",
             "long_seconds": LONG_SECONDS,
             "short_seconds": SHORT_SECONDS,
             "part_seconds": PART_SECONDS,
             **ingestion,
-        },
-        "cpu_count": os.cpu_count(),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-    }
+        }
+    if jobs:
+        small, large = str(min(JOB_SIZES)), str(max(JOB_SIZES))
+        for step in ("publish", "consensus", "export"):
+            r = jobs[large][step]["peak_rss_mib"] / jobs[small][step]["peak_rss_mib"]
+            goals[f"{step}_peak_rss_ratio_{large}_vs_{small}"] = _goal(r, "≤ 1.5", r <= 1.5)
+        report["jobs"] = {
+            "shape": f"{PER_VIDEO} microtasks per video, 3 frames each; consensus on a "
+            "classification job, publish and COCO export on a box job; 3 approved submissions "
+            "of every microtask; each step in a fresh process (its VmHWM)",
+            **jobs,
+        }
+    report.update(
+        {
+            "cpu_count": os.cpu_count(),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(report, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child_step(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

@@ -49,7 +49,7 @@ FORMATS = {
     "cvat": ("application/xml", "xml"),
 }
 EXPORTABLE_TYPES = (AnnotationType.BBOX, AnnotationType.TRACK)
-EXPORT_SPOOL_BYTES = 16 * 1024 * 1024  # an export larger than this is written to disk
+EXPORT_SPOOL_BYTES = 4 * 1024 * 1024  # an export larger than this is written to disk
 RECORD_BATCH = 5_000  # exported submissions recorded per INSERT
 
 
