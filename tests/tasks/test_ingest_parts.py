@@ -215,3 +215,34 @@ def open_bytes(data: bytes, folder):
     path = folder / "long.mp4"
     path.write_bytes(data)
     return File(path.open("rb"), name="long.mp4")
+
+
+@pytest.mark.django_db
+def test_the_stall_sweep_requeues_the_unfinished_parts_only(
+    settings, requester, requester_client, long_clip, django_capture_on_commit_callbacks
+):
+    """A worker died during part 3: the sweep sends parts 3 and 4 again, not the video (the
+    finished parts are not redone)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.ingestion import requeue_stalled
+
+    settings.VIDEO_INGEST_PART_SECONDS = 2.0
+    job = JobFactory(requester=requester, **TRACK)
+    assert upload(requester_client, job.pk, ("long.mp4", long_clip)).status_code == 201
+    with django_capture_on_commit_callbacks(execute=False):
+        assert requester_client.post(f"/api/jobs/{job.pk}/process/").status_code == 202
+    v = Video.objects.get(job=job)
+    with django_capture_on_commit_callbacks(execute=False):
+        video_ingest(video_id=v.pk)
+    parts = list(VideoPart.objects.filter(video=v).order_by("index"))
+    for part in parts[:3]:
+        assert video_ingest_part(part_id=part.pk) == "done"
+    VideoPart.objects.filter(pk=parts[3].pk).update(status="running", runs=1)  # died mid-way
+    later = timezone.now() + timedelta(seconds=settings.VIDEO_INGEST_STALL_SECONDS + 1)
+    assert requeue_stalled(now=later) == [v.pk]  # the parts ran eagerly
+    v.refresh_from_db()
+    assert (v.status, v.attempts) == (VideoStatus.READY, 1)
+    assert [p.runs for p in VideoPart.objects.filter(video=v).order_by("index")] == [1, 1, 1, 2, 1]
