@@ -681,35 +681,11 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
         if locked.attempts != attempt or locked.status != VideoStatus.PROCESSING:
             raise RuntimeError(f"video #{v.pk}: attempt {attempt} was superseded")
         locked.refresh_from_db()
-        segs = result.segments
-        is_track = job.annotation_type == AnnotationType.TRACK
-        policy = active_policy()  # its complexity is the one prices multiply by
-        rows = []
-        for k, seg in enumerate(segs):
-            motion, clutter = _segment_features(job, seg, result.feats)
-            prev_seg = segs[k - 1] if k > 0 else None
-            next_seg = segs[k + 1] if k + 1 < len(segs) else None
-            rows.append(
-                MicroTask(
-                    job=job,
-                    video=locked,
-                    index=seg.index,
-                    frame_start=seg.frame_start,
-                    frame_end=seg.frame_end,
-                    frames=list(seg.frames),
-                    keyframe_step=job.keyframe_step if is_track else 1,
-                    manifest=_manifest(
-                        locked, job, seg, result.images, result.size, prev_seg, next_seg
-                    ),
-                    motion=motion,
-                    clutter=clutter,
-                    complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
-                    expected_objects=job.expected_objects,
-                    replica_target=job.overlap_min,
-                    priority=job.priority,
-                )
-            )
-        MicroTask.objects.bulk_create(rows, batch_size=1000)
+        planned = [
+            (seg, result.images, *_segment_features(job, seg, result.feats))
+            for seg in result.segments
+        ]
+        _create_microtasks(locked, job, planned, result.size)
         stats = result.stats
         _mark_ready(
             locked,
@@ -722,6 +698,40 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
             size=result.size,
         )
     job_ingestion_refresh(job_id=job.pk)
+
+
+def _create_microtasks(
+    locked: Video,
+    job: Job,
+    planned: list[tuple[features.Segment, dict, float, float]],
+    size: tuple[int, int],
+) -> None:
+    """One microtask per planned segment: (segment, its frames' images, motion, clutter)."""
+    is_track = job.annotation_type == AnnotationType.TRACK
+    policy = active_policy()  # its complexity is the one prices multiply by
+    rows = []
+    for k, (seg, images, motion, clutter) in enumerate(planned):
+        prev_seg = planned[k - 1][0] if k > 0 else None
+        next_seg = planned[k + 1][0] if k + 1 < len(planned) else None
+        rows.append(
+            MicroTask(
+                job=job,
+                video=locked,
+                index=seg.index,
+                frame_start=seg.frame_start,
+                frame_end=seg.frame_end,
+                frames=list(seg.frames),
+                keyframe_step=job.keyframe_step if is_track else 1,
+                manifest=_manifest(locked, job, seg, images, size, prev_seg, next_seg),
+                motion=motion,
+                clutter=clutter,
+                complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
+                expected_objects=job.expected_objects,
+                replica_target=job.overlap_min,
+                priority=job.priority,
+            )
+        )
+    MicroTask.objects.bulk_create(rows, batch_size=1000)
 
 
 def _mark_ready(
@@ -1022,7 +1032,6 @@ def _finish_part(part: VideoPart, result: dict, storage: Storage) -> str:
 def _join_parts(locked: Video, attempt: int) -> list[str]:
     """Create every microtask of a video from its parts' results; returns duplicate files."""
     job = locked.job
-    is_track = job.annotation_type == AnnotationType.TRACK
     parts = list(VideoPart.objects.filter(video=locked, attempt=attempt).order_by("index"))
     cuts = sorted({c for part in parts for c in part.result["cuts"]})
     planned: list[tuple[features.Segment, dict, float, float]] = []
@@ -1043,30 +1052,7 @@ def _join_parts(locked: Video, attempt: int) -> list[str]:
             planned.append((seg, images, d["motion"], d["clutter"]))
         carry = {i: n for i, n in names.items() if part.seam is not None and i >= part.seam}
     size = tuple(parts[0].result["size"])
-    policy = active_policy()
-    rows = []
-    for k, (seg, images, motion, clutter) in enumerate(planned):
-        prev_seg = planned[k - 1][0] if k > 0 else None
-        next_seg = planned[k + 1][0] if k + 1 < len(planned) else None
-        rows.append(
-            MicroTask(
-                job=job,
-                video=locked,
-                index=seg.index,
-                frame_start=seg.frame_start,
-                frame_end=seg.frame_end,
-                frames=list(seg.frames),
-                keyframe_step=job.keyframe_step if is_track else 1,
-                manifest=_manifest(locked, job, seg, images, size, prev_seg, next_seg),
-                motion=motion,
-                clutter=clutter,
-                complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
-                expected_objects=job.expected_objects,
-                replica_target=job.overlap_min,
-                priority=job.priority,
-            )
-        )
-    MicroTask.objects.bulk_create(rows, batch_size=1000)
+    _create_microtasks(locked, job, planned, size)
     _mark_ready(
         locked,
         info_fps=locked.fps,

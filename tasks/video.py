@@ -351,6 +351,30 @@ def _analysis_gray(frame: Any, width: int, height: int) -> np.ndarray:
     return frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
+class _Timeline:
+    """Each decoded frame's time in seconds, from its pts; frames without one get the previous
+    time plus one nominal frame duration. Notes variable frame rate and the last time in
+    ``stats``."""
+
+    def __init__(self, time_base, nominal: float, stats: DecodeStats):
+        self.tb, self.nominal, self.stats = time_base, nominal, stats
+        self.last: float | None = None
+        self.last_delta: float | None = None
+
+    def time_of(self, frame: Any) -> float:
+        t = float(frame.pts * self.tb) if frame.pts is not None and self.tb else None
+        if t is None:
+            t = (self.last + self.nominal) if self.last is not None else 0.0
+        if self.last is not None:
+            delta = t - self.last
+            if self.last_delta is not None and abs(delta - self.last_delta) > 0.25 * self.nominal:
+                self.stats.variable_frame_rate = True
+            self.last_delta = delta
+        self.last = t
+        self.stats.last_time = t
+        return t
+
+
 def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
     with _open(source) as container:
         info = _probe_open(container, limits)
@@ -358,27 +382,17 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
         stream.thread_type = "AUTO"
         aw, ah = analysis_size(info.width, info.height, analysis_width)
         nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0
-        tb = stream.time_base  # frames flushed at the end carry no time base of their own
+        # Frames flushed at the end carry no time base of their own: the stream's is used.
+        clock = _Timeline(stream.time_base, nominal, stats)
         packets = 0
-        last_time: float | None = None
-        last_delta: float | None = None
         index = 0
 
         def emit(frames: list) -> Iterator[DecodedFrame]:
-            nonlocal index, last_time, last_delta
+            nonlocal index
             for frame in frames:
-                t = float(frame.pts * tb) if frame.pts is not None and tb else None
-                if t is None:
-                    t = (last_time + nominal) if last_time is not None else 0.0
-                if last_time is not None:
-                    delta = t - last_time
-                    if last_delta is not None and abs(delta - last_delta) > 0.25 * nominal:
-                        stats.variable_frame_rate = True
-                    last_delta = delta
-                last_time = t
+                t = clock.time_of(frame)
                 gray = _analysis_gray(frame, aw, ah)
                 stats.frames = index + 1
-                stats.last_time = t
                 yield DecodedFrame(index=index, time=t, gray=gray, _frame=frame)
                 index += 1
 
@@ -523,33 +537,22 @@ def decode_range(
             stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         aw, ah = analysis_size(info.width, info.height, analysis_width)
-        tb = stream.time_base
         nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0
+        clock = _Timeline(stream.time_base, nominal, stats)
         if start.index > 0:
             container.seek(start.pts, stream=stream, backward=True, any_frame=False)
         index = start.index
         packets = 0
-        last_time: float | None = None
-        last_delta: float | None = None
 
         def emit(frames: list) -> Iterator[DecodedFrame]:
-            nonlocal index, last_time, last_delta
+            nonlocal index
             for frame in frames:
                 if frame.pts is not None and frame.pts < start.pts:
                     continue  # before our keyframe (a demuxer that seeks earlier than asked)
                 if index > stop_index:
                     return
-                t = float(frame.pts * tb) if frame.pts is not None and tb else None
-                if t is None:
-                    t = (last_time + nominal) if last_time is not None else 0.0
-                if last_time is not None:
-                    delta = t - last_time
-                    if last_delta is not None and abs(delta - last_delta) > 0.25 * nominal:
-                        stats.variable_frame_rate = True
-                    last_delta = delta
-                last_time = t
+                t = clock.time_of(frame)
                 stats.frames += 1
-                stats.last_time = t
                 yield DecodedFrame(
                     index=index, time=t, gray=_analysis_gray(frame, aw, ah), _frame=frame
                 )
