@@ -375,6 +375,42 @@ class _Timeline:
         return t
 
 
+class _Packets:
+    """The decoder's output packet by packet, then the flush: rejected packets are counted and
+    skipped (too many stop it, see :func:`decode`), other decoder errors are a VideoError."""
+
+    def __init__(self, stats: DecodeStats, max_bad_packet_ratio: float):
+        self.stats, self.ratio, self.count = stats, max_bad_packet_ratio, 0
+
+    def decoded(
+        self, container: Any, stream: Any, until: Callable[[], bool] = lambda: False
+    ) -> Iterator[list]:
+        try:
+            for packet in container.demux(stream):
+                if until():
+                    return
+                if packet.size == 0 and packet.pts is None:
+                    continue  # the demuxer's end-of-stream marker; flushed below
+                self.count += 1
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    self.stats.bad_packets += 1
+                    _check_damage(self.stats, self.count, self.ratio)
+                    continue
+                yield frames
+            if until():
+                return
+            try:
+                yield stream.codec_context.decode(None)
+            except av.error.InvalidDataError:
+                self.stats.bad_packets += 1
+        except av.error.EOFError:
+            pass
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
+
+
 def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
     with _open(source) as container:
         info = _probe_open(container, limits)
@@ -384,7 +420,6 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
         nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0
         # Frames flushed at the end carry no time base of their own: the stream's is used.
         clock = _Timeline(stream.time_base, nominal, stats)
-        packets = 0
         index = 0
 
         def emit(frames: list) -> Iterator[DecodedFrame]:
@@ -396,27 +431,10 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
                 yield DecodedFrame(index=index, time=t, gray=gray, _frame=frame)
                 index += 1
 
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0 and packet.pts is None:
-                    continue  # the demuxer's end-of-stream marker; flushed below
-                packets += 1
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    stats.bad_packets += 1
-                    _check_damage(stats, packets, max_bad_packet_ratio)
-                    continue
-                yield from emit(frames)
-            try:
-                yield from emit(stream.codec_context.decode(None))
-            except av.error.InvalidDataError:
-                stats.bad_packets += 1
-        except av.error.EOFError:
-            pass
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
-        _check_damage(stats, packets, max_bad_packet_ratio)
+        counter = _Packets(stats, max_bad_packet_ratio)
+        for frames in counter.decoded(container, stream):
+            yield from emit(frames)
+        _check_damage(stats, counter.count, max_bad_packet_ratio)
         if index == 0:
             raise VideoError(
                 "Not a single frame of this video could be decoded; the file is truncated or "
@@ -542,7 +560,6 @@ def decode_range(
         if start.index > 0:
             container.seek(start.pts, stream=stream, backward=True, any_frame=False)
         index = start.index
-        packets = 0
 
         def emit(frames: list) -> Iterator[DecodedFrame]:
             nonlocal index
@@ -558,27 +575,10 @@ def decode_range(
                 )
                 index += 1
 
-        try:
-            for packet in container.demux(stream):
-                if index > stop_index:
-                    break
-                if packet.size == 0 and packet.pts is None:
-                    continue
-                packets += 1
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    stats.bad_packets += 1
-                    _check_damage(stats, packets, max_bad_packet_ratio)
-                    continue
-                yield from emit(frames)
-            if index <= stop_index:
-                yield from emit(stream.codec_context.decode(None))
-        except av.error.EOFError:
-            pass
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
-        _check_damage(stats, packets, max_bad_packet_ratio)
+        counter = _Packets(stats, max_bad_packet_ratio)
+        for frames in counter.decoded(container, stream, until=lambda: index > stop_index):
+            yield from emit(frames)
+        _check_damage(stats, counter.count, max_bad_packet_ratio)
         if index <= stop_index:
             raise VideoError(
                 f"Decoding stopped at frame {index} of the {stop_index + 1} the file holds: the "
