@@ -136,3 +136,29 @@ def test_a_coco_export_costs_the_same_queries_for_10_or_120_microtasks(monkeypat
         assert (export.microtasks, export.withheld, export.size) == (n, 0, len(export.content))
         assert ExportedWork.objects.filter(first_export_id=export.export_id).count() == 3 * n
     assert counts[0] == counts[1]
+
+
+def test_the_job_report_bins_agreement_in_sql_as_numpy_would(client_for):
+    """The report's agreement histogram and mean come from one aggregate (no list of the job's
+    results in memory), with np.histogram's bins, edges included."""
+    import numpy as np
+
+    from quality.selectors import AGREEMENT_BINS, job_report
+
+    values = [0.0, 0.1, 0.3, 0.30000000000000004, 0.45, 0.9999, 1.0, 0.7, 0.2, 0.6]
+    counts = []
+    for n in (10, 40):
+        job, mts, _ = _classify_job(n)
+        ConsensusResult.objects.bulk_create(
+            ConsensusResult(microtask=mt, algorithm="v", frames={}, decision="accept",
+                            agreement=values[i % len(values)])
+            for i, mt in enumerate(mts)
+        )  # fmt: skip
+        with CaptureQueriesContext(connection) as ctx:
+            report = job_report(job=job)
+        counts.append(len(ctx.captured_queries))
+        stored = [values[i % len(values)] for i in range(n)]
+        expected, _ = np.histogram(stored, bins=AGREEMENT_BINS)
+        assert [b["microtasks"] for b in report["agreement"]["histogram"]] == expected.tolist()
+        assert report["agreement"]["mean"] == round(float(np.mean(stored)), 4)
+    assert counts[0] == counts[1]
