@@ -9,7 +9,7 @@ import logging
 
 from marketplace.tasks_base import TRANSIENT, retry_countdown, transient_task
 
-from . import claiming, ingestion, reviewing
+from . import claiming, ingestion, ingestion_parts, reviewing
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,16 @@ def ingest_video(self, video_id: int) -> str:
     )
 
 
-# One part of a long video (``ingestion.video_ingest_part``): retried alone, the same way.
+# One part of a long video (``ingestion_parts.video_ingest_part``): retried alone, the same way.
 @transient_task("tasks.ingest_video_part", transient=(), max_retries=INGEST_MAX_RETRIES, bind=True)
 def ingest_video_part(self, part_id: int) -> str:
     """Decode one part of a long video; the last part to finish joins them (idempotent)."""
+    worker = self.request.hostname or ""
     return _ingest(
         self,
         f"video part {part_id}",
-        lambda: ingestion.video_ingest_part(part_id=part_id, worker=self.request.hostname or ""),
-        lambda reason: ingestion.video_part_give_up(part_id=part_id, reason=reason),
+        lambda: ingestion_parts.video_ingest_part(part_id=part_id, worker=worker),
+        lambda reason: ingestion_parts.video_part_give_up(part_id=part_id, reason=reason),
     )
 
 

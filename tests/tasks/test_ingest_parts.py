@@ -16,7 +16,8 @@ from django.core.files.storage import default_storage
 
 from marketplace.models import JobStatus
 from tasks import features, video
-from tasks.ingestion import video_ingest, video_ingest_part
+from tasks.ingestion import video_ingest
+from tasks.ingestion_parts import video_ingest_part
 from tasks.models import MicroTask, Video, VideoPart, VideoStatus
 from tasks.synthetic import make_scene
 from tests.factories import JobFactory
