@@ -32,8 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "cl_bench_ingest"
-MEDIA = Path(tempfile.gettempdir()) / "cl-bench-ingest-media"
+DB_NAME = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "ingest"  # prefix: parallel runs
+MEDIA = Path(tempfile.gettempdir()) / f"{DB_NAME}-media"
 
 THROUGHPUT_CLIP = ("h264-1080p-120s.mp4", 1920, 1080, 120)
 MEMORY_CLIPS = (("h264-360p-60s.mp4", 640, 360, 60), ("h264-360p-600s.mp4", 640, 360, 600))

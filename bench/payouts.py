@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings.test")
 
-BENCH_DB = "cl_bench_payouts"
+BENCH_DB = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "payouts"  # prefix: parallel runs
 WORKERS = int(os.environ.get("BENCH_WORKERS", "10000"))
 FILLER = int(os.environ.get("BENCH_FILLER", "10000000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))

@@ -29,8 +29,11 @@ requester's browser record one behind their back except by navigating them to th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+import tempfile
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from django.db import transaction
 
@@ -70,14 +73,35 @@ def formats_for(annotation_type: str) -> list[tuple[str, str]]:
     return [(k, f.title) for k, f in FORMATS.items() if annotation_type in f.types]
 
 
+EXPORT_SPOOL_BYTES = 4 * 1024 * 1024  # an export larger than this is written to disk
+RECORD_BATCH = 5_000  # exported submissions recorded per INSERT
+
+
 @dataclass(frozen=True)
 class ExportFile:
-    chunks: Iterator[bytes]  # the file, streamed: written as it is read
+    """A finished export: ``file`` (a temporary file, at its start) holds the bytes."""
+
+    file: IO[bytes]
+    size: int
     content_type: str
     filename: str
     export_id: int = 0
     microtasks: int = 0  # results delivered
     withheld: int = 0  # results not delivered: they rest on work not approved
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        """The file in blocks of ``size`` bytes, from its start."""
+        self.file.seek(0)
+        while block := self.file.read(size):
+            yield block
+
+    @property
+    def content(self) -> bytes:
+        """The whole file in memory (small exports and tests; views stream ``file``)."""
+        self.file.seek(0)
+        data = self.file.read()
+        self.file.seek(0)
+        return data
 
 
 REVIEWED = ConsensusDecision.REVIEWED  # a reviewer's answer
@@ -98,18 +122,26 @@ class Delivery:
     withheld: int
 
 
-def job_delivery(job: Job) -> Delivery:
-    """Which of ``job``'s current results rest on approved work only (see the module)."""
+def job_delivery(job: Job, *, video: Video | None = None) -> Delivery:
+    """Which of ``job``'s current results (of one ``video``) rest on approved work only (see
+    the module). Exports ask video by video, so memory follows a video, not the job."""
+    results = ConsensusResult.objects.filter(
+        microtask__job=job, microtask__is_gold=False, is_current=True
+    )
+    assignments = Assignment.objects.filter(microtask__job=job)
+    if video is not None:
+        results = results.filter(microtask__video=video)
+        assignments = assignments.filter(microtask__video=video)
     rows = [
         (mt, decision, [int(k) for k in (agreement or {})])
-        for mt, decision, agreement in ConsensusResult.objects.filter(
-            microtask__job=job, microtask__is_gold=False, is_current=True
-        ).values_list("microtask_id", "decision", "annotator_agreement")
+        for mt, decision, agreement in results.values_list(
+            "microtask_id", "decision", "annotator_agreement"
+        )
     ]
     status = dict(
-        Assignment.objects.filter(
-            microtask__job=job, pk__in={k for _, _, ids in rows for k in ids}
-        ).values_list("pk", "status")
+        assignments.filter(pk__in={k for _, _, ids in rows for k in ids}).values_list(
+            "pk", "status"
+        )
     )
     microtasks, assignments, withheld = set(), set(), 0
     for mt, decision, ids in rows:
@@ -179,23 +211,28 @@ def export_video(video: Video, microtask_ids: Collection[int]) -> exports.Export
     )
 
 
-def _chunks(fmt: str, videos: list[exports.ExportVideo], labels: list[str], title: str):
-    """The file's chunks and, when it differs from the format's, its (content type, extension)."""
+def _chunks(
+    fmt: str, videos: Iterable[exports.ExportVideo], labels: list[str], title: str, *, single: bool
+):
+    """The file's chunks and, when it differs from the format's, its (content type, extension).
+    ``videos`` is read once, in order; ``single`` says whether the job has one video."""
     if fmt == "coco":
         return exports.iter_coco(videos, labels, description=title), None
     if fmt == "mot":
-        return exports.iter_mot(videos, labels), None
+        return exports.iter_mot(videos, labels, single=single), None
     if fmt == "labelstudio":
         return exports.iter_label_studio(videos), None
     if fmt == "yolo":
         return exports.iter_yolo(videos, labels), None
-    if len(videos) == 1:
-        return exports.iter_cvat_video(videos[0], labels), None
+    if single:
+        (video,) = videos
+        return exports.iter_cvat_video(video, labels), None
     return exports.iter_cvat_videos(videos, labels), ("application/zip", "zip")
 
 
 def job_export_videos(job: Job, microtask_ids: Collection[int]) -> list[exports.ExportVideo]:
-    """The job's videos with the consensus labels of ``microtask_ids``, as plain export data."""
+    """The job's videos with the consensus labels of ``microtask_ids``, as plain export data
+    (all in memory: for small jobs and tests; ``job_export`` reads video by video)."""
     return [
         export_video(v, microtask_ids)
         for v in Video.objects.filter(job=job, microtasks__isnull=False)
@@ -208,10 +245,7 @@ def job_export_videos(job: Job, microtask_ids: Collection[int]) -> list[exports.
 @transaction.atomic
 def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
     """The job's consensus labels of approved work in ``fmt`` (a key of :data:`FORMATS`),
-    recorded as an export by ``by``.
-
-    The labels are read here, inside the transaction that records the export; the file is
-    written from them as the caller reads ``chunks`` (a streamed response)."""
+    recorded as an export by ``by``."""
     if fmt not in FORMATS:
         raise ValidationError(
             f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.",
@@ -227,32 +261,52 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
                 else f"a {job.annotation_type} job has no export."
             )
         )
-    delivery = job_delivery(job)
-    videos = job_export_videos(job, delivery.microtasks)
+    # Streamed video by video: one video's results in memory at a time, the file written to
+    # a spooled temporary file (on disk past EXPORT_SPOOL_BYTES); of the work it carried only
+    # the assignment ids are kept (8 bytes each) to be recorded once the file is written.
+    totals = {"microtasks": 0, "withheld": 0}
+    carried = array("q")
+
+    def videos():
+        for v in (
+            Video.objects.filter(job=job, microtasks__isnull=False)
+            .distinct()
+            .select_related("job")
+            .order_by("pk")
+        ):
+            delivery = job_delivery(job, video=v)
+            totals["microtasks"] += len(delivery.microtasks)
+            totals["withheld"] += delivery.withheld
+            carried.extend(sorted(delivery.assignments))
+            yield export_video(v, delivery.microtasks)
+
     labels = list(job.label_classes)
-    content_type, ext = FORMATS[fmt].content_type, FORMATS[fmt].ext
-    chunks, other = _chunks(fmt, videos, labels, job.title)
-    if other:
-        content_type, ext = other
-    record = JobExport.objects.create(
-        job=job,
-        requested_by=by,
-        format=fmt,
-        microtasks=len(delivery.microtasks),
-        withheld=delivery.withheld,
-    )
+    # Handed to the caller (the view's response closes it), or closed here on an error.
+    out = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115
+    try:
+        content_type, ext = FORMATS[fmt].content_type, FORMATS[fmt].ext
+        single = Video.objects.filter(job=job, microtasks__isnull=False).distinct().count() == 1
+        chunks, other = _chunks(fmt, videos(), labels, job.title, single=single)
+        for chunk in chunks:
+            out.write(chunk)
+        if other:
+            content_type, ext = other
+    except BaseException:
+        out.close()
+        raise
+    record = JobExport.objects.create(job=job, requested_by=by, format=fmt, **totals)
     # The first export that carried a submission is the one on record; later ones add only
     # what is new (ignore_conflicts on the assignment primary key).
-    ExportedWork.objects.bulk_create(
-        [ExportedWork(assignment_id=k, first_export=record) for k in sorted(delivery.assignments)],
-        ignore_conflicts=True,
-        batch_size=5_000,
-    )
+    for i in range(0, len(carried), RECORD_BATCH):
+        ExportedWork.objects.bulk_create(
+            [
+                ExportedWork(assignment_id=k, first_export=record)
+                for k in carried[i : i + RECORD_BATCH]
+            ],
+            ignore_conflicts=True,
+        )
+    size = out.tell()
+    out.seek(0)
     return ExportFile(
-        chunks,
-        content_type,
-        f"job-{job.pk}-{fmt}.{ext}",
-        export_id=record.pk,
-        microtasks=len(delivery.microtasks),
-        withheld=delivery.withheld,
+        out, size, content_type, f"job-{job.pk}-{fmt}.{ext}", export_id=record.pk, **totals
     )

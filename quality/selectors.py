@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 from datetime import date
 from typing import Any
@@ -183,9 +184,21 @@ def job_report(*, job: Job) -> dict[str, Any]:
     gold = GoldResult.objects.filter(microtask__job=job).aggregate(
         n=Count("id"), mean=Avg("score"), passed=Count("id", filter=Q(passed=True))
     )
-    current = ConsensusResult.objects.filter(microtask__job=job, is_current=True)
-    agreements = np.array(list(current.values_list("agreement", flat=True)), dtype=np.float64)
-    hist, _ = np.histogram(agreements, bins=AGREEMENT_BINS)
+    # One SQL aggregate, whatever the job's size: the mean and np.histogram's bins (each
+    # [lo, hi), the last one [lo, hi]).
+    edges = [float(e) for e in AGREEMENT_BINS]
+    bins = {
+        f"bin{k}": Count(
+            "id",
+            filter=Q(agreement__gte=lo)
+            & (Q(agreement__lte=hi) if k == len(edges) - 2 else Q(agreement__lt=hi)),
+        )
+        for k, (lo, hi) in enumerate(itertools.pairwise(edges))
+    }
+    spread = ConsensusResult.objects.filter(microtask__job=job, is_current=True).aggregate(
+        mean=Avg("agreement"), **bins
+    )
+    hist = [spread[f"bin{k}"] for k in range(len(edges) - 1)]
     regular = Assignment.objects.filter(microtask__job=job, microtask__is_gold=False)
     used = regular.filter(
         status__in=(
@@ -217,7 +230,7 @@ def job_report(*, job: Job) -> dict[str, Any]:
             "pass_rate": round(gold["passed"] / gold["n"], 4) if gold["n"] else None,
         },
         "agreement": {
-            "mean": round(float(agreements.mean()), 4) if agreements.size else None,
+            "mean": round(float(spread["mean"]), 4) if spread["mean"] is not None else None,
             "histogram": [
                 {"from": round(float(lo), 1), "to": round(float(hi), 1), "microtasks": int(n)}
                 for lo, hi, n in zip(AGREEMENT_BINS[:-1], AGREEMENT_BINS[1:], hist, strict=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Case, Count, F, IntegerField, Sum, When
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -56,7 +56,7 @@ from .models import (
     Slot,
     Submission,
 )
-from .slot_plan import plan_slots
+from .slot_plan import SlotPlanner
 
 logger = logging.getLogger(__name__)
 
@@ -117,75 +117,105 @@ def _require_owner(job: Job, by: User) -> None:
         raise NotFound("No such job.")
 
 
+FILL_BATCH = 5_000  # slots per INSERT, and microtasks per fetch, when a job's slots are made
+
+
 def _fill_slots(job: Job) -> SlotFill:
     """Create the missing replica slots of ``job`` as far as its available budget covers them.
 
-    Which slots the job's available escrow pays for is ``tasks.slot_plan.plan_slots`` (whole
+    Which slots the job's available escrow pays for is ``tasks.slot_plan``'s rule (whole
     microtasks in claim order, each batch with its share of gold-pool slots), the rule the
-    funding page's budget coverage uses too. The caller holds the job's row lock.
+    funding page's budget coverage uses too. A raised target (dynamic overlap, a suspension) is
+    work in progress whose other replicas are paid for already: it comes before new microtasks,
+    and one the budget cannot cover goes to review (``signals.replicas_unfunded``) instead of
+    waiting forever (issue #16). The caller holds the job's row lock.
+
+    Streamed: a job of hundreds of thousands of microtasks is read in chunks through a
+    server-side cursor and its slots written in batches, so memory and queries do not grow with
+    the job (only the batches do, one INSERT per ``FILL_BATCH`` slots).
     """
     target = job.overlap_min
     MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).update(
         replica_target=target
     )
-    rows = list(
+    rows = (
         MicroTask.objects.filter(job=job, is_gold=False, status=MicroTaskStatus.OPEN)
         .annotate(n_slots=Count("slots"))
-        .order_by("-priority", "id")
+        .filter(n_slots__lt=F("replica_target"))
+        .annotate(started=Case(When(n_slots__gt=0, then=1), default=0, output_field=IntegerField()))
+        .only("id", "price", "priority", "replica_target")
+        .order_by("-started", "-priority", "id")
+        .iterator(chunk_size=FILL_BATCH)
     )
-    # A raised target (dynamic overlap, a suspension) is work in progress whose other replicas
-    # are paid for already: it is funded before new microtasks, and one the budget cannot cover
-    # goes to review (``signals.replicas_unfunded``) instead of waiting forever (issue #16).
-    rows.sort(key=lambda mt: mt.n_slots == 0)
-    gold_tasks = list(MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN))
     existing_regular = Slot.objects.filter(job=job, is_gold=False).count()
     existing_gold = Slot.objects.filter(job=job, is_gold=True).count()
     price_of = budget.reservation_pricer()
-    gold_price = max((price_of(m) for m in gold_tasks), default=0)
-    pending = [
-        (mt, mt.replica_target - mt.n_slots) for mt in rows if mt.replica_target > mt.n_slots
+    gold_prices = [
+        price_of(m)
+        for m in MicroTask.objects.filter(job=job, is_gold=True, status=MicroTaskStatus.OPEN).only(
+            "id", "price"
+        )
     ]
-    plan = plan_slots(
-        missing=[(price_of(mt), count) for mt, count in pending],
+    gold_price = max(gold_prices, default=0)
+    planner = SlotPlanner(
         available=budget.available(job=job),
         gold_price=gold_price,
-        gold_rate=job.gold_rate if gold_tasks else 0.0,
+        gold_rate=job.gold_rate if gold_prices else 0.0,
         existing_regular=existing_regular,
         existing_gold=existing_gold,
     )
-    new: list[Slot] = []
-    for mt, _count in pending[: plan.covered]:
+    batch: list[Slot] = []
+    created = uncovered = 0
+    unfunded_raises: list[int] = []
+
+    def flush() -> None:
+        nonlocal batch, created
+        if batch:
+            Slot.objects.bulk_create(batch, batch_size=FILL_BATCH)
+            created += len(batch)
+            batch = []
+
+    for mt in rows:
         per_slot = price_of(mt)
+        if not planner.offer(per_slot, mt.replica_target - mt.n_slots):
+            uncovered += 1
+            if mt.n_slots:
+                unfunded_raises.append(mt.pk)
+            continue
         for number in range(mt.n_slots, mt.replica_target):
-            new.append(
+            batch.append(
                 Slot(
-                    job=job,
-                    microtask=mt,
+                    job_id=job.pk,
+                    microtask_id=mt.pk,
                     number=number,
                     priority=mt.priority,
                     reserved_amount=per_slot,
                 )
             )
+        if len(batch) >= FILL_BATCH:
+            flush()
+    plan = planner.plan()
     for k in range(plan.gold_slots):
-        new.append(
+        batch.append(
             Slot(
-                job=job,
+                job_id=job.pk,
                 microtask=None,
                 is_gold=True,
                 number=existing_gold + k,
                 reserved_amount=gold_price,
             )
         )
-    cost = plan.cost
-    if new:
+    flush()
+    if created:
+        # Same transaction (the caller holds the job's lock): the slots exist only if this
+        # reservation succeeds, and the plan's cost stayed within what was available.
         before = existing_regular + existing_gold
-        budget.reserve(job=job, amount=cost, key=f"job:{job.pk}:slots:{before}:{before + len(new)}")
-        Slot.objects.bulk_create(new, batch_size=5_000)
-    # A raised target the budget cannot cover goes to review instead of waiting forever.
-    unfunded_raises = [mt.pk for mt, _count in pending[plan.covered :] if mt.n_slots]
+        budget.reserve(
+            job=job, amount=plan.cost, key=f"job:{job.pk}:slots:{before}:{before + created}"
+        )
     if unfunded_raises:
         signals.replicas_unfunded.send(sender=Job, job=job, microtask_ids=unfunded_raises)
-    return SlotFill(plan.regular_slots, plan.gold_slots, cost, len(pending) - plan.covered)
+    return SlotFill(plan.regular_slots, plan.gold_slots, plan.cost, uncovered)
 
 
 @transaction.atomic
@@ -281,8 +311,13 @@ def job_return_work(*, job: Job) -> int:
     Submitted work stays for review (its reservation pays it). Returns the amount released.
     """
     now = _now()
-    # Lock every slot of the job: claims in flight finish first, later ones find nothing.
-    list(Slot.objects.select_for_update().filter(job=job).values_list("id", flat=True))
+    # Lock every slot of the job: claims in flight finish first, later ones find nothing. One
+    # row comes back, whatever the job's size (the locks are taken by the inner query).
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM tasks_slot WHERE job_id = %s FOR UPDATE) locked",
+            [job.pk],
+        )
     claimed = Assignment.objects.filter(microtask__job=job, status=AssignmentStatus.CLAIMED)
     claimed_ids = list(claimed.values_list("id", flat=True))
     Assignment.objects.filter(id__in=claimed_ids).update(
@@ -291,7 +326,12 @@ def job_return_work(*, job: Job) -> int:
     Slot.objects.filter(assignment_id__in=claimed_ids).update(assignment=None)
     free = Slot.objects.filter(job=job, assignment__isnull=True)
     total = int(free.aggregate(s=Sum("reserved_amount"))["s"] or 0)
-    n, _ = free.delete()
+    # Two statements whatever the job's size (``delete()`` would load every slot to cascade):
+    # the ended assignments that still name a free slot let go of it, then the slots go.
+    Assignment.objects.filter(slot__in=free).update(slot=None)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM tasks_slot WHERE job_id = %s AND assignment_id IS NULL", [job.pk])
+        n = cur.rowcount
     budget.release(job=job, amount=total, key=f"job:{job.pk}:return-work")
     logger.info("job %s: returned %s slots, released %s", job.pk, n, total)
     return total

@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -170,7 +172,7 @@ def iter_zip(entries: Iterable[tuple[str, Iterable[bytes]]]) -> Chunks:
 # --- COCO -------------------------------------------------------------------------------------
 
 
-def _coco_images(videos: Sequence[ExportVideo]) -> Iterator[tuple[int, ExportVideo, int, dict]]:
+def _coco_images(videos: Iterable[ExportVideo]) -> Iterator[tuple[int, ExportVideo, int, dict]]:
     image_id = 0
     for video_index, video in enumerate(videos, start=1):
         for frame in sorted(set(video.frames) | set(video.image_names)):
@@ -212,9 +214,18 @@ def _coco_annotation(ann_id: int, image_id: int, obj: ExportObject, cat: int) ->
 
 
 def iter_coco(
-    videos: Sequence[ExportVideo], labels: Sequence[str], *, description: str = ""
+    videos: Iterable[ExportVideo],
+    labels: Sequence[str],
+    *,
+    description: str = "",
+    spool_bytes: int = 8 * 1024 * 1024,
 ) -> Chunks:
-    """COCO detection JSON: each frame with objects (or in ``image_names``) is one image."""
+    """COCO detection JSON: each frame with objects (or in ``image_names``) is one image.
+
+    ``videos`` is read once, one video at a time: memory holds one video's objects whatever the
+    number of videos. Images are yielded as they come and annotations go to a spooled temporary
+    file (in memory up to ``spool_bytes``, then on disk) yielded after them, since COCO lists
+    every image before any annotation."""
     cat_ids = _label_ids(labels)
 
     def dump(obj) -> bytes:
@@ -225,16 +236,32 @@ def iter_coco(
         [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()]
     )
     yield b',"images":['
-    for image_id, _, _, image in _coco_images(videos):
-        yield (b"," if image_id > 1 else b"") + dump(image)
-    yield b'],"annotations":['
     ann_id = 0
-    for image_id, video, frame, _ in _coco_images(videos):
-        for obj in video.frames.get(frame, []):
-            ann_id += 1
-            ann = _coco_annotation(ann_id, image_id, obj, cat_ids[obj.label])
-            yield (b"," if ann_id > 1 else b"") + dump(ann)
+    with tempfile.SpooledTemporaryFile(max_size=spool_bytes) as annotations:
+        for image_id, video, frame, image in _coco_images(videos):
+            yield (b"," if image_id > 1 else b"") + dump(image)
+            for obj in video.frames.get(frame, []):
+                ann_id += 1
+                ann = _coco_annotation(ann_id, image_id, obj, cat_ids[obj.label])
+                annotations.write((b"," if ann_id > 1 else b"") + dump(ann))
+        yield b'],"annotations":['
+        annotations.seek(0)
+        while block := annotations.read(64 * 1024):
+            yield block
     yield b"]}"
+
+
+def write_coco(
+    videos: Iterable[ExportVideo],
+    labels: Sequence[str],
+    out: BinaryIO,
+    *,
+    description: str = "",
+    spool_bytes: int = 8 * 1024 * 1024,
+) -> None:
+    """:func:`iter_coco` written to ``out``."""
+    for chunk in iter_coco(videos, labels, description=description, spool_bytes=spool_bytes):
+        out.write(chunk)
 
 
 # --- MOT --------------------------------------------------------------------------------------
@@ -262,11 +289,16 @@ def _mot_lines(video: ExportVideo, cat_ids: dict[str, int]) -> Iterator[bytes]:
         yield "".join(lines).encode()
 
 
-def iter_mot(videos: Sequence[ExportVideo], labels: Sequence[str]) -> Chunks:
-    """A MOT 1.1 zip: ``gt/gt.txt`` and ``gt/labels.txt`` (one folder per video when several)."""
+def iter_mot(
+    videos: Iterable[ExportVideo], labels: Sequence[str], *, single: bool | None = None
+) -> Chunks:
+    """A MOT 1.1 zip: ``gt/gt.txt`` and ``gt/labels.txt`` (one folder per video when several;
+    ``single`` says which when ``videos`` is an iterator, read once)."""
     cat_ids = _label_ids(labels)
     names = "\n".join(labels).encode() + b"\n"
-    single = len(videos) == 1
+    if single is None:
+        videos = list(videos)
+        single = len(videos) == 1
 
     def entries():
         for v in videos:
@@ -376,7 +408,7 @@ def iter_cvat_video(video: ExportVideo, labels: Sequence[str], *, task_name: str
     yield b"</annotations>\n"
 
 
-def iter_cvat_videos(videos: Sequence[ExportVideo], labels: Sequence[str]) -> Chunks:
+def iter_cvat_videos(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
     """Several videos: a zip of one CVAT XML file per video."""
     return iter_zip((f"{v.name}.xml", iter_cvat_video(v, labels)) for v in videos)
 
@@ -499,7 +531,7 @@ def label_studio_config(labels: Sequence[str]) -> str:
     return LABEL_STUDIO_CONFIG.format(labels=lines)
 
 
-def iter_label_studio(videos: Sequence[ExportVideo]) -> Chunks:
+def iter_label_studio(videos: Iterable[ExportVideo]) -> Chunks:
     """Label Studio JSON: a list of tasks, one per video, its tracks as ``videorectangle``
     regions (boxes of untracked jobs as one-keyframe regions)."""
     yield b"["
@@ -533,7 +565,7 @@ def yolo_data_yaml(labels: Sequence[str]) -> str:
     )
 
 
-def iter_yolo(videos: Sequence[ExportVideo], labels: Sequence[str]) -> Chunks:
+def iter_yolo(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
     """A YOLO zip: one label file per annotated frame and ``data.yaml``."""
     cls = {name: i for i, name in enumerate(labels)}
 
@@ -552,9 +584,9 @@ def iter_yolo(videos: Sequence[ExportVideo], labels: Sequence[str]) -> Chunks:
 
 
 def to_coco(
-    videos: Sequence[ExportVideo], labels: Sequence[str], *, description: str = ""
+    videos: Iterable[ExportVideo], labels: Sequence[str], *, description: str = ""
 ) -> bytes:
-    return b"".join(iter_coco(list(videos), labels, description=description))
+    return b"".join(iter_coco(videos, labels, description=description))
 
 
 def to_mot(video: ExportVideo, labels: Sequence[str]) -> bytes:

@@ -58,10 +58,12 @@ def edge_density(gray: np.ndarray, threshold: int = EDGE_THRESHOLD) -> float:
 
 @dataclass
 class FrameFeatures:
-    """Per-frame motion and clutter of a whole video: two float32s a frame, appended in order."""
+    """Per-frame motion and clutter of a video (or of a part of it starting at frame ``origin``):
+    two float32s a frame, appended in order."""
 
     motion: array = field(default_factory=lambda: array("f"))
     clutter: array = field(default_factory=lambda: array("f"))
+    origin: int = 0
 
     def add(self, motion: float, clutter: float) -> None:
         self.motion.append(motion)
@@ -71,8 +73,9 @@ class FrameFeatures:
         """Mean motion and clutter over ``frames`` (rounded to 6 places)."""
         if not frames:
             return 0.0, 0.0
-        m = float(np.mean([self.motion[i] for i in frames]))
-        c = float(np.mean([self.clutter[i] for i in frames]))
+        o = self.origin
+        m = float(np.mean([self.motion[i - o] for i in frames]))
+        c = float(np.mean([self.clutter[i - o] for i in frames]))
         return round(m, 6), round(c, 6)
 
 
@@ -161,9 +164,14 @@ class TrackPlanner:
     out to be, a keyframe; the last frame
     of a segment cut by a shot or by the end of the video is only known one frame late, so
     callers keep the previous frame at hand (``ends_previous``).
+
+    ``first_frame`` starts the plan at a later frame, as if the video began there: a part of a
+    long video decoded on its own (``tasks.ingestion``) plans its frames this way.
     """
 
-    def __init__(self, *, segment_frames: int, overlap_frames: int, keyframe_step: int):
+    def __init__(
+        self, *, segment_frames: int, overlap_frames: int, keyframe_step: int, first_frame: int = 0
+    ):
         if segment_frames < 2:
             raise ValueError("segment_frames must be at least 2")
         if not 0 <= overlap_frames < segment_frames:
@@ -173,10 +181,11 @@ class TrackPlanner:
         self.segment_frames = segment_frames
         self.overlap_frames = overlap_frames
         self.keyframe_step = keyframe_step
-        self._start = 0
-        self._last_end = -1
+        self._first = first_frame
+        self._start = first_frame
+        self._last_end = first_frame - 1
         self._shot = 0
-        self._last = -1
+        self._last = first_frame - 1
         self._count = 0
 
     @property
@@ -196,7 +205,7 @@ class TrackPlanner:
             raise ValueError(f"frames must be pushed in order (expected {self._last + 1}, got {i})")
         self._last = i
         done: list[Segment] = []
-        if i > 0 and shot_start:
+        if i > self._first and shot_start:
             if self._last_end < i - 1:
                 done.append(self._make(self._start, i - 1))
             self._start = i
@@ -229,7 +238,7 @@ class TrackPlanner:
         return False
 
     def finish(self) -> list[Segment]:
-        if self._last >= 0 and self._last_end < self._last:
+        if self._last >= self._first and self._last_end < self._last:
             return [self._make(self._start, self._last)]
         return []
 
@@ -238,10 +247,11 @@ class FramePlanner:
     """Frames sampled every ``frame_step`` (0, step, 2·step, ...), grouped ``frames_per_task``.
 
     Groups ignore shot boundaries: each frame is annotated on its own, so a cut inside a group
-    costs the worker nothing.
+    costs the worker nothing. With ``first_frame`` (a part of a long video) the sampled frames
+    stay the video's multiples of ``frame_step``; groups start at the part's first one.
     """
 
-    def __init__(self, *, frame_step: int, frames_per_task: int):
+    def __init__(self, *, frame_step: int, frames_per_task: int, first_frame: int = 0):
         if frame_step < 1 or frames_per_task < 1:
             raise ValueError("frame_step and frames_per_task must be at least 1")
         self.frame_step = frame_step
@@ -250,7 +260,8 @@ class FramePlanner:
         self._group_shot = 0
         self._count = 0
         self._shot = 0
-        self._last = -1
+        self._first = first_frame
+        self._last = first_frame - 1
 
     @property
     def horizon(self) -> int:
@@ -267,7 +278,7 @@ class FramePlanner:
         if i != self._last + 1:
             raise ValueError(f"frames must be pushed in order (expected {self._last + 1}, got {i})")
         self._last = i
-        if i > 0 and shot_start:
+        if i > self._first and shot_start:
             self._shot += 1
         if i % self.frame_step == 0:
             if not self._group:

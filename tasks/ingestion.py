@@ -17,8 +17,10 @@ during ingestion: the video becomes ``failed`` with a reason, and nothing of it 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -34,7 +36,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from marketplace.errors import ApplicationError, Conflict, NotFound, ValidationError
@@ -45,7 +47,7 @@ from payments import pricing
 from payments.selectors import active_policy
 
 from . import features, video
-from .models import MicroTask, Video, VideoStatus
+from .models import MicroTask, Video, VideoPart, VideoStatus
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +381,7 @@ def job_ingestion_refresh(*, job_id: int) -> Job:
 
 def requeue_stalled(*, now=None) -> list[int]:
     """Queue again the ingestion of videos whose worker stopped reporting progress."""
-    from .tasks import ingest_video
+    from .tasks import ingest_video, ingest_video_part
 
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.VIDEO_INGEST_STALL_SECONDS)
@@ -392,7 +394,17 @@ def requeue_stalled(*, now=None) -> list[int]:
     )
     for pk in ids:
         Video.objects.filter(pk=pk).update(updated_at=now)
-        ingest_video.delay(pk)
+        # A video in parts re-queues its unfinished parts only (each is idempotent).
+        parts = list(
+            VideoPart.objects.filter(video_id=pk, attempt=F("video__attempts"))
+            .exclude(status=VideoPart.Status.DONE)
+            .values_list("pk", flat=True)
+        )
+        if parts:
+            for part in parts:
+                ingest_video_part.delay(part)
+        else:
+            ingest_video.delay(pk)
     return ids
 
 
@@ -442,6 +454,7 @@ def _begin(video_id: int) -> tuple[Video, int] | None:
             return None  # cancelled or failed meanwhile
         # Whatever a previous attempt committed is dropped; it is redone from the file.
         MicroTask.objects.filter(video=v).delete()
+        VideoPart.objects.filter(video=v).delete()
         v.status = VideoStatus.PROCESSING
         v.stage = Stage.PROBE
         v.progress = 0.0
@@ -461,6 +474,7 @@ def _fail(video_id: int, attempt: int | None, reason: str) -> None:
         if attempt is not None and v.attempts != attempt:
             return  # a newer attempt owns the video
         MicroTask.objects.filter(video=v).delete()
+        VideoPart.objects.filter(video=v).delete()
         v.status = VideoStatus.FAILED
         v.stage = Stage.FAILED
         v.failure_reason = reason[:500]
@@ -556,7 +570,17 @@ def _run_pipeline(v: Video, attempt: int, storage: Storage) -> None:
         expected = info.frame_count or (
             round(info.duration * info.fps) if info.duration and info.fps else None
         )
-        result = _decode_and_split(v, job, info, source, storage, _Progress(v.pk, expected))
+        parts = _plan_parts(job, info, source)
+        if handle is not None:
+            handle.seek(0)
+        if len(parts) > 1:
+            _start_parts(v, attempt, parts)
+            return
+        stats = video.DecodeStats()
+        decoded = video.decode(
+            source, analysis_width=settings.VIDEO_ANALYSIS_WIDTH, stats=stats, limits=_limits()
+        )
+        result = _decode_and_split(v, job, info, decoded, stats, storage, _Progress(v.pk, expected))
     finally:
         if handle is not None:
             handle.close()
@@ -574,24 +598,37 @@ class _Result:
     size: tuple[int, int]
 
 
-def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
+def _decode_and_split(
+    v, job, info, decoded, stats, storage, progress, *, part: VideoPart | None = None
+) -> _Result:
+    """Plan microtasks over decoded frames while writing the JPEGs they need.
+
+    The whole video, or one ``part`` of it: then planning starts at the part's keyframe, stops
+    before ``part.plan_end`` (that frame is decoded only to see whether a shot starts there) or
+    at the first shot cut from the next part's keyframe on (the next part plans from there), and
+    files are named with the part's suffix.
+    """
+    first = part.decode_from if part is not None else 0
+    stop_at = part.plan_end if part is not None and part.seam is not None else None
+    seam = part.seam if part is not None else None
+    suffix = part.file_suffix if part is not None else ""
     if job.annotation_type == AnnotationType.TRACK:
         planner: features.TrackPlanner | features.FramePlanner = features.TrackPlanner(
             segment_frames=job.segment_frames,
             overlap_frames=job.overlap_frames,
             keyframe_step=job.keyframe_step,
+            first_frame=first,
         )
     else:
         planner = features.FramePlanner(
-            frame_step=job.frame_step, frames_per_task=job.frames_per_task
+            frame_step=job.frame_step, frames_per_task=job.frames_per_task, first_frame=first
         )
     out_w, out_h = video.output_size(
         info.width, info.height, settings.VIDEO_FRAME_MAX_WIDTH, settings.VIDEO_FRAME_MAX_HEIGHT
     )
     quality = settings.VIDEO_FRAME_JPEG_QUALITY
     detector = features.ShotDetector()
-    feats = features.FrameFeatures()
-    stats = video.DecodeStats()
+    feats = features.FrameFeatures(origin=first)
     cuts: list[int] = []
     segments: list[features.Segment] = []
     images: dict[int, tuple[str, float]] = {}
@@ -614,7 +651,7 @@ def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
     def write(i: int, frame: video.DecodedFrame | None, data: bytes | None, t: float):
         if data is None:
             data = encode(frame)
-        return i, storage.save(f"{prefix}/{i:06d}.jpg", ContentFile(data)), t
+        return i, storage.save(f"{prefix}/{i:06d}{suffix}.jpg", ContentFile(data)), t
 
     def collect(future: Future) -> None:
         i, name, t = future.result()
@@ -641,9 +678,6 @@ def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
                     raise RuntimeError(f"frame {i} was needed but not kept")
                 store(i, frame.time, frame=frame)
 
-    decoded = video.decode(
-        source, analysis_width=settings.VIDEO_ANALYSIS_WIDTH, stats=stats, limits=_limits()
-    )
     try:
         with closing(decoded):  # close the file now, even when a step below raises
             for frame in decoded:
@@ -652,6 +686,8 @@ def _decode_and_split(v, job, info, source, storage, progress) -> _Result:
                 if cut:
                     cuts.append(i)
                     motion = 0.0  # a cut is not motion
+                if stop_at is not None and (i >= stop_at or (cut and i >= seam)):
+                    break  # the next part plans from here on
                 feats.add(motion, features.edge_density(frame.gray))
                 done = planner.push(i, cut)
                 # A segment cut short ends at the previous frame, which is still at hand.
@@ -683,9 +719,10 @@ def _segment_features(
     return feats.summary(list(seg.frames))
 
 
-def _manifest(v, job, seg, result, previous, following) -> dict:
+def _manifest(v, job, seg, images, size, previous, following) -> dict:
+    """``images``: frame -> (storage name, time) for every frame of ``seg``."""
     is_track = job.annotation_type == AnnotationType.TRACK
-    out_w, out_h = result.size
+    out_w, out_h = size
     return {
         "kind": "segment" if is_track else "frames",
         "video": v.pk,
@@ -699,8 +736,7 @@ def _manifest(v, job, seg, result, previous, following) -> dict:
         "height": out_h,
         "source": {"width": v.width, "height": v.height, "fps": v.fps},
         "frames": [
-            {"frame": i, "time": round(result.images[i][1], 6), "image": result.images[i][0]}
-            for i in seg.frames
+            {"frame": i, "time": round(images[i][1], 6), "image": images[i][0]} for i in seg.frames
         ],
     }
 
@@ -711,48 +747,171 @@ def _commit(v: Video, job: Job, attempt: int, info: video.ProbeResult, result: _
         if locked.attempts != attempt or locked.status != VideoStatus.PROCESSING:
             raise RuntimeError(f"video #{v.pk}: attempt {attempt} was superseded")
         locked.refresh_from_db()
-        segs = result.segments
-        is_track = job.annotation_type == AnnotationType.TRACK
-        policy = active_policy()  # its complexity is the one prices multiply by
-        rows = []
-        for k, seg in enumerate(segs):
-            motion, clutter = _segment_features(job, seg, result.feats)
-            prev_seg = segs[k - 1] if k > 0 else None
-            next_seg = segs[k + 1] if k + 1 < len(segs) else None
-            rows.append(
-                MicroTask(
-                    job=job,
-                    video=locked,
-                    index=seg.index,
-                    frame_start=seg.frame_start,
-                    frame_end=seg.frame_end,
-                    frames=list(seg.frames),
-                    keyframe_step=job.keyframe_step if is_track else 1,
-                    manifest=_manifest(locked, job, seg, result, prev_seg, next_seg),
-                    motion=motion,
-                    clutter=clutter,
-                    complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
-                    expected_objects=job.expected_objects,
-                    replica_target=job.overlap_min,
-                    priority=job.priority,
-                )
-            )
-        MicroTask.objects.bulk_create(rows)
+        planned = [
+            (seg, result.images, *_segment_features(job, seg, result.feats))
+            for seg in result.segments
+        ]
+        _create_microtasks(locked, job, planned, result.size)
         stats = result.stats
-        fps = info.fps
-        if stats.variable_frame_rate and stats.frames > 1 and stats.last_time > 0:
-            fps = (stats.frames - 1) / stats.last_time  # the real average of a VFR video
-        locked.status = VideoStatus.READY
-        locked.stage = Stage.DONE
-        locked.progress = 100.0
-        locked.frame_count = stats.frames
-        locked.fps = fps
-        locked.variable_frame_rate = stats.variable_frame_rate
-        locked.bad_packets = stats.damage
-        locked.shot_boundaries = result.cuts
-        locked.frame_width, locked.frame_height = result.size
-        if locked.duration is None and fps:
-            locked.duration = stats.frames / fps
-        locked.ingested_at = timezone.now()
-        locked.save()
+        _mark_ready(
+            locked,
+            info_fps=info.fps,
+            frames=stats.frames,
+            vfr=stats.variable_frame_rate,
+            last_time=stats.last_time,
+            damage=stats.damage,
+            cuts=result.cuts,
+            size=result.size,
+        )
     job_ingestion_refresh(job_id=job.pk)
+
+
+def _create_microtasks(
+    locked: Video,
+    job: Job,
+    planned: list[tuple[features.Segment, dict, float, float]],
+    size: tuple[int, int],
+) -> None:
+    """One microtask per planned segment: (segment, its frames' images, motion, clutter)."""
+    is_track = job.annotation_type == AnnotationType.TRACK
+    policy = active_policy()  # its complexity is the one prices multiply by
+    rows = []
+    for k, (seg, images, motion, clutter) in enumerate(planned):
+        prev_seg = planned[k - 1][0] if k > 0 else None
+        next_seg = planned[k + 1][0] if k + 1 < len(planned) else None
+        rows.append(
+            MicroTask(
+                job=job,
+                video=locked,
+                index=seg.index,
+                frame_start=seg.frame_start,
+                frame_end=seg.frame_end,
+                frames=list(seg.frames),
+                keyframe_step=job.keyframe_step if is_track else 1,
+                manifest=_manifest(locked, job, seg, images, size, prev_seg, next_seg),
+                motion=motion,
+                clutter=clutter,
+                complexity=pricing.complexity(motion=motion, clutter=clutter, policy=policy),
+                expected_objects=job.expected_objects,
+                replica_target=job.overlap_min,
+                priority=job.priority,
+            )
+        )
+    MicroTask.objects.bulk_create(rows, batch_size=1000)
+
+
+def _mark_ready(
+    locked: Video,
+    *,
+    info_fps: float | None,
+    frames: int,
+    vfr: bool,
+    last_time: float,
+    damage: int,
+    cuts: list[int],
+    size: tuple[int, int],
+) -> None:
+    fps = info_fps
+    if vfr and frames > 1 and last_time > 0:
+        fps = (frames - 1) / last_time  # the real average of a VFR video
+    locked.status = VideoStatus.READY
+    locked.stage = Stage.DONE
+    locked.progress = 100.0
+    locked.frame_count = frames
+    locked.fps = fps
+    locked.variable_frame_rate = vfr
+    locked.bad_packets = damage
+    locked.shot_boundaries = cuts
+    locked.frame_width, locked.frame_height = size
+    if locked.duration is None and fps:
+        locked.duration = frames / fps
+    locked.ingested_at = timezone.now()
+    locked.save()
+    # The parts of this attempt stay as a record (how many runs each took); their results are
+    # now microtasks.
+    VideoPart.objects.filter(video=locked).update(result=None)
+
+
+# --- Long videos: parts decoded in parallel, then joined -----------------------------------------
+#
+# Read this before changing the seams. A video longer than 1.5 x VIDEO_INGEST_PART_SECONDS is
+# cut at keyframes K_0 = 0 < K_1 < ... (clean starts: closed groups of pictures, found by one
+# demux pass without decoding, ``video.scan_seams``). Part k decodes from K_k (PyAV seeks there,
+# so it costs its own length) and plans microtasks as if the video began at K_k. With track
+# overlap ``o`` (0 for per-frame work) part k plans up to K_{k+1} + o - 1, so its last segment
+# shares the o frames from K_{k+1} with part k+1's first segment: a track crossing the seam is
+# stitched across it like across any other segment boundary. Shot cuts keep their meaning:
+#   - part k stops planning at the first cut from K_{k+1} on (no overlap across a cut) and
+#     decodes frame K_{k+1} + o only to see whether a cut is there;
+#   - part k+1 drops its segments that end before K_{k+1} + o (only a cut can make one so short:
+#     part k covers those frames);
+#   - the video's cuts are part k's up to K_{k+1} and part k+1's after, so shots are numbered
+#     once, at the join.
+# So no frame range is planned twice and none is left out. Each part writes its JPEGs as
+# ``<frame>-p<k>.jpg`` (a retry of the part deletes exactly its own); at the join, a frame both
+# parts of a seam stored is kept once (the earlier part's) and the other copy deleted. The join
+# is a row count under the video's lock: each part saves its result on its VideoPart row and the
+# last one to finish creates every microtask and marks the video ready in one transaction.
+# A part that fails is retried alone (its task, ``tasks.ingest_video_part``); parts of an
+# attempt that was superseded (a new attempt, a failure) give up and delete their files.
+# Planning and starting the parts live here; running and joining them in ``ingestion_parts``.
+
+
+def _plan_parts(job: Job, info: video.ProbeResult, source) -> list[dict]:
+    """Part boundaries for a long video, or [] to decode it in one pass."""
+    part_seconds = float(settings.VIDEO_INGEST_PART_SECONDS)
+    max_parts = settings.VIDEO_INGEST_MAX_PARTS
+    if max_parts < 2 or not info.duration or info.duration < 1.5 * part_seconds:
+        return []
+    scan = video.scan_seams(source)
+    if not scan.usable or not scan.seams or scan.seams[0].index != 0:
+        return []  # damaged or unusual files: one sequential pass judges them
+    is_track = job.annotation_type == AnnotationType.TRACK
+    overlap = job.overlap_frames if is_track else 0
+    unit = job.segment_frames if is_track else job.frame_step * job.frames_per_task
+    min_frames = 2 * unit + overlap + 2
+    n = min(max_parts, math.ceil(info.duration / part_seconds))
+    indexes = [seam.index for seam in scan.seams]
+    chosen = [scan.seams[0]]
+    for j in range(1, n):
+        target = j * scan.frames / n
+        k = bisect.bisect_left(indexes, target)
+        near = [scan.seams[c] for c in (k - 1, k) if 0 <= c < len(scan.seams)]
+        best = min(near, key=lambda seam: abs(seam.index - target))
+        if best.index - chosen[-1].index >= min_frames and scan.frames - best.index >= min_frames:
+            chosen.append(best)
+    if len(chosen) < 2:
+        return []
+    specs = []
+    for k, seam in enumerate(chosen):
+        following = chosen[k + 1] if k + 1 < len(chosen) else None
+        plan_end = following.index + overlap if following else scan.frames
+        specs.append(
+            {
+                "index": k,
+                "start_pts": seam.pts,
+                "decode_from": seam.index,
+                "first_frame": seam.index + overlap if k else 0,
+                "plan_end": plan_end,
+                "decode_to": plan_end if following else scan.frames - 1,
+                "seam": following.index if following else None,
+                "total_frames": scan.frames,
+            }
+        )
+    return specs
+
+
+def _start_parts(v: Video, attempt: int, specs: list[dict]) -> None:
+    from .tasks import ingest_video_part
+
+    with transaction.atomic():
+        locked = Video.objects.select_for_update().get(pk=v.pk)
+        if locked.attempts != attempt or locked.status != VideoStatus.PROCESSING:
+            return
+        VideoPart.objects.filter(video=locked).delete()
+        parts = VideoPart.objects.bulk_create(
+            [VideoPart(video=locked, attempt=attempt, **spec) for spec in specs]
+        )
+        Video.objects.filter(pk=v.pk).update(stage=Stage.DECODE, updated_at=timezone.now())
+        for part in parts:
+            transaction.on_commit(lambda pk=part.pk: ingest_video_part.delay(pk))

@@ -79,6 +79,60 @@ class Video(models.Model):
         return f"frames/video-{self.pk}"
 
 
+class VideoPart(models.Model):
+    """One time range of a long video, decoded by its own Celery task (``tasks.ingestion``).
+
+    A part decodes frames ``decode_from`` .. ``decode_to`` starting at the keyframe
+    ``decode_from`` (pts ``start_pts``), plans microtasks over ``decode_from`` .. ``plan_end - 1``
+    and owns the frames from ``first_frame`` on (the ones before are the overlap shared with the
+    previous part). Its result (segments, cuts, stats) waits here until every part of the same
+    ingestion ``attempt`` is done; the last one to finish joins them into microtasks.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="parts")
+    attempt = models.PositiveIntegerField(help_text="The video's ingestion attempt")
+    index = models.PositiveIntegerField()
+    start_pts = models.BigIntegerField()
+    decode_from = models.PositiveIntegerField()
+    first_frame = models.PositiveIntegerField()
+    plan_end = models.PositiveIntegerField(help_text="First frame not planned by this part")
+    decode_to = models.PositiveIntegerField(help_text="Last frame decoded (inclusive)")
+    seam = models.PositiveIntegerField(null=True, blank=True, help_text="Next part's keyframe")
+    total_frames = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    progress = models.FloatField(default=0.0)
+    runs = models.PositiveIntegerField(default=0, help_text="Times this part was started")
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery worker of the last run")
+    result = models.JSONField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["video_id", "attempt", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["video", "attempt", "index"], name="videopart_unique_index"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"video #{self.video_id} part {self.index} (attempt {self.attempt})"
+
+    @property
+    def frames(self) -> int:
+        return self.plan_end - self.decode_from
+
+    @property
+    def file_suffix(self) -> str:
+        """Frames this part writes are named ``<frame>-p<index>.jpg``: a retry of the part
+        deletes exactly its own files, never a neighbour's."""
+        return f"-p{self.index}"
+
+
 class MicroTaskStatus(models.TextChoices):
     OPEN = "open", "Open"
     COMPLETE = "complete", "Complete"

@@ -9,7 +9,7 @@ import logging
 
 from marketplace.tasks_base import TRANSIENT, retry_countdown, transient_task
 
-from . import claiming, ingestion, reviewing
+from . import claiming, ingestion, ingestion_parts, reviewing
 
 log = logging.getLogger(__name__)
 
@@ -21,30 +21,58 @@ INGEST_TRANSIENT = (*TRANSIENT, ConnectionError, TimeoutError, OSError)
 INGEST_MAX_RETRIES = 4
 
 
+GAVE_UP = (
+    "Ingestion kept failing on a storage or database error; an administrator has been "
+    "notified. Try again later."
+)
+CRASHED = "Ingestion failed on an internal error; an administrator has been notified."
+
+
+def _ingest(task, what: str, run, give_up) -> str:
+    """Run ``run()``; retry transient errors with backoff, and when the retries run out or the
+    error is not transient, ``give_up(reason)`` (the video is marked failed) and say so."""
+    try:
+        return run()
+    except INGEST_TRANSIENT as exc:
+        if task.request.retries >= task.max_retries:
+            give_up(GAVE_UP)
+            log.exception("giving up on %s", what)
+            return "failed"
+        raise task.retry(exc=exc, countdown=retry_countdown(task.request.retries)) from exc
+    except Exception:
+        log.exception("ingestion of %s crashed", what)
+        give_up(CRASHED)
+        return "failed"
+
+
 # Retries by hand (``transient=()``): when it gives up, the video must be marked failed.
 @transient_task("tasks.ingest_video", transient=(), max_retries=INGEST_MAX_RETRIES, bind=True)
 def ingest_video(self, video_id: int) -> str:
     """Ingest one video (idempotent: a retry or a redelivery redoes it cleanly)."""
-    try:
+
+    def run() -> str:
         v = ingestion.video_ingest(video_id=video_id)
-    except INGEST_TRANSIENT as exc:
-        if self.request.retries >= self.max_retries:
-            ingestion.video_mark_failed(
-                video_id=video_id,
-                reason="Ingestion kept failing on a storage or database error; "
-                "an administrator has been notified. Try again later.",
-            )
-            log.exception("giving up on video %s", video_id)
-            return "failed"
-        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
-    except Exception:
-        log.exception("ingestion of video %s crashed", video_id)
-        ingestion.video_mark_failed(
-            video_id=video_id,
-            reason="Ingestion failed on an internal error; an administrator has been notified.",
-        )
-        return "failed"
-    return v.status if v is not None else "missing"
+        return v.status if v is not None else "missing"
+
+    return _ingest(
+        self,
+        f"video {video_id}",
+        run,
+        lambda reason: ingestion.video_mark_failed(video_id=video_id, reason=reason),
+    )
+
+
+# One part of a long video (``ingestion_parts.video_ingest_part``): retried alone, the same way.
+@transient_task("tasks.ingest_video_part", transient=(), max_retries=INGEST_MAX_RETRIES, bind=True)
+def ingest_video_part(self, part_id: int) -> str:
+    """Decode one part of a long video; the last part to finish joins them (idempotent)."""
+    worker = self.request.hostname or ""
+    return _ingest(
+        self,
+        f"video part {part_id}",
+        lambda: ingestion_parts.video_ingest_part(part_id=part_id, worker=worker),
+        lambda reason: ingestion_parts.video_part_give_up(part_id=part_id, reason=reason),
+    )
 
 
 @transient_task("tasks.requeue_stalled_ingestions")

@@ -351,6 +351,66 @@ def _analysis_gray(frame: Any, width: int, height: int) -> np.ndarray:
     return frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
+class _Timeline:
+    """Each decoded frame's time in seconds, from its pts; frames without one get the previous
+    time plus one nominal frame duration. Notes variable frame rate and the last time in
+    ``stats``."""
+
+    def __init__(self, time_base, nominal: float, stats: DecodeStats):
+        self.tb, self.nominal, self.stats = time_base, nominal, stats
+        self.last: float | None = None
+        self.last_delta: float | None = None
+
+    def time_of(self, frame: Any) -> float:
+        t = float(frame.pts * self.tb) if frame.pts is not None and self.tb else None
+        if t is None:
+            t = (self.last + self.nominal) if self.last is not None else 0.0
+        if self.last is not None:
+            delta = t - self.last
+            if self.last_delta is not None and abs(delta - self.last_delta) > 0.25 * self.nominal:
+                self.stats.variable_frame_rate = True
+            self.last_delta = delta
+        self.last = t
+        self.stats.last_time = t
+        return t
+
+
+class _Packets:
+    """The decoder's output packet by packet, then the flush: rejected packets are counted and
+    skipped (too many stop it, see :func:`decode`), other decoder errors are a VideoError."""
+
+    def __init__(self, stats: DecodeStats, max_bad_packet_ratio: float):
+        self.stats, self.ratio, self.count = stats, max_bad_packet_ratio, 0
+
+    def decoded(
+        self, container: Any, stream: Any, until: Callable[[], bool] = lambda: False
+    ) -> Iterator[list]:
+        try:
+            for packet in container.demux(stream):
+                if until():
+                    return
+                if packet.size == 0 and packet.pts is None:
+                    continue  # the demuxer's end-of-stream marker; flushed below
+                self.count += 1
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    self.stats.bad_packets += 1
+                    _check_damage(self.stats, self.count, self.ratio)
+                    continue
+                yield frames
+            if until():
+                return
+            try:
+                yield stream.codec_context.decode(None)
+            except av.error.InvalidDataError:
+                self.stats.bad_packets += 1
+        except av.error.EOFError:
+            pass
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
+
+
 def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
     with _open(source) as container:
         info = _probe_open(container, limits)
@@ -358,51 +418,23 @@ def _decode(source, analysis_width, stats, limits, max_bad_packet_ratio):
         stream.thread_type = "AUTO"
         aw, ah = analysis_size(info.width, info.height, analysis_width)
         nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0
-        tb = stream.time_base  # frames flushed at the end carry no time base of their own
-        packets = 0
-        last_time: float | None = None
-        last_delta: float | None = None
+        # Frames flushed at the end carry no time base of their own: the stream's is used.
+        clock = _Timeline(stream.time_base, nominal, stats)
         index = 0
 
         def emit(frames: list) -> Iterator[DecodedFrame]:
-            nonlocal index, last_time, last_delta
+            nonlocal index
             for frame in frames:
-                t = float(frame.pts * tb) if frame.pts is not None and tb else None
-                if t is None:
-                    t = (last_time + nominal) if last_time is not None else 0.0
-                if last_time is not None:
-                    delta = t - last_time
-                    if last_delta is not None and abs(delta - last_delta) > 0.25 * nominal:
-                        stats.variable_frame_rate = True
-                    last_delta = delta
-                last_time = t
+                t = clock.time_of(frame)
                 gray = _analysis_gray(frame, aw, ah)
                 stats.frames = index + 1
-                stats.last_time = t
                 yield DecodedFrame(index=index, time=t, gray=gray, _frame=frame)
                 index += 1
 
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0 and packet.pts is None:
-                    continue  # the demuxer's end-of-stream marker; flushed below
-                packets += 1
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    stats.bad_packets += 1
-                    _check_damage(stats, packets, max_bad_packet_ratio)
-                    continue
-                yield from emit(frames)
-            try:
-                yield from emit(stream.codec_context.decode(None))
-            except av.error.InvalidDataError:
-                stats.bad_packets += 1
-        except av.error.EOFError:
-            pass
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"The video is damaged and cannot be decoded further: {exc}.") from exc
-        _check_damage(stats, packets, max_bad_packet_ratio)
+        counter = _Packets(stats, max_bad_packet_ratio)
+        for frames in counter.decoded(container, stream):
+            yield from emit(frames)
+        _check_damage(stats, counter.count, max_bad_packet_ratio)
         if index == 0:
             raise VideoError(
                 "Not a single frame of this video could be decoded; the file is truncated or "
@@ -425,6 +457,133 @@ def _check_damage(stats: DecodeStats, packets: int, ratio: float) -> None:
             f"{stats.bad_packets} of the first {packets} video packets are damaged; the file is "
             "too corrupt to annotate. Re-export or re-upload it."
         )
+
+
+# --- Parts: decoding a time range from its keyframe ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seam:
+    """A keyframe a part may start decoding from: its pts and its frame number."""
+
+    pts: int
+    index: int
+
+
+@dataclass(frozen=True)
+class SeamScan:
+    """What one demux pass (no decoding) says about splitting a video into parts.
+
+    ``usable`` is False when parts cannot be numbered exactly from packets alone (a packet
+    without a pts, errors from the demuxer): such videos are decoded in one sequential part.
+    """
+
+    frames: int
+    seams: tuple[Seam, ...]  # every keyframe that starts a closed group of pictures, in order
+    usable: bool
+
+
+def scan_seams(source: str | BinaryIO) -> SeamScan:
+    """Demux the video stream once and list the keyframes a part can start from.
+
+    A keyframe is a clean start when every packet before it (in decode order) shows before it
+    and every packet after it shows at or after it (a closed group of pictures): decoding from
+    it then yields exactly the frames from it on, and its frame number (presentation order) is
+    the count of packets before it. Keeps one small tuple per keyframe, nothing per frame.
+    """
+    seams: list[Seam] = []
+    packets = 0
+    max_pts: int | None = None
+    usable = True
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=True) as logs, _open(source) as container:
+            if not container.streams.video:
+                return SeamScan(0, (), False)
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0 and packet.pts is None:
+                    continue
+                if packet.pts is None:
+                    usable = False
+                    packets += 1
+                    continue
+                pts = int(packet.pts)
+                # A packet showing before the last seam breaks that seam (open GOP, leading B).
+                while seams and pts < seams[-1].pts:
+                    seams.pop()
+                if packet.is_keyframe and (max_pts is None or pts > max_pts):
+                    seams.append(Seam(pts, packets))
+                max_pts = pts if max_pts is None else max(max_pts, pts)
+                packets += 1
+    except av.error.FFmpegError:
+        usable = False
+    finally:
+        av.logging.set_level(previous)
+        if not isinstance(source, str):
+            source.seek(0)
+    if any(entry[0] <= av.logging.ERROR for entry in logs):
+        usable = False
+    return SeamScan(packets, tuple(seams), usable and packets > 0)
+
+
+def decode_range(
+    source: str | BinaryIO,
+    *,
+    start: Seam,
+    stop_index: int,
+    analysis_width: int = 96,
+    stats: DecodeStats | None = None,
+    limits: Limits = Limits(),
+    max_bad_packet_ratio: float = 0.05,
+    threads: int = 1,
+) -> Iterator[DecodedFrame]:
+    """Frames ``start.index`` .. ``stop_index`` (inclusive), decoded from the keyframe ``start``.
+
+    ``threads`` decoder threads (0: FFmpeg's choice). One by default: the parallelism of a part
+    is across workers, and a worker's core is not shared with its own decoding threads.
+
+    Seeks to the keyframe (PyAV ``seek``, backward to the keyframe at or before its pts), so a
+    part costs its own length, not the length before it. Frame numbers continue from
+    ``start.index``; damage is judged as in :func:`decode`, on this range's packets.
+    """
+    stats = stats if stats is not None else DecodeStats()
+    with _open(source) as container:
+        info = _probe_open(container, limits)
+        stream = container.streams.video[0]
+        if threads != 1:
+            stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        aw, ah = analysis_size(info.width, info.height, analysis_width)
+        nominal = 1.0 / info.fps if info.fps else 1.0 / 30.0
+        clock = _Timeline(stream.time_base, nominal, stats)
+        if start.index > 0:
+            container.seek(start.pts, stream=stream, backward=True, any_frame=False)
+        index = start.index
+
+        def emit(frames: list) -> Iterator[DecodedFrame]:
+            nonlocal index
+            for frame in frames:
+                if frame.pts is not None and frame.pts < start.pts:
+                    continue  # before our keyframe (a demuxer that seeks earlier than asked)
+                if index > stop_index:
+                    return
+                t = clock.time_of(frame)
+                stats.frames += 1
+                yield DecodedFrame(
+                    index=index, time=t, gray=_analysis_gray(frame, aw, ah), _frame=frame
+                )
+                index += 1
+
+        counter = _Packets(stats, max_bad_packet_ratio)
+        for frames in counter.decoded(container, stream, until=lambda: index > stop_index):
+            yield from emit(frames)
+        _check_damage(stats, counter.count, max_bad_packet_ratio)
+        if index <= stop_index:
+            raise VideoError(
+                f"Decoding stopped at frame {index} of the {stop_index + 1} the file holds: the "
+                "file is truncated or damaged. Upload the complete file again."
+            )
 
 
 # --- Encoding (synthetic videos for tests, demo and benchmarks) ---------------------------------
@@ -546,13 +705,17 @@ __all__ = [
     "JpegEncoder",
     "Limits",
     "ProbeResult",
+    "Seam",
+    "SeamScan",
     "VideoError",
     "WrittenVideo",
     "analysis_size",
     "decode",
+    "decode_range",
     "jpeg_qscale",
     "output_size",
     "probe",
+    "scan_seams",
     "sniff_container",
     "vfr_times",
     "write_audio_only",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -100,42 +101,57 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
-    """A real ``celery worker`` process on the test database and the real Redis broker.
+@contextmanager
+def celery_workers(count: int = 1, **extra_env: str) -> Iterator[list[subprocess.Popen]]:
+    """``count`` real ``celery worker`` processes (solo pool, one task at a time each) on the
+    test database and the real Redis broker, with ``extra_env`` added to their environment.
 
-    Tasks sent while this fixture is active go through Redis to that process (not eager mode).
-    Tests that use it see committed data only, hence ``transactional_db``.
+    Tasks sent meanwhile go through Redis to them (not eager mode); callers see committed data
+    only, so use it from tests with ``transactional_db``.
     """
     from marketplace.celery import app
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketplace",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        start_new_session=True,
-    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "marketplace", "worker",
+                "--pool=solo", "--concurrency=1", "--loglevel=WARNING",
+                f"--hostname=test-worker-{n}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=subprocess_env(**extra_env),
+            start_new_session=True,
+        )
+        for n in range(count)
+    ]  # fmt: skip
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     try:
-        wait_for_worker(app, proc)
-        yield proc
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if len(app.control.ping(timeout=0.5) or []) >= count:
+                    break
+            except Exception:
+                pass
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"celery worker exited with {proc.returncode}")
+        else:
+            raise RuntimeError(f"{count} celery workers did not answer a ping within 30 s")
+        yield procs
     finally:
         app.conf.task_always_eager = previous
-        stop_process_group(proc)
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def wait_for_worker(app, proc: subprocess.Popen, *, seconds: float = 30.0) -> None:
@@ -161,6 +177,14 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db) -> Iterator[subprocess.Popen]:
+    """A real ``celery worker`` process on the test database and the real Redis broker (see
+    ``celery_workers``)."""
+    with celery_workers(1) as procs:
+        yield procs[0]
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ PURE: tuple[str, ...] = (
     "tests/quality/test_tracks.py",
     "tests/quality/test_trust_fraud_policy.py",
     "tests/tasks/test_exports.py",
+    "tests/tasks/test_exports_streaming.py",
     "tests/tasks/test_interpolation.py",
     "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",

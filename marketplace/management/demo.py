@@ -428,7 +428,8 @@ def demo_run(*, options: DemoOptions, stripe, progress: Progress | None = None) 
     for k, (fmt, _) in enumerate(formats):
         report("exports", k, len(formats))
         export = exporting.job_export(job=job, fmt=fmt, by=requester)
-        exported[fmt] = sum(len(chunk) for chunk in export.chunks)
+        exported[fmt] = export.size
+        export.file.close()
     report("exports", len(formats), len(formats))
     summary = _summary(job, options, crowd, submissions, exported, truth_for, created)
     return summary

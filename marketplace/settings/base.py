@@ -162,6 +162,13 @@ VIDEO_MAX_SIDE = env.int("VIDEO_MAX_SIDE", default=7680)
 VIDEO_MAX_DURATION_SECONDS = env.int("VIDEO_MAX_DURATION_SECONDS", default=6 * 3600)
 # A video still "processing" with no progress for this long is re-queued (its worker died).
 VIDEO_INGEST_STALL_SECONDS = env.int("VIDEO_INGEST_STALL_SECONDS", default=15 * 60)
+# A video longer than 1.5 parts is cut at keyframes into parts of about this many seconds, each
+# decoded by its own Celery task (in parallel across workers), then joined; at most this many.
+VIDEO_INGEST_PART_SECONDS = env.float("VIDEO_INGEST_PART_SECONDS", default=120.0)
+VIDEO_INGEST_MAX_PARTS = env.int("VIDEO_INGEST_MAX_PARTS", default=32)
+# Decoder threads of one part (0: FFmpeg's choice): 1 keeps each worker on one core, so parts on
+# N workers use N cores; a single long video on one big worker may prefer 0.
+VIDEO_INGEST_PART_THREADS = env.int("VIDEO_INGEST_PART_THREADS", default=1)
 
 # --- REST API
 REST_FRAMEWORK = {

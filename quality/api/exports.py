@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
@@ -57,8 +57,14 @@ class JobExportView(APIView):
     def get(self, request, job_id: int, fmt: str):
         job = ingestion_selectors.job_for_requester(user=request.user, job_id=job_id)
         export = exporting.job_export(job=job, fmt=fmt, by=request.user)
-        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        # Streamed from the export's temporary file (closed by the response when sent).
+        response = FileResponse(
+            export.file,
+            content_type=export.content_type,
+            as_attachment=True,
+            filename=export.filename,
+        )
+        response["Content-Length"] = str(export.size)
         response["X-Export-Id"] = str(export.export_id)
         response["X-Export-Microtasks"] = str(export.microtasks)
         response["X-Export-Withheld"] = str(export.withheld)

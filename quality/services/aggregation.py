@@ -4,6 +4,9 @@ wrong. The algorithm is ``quality.dawid_skene``'s (pure)."""
 
 from __future__ import annotations
 
+from array import array
+from dataclasses import dataclass
+
 import numpy as np
 from django.db import transaction
 
@@ -35,75 +38,139 @@ def job_classes_aggregate(*, job_id: int) -> int:
     if job.annotation_type != AnnotationType.CLASSIFY:
         return 0
     classes = list(job.label_classes)
-    suspended = set(
-        WorkerTrust.objects.filter(annotation_type=job.annotation_type, suspended=True).values_list(
-            "worker_id", flat=True
-        )
-    )
+    suspended = WorkerTrust.objects.filter(
+        annotation_type=job.annotation_type, suspended=True
+    ).values("worker_id")
+    # Streamed and compact: rows come one at a time from a server-side cursor into typed
+    # arrays (a few bytes a label, no Python object per label or per microtask), so a job of
+    # hundreds of thousands of microtasks fits; only the submission's frames are read.
     rows = (
         Assignment.objects.filter(
             microtask__job=job,
             microtask__is_gold=False,
             status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED),
+            submission__isnull=False,
         )
         .exclude(worker_id__in=suspended)
-        .select_related("submission")
         .order_by("pk")
+        .values_list("pk", "microtask_id", "worker_id", "submission__frames")
+        .iterator(chunk_size=WRITE_BATCH)
     )
-    item_index: dict[tuple[int, int], int] = {}
-    worker_index: dict[int, int] = {}
-    t: list[int] = []
-    w: list[int] = []
-    lab: list[int] = []
-    owner: list[int] = []
-    mt_of: dict[int, int] = {}
-    for a in rows:
-        sub = getattr(a, "submission", None)
-        if sub is None:
-            continue
-        mt_of[a.pk] = a.microtask_id
-        for frame, label in shapes.to_labels(sub.frames, classes).items():
-            if label < 0:
+    key, worker, label, owner = array("q"), array("q"), array("i"), array("q")
+    for assignment_id, microtask_id, worker_id, frames in rows:
+        for frame, value in shapes.to_labels(frames, classes).items():
+            if value < 0:
                 continue
-            t.append(item_index.setdefault((a.microtask_id, frame), len(item_index)))
-            w.append(worker_index.setdefault(a.worker_id, len(worker_index)))
-            lab.append(label)
-            owner.append(a.pk)
-    if not t:
+            key.append((microtask_id << FRAME_BITS) | int(frame))
+            worker.append(worker_id)
+            label.append(value)
+            owner.append(assignment_id)
+    if not key:
         return 0
-    agg = dawid_skene.aggregate(np.array(t), np.array(w), np.array(lab), n_classes=len(classes))
-    tt, ll, oo = np.array(t), np.array(lab), np.array(owner)
+    kk, ww, ll, oo = (np.frombuffer(a, dtype=a.typecode) for a in (key, worker, label, owner))
+    items, tt = np.unique(kk, return_inverse=True)  # an item is (microtask, frame), sorted
+    _, ww = np.unique(ww, return_inverse=True)
+    agg = dawid_skene.aggregate(tt, ww, ll, n_classes=len(classes))
     hit = agg.labels[tt] == ll
-    per_assignment = {int(k): round(float(hit[oo == k].mean()), 4) for k in np.unique(oo)}
-    by_mt: dict[int, dict[int, int]] = {}
-    conf: dict[int, list[float]] = {}
-    for (mt_id, frame), idx in item_index.items():
-        by_mt.setdefault(mt_id, {})[frame] = int(agg.labels[idx])
-        conf.setdefault(mt_id, []).append(float(agg.confidence[idx]))
-    settled = set(
-        MicroTask.objects.filter(pk__in=list(by_mt), status=MicroTaskStatus.COMPLETE).values_list(
-            "pk", flat=True
-        )
+    # Agreement of each assignment with the result, and its microtask: one sorted pass.
+    order = np.argsort(oo, kind="stable")
+    owners, starts = np.unique(oo[order], return_index=True)
+    agreement = np.add.reduceat(hit[order].astype(np.int64), starts) / np.diff(
+        np.append(starts, len(order))
+    )
+    owner_mt = kk[order][starts] >> FRAME_BITS
+    by_owner_mt = np.argsort(owner_mt, kind="stable")
+    owners, owner_mt, agreement = owners[by_owner_mt], owner_mt[by_owner_mt], agreement[by_owner_mt]
+    item_mt = items >> FRAME_BITS
+    result = _Aggregated(
+        algorithm=agg.algorithm,
+        classes=classes,
+        item_mt=item_mt,
+        item_frame=items & ((1 << FRAME_BITS) - 1),
+        item_label=agg.labels,
+        item_confidence=agg.confidence,
+        owners=owners,
+        owner_mt=owner_mt,
+        owner_agreement=agreement,
+    )
+    settled = MicroTask.objects.filter(job=job, status=MicroTaskStatus.COMPLETE).values_list(
+        "pk", flat=True
     )
     written = 0
-    for mt_id, labels in by_mt.items():
-        if mt_id not in settled:
-            continue
-        mine = {k: v for k, v in per_assignment.items() if mt_of.get(k) == mt_id}
-        ConsensusResult.objects.filter(microtask_id=mt_id, is_current=True).exclude(
-            algorithm=agg.algorithm
-        ).update(is_current=False)
-        ConsensusResult.objects.update_or_create(
-            microtask_id=mt_id,
-            algorithm=agg.algorithm,
-            defaults={
-                "frames": shapes.from_labels(labels, classes),
-                "agreement": float(np.mean(conf[mt_id])),
-                "annotator_agreement": {str(k): v for k, v in mine.items()},
-                "replicas": len(mine),
-                "decision": ConsensusDecision.ACCEPT,
-                "is_current": True,
-            },
-        )
-        written += 1
+    batch: list[int] = []
+    for mt_id in settled.order_by("pk").iterator(chunk_size=WRITE_BATCH):
+        if result.has(mt_id):
+            batch.append(mt_id)
+        if len(batch) >= WRITE_BATCH:
+            written += _write_results(batch, result)
+            batch = []
+    if batch:
+        written += _write_results(batch, result)
     return written
+
+
+WRITE_BATCH = 2_000  # microtasks per statement when a whole job's results are written
+FRAME_BITS = 24  # an item's key: microtask id << FRAME_BITS | frame number
+
+
+@dataclass(frozen=True)
+class _Aggregated:
+    """A whole job's aggregation, as sorted arrays (items by microtask, then frame)."""
+
+    algorithm: str
+    classes: list[str]
+    item_mt: np.ndarray
+    item_frame: np.ndarray
+    item_label: np.ndarray
+    item_confidence: np.ndarray
+    owners: np.ndarray  # assignment ids, sorted by microtask
+    owner_mt: np.ndarray
+    owner_agreement: np.ndarray
+
+    def _span(self, sorted_ids: np.ndarray, mt_id: int) -> slice:
+        lo = int(np.searchsorted(sorted_ids, mt_id, side="left"))
+        return slice(lo, int(np.searchsorted(sorted_ids, mt_id, side="right")))
+
+    def has(self, mt_id: int) -> bool:
+        span = self._span(self.item_mt, mt_id)
+        return span.stop > span.start
+
+    def result(self, mt_id: int) -> ConsensusResult:
+        items = self._span(self.item_mt, mt_id)
+        labels = dict(
+            zip(self.item_frame[items].tolist(), self.item_label[items].tolist(), strict=True)
+        )
+        mine = self._span(self.owner_mt, mt_id)
+        annotators = {
+            str(k): round(float(v), 4)
+            for k, v in zip(
+                self.owners[mine].tolist(), self.owner_agreement[mine].tolist(), strict=True
+            )
+        }
+        return ConsensusResult(
+            microtask_id=mt_id,
+            algorithm=self.algorithm,
+            frames=shapes.from_labels(labels, self.classes),
+            agreement=float(np.mean(self.item_confidence[items])),
+            annotator_agreement=annotators,
+            replicas=len(annotators),
+            decision=ConsensusDecision.ACCEPT,
+            is_current=True,
+        )
+
+
+def _write_results(mt_ids: list[int], result: _Aggregated) -> int:
+    """Make the aggregation's result current for ``mt_ids``: two statements for the batch."""
+    ConsensusResult.objects.filter(microtask_id__in=mt_ids, is_current=True).exclude(
+        algorithm=result.algorithm
+    ).update(is_current=False)
+    ConsensusResult.objects.bulk_create(
+        [result.result(mt_id) for mt_id in mt_ids],
+        update_conflicts=True,
+        unique_fields=["microtask", "algorithm"],
+        update_fields=[
+            "frames", "agreement", "annotator_agreement", "replicas", "decision", "is_current",
+            "updated_at",
+        ],
+    )  # fmt: skip
+    return len(mt_ids)
