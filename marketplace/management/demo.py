@@ -7,9 +7,10 @@ suite calls it at a small size and asserts on the summary. One run:
    demo requester (``tasks.ingestion``, in-process);
 2. makes a share of the microtasks gold, the admin's answers being the generated truth;
 3. funds the job through Stripe — the local Stripe server (``stripe_local``, a test double): a
-   PaymentIntent for the quote (``tasks.paying.job_funding_create``), paid on the server, then
-   credited to escrow by ``payments.funding.funding_refresh``, which re-reads it from Stripe as
-   the webhook handler does — and publishes it;
+   Checkout Session for the quote (``tasks.paying.job_funding_create``, the budget raised to it),
+   paid on the server's test page with the test card, then credited to escrow by
+   ``payments.funding.funding_refresh``, which re-reads the session from Stripe as the return
+   page does — and publishes it;
 4. runs a simulated crowd (``quality.simulator`` profiles, spammers and sloppy workers among
    them) through the claim and submit services (``quality.crowd.drive_crowd``); consensus, gold
    scoring, trust, dynamic overlap, suspensions and approvals by evidence happen in the real
@@ -85,11 +86,14 @@ from tasks import claiming, ingestion, paying, reviewing
 from tasks.budget import available, slot_reservation
 from tasks.exports import counts
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Video
+from tasks.quoting import job_quote
 from tasks.synthetic import Scene, make_scene
 from tasks.video import write_video
 from tasks.worktime import union_seconds
 
 CLASSES = ["car", "person"]
+# Where Checkout sends the requester back (the demo pays on the server, so nobody follows it).
+DEMO_RETURN_URL = "http://127.0.0.1:8000/requester/jobs/"
 FPS = 15.0
 WIDTH, HEIGHT = 320, 240
 SETTLED = ("accept", "reviewed")  # consensus decisions that settle a microtask
@@ -273,11 +277,20 @@ def _make_job(opts: DemoOptions, requester: User, run: int, progress: Progress):
 
 
 def _fund(job: Job, requester: User, stripe, amount: int | None = None) -> None:
-    """Fund ``job`` through Stripe: a PaymentIntent (for the quote, or ``amount``), paid on the
-    local Stripe server as the requester's card would, and credited to escrow only once our side
-    has read Stripe's own copy (``funding_refresh``, the webhook handler's check)."""
-    row = paying.job_funding_create(job=job, requester=requester, amount=amount)
-    stripe.succeed_payment_intent(row.stripe_payment_intent_id)
+    """Fund ``job`` through Stripe Checkout, as the requester does in the browser: the budget
+    raised to what the quote (or ``amount``) needs, a Checkout Session opened, paid on the local
+    Stripe server's test page with the test card, and credited to escrow only once our side has
+    read Stripe's own copy of the session (``funding_refresh``, the return page's check)."""
+    funded = escrow_balance(job=job).funded
+    need = amount if amount is not None else max(0, job_quote(job=job).fund_amount - funded)
+    if funded + need > job.budget:
+        job = services.job_budget_raise(job=job, by=requester, budget=funded + need)
+    row = paying.job_funding_create(
+        job=job, requester=requester, amount=amount, return_url=DEMO_RETURN_URL
+    )
+    paid, message = stripe.pay_checkout_session(row.stripe_checkout_session_id)
+    if not paid:
+        raise DemoError(f"The local Stripe server refused the test card: {message}")
     row = funding.funding_refresh(funding=row)
     if row.status != FundingStatus.SUCCEEDED:
         raise DemoError(f"Stripe did not confirm the funding ({row.status}).")
