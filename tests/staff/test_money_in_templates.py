@@ -44,10 +44,16 @@ def money_names() -> set[str]:
     return names
 
 
+# A form field's own tag: its value/min/max attributes are numbers the browser reads, in the
+# minor units the form posts (the amount beside it is shown through ``|money``).
+INPUT_TAG = re.compile(r"<input\b[^>]*>", re.S)
+
+
 def raw_amounts(text: str, names: set[str]) -> list[str]:
-    """The ``{{ … }}`` expressions of ``text`` that print a money name without ``|money``."""
+    """The ``{{ … }}`` expressions of ``text`` that print a money name without ``|money``
+    (outside an ``<input>`` tag's attributes)."""
     out = []
-    for expr in VARIABLE.findall(text):
+    for expr in VARIABLE.findall(INPUT_TAG.sub("", text)):
         value, *filters = [part.strip() for part in expr.split("|")]
         last = value.split(".")[-1]
         if last in names and not any(f.split(":")[0] == "money" for f in filters):
@@ -69,6 +75,9 @@ def test_the_check_catches_a_raw_amount_and_passes_a_formatted_one():
         "job.budget|default:0",
     ]
     assert raw_amounts("{{ p.amount|money:p.currency }} {{ p.pk }}", names) == []
+    # A form field's number is the value it posts; the text beside it is still checked.
+    field = '<input name="budget" type="number" min="{{ job.budget }}"> {{ job.budget }}'
+    assert raw_amounts(field, names) == ["job.budget"]
 
 
 def test_no_template_prints_an_amount_without_the_money_filter():
