@@ -1,11 +1,11 @@
 """The requester's whole path in a real browser (Debian's chromium via Playwright) against a live
-server and the local Stripe server: create a job, upload a small synthetic video, process it and
-see the dashboard's progress, choose "I review first", open the quote from the job's page and pay
-it through Stripe Checkout (Fund, the server's test payment page, card 4242 4242 4242 4242, back
-to the funding page, which shows it credited), publish through the button and its confirmation,
-then — after two workers submitted — reject one submission with a reason on the submissions page,
-see it rejected, and download the dataset from the export link. A second test draws a gold
-answer in the workspace."""
+server and the local Stripe server: create a job choosing "I review first" on its form, upload a
+small synthetic video, process it and see the dashboard's progress, open the quote from the
+job's page and pay it through Stripe Checkout (Fund, the server's test payment page, card
+4242 4242 4242 4242, back to the funding page, which shows it credited), publish through the
+button and its confirmation, then — after two workers submitted — reject one submission with a
+reason on the submissions page, see it rejected, and download the dataset from the export link.
+A second test draws a gold answer in the workspace."""
 
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ def test_requester_creates_pays_publishes_reviews_rejects_and_exports(
                 page.fill("#id_overlap_max", "2")
                 page.fill("#id_gold_rate", "0")
                 page.fill("#id_budget", "500000")
+                page.check("input[name=review_mode][value=review_first]")  # "I review first"
                 page.click("form.card button[type=submit]")
                 page.wait_for_url("**/requester/jobs/*/")
                 job = Job.objects.get(title="Cars on the ring road")
@@ -95,10 +96,9 @@ def test_requester_creates_pays_publishes_reviews_rejects_and_exports(
                 page.wait_for_function("document.querySelector('img.preview').naturalWidth > 0")
                 assert preview.evaluate("img => img.naturalWidth") > 0  # the real first frame
 
-                # "I review first", then the quote from the job's page, paid through Checkout.
-                page.check("input[name=mode][value=review_first]")
-                page.click("#save-review-mode")
-                page.wait_for_selector("text=Review mode saved")
+                # The review mode chosen on the form; the quote, from the job's page, paid through
+                # Checkout.
+                assert page.locator("input[name=mode][value=review_first]").is_checked()
                 page.get_by_role("link", name="Quote, funding and escrow").click()
                 page.wait_for_url(f"**/requester/jobs/{job.pk}/funding/")
                 funding_url = to_payment_page(page, live_server.url, job.pk, stripe_local.api_base)
