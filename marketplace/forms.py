@@ -19,8 +19,10 @@ class SignupForm(UserCreationForm):
 
 
 class JobForm(forms.Form):
-    """The requester's new-job page. Its inputs carry the same bounds the job service enforces
-    (``marketplace.bounds``); the service's field errors are shown on the fields they name."""
+    """The job's fields on the requester's new-job page (``quality.requester_views.NewJobForm``
+    adds the review mode, which lives in quality). Its inputs carry the same bounds the job
+    service enforces (``marketplace.bounds``); the service's field errors are shown on the fields
+    they name."""
 
     title = forms.CharField(max_length=bounds.TITLE_MAX_LENGTH)
     instructions = forms.CharField(

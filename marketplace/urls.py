@@ -17,7 +17,6 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("accounts/signup/<str:role>/", views.signup, name="signup"),
     path("requester/jobs/", views.requester_jobs, name="requester-jobs"),
-    path("requester/jobs/new/", views.requester_job_new, name="requester-job-new"),
     path("admin/", admin.site.urls),
     path("api/", include("marketplace.api.urls")),
     path("api/", include("tasks.api.urls")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
@@ -15,7 +14,7 @@ from django.views.decorators.http import require_POST
 from . import login_guard, ratelimit, selectors, services
 from .api.errors import error_body
 from .errors import ApplicationError
-from .forms import JobForm, SignupForm
+from .forms import SignupForm
 from .models import Role
 from .pages import landing_url
 
@@ -143,18 +142,3 @@ def requester_jobs(request: HttpRequest) -> HttpResponse:
     _require_requester(request)
     jobs = selectors.jobs_visible_to(request.user).order_by("-created_at")[:200]
     return render(request, "requester/jobs.html", {"jobs": jobs})
-
-
-@login_required
-def requester_job_new(request: HttpRequest) -> HttpResponse:
-    _require_requester(request)
-    form = JobForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            job = services.job_create(requester=request.user, **form.cleaned_data)
-        except ApplicationError as exc:
-            form.add_service_errors(exc.extra.get("fields") or {}, exc.message)
-        else:
-            messages.success(request, "Job created. Upload videos next.")
-            return redirect("requester-job-detail", pk=job.pk)
-    return render(request, "requester/job_new.html", {"form": form})

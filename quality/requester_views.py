@@ -1,11 +1,14 @@
-"""The requester's pages of a job: the dashboard (lifecycle buttons, progress, money, finish
-estimate, video previews, review mode), the submissions list with approve / reject one by one
-or in bulk, and drawing a gold answer in the annotation workspace.
+"""The requester's pages of a job: the new-job form (with its review mode), the dashboard
+(lifecycle buttons, progress, money, finish estimate, video previews, review mode), the
+submissions list with approve / reject one by one or in bulk, and drawing a gold answer in the
+annotation workspace.
 
 They live in quality, the top layer, because a job's page shows what every app below knows
 (tasks' progress, payments' escrow, quality's review mode); each write goes through its app's
 one service: ``tasks.claiming`` / ``marketplace.lifecycle`` for the job's status,
-``tasks.reviewing`` for approve and reject, ``quality.services`` for the review mode and gold.
+``tasks.reviewing`` for approve and reject, ``quality.services`` for the review mode and gold
+(and for a new job: ``job_create_with_review_mode`` saves the job through
+``marketplace.services.job_create`` with its review mode, which marketplace cannot set).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -23,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from marketplace import bounds, lifecycle
 from marketplace.errors import ApplicationError, ValidationError
+from marketplace.forms import JobForm
 from marketplace.models import Job, JobStatus
 from marketplace.selectors import jobs_visible_to
 from tasks import claiming, progress, reviewing, work_selectors
@@ -49,6 +54,52 @@ def _page_number(value: str | None) -> int:
         return max(1, min(int(value or 1), bounds.ID_MAX))
     except ValueError:
         return 1
+
+
+# --- A new job, with its review mode --------------------------------------------------------------
+
+
+class NewJobForm(JobForm):
+    """The job's own fields (``marketplace.forms.JobForm``) and how its work is reviewed: the
+    choice the dashboard's "Reviewing work" switch changes later."""
+
+    review_mode = forms.ChoiceField(
+        label="Reviewing work",
+        choices=[
+            (
+                services.REVIEW_AUTO,
+                "Accept consensus automatically: work that agrees with the other annotators (or "
+                "passes gold) is approved, and work that fails gold badly rejected, as soon as "
+                "it is scored.",
+            ),
+            (
+                services.REVIEW_FIRST,
+                "I review first: every submission waits for you; what you have not reviewed "
+                "approves itself after the job's auto-approval delay.",
+            ),
+        ],
+        initial=services.REVIEW_AUTO,
+        required=False,  # left out (a client without the field): accept consensus, the default
+        widget=forms.RadioSelect,
+    )
+
+
+@login_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    if not (request.user.is_requester or request.user.is_staff):
+        raise Http404("Requesters only.")
+    form = NewJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        mode = fields.pop("review_mode") or services.REVIEW_AUTO
+        try:
+            job = services.job_create_with_review_mode(requester=request.user, mode=mode, **fields)
+        except ApplicationError as exc:
+            form.add_service_errors(exc.extra.get("fields") or {}, exc.message)
+        else:
+            messages.success(request, "Job created. Upload videos next.")
+            return redirect("requester-job-detail", pk=job.pk)
+    return render(request, "requester/job_new.html", {"form": form})
 
 
 # --- The job's status: one button per transition the lifecycle allows ----------------------------

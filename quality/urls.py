@@ -5,6 +5,7 @@ from django.urls import path
 from . import requester_views, staff_views, views
 
 urlpatterns = [
+    path("requester/jobs/new/", requester_views.job_new, name="requester-job-new"),
     path("requester/jobs/<int:pk>/", requester_views.job_dashboard, name="requester-job-detail"),
     path(
         "requester/jobs/<int:pk>/status/<str:action>/",

@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from marketplace import bounds
+from marketplace import bounds, ratelimit
 from marketplace.errors import ApplicationError
 from marketplace.selectors import jobs_visible_to
 from marketplace.services import job_budget_raise
@@ -48,6 +48,13 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     if request.method == "POST":
         return _fund(request, job)
+    return _render(request, job)
+
+
+def _render(
+    request: HttpRequest, job, *, focus: Funding | None = None, status: int = 200
+) -> HttpResponse:
+    """The funding page, about the payment ``focus`` (else the one the query names)."""
     options = None
     if job.microtasks.exists():
         try:
@@ -55,9 +62,8 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             options = quoting.funding_options(job=job)
         except ApplicationError as exc:  # e.g. a currency without pricing: say so, fund nothing
             messages.error(request, exc.message)
-    focus = None
     raw = request.GET.get("funding", "")
-    if raw.isdigit() and len(raw) < 19:
+    if focus is None and raw.isdigit() and len(raw) < 19:
         focus = job.fundings.filter(pk=int(raw)).first()
     checkout = request.GET.get("checkout", "")
     return render(
@@ -73,6 +79,7 @@ def job_funding_page(request: HttpRequest, pk: int) -> HttpResponse:
             "checkout": checkout if checkout in ("return", "cancel") else "",
             "money_max": bounds.money_amount_max(),
         },
+        status=status,
     )
 
 
@@ -102,8 +109,21 @@ def _funding(request: HttpRequest, pk: int, funding_id: int) -> Funding:
 @login_required
 @require_POST
 def funding_check_page(request: HttpRequest, pk: int, funding_id: int) -> HttpResponse:
-    """Ask Stripe now whether this payment went through (idempotent; credits at most once)."""
+    """Ask Stripe now whether this payment went through (idempotent; credits at most once).
+    Each check is a Stripe request: counted per requester with the API's check
+    (``THROTTLE_RATES["funding_check"]``); past the rate, the page says when to ask again."""
     funding = _funding(request, pk, funding_id)
+    hit = ratelimit.hit("funding_check", ratelimit.user_ident(request.user.pk))
+    if not hit.allowed:
+        messages.error(
+            request,
+            "You are checking payments too often. "
+            f"Try again in {ratelimit.wait_phrase(hit.retry_after)}.",
+        )
+        # The payment stays in view with its button, without the page's automatic check.
+        response = _render(request, funding.job, focus=funding, status=429)
+        response["Retry-After"] = str(hit.retry_after)
+        return response
     try:
         pay_funding.funding_check(job=funding.job, requester=request.user)
     except ApplicationError as exc:

@@ -68,3 +68,7 @@ class ClaimThrottle(PerUserThrottle):
 
 class SubmitThrottle(PerUserThrottle):
     scope = "submit"
+
+
+class FundingCheckThrottle(PerUserThrottle):
+    scope = "funding_check"

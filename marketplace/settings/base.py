@@ -221,6 +221,10 @@ THROTTLE_RATES = {
     "signup": env("THROTTLE_SIGNUP_RATE", default="10/hour"),
     "claim": env("THROTTLE_CLAIM_RATE", default="120/min"),
     "submit": env("THROTTLE_SUBMIT_RATE", default="120/min"),
+    # Asking Stripe whether a Checkout payment went through (the funding page on return, and its
+    # API): each check is a Stripe request, so a requester may ask this often, pages and API
+    # together.
+    "funding_check": env("THROTTLE_FUNDING_CHECK_RATE", default="10/min"),
 }
 # Failed sign-ins within a window lock the account (or the IP) for a while.
 LOGIN_FAILURE_LIMIT_ACCOUNT = env.int("LOGIN_FAILURE_LIMIT_ACCOUNT", default=5)

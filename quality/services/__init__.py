@@ -29,7 +29,10 @@ from .flags import fraud_flag_inflated_time, fraud_flag_resolve
 from .gold import gold_answer_set, gold_import, gold_validate, score_frames
 from .job_policy import (
     MIN_CONFIDENCE_MAX,
+    REVIEW_AUTO,
+    REVIEW_FIRST,
     REVIEW_MODES,
+    job_create_with_review_mode,
     job_quality_policy_update,
     job_review_mode_set,
     review_mode,
@@ -51,6 +54,8 @@ from .review import (
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
     "MIN_CONFIDENCE_MAX",
+    "REVIEW_AUTO",
+    "REVIEW_FIRST",
     "REVIEW_MODES",
     "STRAGGLER_AFTER",
     "appeal_create",
@@ -62,6 +67,7 @@ __all__ = [
     "gold_import",
     "gold_validate",
     "job_classes_aggregate",
+    "job_create_with_review_mode",
     "job_quality_policy_update",
     "job_review_mode_set",
     "microtasks_unfunded_to_review",

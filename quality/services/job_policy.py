@@ -9,7 +9,8 @@ from django.db import transaction
 
 from marketplace import bounds
 from marketplace.errors import ValidationError
-from marketplace.models import User
+from marketplace.models import Job, User
+from marketplace.services import job_create
 
 from ..models import JobQualityPolicy
 from .common import visible_job
@@ -63,11 +64,25 @@ def review_mode(pol: JobQualityPolicy) -> str:
     return "custom"
 
 
-def job_review_mode_set(*, job_id: int, by: User, mode: str) -> JobQualityPolicy:
-    """Accept consensus automatically, or hold every submission for the requester's review."""
+def _review_switches(mode: str) -> dict[str, bool]:
     if mode not in REVIEW_MODES:
         raise ValidationError(
             f"Choose a review mode: {', '.join(REVIEW_MODES)}.",
             extra={"fields": {"mode": ["unknown mode"]}},
         )
-    return job_quality_policy_update(job_id=job_id, by=by, **REVIEW_MODES[mode])
+    return REVIEW_MODES[mode]
+
+
+def job_review_mode_set(*, job_id: int, by: User, mode: str) -> JobQualityPolicy:
+    """Accept consensus automatically, or hold every submission for the requester's review."""
+    return job_quality_policy_update(job_id=job_id, by=by, **_review_switches(mode))
+
+
+@transaction.atomic
+def job_create_with_review_mode(*, requester: User, mode: str = REVIEW_AUTO, **fields: Any) -> Job:
+    """A draft job (``marketplace.services.job_create``, its bounds and checks) with the review
+    mode the requester chose on the new-job page: both saved, or neither."""
+    switches = _review_switches(mode)  # an unknown mode is refused before anything is created
+    job = job_create(requester=requester, **fields)
+    job_quality_policy_update(job_id=job.pk, by=requester, **switches)
+    return job

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsRequester
 from marketplace.api.schema import error_response
+from marketplace.api.throttles import THROTTLED, FundingCheckThrottle
 from marketplace.errors import NotFound
 from marketplace.models import Role, User
 from marketplace.selectors import jobs_visible_to
@@ -88,6 +89,8 @@ class JobFundingCheckView(APIView):
     comes back from Checkout); idempotent: Stripe's confirmation credits the escrow once."""
 
     permission_classes = [IsRequester]
+    # Each check asks Stripe: per requester, THROTTLE_RATES["funding_check"] (with the page's).
+    throttle_classes = [FundingCheckThrottle]
 
     @extend_schema(
         request=None,
@@ -95,6 +98,7 @@ class JobFundingCheckView(APIView):
             200: s.FundingOutSerializer,
             404: OpenApiResponse(ErrorSerializer, description="No such job, or funding of it"),
             409: OpenApiResponse(ErrorSerializer, description="The job is finished"),
+            429: THROTTLED,
         },
     )
     def post(self, request: Request, pk: int, funding_id: int) -> Response:

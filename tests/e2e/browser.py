@@ -1,5 +1,6 @@
-"""Shared pieces of the browser tests: Debian's chromium driven by Playwright, logging in, frame
-images on disk, and mouse gestures given in frame pixels."""
+"""Shared pieces of the browser tests: Debian's chromium driven by Playwright, logging in, paying
+on the local Stripe server's Checkout page, frame images on disk, and mouse gestures given in
+frame pixels."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "pass-word-123"  # tests.factories.UserFactory's
+CARD_SUCCEEDS = "4242 4242 4242 4242"
 
 
 def claimable_job(*, annotation_type: str, n_frames: int, username: str, folder: str):
@@ -59,6 +61,33 @@ def login(page, base_url: str, username: str) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def webhooks_to_us(server, live_server) -> None:
+    """The local Stripe server (fixture ``stripe_local``) signs its events and delivers them to
+    the live server's webhook."""
+    server.add_endpoint(f"{live_server.url}/stripe/webhook/", settings.STRIPE_WEBHOOK_SECRET)
+
+
+def to_payment_page(page, base_url: str, job_pk: int, api_base: str) -> str:
+    """On the job's funding page, click Fund (the quote) and land on the local Stripe server's
+    payment page (``api_base``); returns the funding page's URL."""
+    funding_url = f"{base_url}/requester/jobs/{job_pk}/funding/"
+    if page.url.split("?")[0] != funding_url:
+        page.goto(funding_url)
+    page.click("#fund-quote")
+    page.wait_for_url(f"{api_base}/_checkout/**")
+    return funding_url
+
+
+def pay(page, funding_url: str, card: str = CARD_SUCCEEDS) -> str:
+    """On the payment page, pay with ``card`` (one that succeeds), come back to the funding page
+    and wait for its own check to show the payment credited; returns the outcome's text."""
+    page.fill("#card_number", card)
+    page.click("#pay")
+    page.wait_for_url(f"{funding_url}?funding=*")
+    page.wait_for_selector("#funding-outcome:has-text('Payment received')")
+    return page.locator("#funding-outcome").inner_text()
 
 
 class Stage:

@@ -22,27 +22,8 @@ from payments.models import (
     TxKind,
 )
 from payments.selectors import escrow_balance
-from tests.e2e.browser import ARGS, CHROMIUM, login
+from tests.e2e.browser import ARGS, CHROMIUM, login, pay, to_payment_page, webhooks_to_us
 from tests.tasks.claim_fixtures import ready_job
-
-
-@pytest.fixture
-def stripe_local(live_server, settings):
-    """The local Stripe server; ``webhooks_to_us(server)`` has it sign and deliver its events
-    to the live server."""
-    from stripe_local import LocalStripe
-
-    server = LocalStripe(api_key=settings.STRIPE_SECRET_KEY).start()
-    settings.STRIPE_API_BASE = server.api_base
-    settings.STRIPE_TIMEOUT_SECONDS = 5.0
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def webhooks_to_us(server, live_server) -> None:
-    server.add_endpoint(f"{live_server.url}/stripe/webhook/", settings.STRIPE_WEBHOOK_SECRET)
 
 
 def _job():
@@ -62,9 +43,7 @@ def _to_payment_page(pw, violations: list, live_server, stripe_local, job):
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
     login(page, live_server.url, job.requester.username)
-    page.goto(f"{live_server.url}/requester/jobs/{job.pk}/funding/")
-    page.click("#fund-quote")
-    page.wait_for_url(f"{stripe_local.api_base}/_checkout/**")
+    to_payment_page(page, live_server.url, job.pk, stripe_local.api_base)
     return browser, page
 
 
@@ -81,11 +60,7 @@ def test_requester_pays_a_job_through_checkout_and_sees_it_funded(live_server, s
     with sync_playwright() as pw:
         browser, page = _to_payment_page(pw, violations, live_server, stripe_local, job)
         shown = page.locator("#amount").inner_text()
-        page.fill("#card_number", "4242 4242 4242 4242")
-        page.click("#pay")
-        page.wait_for_url(f"{funding_url}?funding=*")
-        page.wait_for_selector("#funding-outcome:has-text('Payment received')")
-        outcome = page.locator("#funding-outcome").inner_text()
+        outcome = pay(page, funding_url)
         funded = page.locator("#escrow-funded").inner_text()
         browser.close()
 

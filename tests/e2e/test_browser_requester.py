@@ -1,9 +1,11 @@
-"""The requester in a real browser (Debian's chromium via Playwright) against a live server:
-create a job, upload a small synthetic video, process it and see the dashboard's progress, choose
-"I review first", publish through the button and its confirmation (funded by the escrow service
-in the fixture: paying through Checkout is another page's test), then — after two workers
-submitted — reject one submission with a reason on the submissions page, see it rejected, and
-download the dataset from the export link. A second test draws a gold answer in the workspace."""
+"""The requester's whole path in a real browser (Debian's chromium via Playwright) against a live
+server and the local Stripe server: create a job choosing "I review first" on its form, upload a
+small synthetic video, process it and see the dashboard's progress, open the quote from the
+job's page and pay it through Stripe Checkout (Fund, the server's test payment page, card
+4242 4242 4242 4242, back to the funding page, which shows it credited), publish through the
+button and its confirmation, then — after two workers submitted — reject one submission with a
+reason on the submissions page, see it rejected, and download the dataset from the export link.
+A second test draws a gold answer in the workspace."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ import pytest
 from django.db import connections
 
 from marketplace.models import Job, JobStatus
-from payments.escrow import escrow_fund
+from payments.models import Funding, FundingStatus
+from payments.selectors import escrow_balance
 from quality.models import GoldAnswer, JobQualityPolicy
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus, MicroTask
-from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, write_frames
+from tests.e2e.browser import ARGS, CHROMIUM, Stage, login, pay, to_payment_page, write_frames
 from tests.factories import RequesterFactory, WorkerFactory
 from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualify, ready_job
 from tests.tasks.ingest_helpers import make_clip
@@ -44,99 +47,120 @@ def _work(job: Job) -> list[Assignment]:
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_requester_creates_publishes_reviews_rejects_and_exports(live_server, monkeypatch):
+def test_requester_creates_pays_publishes_reviews_rejects_and_exports(
+    live_server, stripe_local, monkeypatch
+):
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold claims
     RequesterFactory(username="team-lead")
-    clip = make_clip(Path(tempfile.mkdtemp()), frames=60, width=160, height=120)
+    # Two microtasks: a quote above Stripe's minimum charge (one prices under $0.50).
+    clip = make_clip(Path(tempfile.mkdtemp()), frames=120, width=160, height=120)
 
-    # The ORM runs between browser steps (the fixture's funding and the workers' submissions).
+    # The ORM runs between browser steps (reading the job and the workers' submissions).
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("dialog", lambda d: d.accept())
-            login(page, live_server.url, "team-lead")
+            try:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.on("dialog", lambda d: d.accept())
+                login(page, live_server.url, "team-lead")
 
-            # Create the job.
-            page.goto(f"{live_server.url}/requester/jobs/new/")
-            page.fill("#id_title", "Cars on the ring road")
-            page.fill("#id_instructions", "Box every car.")
-            page.select_option("#id_annotation_type", "bbox")
-            page.fill("#id_label_classes", "car, person")
-            page.fill("#id_overlap_min", "2")
-            page.fill("#id_overlap_max", "2")
-            page.fill("#id_gold_rate", "0")
-            page.fill("#id_budget", "500000")
-            page.click("form.card button[type=submit]")
-            page.wait_for_url("**/requester/jobs/*/")
-            job = Job.objects.get(title="Cars on the ring road")
+                # Create the job.
+                page.goto(f"{live_server.url}/requester/jobs/new/")
+                page.fill("#id_title", "Cars on the ring road")
+                page.fill("#id_instructions", "Box every car.")
+                page.select_option("#id_annotation_type", "bbox")
+                page.fill("#id_label_classes", "car, person")
+                page.fill("#id_overlap_min", "2")
+                page.fill("#id_overlap_max", "2")
+                page.fill("#id_gold_rate", "0")
+                page.fill("#id_budget", "500000")
+                page.check("input[name=review_mode][value=review_first]")  # "I review first"
+                page.click("form.card button[type=submit]")
+                page.wait_for_url("**/requester/jobs/*/")
+                job = Job.objects.get(title="Cars on the ring road")
 
-            # Upload a small video and process it (ingestion runs eagerly in the test settings).
-            page.set_input_files("#upload-form input[type=file]", str(clip.path))
-            page.click("#upload-form button")
-            page.wait_for_selector("#process-form")
-            page.click("#process-form button")
-            page.wait_for_selector("#job-status")
-            job.refresh_from_db()
-            assert job.status == JobStatus.READY
-            page.reload()
-            assert page.locator("#job-percent").inner_text() == "0.0%"
-            preview = page.locator("#video-progress img.preview").first
-            page.wait_for_function("document.querySelector('img.preview').naturalWidth > 0")
-            assert preview.evaluate("img => img.naturalWidth") > 0  # the real first frame
+                # Upload a small video and process it (ingestion runs eagerly in the test settings).
+                page.set_input_files("#upload-form input[type=file]", str(clip.path))
+                page.click("#upload-form button")
+                page.wait_for_selector("#process-form")
+                page.click("#process-form button")
+                page.wait_for_selector("#job-status")
+                job.refresh_from_db()
+                assert job.status == JobStatus.READY
+                page.reload()
+                assert page.locator("#job-percent").inner_text() == "0.0%"
+                preview = page.locator("#video-progress img.preview").first
+                page.wait_for_function("document.querySelector('img.preview').naturalWidth > 0")
+                assert preview.evaluate("img => img.naturalWidth") > 0  # the real first frame
 
-            # "I review first", then fund (the escrow service) and publish through the button.
-            page.check("input[name=mode][value=review_first]")
-            page.click("#save-review-mode")
-            page.wait_for_selector("text=Review mode saved")
-            escrow_fund(job=job, amount=500_000, key=f"e2e-fund:{job.pk}")
-            page.reload()
-            assert page.locator("#escrow-funded").inner_text() == "$5,000.00"
-            page.click("#action-publish")
-            page.wait_for_selector("#confirm")
-            page.click("#confirm")
-            page.wait_for_selector("text=Published:")
-            assert page.locator("#job-status").inner_text() == "Published"
-            assert page.locator("#action-pause").is_visible()
+                # The review mode chosen on the form; the quote, from the job's page, paid through
+                # Checkout.
+                assert page.locator("input[name=mode][value=review_first]").is_checked()
+                page.get_by_role("link", name="Quote, funding and escrow").click()
+                page.wait_for_url(f"**/requester/jobs/{job.pk}/funding/")
+                funding_url = to_payment_page(page, live_server.url, job.pk, stripe_local.api_base)
+                outcome = pay(page, funding_url)
+                funding = Funding.objects.get(job=job)
+                paid = f"${funding.amount / 100:,.2f}"
+                assert paid in outcome
+                assert page.locator("#escrow-funded").inner_text() == paid
+                assert (
+                    page.locator("#funding-state").inner_text()
+                    == "The job is funded for its quote."
+                )
 
-            # Two workers submit; consensus does not approve them: the requester reviews first.
-            subs = _work(job)
-            assert {a.status for a in subs} == {AssignmentStatus.SUBMITTED}
-            page.reload()
-            percent = page.locator("#job-percent").inner_text()
-            assert percent != "0.0%"
+                # Publish through the button and its confirmation.
+                page.goto(f"{live_server.url}/requester/jobs/{job.pk}/")
+                assert page.locator("#escrow-funded").inner_text() == paid
+                page.click("#action-publish")
+                page.wait_for_selector("#confirm")
+                page.click("#confirm")
+                page.wait_for_selector("text=Published:")
+                assert page.locator("#job-status").inner_text() == "Published"
+                assert page.locator("#action-pause").is_visible()
 
-            # Reject one submission with a reason and see it rejected.
-            page.click("#submissions-link")
-            page.wait_for_url("**/submissions/")
-            target = subs[0]
-            row = page.locator(f"#submission-{target.pk}")
-            assert row.locator("svg image.frame-image").count() >= 1
-            assert row.locator("rect.shape").count() >= 1
-            row.locator(f"input[name=reason-{target.pk}]").fill("The box misses the car.")
-            row.locator("button.reject").click()
-            page.wait_for_selector(f"text=Rejected #{target.pk}.")
-            rejected_row = page.locator(f"#submission-{target.pk}")
-            assert "Rejected" in rejected_row.locator(".status").inner_text()
-            assert "The box misses the car." in rejected_row.locator(".reason").inner_text()
+                # Two workers submit; consensus does not approve them: the requester reviews first.
+                subs = _work(job)
+                assert {a.status for a in subs} == {AssignmentStatus.SUBMITTED}
+                page.reload()
+                percent = page.locator("#job-percent").inner_text()
+                assert percent != "0.0%"
 
-            # The dataset download.
-            page.goto(f"{live_server.url}/requester/jobs/{job.pk}/")
-            href = page.locator("#export-coco").get_attribute("href")
-            export = page.request.get(f"{live_server.url}{href}")
-            assert export.status == 200
-            assert "images" in export.json()
-            browser.close()
-            # Playwright's sync API runs this block in a context of its own, where the ORM
-            # opened a connection of its own (asgiref's Local is context-bound): close it here,
-            # or it outlives the test and the test database cannot be dropped.
-            connections.close_all()
+                # Reject one submission with a reason and see it rejected.
+                page.click("#submissions-link")
+                page.wait_for_url("**/submissions/")
+                target = subs[0]
+                row = page.locator(f"#submission-{target.pk}")
+                assert row.locator("svg image.frame-image").count() >= 1
+                assert row.locator("rect.shape").count() >= 1
+                row.locator(f"input[name=reason-{target.pk}]").fill("The box misses the car.")
+                row.locator("button.reject").click()
+                page.wait_for_selector(f"text=Rejected #{target.pk}.")
+                rejected_row = page.locator(f"#submission-{target.pk}")
+                assert "Rejected" in rejected_row.locator(".status").inner_text()
+                assert "The box misses the car." in rejected_row.locator(".reason").inner_text()
+
+                # The dataset download.
+                page.goto(f"{live_server.url}/requester/jobs/{job.pk}/")
+                href = page.locator("#export-coco").get_attribute("href")
+                export = page.request.get(f"{live_server.url}{href}")
+                assert export.status == 200
+                assert "images" in export.json()
+                browser.close()
+            finally:
+                # Playwright's sync API runs this block in a context of its own, where the ORM
+                # opened a connection of its own (asgiref's Local is context-bound): close it here,
+                # or it outlives the test and the test database cannot be dropped.
+                connections.close_all()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
+    funding.refresh_from_db()
+    assert funding.status == FundingStatus.SUCCEEDED
+    assert escrow_balance(job=job).funded == funding.amount
     target.refresh_from_db()
     assert target.status == AssignmentStatus.REJECTED
     assert target.rejection_reason == "The box misses the car."

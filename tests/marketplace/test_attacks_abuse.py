@@ -358,6 +358,53 @@ def test_a_submit_flood_is_throttled_per_worker(real_limits, clock, client_for, 
     assert _ledger_state() == ledger
 
 
+# --- Funding check floods -----------------------------------------------------------------------
+
+
+def test_a_funding_check_flood_is_throttled_before_it_reaches_stripe(
+    real_limits, clock, client_for, stripe_server
+):
+    """Each check of a Checkout payment asks Stripe: a requester hammering the check (the API and
+    the page count together) is refused past the rate, and Stripe hears nothing more."""
+    from tests.payments.conftest import checkout_funding
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=2, price=60, budget=0, gold_rate=0.0)
+    job.budget = 10**7
+    job.save(update_fields=["budget"])
+    f = checkout_funding(job)  # unpaid: every check asks Stripe for the session
+    bot = client_for(job.requester)
+    api = f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/"
+    page_url = f"/requester/jobs/{job.pk}/funding/{f.pk}/check/"
+    page = Client()
+    page.force_login(job.requester)
+    allowed, period = rate("funding_check")
+    asked = len(stripe_server.request_log)
+    assert page.post(page_url).status_code == 302  # the page's check counts with the API's
+    assert all(bot.post(api).status_code == 200 for _ in range(allowed - 1))
+    assert len(stripe_server.request_log) >= asked + allowed  # each check asked Stripe
+    asked = len(stripe_server.request_log)
+
+    _assert_throttled(bot.post(api), max_wait=period)
+    r = page.post(page_url)
+    assert r.status_code == 429 and 1 <= int(r["Retry-After"]) <= period
+    body = r.content.decode()
+    assert "checking payments too often" in body
+    assert 'id="check-payment"' in body and 'data-auto-check="0"' in body  # no loop
+    assert len(stripe_server.request_log) == asked  # nothing reached Stripe past the limit
+    f.refresh_from_db()
+    assert f.status == "created"
+    # Another requester is not affected; the flooder may check again in the next window.
+    other = ready_job(n=1, price=60, budget=0, gold_rate=0.0)
+    other.budget = 10**7
+    other.save(update_fields=["budget"])
+    g = checkout_funding(other)
+    other_api = f"/api/payments/jobs/{other.pk}/fundings/{g.pk}/check/"
+    assert client_for(other.requester).post(other_api).status_code == 200
+    clock.advance(period)
+    assert bot.post(api).status_code == 200
+
+
 # --- State changes only on POST -----------------------------------------------------------------
 
 

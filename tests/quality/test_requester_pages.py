@@ -285,6 +285,69 @@ def test_an_unknown_review_mode_is_refused():
     assert not JobQualityPolicy.objects.filter(job=job).exists()
 
 
+NEW_JOB = {
+    "title": "Cars",
+    "annotation_type": "bbox",
+    "label_classes": "car, person",
+    "overlap_min": 2,
+    "overlap_max": 3,
+    "gold_rate": 0.1,
+    "expected_objects": 3,
+    "budget": 10_000,
+    "currency": "usd",
+}
+
+
+def _policy(job) -> tuple[bool, bool]:
+    pol = JobQualityPolicy.objects.get(job=job)
+    return pol.auto_approve, pol.auto_reject
+
+
+@pytest.mark.django_db
+def test_the_new_job_form_offers_the_review_mode_and_saves_it_with_the_job():
+    from marketplace.models import Job
+
+    requester = RequesterFactory()
+    c = _client(requester)
+    page = c.get("/requester/jobs/new/").content.decode()
+    assert 'name="review_mode" value="auto" id="id_review_mode_0" checked' in page  # the default
+    assert 'name="review_mode" value="review_first"' in page and "I review first" in page
+    r = c.post("/requester/jobs/new/", {**NEW_JOB, "review_mode": "review_first"})
+    job = Job.objects.get(requester=requester)
+    assert r.status_code == 302 and r["Location"] == f"/requester/jobs/{job.pk}/"
+    assert _policy(job) == (False, False)
+    dashboard = c.get(r["Location"]).content.decode()
+    assert 'value="review_first" checked' in dashboard
+    # Chosen "accept automatically", or left out: consensus settles work at once.
+    c.post("/requester/jobs/new/", {**NEW_JOB, "title": "Auto", "review_mode": "auto"})
+    c.post("/requester/jobs/new/", {**NEW_JOB, "title": "Left out"})
+    for title in ("Auto", "Left out"):
+        assert _policy(Job.objects.get(title=title)) == (True, True)
+
+
+@pytest.mark.django_db
+def test_a_new_job_with_a_bad_review_mode_or_bad_fields_creates_nothing():
+    from marketplace.errors import ValidationError
+    from marketplace.models import Job
+    from quality import services
+
+    requester = RequesterFactory()
+    fields = {**NEW_JOB, "label_classes": ["car"]}
+    c = _client(requester)
+    r = c.post("/requester/jobs/new/", {**NEW_JOB, "review_mode": "whatever"})
+    assert r.status_code == 200 and "review_mode" in r.context["form"].errors
+    # The service's own checks refuse the job: no job, no policy (both or neither).
+    r = c.post("/requester/jobs/new/", {**NEW_JOB, "overlap_min": 4, "review_mode": "review_first"})
+    assert r.status_code == 200 and r.context["form"].errors
+    assert not Job.objects.filter(requester=requester).exists()
+    assert not JobQualityPolicy.objects.exists()
+    with pytest.raises(ValidationError, match="Choose a review mode"):
+        services.job_create_with_review_mode(requester=requester, mode="custom", **fields)
+    assert not Job.objects.filter(requester=requester).exists()
+    # A worker has no new-job page.
+    assert _client(WorkerFactory()).get("/requester/jobs/new/").status_code == 404
+
+
 @pytest.mark.django_db
 def test_approve_and_reject_one_submission_from_the_list(no_gold):
     job = published_job(n=3, overlap=1)

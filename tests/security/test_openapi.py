@@ -142,3 +142,9 @@ def test_a_throttled_view_states_429_and_the_rest_of_its_kind():
         "post"
     ]["responses"]
     assert set(responses) == {"200", "400", "401", "403", "404", "409", "413", "415", "429", "503"}
+
+
+def test_the_funding_check_states_its_throttle(openapi):
+    """Each check asks Stripe, so it is throttled (``funding_check``): its 429 is in the schema."""
+    op = openapi["paths"]["/api/payments/jobs/{id}/fundings/{funding_id}/check/"]["post"]
+    assert "Retry-After" in op["responses"]["429"]["description"]
