@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 ALGORITHM = "dawid-skene-v1"
 MAJORITY_ALGORITHM = "majority-vote-v1"
-CHUNK = 1 << 16  # tasks (or labels) per block of an EM pass: bounds every temporary array
+CHUNK = 1 << 17  # tasks (or labels) per block of an EM pass: bounds every temporary array
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,10 @@ def _bincount(x: np.ndarray, minlength: int, chunk: int) -> np.ndarray:
     """``np.bincount`` a chunk at a time: no whole-length int64 copy of a compact ``x``."""
     out = np.zeros(minlength, dtype=np.int64)
     for s, e in _chunks(x.size, chunk):
-        out += np.bincount(x[s:e], minlength=minlength)
+        part = x[s:e]
+        low = int(part.min())
+        counts = np.bincount(part - low if low else part)
+        out[low : low + counts.size] += counts
     return out
 
 
@@ -159,10 +162,12 @@ def dawid_skene(
     # posteriors scatters into the small (worker, label) table instead of gathering rows.
     index = np.int32 if max(t.size, n_workers * k) < 2**31 else np.int64
     codes = np.empty(t.size, dtype=index)
-    order = None if _is_sorted(t, chunk) else np.argsort(t, kind="stable")
+    in_order = _is_sorted(t, chunk)
+    order = None if in_order else np.argsort(t, kind="stable")
     for s, e in _chunks(t.size, chunk):
         pick = slice(s, e) if order is None else order[s:e]
-        codes[s:e] = w[pick].astype(np.int64) * k + lab[pick]
+        np.multiply(w[pick], k, out=codes[s:e], casting="unsafe")  # < 2**31 (index above)
+        codes[s:e] += lab[pick]
     del order
     indptr = np.zeros(n_tasks + 1, dtype=index)
     np.cumsum(per_task, out=indptr[1:])
@@ -175,18 +180,19 @@ def dawid_skene(
             (ones[: p1 - p0], codes[p0:p1], indptr[s : e + 1] - p0), shape=(e - s, n_workers * k)
         )
         blocks.append((s, e, block, block.T))
-    # Initial posteriors: the vote shares (majority vote); then, block by block, the counts
-    # the first M-step needs.
+    # Initial posteriors: the vote shares (majority vote).
     post = np.empty((n_tasks, k), dtype=f32)
-    counts = np.zeros((n_workers * k, k), dtype=f64)  # [(w, given), true]
     mass = np.zeros(k, dtype=f64)
-    for s, e, _, block_t in blocks:
+    for s, e, _, _ in blocks:
         p0, p1 = int(indptr[s]), int(indptr[e])
-        rows = np.repeat(np.arange(e - s, dtype=np.int64), per_task[s:e])
-        votes = np.bincount(rows * k + codes[p0:p1] % k, minlength=(e - s) * k)
+        if in_order:  # the labels of this block's tasks, as given
+            rows, given = t[p0:p1].astype(np.int64) - s, lab[p0:p1]
+        else:
+            rows = np.repeat(np.arange(e - s, dtype=np.int64), per_task[s:e])
+            given = codes[p0:p1] % k
+        votes = np.bincount(rows * k + given, minlength=(e - s) * k)
         seen = np.maximum(per_task[s:e], 1).astype(f32)[:, None]
         post[s:e] = votes.reshape(e - s, k).astype(f32) / seen
-        counts += block_t @ post[s:e]
         mass += post[s:e].sum(axis=0, dtype=f64)
     pseudo = np.full((k, k), smoothing * (1 - prior_accuracy) / max(k - 1, 1))
     np.fill_diagonal(pseudo, smoothing * prior_accuracy)
@@ -195,6 +201,9 @@ def dawid_skene(
     while it < max_iter:
         it += 1
         # M-step (small arrays): confusion pi[w, true, given] and class prior.
+        counts = np.zeros((n_workers * k, k), dtype=f64)  # [(w, given), true]
+        for s, e, _, block_t in blocks:
+            counts += block_t @ post[s:e]
         conf = counts.reshape(n_workers, k, k).transpose(0, 2, 1) + pseudo  # [w, true, given]
         pi = conf / conf.sum(axis=2, keepdims=True)
         prior = mass / n_labelled + 1e-9
@@ -203,12 +212,10 @@ def dawid_skene(
         log_prior = np.log(prior).astype(f32)[:, None]
         # E-step, a block at a time (one sparse product, then in place): log T = log prior +
         # sum log pi. The per-task normalisation runs on the transposed (class, task) layout,
-        # where reducing over the few classes is a handful of contiguous row operations. The
-        # next M-step's counts are gathered from each block while it is in cache.
-        counts = np.zeros_like(counts)
+        # where reducing over the few classes is a handful of contiguous row operations.
         mass = np.zeros(k, dtype=f64)
         new_ll = 0.0
-        for s, e, block, block_t in blocks:
+        for s, e, block, _ in blocks:
             log_post = np.ascontiguousarray(np.asarray(block @ log_pi).T)  # (k, e - s)
             log_post += log_prior
             top = log_post.max(axis=0)
@@ -227,7 +234,6 @@ def dawid_skene(
             if not all_labelled:
                 log_post[:, empty] = 1.0 / k
             post[s:e] = log_post.T
-            counts += block_t @ post[s:e]
         improved = (new_ll - log_lik) / t.size
         log_lik = new_ll
         if improved < tol:
