@@ -180,10 +180,11 @@ def dawid_skene(
             (ones[: p1 - p0], codes[p0:p1], indptr[s : e + 1] - p0), shape=(e - s, n_workers * k)
         )
         blocks.append((s, e, block, block.T))
-    # Initial posteriors: the vote shares (majority vote).
+    # Initial posteriors: the vote shares (majority vote), in smaller blocks: the vote count
+    # makes a few int64 temporaries per label.
     post = np.empty((n_tasks, k), dtype=f32)
     mass = np.zeros(k, dtype=f64)
-    for s, e, _, _ in blocks:
+    for s, e in _chunks(n_tasks, max(chunk // 8, 1)):
         p0, p1 = int(indptr[s]), int(indptr[e])
         if in_order:  # the labels of this block's tasks, as given
             rows, given = t[p0:p1].astype(np.int64) - s, lab[p0:p1]
