@@ -38,7 +38,7 @@ class Aggregation:
 
     algorithm: str
     labels: np.ndarray  # (n_tasks,) chosen class; -1 for a task without labels
-    posteriors: np.ndarray  # (n_tasks, n_classes)
+    posteriors: np.ndarray  # (n_tasks, n_classes); float32 from Dawid-Skene
     worker_accuracy: np.ndarray  # (n_workers,) expected P(label == truth)
     iterations: int = 0
     log_likelihood: float = float("nan")
