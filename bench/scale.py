@@ -16,7 +16,8 @@
    at 100k ≤ 1.5 x peak at 1k.
 
 Shorten for development: ``SCALE_LONG_SECONDS=60 SCALE_SHORT_SECONDS=8
-SCALE_JOB_SIZES=200,2000``; ``SCALE_SKIP=ingestion`` or ``jobs`` leaves a part out. Creates and
+SCALE_JOB_SIZES=200,2000``; ``SCALE_SKIP=ingestion`` or ``jobs`` leaves a part out;
+``SCALE_STEPS=consensus`` runs (and builds the jobs of) only the steps named. Creates and
 drops its own database (``$BENCH_DB_PREFIX`` + ``scale``, default ``cl_bench_scale``) and media
 folder; the broker is ``REDIS_URL``.
 
@@ -46,6 +47,7 @@ SHORT_SECONDS = int(os.environ.get("SCALE_SHORT_SECONDS", "60"))
 PART_SECONDS = float(os.environ.get("SCALE_PART_SECONDS", str(LONG_SECONDS / 10)))
 JOB_SIZES = [int(n) for n in os.environ.get("SCALE_JOB_SIZES", "1000,100000").split(",")]
 SKIP = set(os.environ.get("SCALE_SKIP", "").split(","))  # "ingestion" and/or "jobs"
+STEPS = [s for s in os.environ.get("SCALE_STEPS", "publish,consensus,export").split(",") if s]
 FPS = 30
 WIDTH, HEIGHT = 1280, 720
 
@@ -359,15 +361,13 @@ def bench_jobs(bench_url: str) -> dict:
     figures: dict[str, dict] = {}
     for n in JOB_SIZES:
         t0 = time.perf_counter()
-        publish_job = _build_job(n, "bbox", with_work=False)
-        work_job = _build_job(n, "bbox", with_work=True)
-        classify_job = _build_job(n, "classify", with_work=True)
+        jobs = {
+            step: _build_job(n, "classify" if step == "consensus" else "bbox",
+                             with_work=step != "publish")
+            for step in STEPS
+        }  # fmt: skip
         log(f"built the {n}-microtask jobs in {time.perf_counter() - t0:.0f} s")
-        figures[str(n)] = {
-            "publish": _run_step("publish", publish_job, bench_url),
-            "consensus": _run_step("consensus", classify_job, bench_url),
-            "export": _run_step("export", work_job, bench_url),
-        }
+        figures[str(n)] = {step: _run_step(step, jobs[step], bench_url) for step in STEPS}
         log(f"{n}: {figures[str(n)]}")
     return figures
 
@@ -422,7 +422,7 @@ def main() -> None:
         }
     if jobs:
         small, large = str(min(JOB_SIZES)), str(max(JOB_SIZES))
-        for step in ("publish", "consensus", "export"):
+        for step in STEPS:
             r = jobs[large][step]["peak_rss_mib"] / jobs[small][step]["peak_rss_mib"]
             goals[f"{step}_peak_rss_ratio_{large}_vs_{small}"] = _goal(r, "≤ 1.5", r <= 1.5)
         report["jobs"] = {

@@ -9,7 +9,10 @@ its true class. EM alternates:
 
 Both sums are one sparse-matrix product each: ``A`` (worker·class x task) counts who said what
 on which task, so the M-step is ``A @ T`` and the E-step is ``Aᵀ @ log pi``. No Python loop runs
-over labels, tasks or workers; an iteration costs a few passes over the label arrays.
+over labels, tasks or workers; an iteration costs a few passes over the label arrays. Tasks are
+taken in blocks of ``CHUNK``: each block's E-step product is followed by its share of the next
+M-step product while it is in cache, and no temporary grows with the number of labels, so a whole
+job's labels cost a few bytes each (compact input dtypes are kept, not widened).
 
 Confusion rows are smoothed towards a diagonal prior (a Dirichlet pseudo-count), so a worker with
 few labels is trusted like an average worker rather than as a perfect or a useless one. With too
@@ -26,6 +29,7 @@ import scipy.sparse as sp
 
 ALGORITHM = "dawid-skene-v1"
 MAJORITY_ALGORITHM = "majority-vote-v1"
+CHUNK = 1 << 17  # tasks (or labels) per block of an EM pass: bounds every temporary array
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Aggregation:
 
     algorithm: str
     labels: np.ndarray  # (n_tasks,) chosen class; -1 for a task without labels
-    posteriors: np.ndarray  # (n_tasks, n_classes)
+    posteriors: np.ndarray  # (n_tasks, n_classes); float32 from Dawid-Skene
     worker_accuracy: np.ndarray  # (n_workers,) expected P(label == truth)
     iterations: int = 0
     log_likelihood: float = float("nan")
@@ -44,10 +48,17 @@ class Aggregation:
         return self.posteriors.max(axis=1)
 
 
+def _index_array(values) -> np.ndarray:
+    """``values`` as a flat integer array, kept in its own integer dtype (no copy of a compact
+    int32/int8 array), anything else as int64."""
+    a = np.asarray(values)
+    if a.dtype.kind not in "iu":
+        a = a.astype(np.int64)
+    return a.ravel()
+
+
 def _as_arrays(tasks, workers, labels):
-    t = np.asarray(tasks, dtype=np.int64).ravel()
-    w = np.asarray(workers, dtype=np.int64).ravel()
-    lab = np.asarray(labels, dtype=np.int64).ravel()
+    t, w, lab = _index_array(tasks), _index_array(workers), _index_array(labels)
     if not (t.shape == w.shape == lab.shape):
         raise ValueError("tasks, workers and labels must have the same length")
     if t.size and (t.min() < 0 or w.min() < 0 or lab.min() < 0):
@@ -70,6 +81,7 @@ def majority_vote(
     n_tasks = int(n_tasks if n_tasks is not None else (t.max() + 1 if t.size else 0))
     n_workers = int(n_workers if n_workers is not None else (w.max() + 1 if w.size else 0))
     n_classes = int(n_classes if n_classes is not None else (lab.max() + 1 if lab.size else 1))
+    t, w, lab = t.astype(np.int64), w.astype(np.int64), lab.astype(np.int64)
     weight = np.ones(t.size) if worker_weights is None else np.asarray(worker_weights)[w]
     votes = np.bincount(t * n_classes + lab, weights=weight, minlength=n_tasks * n_classes)
     votes = votes.reshape(n_tasks, n_classes)
@@ -85,6 +97,26 @@ def majority_vote(
     return Aggregation(MAJORITY_ALGORITHM, chosen, post, acc)
 
 
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def _bincount(x: np.ndarray, minlength: int, chunk: int) -> np.ndarray:
+    """``np.bincount`` a chunk at a time: no whole-length int64 copy of a compact ``x``."""
+    out = np.zeros(minlength, dtype=np.int64)
+    for s, e in _chunks(x.size, chunk):
+        part = x[s:e]
+        low = int(part.min())
+        counts = np.bincount(part - low if low else part)
+        out[low : low + counts.size] += counts
+    return out
+
+
+def _is_sorted(x: np.ndarray, chunk: int) -> bool:
+    return not any(bool((x[s + 1 : e + 1] < x[s:e]).any()) for s, e in _chunks(x.size - 1, chunk))
+
+
 def dawid_skene(
     tasks,
     workers,
@@ -97,6 +129,7 @@ def dawid_skene(
     tol: float = 1e-6,
     smoothing: float = 0.01,
     prior_accuracy: float = 0.7,
+    chunk: int = CHUNK,
 ) -> Aggregation:
     """Dawid-Skene EM, initialised from the majority vote.
 
@@ -104,6 +137,10 @@ def dawid_skene(
     has ``prior_accuracy`` on the diagonal). EM stops when the data log-likelihood per label
     improves by less than ``tol``. The iterations run in float32: posteriors need no more, and
     it halves the memory traffic that bounds the speed.
+
+    Memory: the labels are kept as given (pass compact dtypes: int32 indices, int8 labels) plus
+    one int32 code and one float32 a label; everything else per label or per task is computed
+    ``chunk`` tasks (or labels) at a time, so the peak grows by a few bytes a label.
     """
     t, w, lab = _as_arrays(tasks, workers, labels)
     n_tasks = int(n_tasks if n_tasks is not None else (t.max() + 1 if t.size else 0))
@@ -113,26 +150,51 @@ def dawid_skene(
     if t.size == 0:
         mv = majority_vote(t, w, lab, n_tasks=n_tasks, n_workers=n_workers, n_classes=k)
         return Aggregation(ALGORITHM, mv.labels, mv.posteriors, mv.worker_accuracy)
-    f32 = np.float32
-    per_task = np.bincount(t, minlength=n_tasks)
+    f32, f64 = np.float32, np.float64
+    chunk = max(int(chunk), 1)
+    per_task = _bincount(t, n_tasks, chunk)
     has_labels = per_task > 0
     all_labelled = bool(has_labels.all())
     n_labelled = int(has_labels.sum())
-    # Initial posteriors: the vote shares (majority vote).
-    votes = np.bincount(t * k + lab, minlength=n_tasks * k).reshape(n_tasks, k).astype(f32)
-    post = votes / np.maximum(per_task, 1).astype(f32)[:, None]
     # AT[t, (w, l)] = how often worker w gave label l on task t (almost always 0 or 1), built
-    # directly in CSR form (rows = tasks); A = AT.T is then a free CSC view, whose product with
-    # the posteriors scatters into the small (worker, label) table instead of gathering rows.
-    if t.size > 1 and bool((t[1:] < t[:-1]).any()):
-        order = np.argsort(t, kind="stable")
-        codes = (w * k + lab)[order]
-    else:
-        codes = w * k + lab
-    indptr = np.concatenate([[0], np.cumsum(per_task)])
-    at = sp.csr_matrix((np.ones(t.size, dtype=f32), codes, indptr), shape=(n_tasks, n_workers * k))
-    a = at.T
-    mass = post.sum(axis=0, dtype=np.float64)
+    # directly in CSR form (rows = tasks), cut into blocks of ``chunk`` tasks that share its
+    # arrays; a block's transpose is a free CSC view, whose product with the block's
+    # posteriors scatters into the small (worker, label) table instead of gathering rows.
+    index = np.int32 if max(t.size, n_workers * k) < 2**31 else np.int64
+    codes = np.empty(t.size, dtype=index)
+    in_order = _is_sorted(t, chunk)
+    order = None if in_order else np.argsort(t, kind="stable")
+    for s, e in _chunks(t.size, chunk):
+        pick = slice(s, e) if order is None else order[s:e]
+        np.multiply(w[pick], k, out=codes[s:e], casting="unsafe")  # < 2**31 (index above)
+        codes[s:e] += lab[pick]
+    del order
+    indptr = np.zeros(n_tasks + 1, dtype=index)
+    np.cumsum(per_task, out=indptr[1:])
+    spans = list(_chunks(n_tasks, chunk))
+    ones = np.ones(max(int(indptr[e] - indptr[s]) for s, e in spans), dtype=f32)
+    blocks = []
+    for s, e in spans:
+        p0, p1 = int(indptr[s]), int(indptr[e])
+        block = sp.csr_matrix(
+            (ones[: p1 - p0], codes[p0:p1], indptr[s : e + 1] - p0), shape=(e - s, n_workers * k)
+        )
+        blocks.append((s, e, block, block.T))
+    # Initial posteriors: the vote shares (majority vote), in smaller blocks: the vote count
+    # makes a few int64 temporaries per label.
+    post = np.empty((n_tasks, k), dtype=f32)
+    mass = np.zeros(k, dtype=f64)
+    for s, e in _chunks(n_tasks, max(chunk // 8, 1)):
+        p0, p1 = int(indptr[s]), int(indptr[e])
+        if in_order:  # the labels of this block's tasks, as given
+            rows, given = t[p0:p1].astype(np.int64) - s, lab[p0:p1]
+        else:
+            rows = np.repeat(np.arange(e - s, dtype=np.int64), per_task[s:e])
+            given = codes[p0:p1] % k
+        votes = np.bincount(rows * k + given, minlength=(e - s) * k)
+        seen = np.maximum(per_task[s:e], 1).astype(f32)[:, None]
+        post[s:e] = votes.reshape(e - s, k).astype(f32) / seen
+        mass += post[s:e].sum(axis=0, dtype=f64)
     pseudo = np.full((k, k), smoothing * (1 - prior_accuracy) / max(k - 1, 1))
     np.fill_diagonal(pseudo, smoothing * prior_accuracy)
     log_lik = -np.inf
@@ -140,43 +202,54 @@ def dawid_skene(
     while it < max_iter:
         it += 1
         # M-step (small arrays): confusion pi[w, true, given] and class prior.
-        counts = np.asarray(a @ post, dtype=np.float64).reshape(n_workers, k, k)  # [w, given, true]
-        counts = counts.transpose(0, 2, 1) + pseudo  # [w, true, given]
-        pi = counts / counts.sum(axis=2, keepdims=True)
+        counts = np.zeros((n_workers * k, k), dtype=f64)  # [(w, given), true]
+        for s, e, _, block_t in blocks:
+            counts += block_t @ post[s:e]
+        conf = counts.reshape(n_workers, k, k).transpose(0, 2, 1) + pseudo  # [w, true, given]
+        pi = conf / conf.sum(axis=2, keepdims=True)
         prior = mass / n_labelled + 1e-9
         prior /= prior.sum()
         log_pi = np.log(pi).transpose(0, 2, 1).reshape(n_workers * k, k).astype(f32)
-        # E-step (one sparse product, then in place): log T = log prior + sum log pi. The
-        # per-task normalisation runs on the transposed (class, task) layout, where reducing
-        # over the few classes is a handful of contiguous row operations.
-        log_post = np.ascontiguousarray(np.asarray(at @ log_pi).T)  # (k, n_tasks)
-        log_post += np.log(prior).astype(f32)[:, None]
-        top = log_post.max(axis=0)
-        log_post -= top
-        np.exp(log_post, out=log_post)
-        norm = log_post.sum(axis=0)
-        log_post /= norm
-        if not all_labelled:
-            log_post[:, ~has_labels] = 0.0
-        mass = log_post.sum(axis=1, dtype=np.float64)
-        if not all_labelled:
-            log_post[:, ~has_labels] = 1.0 / k
-        post = np.ascontiguousarray(log_post.T)
-        ll = np.log(norm, dtype=np.float64) + top
-        new_ll = float(ll.sum() if all_labelled else ll[has_labels].sum())
+        log_prior = np.log(prior).astype(f32)[:, None]
+        # E-step, a block at a time (one sparse product, then in place): log T = log prior +
+        # sum log pi. The per-task normalisation runs on the transposed (class, task) layout,
+        # where reducing over the few classes is a handful of contiguous row operations.
+        mass = np.zeros(k, dtype=f64)
+        new_ll = 0.0
+        for s, e, block, _ in blocks:
+            log_post = np.ascontiguousarray(np.asarray(block @ log_pi).T)  # (k, e - s)
+            log_post += log_prior
+            top = log_post.max(axis=0)
+            log_post -= top
+            np.exp(log_post, out=log_post)
+            norm = log_post.sum(axis=0)
+            log_post /= norm
+            ll = np.log(norm, dtype=f64) + top
+            if all_labelled:
+                new_ll += float(ll.sum())
+            else:
+                empty = ~has_labels[s:e]
+                log_post[:, empty] = 0.0
+                new_ll += float(ll[~empty].sum())
+            mass += log_post.sum(axis=1, dtype=f64)
+            if not all_labelled:
+                log_post[:, empty] = 1.0 / k
+            post[s:e] = log_post.T
         improved = (new_ll - log_lik) / t.size
         log_lik = new_ll
         if improved < tol:
             break
-    post64 = post.astype(np.float64)
-    chosen = np.where(has_labels, post64.argmax(axis=1), -1)
+    chosen = np.full(n_tasks, -1, dtype=np.int32)
+    for s, e in spans:
+        chosen[s:e] = np.where(has_labels[s:e], post[s:e].argmax(axis=1), -1)
     # Expected accuracy of each worker under the final posteriors.
-    correct = post64[t, lab]
-    hits = np.bincount(w, weights=correct, minlength=n_workers)
-    seen = np.bincount(w, minlength=n_workers)
+    hits = np.zeros(n_workers, dtype=f64)
+    for s, e in _chunks(t.size, chunk):
+        hits += np.bincount(w[s:e], weights=post[t[s:e], lab[s:e]], minlength=n_workers)
+    seen = _bincount(w, n_workers, chunk)
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = np.where(seen > 0, hits / np.where(seen > 0, seen, 1), np.nan)
-    return Aggregation(ALGORITHM, chosen, post64, acc, iterations=it, log_likelihood=log_lik)
+    return Aggregation(ALGORITHM, chosen, post, acc, iterations=it, log_likelihood=log_lik)
 
 
 def aggregate(
@@ -197,8 +270,8 @@ def aggregate(
     labels per worker; below that EM mostly fits noise.
     """
     t, w, lab = _as_arrays(tasks, workers, labels)
-    n_labelled = int(np.unique(t).size)
-    n_w = int(np.unique(w).size)
+    n_labelled = int(np.count_nonzero(_bincount(t, int(t.max()) + 1 if t.size else 0, CHUNK)))
+    n_w = int(np.count_nonzero(_bincount(w, int(w.max()) + 1 if w.size else 0, CHUNK)))
     if n_labelled < min_tasks or (n_w and t.size / n_w < min_labels_per_worker):
         return majority_vote(
             t,

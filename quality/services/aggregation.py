@@ -38,61 +38,17 @@ def job_classes_aggregate(*, job_id: int) -> int:
     if job.annotation_type != AnnotationType.CLASSIFY:
         return 0
     classes = list(job.label_classes)
-    suspended = WorkerTrust.objects.filter(
-        annotation_type=job.annotation_type, suspended=True
-    ).values("worker_id")
-    # Streamed and compact: rows come one at a time from a server-side cursor into typed
-    # arrays (a few bytes a label, no Python object per label or per microtask), so a job of
-    # hundreds of thousands of microtasks fits; only the submission's frames are read.
-    rows = (
-        Assignment.objects.filter(
-            microtask__job=job,
-            microtask__is_gold=False,
-            status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED),
-            submission__isnull=False,
-        )
-        .exclude(worker_id__in=suspended)
-        .order_by("pk")
-        .values_list("pk", "microtask_id", "worker_id", "submission__frames")
-        .iterator(chunk_size=WRITE_BATCH)
-    )
-    key, worker, label, owner = array("q"), array("q"), array("i"), array("q")
-    for assignment_id, microtask_id, worker_id, frames in rows:
-        for frame, value in shapes.to_labels(frames, classes).items():
-            if value < 0:
-                continue
-            key.append((microtask_id << FRAME_BITS) | int(frame))
-            worker.append(worker_id)
-            label.append(value)
-            owner.append(assignment_id)
-    if not key:
+    labelled = _job_labels(job, classes)
+    if labelled is None:
         return 0
-    kk, ww, ll, oo = (np.frombuffer(a, dtype=a.typecode) for a in (key, worker, label, owner))
-    items, tt = np.unique(kk, return_inverse=True)  # an item is (microtask, frame), sorted
-    _, ww = np.unique(ww, return_inverse=True)
-    agg = dawid_skene.aggregate(tt, ww, ll, n_classes=len(classes))
-    hit = agg.labels[tt] == ll
-    # Agreement of each assignment with the result, and its microtask: one sorted pass.
-    order = np.argsort(oo, kind="stable")
-    owners, starts = np.unique(oo[order], return_index=True)
-    agreement = np.add.reduceat(hit[order].astype(np.int64), starts) / np.diff(
-        np.append(starts, len(order))
+    agg = dawid_skene.aggregate(
+        labelled.item, labelled.worker, labelled.label, n_classes=len(classes)
     )
-    owner_mt = kk[order][starts] >> FRAME_BITS
-    by_owner_mt = np.argsort(owner_mt, kind="stable")
-    owners, owner_mt, agreement = owners[by_owner_mt], owner_mt[by_owner_mt], agreement[by_owner_mt]
-    item_mt = items >> FRAME_BITS
     result = _Aggregated(
-        algorithm=agg.algorithm,
-        classes=classes,
-        item_mt=item_mt,
-        item_frame=items & ((1 << FRAME_BITS) - 1),
-        item_label=agg.labels,
+        algorithm=agg.algorithm, classes=classes, labelled=labelled, item_label=agg.labels,
         item_confidence=agg.confidence,
-        owners=owners,
-        owner_mt=owner_mt,
-        owner_agreement=agreement,
-    )
+    )  # fmt: skip
+    del agg
     settled = MicroTask.objects.filter(job=job, status=MicroTaskStatus.COMPLETE).values_list(
         "pk", flat=True
     )
@@ -110,48 +66,146 @@ def job_classes_aggregate(*, job_id: int) -> int:
 
 
 WRITE_BATCH = 2_000  # microtasks per statement when a whole job's results are written
-FRAME_BITS = 24  # an item's key: microtask id << FRAME_BITS | frame number
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """A whole job's labels as compact arrays, in microtask order, then assignment (pk) order.
+
+    An item is a (microtask, frame) pair; items are numbered by microtask, then frame. Per label
+    (a few bytes each, no Python object): its item (int32), worker (int32, numbered by worker id)
+    and class (int8 for up to 127 classes). Per assignment: its id and where its labels start;
+    per item: its frame; per microtask: its id and where its items and assignments start.
+    """
+
+    item: np.ndarray
+    worker: np.ndarray
+    label: np.ndarray
+    item_frame: np.ndarray
+    assignment_id: np.ndarray
+    assignment_start: np.ndarray  # + a final end
+    mt_id: np.ndarray  # sorted
+    mt_item_start: np.ndarray  # + a final end
+    mt_assignment_start: np.ndarray  # + a final end
+
+
+def _job_labels(job: Job, classes: list[str]) -> _Labelled | None:
+    """Stream a job's classification labels (approved or submitted, not gold, no suspended
+    worker) from a server-side cursor, ordered by microtask, into typed arrays; None without
+    any. Only one microtask's rows are held as Python objects at a time."""
+    suspended = WorkerTrust.objects.filter(
+        annotation_type=job.annotation_type, suspended=True
+    ).values("worker_id")
+    rows = (
+        Assignment.objects.filter(
+            microtask__job=job,
+            microtask__is_gold=False,
+            status__in=(AssignmentStatus.SUBMITTED, AssignmentStatus.APPROVED),
+            submission__isnull=False,
+        )
+        .exclude(worker_id__in=suspended)
+        .order_by("microtask_id", "pk")
+        .values_list("microtask_id", "pk", "worker_id", "submission__frames")
+        .iterator(chunk_size=WRITE_BATCH)
+    )
+    item, worker = array("i"), array("i")
+    label = array("b" if len(classes) < 128 else "i")
+    item_frame, assignment_id, assignment_start = array("i"), array("q"), array("q")
+    mt_id, mt_item_start, mt_assignment_start = array("q"), array("q"), array("q")
+    worker_index: dict[int, int] = {}
+
+    def flush(microtask_id: int, given: list[tuple[int, int, dict[int, int]]]) -> None:
+        frames = sorted({f for _, _, by_frame in given for f in by_frame})
+        if not frames:
+            return
+        first = len(item_frame)
+        position = {f: first + i for i, f in enumerate(frames)}
+        mt_id.append(microtask_id)
+        mt_item_start.append(first)
+        mt_assignment_start.append(len(assignment_id))
+        item_frame.extend(frames)
+        for pk, w, by_frame in given:
+            if not by_frame:
+                continue
+            assignment_id.append(pk)
+            assignment_start.append(len(item))
+            for frame, value in by_frame.items():
+                item.append(position[frame])
+                worker.append(w)
+                label.append(value)
+
+    current, given = None, []
+    for microtask_id, pk, worker_id, frames in rows:
+        if microtask_id != current:
+            if current is not None:
+                flush(current, given)
+            current, given = microtask_id, []
+        by_frame = {f: v for f, v in shapes.to_labels(frames, classes).items() if v >= 0}
+        w = worker_index.setdefault(worker_id, len(worker_index))
+        given.append((pk, w, by_frame))
+    if current is not None:
+        flush(current, given)
+    if not item:
+        return None
+    # Workers numbered by id (as a sorted unique would), in place, a block at a time.
+    ids = np.fromiter(worker_index, dtype=np.int64, count=len(worker_index))
+    rank = np.empty(ids.size, dtype=np.int32)
+    rank[np.argsort(ids)] = np.arange(ids.size, dtype=np.int32)
+    ww = np.frombuffer(worker, dtype=np.int32)
+    for s in range(0, ww.size, dawid_skene.CHUNK):
+        ww[s : s + dawid_skene.CHUNK] = rank[ww[s : s + dawid_skene.CHUNK]]
+
+    def ends(starts: array, end: int) -> np.ndarray:
+        starts.append(end)
+        return np.frombuffer(starts, dtype=np.int64)
+
+    return _Labelled(
+        item=np.frombuffer(item, dtype=np.int32),
+        worker=ww,
+        label=np.frombuffer(label, dtype=label.typecode),
+        item_frame=np.frombuffer(item_frame, dtype=np.int32),
+        assignment_id=np.frombuffer(assignment_id, dtype=np.int64),
+        assignment_start=ends(assignment_start, len(item)),
+        mt_id=np.frombuffer(mt_id, dtype=np.int64),
+        mt_item_start=ends(mt_item_start, len(item_frame)),
+        mt_assignment_start=ends(mt_assignment_start, len(assignment_id)),
+    )
 
 
 @dataclass(frozen=True)
 class _Aggregated:
-    """A whole job's aggregation, as sorted arrays (items by microtask, then frame)."""
+    """A whole job's aggregation: per item its class and confidence, over the job's labels."""
 
     algorithm: str
     classes: list[str]
-    item_mt: np.ndarray
-    item_frame: np.ndarray
+    labelled: _Labelled
     item_label: np.ndarray
     item_confidence: np.ndarray
-    owners: np.ndarray  # assignment ids, sorted by microtask
-    owner_mt: np.ndarray
-    owner_agreement: np.ndarray
 
-    def _span(self, sorted_ids: np.ndarray, mt_id: int) -> slice:
-        lo = int(np.searchsorted(sorted_ids, mt_id, side="left"))
-        return slice(lo, int(np.searchsorted(sorted_ids, mt_id, side="right")))
+    def _index(self, mt_id: int) -> int | None:
+        ids = self.labelled.mt_id
+        j = int(np.searchsorted(ids, mt_id))
+        return j if j < ids.size and int(ids[j]) == mt_id else None
 
     def has(self, mt_id: int) -> bool:
-        span = self._span(self.item_mt, mt_id)
-        return span.stop > span.start
+        return self._index(mt_id) is not None
 
     def result(self, mt_id: int) -> ConsensusResult:
-        items = self._span(self.item_mt, mt_id)
+        lab, j = self.labelled, self._index(mt_id)
+        items = slice(int(lab.mt_item_start[j]), int(lab.mt_item_start[j + 1]))
         labels = dict(
-            zip(self.item_frame[items].tolist(), self.item_label[items].tolist(), strict=True)
+            zip(lab.item_frame[items].tolist(), self.item_label[items].tolist(), strict=True)
         )
-        mine = self._span(self.owner_mt, mt_id)
-        annotators = {
-            str(k): round(float(v), 4)
-            for k, v in zip(
-                self.owners[mine].tolist(), self.owner_agreement[mine].tolist(), strict=True
-            )
-        }
+        annotators = {}
+        for a in range(int(lab.mt_assignment_start[j]), int(lab.mt_assignment_start[j + 1])):
+            mine = slice(int(lab.assignment_start[a]), int(lab.assignment_start[a + 1]))
+            hit = self.item_label[lab.item[mine]] == lab.label[mine]
+            annotators[str(int(lab.assignment_id[a]))] = round(float(hit.mean()), 4)
         return ConsensusResult(
             microtask_id=mt_id,
             algorithm=self.algorithm,
             frames=shapes.from_labels(labels, self.classes),
-            agreement=float(np.mean(self.item_confidence[items])),
+            agreement=float(np.mean(self.item_confidence[items], dtype=np.float64)),
             annotator_agreement=annotators,
             replicas=len(annotators),
             decision=ConsensusDecision.ACCEPT,

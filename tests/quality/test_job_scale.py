@@ -162,3 +162,25 @@ def test_the_job_report_bins_agreement_in_sql_as_numpy_would(client_for):
         assert [b["microtasks"] for b in report["agreement"]["histogram"]] == expected.tolist()
         assert report["agreement"]["mean"] == round(float(np.mean(stored)), 4)
     assert counts[0] == counts[1]
+
+
+def test_whole_job_consensus_counts_only_the_known_labels_each_assignment_gave():
+    """Frames missing or labelled with an unknown class are no labels: an assignment is scored
+    on the frames it labelled, and one without any known label is no annotator."""
+    job, mts, workers = _classify_job(25)  # all "dog" on odd, "cat" on even microtasks
+    third = {a.microtask_id: a for a in Assignment.objects.filter(worker=workers[2])}
+    partial = Submission.objects.get(assignment=third[mts[1].pk])
+    partial.frames = {"0": [{"label": "cat"}], "5": [{"label": "bird"}]}  # 9 left out
+    partial.save()
+    unknown = Submission.objects.get(assignment=third[mts[3].pk])
+    unknown.frames = {str(f): [{"label": "bird"}] for f in FRAMES}
+    unknown.save()
+    assert job_classes_aggregate(job_id=job.pk) == 25
+    current = {r.microtask_id: r for r in ConsensusResult.objects.filter(is_current=True)}
+    one, three = current[mts[1].pk], current[mts[3].pk]
+    assert one.frames == three.frames == {str(f): [{"label": "dog"}] for f in FRAMES}
+    assert one.replicas == 3
+    assert one.annotator_agreement[str(third[mts[1].pk].pk)] == 0.0  # its one frame, wrong
+    assert three.replicas == 2
+    assert str(third[mts[3].pk].pk) not in three.annotator_agreement
+    assert set(three.annotator_agreement.values()) == {1.0}
