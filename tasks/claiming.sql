@@ -217,11 +217,17 @@ SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
 -- the worker's clock (period start, version) and every claim of theirs since the period start,
 -- with its conservative end (a live claim: when last seen working; an expired one: its deadline at
 -- the latest), its credited seconds and whether it is still claimed. No row: the worker has no
--- clock yet. Walks the index assignment_worker_claimed_at from the period start.
+-- clock yet. Walks the index assignment_worker_claimed_at from the period start. A claim's start
+-- and end come as seconds from %(now)s (float8: exactly Python's (at - now).total_seconds(), the
+-- interval's exact microseconds correctly rounded), not as timestamps: a worker looping fast reads
+-- hundreds of rows, and parsing two timestamps per row was most of a submission's Python time.
 WITH c AS MATERIALIZED (
     SELECT period_start, version FROM tasks_workerclock WHERE worker_id = %(worker_id)s
 )
-SELECT c.period_start, c.version, a.id, a.claimed_at, a.ended, a.credited, a.live
+SELECT c.period_start, c.version, a.id,
+       EXTRACT(EPOCH FROM a.claimed_at - %(now)s)::float8,
+       EXTRACT(EPOCH FROM a.ended - %(now)s)::float8,
+       a.credited, a.live
 FROM c
 LEFT JOIN (
     SELECT h.id, h.claimed_at,

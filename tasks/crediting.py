@@ -61,32 +61,49 @@ def tolerance() -> float:
 
 @dataclass(frozen=True)
 class View:
-    """A worker's clock and claims since its period start, as of one snapshot."""
+    """A worker's clock and claims since its period start, as of one snapshot; times of claims
+    in seconds from ``now`` (the instant the view was read for)."""
 
     worker_id: int
     version: int
     period_start: datetime
-    rows: list[tuple[int, datetime, datetime, float, bool]]  # id, start, end, credited, live
+    now: datetime
+    rows: list[tuple[int, float, float, float, bool]]  # id, start, end, credited, live
 
 
-def _rows(worker_id: int) -> list[tuple]:
-    params = {"worker_id": worker_id}
+def _rows(worker_id: int, now: datetime) -> list[tuple]:
     if native():
+        params = {"worker_id": worker_id, "now": now}
         return fetch_prepared(statement("tasks/claiming.sql", "credit_view"), params, many=True)
-    return portable.credit_view(**params)
+    return [
+        (*r[:3], *(None if t is None else rel(t, now) for t in r[3:5]), *r[5:])
+        for r in portable.credit_view(worker_id=worker_id)
+    ]
 
 
-def read(*, worker_id: int) -> View:
-    """The worker's :class:`View`, creating their clock on first use."""
-    rows = _rows(worker_id)
+def rel(at: datetime, now: datetime) -> float:
+    """``at`` as seconds from ``now``: small numbers, exact to the microsecond (:func:`at_rel`
+    maps them back to the very datetime)."""
+    return (at - now).total_seconds()
+
+
+def at_rel(seconds: float, now: datetime) -> datetime:
+    """The datetime ``seconds`` from ``now``: the inverse of :func:`rel` (exact within decades:
+    a float's 53 bits hold the microseconds)."""
+    return now + timedelta(microseconds=round(seconds * 1_000_000))
+
+
+def read(*, worker_id: int, now: datetime) -> View:
+    """The worker's :class:`View` as of ``now``, creating their clock on first use."""
+    rows = _rows(worker_id, now)
     if not rows:
         WorkerClock.objects.bulk_create(
             [WorkerClock(worker_id=worker_id, period_start=EPOCH)], ignore_conflicts=True
         )
-        rows = _rows(worker_id)
+        rows = _rows(worker_id, now)
     period_start, version = rows[0][0], rows[0][1]
     claims = [(r[2], r[3], r[4], float(r[5]), bool(r[6])) for r in rows if r[2] is not None]
-    return View(worker_id, int(version), period_start, claims)
+    return View(worker_id, int(version), period_start, now, claims)
 
 
 def lock(*, worker_id: int) -> None:
@@ -109,32 +126,28 @@ class Decision:
 
 
 def decide(view: View, *, assignment: Assignment, now: datetime, reported: float) -> Decision:
-    """Credit ``assignment`` (live at ``now``) with ``reported`` seconds on ``view``."""
-
-    # Seconds relative to now: small numbers, exact to the microsecond, and the period start
-    # maps back to the very datetime it came from.
-    def rel(at: datetime) -> float:
-        return (at - now).total_seconds()
-
-    starts: dict[float, datetime] = {rel(assignment.claimed_at): assignment.claimed_at}
+    """Credit ``assignment`` (live at ``now``, the instant ``view`` was read for) with
+    ``reported`` seconds on ``view``."""
+    if view.now != now:
+        raise ValueError("a view is read for the instant it is decided at")
     claims = []
     previous = float(assignment.active_seconds or 0.0)
     for key, start, end, credited, live in view.rows:
-        starts[rel(start)] = start
         if key == assignment.pk:
             previous = credited  # as of this view, not as the caller loaded it
-        claims.append(worktime.Claim(key, rel(start), rel(end), credited, live))
+        claims.append(worktime.Claim(key, start, end, credited, live))
     c = worktime.credit(
         claims,
         key=assignment.pk,
-        start=rel(assignment.claimed_at),
+        start=rel(assignment.claimed_at, now),
         now=0.0,
         reported=reported,
         previous=previous,
         settled=-SETTLED_AFTER.total_seconds(),
     )
-    period_start = starts.get(c.period_start) or now - SETTLED_AFTER
-    return Decision(c, period_start, view.version)
+    # The period start is one of the claims' starts, the credited claim's or ``settled``: each
+    # maps back to its exact datetime.
+    return Decision(c, at_rel(c.period_start, now), view.version)
 
 
 def credit(
@@ -154,7 +167,10 @@ def credit(
     if not locked:
         for _attempt in range(OPTIMISTIC_ATTEMPTS):
             decision = decide(
-                read(worker_id=worker_id), assignment=assignment, now=now, reported=reported
+                read(worker_id=worker_id, now=now),
+                assignment=assignment,
+                now=now,
+                reported=reported,
             )
             result, written = write(decision)
             if written:
@@ -163,7 +179,7 @@ def credit(
         if not locked:
             lock(worker_id=worker_id)
         decision = decide(
-            read(worker_id=worker_id), assignment=assignment, now=now, reported=reported
+            read(worker_id=worker_id, now=now), assignment=assignment, now=now, reported=reported
         )
         result, written = write(decision)
     if not written:  # only if something ignores the clock's lock

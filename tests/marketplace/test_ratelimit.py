@@ -55,3 +55,20 @@ def test_the_client_ip_trusts_only_the_configured_proxies(settings, proxies, met
     it; an IPv6 subscriber's /64 is one client."""
     settings.NUM_PROXIES = proxies
     assert ratelimit.client_ip(RequestFactory().get("/", **meta)) == ip
+
+
+def test_counters_reuse_one_redis_client_per_pool(monkeypatch):
+    """The hot path's counters make their Redis client once per connection pool, not on every
+    hit (building one cost more CPU than the round trip), and still count on Redis."""
+    from uuid import uuid4
+
+    from django.core.cache import caches
+
+    backend = caches["default"]._cache
+    real, made = backend._client, []
+    monkeypatch.setattr(backend, "_client", lambda **kw: made.append(kw) or real(**kw))
+    key = f"test-reuse-{uuid4().hex}"
+    assert ratelimit.counters_incr([key], 60) == [1]
+    assert ratelimit.counters_incr([key], 60) == [2]
+    assert ratelimit.counters_incr([key, key + "b"], 60) == [3, 1]
+    assert len(made) <= 1
