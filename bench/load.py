@@ -250,6 +250,9 @@ def main() -> dict:
         # never reaches, so no request is throttled.
         "THROTTLE_CLAIM_RATE": "10000000/min",
         "THROTTLE_SUBMIT_RATE": "10000000/min",
+        # A few minutes of work earn a worker a few dollars: a payout minimum of $1 lets the
+        # final run pay what was earned after the midway one.
+        "PAYOUT_MINIMUM": "100",
     }
     gunicorn = start_gunicorn(
         port,
@@ -284,6 +287,8 @@ def main() -> dict:
             },
         )
         # --- drain: the last payout run and the scoring backlog finish on the Celery worker ----
+        with celery_app.connection_for_read() as conn:
+            backlog = conn.default_channel.client.llen("celery")
         t_drain = time.perf_counter()
         drained = wait_until_idle(celery_app, Payout, timeout=max(120.0, SECONDS))
         drain_seconds = time.perf_counter() - t_drain
@@ -385,6 +390,7 @@ def main() -> dict:
         "payouts": payouts,
         "stripe_transfers": len(stripe.state.transfers),
         "assignments": {str(k): v for k, v in by_status.items()},
+        "celery_backlog_at_end": backlog,
         "celery_drained": drained,
         "drain_seconds": round(drain_seconds, 1),
         "invariant_problems": problems[:50],
