@@ -8,6 +8,7 @@ calls :func:`recreate_database`, runs ``django.setup()``, then uses the seeding 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -53,6 +54,16 @@ def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
     return values[k]
+
+
+def report(name: str, result: dict, *, write: bool = True) -> None:
+    """Write ``bench/results/<name>.json`` (unless ``write`` is false: a shortened run) and print
+    the result as the final line of output."""
+    if write:
+        out = ROOT / "bench" / "results" / f"{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result, default=str))
 
 
 # --- data ----------------------------------------------------------------------------------------

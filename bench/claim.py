@@ -60,6 +60,7 @@ from _common import (  # noqa: E402
     make_workers,
     pct,
     recreate_database,
+    report,
     stop_process,
     with_db,
 )
@@ -697,8 +698,4 @@ if __name__ == "__main__":
         connections.close_all()
         if not os.environ.get("BENCH_KEEP_DB"):
             drop_database(DB_NAME)
-    out = ROOT / "bench" / "results" / "claim.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not result.get("quick"):
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(json.dumps(result, default=str))
+    report("claim", result, write=not result.get("quick"))

@@ -57,6 +57,7 @@ from _common import (  # noqa: E402
     make_workers,
     pct,
     recreate_database,
+    report,
     start_celery_worker,
     start_gunicorn,
     stop_process,
@@ -588,8 +589,5 @@ if __name__ == "__main__":
         connections.close_all()
         if not os.environ.get("BENCH_KEEP_DB"):
             drop_database(DB_NAME)
-    out = ROOT / "bench" / "results" / "load.json"
-    if SECONDS >= DURATION_GOAL:  # a shortened development run does not replace the figures
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(json.dumps(result, default=str))
+    # A shortened development run does not replace the figures.
+    report("load", result, write=SECONDS >= DURATION_GOAL)

@@ -18,20 +18,12 @@ from django.db import connection, transaction
 from tasks import claiming, reviewing
 from tasks.models import Assignment, AssignmentStatus, MicroTask
 from tests.faults.invariants import assert_invariants
+from tests.quality.test_scoring_concurrency import _someone_waits_on_a_lock
 from tests.tasks.claim_fixtures import published_job, qualified_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DEADLINE_SECONDS = 10
-
-
-def _someone_waits_on_a_lock() -> bool:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-        )
-        return cur.fetchone()[0] > 0
 
 
 def test_approval_during_scoring_of_its_microtask_does_not_deadlock(monkeypatch):
