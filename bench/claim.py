@@ -38,8 +38,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,19 +48,29 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-DB_NAME = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "claim"  # prefix: parallel runs
+from _common import (  # noqa: E402
+    BASE_DATABASE_URL,
+    bench_db_name,
+    drop_database,
+    free_port,
+    insert_microtasks,
+    make_job,
+    make_workers,
+    pct,
+    recreate_database,
+    report,
+    stop_process,
+    with_db,
+)
+from _common import start_gunicorn as _start_gunicorn  # noqa: E402
+
+DB_NAME = bench_db_name("claim")
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 CPU_MS_PER_PAIR_GOAL = 3.5  # server CPU (gunicorn + PostgreSQL) per claim -> submit pair
 
-_BASE_URL = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/crowdlabel")
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlparse(url)._replace(path=f"/{name}").geturl()
-
-
-BENCH_URL = _with_db(_BASE_URL, DB_NAME)
+BENCH_URL = with_db(BASE_DATABASE_URL, DB_NAME)
 os.environ["DATABASE_URL"] = BENCH_URL
 os.environ["CONN_MAX_AGE"] = "600"  # persistent connections, as in production
 # Submissions enqueue quality's scoring on Celery. The bench sends those tasks to a broker
@@ -76,49 +84,27 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings.test")
 os.environ["CLAIM_MAX_CONCURRENT"] = "0"
 
 
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(_with_db(_BASE_URL, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(_with_db(_BASE_URL, "postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
-recreate_database()
+recreate_database(DB_NAME)
 
 import django  # noqa: E402
 
 django.setup()
 
 import psutil  # noqa: E402
-from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
-from django.db.models import DateTimeField  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from marketplace.models import (  # noqa: E402
     Job,
     JobStatus,
-    Qualification,
-    QualificationStatus,
     Role,
     User,
-    WorkerProfile,
 )
 from marketplace.sql import statement  # noqa: E402
 from payments.escrow import escrow_fund  # noqa: E402
 from tasks import claiming  # noqa: E402
-from tasks.models import MicroTask, Video  # noqa: E402
 
-FRAMES_PER_TASK = 5
 RATE_CONCURRENCY = (4, 16)
 
 
@@ -126,95 +112,7 @@ def log(msg: str) -> None:
     print(f"[bench/claim {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[k]
-
-
 # --- data ----------------------------------------------------------------------------------------
-
-
-def make_workers(n: int, prefix: str) -> list[User]:
-    password = make_password("bench-pass-123")
-    users = User.objects.bulk_create(
-        [User(username=f"{prefix}{i}", password=password, role=Role.WORKER) for i in range(n)]
-    )
-    WorkerProfile.objects.bulk_create([WorkerProfile(user=u, country="US") for u in users])
-    Qualification.objects.bulk_create(
-        [
-            Qualification(
-                worker=u, annotation_type="bbox", status=QualificationStatus.PASSED, score=1.0
-            )
-            for u in users
-        ]
-    )
-    Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
-    return users
-
-
-def make_job(requester: User, title: str, *, status: str = JobStatus.READY) -> tuple[Job, Video]:
-    job = Job.objects.create(
-        requester=requester,
-        title=title,
-        annotation_type="bbox",
-        label_classes=["car", "person"],
-        overlap_min=3,
-        overlap_max=5,
-        gold_rate=0.0,
-        budget=10**12,
-        status=status,
-    )
-    video = Video.objects.create(
-        job=job,
-        file=f"videos/bench/{title}.mp4",
-        original_name=f"{title}.mp4",
-        status="ready",
-        width=640,
-        height=360,
-        fps=30.0,
-        frame_count=10**9,
-    )
-    return job, video
-
-
-def insert_microtasks(job: Job, video: Video, n: int) -> None:
-    """``n`` open microtasks of 5 frames each with one SQL statement; other columns default."""
-    f = FRAMES_PER_TASK
-    exprs = {
-        "job_id": str(int(job.pk)),
-        "video_id": str(int(video.pk)),
-        "index": "g",
-        "frame_start": f"g * {f}",
-        "frame_end": f"g * {f} + {f - 1}",
-        "frames": "jsonb_build_array(" + ", ".join(f"g * {f} + {i}" for i in range(f)) + ")",
-        "price": "50",
-        "replica_target": "3",
-    }
-    cols, values, args = [], [], []
-    for field in MicroTask._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        cols.append(connection.ops.quote_name(field.column))
-        if field.column in exprs:
-            values.append(exprs[field.column])
-        elif isinstance(field, DateTimeField) and (field.auto_now or field.auto_now_add):
-            values.append("now()")
-        elif field.has_default():
-            values.append("%s")
-            args.append(field.get_db_prep_save(field.get_default(), connection))
-        elif field.null:
-            values.append("NULL")
-        else:
-            raise RuntimeError(f"bench does not know a value for MicroTask.{field.name}")
-    sql = (
-        f"INSERT INTO tasks_microtask ({', '.join(cols)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(0, %s) AS g"
-    )
-    with connection.cursor() as cur:
-        cur.execute(sql, [*args, n - 1])
 
 
 def insert_slots(job: Job, replicas: int = 3, reserved: int = 0) -> None:
@@ -443,67 +341,29 @@ def claim_plan(job: Job, worker: User) -> dict:
 # --- 3. the HTTP loop -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
-    """gunicorn with the shipped ``gunicorn.conf.py``, at ``workers`` x ``threads``."""
-    env = dict(os.environ)
-    env.pop("CLAIM_MAX_CONCURRENT", None)  # the shipped cap
-    env.update(
-        DATABASE_URL=BENCH_URL,
-        CONN_MAX_AGE="600",
-        DJANGO_SETTINGS_MODULE="marketplace.settings.test",
-        REDIS_URL=BENCH_REDIS_URL,
-        CELERY_TASK_ALWAYS_EAGER="false",
-        WHITENOISE_AUTOREFRESH="false",
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-        WEB_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY=str(workers),
-        WEB_THREADS=str(threads),
-        # 16-64 simulated workers claim and submit as fast as the server answers, far beyond a
-        # person's pace: the limits stay on (their one cache round trip is part of what is
-        # measured) at rates this load never reaches.
-        THROTTLE_CLAIM_RATE="10000000/min",
-        THROTTLE_SUBMIT_RATE="10000000/min",
-    )
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),  # the running venv
-            "marketplace.wsgi:application",
-            "--config",
-            str(ROOT / "gunicorn.conf.py"),
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("gunicorn did not start")
+    """gunicorn with the shipped ``gunicorn.conf.py``, at ``workers`` x ``threads``, with the
+    shipped cap on concurrent claims."""
+    os.environ.pop("CLAIM_MAX_CONCURRENT", None)
+    try:
+        return _start_gunicorn(
+            port,
+            database_url=BENCH_URL,
+            redis_url=BENCH_REDIS_URL,
+            workers=workers,
+            threads=threads,
+            # 16-64 simulated workers claim and submit as fast as the server answers, far beyond
+            # a person's pace: the limits stay on (their one cache round trip is part of what is
+            # measured) at rates this load never reaches.
+            THROTTLE_CLAIM_RATE="10000000/min",
+            THROTTLE_SUBMIT_RATE="10000000/min",
+        )
+    finally:
+        os.environ["CLAIM_MAX_CONCURRENT"] = "0"
 
 
 def stop_gunicorn(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, timeout=20)
 
 
 def server_processes(gunicorn: subprocess.Popen) -> list[psutil.Process]:
@@ -837,9 +697,5 @@ if __name__ == "__main__":
     finally:
         connections.close_all()
         if not os.environ.get("BENCH_KEEP_DB"):
-            drop_database()
-    out = ROOT / "bench" / "results" / "claim.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not result.get("quick"):
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(json.dumps(result, default=str))
+            drop_database(DB_NAME)
+    report("claim", result, write=not result.get("quick"))

@@ -37,6 +37,7 @@ from .models import (
     AssignmentStatus,
     DisputeStatus,
     ExportedWork,
+    MicroTask,
     RejectionDispute,
 )
 
@@ -48,12 +49,30 @@ def _now() -> datetime:
     return timezone.now()
 
 
+def _lock_microtasks_first(*, by: User | None, ids: Sequence[int]) -> None:
+    """Lock the microtasks of the assignments ``ids`` (those ``by`` may review), in id order,
+    before their assignments: the order scoring takes them in (``quality.services.processing``
+    locks a microtask, then decides its assignments here). A review that locked an assignment
+    first took the microtask's KEY SHARE lock only at commit (the ledger posting's foreign key)
+    and deadlocked with a scoring of the same microtask (found by ``bench/load``)."""
+    assignments = Assignment.objects.filter(pk__in=sorted(set(ids)))
+    if by is not None:
+        assignments = assignments.filter(microtask__job__in=jobs_visible_to(by))
+    list(
+        MicroTask.objects.select_for_update(of=("self",))
+        .filter(pk__in=assignments.values("microtask_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def _lock_for_review(*, by: User | None, ids: Sequence[int]) -> list[Assignment]:
     """Lock the submitted assignments ``ids`` that ``by`` may review, in id order (no deadlocks).
 
     Any id that is not visible to ``by`` is reported as not found; any that is not awaiting review
     is a conflict. Either way nothing changes.
     """
+    _lock_microtasks_first(by=by, ids=ids)
     unique = sorted(set(ids))
     qs = Assignment.objects.select_for_update(of=("self",)).select_related("microtask__job")
     if by is not None:
@@ -184,6 +203,7 @@ def _lock_for_rejection(
     work that was never exported, work in any other state, and work already disputed are
     conflicts.
     """
+    _lock_microtasks_first(by=by, ids=ids)
     unique = sorted(set(ids))
     qs = Assignment.objects.select_for_update(of=("self",)).select_related("microtask__job")
     qs = qs.filter(microtask__job__in=jobs_visible_to(by))

@@ -1,0 +1,73 @@
+"""A requester's approval while Celery scores the same microtask (found by ``bench/load``).
+
+Scoring locks the microtask, then its assignments (quality's decision approves or rejects them
+through ``tasks.reviewing``). A requester's approval locked the assignment only; its commit then
+took a KEY SHARE lock on the microtask (the ledger posting's foreign key, checked at commit), so
+the two waited on each other: PostgreSQL killed one with "deadlock detected" (the requester got a
+503). Review now locks the microtasks first, in the same order as scoring: one waits, none fails.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from tasks import claiming, reviewing
+from tasks.models import Assignment, AssignmentStatus, MicroTask
+from tests.faults.invariants import assert_invariants
+from tests.quality.test_scoring_concurrency import _someone_waits_on_a_lock
+from tests.tasks.claim_fixtures import published_job, qualified_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEADLINE_SECONDS = 10
+
+
+def test_approval_during_scoring_of_its_microtask_does_not_deadlock(monkeypatch):
+    monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold
+    job = published_job(n=1, price=60, budget=10_000, gold_rate=0.0)
+    w = qualified_worker()
+    a = claiming.assignment_claim(worker=w, job_id=job.pk)
+    claiming.assignment_submit(worker=w, assignment_id=a.pk, payload={"boxes": []})
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.SUBMITTED
+
+    scoring_holds_microtask = threading.Event()
+    errors: list[BaseException] = []
+
+    def scoring() -> None:
+        # What ``quality.services.processing.submission_process`` does: the microtask's row
+        # first, then (deciding) its assignments, in id order, through ``tasks.reviewing``.
+        try:
+            with transaction.atomic():
+                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+                scoring_holds_microtask.set()
+                deadline = time.monotonic() + DEADLINE_SECONDS
+                while time.monotonic() < deadline and not _someone_waits_on_a_lock():
+                    time.sleep(0.02)
+                reviewing._lock_for_review(by=None, ids=[a.pk])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def requester() -> None:
+        try:
+            assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
+            reviewing.assignment_approve(assignment_id=a.pk, by=job.requester)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scoring), threading.Thread(target=requester)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.APPROVED
+    assert_invariants()
