@@ -304,11 +304,21 @@ def assignments_review_bulk(
 def assignments_auto_approve_due(*, batch: int = 500) -> int:
     """Approve submissions whose review delay has passed; returns how many (one batch)."""
     now = _now()
+    due = Assignment.objects.filter(status=AssignmentStatus.SUBMITTED, auto_approve_at__lte=now)
+    picked = list(due.order_by("auto_approve_at", "pk").values_list("pk", "microtask_id")[:batch])
+    # Microtasks first, as scoring and ``_lock_for_review`` take them; one being scored right
+    # now is skipped (the next sweep approves its work, if scoring left it submitted).
+    free = set(
+        MicroTask.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk__in={mt for _, mt in picked})
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     rows = list(
-        Assignment.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(status=AssignmentStatus.SUBMITTED, auto_approve_at__lte=now)
+        due.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk__in=[pk for pk, mt in picked if mt in free])
         .select_related("microtask")
-        .order_by("auto_approve_at", "pk")[:batch]
+        .order_by("auto_approve_at", "pk")
     )
     for assignment in rows:
         approve(assignment=assignment, by=None, now=now)

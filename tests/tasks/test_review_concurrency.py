@@ -71,3 +71,60 @@ def test_approval_during_scoring_of_its_microtask_does_not_deadlock(monkeypatch)
     assert errors == []
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.APPROVED
     assert_invariants()
+
+
+def test_the_auto_approval_sweep_skips_a_microtask_being_scored_instead_of_deadlocking(
+    monkeypatch,
+):
+    """The sweep took the assignment's lock first, then the microtask's at commit: the same
+    deadlock with scoring. It now takes microtasks first and skips one scoring holds."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold
+    job = published_job(n=1, price=60, budget=10_000, gold_rate=0.0)
+    w = qualified_worker()
+    a = claiming.assignment_claim(worker=w, job_id=job.pk)
+    claiming.assignment_submit(worker=w, assignment_id=a.pk, payload={"boxes": []})
+    Assignment.objects.filter(pk=a.pk).update(auto_approve_at=timezone.now() - timedelta(1))
+
+    scoring_holds_microtask = threading.Event()
+    sweep_done = threading.Event()
+    errors: list[BaseException] = []
+    swept: list[int] = []
+
+    def scoring() -> None:
+        try:
+            with transaction.atomic():
+                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+                scoring_holds_microtask.set()
+                assert sweep_done.wait(DEADLINE_SECONDS)
+                reviewing._lock_for_review(by=None, ids=[a.pk])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sweep() -> None:
+        try:
+            assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
+            swept.append(reviewing.assignments_auto_approve_due())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            sweep_done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=scoring), threading.Thread(target=sweep)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert swept == [0]  # skipped while scoring held the microtask, nothing waited
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.SUBMITTED
+    assert reviewing.assignments_auto_approve_due() == 1  # the next sweep approves it
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.APPROVED
+    assert_invariants()
