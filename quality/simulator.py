@@ -20,12 +20,13 @@ next, a spammer answers uniformly at random, a copycat copies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .boxes import Annotation, FrameBoxes
+from .events import Event
 
 PRECISE = "precise"
 SLOPPY = "sloppy"
@@ -465,4 +466,88 @@ def scene_truth(scene, frames, classes=None) -> dict[int, FrameBoxes]:
             [index.get(b.cls, -1) for b in visible],
             [b.track_id for b in visible],
         )
+    return out
+
+
+# --- events over time --------------------------------------------------------------------------
+# Per profile: (edge jitter as a fraction of the event's length, chance of missing an event,
+# chance of the wrong label). A spammer marks random intervals of random labels; a copycat
+# without a source behaves like one.
+EVENT_NOISE: dict[str, tuple[float, float, float]] = {
+    PRECISE: (0.04, 0.02, 0.01),
+    SLOPPY: (0.12, 0.1, 0.08),
+    LAZY: (0.04, 0.4, 0.01),
+    BIASED: (0.04, 0.02, 0.01),  # plus every edge late by a tenth of the event
+}
+
+
+def random_events(
+    *,
+    frame_start: int,
+    frame_end: int,
+    labels: Sequence[str],
+    n: int,
+    rng: np.random.Generator,
+    min_length: int = 15,
+    max_length: int = 90,
+) -> list[Event]:
+    """Up to ``n`` true events on ``[frame_start, frame_end]``, never two of a label overlapping
+    or touching (each label's timeline cut into ``n`` slots, one event inside each)."""
+    out: list[Event] = []
+    span = frame_end - frame_start + 1
+    for _ in range(n):
+        label = str(labels[int(rng.integers(len(labels)))])
+        length = int(rng.integers(min_length, max_length + 1))
+        length = min(length, span)
+        start = frame_start + int(rng.integers(0, span - length + 1))
+        candidate = Event(label, start, start + length - 1)
+        if all(
+            e.label != label or candidate.end + 1 < e.start or e.end + 1 < candidate.start
+            for e in out
+        ):
+            out.append(candidate)
+    return sorted(out, key=lambda e: (e.start, e.label))
+
+
+def annotate_events(
+    truth: Sequence[Event],
+    *,
+    profile: str,
+    rng: np.random.Generator,
+    frame_start: int,
+    frame_end: int,
+    labels: Sequence[str],
+    source: Sequence[Event] | None = None,
+) -> list[Event]:
+    """What a worker of ``profile`` marks for a microtask whose true events are ``truth``."""
+    if profile == COPYCAT and source is not None:
+        return list(source)
+    if profile in (SPAMMER, COPYCAT):
+        return random_events(
+            frame_start=frame_start,
+            frame_end=frame_end,
+            labels=labels,
+            n=int(rng.integers(0, max(2, len(truth) + 2))),
+            rng=rng,
+            min_length=3,
+        )
+    jitter, miss, confuse = EVENT_NOISE[profile]
+    out: list[Event] = []
+    for e in truth:
+        if rng.random() < miss:
+            continue
+        label = e.label
+        if rng.random() < confuse and len(labels) > 1:
+            label = str(labels[(list(labels).index(e.label) + 1) % len(labels)])
+        sd = max(0.5, jitter * e.length)
+        lag = round(0.1 * e.length) if profile == BIASED else 0
+        start = round(e.start + lag + rng.normal(0, sd))
+        end = round(e.end + lag + rng.normal(0, sd))
+        start, end = max(frame_start, start), min(frame_end, end)
+        if end < start:
+            continue
+        candidate = Event(label, start, end)
+        if any(o.label == label and o.start <= end and start <= o.end for o in out):
+            continue  # a worker's own events of one label never overlap (validation refuses it)
+        out.append(candidate)
     return out

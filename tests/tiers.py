@@ -44,6 +44,7 @@ PURE: tuple[str, ...] = (
     "tests/quality/test_consensus.py",
     "tests/quality/test_crowd_simulation.py",
     "tests/quality/test_dawid_skene.py",
+    "tests/quality/test_events.py",
     "tests/quality/test_gold_import.py::test_parse_coco",
     "tests/quality/test_gold_import.py::test_parse_cvat_video_xml_respects_outside",
     "tests/quality/test_gold_import.py::test_parse_mot_is_one_based_and_skips_ignored_rows",
