@@ -24,6 +24,7 @@ class AnnotationType(models.TextChoices):
     TRACK = "track", "Tracks with keyframes"
     CLASSIFY = "classify", "Classification"
     POLYGON = "polygon", "Polygons"
+    EVENT = "event", "Actions and events over time"
 
 
 class User(AbstractUser):
@@ -154,6 +155,11 @@ class Job(models.Model):
     instructions = models.TextField(blank=True)
     annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
     label_classes = models.JSONField(default=list, help_text="List of class names")
+    event_labels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A track job's event labels (actions of a track); an event job's are its classes",
+    )
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.DRAFT, db_index=True
     )

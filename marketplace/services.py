@@ -24,6 +24,7 @@ JOB_EDITABLE_FIELDS = (
     "instructions",
     "annotation_type",
     "label_classes",
+    "event_labels",
     "overlap_min",
     "overlap_max",
     "gold_rate",
@@ -119,6 +120,17 @@ def _label_classes_error(classes: Any, annotation_type: str) -> str | None:
     return None
 
 
+def _event_labels_error(labels: Any, annotation_type: str) -> str | None:
+    """A track job may name event labels (actions of its tracks); no other job takes them (an
+    event job's labels are its classes)."""
+    if labels in (None, []):
+        return None
+    if annotation_type != AnnotationType.TRACK:
+        return "Only a track job takes event labels; an event job's labels are its classes."
+    problem = _label_classes_error(labels, annotation_type)
+    return problem.replace("class", "event label") if problem else None
+
+
 def _range_error(value: Any, lo: Any, hi: Any, *, kind: type) -> str | None:
     if kind is int and not bounds.is_whole_number(value):
         return "A whole number is required."
@@ -205,6 +217,9 @@ def _job_shape_errors(job: Job) -> FieldErrors:
     problem = _label_classes_error(job.label_classes, job.annotation_type)
     if problem:
         errors["label_classes"] = [problem]
+    problem = _event_labels_error(job.event_labels, job.annotation_type)
+    if problem:
+        errors["event_labels"] = [problem]
     whole = bounds.is_whole_number
     if whole(job.overlap_min) and whole(job.overlap_max) and job.overlap_min > job.overlap_max:
         errors["overlap_min"] = ["Must not exceed overlap_max."]

@@ -8,9 +8,11 @@ through :func:`round_half_up` exactly once.
 The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)::
 
     complexity       = clamp(1 + a·motion + b·clutter, c_min, c_max)
-    expected_seconds = t0[type] + frames * objects * t_obj[type] * complexity
-    price            = max(base[type] * frames * objects * complexity,
+    expected_seconds = t0[type] + units * t_obj[type] * complexity
+    price            = max(base[type] * units * complexity,
                            floor_hourly * expected_seconds / 3600)
+    units            = frames * objects                          (boxes, polygons, tracks)
+                     = frames + EVENT_MARK_FRAMES * events        (events: watch, then mark)
 
 Worker pay = price * trust multiplier * credit (+ fair-pay top-up); the platform fee is on top
 of pay and paid by the requester. A replica slot reserves the *highest* pay it could cost
@@ -74,15 +76,33 @@ class PricingPolicyData:
     currency: str = "usd"
     # cents per frame·object at complexity 1, by annotation type
     base: Mapping[str, float] = field(
-        default_factory=lambda: {"bbox": 0.8, "track": 0.5, "classify": 0.4, "polygon": 1.6}
+        default_factory=lambda: {
+            "bbox": 0.8,
+            "track": 0.5,
+            "classify": 0.4,
+            "polygon": 1.6,
+            "event": 0.3,
+        }
     )
     # seconds of fixed overhead per microtask, by type
     t0: Mapping[str, float] = field(
-        default_factory=lambda: {"bbox": 20.0, "track": 30.0, "classify": 10.0, "polygon": 25.0}
+        default_factory=lambda: {
+            "bbox": 20.0,
+            "track": 30.0,
+            "classify": 10.0,
+            "polygon": 25.0,
+            "event": 20.0,
+        }
     )
     # seconds per frame·object at complexity 1, by type
     t_obj: Mapping[str, float] = field(
-        default_factory=lambda: {"bbox": 4.0, "track": 2.5, "classify": 2.0, "polygon": 9.0}
+        default_factory=lambda: {
+            "bbox": 4.0,
+            "track": 2.5,
+            "classify": 2.0,
+            "polygon": 9.0,
+            "event": 1.5,
+        }
     )
     # The complexity coefficients (see :func:`complexity`): ingestion stores, and pricing
     # multiplies by, the one value they give.
@@ -112,10 +132,31 @@ class PricingPolicyData:
 @dataclass(frozen=True)
 class TaskFeatures:
     annotation_type: str
-    frames: int  # frames the worker annotates (keyframes for tracks)
-    objects: int
+    frames: int  # frames the worker annotates (keyframes for tracks and events)
+    objects: int  # objects per frame; for events, the events expected in the microtask
     motion: float = 0.0
     clutter: float = 0.0
+
+
+# Marking one event is worth this many frames of watching: finding both edges means scrubbing
+# back and forth around each, then picking a label. A starting estimate, not a measurement:
+# calibration on measured time (``calibration_factor`` per type and complexity bucket, applied
+# in ``tasks.quoting``) corrects the scale once event work has been done.
+EVENT_MARK_FRAMES = 8
+
+
+def work_units(features: TaskFeatures) -> int:
+    """The work a microtask asks for, in frame·objects (the ``units`` of the model above).
+
+    Events are not "an object on every frame": the worker watches every frame once and marks
+    each event, so the length and the number of events add instead of multiplying.
+    """
+    frames = max(1, features.frames)
+    if features.annotation_type == "classify":
+        return frames
+    if features.annotation_type == "event":
+        return frames + EVENT_MARK_FRAMES * max(0, features.objects)
+    return frames * max(1, features.objects)
 
 
 @dataclass(frozen=True)
@@ -152,11 +193,10 @@ def price_task(
     kind = features.annotation_type
     if kind not in policy.base:
         raise ValueError(f"no pricing coefficients for annotation type {kind!r}")
-    objects = 1 if kind == "classify" else max(1, features.objects)
-    frames = max(1, features.frames)
+    units = work_units(features)
     c = complexity(motion=features.motion, clutter=features.clutter, policy=policy)
-    seconds = (policy.t0[kind] + frames * objects * policy.t_obj[kind] * c) * max(time_factor, 0)
-    by_rate = round_half_up(Fraction(policy.base[kind]) * frames * objects * Fraction(c))
+    seconds = (policy.t0[kind] + units * policy.t_obj[kind] * c) * max(time_factor, 0)
+    by_rate = round_half_up(Fraction(policy.base[kind]) * units * Fraction(c))
     by_floor = floor_pay(seconds=seconds, hourly=policy.floor_hourly)
     return TaskPrice(
         complexity=c,

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from tasks.annotations import event_frames
+
 EVENTS_ALGORITHM = "events-wvote-v1"
 DEFAULT_TIOU_THRESHOLD = 0.5
 
@@ -306,16 +308,8 @@ def event_consensus(
 
 
 def to_frames(events: Sequence[Event], frame_start: int, frame_end: int) -> dict[str, list[dict]]:
-    """Per-frame shapes of ``events``: ``{"<frame>": [{"label", "event"[, "track"]}]}`` on every
-    frame of the range (empty lists where no event is going on)."""
-    frames: dict[str, list[dict]] = {str(f): [] for f in range(frame_start, frame_end + 1)}
-    for i, e in enumerate(events):
-        shape: dict = {"label": e.label, "event": i}
-        if e.track is not None:
-            shape["track"] = e.track
-        for f in range(max(e.start, frame_start), min(e.end, frame_end) + 1):
-            frames[str(f)].append(shape)
-    return frames
+    """Per-frame shapes of ``events`` as ``tasks.annotations`` stores them for an event job."""
+    return event_frames(events_to_payload(events), frame_start, frame_end)
 
 
 def from_frames(frames: Mapping[str, Sequence[Mapping]]) -> list[Event]:

@@ -11,10 +11,16 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
 * ``classify``: ``{"labels": [{"frame": 30, "label": "car"}]}`` — every frame exactly once
 * ``track``:    ``{"tracks": [{"id": 1, "label": "car", "keyframes":
   [{"frame": 0, "box": [...], "outside": false}, ...]}]}`` — keyframes strictly increasing;
-  an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted).
+  an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted). A track
+  payload may also carry ``"events": [{"label", "start", "end", "track": <id>}]``: actions of
+  one of its tracks, labelled from the job's ``event_labels``.
+* ``event``:    ``{"events": [{"label": "crossing", "start": 120, "end": 210}]}`` — labelled
+  frame intervals, inclusive, inside the microtask's range; two events of one label (on one
+  track) never share a frame.
 
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
-is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}`` or ``{"track", "label", "box"}``.
+is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}``, ``{"track", "label", "box"}``
+or, for events, ``{"label", "event"}`` on every frame the event covers (``event``: its index).
 
 Error paths — a contract with the annotation page, which parses them to point at the offending
 shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submission answers
@@ -22,8 +28,9 @@ shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submis
 path is built by ``error_path`` and reads::
 
     path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-    list   := "tracks" | "boxes" | "polygons" | "labels"
+    list   := "tracks" | "boxes" | "polygons" | "labels" | "events"
     field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside"
+            | "start" | "end" | "track"
     answer := question [ "." path ]
 
 ``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
@@ -45,8 +52,17 @@ from .interpolation import track_from_payload, tracks_to_frames
 MAX_SHAPES = 5_000
 MAX_POLYGON_POINTS = 500
 MAX_KEYFRAMES = 5_000
+MAX_EVENTS = 500
 
-TOP_KEY = {"bbox": "boxes", "polygon": "polygons", "classify": "labels", "track": "tracks"}
+TOP_KEY = {
+    "bbox": "boxes",
+    "polygon": "polygons",
+    "classify": "labels",
+    "track": "tracks",
+    "event": "events",
+}
+# Types whose microtasks are contiguous frame ranges (segments), not sampled frames.
+SEGMENT_TYPES = frozenset({"track", "event"})
 
 
 @dataclass(frozen=True)
@@ -60,9 +76,10 @@ class AnnotationContext:
     frame_start: int
     frame_end: int
     frames: Sequence[int] = ()  # the sampled frames for per-frame types; all of the range if empty
+    event_labels: Sequence[str] = ()  # a track job's event labels (an event job's are classes)
 
     def frame_set(self) -> frozenset[int]:
-        if self.annotation_type != "track" and self.frames:
+        if self.annotation_type not in SEGMENT_TYPES and self.frames:
             return frozenset(int(f) for f in self.frames)
         return frozenset(range(self.frame_start, self.frame_end + 1))
 
@@ -134,7 +151,7 @@ def _check_frame(
         err.add(path, "must be a whole frame number")
         return False
     if value not in allowed:
-        if ctx.annotation_type == "track" or not ctx.frames:
+        if ctx.annotation_type in SEGMENT_TYPES or not ctx.frames:
             err.add(
                 path, f"frame {value} is outside this microtask ({ctx.frame_start}-{ctx.frame_end})"
             )
@@ -167,11 +184,11 @@ def _check_box(value: Any, path: str, ctx: AnnotationContext, err) -> list[float
     return [x1, y1, x2, y2] if ok else None
 
 
-def _object_list(payload: Any, key: str, err) -> list | None:
+def _object_list(payload: Any, key: str, err, *, optional: Sequence[str] = ()) -> list | None:
     if not isinstance(payload, dict):
         err.add("payload", f'must be a JSON object like {{"{key}": [...]}}')
         return None
-    unknown = sorted(set(payload) - {key})
+    unknown = sorted(set(payload) - {key, *optional})
     for name in unknown:
         err.add(name, f'unexpected field; this job takes "{key}"')
     items = payload.get(key)
@@ -392,11 +409,126 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     return ValidatedAnnotation({"tracks": out}, frames, total_keyframes)
 
 
+def _check_events(
+    items: Any,
+    ctx: AnnotationContext,
+    err,
+    *,
+    labels: Sequence[str],
+    track_ids: frozenset[int] | None,
+) -> list[dict[str, Any]]:
+    """The events of ``items`` normalised; ``track_ids`` None: events on the whole video (an
+    ``event`` job), else each names one of these tracks."""
+    key = "events"
+    if not isinstance(items, list):
+        err.add(key, "must be a list")
+        return []
+    if len(items) > MAX_EVENTS:
+        err.add(key, f"has {len(items)} events; at most {MAX_EVENTS} are allowed")
+        return []
+    if not labels:
+        if items:
+            err.add(key, "this job names no event labels")
+        return []
+    out: list[dict[str, Any]] = []
+    kept: dict[tuple[str, int | None], list[tuple[int, int, int]]] = {}
+    lo, hi = ctx.frame_start, ctx.frame_end
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            shape = '{"label", "start", "end"' + (', "track"}' if track_ids is not None else "}")
+            err.add(error_path(key, i), f"must be an object {shape}")
+            continue
+        ok = True
+        label = item.get("label")
+        if not isinstance(label, str) or label not in labels:
+            shown = label if isinstance(label, str) else type(label).__name__
+            err.add(
+                error_path(key, i, field="label"),
+                f"unknown event label {shown!r}; use one of: {', '.join(labels)}",
+            )
+            ok = False
+        bounds_ok = True
+        for name in ("start", "end"):
+            value = item.get(name)
+            if not _is_int(value):
+                err.add(error_path(key, i, field=name), "must be a whole frame number")
+                bounds_ok = False
+            elif not lo <= value <= hi:
+                err.add(
+                    error_path(key, i, field=name),
+                    f"frame {value} is outside this microtask ({lo}-{hi})",
+                )
+                bounds_ok = False
+        if bounds_ok and item["end"] < item["start"]:
+            err.add(
+                error_path(key, i, field="end"),
+                f"must not come before the start ({item['end']} < {item['start']})",
+            )
+            bounds_ok = False
+        track = item.get("track")
+        if track_ids is None:
+            if "track" in item:
+                err.add(error_path(key, i, field="track"), "this job's events are not on tracks")
+                ok = False
+        elif not _is_int(track) or track not in track_ids:
+            shown = track if _is_int(track) else type(track).__name__
+            err.add(
+                error_path(key, i, field="track"),
+                f"no track with id {shown} in this annotation",
+            )
+            ok = False
+        if not (ok and bounds_ok):
+            continue
+        start, end = item["start"], item["end"]
+        clash = next(
+            (j for j, s, e in kept.get((label, track), []) if s <= end and start <= e), None
+        )
+        if clash is not None:
+            where = f" on track {track}" if track_ids is not None else ""
+            err.add(
+                error_path(key, i, field="start"),
+                f"overlaps event {clash} ({label!r}{where}); join them into one event",
+            )
+            continue
+        kept.setdefault((label, track), []).append((i, start, end))
+        event = {"label": label, "start": start, "end": end}
+        if track_ids is not None:
+            event["track"] = track
+        out.append(event)
+    return out
+
+
+def event_frames(
+    events: Sequence[dict[str, Any]], frame_start: int, frame_end: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Per-frame shapes of validated events: ``{"label", "event"[, "track"]}`` on every frame an
+    event covers, ``event`` its index (so two adjacent events of one label stay apart)."""
+    frames: dict[str, list[dict[str, Any]]] = {
+        str(f): [] for f in range(frame_start, frame_end + 1)
+    }
+    for i, e in enumerate(events):
+        shape: dict[str, Any] = {"label": e["label"], "event": i}
+        if e.get("track") is not None:
+            shape["track"] = e["track"]
+        for f in range(max(e["start"], frame_start), min(e["end"], frame_end) + 1):
+            frames[str(f)].append(shape)
+    return frames
+
+
+def _validate_events(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    events = _check_events(items, ctx, err, labels=list(ctx.classes), track_ids=None)
+    if err:
+        return ValidatedAnnotation({"events": []}, {}, 0)
+    frames = event_frames(events, ctx.frame_start, ctx.frame_end)
+    return ValidatedAnnotation({"events": events}, frames, len(events))
+
+
 _VALIDATORS = {
     "bbox": _validate_boxes,
     "polygon": _validate_polygons,
     "classify": _validate_labels,
     "track": _validate_tracks,
+    "event": _validate_events,
 }
 
 
@@ -406,10 +538,21 @@ def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotatio
         raise AnnotationInvalid({"annotation_type": [f"unknown type {ctx.annotation_type!r}"]})
     err = _Errors()
     key = TOP_KEY[ctx.annotation_type]
-    items = _object_list(payload, key, err)
+    is_track = ctx.annotation_type == "track"
+    optional = ("events",) if is_track and ctx.event_labels else ()
+    items = _object_list(payload, key, err, optional=optional)
     if items is None or err:
         raise AnnotationInvalid(err.fields)
     result = _VALIDATORS[ctx.annotation_type](items, ctx, err)
+    if is_track and "events" in payload:
+        # Against the ids as submitted: a track with a bad box still names the events' track.
+        ids = frozenset(t["id"] for t in items if isinstance(t, dict) and _is_int(t.get("id")))
+        events = _check_events(
+            payload["events"], ctx, err, labels=list(ctx.event_labels), track_ids=ids
+        )
+        if not err:
+            result.payload["events"] = events
+            result.shape_count += len(events)
     if err:
         raise AnnotationInvalid(err.fields)
     return result

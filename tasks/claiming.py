@@ -594,6 +594,7 @@ def annotation_context(microtask: MicroTask) -> AnnotationContext:
         frame_start=microtask.frame_start,
         frame_end=microtask.frame_end,
         frames=list(microtask.frames or []),
+        event_labels=list(job.event_labels or []),
     )
 
 

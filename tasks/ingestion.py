@@ -47,6 +47,7 @@ from payments import pricing
 from payments.selectors import active_policy
 
 from . import features, video
+from .annotations import SEGMENT_TYPES
 from .models import MicroTask, Video, VideoPart, VideoStatus
 
 log = logging.getLogger(__name__)
@@ -598,6 +599,13 @@ class _Result:
     size: tuple[int, int]
 
 
+def _overlap_frames(job: Job) -> int:
+    """Frames a segment shares with the next: a track's, so tracks can be stitched; none for
+    events, whose intervals meeting at a boundary the export joins (an event seen twice would
+    be counted twice)."""
+    return job.overlap_frames if job.annotation_type == AnnotationType.TRACK else 0
+
+
 def _decode_and_split(
     v, job, info, decoded, stats, storage, progress, *, part: VideoPart | None = None
 ) -> _Result:
@@ -612,10 +620,10 @@ def _decode_and_split(
     stop_at = part.plan_end if part is not None and part.seam is not None else None
     seam = part.seam if part is not None else None
     suffix = part.file_suffix if part is not None else ""
-    if job.annotation_type == AnnotationType.TRACK:
+    if job.annotation_type in SEGMENT_TYPES:
         planner: features.TrackPlanner | features.FramePlanner = features.TrackPlanner(
             segment_frames=job.segment_frames,
-            overlap_frames=job.overlap_frames,
+            overlap_frames=_overlap_frames(job),
             keyframe_step=job.keyframe_step,
             first_frame=first,
         )
@@ -712,7 +720,7 @@ def _decode_and_split(
 def _segment_features(
     job: Job, seg: features.Segment, feats: features.FrameFeatures
 ) -> tuple[float, float]:
-    if job.annotation_type == AnnotationType.TRACK:
+    if job.annotation_type in SEGMENT_TYPES:
         motion, _ = feats.summary(list(range(seg.frame_start + 1, seg.frame_end + 1)))
         _, clutter = feats.summary(list(range(seg.frame_start, seg.frame_end + 1)))
         return motion, clutter
@@ -721,7 +729,7 @@ def _segment_features(
 
 def _manifest(v, job, seg, images, size, previous, following) -> dict:
     """``images``: frame -> (storage name, time) for every frame of ``seg``."""
-    is_track = job.annotation_type == AnnotationType.TRACK
+    is_track = job.annotation_type in SEGMENT_TYPES
     out_w, out_h = size
     return {
         "kind": "segment" if is_track else "frames",
@@ -773,7 +781,7 @@ def _create_microtasks(
     size: tuple[int, int],
 ) -> None:
     """One microtask per planned segment: (segment, its frames' images, motion, clutter)."""
-    is_track = job.annotation_type == AnnotationType.TRACK
+    is_track = job.annotation_type in SEGMENT_TYPES
     policy = active_policy()  # its complexity is the one prices multiply by
     rows = []
     for k, (seg, images, motion, clutter) in enumerate(planned):
@@ -866,8 +874,8 @@ def _plan_parts(job: Job, info: video.ProbeResult, source) -> list[dict]:
     scan = video.scan_seams(source)
     if not scan.usable or not scan.seams or scan.seams[0].index != 0:
         return []  # damaged or unusual files: one sequential pass judges them
-    is_track = job.annotation_type == AnnotationType.TRACK
-    overlap = job.overlap_frames if is_track else 0
+    is_track = job.annotation_type in SEGMENT_TYPES
+    overlap = _overlap_frames(job) if is_track else 0
     unit = job.segment_frames if is_track else job.frame_step * job.frames_per_task
     min_frames = 2 * unit + overlap + 2
     n = min(max_parts, math.ceil(info.duration / part_seconds))

@@ -22,13 +22,14 @@ from payments.escrow import check_job_currency
 from payments.funding import budget_room
 from payments.selectors import active_policy, escrow_balance
 
+from .annotations import SEGMENT_TYPES
 from .models import Assignment, MicroTask, MicroTaskStatus, Slot
 from .slot_plan import plan_slots
 
 
 def _annotated_frames(mt: MicroTask, annotation_type: str) -> int:
     n = len(mt.frames or []) or (mt.frame_end - mt.frame_start + 1)
-    if annotation_type == "track" and not mt.frames:
+    if annotation_type in SEGMENT_TYPES and not mt.frames:
         n = math.ceil(n / max(1, mt.keyframe_step))
     return max(1, n)
 

@@ -429,7 +429,7 @@ class BoardEntry:
 
 
 BOARD_COUNT_CAP = 1_000
-SECONDS_PER_OBJECT_FRAME = {"bbox": 6, "polygon": 15, "classify": 2, "track": 1.5}
+SECONDS_PER_OBJECT_FRAME = {"bbox": 6, "polygon": 15, "classify": 2, "track": 1.5, "event": 2}
 
 
 def job_board(*, worker: User) -> list[BoardEntry]:

@@ -116,6 +116,12 @@ class JobSerializer(serializers.ModelSerializer):
                 max_length=bounds.LABEL_CLASSES_MAX,
                 help_text="Unique class names; classification needs at least two.",
             ),
+            event_labels=serializers.ListField(
+                child=text(max_length=bounds.LABEL_CLASS_NAME_MAX_LENGTH),
+                max_length=bounds.LABEL_CLASSES_MAX,
+                required=False,
+                help_text="A track job's event labels (actions of its tracks, e.g. crossing).",
+            ),
             priority=serializers.IntegerField(
                 min_value=0,
                 max_value=bounds.priority_max(user),

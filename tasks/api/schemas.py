@@ -19,7 +19,7 @@ from rest_framework import serializers
 
 from marketplace.models import AnnotationType
 
-from ..annotations import MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
+from ..annotations import MAX_EVENTS, MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
 from ..models import AssignmentStatus
 
 # --- the annotation payload, one component per type -------------------------------------------
@@ -104,11 +104,35 @@ class TrackSerializer(serializers.Serializer):
     )
 
 
+class EventSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="One of the job's classes (an event job's)")
+    start = serializers.IntegerField(
+        min_value=0, help_text="First frame of the event, inside the microtask's range"
+    )
+    end = serializers.IntegerField(min_value=0, help_text="Last frame (inclusive), >= start")
+
+
+class TrackEventSerializer(EventSerializer):
+    label = serializers.CharField(help_text="One of the job's ``event_labels``")
+    track = serializers.IntegerField(min_value=0, help_text="The id of a track in this payload")
+
+
 class TrackPayloadSerializer(serializers.Serializer):
     """``track`` jobs: objects followed through the frame range by keyframes; the frames between
-    two keyframes are interpolated (``tasks.interpolation``)."""
+    two keyframes are interpolated (``tasks.interpolation``). A job with ``event_labels`` also
+    takes the tracks' events (two of one label on one track never share a frame)."""
 
     tracks = serializers.ListField(child=TrackSerializer(), max_length=MAX_SHAPES)
+    events = serializers.ListField(
+        child=TrackEventSerializer(), max_length=MAX_EVENTS, required=False
+    )
+
+
+class EventPayloadSerializer(serializers.Serializer):
+    """``event`` jobs: labelled frame intervals (actions, events) inside the microtask's range;
+    two events of one label never share a frame."""
+
+    events = serializers.ListField(child=EventSerializer(), max_length=MAX_EVENTS)
 
 
 PAYLOAD_SERIALIZERS = {
@@ -116,6 +140,7 @@ PAYLOAD_SERIALIZERS = {
     AnnotationType.POLYGON: PolygonPayloadSerializer,
     AnnotationType.CLASSIFY: ClassifyPayloadSerializer,
     AnnotationType.TRACK: TrackPayloadSerializer,
+    AnnotationType.EVENT: EventPayloadSerializer,
 }
 
 ANNOTATION_PAYLOAD = PolymorphicProxySerializer(

@@ -97,3 +97,30 @@ def test_split_when_reservation_covers_everything():
         floor_minimum=0, policy=POLICY,
     )  # fmt: skip
     assert (s.pay, s.fee, s.back_to_escrow, s.from_escrow, s.subsidy) == (100, 20, 10, 0, 0)
+
+
+def test_event_work_adds_length_and_events_instead_of_multiplying():
+    # 60 frames watched, 3 events: 60 + 3 * EVENT_MARK_FRAMES units, not 60 * 3.
+    f = TaskFeatures("event", 60, 3)
+    assert pricing.work_units(f) == 60 + 3 * pricing.EVENT_MARK_FRAMES
+    p = pricing.price_task(f, policy=POLICY)
+    assert p.expected_seconds == pytest.approx(
+        POLICY.t0["event"] + pricing.work_units(f) * POLICY.t_obj["event"]
+    )
+    # More events and a longer microtask both cost more; no events still pays for watching.
+    more_events = pricing.price_task(TaskFeatures("event", 60, 6), policy=POLICY)
+    longer = pricing.price_task(TaskFeatures("event", 120, 3), policy=POLICY)
+    none = pricing.price_task(TaskFeatures("event", 60, 0), policy=POLICY)
+    assert none.price < p.price < more_events.price and p.price < longer.price
+    assert pricing.work_units(TaskFeatures("event", 60, 0)) == 60
+
+
+@pytest.mark.parametrize("events", [0, 1, 5, 40])
+@pytest.mark.parametrize("motion", [0.0, 0.05, 1.0])
+def test_event_price_never_below_the_floor_on_expected_and_measured_time(events, motion):
+    f = TaskFeatures("event", 30, events, motion=motion, clutter=0.3)
+    for factor in (1.0, 2.5):  # measured work took 2.5x the model's guess
+        p = pricing.price_task(f, policy=POLICY, time_factor=factor)
+        assert p.price >= pricing.floor_pay(seconds=p.expected_seconds, hourly=POLICY.floor_hourly)
+    c = pricing.complexity(motion=motion, clutter=0.3, policy=POLICY)
+    assert p.complexity == c  # the one complexity function

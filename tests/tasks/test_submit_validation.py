@@ -146,3 +146,126 @@ def test_classification_needs_every_frame_exactly_once():
     assert "missing: 10, 20" in missing["labels"][0]
     twice = _errors({"labels": [{"frame": 0, "label": "day"}, {"frame": 0, "label": "night"}]}, CLS)
     assert "twice" in twice["labels[1].frame"][0]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+EVENT = AnnotationContext("event", ["crossing", "waving"], 640, 360, 100, 299, frames=[100, 150])
+TRACK_EVENTS = AnnotationContext(
+    "track", ["car", "person"], 640, 360, 100, 130, event_labels=["crossing"]
+)
+ONE_TRACK = [{"id": 3, "label": "person", "keyframes": [{"frame": 100, "box": [0, 0, 9, 9]}]}]
+
+
+def test_events_cover_the_whole_range_whatever_the_sampled_frames():
+    result = validate_payload({"events": [{"label": "crossing", "start": 101, "end": 299}]}, EVENT)
+    assert result.shape_count == 1
+    assert set(result.frames) == {str(f) for f in range(100, 300)}
+    assert result.frames["101"] == [{"label": "crossing", "event": 0}]
+    assert result.frames["100"] == []
+
+
+@pytest.mark.parametrize(
+    ("item", "path", "fragment"),
+    [
+        ({"label": "crossing", "start": 99, "end": 120}, "events[0].start", "outside"),
+        ({"label": "crossing", "start": 120, "end": 300}, "events[0].end", "outside"),
+        ({"label": "crossing", "start": 121, "end": 120}, "events[0].end", "before the start"),
+        ({"label": "crossing", "start": 1.5, "end": 120}, "events[0].start", "whole frame"),
+        ({"label": "crossing", "start": True, "end": 120}, "events[0].start", "whole frame"),
+        ({"label": "crossing", "end": 120}, "events[0].start", "whole frame"),
+        ({"label": "car", "start": 100, "end": 120}, "events[0].label", "unknown event label"),
+        ({"label": "crossing", "start": 100, "end": 120, "track": 1}, "events[0].track", "not"),
+        ("crossing", "events[0]", "must be an object"),
+    ],
+)
+def test_bad_events_are_refused_field_by_field(item, path, fragment):
+    errors = _errors({"events": [item]}, EVENT)
+    assert path in errors, errors
+    assert fragment in " ".join(errors[path])
+
+
+def test_events_of_one_label_may_not_overlap_but_may_touch_or_differ():
+    ok = validate_payload(
+        {
+            "events": [
+                {"label": "crossing", "start": 100, "end": 150},
+                {"label": "crossing", "start": 151, "end": 160},
+                {"label": "waving", "start": 120, "end": 155},
+            ]
+        },
+        EVENT,
+    )
+    assert ok.shape_count == 3 and ok.frames["151"] == [
+        {"label": "crossing", "event": 1},
+        {"label": "waving", "event": 2},
+    ]
+    errors = _errors(
+        {
+            "events": [
+                {"label": "crossing", "start": 100, "end": 150},
+                {"label": "crossing", "start": 150, "end": 160},
+            ]
+        },
+        EVENT,
+    )
+    assert list(errors) == ["events[1].start"]
+    assert "overlaps event 0" in errors["events[1].start"][0]
+
+
+def test_too_many_events_and_stray_keys_are_refused():
+    many = [{"label": "crossing", "start": 100 + i % 200, "end": 100 + i % 200} for i in range(501)]
+    assert "at most 500" in _errors({"events": many}, EVENT)["events"][0]
+    assert "unexpected field" in _errors({"events": [], "tracks": []}, EVENT)["tracks"][0]
+    assert "must be a list" in _errors({"events": {}}, EVENT)["events"][0]
+
+
+def test_track_events_name_a_track_of_the_payload_and_the_jobs_event_labels():
+    ok = validate_payload(
+        {
+            "tracks": ONE_TRACK,
+            "events": [{"label": "crossing", "start": 101, "end": 110, "track": 3}],
+        },
+        TRACK_EVENTS,
+    )
+    assert ok.payload["events"] == [{"label": "crossing", "start": 101, "end": 110, "track": 3}]
+    assert ok.shape_count == 2  # one keyframe, one event
+    errors = _errors(
+        {
+            "tracks": ONE_TRACK,
+            "events": [
+                {"label": "crossing", "start": 101, "end": 110},
+                {"label": "person", "start": 101, "end": 110, "track": 3},
+                {"label": "crossing", "start": 101, "end": 131, "track": 3},
+            ],
+        },
+        TRACK_EVENTS,
+    )
+    assert set(errors) == {"events[0].track", "events[1].label", "events[2].end"}
+    # Same track, same label, shared frames: the later one is pointed at.
+    errors = _errors(
+        {
+            "tracks": [*ONE_TRACK, {**ONE_TRACK[0], "id": 4}],
+            "events": [
+                {"label": "crossing", "start": 101, "end": 110, "track": 3},
+                {"label": "crossing", "start": 105, "end": 112, "track": 4},
+                {"label": "crossing", "start": 110, "end": 112, "track": 3},
+            ],
+        },
+        TRACK_EVENTS,
+    )
+    assert list(errors) == ["events[2].start"]
+
+
+def test_a_track_job_without_event_labels_takes_no_events():
+    payload = {"tracks": ONE_TRACK, "events": [{"label": "crossing", "start": 101, "end": 110}]}
+    assert "unexpected field" in _errors(payload, TRACK)["events"][0]
+    assert validate_payload({"tracks": ONE_TRACK}, TRACK_EVENTS).payload == {
+        "tracks": [
+            {
+                "id": 3,
+                "label": "person",
+                "keyframes": [{"frame": 100, "box": [0.0, 0.0, 9.0, 9.0], "outside": False}],
+            }
+        ]
+    }

@@ -68,13 +68,20 @@ def test_interpolation_refuses_vector(case):
 def _context(kind: str) -> AnnotationContext:
     c = PAYLOADS["contexts"][kind]
     return AnnotationContext(
-        kind, c["classes"], c["width"], c["height"], c["frame_start"], c["frame_end"], c["frames"]
+        c.get("type", kind),
+        c["classes"],
+        c["width"],
+        c["height"],
+        c["frame_start"],
+        c["frame_end"],
+        c["frames"],
+        event_labels=c.get("event_labels", ()),
     )
 
 
 @pytest.mark.parametrize("case", _by_name(PAYLOADS["cases"]))
 def test_payload_vector(case):
-    ctx = _context(case["type"])
+    ctx = _context(case.get("context", case["type"]))
     if "errors" in case:
         assert "stored" not in case
         with pytest.raises(AnnotationInvalid) as info:

@@ -257,7 +257,7 @@ export function hasContent(state) {
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
 // shown as it is.
 
-const LIST_PATH = /^(tracks|boxes|polygons|labels)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
+const LIST_PATH = /^(tracks|boxes|polygons|labels|events)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
 const ANSWER_PATH = /^(\d+)(?:\.(.+))?$/;
 
 /* {key, index, keyframe, field} of a payload error path; index, keyframe and field are null
@@ -295,8 +295,11 @@ export function describeErrorPath(path, sent) {
   let text =
     p.key === "tracks"
       ? `Object #${item.id} (${item.label})`
-      : `${NOUN[p.key]} ${p.index + 1} on frame ${item.frame}`;
+      : p.key === "events"
+        ? `Event ${p.index + 1} (${item.label}, frames ${item.start}-${item.end})`
+        : `${NOUN[p.key]} ${p.index + 1} on frame ${item.frame}`;
   let frame = typeof item.frame === "number" ? item.frame : null;
+  if (p.key === "events" && typeof item.start === "number") frame = item.start;
   const keyframes = Array.isArray(item.keyframes) ? item.keyframes : [];
   if (p.keyframe !== null && keyframes[p.keyframe]) {
     frame = keyframes[p.keyframe].frame;
