@@ -42,11 +42,13 @@ from marketplace.models import AnnotationType, Job, User
 from tasks import exports
 from tasks.models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
 
+from . import events as events_mod
 from .models import ConsensusDecision, ConsensusResult
 from .selectors import video_tracks
 
 BOXES = (AnnotationType.BBOX, AnnotationType.TRACK)
 SHAPES = (*BOXES, AnnotationType.POLYGON)
+EVENTS = (AnnotationType.EVENT,)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ FORMATS: dict[str, Format] = {
     "cvat": Format("application/xml", "xml", SHAPES, "CVAT for video XML"),
     "labelstudio": Format("application/json", "json", BOXES, "Label Studio JSON"),
     "yolo": Format("application/zip", "zip", SHAPES, "YOLO"),
+    "activitynet": Format("application/json", "json", EVENTS, "ActivityNet JSON (events)"),
 }
 
 
@@ -194,8 +197,53 @@ def _consensus_frames(video: Video, microtask_ids: Collection[int]) -> dict[str,
     return frames
 
 
+def _consensus_events(video: Video, microtask_ids: Collection[int]) -> list[exports.ExportEvent]:
+    """The events of the video's current results, microtask by microtask; an event that runs to
+    a microtask's last frame and one of its label starting on the next microtask's first frame
+    are one event cut by the boundary, joined here (event segments share no frames)."""
+    out: list[exports.ExportEvent] = []
+    open_at: dict[tuple[str, int | None], int] = {}  # key -> index in out of an event ending
+    results = (
+        ConsensusResult.objects.filter(
+            microtask__video=video,
+            microtask__is_gold=False,
+            is_current=True,
+            microtask_id__in=list(microtask_ids),
+        )
+        .select_related("microtask")
+        .order_by("microtask__index")
+    )
+    previous_end: int | None = None
+    for result in results:
+        mt = result.microtask
+        joinable = (
+            open_at if previous_end is not None and mt.frame_start == previous_end + 1 else {}
+        )
+        open_next: dict[tuple[str, int | None], int] = {}
+        for e in events_mod.from_frames(result.frames or {}):
+            k = joinable.get(e.key)
+            if k is not None and e.start == mt.frame_start:
+                out[k] = exports.ExportEvent(e.label, out[k].start, e.end, e.track)
+            else:
+                k = len(out)
+                out.append(exports.ExportEvent(e.label, e.start, e.end, e.track))
+            if e.end == mt.frame_end:
+                open_next[e.key] = k
+        open_at, previous_end = open_next, mt.frame_end
+    return out
+
+
 def export_video(video: Video, microtask_ids: Collection[int]) -> exports.ExportVideo:
     """One video's consensus labels of ``microtask_ids`` as plain export data."""
+    if video.job.annotation_type == AnnotationType.EVENT:
+        return exports.ExportVideo(
+            name=f"video-{video.pk}",
+            width=video.width or 0,
+            height=video.height or 0,
+            frame_count=video.frame_count or 0,
+            fps=video.fps or 0.0,
+            events=_consensus_events(video, microtask_ids),
+        )
     if video.job.annotation_type == AnnotationType.TRACK:
         frames = video_tracks(video=video, microtask_ids=microtask_ids)["frames"]
     else:
@@ -224,6 +272,8 @@ def _chunks(
         return exports.iter_label_studio(videos), None
     if fmt == "yolo":
         return exports.iter_yolo(videos, labels), None
+    if fmt == "activitynet":
+        return exports.iter_activitynet(videos, labels), None
     if single:
         (video,) = videos
         return exports.iter_cvat_video(video, labels), None

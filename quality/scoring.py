@@ -9,6 +9,8 @@
   identity: ID switches (CLEAR-MOT style, continuing last frame's correspondence when it still
   holds) and IDF1 (one global track-to-track assignment maximising the frames matched).
 - Classes: accuracy. Polygons: Hungarian matching on mask IoU.
+- Events: Hungarian matching per label on temporal IoU (:mod:`quality.events`); the frames off
+  are those where the submitted events' labels differ from the answer's.
 
 :func:`score_stored` applies the right one to stored per-frame shapes (``tasks.annotations``'
 format) by annotation type: what a gold submission and a qualification answer are scored with.
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
+from . import events as events_mod
 from . import shapes
 from .boxes import NO_LABEL, Annotation, FrameBoxes, iou_matrix
 
@@ -362,6 +365,8 @@ def score_stored(
     """Score per-frame shapes ``submitted`` against ``answer`` (both as ``tasks.annotations``
     stores them) the way ``annotation_type`` is scored; ``pass_threshold`` marks frames off."""
     classes = list(classes)
+    if annotation_type == "event":
+        return score_stored_events(answer, submitted, tiou_threshold=iou_threshold)
     if annotation_type == "classify":
         c = score_classes(shapes.to_labels(answer, classes), shapes.to_labels(submitted, classes))
         return Score(c.score, {"accuracy": c.accuracy}, c.frames_off(), len(c.items))
@@ -393,3 +398,25 @@ def score_stored(
         **extra,
     }
     return Score(float(s.score), metrics, box.frames_off(pass_threshold), len(box.frames))
+
+
+def _labels_by_frame(frames: shapes.Frames) -> dict[int, frozenset[str]]:
+    return {int(f): frozenset(str(s.get("label")) for s in shs) for f, shs in frames.items()}
+
+
+def score_stored_events(
+    answer: shapes.Frames, submitted: shapes.Frames, *, tiou_threshold: float
+) -> Score:
+    """Events scored by tIoU with Hungarian matching (``quality.events.score_events``)."""
+    e = events_mod.score_events(
+        events_mod.from_frames(answer), events_mod.from_frames(submitted), threshold=tiou_threshold
+    )
+    want, got = _labels_by_frame(answer), _labels_by_frame(submitted)
+    off = sorted(f for f in want if got.get(f, frozenset()) != want[f])
+    metrics = {
+        "precision": round(e.precision, 4),
+        "recall": round(e.recall, 4),
+        "f1": round(e.f1, 4),
+        "mean_tiou": round(e.mean_tiou, 4),
+    }
+    return Score(float(e.score), metrics, off, len(want))

@@ -1,5 +1,5 @@
-"""Dataset exporters (pure): COCO JSON, MOT 1.1, CVAT for video 1.1 XML, Label Studio JSON and
-YOLO — streamed.
+"""Dataset exporters (pure): COCO JSON, MOT 1.1, CVAT for video 1.1 XML, Label Studio JSON,
+YOLO and ActivityNet JSON (events) — streamed.
 
 They take plain data — one :class:`ExportVideo` per video with its per-frame objects — and yield
 the file's bytes in chunks (``iter_*``), so a download starts at once and never holds the whole
@@ -29,6 +29,12 @@ Conventions of the formats, as their reference tools read them:
   ``class cx cy w h`` normalised to [0, 1] and 0-based classes (a polygon: ``class x1 y1 x2 y2
   ...``, YOLO's segmentation lines), and a ``data.yaml`` naming the classes. The frames
   themselves go in ``images/`` under the same names (the COCO ``file_name``).
+- ActivityNet (temporal action localisation, version 1.3's layout as its evaluation kit and
+  mmaction read it): ``{"version", "taxonomy", "database": {video: {"subset", "duration",
+  "duration_second", "duration_frame", "fps", "url", "annotations": [{"segment": [t0, t1],
+  "label"}]}}}`` with times in seconds. An event on frames ``[start, end]`` (inclusive) spans
+  ``[start / fps, (end + 1) / fps]``: the end frame is shown until the next one begins. Each
+  annotation also carries its exact ``frames`` ``[start, end]``.
 """
 
 from __future__ import annotations
@@ -63,6 +69,16 @@ class ExportObject:
     points: tuple[tuple[float, float], ...] | None = None
 
 
+@dataclass(frozen=True)
+class ExportEvent:
+    """An event on the source video's frames ``[start, end]`` (inclusive)."""
+
+    label: str
+    start: int
+    end: int
+    track_id: int | None = None
+
+
 @dataclass
 class ExportVideo:
     name: str
@@ -74,6 +90,7 @@ class ExportVideo:
     # frame number -> image file name as shipped beside the export (COCO ``file_name``)
     image_names: dict[int, str] = field(default_factory=dict)
     fps: float = 0.0  # 0: unknown (Label Studio's times then assume DEFAULT_FPS)
+    events: list[ExportEvent] = field(default_factory=list)  # event jobs: labelled intervals
 
 
 DEFAULT_FPS = 25.0
@@ -603,3 +620,47 @@ def to_label_studio(videos: Sequence[ExportVideo]) -> bytes:
 
 def to_yolo(videos: Sequence[ExportVideo], labels: Sequence[str]) -> bytes:
     return b"".join(iter_yolo(list(videos), labels))
+
+
+# --- ActivityNet (events) ---------------------------------------------------------------------
+
+ACTIVITYNET_VERSION = "VERSION 1.3"
+
+
+def _anet_entry(video: ExportVideo) -> dict:
+    fps = video.fps or DEFAULT_FPS
+    return {
+        "subset": "training",
+        "url": "",
+        "fps": fps,
+        "duration": round(video.frame_count / fps, 6),
+        "duration_second": round(video.frame_count / fps, 6),
+        "duration_frame": video.frame_count,
+        "resolution": f"{video.width}x{video.height}",
+        "annotations": [
+            {
+                "segment": [round(e.start / fps, 6), round((e.end + 1) / fps, 6)],
+                "label": e.label,
+                "frames": [e.start, e.end],
+                **({"track_id": e.track_id} if e.track_id is not None else {}),
+            }
+            for e in sorted(video.events, key=lambda e: (e.start, e.end, e.label))
+        ],
+    }
+
+
+def iter_activitynet(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
+    """ActivityNet JSON, one video's entry per chunk (see the module's conventions)."""
+    taxonomy = [
+        {"nodeId": i, "nodeName": name, "parentId": 0, "parentName": "Root"}
+        for i, name in enumerate(labels, start=1)
+    ]
+    head = {"version": ACTIVITYNET_VERSION, "taxonomy": taxonomy}
+    yield json.dumps(head)[:-1].encode() + b', "database": {'
+    for k, video in enumerate(videos):
+        yield (b", " if k else b"") + json.dumps({video.name: _anet_entry(video)})[1:-1].encode()
+    yield b"}}"
+
+
+def to_activitynet(videos: Iterable[ExportVideo], labels: Sequence[str]) -> bytes:
+    return b"".join(iter_activitynet(videos, labels))

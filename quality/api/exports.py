@@ -34,10 +34,15 @@ class JobExportView(APIView):
             # Approved work only; headers:
             # X-Export-Id (the recorded export), X-Export-Microtasks (results delivered),
             # X-Export-Withheld (results waiting on work not approved).
-            # COCO is one object; Label Studio's import format is a list of tasks.
+            # COCO and ActivityNet are objects; Label Studio's import format is a list of tasks.
             (200, "application/json"): {
                 "oneOf": [
                     {"type": "object", "description": "COCO", "additionalProperties": True},
+                    {
+                        "type": "object",
+                        "description": "ActivityNet (event jobs)",
+                        "additionalProperties": True,
+                    },
                     {
                         "type": "array",
                         "description": "Label Studio tasks",

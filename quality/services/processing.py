@@ -23,6 +23,7 @@ from marketplace.models import AnnotationType, Job
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
 
 from .. import consensus as consensus_mod
+from .. import events as events_mod
 from .. import policy, shapes, trust
 from ..boxes import FrameBoxes
 from ..models import (
@@ -206,6 +207,20 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
 # --- Consensus and dynamic overlap --------------------------------------------------------------
 
 
+def _event_consensus(subs: list[Submission], weights: list[float], *, tiou_threshold: float):
+    """Events: trust-weighted vote over time on the microtask's range (``quality.events``)."""
+    frames = [int(f) for s in subs for f in s.frames] or [0]
+    start, end = min(frames), max(frames)
+    c = events_mod.event_consensus(
+        [events_mod.from_frames(s.frames) for s in subs],
+        weights,
+        frame_start=start,
+        frame_end=end,
+        tiou_threshold=tiou_threshold,
+    )
+    return c.algorithm, events_mod.to_frames(c.events, start, end), c, c.frame_agreement
+
+
 def _annotations(job: Job, subs: list[Submission]):
     classes = list(job.label_classes)
     if job.annotation_type == AnnotationType.CLASSIFY:
@@ -227,6 +242,8 @@ def _annotations(job: Job, subs: list[Submission]):
 
 def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
     """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement)."""
+    if job.annotation_type == AnnotationType.EVENT:
+        return _event_consensus(subs, weights, tiou_threshold=job.iou_threshold)
     anns = _annotations(job, subs)
     classes = list(job.label_classes)
     thr = job.iou_threshold

@@ -125,3 +125,17 @@ def test_consensus_of_a_simulated_crowd_beats_its_sloppy_members(seed):
     ours = score_events(truth, c.events).f1
     assert ours >= 0.8
     assert c.annotator_agreement[3] < c.annotator_agreement[0]
+
+
+def test_gold_scoring_of_stored_events_points_at_the_frames_off():
+    from quality.scoring import score_stored
+
+    answer = to_frames([Event("cross", 10, 29), Event("wave", 40, 49)], 0, 59)
+    good = to_frames([Event("wave", 41, 49), Event("cross", 10, 29)], 0, 59)
+    s = score_stored("event", answer, good, classes=["cross", "wave"], iou_threshold=0.5)
+    assert s.metrics["f1"] == 1.0 and s.score == pytest.approx((1 + 0.9) / 2)
+    assert s.frames_off == [40] and s.frames_total == 60
+    late = to_frames([Event("cross", 25, 45)], 0, 59)
+    bad = score_stored("event", answer, late, classes=["cross", "wave"], iou_threshold=0.5)
+    assert bad.metrics["recall"] == 0.0 and bad.score == 0.0
+    assert 10 in bad.frames_off and 30 in bad.frames_off and 5 not in bad.frames_off

@@ -343,3 +343,22 @@ def test_counts_are_frames_objects_and_tracks(video):
     from tasks.exports import counts
 
     assert counts([video]) == {"frames": 4, "objects": 5, "tracks": 2}
+
+
+def test_activitynet_streams_one_video_per_chunk_with_times_in_seconds():
+    from tasks.exports import ExportEvent, ExportVideo, iter_activitynet, to_activitynet
+
+    videos = [
+        ExportVideo("a", 640, 360, 300, fps=30.0, events=[ExportEvent("cross", 30, 59)]),
+        ExportVideo("b", 640, 360, 50, fps=0.0, events=[ExportEvent("wave", 0, 0, track_id=3)]),
+    ]
+    chunks = list(iter_activitynet(iter(videos), ["cross", "wave"]))
+    assert len(chunks) == 4  # head, one per video, tail
+    doc = json.loads(to_activitynet(videos, ["cross", "wave"]))
+    assert doc["database"]["a"]["annotations"] == [
+        {"segment": [1.0, 2.0], "label": "cross", "frames": [30, 59]}
+    ]
+    assert doc["database"]["a"]["duration_second"] == 10.0
+    # Unknown fps: the default; a one-frame event still lasts one frame.
+    assert doc["database"]["b"]["annotations"][0]["segment"] == [0.0, 0.04]
+    assert doc["database"]["b"]["annotations"][0]["track_id"] == 3

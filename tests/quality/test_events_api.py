@@ -1,0 +1,153 @@
+"""Event jobs end to end over HTTP on PostgreSQL: create → upload and ingest → quote → fund →
+publish → claim → submit (bad payloads refused field by field) → consensus → pay → export as
+ActivityNet → read back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from marketplace.models import Job, JobStatus
+from payments import pricing
+from payments.escrow import escrow_fund
+from payments.selectors import active_policy
+from quality.events import EVENTS_ALGORITHM
+from quality.models import ConsensusResult
+from tasks.models import Assignment, AssignmentStatus, MicroTask
+from tests.tasks.claim_fixtures import qualified_worker
+from tests.tasks.ingest_helpers import make_clip, upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLAIM = "/api/work/claim/"
+JOB = {
+    "title": "People crossing",
+    "instructions": "Mark every crossing and every wave, from first to last frame.",
+    "annotation_type": "event",
+    "label_classes": ["crossing", "waving"],
+    "budget": 500_000,
+    "currency": "usd",
+    "overlap_min": 3,
+    "overlap_max": 3,
+    "gold_rate": 0.0,
+    "segment_frames": 30,
+    "overlap_frames": 5,  # ignored for events: segments share no frames
+    "keyframe_step": 5,
+    "expected_objects": 2,
+}
+# The truth over the 60-frame clip: "crossing" runs across the boundary of the two microtasks.
+TRUTH = [("crossing", 20, 44), ("waving", 3, 12), ("waving", 50, 57)]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.VIDEO_FRAME_MAX_WIDTH = 128
+    settings.VIDEO_FRAME_MAX_HEIGHT = 128
+
+
+@pytest.fixture
+def no_gold(monkeypatch):
+    from tasks import claiming
+
+    monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
+
+
+def _events_for(mt: MicroTask, *, shift: int = 0) -> list[dict]:
+    out = []
+    for label, start, end in TRUTH:
+        s, e = max(start + shift, mt.frame_start), min(end + shift, mt.frame_end)
+        if s <= e:
+            out.append({"label": label, "start": s, "end": e})
+    return out
+
+
+def test_an_event_job_goes_through_the_whole_chain(
+    requester, requester_client, client_for, tmp_path, no_gold
+):
+    created = requester_client.post("/api/jobs/", JOB, format="json")
+    assert created.status_code == 201, created.json()
+    job = Job.objects.get(pk=created.json()["id"])
+
+    clip = make_clip(tmp_path, frames=60)
+    assert upload(requester_client, job.pk, ("walk.mp4", clip.data)).status_code == 201
+    assert requester_client.post(f"/api/jobs/{job.pk}/process/").status_code == 202
+    job.refresh_from_db()
+    assert job.status == JobStatus.READY
+    mts = list(MicroTask.objects.filter(job=job).order_by("index"))
+    # Contiguous segments without overlap, their keyframes shown.
+    assert [(m.frame_start, m.frame_end) for m in mts] == [(0, 29), (30, 59)]
+    assert mts[0].manifest["kind"] == "segment"
+
+    quote = requester_client.post(f"/api/payments/jobs/{job.pk}/quote/")
+    assert quote.status_code == 200, quote.content
+    policy = active_policy()
+    for m in mts:
+        m.refresh_from_db()
+        est = pricing.price_task(
+            pricing.TaskFeatures("event", len(m.frames), 2, m.motion, m.clutter), policy=policy
+        )
+        assert m.price == est.price > 0
+        assert m.price >= pricing.floor_pay(
+            seconds=est.expected_seconds, hourly=policy.floor_hourly
+        )
+
+    escrow_fund(job=job, amount=500_000, key=f"events-e2e-{job.pk}")
+    assert requester_client.post(f"/api/jobs/{job.pk}/publish/").status_code == 200
+
+    crowd = [qualified_worker("event") for _ in range(3)]
+    done = []
+    for i, w in enumerate(crowd):
+        c = client_for(w)
+        for _ in mts:
+            r = c.post(CLAIM, {"job": job.pk}, format="json")
+            assert r.status_code == 201, r.content
+            a = Assignment.objects.select_related("microtask").get(pk=r.json()["id"])
+            url = f"/api/work/assignments/{a.pk}/submit/"
+            if i == 0 and not done:
+                # A bad payload: field-level errors, nothing changes.
+                bad = {
+                    "events": [
+                        {"label": "crossing", "start": a.microtask.frame_end, "end": 99},
+                        {"label": "running", "start": a.microtask.frame_start, "end": 1},
+                    ]
+                }
+                r = c.post(url, {"payload": bad, "active_seconds": 20}, format="json")
+                assert r.status_code == 400, r.content
+                fields = r.json()["error"]["fields"]
+                assert set(fields) == {"events[0].end", "events[1].label"}
+                a.refresh_from_db()
+                assert a.status == AssignmentStatus.CLAIMED
+            payload = {"events": _events_for(a.microtask, shift=i - 1)}
+            r = c.post(url, {"payload": payload, "active_seconds": 60}, format="json")
+            assert r.status_code == 200, r.content
+            done.append(a.pk)
+
+    # Consensus: three agreeing workers; approved and paid.
+    assignments = list(Assignment.objects.filter(pk__in=done))
+    assert {a.status for a in assignments} == {AssignmentStatus.APPROVED}
+    assert all(a.pay_amount and a.pay_amount > 0 for a in assignments)
+    results = ConsensusResult.objects.filter(microtask__job=job, is_current=True)
+    assert results.count() == 2
+    assert {r.algorithm for r in results} == {EVENTS_ALGORITHM}
+    assert all(r.agreement > 0.8 for r in results)
+
+    # Export: ActivityNet, the boundary-crossing event joined back into one.
+    r = requester_client.get(f"/api/jobs/{job.pk}/export/activitynet/")
+    assert r.status_code == 200
+    doc = json.loads(b"".join(r.streaming_content))
+    assert doc["version"] == "VERSION 1.3"
+    ((name, video),) = doc["database"].items()
+    assert name.startswith("video-")
+    assert video["duration_frame"] == 60
+    assert video["duration_second"] == pytest.approx(2.0)
+    got = sorted((a["label"], *a["frames"]) for a in video["annotations"])
+    assert got == sorted(TRUTH)
+    crossing = next(a for a in video["annotations"] if a["label"] == "crossing")
+    assert crossing["segment"] == pytest.approx([20 / 30, 45 / 30])
+    assert {t["nodeName"] for t in doc["taxonomy"]} == {"crossing", "waving"}
+
+    refused = requester_client.get(f"/api/jobs/{job.pk}/export/coco/")
+    assert refused.status_code == 400
+    assert "activitynet" in refused.json()["error"]["message"]
