@@ -46,6 +46,7 @@ SHAPE_OF = {"car": "rect", "person": "ellipse"}
 QUESTIONS = 3
 MIN_SIDE = 10  # pixels: no sliver of an object is a question's answer
 TRACK_FRAMES = 16
+EVENT_FRAMES = 24
 CLASSIFY_FRAMES = 4
 SEED_KEY = "seeded"  # manifest key naming a seeded question (a worker never sees manifests)
 SOURCE_KEY = "source_microtask"  # manifest key of a question copied from a gold microtask
@@ -61,6 +62,9 @@ INSTRUCTIONS = {
     "class.",
     AnnotationType.TRACK: f"{LOOKS} Follow each object with one track from the frame it appears "
     "on; mark it outside on the frame it has left the picture.",
+    AnnotationType.EVENT: f"{LOOKS} On the timeline, mark each stretch of frames during which a "
+    "car is in the picture as one 'car' event, and each stretch with a person in it as one "
+    "'person' event (from the first frame it shows to the last).",
 }
 
 
@@ -207,6 +211,43 @@ def _track(seed: int) -> Question | None:
     return None
 
 
+def _event(seed: int) -> Question | None:
+    """``EVENT_FRAMES`` frames in which, per class, the frames showing at least half of an
+    object of that class form the answer's events; some object enters or leaves, so not every
+    event is the whole range, and no object is hidden behind another (only the picture's edge
+    cuts them, which a worker sees)."""
+    scene = _scene(seed, frames=120, n_objects=2, motion=4.0)
+    for start in range(0, scene.frames - EVENT_FRAMES + 1, 2):
+        window = range(start, start + EVENT_FRAMES)
+        truth = [
+            [b for b in _visible(scene.boxes(i)) if b.visibility >= 0.5 and min(b.w, b.h) >= 4]
+            for i in window
+        ]
+        if any(b.occluded for i in window for b in _visible(scene.boxes(i))):
+            continue
+        events: list[dict[str, Any]] = []
+        for cls in CLASSES:
+            present = [any(b.cls == cls for b in boxes) for boxes in truth]
+            j = 0
+            while j < len(present):
+                if present[j]:
+                    k = j
+                    while k + 1 < len(present) and present[k + 1]:
+                        k += 1
+                    if k - j + 1 >= 3:  # a stretch of a frame or two is too easy to miss
+                        events.append({"label": cls, "start": j, "end": k})
+                    j = k + 1
+                else:
+                    j += 1
+        if not any(e["end"] - e["start"] + 1 <= EVENT_FRAMES // 2 for e in events):
+            # Some event must be at most half the range: marking everything from first frame to
+            # last then misses it (tIoU under 0.5) and fails the question.
+            continue
+        events.sort(key=lambda e: (e["start"], e["label"]))
+        return Question([render_frame(scene, i) for i in window], {"events": events}, [])
+    return None
+
+
 def _questions(annotation_type: str) -> list[Question]:
     if annotation_type == AnnotationType.BBOX:
         return [_search(1000 + 100 * k, _bbox) for k in range(QUESTIONS)]
@@ -214,6 +255,8 @@ def _questions(annotation_type: str) -> list[Question]:
         return [_search(2000 + 100 * k, _polygon) for k in range(QUESTIONS)]
     if annotation_type == AnnotationType.CLASSIFY:
         return [_search(3000 + 100 * k, _classify(p)) for k, p in enumerate(CLASSIFY_PATTERNS)]
+    if annotation_type == AnnotationType.EVENT:
+        return [_search(5000 + 100 * k, _event) for k in range(QUESTIONS)]
     return [_search(4000 + 100 * k, _track) for k in range(QUESTIONS)]
 
 

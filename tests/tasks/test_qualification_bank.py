@@ -66,6 +66,16 @@ def test_seeding_makes_a_short_test_per_type_whose_answers_score_1(media):
     # Polygons are the rectangles' exact outlines.
     for item in by_type["polygon"]:
         assert all(len(p["points"]) == 4 for p in item.answer.payload["polygons"])
+    # Events: an object enters or leaves, so some event has an edge inside the range; a worker
+    # marking the whole range for everything does not pass.
+    for item in by_type["event"]:
+        events = item.answer.payload["events"]
+        assert any(e["start"] > item.frame_start or e["end"] < item.frame_end for e in events)
+        lazy = [
+            {"label": c, "start": item.frame_start, "end": item.frame_end} for c in bank.CLASSES
+        ]
+        lazy_frames = validate_payload({"events": lazy}, item_context(item)).frames
+        assert quality_qualifying.item_score(item, lazy_frames) < 0.7
 
 
 def test_seeding_twice_creates_nothing_new(media):
