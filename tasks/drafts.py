@@ -55,9 +55,10 @@ def clean_draft(value: Any, *, annotation_type: str, max_bytes: int = DRAFT_MAX_
     payload = value.get("payload")
     if not isinstance(payload, dict):
         raise _invalid("draft.payload", "must be an object")
-    key = TOP_KEY[annotation_type]
+    # A track job's payload may carry its tracks' events beside the tracks.
+    keys = {TOP_KEY[annotation_type], *(("events",) if annotation_type == "track" else ())}
     for k, items in payload.items():
-        if k != key:
+        if k not in keys:
             raise _invalid(f"draft.payload.{k}", f"is not part of a {annotation_type} annotation")
         if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
             raise _invalid(f"draft.payload.{k}", "must be a list of objects")

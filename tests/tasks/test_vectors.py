@@ -131,3 +131,21 @@ def test_a_draft_over_the_size_cap_is_refused_and_names_its_size():
         clean_draft(draft, annotation_type="bbox", max_bytes=200)
     assert list(e.value.extra["fields"]) == ["draft"]
     assert "more than the 200" in e.value.message
+
+
+EVENTS = json.loads((VECTORS / "events.json").read_text())
+
+
+@pytest.mark.parametrize("case", _by_name(EVENTS["overlap"]))
+def test_event_overlap_vector_is_the_servers_rule(case):
+    rng = EVENTS["range"]
+    ctx = AnnotationContext("event", ["crossing", "waving"], 640, 360, rng["first"], rng["last"])
+    payload = {"events": [*case["events"], case["candidate"]]}
+    last = len(case["events"])
+    if case["clash"] < 0:
+        assert validate_payload(payload, ctx).shape_count == last + 1
+    else:
+        with pytest.raises(AnnotationInvalid) as info:
+            validate_payload(payload, ctx)
+        assert list(info.value.fields) == [f"events[{last}].start"]
+        assert f"overlaps event {case['clash']} " in info.value.fields[f"events[{last}].start"][0]

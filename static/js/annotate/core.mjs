@@ -7,8 +7,11 @@
  * (tasks/interpolation.py, tasks/annotations.py), so the two implementations cannot drift.
  *
  * Coordinates are frame pixels with the origin top-left: boxes [x1, y1, x2, y2], polygon points
- * [[x, y], ...], exactly as the worker API takes them.
+ * [[x, y], ...], exactly as the worker API takes them. Events' own helpers live in events.mjs
+ * (its pure part); the payload and counting functions here call them.
  */
+
+import { activeAt, eventsPayload } from "./events.mjs";
 
 // ---- Numbers ----
 
@@ -213,14 +216,18 @@ export function withOutsideToggled(keyframes, frame) {
 // ---- Submission payloads (the formats in tasks/annotations.py's docstring) ----
 
 /* The payload key of each annotation type. */
-export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks" };
+export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks", event: "events" };
 
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
 export function payloadOf(state, kind) {
   if (kind === "track") {
-    return { tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes })) };
+    const out = { tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes })) };
+    // A track job with event labels: the tracks' events ride along (only when there are some).
+    if (state.events && state.events.length) out.events = eventsPayload(state.events);
+    return out;
   }
+  if (kind === "event") return { events: eventsPayload(state.events || []) };
   if (kind === "bbox") {
     return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box })) };
   }
@@ -241,7 +248,11 @@ export function payloadOf(state, kind) {
 /* Whether a workspace state holds any shape or label. */
 export function hasContent(state) {
   return (
-    state.tracks.length + state.boxes.length + state.polygons.length + Object.keys(state.labels).length >
+    state.tracks.length +
+      state.boxes.length +
+      state.polygons.length +
+      Object.keys(state.labels).length +
+      (state.events || []).length >
     0
   );
 }
@@ -251,7 +262,7 @@ export function hasContent(state) {
 // A rejected submission answers {"error": {"message", "fields": {path: [message, ...]}}}:
 //
 //   path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-//   list   := "tracks" | "boxes" | "polygons" | "labels"
+//   list   := "tracks" | "boxes" | "polygons" | "labels" | "events"
 //   answer := question [ "." path ]      (the qualification API: the question's id first)
 //
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
@@ -322,6 +333,7 @@ export function emptyFrames(state, kind, frames) {
   if (kind === "bbox") return frames.filter((f) => !state.boxes.some((b) => b.frame === f));
   if (kind === "polygon") return frames.filter((f) => !state.polygons.some((p) => p.frame === f));
   if (kind === "classify") return frames.filter((f) => !state.labels[f]);
+  if (kind === "event") return []; // stretches without an event are normal: nothing to ask
   throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
 }
 
@@ -340,6 +352,10 @@ export function objectCounts(state, kind, frame) {
     return { here: state.polygons.filter((p) => p.frame === frame).length, total: state.polygons.length };
   }
   if (kind === "classify") return { here: state.labels[frame] ? 1 : 0, total: Object.keys(state.labels).length };
+  if (kind === "event") {
+    const events = state.events || [];
+    return { here: activeAt(events, frame).length, total: events.length };
+  }
   throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
 }
 
@@ -383,6 +399,7 @@ export function editsOf(state) {
     boxes: state.boxes,
     polygons: state.polygons,
     labels: state.labels,
+    events: state.events || [],
     nextId: state.nextId,
   });
 }
@@ -406,7 +423,10 @@ export function isDraftOf(value, kind) {
   if (!Number.isSafeInteger(t) || t < 0) return false;
   if (!isPlainObject(value.payload)) return false;
   return Object.entries(value.payload).every(
-    ([k, items]) => k === TOP_KEY[kind] && Array.isArray(items) && items.every(isPlainObject),
+    ([k, items]) =>
+      (k === TOP_KEY[kind] || (kind === "track" && k === "events")) &&
+      Array.isArray(items) &&
+      items.every(isPlainObject),
   );
 }
 

@@ -37,6 +37,7 @@ import {
   withOutsideToggled,
   zoomAbout,
 } from "./core.mjs";
+import { activeAt, mountEventLanes } from "./events.mjs";
 
 // The widest bitmap the canvas gets when zoomed in (a 16x zoom of a 1080p frame would be 30k).
 const MAX_BACKING_WIDTH = 4096;
@@ -50,6 +51,7 @@ export function newState(payload) {
     boxes: [], // bbox: {frame, label, box}
     polygons: [], // polygon: {frame, label, points}
     labels: {}, // classify: {frame: label}
+    events: [], // event: {label, start, end} (events.mjs draws them on the timeline's lanes)
     selected: null, // a track, box or polygon object
     drag: null,
     draft: null, // polygon being drawn: [[x, y], ...]
@@ -64,6 +66,7 @@ export function newState(payload) {
     st.tracks = payload.tracks || [];
     st.boxes = payload.boxes || [];
     st.polygons = payload.polygons || [];
+    st.events = payload.events || [];
     (payload.labels || []).forEach((l) => {
       st.labels[l.frame] = l.label;
     });
@@ -115,6 +118,7 @@ export function createEditor(hooks) {
   const scrub = $("scrub");
   const stage = $("stage");
   const viewport = $("viewport");
+  const laneEl = $("event-lanes");
 
   // The current workspace, unpacked: every function below works on these.
   let ws = null;
@@ -148,6 +152,7 @@ export function createEditor(hooks) {
     state.boxes = e.boxes;
     state.polygons = e.polygons;
     state.labels = e.labels;
+    state.events = e.events || [];
     state.nextId = e.nextId;
     state.selected = null;
     state.drag = null;
@@ -291,6 +296,35 @@ export function createEditor(hooks) {
     }
   }
 
+  // ---- Events: lanes under the timeline (events.mjs) ----
+  const lanes =
+    laneEl &&
+    mountEventLanes(laneEl, {
+      state: () => state,
+      range: () => ({
+        first: task.frame_start ?? frames[0],
+        last: task.frame_end ?? frames[frames.length - 1],
+      }),
+      labels: () => classes,
+      frame: () => frame(),
+      go: (f) => {
+        // The shown frame nearest to f.
+        let best = 0;
+        frames.forEach((fr, i) => {
+          if (Math.abs(fr - f) < Math.abs(frames[best] - f)) best = i;
+        });
+        state.idx = best;
+      },
+      changed: () => changed(),
+      render: () => render(),
+      readOnly: () => readOnly,
+      select: (e) => {
+        state.selected = e;
+        if (e && e.label) picker.value = e.label;
+      },
+      message: (text, bad) => hooks.message(text, bad),
+    });
+
   // ---- Shapes on the current frame ----
   function shapesHere() {
     const f = frame();
@@ -366,6 +400,13 @@ export function createEditor(hooks) {
     renderObjects();
     renderTools();
     renderTimeline();
+    if (lanes) {
+      laneEl.hidden = type !== "event";
+      if (type === "event") {
+        lanes.render();
+        drawEventTags();
+      }
+    }
     renderErrors();
     $("classify").innerHTML = "";
     if (type === "classify") renderClassify();
@@ -466,6 +507,14 @@ export function createEditor(hooks) {
     ctx.textBaseline = "alphabetic";
   }
 
+  // The events going on at the shown frame, as tags down the frame's left side.
+  function drawEventTags() {
+    const k = scale();
+    activeAt(state.events, frame()).forEach((e, i) => {
+      drawTag(`${e.label} ${e.start}-${e.end}`, [4 * k, (26 * i + 26) * k, 0, 0], colorOf(e.label), e === state.selected);
+    });
+  }
+
   function renderObjects() {
     const list = $("objects");
     list.innerHTML = "";
@@ -477,7 +526,9 @@ export function createEditor(hooks) {
           ? state.boxes.filter((b) => b.frame === frame())
           : type === "polygon"
             ? state.polygons.filter((p) => p.frame === frame())
-            : [];
+            : type === "event"
+              ? state.events
+              : [];
     items.forEach((o) => {
       const li = document.createElement("li");
       const away = type === "track" && !interpolateTrack(o.keyframes, f);
@@ -488,7 +539,9 @@ export function createEditor(hooks) {
           ? `#${o.id} ${o.label} · ${o.keyframes.length} keyframe(s)${away ? " · not on this frame" : ""}`
           : type === "polygon"
             ? `${o.label} · ${o.points.length} points`
-            : o.label;
+            : type === "event"
+              ? `${o.label} · frames ${o.start}-${o.end}`
+              : o.label;
       li.addEventListener("click", () => select(o));
       list.appendChild(li);
     });
@@ -499,7 +552,13 @@ export function createEditor(hooks) {
     const caption = $("objects-caption");
     if (caption) {
       caption.textContent =
-        type === "track" ? "Every object (track) of this task" : type === "classify" ? "" : "On this frame";
+        type === "track"
+          ? "Every object (track) of this task"
+          : type === "event"
+            ? "Every event of this task: drag on a lane below to add one"
+            : type === "classify"
+              ? ""
+              : "On this frame";
     }
   }
 
@@ -538,6 +597,7 @@ export function createEditor(hooks) {
       } else if (type === "bbox" && state.boxes.some((b) => b.frame === fr)) cls += " key";
       else if (type === "polygon" && state.polygons.some((p) => p.frame === fr)) cls += " key";
       else if (type === "classify" && state.labels[fr]) cls += " key";
+      else if (type === "event" && activeAt(state.events, fr).length) cls += " key";
       cell.className = cls;
       cell.title = `frame ${fr}`;
       cell.addEventListener("click", () => go(i));
@@ -585,6 +645,7 @@ export function createEditor(hooks) {
     state.tracks = state.tracks.filter((t) => t !== o);
     state.boxes = state.boxes.filter((b) => b !== o);
     state.polygons = state.polygons.filter((p) => p !== o);
+    state.events = state.events.filter((e) => e !== o);
     state.selected = null;
     changed();
     render();
@@ -701,7 +762,7 @@ export function createEditor(hooks) {
       canvas.style.cursor = "grabbing";
       return;
     }
-    if (readOnly || type === "classify") return;
+    if (readOnly || type === "classify" || type === "event") return;
     const p = point(ev);
     if (type === "polygon") {
       polygonMouseDown(ev, p);
