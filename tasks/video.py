@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -586,6 +587,41 @@ def decode_range(
             )
 
 
+def decode_span(
+    source: str | BinaryIO,
+    *,
+    first: int,
+    last: int,
+    analysis_width: int,
+    limits: Limits = Limits(),
+) -> Iterator[DecodedFrame]:
+    """Frames ``first`` .. ``last`` (inclusive) with grey pictures ``analysis_width`` wide,
+    decoded from the nearest clean keyframe at or before ``first`` (one demux pass finds it,
+    :func:`scan_seams`), so a span costs about its own length plus one group of pictures.
+
+    A video whose keyframes cannot be trusted (see :class:`SeamScan`) is decoded from its start
+    and the frames before ``first`` skipped. Raises VideoError as :func:`decode_range` does.
+    """
+    scan = scan_seams(source)
+    if scan.usable and scan.seams and scan.seams[0].index == 0:
+        starts = [seam for seam in scan.seams if seam.index <= first]
+        frames = decode_range(
+            source,
+            start=starts[-1],
+            stop_index=last,
+            analysis_width=analysis_width,
+            limits=limits,
+        )
+    else:
+        frames = decode(source, analysis_width=analysis_width, limits=limits)
+    with closing(frames):
+        for frame in frames:
+            if frame.index > last:
+                return
+            if frame.index >= first:
+                yield frame
+
+
 # --- Encoding (synthetic videos for tests, demo and benchmarks) ---------------------------------
 
 CODECS = {
@@ -712,6 +748,7 @@ __all__ = [
     "analysis_size",
     "decode",
     "decode_range",
+    "decode_span",
     "jpeg_qscale",
     "output_size",
     "probe",

@@ -111,6 +111,12 @@ class TrackPayloadSerializer(serializers.Serializer):
     tracks = serializers.ListField(child=TrackSerializer(), max_length=MAX_SHAPES)
 
 
+@extend_schema_field(TrackSerializer)
+class TrackField(serializers.JSONField):
+    """One track in the ``track`` payload's format. At run time DRF's JSONField: the value reaches
+    ``tasks.annotations.validate_payload`` as sent, which answers with the path of each problem."""
+
+
 PAYLOAD_SERIALIZERS = {
     AnnotationType.BBOX: BboxPayloadSerializer,
     AnnotationType.POLYGON: PolygonPayloadSerializer,
