@@ -468,7 +468,7 @@ def make_path_scene(
     if occlusion:
         middle = frames // 2
         cx, cy = path[middle][0] + w / 2, path[middle][1] + h / 2
-        bw, bh = max(6, w // 2), min(height, 3 * h)
+        bw, bh = w + 6, min(height, 3 * h)
         bvx = 2.0 * speed
         x0 = cx - bw / 2 - bvx * middle
         y0 = min(max(0.0, cy - bh / 2), float(height - bh))
