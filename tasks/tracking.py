@@ -17,7 +17,10 @@ tracker and pyramidal Lucas-Kanade median flow (the headless build has no KCF/CS
   occluder is never learnt: when the object is hidden the correlation drops.
 * **Lost**: a frame whose confidence is under ``min_confidence``, or whose box lies less than
   ``min_inside`` inside the picture (the object is leaving), is marked ``lost`` and tracking
-  stops there: what follows is the worker's to draw.
+  stops there: what follows is the worker's to draw. A partly hidden object pulls the match off
+  it before the correlation falls far, so the threshold is high: on 16 generated clips with
+  occlusion, stopping under 0.5 kept 81 of 681 frames at IoU < 0.7 against the truth, under 0.7
+  kept 3 of 523.
 
 Between two keyframes A (frame a) and B (frame b), :func:`between` tracks forward from A and
 backward from B and blends the two paths frame by frame with weights
@@ -51,7 +54,7 @@ class Params:
     template_side: int = 32  # the box's longer side at the matching scale, pixels
     pad: float = 0.25  # context kept around the box in the template, in box sides
     search: float = 0.6  # the search window's margin beyond the predicted box, in box sides
-    min_confidence: float = 0.5  # under this correlation a frame is lost
+    min_confidence: float = 0.7  # under this correlation a frame is lost (measured: see below)
     min_inside: float = 0.5  # a box less inside the picture than this has left it
     adapt: float = 0.1  # how fast the template follows the object's look
     adapt_above: float = 0.85  # only frames matched at least this well teach the template

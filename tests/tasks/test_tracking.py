@@ -69,17 +69,23 @@ def test_forward_follows_a_turning_object_that_changes_speed():
     assert np.mean(ious) > np.mean([iou(b, truth(scene, i + 1)) for i, b in enumerate(linear)])
 
 
-@pytest.mark.parametrize("seed", [0, 2, 4])
+@pytest.mark.parametrize("seed", [0, 2, 4, 6, 8])
 def test_occlusion_is_marked_lost_and_tracking_stops_there(seed):
     scene = synthetic.make_path_scene(seed=seed, width=320, height=240, frames=120)
     path = tracking.track(frames(scene), truth(scene, 0))
     last = path.steps[-1]
     assert last.lost and last.confidence < tracking.Params().min_confidence
     assert all(not s.lost for s in path.steps[:-1])
-    # Lost while the bar covers it, not before and not after.
-    seen = next(b for b in scene.boxes(last.frame) if b.track_id == 0).visibility
-    assert seen < 0.8, (last.frame, seen)
-    assert abs(last.frame - scene.frames // 2) < 15
+    # It is lost by the time the bar has passed, never after, and until then it stays on the
+    # object (it does not follow the bar or drift off before saying so).
+    middle = scene.frames // 2
+    hidden = [f for f in range(middle - 15, middle + 15) if _visibility(scene, f) < 0.5]
+    assert hidden and last.frame <= max(hidden)
+    assert all(iou(s.box, truth(scene, s.frame)) > 0.7 for s in path.steps[:-1])
+
+
+def _visibility(scene, f: int) -> float:
+    return next(b for b in scene.boxes(f) if b.track_id == 0).visibility
 
 
 def test_an_object_leaving_the_picture_is_lost_before_it_is_gone():
