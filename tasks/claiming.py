@@ -471,6 +471,16 @@ def _lock_own(*, worker: User, assignment_id: int) -> Assignment:
     return assignment
 
 
+def not_yours() -> NotFound:
+    """The 404 for someone else's assignment (the same as for one that does not exist)."""
+    return _not_yours()
+
+
+def require_live(assignment: Assignment, action: str) -> None:
+    """Refuse ``action`` (409) unless the claim is live now (claimed, before its deadline)."""
+    _require_live(assignment, _now(), action)
+
+
 def _require_live(assignment: Assignment, now: datetime, action: str) -> None:
     if assignment.status == AssignmentStatus.EXPIRED or (
         assignment.status == AssignmentStatus.CLAIMED and assignment.deadline < now

@@ -29,7 +29,9 @@ stays inside, unmoving).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -54,6 +56,12 @@ class Track:
     end: int  # last frame of its shot (inclusive)
     bounce: bool
     z: int  # drawing order: higher is in front
+    # Non-linear motion: the top-left corner on every frame of the shot (empty: straight or
+    # bouncing motion from x0, y0, vx, vy). See ``make_path_scene``.
+    path: tuple[tuple[float, float], ...] = ()
+    # A seed for a fixed texture painted on the object (0: flat colour), so a tracker sees
+    # something inside it as on real objects.
+    texture: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,9 @@ class Scene:
     def position(self, track: Track, i: int) -> tuple[int, int]:
         """Integer top-left corner of ``track`` in frame ``i`` (may lie outside the frame)."""
         t = i - track.start
+        if track.path:
+            x, y = track.path[min(max(t, 0), len(track.path) - 1)]
+            return int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
         x = track.x0 + track.vx * t
         y = track.y0 + track.vy * t
         if track.bounce:
@@ -232,9 +243,25 @@ def render_frame(scene: Scene, i: int) -> np.ndarray:
         if clip is None:
             continue
         x1, y1, x2, y2 = clip
-        shape = _shape_mask(track, scene.position(track, i), clip)
-        image[y1:y2, x1:x2][shape] = track.color
+        pos = scene.position(track, i)
+        shape = _shape_mask(track, pos, clip)
+        if track.texture:
+            pattern = _texture(track.texture, track.w, track.h, track.color)
+            ox, oy = x1 - pos[0], y1 - pos[1]
+            image[y1:y2, x1:x2][shape] = pattern[oy : oy + y2 - y1, ox : ox + x2 - x1][shape]
+        else:
+            image[y1:y2, x1:x2][shape] = track.color
     return image
+
+
+@functools.lru_cache(maxsize=64)
+def _texture(seed: int, w: int, h: int, color: tuple[int, int, int]) -> np.ndarray:
+    """A fixed (h, w, 3) pattern around ``color``: coarse blocks of lighter and darker shades."""
+    rng = np.random.default_rng(seed)
+    cell = max(2, min(w, h) // 6)
+    blocks = rng.integers(-70, 71, size=(h // cell + 1, w // cell + 1, 1))
+    shade = np.repeat(np.repeat(blocks, cell, axis=0), cell, axis=1)[:h, :w]
+    return np.clip(np.asarray(color)[None, None, :] + shade, 0, 255).astype(np.uint8)
 
 
 def iter_frames(scene: Scene):
@@ -352,3 +379,118 @@ def make_scene(
         tracks=tuple(tracks),
         backgrounds=tuple(backgrounds),
     )
+
+
+def _wander(
+    rng: np.random.Generator, frames: int, width: int, height: int, w: int, h: int, speed: float
+) -> list[tuple[float, float]]:
+    """A top-left path that turns and changes speed, kept inside the picture (a wall turns it)."""
+    x = float(rng.uniform(0.2, 0.6) * (width - w))
+    y = float(rng.uniform(0.2, 0.6) * (height - h))
+    heading = float(rng.uniform(0, 2 * math.pi))
+    turn_period = float(rng.uniform(25, 50))
+    speed_period = float(rng.uniform(30, 70))
+    phase = float(rng.uniform(0, 2 * math.pi))
+    out = []
+    for t in range(frames):
+        out.append((x, y))
+        # Turns: the heading swings (up to ~70 degrees each way) and drifts.
+        heading += 0.06 * math.sin(2 * math.pi * t / turn_period + phase) + 0.01
+        # Speed changes: between 0.2x and 1.8x the mean.
+        v = speed * (1.0 + 0.8 * math.sin(2 * math.pi * t / speed_period))
+        nx, ny = x + v * math.cos(heading), y + v * math.sin(heading)
+        if not 0 <= nx <= width - w:
+            heading = math.pi - heading
+            nx = min(max(nx, 0.0), float(width - w))
+        if not 0 <= ny <= height - h:
+            heading = -heading
+            ny = min(max(ny, 0.0), float(height - h))
+        x, y = nx, ny
+    return out
+
+
+def make_path_scene(
+    *,
+    seed: int,
+    width: int = 320,
+    height: int = 240,
+    frames: int = 90,
+    speed: float = 3.0,
+    occlusion: bool = True,
+    leave_at: int | None = None,
+    distractors: int = 1,
+    clutter: int = 6,
+) -> Scene:
+    """One shot whose object 0 (textured) moves non-linearly: it turns and changes speed.
+
+    With ``occlusion``, a bar (object 1, in front) crosses object 0 around the middle frame,
+    hiding it for a few frames. With ``leave_at``, object 0 heads straight out of the picture
+    from that frame on (it is ``outside`` once gone). ``distractors`` more objects bounce about
+    behind it. Deterministic from ``seed``; truth is ``Scene.boxes`` as for ``make_scene``.
+    """
+    base = make_scene(
+        seed=seed,
+        width=width,
+        height=height,
+        frames=frames,
+        n_objects=distractors,
+        motion=max(0.5, speed / 2),
+        clutter=clutter,
+    )
+    rng = np.random.default_rng(seed + 7919)
+    w = int(rng.integers(max(8, width // 10), max(9, width // 6)))
+    h = int(rng.integers(max(8, height // 10), max(9, height // 6)))
+    path = _wander(rng, frames, width, height, w, h, speed)
+    if leave_at is not None and 0 < leave_at < frames:
+        x, y = path[leave_at]
+        vx = speed * 1.5 if x + w / 2 > width / 2 else -speed * 1.5
+        path = path[:leave_at] + [(x + vx * (t - leave_at), y) for t in range(leave_at, frames)]
+    color = tuple(int(c) for c in rng.integers(120, 230, size=3))
+    target = Track(
+        track_id=0,
+        cls="object",
+        shape="rect",
+        color=color,
+        w=w,
+        h=h,
+        x0=path[0][0],
+        y0=path[0][1],
+        vx=0.0,
+        vy=0.0,
+        start=0,
+        end=frames - 1,
+        bounce=False,
+        z=10_000_000,
+        path=tuple(path),
+        texture=seed + 1,
+    )
+    tracks = [target]
+    if occlusion:
+        middle = frames // 2
+        cx, cy = path[middle][0] + w / 2, path[middle][1] + h / 2
+        bw, bh = w + 6, min(height, 3 * h)
+        bvx = 2.0 * speed
+        x0 = cx - bw / 2 - bvx * middle
+        y0 = min(max(0.0, cy - bh / 2), float(height - bh))
+        tracks.append(
+            Track(
+                1,
+                "object",
+                "rect",
+                (30, 30, 30),
+                bw,
+                bh,
+                x0,
+                y0,
+                bvx,
+                0.0,
+                0,
+                frames - 1,
+                False,
+                20_000_000,
+            )
+        )
+    next_id = len(tracks)
+    for k, other in enumerate(base.tracks):
+        tracks.append(replace(other, track_id=next_id + k, z=k))
+    return replace(base, tracks=tuple(tracks), _bg_cache={})

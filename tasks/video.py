@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -483,8 +484,12 @@ class SeamScan:
     usable: bool
 
 
-def scan_seams(source: str | BinaryIO) -> SeamScan:
+def scan_seams(source: str | BinaryIO, *, stop_after: int | None = None) -> SeamScan:
     """Demux the video stream once and list the keyframes a part can start from.
+
+    ``stop_after``: stop after that many packets (the seams up to a little before it are then
+    as good as a whole scan's: only a packet shown before a seam, which comes within the
+    decoder's reordering depth after it, can break one; ``frames`` is then a lower bound).
 
     A keyframe is a clean start when every packet before it (in decode order) shows before it
     and every packet after it shows at or after it (a closed group of pictures): decoding from
@@ -502,6 +507,8 @@ def scan_seams(source: str | BinaryIO) -> SeamScan:
             if not container.streams.video:
                 return SeamScan(0, (), False)
             for packet in container.demux(container.streams.video[0]):
+                if stop_after is not None and packets >= stop_after:
+                    break
                 if packet.size == 0 and packet.pts is None:
                     continue
                 if packet.pts is None:
@@ -584,6 +591,47 @@ def decode_range(
                 f"Decoding stopped at frame {index} of the {stop_index + 1} the file holds: the "
                 "file is truncated or damaged. Upload the complete file again."
             )
+
+
+# Packets demuxed past the first frame of a span before trusting the seams found (far more than
+# any decoder's reordering depth: H.264 allows 16 frames).
+SPAN_SCAN_MARGIN = 64
+
+
+def decode_span(
+    source: str | BinaryIO,
+    *,
+    first: int,
+    last: int,
+    analysis_width: int,
+    limits: Limits = Limits(),
+) -> Iterator[DecodedFrame]:
+    """Frames ``first`` .. ``last`` (inclusive) with grey pictures ``analysis_width`` wide,
+    decoded from the nearest clean keyframe at or before ``first`` (a demux pass up to a little
+    after ``first`` finds it, :func:`scan_seams`), so a span costs about its own length plus one
+    group of pictures, plus demuxing (not decoding) what comes before it.
+
+    A video whose keyframes cannot be trusted (see :class:`SeamScan`) is decoded from its start
+    and the frames before ``first`` skipped. Raises VideoError as :func:`decode_range` does.
+    """
+    scan = scan_seams(source, stop_after=first + SPAN_SCAN_MARGIN)
+    if scan.usable and scan.seams and scan.seams[0].index == 0:
+        starts = [seam for seam in scan.seams if seam.index <= first]
+        frames = decode_range(
+            source,
+            start=starts[-1],
+            stop_index=last,
+            analysis_width=analysis_width,
+            limits=limits,
+        )
+    else:
+        frames = decode(source, analysis_width=analysis_width, limits=limits)
+    with closing(frames):
+        for frame in frames:
+            if frame.index > last:
+                return
+            if frame.index >= first:
+                yield frame
 
 
 # --- Encoding (synthetic videos for tests, demo and benchmarks) ---------------------------------
@@ -712,6 +760,7 @@ __all__ = [
     "analysis_size",
     "decode",
     "decode_range",
+    "decode_span",
     "jpeg_qscale",
     "output_size",
     "probe",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _app_sources() -> list[Path]:
 
 def test_import_contracts_hold():
     """``lint-imports`` keeps every contract of pyproject.toml (layers, entry points, pure
-    modules, stripe and av each in one module)."""
+    modules, stripe, av and cv2 each in one module)."""
     lint_imports = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run(
         [str(lint_imports), "--no-cache"],
@@ -155,6 +156,14 @@ def test_import_contracts_hold():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+    # One module per external system: each has its contract, and each contract is checked.
+    for contract in ("external-stripe", "external-av", "external-cv2"):
+        assert contract in _contract_ids(), contract
+
+
+def _contract_ids() -> set[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {c["id"] for c in config["tool"]["importlinter"]["contracts"]}
 
 
 def test_no_import_cycle_crosses_an_app_boundary():

@@ -58,6 +58,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",
     "tests/tasks/test_synthetic.py",
+    "tests/tasks/test_tracking.py",
     "tests/tasks/test_vectors.py",
     "tests/tasks/test_video.py",
     "tests/tasks/test_video_features.py",

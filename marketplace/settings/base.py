@@ -225,6 +225,9 @@ THROTTLE_RATES = {
     # API): each check is a Stripe request, so a requester may ask this often, pages and API
     # together.
     "funding_check": env("THROTTLE_FUNDING_CHECK_RATE", default="10/min"),
+    # Tracker proposals (POST /api/work/assignments/<id>/propagate/): each decodes and tracks up
+    # to TRACKER_LATENCY_BUDGET_SECONDS of CPU, so a worker may ask this often.
+    "propagate": env("THROTTLE_PROPAGATE_RATE", default="30/min"),
 }
 # Failed sign-ins within a window lock the account (or the IP) for a while.
 LOGIN_FAILURE_LIMIT_ACCOUNT = env.int("LOGIN_FAILURE_LIMIT_ACCOUNT", default=5)
@@ -409,3 +412,8 @@ if EMBEDDED:
     # SQLite cannot enforce NULLS NOT DISTINCT uniqueness (ledger accounts); PostgreSQL, which
     # production and the test suite use, does. The embedded demo runs without that backstop.
     SILENCED_SYSTEM_CHECKS = ["models.W047"]
+
+# --- Tracker proposals (tasks/propagating.py): the longest a propagation may track before it
+# answers with what it has ("truncated"), and the most frames one request may span.
+TRACKER_LATENCY_BUDGET_SECONDS = env.float("TRACKER_LATENCY_BUDGET_SECONDS", default=2.0)
+TRACKER_MAX_FRAMES = env.int("TRACKER_MAX_FRAMES", default=600)

@@ -135,6 +135,12 @@ class EventPayloadSerializer(serializers.Serializer):
     events = serializers.ListField(child=EventSerializer(), max_length=MAX_EVENTS)
 
 
+@extend_schema_field(TrackSerializer)
+class TrackField(serializers.JSONField):
+    """One track in the ``track`` payload's format. At run time DRF's JSONField: the value reaches
+    ``tasks.annotations.validate_payload`` as sent, which answers with the path of each problem."""
+
+
 PAYLOAD_SERIALIZERS = {
     AnnotationType.BBOX: BboxPayloadSerializer,
     AnnotationType.POLYGON: PolygonPayloadSerializer,

@@ -47,6 +47,11 @@ urlpatterns = [
     path("work/assignments/<int:pk>/release/", work.ReleaseView.as_view(), name="api-work-release"),
     path("work/assignments/<int:pk>/submit/", work.SubmitView.as_view(), name="api-work-submit"),
     path(
+        "work/assignments/<int:pk>/propagate/",
+        work.PropagateView.as_view(),
+        name="api-work-propagate",
+    ),
+    path(
         "work/qualifications/",
         work.QualificationListView.as_view(),
         name="api-work-qualifications",

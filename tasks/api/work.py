@@ -18,16 +18,16 @@ from marketplace import bounds
 from marketplace.api.error_schema import ErrorSerializer
 from marketplace.api.permissions import IsWorker
 from marketplace.api.schema import SecondsField
-from marketplace.api.throttles import THROTTLED, ClaimThrottle, SubmitThrottle
+from marketplace.api.throttles import THROTTLED, ClaimThrottle, PropagateThrottle, SubmitThrottle
 from marketplace.errors import NotFound
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
-from .. import claiming, qualifying, suspensions, work_selectors
+from .. import claiming, propagating, qualifying, suspensions, work_selectors
 from ..drafts import DRAFT_MAX_BYTES, SAVED_AT_MAX
 from ..models import Assignment, AssignmentStatus
 from . import schemas
 from .auth import CachedTokenAuthentication
-from .schemas import AnnotationPayloadField
+from .schemas import AnnotationPayloadField, TrackField
 
 # Ids are PostgreSQL bigints: a larger number reached the claim statement's SQL as a 500.
 
@@ -333,3 +333,87 @@ class QualificationListView(APIView):
                 }
             )
         return Response({"results": results})
+
+
+class PropagateInput(serializers.Serializer):
+    track = TrackField(
+        help_text="The track being edited, as in a submission's ``tracks`` (checked the same way)"
+    )
+    from_frame = serializers.IntegerField(
+        min_value=0, max_value=bounds.ID_MAX, help_text="The keyframe to propagate from"
+    )
+    to_frame = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=bounds.ID_MAX,
+        help_text="forward: the last frame to propagate to (default: the microtask's last, at "
+        "most TRACKER_MAX_FRAMES on); between: the next keyframe (the default)",
+    )
+    mode = serializers.ChoiceField(choices=propagating.MODES, default=propagating.FORWARD)
+
+
+class ProposedFrameSerializer(serializers.Serializer):
+    frame = serializers.IntegerField()
+    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+    lost = serializers.BooleanField()
+
+
+class ProposalSerializer(serializers.Serializer):
+    frames = ProposedFrameSerializer(many=True)
+    truncated = serializers.BooleanField(
+        help_text="The latency budget ran out before the last frame"
+    )
+    lost_at = serializers.IntegerField(
+        allow_null=True, help_text="The first frame where the tracker lost the object"
+    )
+    elapsed_ms = serializers.IntegerField()
+    from_frame = serializers.IntegerField()
+    to_frame = serializers.IntegerField()
+    mode = serializers.ChoiceField(choices=propagating.MODES)
+
+
+class PropagateView(APIView):
+    """Tracker proposals for a track of your live claim: boxes carried from a keyframe through
+    the frames (``forward``), or between it and the next keyframe (``between``). Nothing is
+    stored; the page shows them for you to accept or correct."""
+
+    permission_classes = [IsWorker]
+    authentication_classes = WORKER_AUTH
+    throttle_classes = [PropagateThrottle]  # per worker, THROTTLE_RATES["propagate"]
+
+    @extend_schema(
+        request=PropagateInput,
+        responses={
+            200: ProposalSerializer,
+            **worker_errors(
+                e400="The track does not fit the job's schema (field by field), from_frame is "
+                "not one of its keyframes, or to_frame is outside the microtask",
+                e404=NOT_YOURS,
+                e409="The claim is not live, the job is not a track job, or the video's frames "
+                "cannot be decoded (code `video_unreadable`)",
+            ),
+            429: THROTTLED,
+        },
+    )
+    def post(self, request, pk: int):
+        data = _valid(PropagateInput, request)
+        proposal = propagating.assignment_propagate(
+            worker=request.user,
+            assignment_id=pk,
+            track=data["track"],
+            from_frame=data["from_frame"],
+            to_frame=data.get("to_frame"),
+            mode=data["mode"],
+        )
+        return Response(
+            {
+                "frames": proposal.frames,
+                "truncated": proposal.truncated,
+                "lost_at": proposal.lost_at,
+                "elapsed_ms": proposal.elapsed_ms,
+                "from_frame": proposal.from_frame,
+                "to_frame": proposal.to_frame,
+                "mode": proposal.mode,
+            }
+        )

@@ -574,6 +574,21 @@ ROUTES: dict[str, list[Probe]] = {
             body=lambda w: {"payload": {"boxes": []}, "active_seconds": 1},
         )
     ],
+    "api/work/assignments/<int:pk>/propagate/": [
+        Probe(
+            lambda w: f"/api/work/assignments/{w.claimed.pk}/propagate/",
+            API_WORKER_WRITE,
+            {"POST": REFUSE_WORKER_OWN},
+            body=lambda w: {
+                "track": {
+                    "id": 1,
+                    "label": "car",
+                    "keyframes": [{"frame": 0, "box": [1, 1, 9, 9]}],
+                },
+                "from_frame": 0,
+            },
+        )
+    ],
     "api/work/qualifications/": [Probe(lambda w: "/api/work/qualifications/", API_WORKER)],
     "api/work/qualifications/<str:annotation_type>/": [
         Probe(

@@ -125,3 +125,14 @@ def test_the_qualification_test_and_its_result_are_typed(openapi):
     assert {"id", "classes", "frames", "width", "height"} <= set(question["properties"])
     result = _answer(openapi, "post", path, "200")
     assert set(result["properties"]) == {"annotation_type", "status", "score", "attempts"}
+
+
+def test_the_propagate_route_states_every_status_and_its_proposal(openapi):
+    op = openapi["paths"]["/api/work/assignments/{id}/propagate/"]["post"]
+    assert {"200", "400", "401", "403", "404", "409", "429"} <= set(op["responses"])
+    proposal = _resolve(openapi, op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert {"frames", "truncated", "lost_at", "elapsed_ms"} <= set(proposal["properties"])
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    body = _resolve(openapi, body)
+    assert {"track", "from_frame", "to_frame", "mode"} <= set(body["properties"])
+    assert set(body["required"]) == {"track", "from_frame"}

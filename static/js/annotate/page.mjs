@@ -24,6 +24,7 @@ import {
   parseAnswerPath,
   payloadOf,
 } from "./core.mjs";
+import { createTracker } from "./tracker.mjs";
 import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -157,16 +158,18 @@ function annotationPage(root, data) {
     clearTimeout(sendTimer);
     sendTimer = setTimeout(() => heartbeat(), DRAFT_SEND_DELAY_MS);
   };
+  let tracker = null; // tracker proposals (track jobs: tracker.mjs)
   const editor = createEditor({
     changed: edited,
     message: showMessage,
-    rendered: () => {},
+    rendered: () => tracker && tracker.decorate(),
+    overlay: (ctx, info) => tracker && tracker.draw(ctx, info),
     keydown: (ev) => {
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
         submit();
         return true;
       }
-      return false;
+      return !!tracker && !editor.isReadOnly() && tracker.keydown(ev);
     },
   });
   const ws = editor.workspace({
@@ -178,6 +181,9 @@ function annotationPage(root, data) {
     payload: data.submission && data.submission.payload,
   });
   editor.setReadOnly(data.status !== "claimed");
+  if (ws.type === "track" && root.dataset.propagateUrl) {
+    tracker = createTracker({ editor, url: root.dataset.propagateUrl, post, message: showMessage });
+  }
 
   // Time: remaining claim time, active time (input in the last 30 s, page visible), heartbeat.
   ["mousemove", "keydown", "mousedown", "pointerdown"].forEach((e) =>

@@ -102,7 +102,8 @@ export function itemOf(st, key, index) {
  *
  * hooks: changed() after every edit, undo and redo included (activity for the active-time count,
  * the draft kept as you go), message(text, bad), rendered() after every render (the page's own
- * parts), keydown(ev) for keys the editor does not handle (returns true when handled).
+ * parts), keydown(ev) for keys the editor does not handle (returns true when handled), and
+ * optionally overlay(ctx, {frame, scale, selected}) to draw over the shapes (tracker.mjs).
  *
  * Tools: "edit" (the default: drag a shape to move it, a corner to resize it, empty space to draw
  * a box), "draw" (every drag draws a new shape, even inside another one: the bicycle under its
@@ -382,6 +383,7 @@ export function createEditor(hooks) {
       ctx.setLineDash([]);
     }
     shapesHere().forEach((s) => drawShape(s, lw));
+    if (hooks.overlay) hooks.overlay(ctx, { frame: f, scale: scale(), selected: state.selected });
     if (state.drag && state.drag.box) {
       const b = state.drag.box;
       ctx.strokeStyle = "#fff";
@@ -1023,6 +1025,16 @@ export function createEditor(hooks) {
     redo,
     setTool,
     current: () => ws,
+    frame: () => frame(),
+    selectedTrack: () => (type === "track" && state.tracks.includes(state.selected) ? state.selected : null),
+    trackById: (id) => (type === "track" ? state.tracks.find((t) => t.id === id) || null : null),
+    /* Replace a track's keyframes as one edit (one undo step). */
+    setKeyframes(track, keyframes) {
+      if (readOnly || !state.tracks.includes(track)) return;
+      track.keyframes = keyframes;
+      changed();
+      render();
+    },
     setReadOnly(value) {
       readOnly = value;
     },
