@@ -72,3 +72,7 @@ class SubmitThrottle(PerUserThrottle):
 
 class FundingCheckThrottle(PerUserThrottle):
     scope = "funding_check"
+
+
+class ProposalConfigThrottle(PerUserThrottle):
+    scope = "proposal_config"
