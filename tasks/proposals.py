@@ -31,6 +31,7 @@ from django.db.models import Count, Q
 
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import Job, User
+from marketplace.selectors import jobs_visible_to
 
 from . import ml_backend, proposal_sources, video, vision, work_selectors
 from .annotations import TOP_KEY, ValidatedAnnotation
@@ -288,9 +289,10 @@ def _complete_microtasks(job_id: int, sources: list[str]):
 
 
 def _own_job(job_id: int, by: User) -> Job:
-    job = Job.objects.filter(pk=job_id, requester=by).first()
+    """The job, if ``by`` may manage it (its requester, or a platform admin); else 404."""
+    job = jobs_visible_to(by).filter(pk=job_id).first()
     if job is None:
-        raise NotFound("No such job of yours.")
+        raise NotFound("No such job.")
     return job
 
 

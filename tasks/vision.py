@@ -40,8 +40,9 @@ def motion_regions(
     The background is the per-pixel median of ``images`` (the microtask's frames): what moves
     across them is absent from it. Each image's absolute difference from it is thresholded,
     cleaned by a morphological open and close, and every connected region of at least
-    ``min_area_fraction`` of the frame becomes a box. The score is the region's mean difference
-    over 255 scaled so that a clear object (mean difference ≥ 4 x threshold) scores 1. With fewer
+    ``min_area_fraction`` of the frame becomes a box. The score averages how much of its box the
+    region fills (two objects merged into one region fill less) and how strongly it differs
+    (a mean difference of 6 x threshold or more counts fully). With fewer
     than 3 images there is no background to speak of: nothing is proposed.
     """
     if len(images) < 3:
@@ -64,7 +65,8 @@ def motion_regions(
             if area < min_area:
                 continue
             mean = float(diff[labels == k].mean())
-            score = min(1.0, mean / (4.0 * threshold))
+            fill = area / float(w * h)
+            score = 0.5 * fill + 0.5 * min(1.0, mean / (6.0 * threshold))
             found.append(((float(x), float(y), float(x + w), float(y + h)), round(score, 4)))
         out.append(found)
     return out
