@@ -30,9 +30,9 @@ path is built by ``error_path`` and reads::
 ``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
 list key for the list as a whole (``labels``: a frame has no label), or a field the job does
 not take. ``from_proposal`` (an item kept from a machine proposal, ``tasks.proposal_sources``)
-is checked after the schema, by ``tasks.proposals``. The qualification API puts the question's id first (``answer_path``); a question on
-its own means "answer this question". ``tests/vectors/error_paths.json`` holds the cases both
-sides are tested on.
+is checked after the schema, by ``tasks.proposals``. The qualification API puts the
+question's id first (``answer_path``); a question on its own means "answer this question".
+``tests/vectors/error_paths.json`` holds the cases both sides are tested on.
 """
 
 from __future__ import annotations
