@@ -224,7 +224,6 @@ class WorkerProposalSerializer(serializers.Serializer):
 class AssignmentDetailSerializer(AssignmentSerializer):
     """``AssignmentSerializer`` plus, while the claim is live, the microtask's proposals."""
 
-    draft = serializers.DictField(allow_null=True)
     proposals = WorkerProposalSerializer(
         many=True, help_text="Machine suggestions to accept, correct or ignore (tasks.proposals)"
     )
