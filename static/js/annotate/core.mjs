@@ -218,15 +218,19 @@ export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels",
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
 export function payloadOf(state, kind) {
+  // A shape kept from a machine proposal names it (proposals.mjs); the server measures the rest.
+  const origin = (s) => (s.from_proposal ? { from_proposal: s.from_proposal } : {});
   if (kind === "track") {
-    return { tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes })) };
+    return {
+      tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes, ...origin(t) })),
+    };
   }
   if (kind === "bbox") {
-    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box })) };
+    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box, ...origin(b) })) };
   }
   if (kind === "polygon") {
     return {
-      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points })),
+      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...origin(p) })),
     };
   }
   if (kind === "classify") {

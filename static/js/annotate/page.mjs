@@ -24,6 +24,7 @@ import {
   parseAnswerPath,
   payloadOf,
 } from "./core.mjs";
+import { mountProposals } from "./proposals.mjs";
 import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -157,10 +158,12 @@ function annotationPage(root, data) {
     clearTimeout(sendTimer);
     sendTimer = setTimeout(() => heartbeat(), DRAFT_SEND_DELAY_MS);
   };
+  let overlay = null; // the proposals' suggestions (proposals.mjs), once mounted
   const editor = createEditor({
     changed: edited,
     message: showMessage,
     rendered: () => {},
+    overlay: (...args) => overlay && overlay(...args),
     keydown: (ev) => {
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
         submit();
@@ -178,6 +181,7 @@ function annotationPage(root, data) {
     payload: data.submission && data.submission.payload,
   });
   editor.setReadOnly(data.status !== "claimed");
+  overlay = mountProposals({ editor, ws, proposals: data.proposals, before: root.querySelector(".instructions") });
 
   // Time: remaining claim time, active time (input in the last 30 s, page visible), heartbeat.
   ["mousemove", "keydown", "mousedown", "pointerdown"].forEach((e) =>
