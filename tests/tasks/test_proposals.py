@@ -9,6 +9,7 @@ import socket
 import pytest
 from django.core.files.storage import default_storage
 
+from marketplace.lifecycle import job_transition
 from marketplace.models import JobStatus
 from ml_local import LocalModel
 from payments.escrow import escrow_fund
@@ -216,6 +217,24 @@ def test_publishing_a_job_with_sources_computes_its_proposals(
     with django_capture_on_commit_callbacks(execute=True):
         claiming.job_publish(job=job, by=job.requester)
     assert Proposal.objects.filter(microtask__job=job, status="ok").count() == 1
+
+
+def test_a_job_becoming_ready_after_ingestion_gets_its_proposals(
+    db, media, django_capture_on_commit_callbacks
+):
+    job = clip_job(SCENE, status=JobStatus.PROCESSING)
+    _configure(job, ["motion"])
+    assert not Proposal.objects.filter(microtask__job=job).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        job_transition(job=job, to=JobStatus.READY)  # what ingestion does when it is done
+    assert Proposal.objects.get(microtask__job=job).status == "ok"
+
+
+def test_a_job_without_sources_computes_nothing(db, media, django_capture_on_commit_callbacks):
+    job = clip_job(SCENE, status=JobStatus.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_transition(job=job, to=JobStatus.READY)
+    assert not Proposal.objects.filter(microtask__job=job).exists()
 
 
 def _claimed(job, worker=None, mt=None):
