@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+ML_LOCAL_PORT ?= 9090
 STRIPE_LOCAL_PORT ?= 12111
 TEST_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings.test
 BENCHES := $(patsubst bench/%.py,%,$(filter-out bench/_%.py,$(wildcard bench/*.py)))
@@ -34,10 +35,12 @@ run: install
 	@echo "To see the marketplace live (a simulated crowd, funding, consensus, payouts, exports): $(PY) manage.py demo"
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "Local Stripe on http://127.0.0.1:$(STRIPE_LOCAL_PORT)/  (test card 4242 4242 4242 4242)"
+	@echo "Local model backend (Label Studio ML protocol) on http://127.0.0.1:$(ML_LOCAL_PORT)/ok/"
 	@$(PY) -m stripe_local.server --port $(STRIPE_LOCAL_PORT) \
 	    --webhook http://$(HOST):$(PORT)/stripe/webhook/ \
 	    --connect-webhook http://$(HOST):$(PORT)/stripe/webhook/connect/ & \
-	  stripe_pid=$$!; trap 'kill $$stripe_pid 2>/dev/null' EXIT INT TERM; \
+	  stripe_pid=$$!; $(PY) -m ml_local.server --port $(ML_LOCAL_PORT) & \
+	  ml_pid=$$!; trap 'kill $$stripe_pid $$ml_pid 2>/dev/null' EXIT INT TERM; \
 	  STRIPE_LOCAL_PORT=$(STRIPE_LOCAL_PORT) $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 services:

@@ -31,13 +31,15 @@ path is built by ``error_path`` and reads::
     list   := "tracks" | "boxes" | "polygons" | "labels" | "events"
     field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside"
             | "start" | "end" | "track"
+            | "from_proposal"
     answer := question [ "." path ]
 
 ``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
 list key for the list as a whole (``labels``: a frame has no label), or a field the job does
-not take. The qualification API puts the question's id first (``answer_path``); a question on
-its own means "answer this question". ``tests/vectors/error_paths.json`` holds the cases both
-sides are tested on.
+not take. ``from_proposal`` (an item kept from a machine proposal, ``tasks.proposal_sources``)
+is checked after the schema, by ``tasks.proposals``. The qualification API puts the
+question's id first (``answer_path``); a question on its own means "answer this question".
+``tests/vectors/error_paths.json`` holds the cases both sides are tested on.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from marketplace.lifecycle import job_transition
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 from marketplace.sql import fetch_prepared, native, statement
 
-from . import budget, crediting, portable, signals, suspensions, work_selectors
+from . import budget, crediting, portable, proposals, signals, suspensions, work_selectors
 from .annotations import AnnotationContext, AnnotationInvalid, validate_payload
 from .drafts import clean_draft
 from .models import (
@@ -642,6 +642,9 @@ def assignment_submit(
         result = validate_payload(payload, annotation_context(microtask))
     except AnnotationInvalid as exc:
         raise ValidationError(str(exc), extra={"fields": exc.fields}) from None
+    # Which items came from a proposal and how far they were moved: measured here, from the
+    # stored proposals (a reference to anything else is a field error, nothing stored).
+    provenance = proposals.submission_provenance(microtask=microtask, raw=payload, result=result)
     reported = _clean_active_seconds(active_seconds)
     auto_approve_at = now + microtask.job.auto_approve_delay
     params = {
@@ -660,11 +663,16 @@ def assignment_submit(
                     "active_seconds": None,
                     "payload": Jsonb(result.payload),
                     "frames": Jsonb(result.frames),
+                    "provenance": Jsonb(provenance),
                 },
             )
         else:
             submission_id = portable.submit(
-                **params, active_seconds=None, payload=result.payload, frames=result.frames
+                **params,
+                active_seconds=None,
+                payload=result.payload,
+                frames=result.frames,
+                provenance=provenance,
             )
     else:
 
@@ -678,11 +686,16 @@ def assignment_submit(
             if native():
                 row = fetch_prepared(
                     statement("tasks/claiming.sql", "submit_credited"),
-                    {**credited, "payload": Jsonb(result.payload), "frames": Jsonb(result.frames)},
+                    {
+                        **credited,
+                        "payload": Jsonb(result.payload),
+                        "frames": Jsonb(result.frames),
+                        "provenance": Jsonb(provenance),
+                    },
                 )
             else:
                 row = portable.submit_credited(
-                    **credited, payload=result.payload, frames=result.frames
+                    **credited, payload=result.payload, frames=result.frames, provenance=provenance
                 )
             return row[0], bool(row[1])
 
@@ -704,6 +717,7 @@ def assignment_submit(
         assignment=assignment,
         payload=result.payload,
         frames=result.frames,
+        provenance=provenance,
         created_at=now,
     )
     submission._state.adding = False

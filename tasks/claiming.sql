@@ -63,8 +63,8 @@ WITH updated AS (
       AND deadline >= %(now)s
     RETURNING id
 ), stored AS (
-    INSERT INTO tasks_submission (assignment_id, payload, frames, created_at)
-    SELECT updated.id, %(payload)s, %(frames)s, %(now)s
+    INSERT INTO tasks_submission (assignment_id, payload, frames, provenance, created_at)
+    SELECT updated.id, %(payload)s, %(frames)s, %(provenance)s, %(now)s
     FROM updated
     RETURNING id
 )
@@ -272,8 +272,8 @@ WITH clock AS (
       AND EXISTS (SELECT 1 FROM clock)
     RETURNING id
 ), stored AS (
-    INSERT INTO tasks_submission (assignment_id, payload, frames, created_at)
-    SELECT updated.id, %(payload)s, %(frames)s, %(now)s
+    INSERT INTO tasks_submission (assignment_id, payload, frames, provenance, created_at)
+    SELECT updated.id, %(payload)s, %(frames)s, %(provenance)s, %(now)s
     FROM updated
     RETURNING id
 )

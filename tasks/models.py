@@ -351,6 +351,14 @@ class Submission(models.Model):
         blank=True,
         help_text="When quality scored it (gold) or took it into its microtask's consensus",
     )
+    provenance = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="Items that came from a proposal and how far they were moved, measured by the "
+        "server (tasks.proposal_sources.provenance_of): [{path, proposal, index, source, moved, "
+        "unchanged, label_changed}]",
+    )
 
     class Meta:
         indexes = [
@@ -579,3 +587,74 @@ class RejectionDispute(models.Model):
 
     def __str__(self) -> str:
         return f"dispute over assignment {self.assignment_id} ({self.status})"
+
+
+# --- Proposals (pre-annotations) -----------------------------------------------------------------
+
+
+class ProposalStatus(models.TextChoices):
+    OK = "ok", "Proposed"
+    FAILED = "failed", "The source failed"
+    TIMEOUT = "timeout", "The source did not answer in time"
+    INVALID = "invalid", "The source answered something unusable"
+
+
+class ProposalSourceName(models.TextChoices):
+    MOTION = "motion", "Moving regions"
+    PEOPLE = "people", "People (HOG detector)"
+    ML_BACKEND = "ml_backend", "Your model (Label Studio ML backend)"
+
+
+class ProposalConfig(models.Model):
+    """Which proposal sources a job uses, and where its own model is served (``tasks.proposals``).
+
+    ``backend_token`` is sent to the backend and never shown again (the API says only whether
+    one is set); it is stored as given, like the other credentials of the database.
+    """
+
+    job = models.OneToOneField(
+        "marketplace.Job",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="proposal_config",
+    )
+    sources = models.JSONField(default=list, help_text="Enabled sources (ProposalSourceName)")
+    backend_url = models.CharField(max_length=500, blank=True)
+    backend_token = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"proposals of job {self.job_id}: {', '.join(self.sources) or 'none'}"
+
+
+class Proposal(models.Model):
+    """What one source proposed for one microtask, or why it proposed nothing.
+
+    ``shapes`` are payload items of the job's type (``tasks.proposal_sources`` states the
+    contract), ``confidences`` one per shape. Only ``ok`` rows reach a worker; the others record
+    the failure, and the microtask is plain annotation.
+    """
+
+    microtask = models.ForeignKey(MicroTask, on_delete=models.CASCADE, related_name="proposals")
+    source = models.CharField(max_length=16, choices=ProposalSourceName.choices)
+    model_version = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=ProposalStatus.choices)
+    shapes = models.JSONField(default=list, blank=True)
+    confidences = models.JSONField(default=list, blank=True)
+    confidence = models.FloatField(default=0.0)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["microtask_id", "source"]
+        constraints = [
+            models.UniqueConstraint(fields=["microtask", "source"], name="proposal_one_per_source"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0, confidence__lte=1),
+                name="proposal_confidence_range",
+                violation_error_message="A confidence is between 0 and 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} proposal for microtask {self.microtask_id} ({self.status})"

@@ -242,6 +242,7 @@ def submit(
     worker_id: int,
     payload: dict,
     frames: dict,
+    provenance: list | None = None,
 ) -> int | None:
     """``submit``: the new submission's id, or None when the claim is no longer live."""
     changes = {
@@ -256,7 +257,9 @@ def submit(
     ).update(**changes)
     if not updated:
         return None
-    return Submission.objects.create(assignment_id=assignment_id, payload=payload, frames=frames).pk
+    return Submission.objects.create(
+        assignment_id=assignment_id, payload=payload, frames=frames, provenance=provenance or []
+    ).pk
 
 
 def credit_view(*, worker_id: int) -> list[tuple]:

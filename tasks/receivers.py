@@ -13,8 +13,8 @@ from marketplace.models import Job, JobStatus
 from marketplace.signals import job_transitioned
 from payments import signals as payment_signals
 
-from . import budget, claiming
-from .tasks import fill_job_slots
+from . import budget, claiming, proposals
+from .tasks import compute_proposals, fill_job_slots
 
 
 @receiver(job_transitioned, dispatch_uid="tasks.on_job_transitioned")
@@ -32,6 +32,10 @@ def on_job_transitioned(*, job: Job, previous: str, by: Any, **_: Any) -> None:
         # ``claiming.job_publish`` fills the slots itself, before the transition: a job whose
         # budget covers no work must not publish.)
         claiming.job_fill_slots(job=job)
+    ready = job.status in (JobStatus.READY, JobStatus.PUBLISHED)
+    if ready and proposals.job_wants_proposals(job.pk):
+        # Its microtasks exist (ingested) or are about to be claimed: propose for those missing.
+        transaction.on_commit(lambda: compute_proposals.delay(job.pk))
 
 
 @receiver(payment_signals.escrow_funded, dispatch_uid="tasks.fill_slots_on_funding")

@@ -9,7 +9,7 @@ import logging
 
 from marketplace.tasks_base import TRANSIENT, retry_countdown, transient_task
 
-from . import claiming, ingestion, ingestion_parts, reviewing
+from . import claiming, ingestion, ingestion_parts, proposals, reviewing
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +116,13 @@ def fill_starved_slots() -> int:
         claiming.job_fill_slots_if_open(job_id=job_id)
         for job_id in claiming.jobs_with_starved_slots()
     )
+
+
+@transient_task("tasks.compute_proposals", bind=True, ignore_result=True)
+def compute_proposals(self, job_id: int) -> int:
+    """Compute one batch of a job's missing proposals, then queue the next batch (idempotent: a
+    microtask with a stored outcome per source is skipped; a source's failure is an outcome)."""
+    result = proposals.job_proposals_compute_batch(job_id=job_id)
+    if result.remaining:
+        compute_proposals.delay(job_id)
+    return result.computed

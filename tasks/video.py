@@ -632,6 +632,21 @@ def decode_span(
                 return
             if frame.index >= first:
                 yield frame
+def decode_image(data: bytes, *, max_pixels: int = 40_000_000) -> np.ndarray:
+    """A stored JPEG frame (what ingestion extracted) as ``(h, w, 3)`` uint8 RGB pixels.
+
+    Proposal sources read the frames a worker annotates, at the worker's size, through this: the
+    pixels and the worker's coordinates are the same. Raises ``VideoError`` for anything that
+    does not decode to one picture of at most ``max_pixels``.
+    """
+    try:
+        ctx = av.CodecContext.create("mjpeg", "r")
+        frames = ctx.decode(av.Packet(bytes(data)))
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise VideoError(f"The frame image does not decode: {exc}") from None
+    if not frames or frames[0].width * frames[0].height > max_pixels:
+        raise VideoError("The frame image does not decode to one picture of a sensible size.")
+    return frames[0].to_ndarray(format="rgb24")
 
 
 # --- Encoding (synthetic videos for tests, demo and benchmarks) ---------------------------------

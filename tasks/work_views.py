@@ -17,7 +17,7 @@ from marketplace import bounds, ratelimit
 from marketplace.errors import ApplicationError
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
-from . import claiming, qualifying, suspensions, work_selectors
+from . import claiming, proposals, qualifying, suspensions, work_selectors
 from .models import Assignment, AssignmentStatus
 
 
@@ -95,7 +95,7 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
         assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
     except Assignment.DoesNotExist:
         raise Http404("No such assignment.") from None
-    view = work_selectors.worker_view_of(assignment)
+    view = proposals.assignment_view(assignment)
     return render(request, "worker/annotate.html", {"a": assignment, "view": view})
 
 

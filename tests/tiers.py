@@ -55,6 +55,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_exports.py",
     "tests/tasks/test_exports_streaming.py",
     "tests/tasks/test_interpolation.py",
+    "tests/tasks/test_proposal_sources.py",
     "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",
     "tests/tasks/test_synthetic.py",

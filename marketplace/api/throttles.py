@@ -76,3 +76,5 @@ class FundingCheckThrottle(PerUserThrottle):
 
 class PropagateThrottle(PerUserThrottle):
     scope = "propagate"
+class ProposalConfigThrottle(PerUserThrottle):
+    scope = "proposal_config"

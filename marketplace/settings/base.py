@@ -228,6 +228,8 @@ THROTTLE_RATES = {
     # Tracker proposals (POST /api/work/assignments/<id>/propagate/): each decodes and tracks up
     # to TRACKER_LATENCY_BUDGET_SECONDS of CPU, so a worker may ask this often.
     "propagate": env("THROTTLE_PROPAGATE_RATE", default="30/min"),
+    # Changing a job's proposal sources queues model calls for every microtask of the job.
+    "proposal_config": env("THROTTLE_PROPOSAL_CONFIG_RATE", default="20/min"),
 }
 # Failed sign-ins within a window lock the account (or the IP) for a while.
 LOGIN_FAILURE_LIMIT_ACCOUNT = env.int("LOGIN_FAILURE_LIMIT_ACCOUNT", default=5)
@@ -326,6 +328,18 @@ STRIPE_PROXY = env("STRIPE_PROXY", default="")  # an HTTP(S) proxy for Stripe ca
 STRIPE_REQUESTS_PER_SECOND = env.float("STRIPE_REQUESTS_PER_SECOND", default=20.0)
 STRIPE_RATE_LIMIT_RETRIES = env.int("STRIPE_RATE_LIMIT_RETRIES", default=3)
 STRIPE_RETRY_AFTER_MAX = env.float("STRIPE_RETRY_AFTER_MAX", default=30.0)
+
+# --- Proposals from a requester's own model (tasks.ml_backend, the Label Studio ML backend
+# protocol). The platform calls a URL a requester typed, so it could be aimed at anything our
+# servers can reach (SSRF): only hosts listed here may be called, by exact name or address.
+# Empty (the default, and production's unless the operator lists their model servers) refuses
+# every backend URL; ``local`` allows the loopback ml_local server, tests set what they start.
+ML_BACKEND_ALLOWED_HOSTS = env.list("ML_BACKEND_ALLOWED_HOSTS", default=[])
+ML_BACKEND_TIMEOUT_SECONDS = env.float("ML_BACKEND_TIMEOUT_SECONDS", default=10.0)
+ML_BACKEND_MAX_RESPONSE_BYTES = env.int("ML_BACKEND_MAX_RESPONSE_BYTES", default=2_000_000)
+# Frames sent per microtask (evenly spread over its frames); proposals computed per Celery run.
+PROPOSAL_MAX_FRAMES = env.int("PROPOSAL_MAX_FRAMES", default=30)
+PROPOSAL_BATCH_SIZE = env.int("PROPOSAL_BATCH_SIZE", default=20)
 
 # --- Marketplace policy defaults
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", default="usd")

@@ -44,3 +44,6 @@ STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_suite_connect"
 # The local Stripe double has no rate limit unless a test gives it one, so Stripe calls are not
 # paced here (the fault tests of Stripe's limit turn pacing on; production paces at 20/s).
 STRIPE_REQUESTS_PER_SECOND = env.float("STRIPE_REQUESTS_PER_SECOND", default=0.0)
+# The ml_local backends the suite starts listen on the loopback (tests/proposals).
+ML_BACKEND_ALLOWED_HOSTS = ["127.0.0.1"]
+ML_BACKEND_TIMEOUT_SECONDS = 2.0

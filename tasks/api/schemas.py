@@ -225,6 +225,41 @@ class AssignmentSerializer(serializers.Serializer):
     submission = OwnSubmissionSerializer(allow_null=True, help_text="Your submitted annotation")
 
 
+class ProposedShapeSerializer(serializers.Serializer):
+    """One proposed shape: a payload item of the job's type plus its reference and confidence."""
+
+    ref = serializers.CharField(
+        help_text='"<proposal id>:<index>": send it as the item\'s "from_proposal" when you keep '
+        "the shape (moved or not)"
+    )
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+    frame = serializers.IntegerField(required=False)
+    label = serializers.CharField()
+    box = serializers.ListField(child=serializers.FloatField(), required=False)
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False
+    )
+    id = serializers.IntegerField(required=False)
+    keyframes = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class WorkerProposalSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    model_version = serializers.CharField(allow_blank=True)
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+    key = serializers.CharField(help_text="The payload list the shapes belong to (boxes, ...)")
+    shapes = ProposedShapeSerializer(many=True)
+
+
+class AssignmentDetailSerializer(AssignmentSerializer):
+    """``AssignmentSerializer`` plus, while the claim is live, the microtask's proposals."""
+
+    proposals = WorkerProposalSerializer(
+        many=True, help_text="Machine suggestions to accept, correct or ignore (tasks.proposals)"
+    )
+
+
 class MyWorkRowSerializer(serializers.Serializer):
     """A row of the worker's own assignments (``tasks.work_selectors.my_work_row``)."""
 

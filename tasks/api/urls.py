@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import funding, review, views, work
+from . import funding, proposals, review, views, work
 
 urlpatterns = [
     # Money endpoints that price microtasks (``tasks.api.funding``); payments' paths and names.
@@ -33,6 +33,11 @@ urlpatterns = [
         "jobs/<int:job_id>/microtasks/<int:pk>/",
         views.JobMicroTaskDetailView.as_view(),
         name="api-job-microtask",
+    ),
+    path(
+        "jobs/<int:job_id>/proposals/",
+        proposals.JobProposalConfigView.as_view(),
+        name="api-job-proposals",
     ),
     # Worker
     path("work/jobs/", work.JobBoardView.as_view(), name="api-work-jobs"),

@@ -22,7 +22,7 @@ from marketplace.api.throttles import THROTTLED, ClaimThrottle, PropagateThrottl
 from marketplace.errors import NotFound
 from marketplace.models import AnnotationType, Qualification, QualificationStatus
 
-from .. import claiming, propagating, qualifying, suspensions, work_selectors
+from .. import claiming, propagating, proposals, qualifying, suspensions, work_selectors
 from ..drafts import DRAFT_MAX_BYTES, SAVED_AT_MAX
 from ..models import Assignment, AssignmentStatus
 from . import schemas
@@ -214,13 +214,15 @@ class AssignmentView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses={200: schemas.AssignmentSerializer, **worker_errors(e404=NOT_YOURS)})
+    @extend_schema(
+        responses={200: schemas.AssignmentDetailSerializer, **worker_errors(e404=NOT_YOURS)}
+    )
     def get(self, request, pk: int):
         try:
             assignment = work_selectors.assignment_for_worker(worker=request.user, assignment_id=pk)
         except Assignment.DoesNotExist:
             raise NotFound("No such assignment.") from None
-        return Response(work_selectors.worker_view_of(assignment))
+        return Response(proposals.assignment_view(assignment))
 
 
 class HeartbeatView(APIView):

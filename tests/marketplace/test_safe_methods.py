@@ -97,6 +97,7 @@ ROUTE_KWARGS = {
     "api-job-ingestion": lambda w: {"job_id": w["job"].pk},
     "api-job-microtasks": lambda w: {"job_id": w["job"].pk},
     "api-job-microtask": lambda w: {"job_id": w["job"].pk, "pk": w["microtask"].pk},
+    "api-job-proposals": lambda w: {"job_id": w["job"].pk},
     "api-work-assignment": lambda w: {"pk": w["live"].pk},
     "api-work-heartbeat": lambda w: {"pk": w["live"].pk},
     "api-work-release": lambda w: {"pk": w["live"].pk},

@@ -513,6 +513,14 @@ ROUTES: dict[str, list[Probe]] = {
     "api/jobs/<int:job_id>/microtasks/<int:pk>/": [
         Probe(lambda w: f"/api/jobs/{job(w)}/microtasks/{w.microtask.pk}/", API_REQUESTER_OWN),
     ],
+    "api/jobs/<int:job_id>/proposals/": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/proposals/",
+            API_REQUESTER_OWN,
+            {"PUT": REFUSE_REQUESTER_OWN},
+            body=lambda w: {"sources": ["motion"]},
+        ),
+    ],
     # --- API: review -----------------------------------------------------------------------
     "api/submissions/review/": [
         Probe(

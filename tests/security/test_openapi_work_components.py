@@ -38,16 +38,21 @@ def _answer(openapi: dict, method: str, path: str, status: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "path", "status", "component"),
     [
-        ("post", "/api/work/claim/", "201"),
-        ("post", "/api/work/assignments/{id}/submit/", "200"),
-        ("get", "/api/work/assignments/{id}/", "200"),
+        ("post", "/api/work/claim/", "201", "Assignment"),
+        ("post", "/api/work/assignments/{id}/submit/", "200", "Assignment"),
+        # The read of an assignment adds the microtask's proposals (tasks.proposals).
+        ("get", "/api/work/assignments/{id}/", "200", "AssignmentDetail"),
     ],
 )
-def test_claim_submit_and_assignment_answer_the_assignment_component(openapi, method, path, status):
+def test_claim_submit_and_assignment_answer_the_assignment_component(
+    openapi, method, path, status, component
+):
     assignment = _answer(openapi, method, path, status)
-    assert assignment == openapi["components"]["schemas"]["Assignment"]
+    assert assignment == openapi["components"]["schemas"][component]
+    base = openapi["components"]["schemas"]["Assignment"]
+    assert base["properties"].items() <= assignment["properties"].items()
     assert {"id", "status", "job", "task", "deadline", "pay", "submission"} <= set(
         assignment["required"]
     )
@@ -136,3 +141,10 @@ def test_the_propagate_route_states_every_status_and_its_proposal(openapi):
     body = _resolve(openapi, body)
     assert {"track", "from_frame", "to_frame", "mode"} <= set(body["properties"])
     assert set(body["required"]) == {"track", "from_frame"}
+def test_assignment_detail_states_the_proposals_and_their_shape_references(openapi):
+    detail = openapi["components"]["schemas"]["AssignmentDetail"]
+    assert "proposals" in detail["required"]
+    proposal = _resolve(openapi, detail["properties"]["proposals"]["items"])
+    assert {"id", "source", "confidence", "key", "shapes"} <= set(proposal["required"])
+    shape = _resolve(openapi, proposal["properties"]["shapes"]["items"])
+    assert {"ref", "confidence", "label"} <= set(shape["required"])

@@ -221,19 +221,23 @@ export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels",
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
 export function payloadOf(state, kind) {
+  // A shape kept from a machine proposal names it (proposals.mjs); the server measures the rest.
+  const origin = (s) => (s.from_proposal ? { from_proposal: s.from_proposal } : {});
   if (kind === "track") {
-    const out = { tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes })) };
+    const out = {
+      tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes, ...origin(t) })),
+    };
     // A track job with event labels: the tracks' events ride along (only when there are some).
     if (state.events && state.events.length) out.events = eventsPayload(state.events);
     return out;
   }
   if (kind === "event") return { events: eventsPayload(state.events || []) };
   if (kind === "bbox") {
-    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box })) };
+    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box, ...origin(b) })) };
   }
   if (kind === "polygon") {
     return {
-      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points })),
+      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...origin(p) })),
     };
   }
   if (kind === "classify") {

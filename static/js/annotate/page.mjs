@@ -25,6 +25,7 @@ import {
   payloadOf,
 } from "./core.mjs";
 import { createTracker } from "./tracker.mjs";
+import { mountProposals } from "./proposals.mjs";
 import { addError, clearErrors, createEditor, itemOf } from "./workspace.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -159,11 +160,15 @@ function annotationPage(root, data) {
     sendTimer = setTimeout(() => heartbeat(), DRAFT_SEND_DELAY_MS);
   };
   let tracker = null; // tracker proposals (track jobs: tracker.mjs)
+  let overlay = null; // the proposals' suggestions (proposals.mjs), once mounted
   const editor = createEditor({
     changed: edited,
     message: showMessage,
     rendered: () => tracker && tracker.decorate(),
-    overlay: (ctx, info) => tracker && tracker.draw(ctx, info),
+    overlay: (ctx, info) => {
+      if (tracker) tracker.draw(ctx, info);
+      if (overlay) overlay(ctx, info);
+    },
     keydown: (ev) => {
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
         submit();
@@ -184,6 +189,7 @@ function annotationPage(root, data) {
   if (ws.type === "track" && root.dataset.propagateUrl) {
     tracker = createTracker({ editor, url: root.dataset.propagateUrl, post, message: showMessage });
   }
+  overlay = mountProposals({ editor, ws, proposals: data.proposals, before: root.querySelector(".instructions") });
 
   // Time: remaining claim time, active time (input in the last 30 s, page visible), heartbeat.
   ["mousemove", "keydown", "mousedown", "pointerdown"].forEach((e) =>

@@ -382,6 +382,7 @@ export function createEditor(hooks) {
       ctx.stroke();
       ctx.setLineDash([]);
     }
+    if (hooks.overlay) hooks.overlay(ctx, f, scale()); // e.g. proposals (proposals.mjs), under
     shapesHere().forEach((s) => drawShape(s, lw));
     if (hooks.overlay) hooks.overlay(ctx, { frame: f, scale: scale(), selected: state.selected });
     if (state.drag && state.drag.box) {
@@ -1014,10 +1015,23 @@ export function createEditor(hooks) {
   $("zoom-fit").addEventListener("click", () => setView({ ...FIT }));
   ["edit", "draw", "pan"].forEach((name) => $(`tool-${name}`).addEventListener("click", () => setTool(name)));
 
+  /* Add payload items of the workspace's type (accepted proposals) as one edit. */
+  function add(items) {
+    if (readOnly || !items.length) return;
+    items.forEach((item) => {
+      if (type === "track") state.tracks.push({ ...item, id: state.nextId++ });
+      else if (type === "bbox") state.boxes.push(item);
+      else if (type === "polygon") state.polygons.push(item);
+    });
+    changed();
+    render();
+  }
+
   return {
     workspace,
     use,
     render,
+    add,
     focusError,
     load,
     go,
