@@ -287,7 +287,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
     "process-straggler-submissions": {"task": "quality.process_stragglers", "schedule": 60.0},
-    # A raised replica target whose fill message was lost gets its slot or goes to review.
+    # A suspension whose extra replicas were never added (a crash after its commit) gets them;
+    # a raised replica target whose fill message was lost gets its slot or goes to review.
+    "add-owed-replicas": {"task": "quality.add_owed_replicas", "schedule": 5 * 60.0},
     "fill-starved-slots": {"task": "tasks.fill_starved_slots", "schedule": 5 * 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.
