@@ -228,15 +228,23 @@ def start_gunicorn(
 
 
 def start_celery_worker(
-    *, database_url: str, redis_url: str, name: str, concurrency: int = 1, **extra: str
+    *,
+    database_url: str,
+    redis_url: str,
+    name: str,
+    concurrency: int = 1,
+    queues: str = "",
+    **extra: str,
 ) -> subprocess.Popen:
-    """A real ``celery worker`` (prefork, ``concurrency`` processes) on the bench's broker;
-    returns once it answers a ping."""
+    """A real ``celery worker`` (prefork, ``concurrency`` processes) on the bench's broker,
+    consuming ``queues`` (comma-separated; all of ``CELERY_TASK_QUEUES`` when empty); returns
+    once it answers a ping."""
     from marketplace.celery import app
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "marketplace", "worker",
          f"--concurrency={concurrency}", "--loglevel=WARNING", f"--hostname={name}@%h",
+         *(["-Q", queues] if queues else []),
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=_service_env(database_url, redis_url, **extra), start_new_session=True,
         stdout=subprocess.DEVNULL,

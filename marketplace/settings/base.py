@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -269,6 +270,18 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TIMEZONE = TIME_ZONE
+# Queues: payments' tasks (payout runs, transfers, Stripe events, refunds) have one of their own,
+# so they never wait behind a backlog of scoring (bench/load: a payout run queued behind 687
+# scoring tasks). A worker started without ``-Q`` consumes every queue listed here (development,
+# ``make run``'s embedded mode needs none, the test suite); docker-compose.yml runs a worker for
+# each (``-Q celery`` and ``-Q payments``), so money moves however long the other queue is.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+PAYMENTS_QUEUE = "payments"
+CELERY_TASK_QUEUES = (
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+    Queue(PAYMENTS_QUEUE, routing_key=PAYMENTS_QUEUE),
+)
+CELERY_TASK_ROUTES = {"payments.*": {"queue": PAYMENTS_QUEUE, "routing_key": PAYMENTS_QUEUE}}
 # The retry convention of every task (marketplace/tasks_base.py): transient errors are retried
 # with exponential backoff and jitter, at most this many times, waiting at most this long.
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=6)
