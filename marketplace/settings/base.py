@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -266,9 +267,35 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# A task's message is acknowledged after the task (acks_late). A worker that loses a pool child
+# (OOM killer) gives the message back at once (reject_on_worker_lost). A worker that dies whole
+# (SIGKILL of the main process, the machine lost) acknowledges nothing: Redis gives its
+# messages to another worker only once they have been unacknowledged for the visibility
+# timeout, so that is how long such work waits. A shorter timeout recovers sooner, but a task
+# still running when it expires would be delivered again and run twice at once: hence the hard
+# time limit is kept below it (the worker kills the task first). Trade-off in README.md
+# ("Operations").
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
+CELERY_TASK_TIME_LIMIT = env.int(
+    "CELERY_TASK_TIME_LIMIT", default=min(60 * 60, CELERY_VISIBILITY_TIMEOUT * 3 // 4)
+)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int(
+    "CELERY_TASK_SOFT_TIME_LIMIT", default=CELERY_TASK_TIME_LIMIT * 11 // 12
+)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "Celery limits must grow: CELERY_TASK_SOFT_TIME_LIMIT "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT}) < CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}) "
+        f"< CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}); a task outliving the "
+        "visibility timeout is delivered again while it runs."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often each worker looks for messages a dead worker left unacknowledged (one Redis
+    # query); kombu's default looks every 100 s. A tenth of the timeout, at most once a minute.
+    "unacked_restore_interval": max(1, min(60, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TIMEZONE = TIME_ZONE
 # Queues: payments' tasks (payout runs, transfers, Stripe events, refunds) have one of their own,
 # so they never wait behind a backlog of scoring (bench/load: a payout run queued behind 687
