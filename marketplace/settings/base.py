@@ -53,7 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "marketplace.csp_header.CachedPolicyCSPMiddleware",  # django-csp, its header built once
     # Last, so its process_exception sees a view's exception first (a dropped database: 503).
     "marketplace.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -259,6 +259,10 @@ CACHES = {
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+# kombu's Redis transport, with a channel reusing its Redis client for each message it publishes
+# instead of building one per message (marketplace/kombu_redis.py explains; bench/claim).
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "marketplace.kombu_redis:Transport"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
