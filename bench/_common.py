@@ -48,6 +48,15 @@ def drop_database(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """A process's peak resident set size (``VmHWM``), in MiB. Not ``ru_maxrss``: Linux carries
+    that over from the parent across fork and exec, while VmHWM is the process's own."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
