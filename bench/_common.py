@@ -48,6 +48,15 @@ def drop_database(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """A process's peak resident set size (``VmHWM``), in MiB. Not ``ru_maxrss``: Linux carries
+    that over from the parent across fork and exec, while VmHWM is the process's own."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -228,15 +237,23 @@ def start_gunicorn(
 
 
 def start_celery_worker(
-    *, database_url: str, redis_url: str, name: str, concurrency: int = 1, **extra: str
+    *,
+    database_url: str,
+    redis_url: str,
+    name: str,
+    concurrency: int = 1,
+    queues: str = "",
+    **extra: str,
 ) -> subprocess.Popen:
-    """A real ``celery worker`` (prefork, ``concurrency`` processes) on the bench's broker;
-    returns once it answers a ping."""
+    """A real ``celery worker`` (prefork, ``concurrency`` processes) on the bench's broker,
+    consuming ``queues`` (comma-separated; all of ``CELERY_TASK_QUEUES`` when empty); returns
+    once it answers a ping."""
     from marketplace.celery import app
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "marketplace", "worker",
          f"--concurrency={concurrency}", "--loglevel=WARNING", f"--hostname={name}@%h",
+         *(["-Q", queues] if queues else []),
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=_service_env(database_url, redis_url, **extra), start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -8,10 +8,11 @@
    best time counts (the machine is shared). Goal: our frames per second ≥ 0.8 of ffmpeg's.
 2. Memory: 1-minute and 10-minute 360p clips are ingested as a track job (segments, overlap,
    keyframes), each in a fresh subprocess, which
-   reports its own peak resident set size (``ru_maxrss``). Goal: ratio 10 min / 1 min ≤ 1.25.
+   reports its own peak resident set size (``VmHWM``). Goal: ratio 10 min / 1 min ≤ 1.25.
 
 Clips are generated once (simple shapes, x264 ``ultrafast``) and cached in ``bench/.cache``.
-The benchmark creates and drops its own database ``cl_bench_ingest`` and media folder.
+The benchmark creates and drops its own database (``$BENCH_DB_PREFIX`` + ``ingest``, default
+``cl_bench_ingest``) and media folder.
 
     DJANGO_SETTINGS_MODULE=marketplace.settings.test .venv/bin/python bench/ingest.py
 """
@@ -27,12 +28,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import (  # noqa: E402
+    BASE_DATABASE_URL,
+    bench_db_name,
+    drop_database,
+    peak_rss_mib,
+    recreate_database,
+    report,
+    with_db,
+)
+
 CACHE = ROOT / "bench" / ".cache"
-RESULTS = ROOT / "bench" / "results"
-DB_NAME = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "ingest"  # prefix: parallel runs
+DB_NAME = bench_db_name("ingest")
+BENCH_URL = with_db(BASE_DATABASE_URL, DB_NAME)
 MEDIA = Path(tempfile.gettempdir()) / f"{DB_NAME}-media"
 
 THROUGHPUT_CLIP = ("h264-1080p-120s.mp4", 1920, 1080, 120)
@@ -41,14 +53,6 @@ FPS = 30
 RUNS = 3  # each side, alternating; the best wall time counts
 FRAME_W, FRAME_H = 1280, 720  # JPEG size for annotators (the settings' default)
 JPEG_QUALITY = 85
-
-
-def _database_urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/crowdlabel")
-    parts = urlsplit(base)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    bench = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-    return admin, bench
 
 
 def _setup_django(bench_url: str) -> None:
@@ -66,8 +70,7 @@ def _setup_django(bench_url: str) -> None:
 
 
 def child(video_id: int) -> None:
-    _, bench_url = _database_urls()
-    _setup_django(bench_url)
+    _setup_django(BENCH_URL)
     from tasks.ingestion import video_ingest
 
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -76,7 +79,6 @@ def child(video_id: int) -> None:
     v = video_ingest(video_id=video_id)
     seconds = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak_kib = usage.ru_maxrss
     print(
         json.dumps(
             {
@@ -85,7 +87,7 @@ def child(video_id: int) -> None:
                 "frames": v.frame_count,
                 "seconds": seconds,
                 "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0,
-                "peak_rss_mib": peak_kib / 1024,
+                "peak_rss_mib": peak_rss_mib(),
             }
         )
     )
@@ -195,12 +197,8 @@ def _ffmpeg_extract(clip: Path, frames: list[int], out_dir: Path) -> tuple[float
 
 
 def main() -> None:
-    import psycopg
-
-    admin_url, bench_url = _database_urls()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    bench_url = BENCH_URL
+    recreate_database(DB_NAME)
     shutil.rmtree(MEDIA, ignore_errors=True)
     MEDIA.mkdir(parents=True)
     started = time.perf_counter()
@@ -257,11 +255,10 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        drop_database(DB_NAME)
         shutil.rmtree(MEDIA, ignore_errors=True)
 
-    report = {
+    result = {
         "goals": {
             "throughput_ratio_vs_ffmpeg": {
                 "value": round(ratio, 3),
@@ -297,9 +294,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps(report, ensure_ascii=False))
+    report("ingest", result)
 
 
 if __name__ == "__main__":

@@ -35,12 +35,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import (  # noqa: E402
+    BASE_DATABASE_URL,
+    bench_db_name,
+    drop_database,
+    peak_rss_mib,
+    recreate_database,
+    with_db,
+)
+from _common import report as write_report  # noqa: E402
+
 CACHE = ROOT / "bench" / ".cache"
-RESULTS = ROOT / "bench" / "results"
-DB_NAME = os.environ.get("BENCH_DB_PREFIX", "cl_bench_") + "scale"
+DB_NAME = bench_db_name("scale")
+BENCH_URL = with_db(BASE_DATABASE_URL, DB_NAME)
 MEDIA = Path(tempfile.gettempdir()) / f"{DB_NAME}-media"
 LONG_SECONDS = int(os.environ.get("SCALE_LONG_SECONDS", "600"))
 SHORT_SECONDS = int(os.environ.get("SCALE_SHORT_SECONDS", "60"))
@@ -50,15 +61,6 @@ SKIP = set(os.environ.get("SCALE_SKIP", "").split(","))  # "ingestion" and/or "j
 STEPS = [s for s in os.environ.get("SCALE_STEPS", "publish,consensus,export").split(",") if s]
 FPS = 30
 WIDTH, HEIGHT = 1280, 720
-
-
-def _database_urls() -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/crowdlabel")
-    parts = urlsplit(base)
-    return (
-        urlunsplit(parts._replace(path="/postgres")),
-        urlunsplit(parts._replace(path=f"/{DB_NAME}")),
-    )
 
 
 def _env(bench_url: str, **extra: str) -> dict[str, str]:
@@ -138,13 +140,6 @@ def _register(clip: Path):
     return job, v
 
 
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _workers(n: int, bench_url: str) -> list[subprocess.Popen]:
     from marketplace.celery import app
 
@@ -194,7 +189,7 @@ def _ingest_with(n_workers: int, clip: Path, bench_url: str) -> dict:
                 break
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
-        peaks = [_peak_rss_mib(p.pid) for p in procs]
+        peaks = [peak_rss_mib(p.pid) for p in procs]
     finally:
         _stop(procs)
     if v.status != "ready":
@@ -316,17 +311,15 @@ def _build_job(n: int, annotation_type: str, *, with_work: bool) -> int:
 
 def child_step(step: str, job_id: int) -> None:
     """One step on one job in this fresh process; prints seconds and its own peak RSS."""
-    _, bench_url = _database_urls()
-    _setup_django(bench_url, eager=True)
+    _setup_django(BENCH_URL, eager=True)
     from marketplace.models import Job
     from quality import exporting
     from quality.services import job_classes_aggregate
     from tasks import claiming
 
     job = Job.objects.get(pk=job_id)
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec,
-    # while VmHWM belongs to this process's own address space.
-    base = _peak_rss_mib(os.getpid())
+    # VmHWM, not ru_maxrss (``_common.peak_rss_mib``).
+    base = peak_rss_mib(os.getpid())
     t0 = time.perf_counter()
     if step == "publish":
         out = claiming.job_publish(job=job, by=job.requester).regular_slots
@@ -341,7 +334,7 @@ def child_step(step: str, job_id: int) -> None:
     else:
         raise SystemExit(f"unknown step {step}")
     seconds = time.perf_counter() - t0
-    peak = _peak_rss_mib(os.getpid())
+    peak = peak_rss_mib(os.getpid())
     print(json.dumps({"step": step, "result": out, "seconds": seconds,
                       "peak_rss_mib": peak, "rss_before_mib": base}))  # fmt: skip
 
@@ -380,12 +373,8 @@ def _goal(value: float, goal: str, met: bool) -> dict:
 
 
 def main() -> None:
-    import psycopg
-
-    admin_url, bench_url = _database_urls()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    bench_url = BENCH_URL
+    recreate_database(DB_NAME)
     shutil.rmtree(MEDIA, ignore_errors=True)
     MEDIA.mkdir(parents=True)
     started = time.perf_counter()
@@ -400,8 +389,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        drop_database(DB_NAME)
         shutil.rmtree(MEDIA, ignore_errors=True)
 
     goals: dict[str, dict] = {}
@@ -437,9 +425,7 @@ def main() -> None:
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps(report, ensure_ascii=False))
+    write_report("scale", report)
 
 
 if __name__ == "__main__":

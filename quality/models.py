@@ -152,6 +152,10 @@ class WorkerTrust(models.Model):
     gold_count = models.PositiveIntegerField(default=0)
     suspended = models.BooleanField(default=False)
     suspended_reason = models.CharField(max_length=300, blank=True)
+    # The suspension's extra replicas are owed: set in the suspension's transaction, cleared in
+    # the one that adds them (``services.suspension_replicas_add``), so a crash in between
+    # leaves a row the sweep (``quality.add_owed_replicas``) finds.
+    replicas_owed = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

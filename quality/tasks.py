@@ -9,6 +9,7 @@ from .services import (
     classification_jobs_aggregate,
     submission_process,
     submissions_process_stragglers,
+    suspension_replicas_sweep,
 )
 
 
@@ -35,3 +36,10 @@ def process_stragglers() -> int:
 def aggregate_classes() -> int:
     """Periodic: re-aggregate the labels of live classification jobs with Dawid-Skene."""
     return classification_jobs_aggregate()
+
+
+@transient_task("quality.add_owed_replicas", ignore_result=True)
+def add_owed_replicas() -> int:
+    """Periodic: add the extra replicas of suspensions whose add was lost (a crash after the
+    suspension's commit); their slots follow through ``tasks.fill_job_slots``."""
+    return suspension_replicas_sweep()

@@ -340,6 +340,10 @@ def dispute_decide(*, dispute_id: int, by: User, uphold: bool, note: str = "") -
         raise NotFound("No such dispute.")
     if dispute.status != DisputeStatus.PENDING:
         raise Conflict("This dispute has been decided already.")
+    # The microtask before the assignment, as every review path and scoring take them: locked
+    # the other way round, the pay reversal's ledger rows took the microtask's KEY SHARE lock at
+    # commit and deadlocked with a scoring of the same microtask.
+    _lock_microtasks_first(by=None, ids=[dispute.assignment_id])
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("microtask__job", "worker")

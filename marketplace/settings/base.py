@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -51,7 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "marketplace.csp_header.CachedPolicyCSPMiddleware",  # django-csp, its header built once
     # Last, so its process_exception sees a view's exception first (a dropped database: 503).
     "marketplace.unavailable.DatabaseUnavailableMiddleware",
 ]
@@ -262,6 +264,10 @@ CACHES = {
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+# kombu's Redis transport, with a channel reusing its Redis client for each message it publishes
+# instead of building one per message (marketplace/kombu_redis.py explains; bench/claim).
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "marketplace.kombu_redis:Transport"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -270,10 +276,48 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# A task's message is acknowledged after the task (acks_late). A worker that loses a pool child
+# (OOM killer) gives the message back at once (reject_on_worker_lost). A worker that dies whole
+# (SIGKILL of the main process, the machine lost) acknowledges nothing: Redis gives its
+# messages to another worker only once they have been unacknowledged for the visibility
+# timeout, so that is how long such work waits. A shorter timeout recovers sooner, but a task
+# still running when it expires would be delivered again and run twice at once: hence the hard
+# time limit is kept below it (the worker kills the task first). Trade-off in README.md
+# ("Operations").
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
+CELERY_TASK_TIME_LIMIT = env.int(
+    "CELERY_TASK_TIME_LIMIT", default=min(60 * 60, CELERY_VISIBILITY_TIMEOUT * 3 // 4)
+)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int(
+    "CELERY_TASK_SOFT_TIME_LIMIT", default=CELERY_TASK_TIME_LIMIT * 11 // 12
+)
+if not 0 < CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "Celery limits must grow: CELERY_TASK_SOFT_TIME_LIMIT "
+        f"({CELERY_TASK_SOFT_TIME_LIMIT}) < CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}) "
+        f"< CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}); a task outliving the "
+        "visibility timeout is delivered again while it runs."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often each worker looks for messages a dead worker left unacknowledged (one Redis
+    # query); kombu's default looks every 100 s. A tenth of the timeout, at most once a minute.
+    "unacked_restore_interval": max(1, min(60, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TIMEZONE = TIME_ZONE
+# Queues: payments' tasks (payout runs, transfers, Stripe events, refunds) have one of their own,
+# so they never wait behind a backlog of scoring (bench/load: a payout run queued behind 687
+# scoring tasks). A worker started without ``-Q`` consumes every queue listed here (development,
+# ``make run``'s embedded mode needs none, the test suite); docker-compose.yml runs a worker for
+# each (``-Q celery`` and ``-Q payments``), so money moves however long the other queue is.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+PAYMENTS_QUEUE = "payments"
+CELERY_TASK_QUEUES = (
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+    Queue(PAYMENTS_QUEUE, routing_key=PAYMENTS_QUEUE),
+)
+CELERY_TASK_ROUTES = {"payments.*": {"queue": PAYMENTS_QUEUE, "routing_key": PAYMENTS_QUEUE}}
 # The retry convention of every task (marketplace/tasks_base.py): transient errors are retried
 # with exponential backoff and jitter, at most this many times, waiting at most this long.
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=6)
@@ -292,7 +336,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "aggregate-classes": {"task": "quality.aggregate_classes", "schedule": 10 * 60.0},
     "process-straggler-submissions": {"task": "quality.process_stragglers", "schedule": 60.0},
-    # A raised replica target whose fill message was lost gets its slot or goes to review.
+    # A suspension whose extra replicas were never added (a crash after its commit) gets them;
+    # a raised replica target whose fill message was lost gets its slot or goes to review.
+    "add-owed-replicas": {"task": "quality.add_owed_replicas", "schedule": 5 * 60.0},
     "fill-starved-slots": {"task": "tasks.fill_starved_slots", "schedule": 5 * 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.

@@ -20,6 +20,7 @@ from .aggregation import classification_jobs_aggregate, job_classes_aggregate
 from .evidence import (
     rejection_record,
     suspension_replicas_add,
+    suspension_replicas_sweep,
     trust_record,
     worker_reinstate,
     worker_suspend_from_type,
@@ -79,6 +80,7 @@ __all__ = [
     "submission_received",
     "submissions_process_stragglers",
     "suspension_replicas_add",
+    "suspension_replicas_sweep",
     "trust_record",
     "worker_reinstate",
     "worker_suspend_from_type",

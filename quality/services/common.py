@@ -4,12 +4,14 @@ sending a microtask to the review queue."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.errors import NotFound, ValidationError
 from marketplace.models import Job, User
@@ -19,6 +21,8 @@ from tasks.claiming import annotation_context
 from tasks.models import MicroTask, MicroTaskStatus
 
 from ..models import JobQualityPolicy, ReviewItem, ReviewStatus
+
+logger = logging.getLogger(__name__)
 
 
 def now() -> datetime:
@@ -52,10 +56,25 @@ def validate(microtask: MicroTask, payload: Any) -> ValidatedAnnotation:
 def fill_slots_later(job_id: int) -> None:
     """Once this transaction commits, create the replica slots dynamic overlap asked for.
 
-    The task is looked up by name: ``quality.tasks`` calls these services, so they do not
-    import it.
+    The raised target is committed before the message goes out, so a broker failure must not
+    fail the caller (a scoring task would retry work it has done, a request would answer 503
+    for a change it made): it is logged, and ``tasks.fill_starved_slots`` (Celery beat) fills
+    the slot or sends the microtask to review. The task is looked up by name: ``quality.tasks``
+    calls these services, so they do not import it.
     """
-    transaction.on_commit(lambda: current_app.tasks["tasks.fill_job_slots"].delay(job_id))
+
+    def enqueue() -> None:
+        try:
+            current_app.tasks["tasks.fill_job_slots"].delay(job_id)
+        except (KombuOperationalError, OSError) as exc:
+            logger.warning(
+                "quality: could not queue the slot fill of job %s (%s); the starved-slot sweep "
+                "will fill it",
+                job_id,
+                exc,
+            )
+
+    transaction.on_commit(enqueue)
 
 
 def microtask_to_review(mt: MicroTask, *, reason: str) -> ReviewItem:

@@ -109,7 +109,8 @@ def worker_suspend_from_type(*, trust_row: WorkerTrust, reason: str) -> WorkerTr
     """
     trust_row.suspended = True
     trust_row.suspended_reason = reason[:300]
-    trust_row.save(update_fields=["suspended", "suspended_reason", "updated_at"])
+    trust_row.replicas_owed = True
+    trust_row.save(update_fields=["suspended", "suspended_reason", "replicas_owed", "updated_at"])
     suspensions.qualification_suspend(
         worker=trust_row.worker,
         annotation_type=trust_row.annotation_type,
@@ -119,7 +120,8 @@ def worker_suspend_from_type(*, trust_row: WorkerTrust, reason: str) -> WorkerTr
     # The extra replicas are asked for after this transaction commits, in a transaction of their
     # own: the suspension happens inside a scoring that holds its microtask's row and the
     # worker's trust row, and the worker's other microtasks may be in scorings that hold their
-    # row and wait for that trust row (a deadlock, issue #16).
+    # row and wait for that trust row (a deadlock, issue #16). The debt is written down here
+    # (``replicas_owed``): a crash before the add leaves it for ``suspension_replicas_sweep``.
     worker_id, annotation_type = trust_row.worker_id, trust_row.annotation_type
     transaction.on_commit(
         lambda: suspension_replicas_add(worker_id=worker_id, annotation_type=annotation_type),
@@ -136,7 +138,10 @@ def suspension_replicas_add(*, worker_id: int, annotation_type: str) -> int:
     already at the cap, or already in review, is left to the review queue. Returns how many
     microtasks got a replica.
 
-    Microtask rows are locked in id order and each one is re-read under its lock."""
+    Microtask rows are locked in id order and each one is re-read under its lock, then the
+    worker's trust row (the scoring lock order): the replicas are added only while that row
+    still owes them (``replicas_owed``), and the same transaction clears it, so the add runs
+    once whether the suspension's on-commit call or the sweep gets there first."""
     pending = MicroTask.objects.filter(
         assignments__worker_id=worker_id,
         assignments__status=AssignmentStatus.SUBMITTED,
@@ -150,6 +155,15 @@ def suspension_replicas_add(*, worker_id: int, annotation_type: str) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    owed = list(
+        WorkerTrust.objects.select_for_update()
+        .filter(worker_id=worker_id, annotation_type=annotation_type, replicas_owed=True)
+        .values_list("pk", flat=True)
+    )
+    if not owed:
+        return 0  # added already (or the suspension was never committed)
+    # ``update``, not ``save``: ``updated_at`` stays the suspension's time.
+    WorkerTrust.objects.filter(pk__in=owed).update(replicas_owed=False)
     # Read again under the locks: a scoring that held one of them may have settled the work.
     still = set(pending.filter(pk__in=locked).values_list("pk", flat=True))
     rows = list(MicroTask.objects.select_related("job").filter(pk__in=still).order_by("pk"))
@@ -179,6 +193,30 @@ def suspension_replicas_add(*, worker_id: int, annotation_type: str) -> int:
     return len(raised)
 
 
+def suspension_replicas_sweep() -> int:
+    """Add the replicas of suspensions whose own add never ran (a crash, a worker lost between
+    the suspension's commit and the add); each in its own transaction, one failing does not
+    stop the others. Returns how many microtasks got a replica."""
+    owed = list(
+        WorkerTrust.objects.filter(replicas_owed=True)
+        .order_by("pk")
+        .values_list("worker_id", "annotation_type")
+    )
+    added = 0
+    for worker_id, annotation_type in owed:
+        try:
+            added += suspension_replicas_add(worker_id=worker_id, annotation_type=annotation_type)
+        except Exception:  # logged; the next sweep tries again
+            logger.exception(
+                "quality: adding the replicas owed for worker %s (%s) failed",
+                worker_id,
+                annotation_type,
+            )
+    if owed:
+        logger.warning("quality: added %s replicas owed by %s suspensions", added, len(owed))
+    return added
+
+
 @transaction.atomic
 def worker_suspension_lift(*, trust_row: WorkerTrust, by: User) -> WorkerTrust:
     """An admin lifts a suspension from a type: the worker may claim its work again at once.
@@ -197,9 +235,10 @@ def worker_suspension_lift(*, trust_row: WorkerTrust, by: User) -> WorkerTrust:
 def worker_reinstate(*, worker: User, annotation_type: str) -> int:
     """A suspension from a type ended (a retake passed after its cooldown, or an admin lifted it):
     the worker's work of that type counts again. Their trust is not reset."""
+    # Replicas still owed are owed no more: the work they would replace counts again.
     return WorkerTrust.objects.filter(
         worker=worker, annotation_type=annotation_type, suspended=True
-    ).update(suspended=False)
+    ).update(suspended=False, replicas_owed=False)
 
 
 # --- Standing with a requester -----------------------------------------------------------------

@@ -204,6 +204,7 @@ def celery_worker_factory(transactional_db) -> Iterator:
             stop(proc)
         # A task still queued would run in the next test's worker: drop this test's messages.
         with contextlib.suppress(Exception), app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(app.conf.task_default_queue)
+            for queue in app.conf.task_queues:
+                conn.default_channel.queue_purge(queue.name)
         _drop_connections(app)
         app.conf.task_always_eager, app.conf.broker_url, app.conf.result_backend = previous

@@ -226,6 +226,11 @@ def _suspensions(problems: list[str]) -> None:
         )
         if late.exists():
             problems.append(f"suspended worker {worker_id} claimed {annotation_type} work")
+    # 1 (issue #16): a suspension's extra replicas were added, not lost to a crash after it.
+    for worker_id, annotation_type in WorkerTrust.objects.filter(replicas_owed=True).values_list(
+        "worker_id", "annotation_type"
+    ):
+        problems.append(f"suspended worker {worker_id}: {annotation_type} replicas never added")
 
 
 def invariant_problems(*, stripe_server=None, responses: Iterable = ()) -> list[str]:

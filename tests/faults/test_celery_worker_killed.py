@@ -108,3 +108,60 @@ def test_worker_killed_during_a_payout_batch_no_transfer_is_doubled(
     assert len(stripe_server.state.transfers) == n
     assert {p.worker_id for p in Payout.objects.all()} == {w.pk for w in workers}
     assert_invariants(stripe_server=stripe_server)
+
+
+VISIBILITY_TIMEOUT = 8  # seconds: this test's workers (production waits CELERY_VISIBILITY_TIMEOUT)
+
+
+def _unacked() -> int:
+    from marketplace.celery import app
+
+    with app.connection_for_read() as conn:
+        return conn.default_channel.client.hlen("unacked")
+
+
+def test_whole_worker_killed_during_a_payout_batch_the_next_worker_finishes_it_once(
+    celery_worker_factory, stripe_server, settings
+):
+    """The main process SIGKILLed (the machine lost, ``kill -9`` of the worker): nobody is left
+    to reject the message, so it stays unacknowledged in Redis until the visibility timeout,
+    then a worker started afterwards gets it and finishes the batch: one transfer per payout."""
+    n = 20
+    workers = [onboarded_worker(stripe_server, available=1_000) for _ in range(n)]
+    env = {
+        "STRIPE_API_BASE": stripe_server.api_base,
+        "STRIPE_REQUESTS_PER_SECOND": "10",
+        "STRIPE_TIMEOUT_SECONDS": "2",
+        "STRIPE_MAX_NETWORK_RETRIES": "1",
+        "PAYOUT_SUBMIT_THREADS": "2",
+        # The time limits follow the timeout (6 s hard): a batch still running when its message
+        # becomes visible again would run twice at once.
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    }
+    first = celery_worker_factory(**env)
+    child = first.child()
+    runs = payouts.payout_runs_start(note="worker lost")
+    assert sum(run.payouts_created for run in runs.values()) == n
+
+    _poll(lambda: len(stripe_server.state.transfers) >= 4, "transfers to start")
+    os.kill(first.proc.pid, signal.SIGKILL)  # the main process, not the pool child
+    killed_at = time.monotonic()
+    first.proc.wait(timeout=10)
+    _poll(lambda: not os.path.exists(f"/proc/{child}"), "the pool child to die with it", seconds=10)
+    at_kill = len(stripe_server.state.transfers)
+    assert at_kill < n
+    assert _unacked() >= 1  # the batch's message: taken, never acknowledged nor given back
+
+    celery_worker_factory(**env)
+    _poll(
+        lambda: not Payout.objects.exclude(status=PayoutStatus.SUBMITTED).exists(),
+        "every payout to be submitted",
+    )
+    # Redelivered by the visibility timeout (not before: the new worker could not know).
+    assert time.monotonic() - killed_at >= VISIBILITY_TIMEOUT - 1
+    for p in Payout.objects.all():
+        assert len(stripe_server.transfers_for(p.pk)) == 1, p
+    assert len(stripe_server.state.transfers) == n
+    assert {p.worker_id for p in Payout.objects.all()} == {w.pk for w in workers}
+    _poll(lambda: _unacked() == 0, "the redelivered message to be acknowledged", seconds=30)
+    assert_invariants(stripe_server=stripe_server)

@@ -43,6 +43,20 @@ def test_web_worker_and_beat_share_one_image_database_and_broker():
         assert deps["redis"]["condition"] == "service_healthy"
 
 
+def test_compose_runs_a_worker_for_each_celery_queue():
+    """Payments have a queue of their own (``CELERY_TASK_ROUTES``) and a worker consuming only
+    it; the other worker consumes the default queue: together, every queue the settings list."""
+    services = _compose()["services"]
+    queues = {}
+    for name in ("worker", "payments-worker"):
+        cmd = services[name]["command"]
+        assert cmd[:4] == ["celery", "-A", "marketplace", "worker"], name
+        queues[name] = set(cmd[cmd.index("-Q") + 1].split(","))
+    assert queues == {"worker": {"celery"}, "payments-worker": {settings.PAYMENTS_QUEUE}}
+    assert {q.name for q in settings.CELERY_TASK_QUEUES} == set().union(*queues.values())
+    assert services["payments-worker"]["depends_on"] == services["worker"]["depends_on"]
+
+
 def test_compose_declares_named_volumes_it_uses():
     compose = _compose()
     declared = set(compose.get("volumes", {}))

@@ -59,7 +59,7 @@ def test_production_redirects_to_https_sends_hsts_and_closes_the_docs():
     assert prod["SESSION_COOKIE_SECURE"] is True and prod["CSRF_COOKIE_SECURE"] is True
     assert prod["X_FRAME_OPTIONS"] == "DENY"
     assert prod["API_DOCS_PUBLIC"] is False
-    assert "csp.middleware.CSPMiddleware" in prod["MIDDLEWARE"]
+    assert "marketplace.csp_header.CachedPolicyCSPMiddleware" in prod["MIDDLEWARE"]
     directives = prod["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]
     assert directives["default-src"] == ["'self'"]
     assert directives["script-src"] == ["'self'"]
@@ -176,3 +176,66 @@ def test_swagger_ui_comes_from_our_static_files(client):
         assert r.status_code == 200, asset
         if "script" in asset:
             assert r["Content-Type"].startswith("application/javascript")
+
+
+def _through_csp_middleware(view, path: str = "/x/"):
+    from django.test import RequestFactory
+
+    from marketplace.csp_header import CachedPolicyCSPMiddleware
+
+    middleware = CachedPolicyCSPMiddleware(view)
+    return middleware, lambda: middleware(RequestFactory().get(path))
+
+
+def test_the_cached_policy_header_is_django_csps_and_follows_the_settings(settings):
+    """The header is built once per policy (``marketplace.csp_header``): the same string
+    django-csp builds, every time, and a new one as soon as the settings' policy changes."""
+    from csp.constants import HEADER, HEADER_REPORT_ONLY
+    from csp.utils import build_policy
+    from django.http import HttpResponse
+
+    _, get = _through_csp_middleware(lambda request: HttpResponse("ok"))
+    assert get()[HEADER] == get()[HEADER] == build_policy()
+    assert HEADER_REPORT_ONLY not in get()
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"img-src": ["'self'"]}}
+    r = get()
+    assert r[HEADER] == build_policy() and "default-src 'none'" in r[HEADER]
+    assert r[HEADER_REPORT_ONLY] == build_policy(report_only=True)
+    assert "img-src 'self'" in r[HEADER_REPORT_ONLY]
+    settings.CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {"default-src": ["'none'"]},
+        "EXCLUDE_URL_PREFIXES": ["/x/"],
+    }
+    assert HEADER not in get()
+
+
+def test_a_view_with_a_policy_of_its_own_keeps_it_under_the_cached_middleware():
+    """Decorated views, exempt views and templates that use a nonce take django-csp's own path."""
+    from csp.constants import HEADER
+    from csp.decorators import csp_exempt, csp_update
+    from django.http import HttpResponse
+
+    @csp_update({"img-src": ["https://frames.example"]})
+    def updated(request):
+        return HttpResponse("ok")
+
+    @csp_exempt()
+    def exempt(request):
+        return HttpResponse("ok")
+
+    def with_nonce(request):
+        return HttpResponse(str(request.csp_nonce))
+
+    _, get = _through_csp_middleware(lambda request: HttpResponse("ok"))
+    plain = get()[HEADER]
+    _, get = _through_csp_middleware(updated)
+    assert "https://frames.example" in get()[HEADER]
+    _, get = _through_csp_middleware(exempt)
+    assert HEADER not in get()
+    _, get = _through_csp_middleware(with_nonce)
+    r = get()
+    assert r[HEADER] == plain  # no directive asks for the nonce; the response was built fine
+    assert get()[HEADER] == plain
+    _, get = _through_csp_middleware(lambda request: HttpResponse("ok"))
+    assert get()[HEADER] == plain

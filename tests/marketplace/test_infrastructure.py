@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -75,7 +76,52 @@ def test_celery_is_configured_for_safety():
     assert app.conf.task_serializer == "json"
     assert app.conf.accept_content == ["json"]
     assert app.conf.task_acks_late is True
-    assert app.conf.task_time_limit and app.conf.task_soft_time_limit
+    assert app.conf.task_reject_on_worker_lost is True
+    # A task is killed before its message could be delivered again (README: Operations).
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit < visibility
+    assert visibility == settings.CELERY_VISIBILITY_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CELERY_VISIBILITY_TIMEOUT": "600", "CELERY_TASK_TIME_LIMIT": "600"}, "must grow"),
+        ({"CELERY_TASK_TIME_LIMIT": "60", "CELERY_TASK_SOFT_TIME_LIMIT": "90"}, "must grow"),
+    ],
+)
+def test_settings_refuse_a_time_limit_not_below_the_visibility_timeout(env, message):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import marketplace.settings.test"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+    )
+    assert proc.returncode != 0 and message in proc.stderr
+
+
+def test_the_broker_channel_publishes_every_message_through_one_redis_client():
+    """``marketplace.kombu_redis``: kombu built a ``redis.Redis`` per published message; the
+    channel now keeps one (commands still take a pooled connection each), and the messages are
+    in the queue as before."""
+    queue = "test-kombu-redis-client"
+    with app.connection_for_write() as conn:
+        assert conn.transport_cls == "marketplace.kombu_redis:Transport"
+        channel = conn.default_channel
+        channel.queue_purge(queue)
+        clients = set()
+        for n in range(5):
+            with channel.conn_or_acquire() as client:
+                clients.add(id(client))
+            channel._put(queue, {"body": str(n)})
+        assert len(clients) == 1
+        assert channel.client.llen(queue) == 5
+        channel._disconnect_pools()  # a new pool (reconnection, fork): a new client on it
+        with channel.conn_or_acquire() as client:
+            assert id(client) not in clients and client.connection_pool is channel.pool
+        assert channel.client.llen(queue) == 5
+        channel.queue_purge(queue)
 
 
 @pytest.mark.django_db

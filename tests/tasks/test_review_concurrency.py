@@ -128,3 +128,70 @@ def test_the_auto_approval_sweep_skips_a_microtask_being_scored_instead_of_deadl
     assert reviewing.assignments_auto_approve_due() == 1  # the next sweep approves it
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.APPROVED
     assert_invariants()
+
+
+def test_an_admin_upholding_a_dispute_during_scoring_of_its_microtask_does_not_deadlock(
+    monkeypatch,
+):
+    """``dispute_decide`` locked the disputed assignment first and took the microtask's KEY SHARE
+    lock only at commit (the pay reversal's ledger rows): the same cycle with a scoring that holds
+    the microtask and then locks its assignments (approved ones included: consensus counts
+    them). It now takes the microtask first, as review and scoring do."""
+    from tasks.models import DisputeStatus, RejectionDispute
+    from tests.factories import AdminFactory
+
+    monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold
+    job = published_job(n=1, price=60, budget=10_000, gold_rate=0.0)
+    w = qualified_worker()
+    a = claiming.assignment_claim(worker=w, job_id=job.pk)
+    claiming.assignment_submit(worker=w, assignment_id=a.pk, payload={"boxes": []})
+    reviewing.assignment_approve(assignment_id=a.pk, by=job.requester)
+    # What ``reviewing._reject_or_dispute`` opens for approved work the requester exported.
+    dispute = RejectionDispute.objects.create(
+        assignment_id=a.pk, job_id=job.pk, raised_by=job.requester, reason="Boxes were off"
+    )
+    admin = AdminFactory()
+
+    scoring_holds_microtask = threading.Event()
+    errors: list[BaseException] = []
+
+    def scoring() -> None:
+        # ``submission_process``: the microtask's row, then its done assignments in id order
+        # (``approval.lock_in_order``), once the admin's transaction is under way and waiting.
+        try:
+            with transaction.atomic():
+                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+                scoring_holds_microtask.set()
+                deadline = time.monotonic() + DEADLINE_SECONDS
+                while time.monotonic() < deadline and not _someone_waits_on_a_lock():
+                    time.sleep(0.02)
+                list(
+                    Assignment.objects.select_for_update(of=("self",))
+                    .filter(pk=a.pk)
+                    .values_list("pk", flat=True)
+                )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def admin_decides() -> None:
+        try:
+            assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
+            reviewing.dispute_decide(dispute_id=dispute.pk, by=admin, uphold=True, note="agreed")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scoring), threading.Thread(target=admin_decides)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    a.refresh_from_db()
+    assert (a.status, a.pay_amount) == (AssignmentStatus.REJECTED, 0)
+    assert RejectionDispute.objects.get(pk=dispute.pk).status == DisputeStatus.UPHELD
+    assert_invariants()
