@@ -80,7 +80,8 @@ majority of *everyone's* trust: discounted accepts alone fall short.
 **5. Blind accepts** (:func:`blind_accept_test`). An honest verifier leaves a proposal unchanged
 at most about as often as the proposals are right. A worker whose unchanged-accept rate is far
 above the source's measured accuracy (one-sided exact binomial test against the accuracy's upper
-bound plus a margin, with a minimum sample) is flagged ``blind_accept`` (:mod:`quality.fraud`'s
+bound, or the peers' pooled accept rate when higher, plus a margin, with a minimum sample) is
+flagged ``blind_accept`` (:mod:`quality.fraud`'s
 vocabulary): evidence for an admin, not a verdict.
 
 **6. Time and pay** (:func:`verify_seconds`, :func:`verify_price`). Verify-and-correct time is
@@ -444,16 +445,26 @@ def blind_accept_test(
     accepted_unchanged: int,
     proposed: int,
     source: SourceAccuracy,
+    peer_rate: float | None = None,
     min_sample: int = 50,
     alpha: float = 1e-3,
     margin: float = 0.02,
 ) -> AcceptTest:
     """One-sided exact binomial test: is the worker's unchanged-accept rate above what honest
-    checking of proposals this accurate allows (the accuracy's upper bound plus ``margin``)?"""
+    checking of these proposals allows?
+
+    The most an honest verifier should accept unchanged is the proposals' accuracy: the source's
+    upper bound, or the pooled unchanged-accept rate of the worker's peers on the same source when
+    higher (the routed proposals are the confident ones, more accurate than the source overall,
+    and a source measured against a noisy consensus looks worse than it is; without this an
+    honest verifier of very good proposals is flagged), plus ``margin``. When that reaches 1 the
+    rate cannot tell a clicker from a checker, and planted gold errors must
+    (:func:`check_power`).
+    """
     n = max(0, int(proposed))
     k = min(max(0, int(accepted_unchanged)), n)
     rate = k / n if n else 0.0
-    p0 = min(1.0, source.upper + margin)
+    p0 = min(1.0, max(source.upper, float(peer_rate or 0.0)) + margin)
     evidence = {
         "accepted_unchanged": k,
         "proposed_shapes": n,

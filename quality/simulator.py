@@ -746,6 +746,7 @@ class AssistRunResult:
     topups: int  # paid items the fair-pay floor topped up
     min_hourly: int | None  # the lowest effective hourly pay of any paid item, on measured time
     flags: dict[str, dict]
+    suspended: list[str]  # by gold, agreement or a blind-accept flag
     source: object | None  # quality.assist.SourceAccuracy at the end
     verify_ratio: float | None  # the job's estimate of verify time over unassisted time
     measured_verify_ratio: float | None
@@ -909,7 +910,14 @@ def simulate_assisted_run(
         acc[1] += v.proposed
         src = source()
         if src is not None and worker.name not in suspended:
-            test = assist.blind_accept_test(accepted_unchanged=acc[0], proposed=acc[1], source=src)
+            peers = [a for n, a in accepts.items() if n != worker.name and n not in suspended]
+            peer_seen = sum(a[1] for a in peers)
+            test = assist.blind_accept_test(
+                accepted_unchanged=acc[0],
+                proposed=acc[1],
+                source=src,
+                peer_rate=sum(a[0] for a in peers) / peer_seen if peer_seen else None,
+            )
             if test.flagged:
                 flags[worker.name] = test.evidence
                 suspended.add(worker.name)
@@ -1095,6 +1103,7 @@ def simulate_assisted_run(
         topups=totals["topups"],
         min_hourly=min(hourly) if hourly else None,
         flags=flags,
+        suspended=sorted(suspended),
         source=source(),
         verify_ratio=verify_ratio() if verify_ratios else None,
         measured_verify_ratio=float(np.mean(verify_ratios)) if verify_ratios else None,
