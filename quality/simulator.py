@@ -386,7 +386,7 @@ def simulate_run(
     last_answer: Annotation | None = None
 
     def trust(name: str) -> float:
-        return trust_estimate(evidence[name], now=clock).trust
+        return trust_estimate(evidence.get(name, []), now=clock).trust
 
     def active() -> list[SimulatedWorker]:
         return [w for w in crowd if w.name not in suspended]
@@ -827,7 +827,7 @@ def simulate_assisted_run(
     counts = {"replicas": 0, "gold": 0, "reviewed": 0, "routed": 0, "escalated": 0, "audits": 0}
 
     def trust(name: str) -> float:
-        return trust_estimate(evidence[name], now=clock).trust
+        return trust_estimate(evidence.get(name, []), now=clock).trust
 
     def source() -> assist.SourceAccuracy | None:
         if model is None:
