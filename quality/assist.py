@@ -37,14 +37,17 @@ for audit: a fixed fraction of confident microtasks stays on full annotation wit
 hidden, so the accuracy of the source *on the microtasks it is trusted with* keeps being measured
 against independent consensus. The audit draw is a hash of the microtask's key, not a random
 number: the same microtask gets the same answer on every call and every process. A
-verify-and-correct microtask has ``verify_overlap`` replicas (default 1); gold keeps being served
-with the proposal shown, checking worker and model at once.
+verify-and-correct microtask has ``verify_overlap`` replicas (default 1). Gold keeps being
+served as the microtask it poses as would be: when that is verify-and-correct, with the model's
+proposal shown and one right shape moved off its object (a planted error), so it checks the
+worker's checking; the model is scored on every gold item against its own, unplanted proposal.
 
 **3. Verify outcome** (:func:`decide_verify`). A verifier who corrects much of a proposal (share
 of proposed shapes moved beyond a small tolerance, deleted, plus shapes added, over all shapes
 involved: :func:`correction_share`) shows the model was wrong here: the microtask escalates to full
 annotation at the job's ``overlap_min``. Otherwise the replicas' consensus, weighted as in 4,
-decides as usual.
+decides: agreement settles the microtask, and what would otherwise add a replica escalates it to
+full annotation instead (its verifiers' accepts did not carry enough evidence).
 
 **4. Weight of an accepted proposal** (:func:`accept_discount`). A replica that accepts a
 proposal unchanged is not an independent draw: if it were counted as one, "everyone clicked
