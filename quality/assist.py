@@ -424,6 +424,27 @@ def replica_independence(c: Corrections, *, discount: float) -> float:
     return (c.moved + c.added + c.accepted * discount) / submitted
 
 
+def independence_of(
+    provenance: Sequence[Mapping],
+    *,
+    proposed: int,
+    submitted: int,
+    record: VerifierRecord,
+    source: SourceAccuracy,
+    trust: float,
+    crowd_rate: float | None = None,
+    policy: RoutePolicy = DEFAULT_POLICY,
+) -> float:
+    """A verify replica's ``independence`` for :func:`quality.consensus.box_consensus`, from its
+    provenance items and its worker's record on this source (the one call scoring needs)."""
+    power = check_power(record, source_accuracy=source.mean, crowd_rate=crowd_rate)
+    discount = accept_discount(power=power, trust=trust, anchoring=policy.anchoring)
+    c = corrections(
+        provenance, proposed=proposed, submitted=submitted, tolerance=policy.moved_tolerance
+    )
+    return replica_independence(c, discount=discount)
+
+
 # --- 5. blind accepts --------------------------------------------------------------------------
 
 

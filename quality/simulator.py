@@ -1019,28 +1019,21 @@ def simulate_assisted_run(
                     target = max(overlap_min, len(done) + 1)
                     continue
             src = source()
-            independence = []
-            for w, _, v in done:
-                if v is None:
-                    independence.append(1.0)
-                    continue
-                power = assist.check_power(
-                    records[w.name], source_accuracy=src.mean, crowd_rate=crowd_rate()
+            independence = [
+                1.0
+                if v is None
+                else assist.independence_of(
+                    v.provenance,
+                    proposed=v.proposed,
+                    submitted=v.submitted,
+                    record=records[w.name],
+                    source=src,
+                    trust=trust(w.name),
+                    crowd_rate=crowd_rate(),
+                    policy=route_policy,
                 )
-                discount = assist.accept_discount(
-                    power=power, trust=trust(w.name), anchoring=route_policy.anchoring
-                )
-                independence.append(
-                    assist.replica_independence(
-                        assist.corrections(
-                            v.provenance,
-                            proposed=v.proposed,
-                            submitted=v.submitted,
-                            tolerance=tolerance,
-                        ),
-                        discount=discount,
-                    )
-                )
+                for w, _, v in done
+            ]
             weights = np.array([vote_weight(trust(d[0].name)) for d in done])
             c = box_consensus(
                 [d[1] for d in done],

@@ -314,3 +314,21 @@ def test_rate_factor_defaults_to_the_old_price():
     a = pricing.price_task(FEATURES, policy=POLICY_PRICE)
     b = pricing.price_task(FEATURES, policy=POLICY_PRICE, rate_factor=1.0)
     assert a == b
+
+
+def test_independence_of_a_replica_composes_the_rules():
+    src = _acc(assist.Comparison(GOLD, 900, 100))
+    clicker = assist.VerifierRecord(wrong_seen=10, wrong_fixed=0)
+    checker = assist.VerifierRecord(wrong_seen=10, wrong_fixed=10)
+    prov = _prov(0, 0, 0, 0)
+    low = assist.independence_of(
+        prov, proposed=4, submitted=4, record=clicker, source=src, trust=0.8
+    )
+    high = assist.independence_of(
+        prov, proposed=4, submitted=4, record=checker, source=src, trust=0.8
+    )
+    assert low < 0.2 < 0.7 < high <= 0.75
+    drawn = assist.independence_of(
+        [], proposed=4, submitted=4, record=clicker, source=src, trust=0.8
+    )
+    assert drawn == 1.0  # nothing taken from the proposal: all its own
