@@ -12,6 +12,10 @@ crowd (precise, sloppy, lazy, biased workers and a spammer), the same seed, the 
    evidence; 10 % of confident microtasks stay on full annotation as an audit.
 3. **bad model** (accuracy 0.3): the same rules.
 
+And a second crowd, where two of ten workers are *clickers* (they draw like precise workers, so
+pass gold drawn from scratch, but accept every proposal without looking): unassisted against the
+good model, to show what blind accepts cost and whether they reach the labels.
+
 Everything is the project's own code: ``quality.simulator.simulate_assisted_run`` drives
 ``quality.assist``, ``quality.consensus``, ``quality.policy``, ``quality.trust``, and prices every
 paid item (regular replicas, gold, reviews) with ``payments.pricing`` (``price_task``,
@@ -44,6 +48,7 @@ from payments.pricing import PricingPolicyData  # noqa: E402
 from quality.assist import RoutePolicy  # noqa: E402
 from quality.simulator import (  # noqa: E402
     BIASED,
+    CLICKER,
     LAZY,
     PRECISE,
     SLOPPY,
@@ -53,10 +58,17 @@ from quality.simulator import (  # noqa: E402
 )
 
 CROWD = {PRECISE: 4, SLOPPY: 2, LAZY: 2, BIASED: 1, SPAMMER: 1}
+CLICKER_CROWD = {PRECISE: 3, SLOPPY: 2, LAZY: 2, BIASED: 1, SPAMMER: 1, CLICKER: 2}
 FRAME = (640, 360)
 BAR = 0.9
 GOOD, BAD = 0.95, 0.3
-ARMS = (("unassisted", None), ("good_model", GOOD), ("bad_model", BAD))
+ARMS = (
+    ("unassisted", CROWD, None),
+    ("good_model", CROWD, GOOD),
+    ("bad_model", CROWD, BAD),
+    ("clickers_unassisted", CLICKER_CROWD, None),
+    ("clickers_good_model", CLICKER_CROWD, GOOD),
+)
 
 
 def _arm_figures(runs: list) -> dict:
@@ -105,14 +117,14 @@ def run(quick: bool = False) -> dict:
     policy = PricingPolicyData()
     route = RoutePolicy()
     started = time.perf_counter()
-    arms: dict[str, list] = {name: [] for name, _ in ARMS}
+    arms: dict[str, list] = {name: [] for name, _, _ in ARMS}
     for seed in seeds:
         truths = clip_truths(n_tasks, seed=seed)
         gold = clip_truths(80, seed=seed + 1000)
-        for name, accuracy in ARMS:
+        for name, crowd, accuracy in ARMS:
             arms[name].append(
                 simulate_assisted_run(
-                    crowd_counts=CROWD,
+                    crowd_counts=crowd,
                     truths=truths,
                     gold_truths=gold,
                     frame_size=FRAME,
@@ -133,6 +145,8 @@ def run(quick: bool = False) -> dict:
     bad = figures["bad_model"]
     good_ratio = good["cost_per_accepted"] / base["cost_per_accepted"]
     bad_ratio = bad["cost_per_accepted"] / base["cost_per_accepted"]
+    clickers = figures["clickers_good_model"]
+    clickers_base = figures["clickers_unassisted"]
     floor = policy.floor_hourly
     min_hourly = min(f["min_item_hourly"] for f in figures.values())
     goals = {
@@ -156,6 +170,16 @@ def run(quick: bool = False) -> dict:
             "goal": "≥ 0",
             "met": bad["mean_iou"] >= base["mean_iou"],
         },
+        "clickers_good_model_iou_delta": {
+            "value": round(clickers["mean_iou"] - clickers_base["mean_iou"], 4),
+            "goal": "≥ -0.01 (20 % of the crowd accepts without looking)",
+            "met": clickers["mean_iou"] >= clickers_base["mean_iou"] - 0.01,
+        },
+        "clickers_good_model_cost_ratio": {
+            "value": round(clickers["cost_per_accepted"] / clickers_base["cost_per_accepted"], 3),
+            "goal": "≤ 1.0 (blind accepts escalate; they must not make assistance dearer)",
+            "met": clickers["cost_per_accepted"] <= clickers_base["cost_per_accepted"],
+        },
         "min_effective_hourly_every_arm": {
             "value": min_hourly,
             "goal": f"≥ {floor} (the fair-pay floor, minor units per hour, on measured time)",
@@ -170,6 +194,7 @@ def run(quick: bool = False) -> dict:
                 "microtasks_per_seed": n_tasks,
                 "seeds": list(seeds),
                 "crowd": CROWD,
+                "clicker_crowd": CLICKER_CROWD,
                 "frames_per_microtask": 5,
                 "objects_per_clip": 4,
                 "good_model_accuracy": GOOD,

@@ -12,6 +12,7 @@ Profiles:
 - ``biased``: every box shifted right and down by a fraction of its size.
 - ``spammer``: random boxes of random classes, with random ids; fast.
 - ``copycat``: hands in an exact copy of another worker's answer; very fast.
+- ``clicker``: draws like a precise worker, but accepts every model proposal without looking.
 
 Model-assisted work (:mod:`quality.assist`): a :class:`SimulatedModel` of set accuracy proposes
 boxes with confidences, and :func:`verify` is what a worker of a profile does with a proposal —
@@ -45,7 +46,8 @@ LAZY = "lazy"
 BIASED = "biased"
 SPAMMER = "spammer"
 COPYCAT = "copycat"
-PROFILES = (PRECISE, SLOPPY, LAZY, BIASED, SPAMMER, COPYCAT)
+CLICKER = "clicker"
+PROFILES = (PRECISE, SLOPPY, LAZY, BIASED, SPAMMER, COPYCAT, CLICKER)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         verify_care=0.0,
     ),
     COPYCAT: Profile(COPYCAT, seconds_per_box=0.1, seconds_per_frame=0.05, verify_care=0.0),
+    # Draws like a precise worker (so passes gold drawn from scratch) but, shown a proposal,
+    # accepts it without looking: the fraud model-assisted work invites.
+    CLICKER: Profile(CLICKER, verify_care=0.0),
 }
 
 
@@ -231,7 +236,7 @@ def annotate(
     return out
 
 
-CLASS_ACCURACY = {PRECISE: 0.95, SLOPPY: 0.75, LAZY: 0.9, BIASED: 0.9}
+CLASS_ACCURACY = {PRECISE: 0.95, SLOPPY: 0.75, LAZY: 0.9, BIASED: 0.9, CLICKER: 0.95}
 
 
 def label_items(

@@ -12,6 +12,7 @@ from quality.boxes import iou_matrix
 from quality.scoring import score_boxes
 from quality.simulator import (
     BIASED,
+    CLICKER,
     FALSE_ALARM_ID,
     LAZY,
     PRECISE,
@@ -197,3 +198,24 @@ def test_without_the_accept_discount_blind_accepts_would_settle_verify_work():
     )
     assert strict.routed > 0
     assert strict.escalated > normal.escalated
+
+
+def test_clickers_who_accept_without_looking_escalate_and_do_not_reach_the_labels(arms):
+    crowd = {PRECISE: 3, SLOPPY: 2, LAZY: 2, BIASED: 1, SPAMMER: 1, CLICKER: 2}
+
+    def run(accuracy):
+        return simulate_assisted_run(
+            crowd_counts=crowd,
+            truths=JOB,
+            gold_truths=GOLD,
+            frame_size=FRAME,
+            model_accuracy=accuracy,
+            bar=0.9,
+            seed=4,
+        )
+
+    base, assisted = run(None), run(0.95)
+    assert assisted.mean_iou >= base.mean_iou - 0.01
+    # Their accepts carry little evidence once planted gold errors measured them: escalations.
+    assert assisted.escalated > arms["good"].escalated
+    assert assisted.cost_per_accepted < base.cost_per_accepted
