@@ -518,7 +518,12 @@ def verify_seconds(
     measured: Sequence[float], *, unassisted_seconds: float, prior_weight: float = 5.0
 ) -> float:
     """Expected seconds of a verify-and-correct replica: the mean of measured verify times with
-    ``prior_weight`` pseudo-observations at the unassisted time (module docstring, 6)."""
+    ``prior_weight`` pseudo-observations at the unassisted time (module docstring, 6).
+
+    ``measured`` should be the credited active time of verify work by workers in good standing:
+    a blind acceptor's seconds would price honest checking below its time (the floor still pays
+    the honest worker, but at the job's or the platform's expense).
+    """
     values = [float(m) for m in measured if m is not None and m > 0 and math.isfinite(m)]
     return (prior_weight * unassisted_seconds + sum(values)) / (prior_weight + len(values))
 

@@ -824,7 +824,8 @@ def simulate_assisted_run(
     flags: dict[str, dict] = {}
     comparisons: list[assist.Comparison] = []
     full_pairs: list[tuple[float, float]] = []  # (measured, estimated) of full annotation
-    verify_ratios: list[float] = []  # measured verify seconds over the unassisted estimate
+    # (worker, measured verify seconds over the unassisted estimate)
+    verify_ratios: list[tuple[str, float]] = []
     reviewer = SimulatedWorker("reviewer", PRECISE, seed=seed + 999)
     gold_proposals = [model.propose(g, frame_size=frame_size) for g in gold_truths] if model else []
     totals = {"cost": 0, "pay": 0, "seconds": 0.0, "topups": 0}
@@ -853,7 +854,11 @@ def simulate_assisted_run(
         return fixed / seen if seen else None
 
     def verify_ratio() -> float:
-        return assist.verify_seconds(verify_ratios, unassisted_seconds=1.0)
+        # Only the work of workers in good standing calibrates: a clicker's seconds would
+        # price honest verification below its time (the floor would catch it, at a cost).
+        return assist.verify_seconds(
+            [r for w, r in verify_ratios if w not in suspended], unassisted_seconds=1.0
+        )
 
     def pay(worker: str, price: int, seconds: float) -> None:
         split = pricing.split_pay(
@@ -896,7 +901,7 @@ def simulate_assisted_run(
             calibration=pricing.calibration_factor(full_pairs),
         )
         pay(worker.name, price.price, v.seconds)
-        verify_ratios.append(v.seconds / full.expected_seconds)
+        verify_ratios.append((worker.name, v.seconds / full.expected_seconds))
         unchanged = {p["index"] for p in v.provenance if p["unchanged"]}
         wrong = _wrong_shapes(prop, truth, iou_threshold) if gold else set()
         rec = records[worker.name]
@@ -1104,7 +1109,9 @@ def simulate_assisted_run(
         suspended=sorted(suspended),
         source=source(),
         verify_ratio=verify_ratio() if verify_ratios else None,
-        measured_verify_ratio=float(np.mean(verify_ratios)) if verify_ratios else None,
+        measured_verify_ratio=(
+            float(np.mean([r for _, r in verify_ratios])) if verify_ratios else None
+        ),
     )
 
 
