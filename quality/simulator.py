@@ -635,46 +635,25 @@ def verify(
             proposed += 1
             t = int(pb.ids[j])
             box = pb.boxes[j]
-            if not looks[t]:
-                seconds += 0.05 * p.seconds_per_box
-                boxes.append(box)
-                labels.append(int(pb.labels[j]))
-                ids.append(t)
-                provenance.append(
-                    {
-                        "proposal": proposal_id,
-                        "index": k,
-                        "source": "model",
-                        "moved": 0.0,
-                        "unchanged": True,
-                    }
-                )
-                continue
-            seconds += 0.3 * p.seconds_per_box
             i = true_at.get(t)
-            if i is None:  # a false alarm: deleted
-                seconds += 0.25 * p.seconds_per_box
-                continue
-            real = tb.boxes[i]
-            if iou_matrix(box[None], real[None])[0, 0] >= p.accept_iou:
-                boxes.append(box)
+            if looks[t]:
+                seconds += 0.3 * p.seconds_per_box
+                if i is None:  # a false alarm: deleted
+                    seconds += 0.25 * p.seconds_per_box
+                    continue
+            else:
+                seconds += 0.05 * p.seconds_per_box
+            keep = not looks[t] or iou_matrix(box[None], tb.boxes[i][None])[0, 0] >= p.accept_iou
+            moved = 0.0
+            if keep:
                 labels.append(int(pb.labels[j]))
-                ids.append(t)
-                provenance.append(
-                    {
-                        "proposal": proposal_id,
-                        "index": k,
-                        "source": "model",
-                        "moved": 0.0,
-                        "unchanged": True,
-                    }
-                )
-                continue
-            new = _redraw(real, own, rng, width, height)
-            moved = 1.0 - float(iou_matrix(new[None], box[None])[0, 0])
-            seconds += p.seconds_per_box * (0.4 + 0.6 * moved)
-            boxes.append(new)
-            labels.append(int(tb.labels[i]))
+            else:
+                new = _redraw(tb.boxes[i], own, rng, width, height)
+                moved = 1.0 - float(iou_matrix(new[None], box[None])[0, 0])
+                seconds += p.seconds_per_box * (0.4 + 0.6 * moved)
+                box = new
+                labels.append(int(tb.labels[i]))
+            boxes.append(box)
             ids.append(t)
             provenance.append(
                 {
@@ -682,7 +661,7 @@ def verify(
                     "index": k,
                     "source": "model",
                     "moved": round(moved, 4),
-                    "unchanged": False,
+                    "unchanged": keep,
                 }
             )
         for t, i in true_at.items():

@@ -135,9 +135,9 @@ JOB = clip_truths(150, seed=21)
 GOLD = clip_truths(60, seed=22)
 
 
-def _run(accuracy):
+def _run(accuracy, crowd=CROWD):
     return simulate_assisted_run(
-        crowd_counts=CROWD,
+        crowd_counts=crowd,
         truths=JOB,
         gold_truths=GOLD,
         frame_size=FRAME,
@@ -202,19 +202,7 @@ def test_without_the_accept_discount_blind_accepts_would_settle_verify_work():
 
 def test_clickers_who_accept_without_looking_escalate_and_do_not_reach_the_labels(arms):
     crowd = {PRECISE: 3, SLOPPY: 2, LAZY: 2, BIASED: 1, SPAMMER: 1, CLICKER: 2}
-
-    def run(accuracy):
-        return simulate_assisted_run(
-            crowd_counts=crowd,
-            truths=JOB,
-            gold_truths=GOLD,
-            frame_size=FRAME,
-            model_accuracy=accuracy,
-            bar=0.9,
-            seed=4,
-        )
-
-    base, assisted = run(None), run(0.95)
+    base, assisted = _run(None, crowd), _run(0.95, crowd)
     assert assisted.mean_iou >= base.mean_iou - 0.01
     # Their accepts carry little evidence once planted gold errors measured them: escalations.
     assert assisted.escalated > arms["good"].escalated
