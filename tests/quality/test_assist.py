@@ -11,7 +11,9 @@ from quality.boxes import FrameBoxes
 from quality.consensus import box_consensus
 from quality.fraud import BLIND_ACCEPT
 from quality.policy import OverlapAction, decide_overlap
+from quality.tracks import track_consensus
 from quality.trust import GOLD, vote_weight
+from tests.quality._truth import moving_objects
 
 CONS = assist.CONSENSUS
 
@@ -332,3 +334,16 @@ def test_independence_of_a_replica_composes_the_rules():
         [], proposed=4, submitted=4, record=clicker, source=src, trust=0.8
     )
     assert drawn == 1.0  # nothing taken from the proposal: all its own
+
+
+# --- track consensus with accepted proposals (a tracker's) ----------------------------------------
+
+
+def test_tracks_accepted_from_a_proposal_do_not_settle_alone_but_drawn_ones_do():
+    truth = moving_objects(n_objects=3, n_frames=10, seed=3)
+    w = [vote_weight(0.8)] * 3
+    blind = track_consensus([truth] * 3, w, independence=[0.08] * 3)
+    drawn = track_consensus([truth] * 3, w, independence=[1.0] * 3)
+    plain = track_consensus([truth] * 3, w)
+    assert blind.agreement < 0.7 and all(len(fb) == 0 for fb in blind.frames.values())
+    assert drawn.agreement > 0.99 and drawn.agreement == plain.agreement
