@@ -112,10 +112,14 @@ from payments import pricing
 from .boxes import Annotation
 from .fraud import BLIND_ACCEPT, Signal
 from .scoring import score_boxes
-from .trust import AGREEMENT, GOLD, vote_weight
+from .trust import AGREEMENT, DEFAULT_PARAMS, GOLD, vote_weight
 
 CONSENSUS = AGREEMENT  # a comparison against consensus weighs like agreement evidence
-SOURCE_WEIGHTS: Mapping[str, float] = {GOLD: 1.0, CONSENSUS: 0.5}
+# The weights worker trust gives the same two kinds of evidence (one home: quality.trust).
+SOURCE_WEIGHTS: Mapping[str, float] = {
+    GOLD: DEFAULT_PARAMS.weights[GOLD],
+    CONSENSUS: DEFAULT_PARAMS.weights[AGREEMENT],
+}
 
 
 # --- 1. source accuracy ----------------------------------------------------------------------

@@ -731,7 +731,7 @@ class AssistRunResult:
     min_hourly: int | None  # the lowest effective hourly pay of any paid item, on measured time
     flags: dict[str, dict]
     suspended: list[str]  # by gold, agreement or a blind-accept flag
-    source: object | None  # quality.assist.SourceAccuracy at the end
+    source: assist.SourceAccuracy | None  # at the end of the run
     verify_ratio: float | None  # the job's estimate of verify time over unassisted time
     measured_verify_ratio: float | None
 
