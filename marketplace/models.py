@@ -190,6 +190,15 @@ class Job(models.Model):
     expected_objects = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1), MaxValueValidator(500)]
     )
+    # Model-assisted routing (``quality.assist.decide_route``): confident microtasks become
+    # verify-and-correct once the proposal source's measured accuracy, at its lower credible
+    # bound, reaches this bar. 1.0 never routes (the bound of a finite sample stays below 1).
+    assist_accuracy_bar = models.FloatField(
+        default=0.95,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Lowest proven accuracy of a proposal source before confident microtasks "
+        "become verify-and-correct work; 1 never routes",
+    )
 
     # Work shape (how videos are split into microtasks)
     segment_frames = models.PositiveIntegerField(
@@ -295,6 +304,11 @@ class Job(models.Model):
                 & Q(min_trust__gte=0, min_trust__lte=1),
                 name="job_rates_range",
                 violation_error_message="A rate or threshold is out of range.",
+            ),
+            models.CheckConstraint(
+                condition=Q(assist_accuracy_bar__gte=0.5, assist_accuracy_bar__lte=1.0),
+                name="job_assist_accuracy_bar_range",
+                violation_error_message="The assisted-routing accuracy bar is between 0.5 and 1.",
             ),
             models.CheckConstraint(
                 condition=Q(currency__regex=r"^[a-z]{3}$"),

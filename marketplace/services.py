@@ -33,6 +33,7 @@ JOB_EDITABLE_FIELDS = (
     "gold_pass_threshold",
     "min_trust",
     "expected_objects",
+    "assist_accuracy_bar",
     "segment_frames",
     "overlap_frames",
     "keyframe_step",
@@ -187,6 +188,7 @@ def _job_policy_errors(
         "agreement_threshold",
         "gold_pass_threshold",
         "min_trust",
+        "assist_accuracy_bar",
     ):
         if not bounds.is_real_number(getattr(job, name)):
             check(name, "A finite number is required.")

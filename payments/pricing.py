@@ -187,16 +187,30 @@ def complexity_bucket(value: float) -> float:
 
 
 def price_task(
-    features: TaskFeatures, *, policy: PricingPolicyData, time_factor: float = 1.0
+    features: TaskFeatures,
+    *,
+    policy: PricingPolicyData,
+    time_factor: float = 1.0,
+    rate_factor: float = 1.0,
 ) -> TaskPrice:
-    """Price one replica of a microtask; ``time_factor`` is the measured/estimated time ratio."""
+    """Price one replica of a microtask; ``time_factor`` is the measured/estimated time ratio.
+
+    ``rate_factor`` scales the per-object rate for work that is a fraction of drawing from
+    scratch (verify-and-correct: ``quality.assist.verify_price``); the floor on the expected
+    seconds applies whatever it is.
+    """
     kind = features.annotation_type
     if kind not in policy.base:
         raise ValueError(f"no pricing coefficients for annotation type {kind!r}")
     units = work_units(features)
     c = complexity(motion=features.motion, clutter=features.clutter, policy=policy)
     seconds = (policy.t0[kind] + units * policy.t_obj[kind] * c) * max(time_factor, 0)
-    by_rate = round_half_up(Fraction(policy.base[kind]) * units * Fraction(c))
+    by_rate = round_half_up(
+        Fraction(policy.base[kind])
+        * units
+        * Fraction(c)
+        * Fraction(max(float(rate_factor), 0.0))
+    )
     by_floor = floor_pay(seconds=seconds, hourly=policy.floor_hourly)
     return TaskPrice(
         complexity=c,

@@ -12,6 +12,15 @@ Boxes, per frame (algorithm :data:`BOXES_ALGORITHM`):
 3. The fused box is the trust-weighted mean of the members' coordinates; its class is the
    trust-weighted vote of the members' classes.
 
+Model-assisted work (``independence``, see :mod:`quality.assist`): a replica that accepted a
+proposal unchanged is not independent evidence. Each replica may carry an independence in
+[0, 1] (1: drawn by the worker; less: the share of its shapes that are unchanged accepts, at
+their discount). Its *evidence* weight, trust weight x independence, is what clusters, fuses and
+votes, and a cluster is kept only when its evidence holds a strict majority of the frame's total
+*trust* (undiscounted): accepts that carry little evidence cannot reach a majority among
+themselves, so "everyone clicked accept" does not settle a microtask; replicas of independence 1
+behave exactly as without it.
+
 Every result carries an agreement score in [0, 1]: each annotator's panoptic quality against the
 consensus — their boxes in kept clusters are hits worth their IoU with the fused box, boxes in
 dropped clusters false alarms, kept clusters they lack misses: ``Σ IoU / (tp + (fp + fn) / 2)`` —
@@ -91,11 +100,19 @@ def _batched_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-12)
 
 
+def _independence(n: int, independence: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    if independence is None:
+        return np.ones(n)
+    d = np.asarray(independence, dtype=np.float64).reshape(n)
+    return np.clip(np.nan_to_num(d, nan=0.0), 0.0, 1.0)
+
+
 def fuse_frames(
     frames: Sequence[Sequence[FrameBoxes]],
     weights: Sequence[float] | np.ndarray | None = None,
     *,
     iou_threshold: float = 0.5,
+    independence: Sequence[float] | np.ndarray | None = None,
 ) -> list[FrameConsensus]:
     """:func:`fuse_frame` for many frames with the same annotators, batched.
 
@@ -108,8 +125,10 @@ def fuse_frames(
     if not n_frames:
         return []
     n_ann = len(frames[0])
-    w = _weights(n_ann, weights)
-    total = float(w.sum())
+    trust_w = _weights(n_ann, weights)
+    # Evidence weights cluster, fuse and vote; the majority is of everyone's trust.
+    w = _weights(n_ann, trust_w * _independence(n_ann, independence))
+    total = float(trust_w.sum())
     padded = [_pad(frames, a) for a in range(n_ann)]
     cmax = max(1, sum(p[0].shape[1] for p in padded))
     sums = np.zeros((n_frames, cmax, 4))
@@ -233,9 +252,12 @@ def fuse_frame(
     weights: Sequence[float] | np.ndarray | None = None,
     *,
     iou_threshold: float = 0.5,
+    independence: Sequence[float] | np.ndarray | None = None,
 ) -> FrameConsensus:
     """Cluster one frame's boxes across annotators and fuse the clusters a majority supports."""
-    return fuse_frames([annotations], weights, iou_threshold=iou_threshold)[0]
+    return fuse_frames(
+        [annotations], weights, iou_threshold=iou_threshold, independence=independence
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -264,8 +286,10 @@ def box_consensus(
     weights: Sequence[float] | np.ndarray | None = None,
     *,
     iou_threshold: float = 0.5,
+    independence: Sequence[float] | np.ndarray | None = None,
 ) -> ConsensusOutcome:
-    """Consensus of several annotators' per-frame boxes (see the module docstring)."""
+    """Consensus of several annotators' per-frame boxes (see the module docstring);
+    ``independence`` per annotator discounts accepted proposals (:mod:`quality.assist`)."""
     n_ann = len(annotations)
     w = _weights(n_ann, weights)
     frames = annotation_frames(*annotations)
@@ -278,7 +302,10 @@ def box_consensus(
     fn = np.zeros(n_ann)
     iou_sum = np.zeros(n_ann)
     fused = fuse_frames(
-        [[a.get(f, empty) for a in annotations] for f in frames], w, iou_threshold=iou_threshold
+        [[a.get(f, empty) for a in annotations] for f in frames],
+        w,
+        iou_threshold=iou_threshold,
+        independence=independence,
     )
     for f, fc in zip(frames, fused, strict=True):
         out[f] = fc.boxes

@@ -11,7 +11,9 @@ Each signal carries its evidence, for an admin to judge; none acts on its own.
 
 One more kind is raised by the claim path, not computed here: ``inflated_time``, a worker
 reporting more active time than their wall-clock time allows (``tasks.crediting``; the excess is
-never credited, so never paid; the flag says someone tried).
+never credited, so never paid; the flag says someone tried). And ``blind_accept``, a worker who
+leaves model proposals unchanged far more often than the proposals are right, is decided by
+:func:`quality.assist.blind_accept_test` over the worker's history, not over one microtask.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ TOO_FAST = "too_fast"
 EMPTY = "empty"
 IDENTICAL = "identical"
 INFLATED_TIME = "inflated_time"
+# Accepting model proposals unchanged far more often than they are right (``quality.assist``).
+BLIND_ACCEPT = "blind_accept"
 
 
 @dataclass(frozen=True)

@@ -289,7 +289,7 @@ class FraudFlag(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fraud_flags"
     )
     job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=16)  # too_fast | empty | identical
+    kind = models.CharField(max_length=16)  # too_fast | empty | identical | blind_accept | ...
     evidence = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=FlagStatus.choices, default=FlagStatus.OPEN)
     resolved_by = models.ForeignKey(

@@ -12,6 +12,15 @@ Profiles:
 - ``biased``: every box shifted right and down by a fraction of its size.
 - ``spammer``: random boxes of random classes, with random ids; fast.
 - ``copycat``: hands in an exact copy of another worker's answer; very fast.
+- ``clicker``: draws like a precise worker, but accepts every model proposal without looking.
+
+Model-assisted work (:mod:`quality.assist`): a :class:`SimulatedModel` of set accuracy proposes
+boxes with confidences, and :func:`verify` is what a worker of a profile does with a proposal —
+precise and biased workers check nearly every shape, sloppy ones most, lazy ones some, spammers
+and copycats accept everything unchanged — with measured times: checking a shape is faster than
+drawing it, and fixing one takes longer the further off it was. :func:`simulate_assisted_run`
+runs a job with or without model-assisted routing on the same clips, crowd and seed, priced by
+``payments.pricing``.
 
 Categorical answers (classification) follow the same profiles: precise is right 95 % of the time,
 sloppy 75 %, lazy answers the most common class half the time, biased confuses each class with the
@@ -25,7 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boxes import Annotation, FrameBoxes
+from payments import pricing
+from tasks.synthetic import make_scene
+
+from . import assist
+from .boxes import Annotation, FrameBoxes, iou_matrix
 from .events import Event
 
 PRECISE = "precise"
@@ -34,7 +47,8 @@ LAZY = "lazy"
 BIASED = "biased"
 SPAMMER = "spammer"
 COPYCAT = "copycat"
-PROFILES = (PRECISE, SLOPPY, LAZY, BIASED, SPAMMER, COPYCAT)
+CLICKER = "clicker"
+PROFILES = (PRECISE, SLOPPY, LAZY, BIASED, SPAMMER, COPYCAT, CLICKER)
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ class Profile:
     class_accuracy: float = 0.98
     seconds_per_box: float = 4.0
     seconds_per_frame: float = 1.0
+    # Verifying a model's proposal (see :func:`verify`): the chance of really looking at a
+    # proposed shape, and the IoU with what they see below which they fix it.
+    verify_care: float = 0.97
+    accept_iou: float = 0.85
 
     def seconds(self, n_boxes: int, n_frames: int, rng: np.random.Generator) -> float:
         base = self.seconds_per_box * n_boxes + self.seconds_per_frame * n_frames
@@ -55,11 +73,27 @@ class Profile:
 
 PROFILE_SETTINGS: dict[str, Profile] = {
     PRECISE: Profile(PRECISE),
-    SLOPPY: Profile(SLOPPY, jitter=0.06, class_accuracy=0.85, seconds_per_box=2.5),
-    LAZY: Profile(LAZY, small_area=0.015, small_miss=0.85, seconds_per_box=2.0),
+    SLOPPY: Profile(
+        SLOPPY,
+        jitter=0.06,
+        class_accuracy=0.85,
+        seconds_per_box=2.5,
+        verify_care=0.85,
+        accept_iou=0.7,
+    ),
+    LAZY: Profile(LAZY, small_area=0.015, small_miss=0.85, seconds_per_box=2.0, verify_care=0.6),
     BIASED: Profile(BIASED, shift=0.08),
-    SPAMMER: Profile(SPAMMER, class_accuracy=0.0, seconds_per_box=0.3, seconds_per_frame=0.1),
-    COPYCAT: Profile(COPYCAT, seconds_per_box=0.1, seconds_per_frame=0.05),
+    SPAMMER: Profile(
+        SPAMMER,
+        class_accuracy=0.0,
+        seconds_per_box=0.3,
+        seconds_per_frame=0.1,
+        verify_care=0.0,
+    ),
+    COPYCAT: Profile(COPYCAT, seconds_per_box=0.1, seconds_per_frame=0.05, verify_care=0.0),
+    # Draws like a precise worker (so passes gold drawn from scratch) but, shown a proposal,
+    # accepts it without looking: the fraud model-assisted work invites.
+    CLICKER: Profile(CLICKER, verify_care=0.0),
 }
 
 
@@ -203,7 +237,7 @@ def annotate(
     return out
 
 
-CLASS_ACCURACY = {PRECISE: 0.95, SLOPPY: 0.75, LAZY: 0.9, BIASED: 0.9}
+CLASS_ACCURACY = {PRECISE: 0.95, SLOPPY: 0.75, LAZY: 0.9, BIASED: 0.9, CLICKER: 0.95}
 
 
 def label_items(
@@ -358,7 +392,7 @@ def simulate_run(
     last_answer: Annotation | None = None
 
     def trust(name: str) -> float:
-        return trust_estimate(evidence[name], now=clock).trust
+        return trust_estimate(evidence.get(name, []), now=clock).trust
 
     def active() -> list[SimulatedWorker]:
         return [w for w in crowd if w.name not in suspended]
@@ -551,3 +585,646 @@ def annotate_events(
             continue  # a worker's own events of one label never overlap (validation refuses it)
         out.append(candidate)
     return out
+# --- Model-assisted work ------------------------------------------------------------------------
+
+FALSE_ALARM_ID = 100_000  # track ids of a model's false alarms start here
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A model's proposal for one microtask: boxes per frame (ids are the true track ids, or
+    ``FALSE_ALARM_ID`` upwards for false alarms) and a confidence per proposed track."""
+
+    annotation: Annotation
+    confidence: dict[int, float]  # per proposed track id
+
+    @property
+    def shapes(self) -> int:
+        return sum(len(fb) for fb in self.annotation.values())
+
+
+@dataclass
+class SimulatedModel:
+    """A proposal source of set ``accuracy``: each true object is proposed tightly (corner noise
+    ``jitter`` of its size) with that probability; otherwise it is proposed misplaced (half the
+    time) or missed, and now and then a false alarm appears. Confidence is calibrated-ish: right
+    proposals draw from Beta(8, 1.5) (mean 0.84), wrong ones from Beta(2, 3) (mean 0.4), so a
+    wrong proposal is usually, not always, the less confident."""
+
+    accuracy: float
+    seed: int = 0
+    jitter: float = 0.015
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def propose(self, truth: Annotation, *, frame_size: tuple[int, int]) -> Proposal:
+        rng = self.rng
+        tracks: dict[int, str] = {}
+        offset: dict[int, np.ndarray] = {}
+        confidence: dict[int, float] = {}
+        for f in sorted(truth):
+            for tid in truth[f].ids.tolist():
+                if tid in tracks:
+                    continue
+                if rng.random() < self.accuracy:
+                    tracks[tid] = "right"
+                    confidence[tid] = float(rng.beta(8, 1.5))
+                else:
+                    tracks[tid] = "misplaced" if rng.random() < 0.5 else "missed"
+                    if tracks[tid] == "misplaced":
+                        # Off by 60-100 % of the box size in a random direction: IoU < 0.5.
+                        angle = rng.uniform(0, 2 * np.pi)
+                        offset[tid] = rng.uniform(0.6, 1.0) * np.array(
+                            [np.cos(angle), np.sin(angle)]
+                        )
+                        confidence[tid] = float(rng.beta(2, 3))
+        alarm = None
+        if rng.random() < 0.5 * (1 - self.accuracy):
+            alarm = random_boxes(1, frame_size=frame_size, rng=rng)[0]
+            confidence[FALSE_ALARM_ID] = float(rng.beta(2, 3))
+        out: dict[int, FrameBoxes] = {}
+        width, height = frame_size
+        for f in sorted(truth):
+            fb = truth[f]
+            keep = np.array([tracks[t] != "missed" for t in fb.ids.tolist()], dtype=bool)
+            boxes = fb.boxes[keep].astype(np.float64).copy()
+            ids = fb.ids[keep].copy()
+            labels = fb.labels[keep].copy()
+            if len(boxes):
+                size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+                boxes += rng.normal(0.0, self.jitter, boxes.shape) * size
+                for i, t in enumerate(ids.tolist()):
+                    if t in offset:
+                        boxes[i] += np.tile(offset[t] * size[i, :2], 2)
+                boxes = _clip(boxes, width, height)
+            if alarm is not None:
+                boxes = np.vstack([boxes, alarm[None, :]])
+                ids = np.append(ids, FALSE_ALARM_ID)
+                labels = np.append(labels, 0)
+            out[f] = FrameBoxes(boxes, labels, ids)
+        return Proposal(out, confidence)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a verifier handed in, with per shape the provenance the workspace would record."""
+
+    annotation: Annotation
+    provenance: list[dict]  # one item per submitted shape taken from the proposal
+    proposed: int  # proposed shapes (over all frames)
+    submitted: int  # submitted shapes
+    seconds: float
+
+
+def verify(
+    truth: Annotation,
+    proposal: Proposal,
+    *,
+    profile: str,
+    rng: np.random.Generator,
+    frame_size: tuple[int, int],
+    proposal_id: int = 0,
+) -> Verified:
+    """Pure: what a worker of ``profile`` submits when shown ``proposal`` for ``truth``.
+
+    Per proposed track the worker looks with probability ``verify_care``; looking, they keep a
+    box whose IoU with the object is at least ``accept_iou``, redraw a looser one (with their own
+    jitter and shift), and delete a false alarm; not looking, they accept it. Per missed object
+    they look with the same care and draw it. Time: ``0.3 x seconds_per_box`` per shape checked
+    (0.05 x when not looking) plus ``0.6 x seconds_per_frame`` per frame; a redraw costs
+    ``seconds_per_box x (0.4 + 0.6 x moved)`` (further off, longer), an added box a full
+    ``seconds_per_box``, a deletion ``0.25 x seconds_per_box``.
+    """
+    p = PROFILE_SETTINGS[profile]
+    width, height = frame_size
+    proposed_ids = {t for fb in proposal.annotation.values() for t in fb.ids.tolist()}
+    true_ids = {t for fb in truth.values() for t in fb.ids.tolist()}
+    looks = {t: bool(rng.random() < p.verify_care) for t in sorted(proposed_ids | true_ids)}
+    seconds = 0.6 * p.seconds_per_frame * len(truth)
+    frames: dict[int, FrameBoxes] = {}
+    provenance: list[dict] = []
+    proposed = submitted = 0
+    own = PROFILE_SETTINGS[profile]
+    for f in sorted(truth):
+        tb = truth[f]
+        pb = proposal.annotation.get(f, FrameBoxes.empty())
+        true_at = {int(t): i for i, t in enumerate(tb.ids.tolist())}
+        boxes: list[np.ndarray] = []
+        labels: list[int] = []
+        ids: list[int] = []
+        for j in range(len(pb)):
+            k = proposed  # the shape's index in the whole proposal
+            proposed += 1
+            t = int(pb.ids[j])
+            box = pb.boxes[j]
+            i = true_at.get(t)
+            if looks[t]:
+                seconds += 0.3 * p.seconds_per_box
+                if i is None:  # a false alarm: deleted
+                    seconds += 0.25 * p.seconds_per_box
+                    continue
+            else:
+                seconds += 0.05 * p.seconds_per_box
+            keep = not looks[t] or iou_matrix(box[None], tb.boxes[i][None])[0, 0] >= p.accept_iou
+            moved = 0.0
+            if keep:
+                labels.append(int(pb.labels[j]))
+            else:
+                new = _redraw(tb.boxes[i], own, rng, width, height)
+                moved = 1.0 - float(iou_matrix(new[None], box[None])[0, 0])
+                seconds += p.seconds_per_box * (0.4 + 0.6 * moved)
+                box = new
+                labels.append(int(tb.labels[i]))
+            boxes.append(box)
+            ids.append(t)
+            provenance.append(
+                {
+                    "proposal": proposal_id,
+                    "index": k,
+                    "source": "model",
+                    "moved": round(moved, 4),
+                    "unchanged": keep,
+                }
+            )
+        for t, i in true_at.items():
+            if t in proposed_ids or not looks[t]:
+                continue
+            seconds += p.seconds_per_box
+            boxes.append(_redraw(tb.boxes[i], own, rng, width, height))
+            labels.append(int(tb.labels[i]))
+            ids.append(t)
+        submitted += len(boxes)
+        frames[f] = FrameBoxes.make(boxes if boxes else np.zeros((0, 4)), labels, ids)
+    return Verified(
+        frames, provenance, proposed, submitted, float(seconds * rng.lognormal(0.0, 0.2))
+    )
+
+
+def _redraw(
+    box: np.ndarray, p: Profile, rng: np.random.Generator, width: int, height: int
+) -> np.ndarray:
+    size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
+    out = box + rng.normal(0.0, p.jitter, 4) * size + p.shift * size[[0, 1, 0, 1]]
+    return _clip(out[None].astype(np.float64), width, height)[0]
+
+
+def clip_truths(
+    n: int,
+    *,
+    seed: int,
+    n_objects: int = 4,
+    n_frames: int = 5,
+    frame_size: tuple[int, int] = (640, 360),
+    motion: float = 2.0,
+    classes: tuple[str, ...] = ("car", "person"),
+) -> list[dict[int, FrameBoxes]]:
+    """``n`` microtasks' truth from generated scenes (``tasks.synthetic``), one scene each."""
+    out = []
+    for k in range(n):
+        scene = make_scene(
+            seed=seed * 100_000 + k,
+            width=frame_size[0],
+            height=frame_size[1],
+            frames=n_frames,
+            n_objects=n_objects,
+            motion=motion,
+            classes=classes,
+        )
+        out.append(scene_truth(scene, range(n_frames), classes))
+    return out
+
+
+@dataclass
+class AssistRunResult:
+    """One arm of :func:`simulate_assisted_run`, measured against the truth and priced."""
+
+    arm: str
+    task_iou: list[float]  # per accepted regular microtask (misses count 0)
+    cost: int  # minor units the requester pays: pay + platform fee, gold and reviews included
+    pay: int
+    paid_seconds: float
+    replicas: int  # paid replicas of regular microtasks (reviews included)
+    gold_items: int
+    reviewed: int
+    routed: int  # microtasks sent to verify-and-correct
+    escalated: int
+    audits: int  # confident microtasks kept on full annotation by the audit draw
+    topups: int  # paid items the fair-pay floor topped up
+    min_hourly: int | None  # the lowest effective hourly pay of any paid item, on measured time
+    flags: dict[str, dict]
+    suspended: list[str]  # by gold, agreement or a blind-accept flag
+    source: assist.SourceAccuracy | None  # at the end of the run
+    verify_ratio: float | None  # the job's estimate of verify time over unassisted time
+    measured_verify_ratio: float | None
+
+    @property
+    def accepted(self) -> int:
+        return len(self.task_iou)
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.mean(self.task_iou)) if self.task_iou else 0.0
+
+    @property
+    def cost_per_accepted(self) -> float:
+        return self.cost / self.accepted if self.accepted else float("inf")
+
+    @property
+    def hourly(self) -> int | None:
+        return pricing.effective_hourly(pay=self.pay, seconds=self.paid_seconds)
+
+
+def simulate_assisted_run(
+    *,
+    crowd_counts: Mapping[str, int],
+    truths: list[Annotation],
+    gold_truths: list[Annotation],
+    frame_size: tuple[int, int],
+    model_accuracy: float | None,
+    bar: float = 0.9,
+    route_policy: assist.RoutePolicy = assist.DEFAULT_POLICY,
+    pricing_policy: pricing.PricingPolicyData | None = None,
+    overlap_min: int = 3,
+    overlap_max: int = 5,
+    agreement_threshold: float = 0.7,
+    gold_rate: float = 0.1,
+    iou_threshold: float = 0.5,
+    seed: int = 0,
+    arm: str = "",
+) -> AssistRunResult:
+    """A job worked by a simulated crowd, with model-assisted routing when ``model_accuracy`` is
+    set (a :class:`SimulatedModel` proposes on every microtask and gold) and without it when None.
+
+    The same ``crowd_counts``, clips and ``seed`` give the same crowd, the same order of claims
+    and the same draws until routing first sends a microtask to verify-and-correct: a model that
+    never earns routing leaves the run exactly as without it. Rules are the real ones:
+    ``quality.assist`` (source accuracy, routing, verify outcome, accept discount, blind-accept
+    test, verify time and price), ``quality.consensus``, ``quality.policy.decide_overlap``,
+    ``quality.trust``, and ``payments.pricing`` for every price and pay (fair-pay top-up on each
+    item's measured time through ``split_pay``). Flagged blind acceptors are treated as
+    suspended (what an admin would likely decide). Agreement evidence for trust comes only from
+    replicas drawn without a proposal: agreeing with a consensus one's own accept made says little.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from .consensus import box_consensus
+    from .policy import OverlapAction, decide_overlap
+    from .scoring import score_boxes
+    from .trust import AGREEMENT, GOLD, Evidence, should_suspend, trust_estimate, vote_weight
+
+    policy = pricing_policy or pricing.PricingPolicyData()
+    crowd = make_crowd(crowd_counts, seed=seed)
+    rng = np.random.default_rng(seed)
+    model = SimulatedModel(model_accuracy, seed=seed + 7) if model_accuracy is not None else None
+    clock = datetime(2026, 1, 1, tzinfo=UTC)
+    evidence: dict[str, list[Evidence]] = {w.name: [] for w in crowd}
+    records: dict[str, assist.VerifierRecord] = {w.name: assist.VerifierRecord() for w in crowd}
+    accepts: dict[str, list[int]] = {w.name: [0, 0] for w in crowd}  # unchanged, proposed
+    gold_seen: dict[str, set[int]] = {w.name: set() for w in crowd}
+    suspended: set[str] = set()
+    flags: dict[str, dict] = {}
+    comparisons: list[assist.Comparison] = []
+    full_pairs: list[tuple[float, float]] = []  # (measured, estimated) of full annotation
+    # (worker, measured verify seconds over the unassisted estimate)
+    verify_ratios: list[tuple[str, float]] = []
+    reviewer = SimulatedWorker("reviewer", PRECISE, seed=seed + 999)
+    gold_proposals = [model.propose(g, frame_size=frame_size) for g in gold_truths] if model else []
+    totals = {"cost": 0, "pay": 0, "seconds": 0.0, "topups": 0}
+    hourly: list[int] = []
+    counts = {"replicas": 0, "gold": 0, "reviewed": 0, "routed": 0, "escalated": 0, "audits": 0}
+
+    def trust(name: str) -> float:
+        return trust_estimate(evidence.get(name, []), now=clock).trust
+
+    def source() -> assist.SourceAccuracy | None:
+        if model is None:
+            return None
+        return assist.source_accuracy(comparisons, min_confidence=route_policy.confidence_threshold)
+
+    def features(truth: Annotation) -> pricing.TaskFeatures:
+        objects = max((len(fb) for fb in truth.values()), default=1)
+        return pricing.TaskFeatures("bbox", frames=len(truth), objects=max(1, objects))
+
+    def full_price(truth: Annotation) -> pricing.TaskPrice:
+        calibration = pricing.calibration_factor(full_pairs)
+        return pricing.price_task(features(truth), policy=policy, time_factor=calibration)
+
+    def crowd_rate() -> float | None:
+        seen = sum(r.seen for n, r in records.items() if n not in suspended)
+        fixed = sum(r.corrected for n, r in records.items() if n not in suspended)
+        return fixed / seen if seen else None
+
+    def verify_ratio() -> float:
+        # Only the work of workers in good standing calibrates: a clicker's seconds would
+        # price honest verification below its time (the floor would catch it, at a cost).
+        return assist.verify_seconds(
+            [r for w, r in verify_ratios if w not in suspended], unassisted_seconds=1.0
+        )
+
+    def pay(worker: str, price: int, seconds: float) -> None:
+        split = pricing.split_pay(
+            reserved=10**12,
+            escrow_available=0,
+            price=price,
+            multiplier_bps=pricing.multiplier_for(trust(worker), policy=policy),
+            credit=1.0,
+            floor_minimum=pricing.floor_pay(seconds=seconds, hourly=policy.floor_hourly),
+            policy=policy,
+        )
+        totals["cost"] += split.pay + split.fee
+        totals["pay"] += split.pay
+        totals["seconds"] += seconds
+        totals["topups"] += split.topup > 0
+        rate = pricing.effective_hourly(pay=split.pay, seconds=seconds)
+        if rate is not None:
+            hourly.append(rate)
+
+    def draw(worker: SimulatedWorker, truth: Annotation) -> Annotation:
+        ann = worker.annotate(truth, frame_size=frame_size, n_classes=2)
+        seconds = worker.seconds(ann)
+        price = full_price(truth)
+        full_pairs.append(
+            (seconds, price.expected_seconds / pricing.calibration_factor(full_pairs))
+        )
+        pay(worker.name, price.price, seconds)
+        return ann
+
+    def verify_work(
+        worker: SimulatedWorker, truth: Annotation, prop: Proposal, *, gold: bool
+    ) -> Verified:
+        v = verify(truth, prop, profile=worker.profile, rng=worker.rng, frame_size=frame_size)
+        full = full_price(truth)
+        ratio = verify_ratio()
+        price = assist.verify_price(
+            features(truth),
+            policy=policy,
+            seconds=ratio * full.expected_seconds,
+            calibration=pricing.calibration_factor(full_pairs),
+        )
+        pay(worker.name, price.price, v.seconds)
+        verify_ratios.append((worker.name, v.seconds / full.expected_seconds))
+        unchanged = {p["index"] for p in v.provenance if p["unchanged"]}
+        wrong = _wrong_shapes(prop, truth, iou_threshold) if gold else set()
+        rec = records[worker.name]
+        # Counted as the source's accuracy is: shapes proposed or added, and of them the ones
+        # the verifier changed, deleted or added.
+        added = v.submitted - len(v.provenance)
+        regular = 0 if gold else 1  # gold (with its planted error) measures ``q`` directly
+        records[worker.name] = assist.VerifierRecord(
+            seen=rec.seen + regular * (v.proposed + added),
+            corrected=rec.corrected + regular * (v.proposed - len(unchanged) + added),
+            wrong_seen=rec.wrong_seen + len(wrong),
+            wrong_fixed=rec.wrong_fixed + len(wrong - unchanged),
+        )
+        acc = accepts[worker.name]
+        acc[0] += len(unchanged)
+        acc[1] += v.proposed
+        src = source()
+        if src is not None and worker.name not in suspended:
+            peers = [a for n, a in accepts.items() if n != worker.name and n not in suspended]
+            peer_seen = sum(a[1] for a in peers)
+            test = assist.blind_accept_test(
+                accepted_unchanged=acc[0],
+                proposed=acc[1],
+                source=src,
+                peer_rate=sum(a[0] for a in peers) / peer_seen if peer_seen else None,
+            )
+            if test.flagged:
+                flags[worker.name] = test.evidence
+                suspended.add(worker.name)
+        return v
+
+    def route_for(prop: Proposal | None, key: object) -> assist.RouteDecision:
+        conf = assist.proposal_confidence(prop.confidence.values()) if prop else 0.0
+        return assist.decide_route(
+            source=source(),
+            bar=bar,
+            confidence=conf,
+            overlap_min=overlap_min,
+            audit_key=key,
+            policy=route_policy,
+        )
+
+    def do_gold(worker: SimulatedWorker) -> None:
+        nonlocal clock
+        options = [g for g in range(len(gold_truths)) if g not in gold_seen[worker.name]]
+        if not options:
+            return
+        g = int(rng.choice(options))
+        gold_seen[worker.name].add(g)
+        truth = gold_truths[g]
+        prop = gold_proposals[g] if model else None
+        counts["gold"] += 1
+        clock += timedelta(minutes=1)
+        # Gold is served as the microtask it poses as would be.
+        if prop is not None and route_for(prop, ("gold", g, worker.name)).route == "verify":
+            shown = plant_error(prop, truth, rng=rng, frame_size=frame_size)
+            ann = verify_work(worker, truth, shown, gold=True).annotation
+        else:
+            ann = draw(worker, truth)
+        if prop is not None:  # the model never saw gold: scored on every one
+            comparisons.append(
+                assist.compare(
+                    prop.annotation,
+                    truth,
+                    kind=GOLD,
+                    confidence=assist.proposal_confidence(prop.confidence.values()),
+                    iou_threshold=iou_threshold,
+                )
+            )
+        s = score_boxes(truth, ann, iou_threshold=iou_threshold)
+        evidence[worker.name].append(Evidence(GOLD, s.score, clock))
+        if should_suspend(trust_estimate(evidence[worker.name], now=clock)):
+            suspended.add(worker.name)
+
+    task_iou: list[float] = []
+    for index, truth in enumerate(truths):
+        prop = model.propose(truth, frame_size=frame_size) if model else None
+        decision = route_for(prop, ("task", seed, index))
+        verifying = decision.route == assist.Route.VERIFY
+        counts["routed"] += verifying
+        counts["audits"] += decision.audit
+        target = decision.replica_target
+        done: list[tuple[SimulatedWorker, Annotation, Verified | None]] = []
+        while True:
+            pool = [w for w in crowd if w.name not in suspended and w not in [d[0] for d in done]]
+            if not pool:
+                break
+            worker = pool[int(rng.integers(len(pool)))]
+            if rng.random() < gold_rate:
+                do_gold(worker)
+                continue
+            clock += timedelta(minutes=1)
+            counts["replicas"] += 1
+            if verifying:
+                v = verify_work(worker, truth, prop, gold=False)
+                done.append((worker, v.annotation, v))
+            else:
+                done.append((worker, draw(worker, truth), None))
+            if len(done) < target:
+                continue
+            done = [d for d in done if d[0].name not in suspended]
+            if len(done) < target:
+                continue
+            tolerance = route_policy.moved_tolerance
+            if verifying:
+                shares = [
+                    assist.correction_share(
+                        d[2].provenance,
+                        proposed=d[2].proposed,
+                        submitted=d[2].submitted,
+                        tolerance=tolerance,
+                    )
+                    for d in done
+                    if d[2] is not None
+                ]
+                vd = assist.decide_verify(
+                    shares=shares,
+                    replica_target=target,
+                    overlap_min=overlap_min,
+                    policy=route_policy,
+                )
+                if vd.action == assist.VerifyAction.ESCALATE:
+                    verifying = False
+                    counts["escalated"] += 1
+                    target = max(overlap_min, len(done) + 1)
+                    continue
+            src = source()
+            independence = [
+                1.0
+                if v is None
+                else assist.independence_of(
+                    v.provenance,
+                    proposed=v.proposed,
+                    submitted=v.submitted,
+                    record=records[w.name],
+                    source=src,
+                    trust=trust(w.name),
+                    crowd_rate=crowd_rate(),
+                    policy=route_policy,
+                )
+                for w, _, v in done
+            ]
+            weights = np.array([vote_weight(trust(d[0].name)) for d in done])
+            c = box_consensus(
+                [d[1] for d in done],
+                weights,
+                iou_threshold=iou_threshold,
+                independence=independence,
+            )
+            od = decide_overlap(
+                submitted=len(done),
+                replica_target=target,
+                overlap_max=max(overlap_max, target),
+                agreement=c.agreement,
+                agreement_threshold=agreement_threshold,
+            )
+            if od.action == OverlapAction.ADD_REPLICA:
+                if verifying:  # the verifiers' accepts did not settle it: full annotation
+                    verifying = False
+                    counts["escalated"] += 1
+                    target = max(overlap_min, len(done) + 1)
+                else:
+                    target = od.replica_target
+                continue
+            for (w, _, v), agreement in zip(done, c.annotator_agreement, strict=True):
+                if v is None:
+                    evidence[w.name].append(Evidence(AGREEMENT, float(agreement), clock))
+                    if should_suspend(trust_estimate(evidence[w.name], now=clock)):
+                        suspended.add(w.name)
+            if prop is not None and all(d[2] is None for d in done):
+                # Independent consensus (the proposal was hidden): it measures the source.
+                comparisons.append(
+                    assist.compare(
+                        prop.annotation,
+                        c.frames,
+                        kind=assist.CONSENSUS,
+                        confidence=assist.proposal_confidence(prop.confidence.values()),
+                        iou_threshold=iou_threshold,
+                    )
+                )
+            result = c.frames
+            if od.action == OverlapAction.REVIEW:
+                counts["reviewed"] += 1
+                counts["replicas"] += 1
+                result = reviewer.annotate(truth, frame_size=frame_size, n_classes=2)
+                pay(reviewer.name, full_price(truth).price, reviewer.seconds(result))
+            s = score_boxes(truth, result, iou_threshold=iou_threshold)
+            task_iou.append(s.mean_iou * s.tp / max(s.tp + s.fn, 1))
+            break
+    return AssistRunResult(
+        arm=arm,
+        task_iou=task_iou,
+        cost=totals["cost"],
+        pay=totals["pay"],
+        paid_seconds=totals["seconds"],
+        replicas=counts["replicas"],
+        gold_items=counts["gold"],
+        reviewed=counts["reviewed"],
+        routed=counts["routed"],
+        escalated=counts["escalated"],
+        audits=counts["audits"],
+        topups=totals["topups"],
+        min_hourly=min(hourly) if hourly else None,
+        flags=flags,
+        suspended=sorted(suspended),
+        source=source(),
+        verify_ratio=verify_ratio() if verify_ratios else None,
+        measured_verify_ratio=(
+            float(np.mean([r for _, r in verify_ratios])) if verify_ratios else None
+        ),
+    )
+
+
+def plant_error(
+    proposal: Proposal, truth: Annotation, *, rng: np.random.Generator, frame_size: tuple[int, int]
+) -> Proposal:
+    """The proposal with one right track moved off its object on every frame (IoU < 0.5): what
+    gold served for verification shows, so that accepting without looking fails it."""
+    right = sorted(
+        t
+        for t in {int(t) for fb in proposal.annotation.values() for t in fb.ids.tolist()}
+        if t < FALSE_ALARM_ID and t not in _wrong_tracks(proposal, truth)
+    )
+    if not right:
+        return proposal
+    t = right[int(rng.integers(len(right)))]
+    angle = rng.uniform(0, 2 * np.pi)
+    shift = rng.uniform(0.7, 1.0) * np.array([np.cos(angle), np.sin(angle)])
+    out: dict[int, FrameBoxes] = {}
+    for f, fb in proposal.annotation.items():
+        boxes = fb.boxes.copy()
+        for j in np.flatnonzero(fb.ids == t).tolist():
+            size = np.array([boxes[j, 2] - boxes[j, 0], boxes[j, 3] - boxes[j, 1]])
+            boxes[j] += np.tile(shift * size, 2)
+        out[f] = FrameBoxes(_clip(boxes, *frame_size), fb.labels.copy(), fb.ids.copy())
+    return Proposal(out, proposal.confidence)
+
+
+def _wrong_tracks(prop: Proposal, truth: Annotation) -> set[int]:
+    wrong: set[int] = set()
+    for f, pb in prop.annotation.items():
+        tb = truth.get(f, FrameBoxes.empty())
+        iou = iou_matrix(pb.boxes, tb.boxes)
+        for j in range(len(pb)):
+            same = np.flatnonzero(tb.ids == pb.ids[j])
+            if not len(same) or iou[j, same[0]] < 0.5:
+                wrong.add(int(pb.ids[j]))
+    return wrong
+
+
+def _wrong_shapes(prop: Proposal, truth: Annotation, iou_threshold: float) -> set[int]:
+    """Global indices of the proposal's shapes that match no true object at the threshold."""
+    wrong: set[int] = set()
+    k = 0
+    for f in sorted(prop.annotation):
+        pb = prop.annotation[f]
+        tb = truth.get(f, FrameBoxes.empty())
+        iou = iou_matrix(pb.boxes, tb.boxes)
+        for j in range(len(pb)):
+            same = np.flatnonzero(tb.ids == pb.ids[j])
+            if not len(same) or iou[j, same[0]] < iou_threshold:
+                wrong.add(k)
+            k += 1
+    return wrong

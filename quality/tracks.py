@@ -13,6 +13,10 @@ nothing here interpolates).
 2. Per frame and identity, the boxes of the annotators who have that identity on that frame are
    kept when they hold a strict trust-weighted majority, and fused by trust-weighted mean.
 
+With ``independence`` (accepted proposals, e.g. a tracker's, :mod:`quality.assist`), evidence
+weights (trust x independence) associate, fuse and vote, and the majority is of everyone's
+trust, exactly as in :func:`quality.consensus.box_consensus`.
+
 Agreement per annotator is panoptic quality (see :mod:`quality.consensus`) against the consensus
 per frame, where a box only counts as a hit if it belongs to the right identity — so identity
 switches lower agreement too.
@@ -33,7 +37,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .boxes import NO_LABEL, Annotation, FrameBoxes, annotation_frames
-from .consensus import _f1, _weights, weighted_vote
+from .consensus import _f1, _independence, _weights, weighted_vote
 
 TRACKS_ALGORITHM = "tracks-assoc-v1"
 
@@ -82,11 +86,13 @@ def track_consensus(
     *,
     iou_threshold: float = 0.5,
     min_track_overlap: float = 0.5,
+    independence: Sequence[float] | np.ndarray | None = None,
 ) -> TrackConsensus:
     """Consensus tracks of several annotators (see the module docstring)."""
     n_ann = len(annotations)
-    w = _weights(n_ann, weights)
-    total = float(w.sum())
+    trust_w = _weights(n_ann, weights)
+    w = _weights(n_ann, trust_w * _independence(n_ann, independence))
+    total = float(trust_w.sum())
     frames = annotation_frames(*annotations)
     n_f = len(frames)
     dense = [_dense(a, frames) for a in annotations]
@@ -176,7 +182,7 @@ def track_consensus(
                     ffp[a] += 1
         ffn = len(ids) - ftp
         frame_agreement[f] = (
-            float(np.average(_f1(ftp, ffp, ffn, fhit), weights=w)) if n_ann else 0.0
+            float(np.average(_f1(ftp, ffp, ffn, fhit), weights=trust_w)) if n_ann else 0.0
         )
         hits += fhit
         tp += ftp
@@ -186,7 +192,7 @@ def track_consensus(
     return TrackConsensus(
         algorithm=TRACKS_ALGORITHM,
         frames=out,
-        agreement=float(np.average(per, weights=w)) if n_ann else 0.0,
+        agreement=float(np.average(per, weights=trust_w)) if n_ann else 0.0,
         annotator_agreement=per,
         frame_agreement=frame_agreement,
         association=association,

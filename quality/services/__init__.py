@@ -26,7 +26,7 @@ from .evidence import (
     worker_suspend_from_type,
     worker_suspension_lift,
 )
-from .flags import fraud_flag_inflated_time, fraud_flag_resolve
+from .flags import fraud_flag_blind_accept, fraud_flag_inflated_time, fraud_flag_resolve
 from .gold import gold_answer_set, gold_import, gold_validate, score_frames
 from .job_policy import (
     MIN_CONFIDENCE_MAX,
@@ -62,6 +62,7 @@ __all__ = [
     "appeal_create",
     "appeal_decide",
     "classification_jobs_aggregate",
+    "fraud_flag_blind_accept",
     "fraud_flag_inflated_time",
     "fraud_flag_resolve",
     "gold_answer_set",

@@ -1,6 +1,7 @@
-"""Fraud flags: raised when a microtask's submissions are processed (copies, implausible speed)
-and when the claim path reports inflated active time; judged by a platform admin. The signals
-themselves are ``quality.fraud``'s (pure)."""
+"""Fraud flags: raised when a microtask's submissions are processed (copies, implausible speed),
+when the claim path reports inflated active time, and when a worker's record on model proposals
+says they accept without looking; judged by a platform admin. The signals themselves are
+``quality.fraud``'s and ``quality.assist``'s (pure)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from marketplace.errors import NotFound, PermissionDenied
 from marketplace.models import AnnotationType, User
 from tasks.models import Assignment, AssignmentStatus, MicroTask
 
-from .. import fraud, shapes
-from ..models import FraudFlag
+from .. import assist, fraud, shapes
+from ..models import FlagStatus, FraudFlag
 
 
 def flag_fraud(mt: MicroTask) -> int:
@@ -74,6 +75,35 @@ def fraud_flag_inflated_time(*, assignment: Assignment, evidence: dict[str, Any]
     if not created and flag.status == "open":
         flag.evidence = evidence
         flag.save(update_fields=["evidence"])
+    return flag
+
+
+@transaction.atomic
+def fraud_flag_blind_accept(*, assignment: Assignment, test: assist.AcceptTest) -> FraudFlag | None:
+    """Record a ``blind_accept`` flag on ``assignment`` (the work that tipped the test) when
+    :func:`quality.assist.blind_accept_test` over the worker's record says so; None otherwise.
+
+    One open flag per worker and job: a later tipping assignment while one is open updates that
+    flag's evidence instead of piling up flags for the same behaviour.
+    """
+    sig = test.signal(key=assignment.pk, worker=assignment.worker_id)
+    if sig is None:
+        return None
+    job_id = assignment.microtask.job_id
+    open_flag = (
+        FraudFlag.objects.select_for_update()
+        .filter(worker_id=sig.worker, job_id=job_id, kind=sig.kind, status=FlagStatus.OPEN)
+        .first()
+    )
+    if open_flag is not None:
+        open_flag.evidence = sig.evidence
+        open_flag.save(update_fields=["evidence"])
+        return open_flag
+    flag, _ = FraudFlag.objects.get_or_create(
+        assignment=assignment,
+        kind=sig.kind,
+        defaults={"worker_id": sig.worker, "job_id": job_id, "evidence": sig.evidence},
+    )
     return flag
 
 

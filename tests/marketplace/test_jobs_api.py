@@ -99,6 +99,10 @@ def test_admin_sees_every_job(admin_client_api):
         ({"label_classes": []}, "label_classes"),
         ({"currency": "dollars"}, "currency"),
         ({"gold_rate": 2}, "gold_rate"),
+        ({"assist_accuracy_bar": 1.5}, "assist_accuracy_bar"),
+        ({"assist_accuracy_bar": 0.2}, "assist_accuracy_bar"),
+        ({"assist_accuracy_bar": "NaN"}, "assist_accuracy_bar"),
+        ({"assist_accuracy_bar": "high"}, "assist_accuracy_bar"),
         ({"segment_frames": 10, "overlap_frames": 10}, "overlap_frames"),
     ],
 )
@@ -110,6 +114,21 @@ def test_bad_job_input_is_400_with_field_errors(requester_client, change, field)
     assert error["code"] == "invalid"
     assert field in error["fields"]
     assert Job.objects.count() == 0
+
+
+def test_the_assisted_routing_bar_is_a_bounded_job_setting(requester_client, requester):
+    created = requester_client.post("/api/jobs/", VALID, format="json").json()
+    assert created["assist_accuracy_bar"] == 0.95  # the default
+    job = JobFactory(requester=requester)
+    ok = requester_client.patch(f"/api/jobs/{job.pk}/", {"assist_accuracy_bar": 0.9}, format="json")
+    assert ok.status_code == 200 and ok.json()["assist_accuracy_bar"] == 0.9
+    assert Job.objects.get(pk=job.pk).assist_accuracy_bar == 0.9
+    refused = requester_client.patch(
+        f"/api/jobs/{job.pk}/", {"assist_accuracy_bar": 1.01}, format="json"
+    )
+    assert refused.status_code == 400
+    assert "assist_accuracy_bar" in refused.json()["error"]["fields"]
+    assert Job.objects.get(pk=job.pk).assist_accuracy_bar == 0.9
 
 
 def test_malformed_json_is_400(requester_client):
