@@ -206,10 +206,7 @@ def price_task(
     c = complexity(motion=features.motion, clutter=features.clutter, policy=policy)
     seconds = (policy.t0[kind] + units * policy.t_obj[kind] * c) * max(time_factor, 0)
     by_rate = round_half_up(
-        Fraction(policy.base[kind])
-        * units
-        * Fraction(c)
-        * Fraction(max(float(rate_factor), 0.0))
+        Fraction(policy.base[kind]) * units * Fraction(c) * Fraction(max(float(rate_factor), 0.0))
     )
     by_floor = floor_pay(seconds=seconds, hourly=policy.floor_hourly)
     return TaskPrice(

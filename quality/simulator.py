@@ -585,6 +585,8 @@ def annotate_events(
             continue  # a worker's own events of one label never overlap (validation refuses it)
         out.append(candidate)
     return out
+
+
 # --- Model-assisted work ------------------------------------------------------------------------
 
 FALSE_ALARM_ID = 100_000  # track ids of a model's false alarms start here

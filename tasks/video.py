@@ -632,6 +632,8 @@ def decode_span(
                 return
             if frame.index >= first:
                 yield frame
+
+
 def decode_image(data: bytes, *, max_pixels: int = 40_000_000) -> np.ndarray:
     """A stored JPEG frame (what ingestion extracted) as ``(h, w, 3)`` uint8 RGB pixels.
 

@@ -76,5 +76,7 @@ class FundingCheckThrottle(PerUserThrottle):
 
 class PropagateThrottle(PerUserThrottle):
     scope = "propagate"
+
+
 class ProposalConfigThrottle(PerUserThrottle):
     scope = "proposal_config"

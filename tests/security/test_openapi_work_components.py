@@ -141,6 +141,8 @@ def test_the_propagate_route_states_every_status_and_its_proposal(openapi):
     body = _resolve(openapi, body)
     assert {"track", "from_frame", "to_frame", "mode"} <= set(body["properties"])
     assert set(body["required"]) == {"track", "from_frame"}
+
+
 def test_assignment_detail_states_the_proposals_and_their_shape_references(openapi):
     detail = openapi["components"]["schemas"]["AssignmentDetail"]
     assert "proposals" in detail["required"]
