@@ -17,25 +17,17 @@ from tests.factories import JobFactory, VideoFactory
 WIDTH, HEIGHT = 160, 120
 
 
-def clip_scene(*, seed: int = 3, frames: int = 60, n_objects: int = 2, motion: float = 3.0):
-    return make_scene(
-        seed=seed,
-        width=WIDTH,
-        height=HEIGHT,
-        frames=frames,
-        n_objects=n_objects,
-        motion=motion,
-        classes=("car", "person"),
-        clutter=4,
-    )
+SCENE_PARAMS = {"seed": 3, "frames": 60, "n_objects": 2, "motion": 3.0, "clutter": 4}
 
 
-def spec_of(scene: Scene) -> str:
-    """The ``ml_local`` scene spec of a ``clip_scene`` (same parameters)."""
-    return (
-        f"seed={scene.seed},width={scene.width},height={scene.height},frames={scene.frames},"
-        f"n_objects={len({t.track_id for t in scene.tracks})},motion=3.0"
-    )
+def clip_scene() -> Scene:
+    return make_scene(width=WIDTH, height=HEIGHT, classes=("car", "person"), **SCENE_PARAMS)
+
+
+def scene_spec() -> str:
+    """The ``ml_local --scene`` spec of ``clip_scene()``: the process renders the same truth."""
+    params = {"width": WIDTH, "height": HEIGHT, **SCENE_PARAMS}
+    return ",".join(f"{k}={v}" for k, v in params.items())
 
 
 def _jpeg(pixels) -> bytes:

@@ -4,14 +4,18 @@ configuration API and provenance measured by the server."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 
 from marketplace.lifecycle import job_transition
 from marketplace.models import JobStatus
-from ml_local import LocalModel
+from ml_local.server import LocalModel
 from payments.escrow import escrow_fund
 from tasks import claiming, proposals
 from tasks.annotations import validate_payload
@@ -19,7 +23,9 @@ from tasks.models import Assignment, MicroTask, Proposal, ProposalConfig, Submis
 from tasks.proposal_sources import box_iou
 from tests.factories import AssignmentFactory, WorkerFactory
 from tests.tasks.claim_fixtures import qualify
-from tests.tasks.proposal_helpers import clip_job, clip_scene
+from tests.tasks.proposal_helpers import clip_job, clip_scene, scene_spec
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 SCENE = clip_scene()
 
@@ -429,3 +435,33 @@ def test_submissions_without_proposals_record_none(db, media, client_for):
     )
     assert r.status_code == 200
     assert Submission.objects.get(assignment=a).provenance == []
+
+
+# --- ml_local as its own process (what ``make run`` starts) -------------------------------------
+
+
+@pytest.fixture
+def model_process():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ml_local.server", "--port", str(port), "--scene", scene_spec()],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout.readline().startswith(b"ml_local: ")  # listening
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_ml_local_process_answers_the_protocol(db, media, model_process):
+    job = clip_job(SCENE)
+    _configure(job, ["ml_backend"], model_process)
+    [p] = _compute(job)
+    assert p.status == "ok", p.error
+    hits, total = _recall(p.shapes, min_iou=0.9)
+    assert total and hits == total
