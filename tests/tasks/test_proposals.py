@@ -189,6 +189,37 @@ def test_a_down_backend_is_failed_and_computing_again_does_not_retry_it(db, medi
     assert _compute(job) == [p]  # idempotent: the outcome stands
 
 
+def test_a_backend_down_for_a_batch_is_not_called_again_and_saving_the_settings_retries(
+    db, media, model, settings, requester, requester_client, django_capture_on_commit_callbacks
+):
+    settings.ML_BACKEND_TIMEOUT_SECONDS = 0.5
+    job = clip_job(
+        SCENE, tasks=[(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)], requester=requester
+    )
+    _configure(job, ["ml_backend"], model.url("slow"))
+    rows = _compute(job)
+    assert [p.status for p in rows] == ["timeout"] * 3 + ["failed"] * 2
+    assert "not called" in rows[3].error
+    assert len(model.requests) == 3  # one /health per microtask that was tried
+    # The backend is back: saving the same settings again retries what failed.
+    with django_capture_on_commit_callbacks(execute=True):
+        r = requester_client.put(
+            _url(job), {"sources": ["ml_backend"], "backend_url": model.url("slow")}, format="json"
+        )
+    assert r.status_code == 200
+    # Retried (after the answer, on commit) and still down: the same outcome.
+    assert requester_client.get(_url(job)).json()["summary"] == {
+        "ml_backend": {"timeout": 3, "failed": 2}
+    }
+    assert len(model.requests) == 6
+    model.slow_seconds = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        requester_client.put(
+            _url(job), {"sources": ["ml_backend"], "backend_url": model.url("slow")}, format="json"
+        )
+    assert requester_client.get(_url(job)).json()["summary"] == {"ml_backend": {"ok": 5}}
+
+
 def test_hosts_not_allowed_are_never_called(db, media, model, settings):
     job = clip_job(SCENE)
     settings.ML_BACKEND_ALLOWED_HOSTS = []
@@ -413,6 +444,18 @@ def test_a_reference_to_another_microtasks_proposal_is_refused(db, media, client
     assert list(r.json()["error"]["fields"]) == ["boxes[0].from_proposal"]
     a.refresh_from_db()
     assert a.status == "claimed" and not Submission.objects.filter(assignment=a).exists()
+
+
+def test_a_proposal_accepted_before_its_source_was_turned_off_still_counts(db, media, client_for):
+    job = clip_job(SCENE)
+    _configure(job, ["motion"])
+    [p] = _compute(job)
+    a = _claimed(job)
+    _configure(job, [])  # the requester turns proposals off while the worker annotates
+    r = _submit(client_for(a.worker), a, {"boxes": [{**p.shapes[0], "from_proposal": f"{p.pk}:0"}]})
+    assert r.status_code == 200, r.content
+    [entry] = Submission.objects.get(assignment=a).provenance
+    assert entry["proposal"] == p.pk and entry["unchanged"] is True
 
 
 def test_a_failed_proposal_cannot_be_referenced(db, media, client_for, model):
