@@ -23,7 +23,13 @@ from tasks.models import Assignment, MicroTask, Proposal, ProposalConfig, Submis
 from tasks.proposal_sources import box_iou
 from tests.factories import AssignmentFactory, WorkerFactory
 from tests.tasks.claim_fixtures import qualify
-from tests.tasks.proposal_helpers import clip_job, clip_scene, scene_spec
+from tests.tasks.proposal_helpers import (
+    clip_job,
+    clip_scene,
+    scene_spec,
+    standing_person,
+    stills_job,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -116,6 +122,23 @@ def test_people_source_runs_opencvs_detector_and_finds_no_person_in_boxes_and_el
     assert p.status == "ok", p.error
     assert p.model_version == "opencv-hog-people"
     assert p.shapes == [] and p.confidence == 0
+
+
+def test_people_source_finds_a_standing_person(db, media):
+    still, figure = standing_person()
+    job = stills_job([still, still])
+    _configure(job, ["people"])
+    [p] = _compute(job)
+    assert p.status == "ok", p.error
+    assert [s["frame"] for s in p.shapes] == [0, 1]
+    fx1, fy1, fx2, fy2 = figure
+    for s in p.shapes:
+        x1, y1, x2, y2 = s["box"]
+        assert s["label"] == "person"
+        # HOG's window is padded around the person: the figure lies (almost) wholly inside it.
+        inter = max(0, min(x2, fx2) - max(x1, fx1)) * max(0, min(y2, fy2) - max(y1, fy1))
+        assert inter / ((fx2 - fx1) * (fy2 - fy1)) > 0.9
+    assert all(c > 0.5 for c in p.confidences)
 
 
 def test_people_source_needs_a_person_class(db, media):
