@@ -211,6 +211,9 @@ def run_source(
         return ProposalOutcome(status="failed", error="the source is not configured")
     except (video.VideoError, OSError) as exc:
         return ProposalOutcome(status="failed", error=f"frames could not be read: {exc}"[:500])
+    except Exception as exc:  # a detector's own error (cv2.error...) must not stop the job's run
+        log.exception("proposal source %s crashed on microtask %s", source, request.microtask_id)
+        return ProposalOutcome(status="failed", error=f"the source failed: {exc}"[:500])
 
 
 # --- computing and storing -----------------------------------------------------------------------
@@ -345,7 +348,7 @@ def proposal_config_set(
 
     ``backend_token`` None keeps the stored one, "" clears it. Changing the backend's URL or
     token drops its stored proposals (they came from another model); saving again drops the
-    backend's failed and timed-out ones (a retry). Removing a source keeps its rows (past
+    enabled sources' failed and timed-out ones (a retry). Removing a source keeps its rows (past
     provenance points at them) but no longer computes or shows them.
     """
     job = _own_job(job_id, by)
@@ -375,11 +378,12 @@ def proposal_config_set(
     backend_changed = (url, token) != (config.backend_url, config.backend_token)
     config.sources, config.backend_url, config.backend_token = list(sources), url, token
     config.save()
-    stale = Proposal.objects.filter(microtask__job=job, source=ML_BACKEND)
+    rows = Proposal.objects.filter(microtask__job=job)
     if backend_changed:
-        stale.delete()
-    elif ML_BACKEND in config.sources:
-        stale.filter(status__in=(ProposalStatus.FAILED, ProposalStatus.TIMEOUT)).delete()
+        rows.filter(source=ML_BACKEND).delete()
+    rows.filter(
+        source__in=config.sources, status__in=(ProposalStatus.FAILED, ProposalStatus.TIMEOUT)
+    ).delete()
     if config.sources:
         transaction.on_commit(lambda: _queue(job.pk))
     return config

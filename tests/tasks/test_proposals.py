@@ -17,7 +17,7 @@ from marketplace.lifecycle import job_transition
 from marketplace.models import JobStatus
 from ml_local.server import LocalModel
 from payments.escrow import escrow_fund
-from tasks import claiming, proposals
+from tasks import claiming, proposals, vision
 from tasks.annotations import validate_payload
 from tasks.models import Assignment, MicroTask, Proposal, ProposalConfig, Submission
 from tasks.proposal_sources import box_iou
@@ -202,6 +202,24 @@ def test_a_failing_backend_leaves_plain_annotation_and_records_why(
     mt = MicroTask.objects.get(job=job)
     shown = proposals.worker_proposals(mt)
     assert [s["source"] for s in shown] == ["motion"]
+
+
+def test_a_detector_crashing_fails_its_source_and_the_run_goes_on(db, media, monkeypatch):
+    job = clip_job(SCENE, tasks=[(0, 29), (30, 59)])
+    _configure(job, ["people", "motion"])
+
+    def broken(image, **kwargs):
+        raise RuntimeError("OpenCV(4.x) error: (-215:Assertion failed)")
+
+    monkeypatch.setattr(vision, "people", broken)
+    rows = _compute(job)
+    assert sorted((p.source, p.status) for p in rows) == [
+        ("motion", "ok"),
+        ("motion", "ok"),
+        ("people", "failed"),
+        ("people", "failed"),
+    ]
+    assert "Assertion failed" in next(p.error for p in rows if p.source == "people")
 
 
 def test_a_down_backend_is_failed_and_computing_again_does_not_retry_it(db, media):
