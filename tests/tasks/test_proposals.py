@@ -17,7 +17,7 @@ from marketplace.lifecycle import job_transition
 from marketplace.models import JobStatus
 from ml_local.server import LocalModel
 from payments.escrow import escrow_fund
-from tasks import claiming, proposals, vision
+from tasks import claiming, ml_backend, proposals, vision
 from tasks.annotations import validate_payload
 from tasks.models import Assignment, MicroTask, Proposal, ProposalConfig, Submission
 from tasks.proposal_sources import box_iou
@@ -259,6 +259,13 @@ def test_a_backend_down_for_a_batch_is_not_called_again_and_saving_the_settings_
             _url(job), {"sources": ["ml_backend"], "backend_url": model.url("slow")}, format="json"
         )
     assert requester_client.get(_url(job)).json()["summary"] == {"ml_backend": {"ok": 5}}
+
+
+def test_an_allowed_host_with_a_port_allows_that_port_only(db, settings, model):
+    settings.ML_BACKEND_ALLOWED_HOSTS = [f"127.0.0.1:{model.port}"]
+    assert ml_backend.url_problem(model.url("ok")) is None
+    assert "ML_BACKEND_ALLOWED_HOSTS" in ml_backend.url_problem("http://127.0.0.1:6379/")
+    assert "ML_BACKEND_ALLOWED_HOSTS" in ml_backend.url_problem(f"http://localhost:{model.port}/")
 
 
 def test_hosts_not_allowed_are_never_called(db, media, model, settings):
