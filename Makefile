@@ -41,7 +41,7 @@ run: install
 	    --connect-webhook http://$(HOST):$(PORT)/stripe/webhook/connect/ & \
 	  stripe_pid=$$!; $(PY) -m ml_local.server --port $(ML_LOCAL_PORT) & \
 	  ml_pid=$$!; trap 'kill $$stripe_pid $$ml_pid 2>/dev/null' EXIT INT TERM; \
-	  STRIPE_LOCAL_PORT=$(STRIPE_LOCAL_PORT) $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	  STRIPE_LOCAL_PORT=$(STRIPE_LOCAL_PORT) ML_LOCAL_PORT=$(ML_LOCAL_PORT) $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 services:
 	@scripts/ensure-services.sh

@@ -1,5 +1,2 @@
-"""A local model server speaking Label Studio's ML backend protocol — a TEST DOUBLE (see server)."""
-
-from .server import LocalModel
-
-__all__ = ["LocalModel"]
+"""A local model server speaking Label Studio's ML backend protocol — a TEST DOUBLE
+(``ml_local.server``; run it with ``python -m ml_local.server``)."""

@@ -6,10 +6,10 @@ way a team's own model server (built on ``label-studio-ml-backend``) would answe
 /health``, ``POST /setup``, ``POST /predict`` (shapes in ``tasks/ml_backend.py``'s docstring).
 
 What it predicts: with a scene (``--scene seed=1,width=160,height=120,frames=60,n_objects=3,
-motion=2``, the parameters of ``tasks.synthetic.make_scene``, classes car and person as the test
-clips have) the true boxes of each task's ``data.frame``, in percent, with score 0.9 — a model
-that is right; without one, a fixed rule: one box over the middle half of the image, labelled
-with the first label of the request's ``label_config``, score 0.6.
+motion=2,clutter=6``, the parameters of ``tasks.synthetic.make_scene``, classes car and person as
+the test clips have) the true boxes of each task's ``data.frame``, in percent, with score 0.9 —
+a model that is right; without one, a fixed rule: one box over the middle half of the image,
+labelled with the first label of the request's ``label_config``, score 0.6.
 
 Behaviours, chosen by the first segment of the path, so a base URL selects one
 (``http://127.0.0.1:<port>/<mode>/``):
@@ -58,6 +58,7 @@ def scene_from_spec(spec: str) -> Scene:
         n_objects=int(values.get("n_objects", 3)),
         motion=float(values.get("motion", 2.0)),
         classes=("car", "person"),
+        clutter=int(values.get("clutter", 6)),
     )
 
 

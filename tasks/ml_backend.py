@@ -19,9 +19,10 @@ backend needs no access to our storage and no credentials of ours.
 
 Safety (read before changing): the URL is a requester's, so
 
-* only hosts in ``ML_BACKEND_ALLOWED_HOSTS`` are called (exact host name or address; empty
-  refuses all — the SSRF choice, see the setting), checked when the URL is configured and again
-  before every call; redirects are not followed (a redirect could leave the allow-list);
+* only hosts in ``ML_BACKEND_ALLOWED_HOSTS`` are called (an exact host name or address, any
+  port; or ``host:port``, that port only; empty refuses all — the SSRF choice, see the
+  setting), checked when the URL is configured and again before every call; redirects are not
+  followed (a redirect could leave the allow-list);
 * every call has a timeout (``ML_BACKEND_TIMEOUT_SECONDS``, also a deadline for the whole read)
   and a response size limit (``ML_BACKEND_MAX_RESPONSE_BYTES``);
 * the answer is parsed strictly: anything but the shapes above, a coordinate outside the image,
@@ -90,9 +91,10 @@ def url_problem(url: str) -> str | None:
         return "Put credentials in the token, not in the URL."
     if parts.query or parts.fragment:
         return "The URL takes no query or fragment."
-    del port
+    host = parts.hostname.lower()
+    port = port or (443 if parts.scheme == "https" else 80)
     allowed = {h.strip().lower() for h in settings.ML_BACKEND_ALLOWED_HOSTS if h.strip()}
-    if parts.hostname.lower() not in allowed:
+    if host not in allowed and f"{host}:{port}" not in allowed:
         return (
             "This server may not call that host; the platform's operator lists the model "
             "servers it may call (ML_BACKEND_ALLOWED_HOSTS)."

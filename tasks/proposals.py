@@ -211,12 +211,34 @@ def run_source(
         return ProposalOutcome(status="failed", error="the source is not configured")
     except (video.VideoError, OSError) as exc:
         return ProposalOutcome(status="failed", error=f"frames could not be read: {exc}"[:500])
+    except Exception as exc:  # a detector's own error (cv2.error...) must not stop the job's run
+        log.exception("proposal source %s crashed on microtask %s", source, request.microtask_id)
+        return ProposalOutcome(status="failed", error=f"the source failed: {exc}"[:500])
 
 
 # --- computing and storing -----------------------------------------------------------------------
 
 
-def microtask_proposals_compute(*, microtask: MicroTask, config: ProposalConfig) -> list[Proposal]:
+# After this many backend calls in a row that failed or timed out, a run stops calling it: the
+# rest of its batch is recorded failed at once, not each after a full timeout.
+BACKEND_FAILURES_BEFORE_SKIPPING = 3
+
+
+@dataclass
+class _Breaker:
+    failures: int = 0
+
+    def open(self) -> bool:
+        return self.failures >= BACKEND_FAILURES_BEFORE_SKIPPING
+
+    def record(self, outcome: ProposalOutcome) -> None:
+        down = outcome.status in (ProposalStatus.FAILED, ProposalStatus.TIMEOUT)
+        self.failures = self.failures + 1 if down else 0
+
+
+def microtask_proposals_compute(
+    *, microtask: MicroTask, config: ProposalConfig, breaker: _Breaker | None = None
+) -> list[Proposal]:
     """Compute the enabled sources missing for ``microtask`` and store each outcome."""
     done = set(Proposal.objects.filter(microtask=microtask).values_list("source", flat=True))
     missing = [s for s in config.sources if s in SOURCES and s not in done]
@@ -224,9 +246,19 @@ def microtask_proposals_compute(*, microtask: MicroTask, config: ProposalConfig)
         return []
     frames = _Frames(microtask)
     request = request_for(microtask, frames.available())
+    breaker = breaker or _Breaker()
     stored = []
     for source in missing:
-        outcome = run_source(source, request, frames, config)
+        if source == ML_BACKEND and breaker.open():
+            outcome = ProposalOutcome(
+                status=ProposalStatus.FAILED,
+                error=f"not called: the backend failed {breaker.failures} times in a row just "
+                "before; save the proposal settings again to retry",
+            )
+        else:
+            outcome = run_source(source, request, frames, config)
+            if source == ML_BACKEND:
+                breaker.record(outcome)
         try:
             with transaction.atomic():
                 stored.append(
@@ -270,8 +302,9 @@ def job_proposals_compute_batch(*, job_id: int, batch_size: int | None = None) -
         .order_by("id")
         .exclude(id__in=_complete_microtasks(job_id, wanted))[: size + 1]
     )
+    breaker = _Breaker()
     for microtask in todo[:size]:
-        microtask_proposals_compute(microtask=microtask, config=config)
+        microtask_proposals_compute(microtask=microtask, config=config, breaker=breaker)
     return BatchResult(len(todo[:size]), len(todo) > size)
 
 
@@ -314,8 +347,9 @@ def proposal_config_set(
     """Set the job's proposal sources (and its model backend); queue computing what is missing.
 
     ``backend_token`` None keeps the stored one, "" clears it. Changing the backend's URL or
-    token drops its stored proposals (they came from another model); removing a source keeps its
-    rows (past provenance points at them) but no longer computes or shows them.
+    token drops its stored proposals (they came from another model); saving again drops the
+    enabled sources' failed and timed-out ones (a retry). Removing a source keeps its rows (past
+    provenance points at them) but no longer computes or shows them.
     """
     job = _own_job(job_id, by)
     errors: dict[str, list[str]] = {}
@@ -344,8 +378,12 @@ def proposal_config_set(
     backend_changed = (url, token) != (config.backend_url, config.backend_token)
     config.sources, config.backend_url, config.backend_token = list(sources), url, token
     config.save()
+    rows = Proposal.objects.filter(microtask__job=job)
     if backend_changed:
-        Proposal.objects.filter(microtask__job=job, source=ML_BACKEND).delete()
+        rows.filter(source=ML_BACKEND).delete()
+    rows.filter(
+        source__in=config.sources, status__in=(ProposalStatus.FAILED, ProposalStatus.TIMEOUT)
+    ).delete()
     if config.sources:
         transaction.on_commit(lambda: _queue(job.pk))
     return config
@@ -430,7 +468,10 @@ def submission_provenance(
     kind = microtask.job.annotation_type
     if not proposal_sources.claimed_refs(raw, kind):
         return []
-    stored = [StoredProposal(p.pk, p.source, p.shapes) for p in _shown(microtask)]
+    # Every ok proposal of the microtask, shown or not any more: a source the requester turned
+    # off while the worker held the claim still backs what the worker accepted from it.
+    rows = Proposal.objects.filter(microtask=microtask, status=ProposalStatus.OK).order_by("id")
+    stored = [StoredProposal(p.pk, p.source, p.shapes) for p in rows]
     errors = proposal_sources.check_refs(raw, kind, stored)
     if errors:
         first = next(iter(errors))

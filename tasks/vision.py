@@ -170,18 +170,23 @@ def _hog() -> cv2.HOGDescriptor:
     return hog
 
 
-def people(image: np.ndarray, *, min_score: float = 0.3) -> list[tuple[Box, float]]:
+def people(
+    image: np.ndarray, *, min_score: float = 0.3, max_width: int = 960
+) -> list[tuple[Box, float]]:
     """People found by OpenCV's default HOG + linear SVM detector (Dalal-Triggs, 64x128 window).
 
-    Frames smaller than the window are upscaled so a person filling the frame can be found; boxes
-    come back in the input's pixels. The SVM margin is mapped to a score in (0, 1) by a logistic
-    curve (margin 0 → 0.5); detections under ``min_score`` are dropped, overlapping ones merged
-    by non-maximum suppression.
+    Frames smaller than the window are upscaled so a person filling the frame can be found, and
+    frames wider than ``max_width`` are downscaled (the cost grows with the pixels: a 720p frame
+    takes about twice a 960-wide one); boxes come back in the input's pixels. The SVM margin is
+    mapped to a score in (0, 1) by a logistic curve (margin 0 → 0.5); detections under
+    ``min_score`` are dropped, overlapping ones merged by non-maximum suppression.
     """
     gray = _gray(image)
     height, width = gray.shape
     scale = max(1.0, 128.0 / height, 64.0 / width)
-    if scale > 1.0:
+    if scale == 1.0 and width > max_width:
+        scale = max_width / width
+    if scale != 1.0:
         gray = cv2.resize(gray, (round(width * scale), round(height * scale)))
     rects, weights = _hog().detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
     if len(rects) == 0:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import grimp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("marketplace", "payments", "tasks", "quality")
@@ -229,3 +230,28 @@ def test_function_level_imports_of_other_apps_are_found(tmp_path, monkeypatch):
     command.write_text("def handle():\n    import quality.models\n")  # an entry point
     found = function_level_imports([src, command])
     assert found == {("tasks.thing", "quality"), ("tasks.thing", "payments")}
+
+
+# One module per external library (the ``external-*`` contracts), checked here too from the source
+# itself, function-level imports included: the module each may be imported from.
+EXTERNAL_HOMES = {
+    "stripe": "payments/stripe_gateway.py",
+    "av": "tasks/video.py",
+    "cv2": "tasks/vision.py",
+}
+
+
+@pytest.mark.parametrize("library", sorted(EXTERNAL_HOMES))
+def test_each_external_library_is_imported_in_its_one_module(library):
+    importers = set()
+    for path in _app_sources():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            if any(n == library or n.startswith(f"{library}.") for n in names):
+                importers.add(str(path.relative_to(ROOT)))
+    assert importers == {EXTERNAL_HOMES[library]}

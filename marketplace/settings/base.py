@@ -377,7 +377,8 @@ STRIPE_RETRY_AFTER_MAX = env.float("STRIPE_RETRY_AFTER_MAX", default=30.0)
 
 # --- Proposals from a requester's own model (tasks.ml_backend, the Label Studio ML backend
 # protocol). The platform calls a URL a requester typed, so it could be aimed at anything our
-# servers can reach (SSRF): only hosts listed here may be called, by exact name or address.
+# servers can reach (SSRF): only hosts listed here may be called, by exact name or address
+# (any port) or as ``host:port`` (that port only).
 # Empty (the default, and production's unless the operator lists their model servers) refuses
 # every backend URL; ``local`` allows the loopback ml_local server, tests set what they start.
 ML_BACKEND_ALLOWED_HOSTS = env.list("ML_BACKEND_ALLOWED_HOSTS", default=[])

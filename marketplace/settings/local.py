@@ -31,5 +31,9 @@ if not all(env(name, default="") for name in stripe_secrets.NAMES):
         "STRIPE_API_BASE", default=f"http://127.0.0.1:{env.int('STRIPE_LOCAL_PORT', default=12111)}"
     )
 
-# The local model backend ``make run`` starts (ml_local, on ML_LOCAL_PORT) may be called.
-ML_BACKEND_ALLOWED_HOSTS = env.list("ML_BACKEND_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# The local model backend ``make run`` starts (ml_local, on ML_LOCAL_PORT) may be called, on
+# that port only (not the database's or Redis's on the same host).
+_ml_port = env.int("ML_LOCAL_PORT", default=9090)
+ML_BACKEND_ALLOWED_HOSTS = env.list(
+    "ML_BACKEND_ALLOWED_HOSTS", default=[f"127.0.0.1:{_ml_port}", f"localhost:{_ml_port}"]
+)

@@ -1,13 +1,15 @@
-"""Builders of the proposal tests: jobs whose microtasks show a generated clip (truth known), and
-the local model server (``ml_local``, a real HTTP process in a thread) on a free port."""
+"""Builders of the proposal tests: jobs whose microtasks show a generated clip (truth known) or
+still frames (a standing person for the HOG detector), their frames stored as ingestion stores
+them."""
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from marketplace.models import JobStatus
 from tasks.models import MicroTask
@@ -17,25 +19,17 @@ from tests.factories import JobFactory, VideoFactory
 WIDTH, HEIGHT = 160, 120
 
 
-def clip_scene(*, seed: int = 3, frames: int = 60, n_objects: int = 2, motion: float = 3.0):
-    return make_scene(
-        seed=seed,
-        width=WIDTH,
-        height=HEIGHT,
-        frames=frames,
-        n_objects=n_objects,
-        motion=motion,
-        classes=("car", "person"),
-        clutter=4,
-    )
+SCENE_PARAMS = {"seed": 3, "frames": 60, "n_objects": 2, "motion": 3.0, "clutter": 4}
 
 
-def spec_of(scene: Scene) -> str:
-    """The ``ml_local`` scene spec of a ``clip_scene`` (same parameters)."""
-    return (
-        f"seed={scene.seed},width={scene.width},height={scene.height},frames={scene.frames},"
-        f"n_objects={len({t.track_id for t in scene.tracks})},motion=3.0"
-    )
+def clip_scene() -> Scene:
+    return make_scene(width=WIDTH, height=HEIGHT, classes=("car", "person"), **SCENE_PARAMS)
+
+
+def scene_spec() -> str:
+    """The ``ml_local --scene`` spec of ``clip_scene()``: the process renders the same truth."""
+    params = {"width": WIDTH, "height": HEIGHT, **SCENE_PARAMS}
+    return ",".join(f"{k}={v}" for k, v in params.items())
 
 
 def _jpeg(pixels) -> bytes:
@@ -89,4 +83,71 @@ def clip_job(
             is_gold=index in gold,
             replica_target=1 if index in gold else 3,
         )
+    return job
+
+
+def standing_person(
+    width: int = 320, height: int = 240, *, x: int = 160, top: int = 20, size: int = 100
+):
+    """A frame with a dark standing figure (head, torso, arms, legs; ``size`` pixels tall) on a
+    light background — what OpenCV's HOG people detector was trained to find — and the figure's
+    tight box."""
+    im = Image.new("RGB", (width, height), (200, 200, 190))
+    d = ImageDraw.Draw(im)
+    h, fill = size / 8, (40, 40, 50)
+    d.ellipse([x - h * 0.5, top, x + h * 0.5, top + h * 1.1], fill=fill)
+    for side in (-1, 1):
+        d.polygon(
+            [
+                (x + side * h, top + h * 1.3),
+                (x + side * h * 1.4, top + h * 4.0),
+                (x + side * h * 1.1, top + h * 4.1),
+                (x + side * h * 0.7, top + h * 1.6),
+            ],
+            fill=fill,
+        )
+        d.polygon(
+            [
+                (x + side * h * 0.05, top + h * 4.1),
+                (x + side * h * 0.8, top + h * 4.1),
+                (x + side * h * 0.8, top + h * 8),
+                (x + side * h * 0.2, top + h * 8),
+            ],
+            fill=fill,
+        )
+    d.polygon(
+        [
+            (x - h, top + h * 1.3),
+            (x + h, top + h * 1.3),
+            (x + h * 0.8, top + h * 4.2),
+            (x - h * 0.8, top + h * 4.2),
+        ],
+        fill=fill,
+    )
+    im = im.filter(ImageFilter.GaussianBlur(1))
+    return np.asarray(im), [x - h * 1.4, top, x + h * 1.4, top + size]
+
+
+def stills_job(images, *, classes=("person", "car"), **job_fields):
+    """A ready bbox job of one microtask whose frames 0, 1, ... are ``images`` (RGB arrays)."""
+    height, width = images[0].shape[:2]
+    job = JobFactory(
+        status=JobStatus.READY, annotation_type="bbox", label_classes=list(classes), **job_fields
+    )
+    video = VideoFactory(job=job, width=width, height=height, frame_count=len(images))
+    entries = []
+    for f, pixels in enumerate(images):
+        name = default_storage.save(
+            f"{video.frames_prefix}/{f:06d}.jpg", ContentFile(_jpeg(pixels))
+        )
+        entries.append({"frame": f, "time": f / 30, "image": name})
+    MicroTask.objects.create(
+        job=job,
+        video=video,
+        index=0,
+        frame_start=0,
+        frame_end=len(images) - 1,
+        frames=list(range(len(images))),
+        manifest={"width": width, "height": height, "frames": entries},
+    )
     return job

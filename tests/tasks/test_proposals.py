@@ -4,22 +4,34 @@ configuration API and provenance measured by the server."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 
 from marketplace.lifecycle import job_transition
 from marketplace.models import JobStatus
-from ml_local import LocalModel
+from ml_local.server import LocalModel
 from payments.escrow import escrow_fund
-from tasks import claiming, proposals
+from tasks import claiming, ml_backend, proposals, vision
 from tasks.annotations import validate_payload
 from tasks.models import Assignment, MicroTask, Proposal, ProposalConfig, Submission
 from tasks.proposal_sources import box_iou
 from tests.factories import AssignmentFactory, WorkerFactory
 from tests.tasks.claim_fixtures import qualify
-from tests.tasks.proposal_helpers import clip_job, clip_scene
+from tests.tasks.proposal_helpers import (
+    clip_job,
+    clip_scene,
+    scene_spec,
+    standing_person,
+    stills_job,
+)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 SCENE = clip_scene()
 
@@ -112,6 +124,23 @@ def test_people_source_runs_opencvs_detector_and_finds_no_person_in_boxes_and_el
     assert p.shapes == [] and p.confidence == 0
 
 
+def test_people_source_finds_a_standing_person(db, media):
+    still, figure = standing_person()
+    job = stills_job([still, still])
+    _configure(job, ["people"])
+    [p] = _compute(job)
+    assert p.status == "ok", p.error
+    assert [s["frame"] for s in p.shapes] == [0, 1]
+    fx1, fy1, fx2, fy2 = figure
+    for s in p.shapes:
+        x1, y1, x2, y2 = s["box"]
+        assert s["label"] == "person"
+        # HOG's window is padded around the person: the figure lies (almost) wholly inside it.
+        inter = max(0, min(x2, fx2) - max(x1, fx1)) * max(0, min(y2, fy2) - max(y1, fy1))
+        assert inter / ((fx2 - fx1) * (fy2 - fy1)) > 0.9
+    assert all(c > 0.5 for c in p.confidences)
+
+
 def test_people_source_needs_a_person_class(db, media):
     job = clip_job(SCENE, classes=("car", "truck"))
     _configure(job, ["people"])
@@ -175,12 +204,68 @@ def test_a_failing_backend_leaves_plain_annotation_and_records_why(
     assert [s["source"] for s in shown] == ["motion"]
 
 
+def test_a_detector_crashing_fails_its_source_and_the_run_goes_on(db, media, monkeypatch):
+    job = clip_job(SCENE, tasks=[(0, 29), (30, 59)])
+    _configure(job, ["people", "motion"])
+
+    def broken(image, **kwargs):
+        raise RuntimeError("OpenCV(4.x) error: (-215:Assertion failed)")
+
+    monkeypatch.setattr(vision, "people", broken)
+    rows = _compute(job)
+    assert sorted((p.source, p.status) for p in rows) == [
+        ("motion", "ok"),
+        ("motion", "ok"),
+        ("people", "failed"),
+        ("people", "failed"),
+    ]
+    assert "Assertion failed" in next(p.error for p in rows if p.source == "people")
+
+
 def test_a_down_backend_is_failed_and_computing_again_does_not_retry_it(db, media):
     job = clip_job(SCENE)
     _configure(job, ["ml_backend"], f"http://127.0.0.1:{_free_port()}/")
     [p] = _compute(job)
     assert p.status == "failed" and "refused" in p.error.lower()
     assert _compute(job) == [p]  # idempotent: the outcome stands
+
+
+def test_a_backend_down_for_a_batch_is_not_called_again_and_saving_the_settings_retries(
+    db, media, model, settings, requester, requester_client, django_capture_on_commit_callbacks
+):
+    settings.ML_BACKEND_TIMEOUT_SECONDS = 0.5
+    job = clip_job(
+        SCENE, tasks=[(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)], requester=requester
+    )
+    _configure(job, ["ml_backend"], model.url("slow"))
+    rows = _compute(job)
+    assert [p.status for p in rows] == ["timeout"] * 3 + ["failed"] * 2
+    assert "not called" in rows[3].error
+    assert len(model.requests) == 3  # one /health per microtask that was tried
+    # The backend is back: saving the same settings again retries what failed.
+    with django_capture_on_commit_callbacks(execute=True):
+        r = requester_client.put(
+            _url(job), {"sources": ["ml_backend"], "backend_url": model.url("slow")}, format="json"
+        )
+    assert r.status_code == 200
+    # Retried (after the answer, on commit) and still down: the same outcome.
+    assert requester_client.get(_url(job)).json()["summary"] == {
+        "ml_backend": {"timeout": 3, "failed": 2}
+    }
+    assert len(model.requests) == 6
+    model.slow_seconds = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        requester_client.put(
+            _url(job), {"sources": ["ml_backend"], "backend_url": model.url("slow")}, format="json"
+        )
+    assert requester_client.get(_url(job)).json()["summary"] == {"ml_backend": {"ok": 5}}
+
+
+def test_an_allowed_host_with_a_port_allows_that_port_only(db, settings, model):
+    settings.ML_BACKEND_ALLOWED_HOSTS = [f"127.0.0.1:{model.port}"]
+    assert ml_backend.url_problem(model.url("ok")) is None
+    assert "ML_BACKEND_ALLOWED_HOSTS" in ml_backend.url_problem("http://127.0.0.1:6379/")
+    assert "ML_BACKEND_ALLOWED_HOSTS" in ml_backend.url_problem(f"http://localhost:{model.port}/")
 
 
 def test_hosts_not_allowed_are_never_called(db, media, model, settings):
@@ -409,6 +494,18 @@ def test_a_reference_to_another_microtasks_proposal_is_refused(db, media, client
     assert a.status == "claimed" and not Submission.objects.filter(assignment=a).exists()
 
 
+def test_a_proposal_accepted_before_its_source_was_turned_off_still_counts(db, media, client_for):
+    job = clip_job(SCENE)
+    _configure(job, ["motion"])
+    [p] = _compute(job)
+    a = _claimed(job)
+    _configure(job, [])  # the requester turns proposals off while the worker annotates
+    r = _submit(client_for(a.worker), a, {"boxes": [{**p.shapes[0], "from_proposal": f"{p.pk}:0"}]})
+    assert r.status_code == 200, r.content
+    [entry] = Submission.objects.get(assignment=a).provenance
+    assert entry["proposal"] == p.pk and entry["unchanged"] is True
+
+
 def test_a_failed_proposal_cannot_be_referenced(db, media, client_for, model):
     job = clip_job(SCENE)
     _configure(job, ["ml_backend"], model.url("garbage"))
@@ -429,3 +526,33 @@ def test_submissions_without_proposals_record_none(db, media, client_for):
     )
     assert r.status_code == 200
     assert Submission.objects.get(assignment=a).provenance == []
+
+
+# --- ml_local as its own process (what ``make run`` starts) -------------------------------------
+
+
+@pytest.fixture
+def model_process():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ml_local.server", "--port", str(port), "--scene", scene_spec()],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout.readline().startswith(b"ml_local: ")  # listening
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_ml_local_process_answers_the_protocol(db, media, model_process):
+    job = clip_job(SCENE)
+    _configure(job, ["ml_backend"], model_process)
+    [p] = _compute(job)
+    assert p.status == "ok", p.error
+    hits, total = _recall(p.shapes, min_iou=0.9)
+    assert total and hits == total
