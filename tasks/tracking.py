@@ -9,7 +9,8 @@ tracker and pyramidal Lucas-Kanade median flow (the headless build has no KCF/CS
   and shrunk so that its longer side is ``template_side`` pixels (the matching scale). On each
   next frame only a search window around the box's predicted place (constant velocity) is cut
   out and shrunk by the same factor, and the template is matched there by zero-mean normalised
-  cross-correlation, with a sub-pixel peak. A frame costs a small crop and a tiny correlation,
+  cross-correlation, with a sub-pixel peak; also at 4 % larger and smaller, so the box follows
+  an object coming closer or going away. A frame costs a small crop and a tiny correlation,
   whatever the video's size: that is how it tracks hundreds of frames per second at 720p on
   one core.
 * **Confidence** is the correlation at the peak (-1..1, clipped to 0..1). The template adapts
@@ -58,6 +59,8 @@ class Params:
     min_inside: float = 0.5  # a box less inside the picture than this has left it
     adapt: float = 0.1  # how fast the template follows the object's look
     adapt_above: float = 0.85  # only frames matched at least this well teach the template
+    scale_step: float = 0.04  # the size change looked for on each frame (0: position only)
+    scale_margin: float = 0.01  # how much better another size must match to be taken
 
 
 @dataclass(frozen=True)
@@ -154,18 +157,18 @@ class BoxTracker:
             self.cy + self.h / 2,
         )
 
-    def step(self, frame: np.ndarray) -> tuple[Box, float, bool]:
-        """Follow the box onto ``frame``: (box, confidence 0..1, lost)."""
-        p = self.p
-        px, py = self.cx + self.vx, self.cy + self.vy
-        reach = p.search * max(self.w, self.h) + abs(self.vx) + abs(self.vy)
-        half_w = self.w / 2 + self.margin + reach
-        half_h = self.h / 2 + self.margin + reach
+    def _match(self, frame: np.ndarray, px: float, py: float, k: float):
+        """The template matched around (px, py) with the object ``k`` times its size now:
+        (confidence, centre x, centre y, the shrunk search window, peak row, peak column)."""
+        w, h, margin = self.w * k, self.h * k, self.margin * k
+        reach = self.p.search * max(w, h) + abs(self.vx) + abs(self.vy)
+        half_w, half_h = w / 2 + margin + reach, h / 2 + margin + reach
         rx1, ry1 = round(px - half_w), round(py - half_h)
         rx2, ry2 = round(px + half_w), round(py + half_h)
         region = _crop(frame, rx1, ry1, rx2, ry2)
-        sw = max(self.tw, round(region.shape[1] * self.scale))
-        sh = max(self.th, round(region.shape[0] * self.scale))
+        # Frame pixels to template pixels at this size.
+        sw = max(self.tw, round(region.shape[1] * self.tw / (w + 2 * margin)))
+        sh = max(self.th, round(region.shape[0] * self.th / (h + 2 * margin)))
         small = vision.resize(region, sw, sh)
         sx, sy = sw / region.shape[1], sh / region.shape[0]
         template = np.clip(self.template + 0.5, 0, 255).astype(np.uint8)
@@ -175,6 +178,24 @@ class BoxTracker:
         fy, fx = _subpixel(scores, int(iy), int(ix))
         ncx = rx1 + (fx + self.tw / 2.0) / sx
         ncy = ry1 + (fy + self.th / 2.0) / sy
+        return confidence, ncx, ncy, small, int(iy), int(ix)
+
+    def step(self, frame: np.ndarray) -> tuple[Box, float, bool]:
+        """Follow the box onto ``frame``: (box, confidence 0..1, lost).
+
+        The object may have grown or shrunk by ``Params.scale_step``: the template is matched at
+        the three sizes and a new size kept only when it matches clearly better.
+        """
+        p = self.p
+        px, py = self.cx + self.vx, self.cy + self.vy
+        best_k, best = 1.0, self._match(frame, px, py, 1.0)
+        if p.scale_step:
+            for k in (1.0 + p.scale_step, 1.0 / (1.0 + p.scale_step)):
+                found = self._match(frame, px, py, k)
+                if found[0] > best[0] + p.scale_margin:
+                    best_k, best = k, found
+        confidence, ncx, ncy, small, iy, ix = best
+        self.w, self.h, self.margin = self.w * best_k, self.h * best_k, self.margin * best_k
         self.vx = 0.5 * self.vx + 0.5 * (ncx - self.cx)
         self.vy = 0.5 * self.vy + 0.5 * (ncy - self.cy)
         self.cx, self.cy = ncx, ncy

@@ -193,3 +193,21 @@ def test_propagate_across_seam_carries_each_consensus_box_into_the_next_microtas
 def test_a_box_without_area_is_refused():
     with pytest.raises(ValueError):
         tracking.BoxTracker(np.zeros((10, 10), np.uint8), (5.0, 5.0, 5.0, 8.0))
+
+
+@pytest.mark.parametrize("grow", [1.8, 0.6])
+def test_an_object_coming_closer_or_going_away_keeps_a_box_of_its_size(grow):
+    scene = synthetic.make_path_scene(
+        seed=1, width=640, height=360, frames=90, speed=2.0, occlusion=False, grow=grow
+    )
+    first, last = truth(scene, 0), truth(scene, 89)
+    assert (last[2] - last[0]) / (first[2] - first[0]) == pytest.approx(grow, abs=0.05)
+    fr = frames(scene)
+
+    def mean_iou(params):
+        steps = tracking.track(fr, first, params=params).steps
+        return np.mean([iou(s.box, truth(scene, s.frame)) for s in steps if not s.lost])
+
+    followed = mean_iou(tracking.Params())
+    assert followed > 0.85
+    assert followed > mean_iou(tracking.Params(scale_step=0.0)) + 0.2  # position only: not enough
