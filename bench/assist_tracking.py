@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import report  # noqa: E402
+from quality.boxes import iou_matrix  # noqa: E402
 from tasks import synthetic, tracking, video, vision  # noqa: E402
 from tasks.interpolation import interpolate  # noqa: E402
 
@@ -64,13 +65,8 @@ def truth(scene: synthetic.Scene, i: int):
 
 
 def iou_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = ix * iy
-    area = lambda m: (m[:, 2] - m[:, 0]) * (m[:, 3] - m[:, 1])  # noqa: E731
-    union = area(a) + area(b) - inter
-    out = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    return np.nan_to_num(out)
+    """IoU of each row of ``a`` with the same row of ``b`` (NaN rows score 0)."""
+    return np.nan_to_num(np.diagonal(iou_matrix(a, b)).copy())
 
 
 # --- 1. keyframes to reach the target IoU ------------------------------------------------------

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+from quality.boxes import iou_matrix
 from tasks import synthetic, tracking
 from tasks.interpolation import interpolate
 
@@ -28,11 +29,7 @@ def truth(scene: synthetic.Scene, i: int, track_id: int = 0) -> tracking.Box | N
 
 
 def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(iou_matrix(np.array([a], float), np.array([b], float))[0, 0])
 
 
 def test_path_scenes_turn_change_speed_and_hide_the_object():
