@@ -103,6 +103,17 @@ def test_forward_proposes_boxes_on_the_workers_frames_that_follow_the_object(
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.CLAIMED
 
 
+def test_forward_stops_before_the_next_keyframe_where_the_object_left(media, clip, client_for):
+    scene, data = clip
+    a = _assignment(media, data)
+    b = body(scene, 10, 30)
+    b["track"]["keyframes"][1]["outside"] = True
+    r = client_for(a.worker).post(url(a), b, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["to_frame"] == 29
+    assert [f["frame"] for f in r.json()["frames"]] == [15, 20, 25]
+
+
 def test_between_meets_the_next_keyframe(media, clip, client_for):
     scene, data = clip
     a = _assignment(media, data)
