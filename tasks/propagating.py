@@ -115,6 +115,8 @@ def _plan(
         # Up to the track's next keyframe (an object that left stays gone), else the end.
         later = [k["frame"] for k in keyframes if k["frame"] > from_frame]
         to_frame = min(microtask.frame_end, from_frame + limit, *(f - 1 for f in later[:1]))
+        if to_frame <= from_frame:
+            raise _invalid("from_frame", "has no frame after it to propose (the next is keyed)")
     if not from_frame < to_frame <= microtask.frame_end:
         raise _invalid("to_frame", f"must be after from_frame and at most {microtask.frame_end}")
     if to_frame - from_frame > limit:
