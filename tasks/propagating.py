@@ -7,8 +7,9 @@ decodes the microtask's frames from ``from_frame`` to ``to_frame`` only (``video
 from the nearest keyframe of the video), at the worker's frame size so boxes need no more than
 a rounding, and tracks:
 
-* ``forward``: from the keyframe at ``from_frame`` to ``to_frame`` (default: the microtask's
-  last frame), stopping where the tracker loses the object;
+* ``forward``: from the keyframe at ``from_frame`` to ``to_frame`` (default: the frame before
+  the track's next keyframe, else the microtask's last frame), stopping where the tracker loses
+  the object;
 * ``between``: between the keyframe at ``from_frame`` and the track's next keyframe, the
   tracker's path bent to meet both.
 
@@ -111,7 +112,11 @@ def _plan(
             raise _invalid("to_frame", f"is more than {limit} frames after from_frame")
         return start["box"], end["box"], end["frame"]
     if to_frame is None:
-        to_frame = min(microtask.frame_end, from_frame + limit)
+        # Up to the track's next keyframe (an object that left stays gone), else the end.
+        later = [k["frame"] for k in keyframes if k["frame"] > from_frame]
+        to_frame = min(microtask.frame_end, from_frame + limit, *(f - 1 for f in later[:1]))
+        if to_frame <= from_frame:
+            raise _invalid("from_frame", "has no frame after it to propose (the next is keyed)")
     if not from_frame < to_frame <= microtask.frame_end:
         raise _invalid("to_frame", f"must be after from_frame and at most {microtask.frame_end}")
     if to_frame - from_frame > limit:

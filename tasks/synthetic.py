@@ -62,6 +62,8 @@ class Track:
     # A seed for a fixed texture painted on the object (0: flat colour), so a tracker sees
     # something inside it as on real objects.
     texture: int = 0
+    # Its (w, h) on every frame of the shot when it grows or shrinks (empty: always w, h).
+    sizes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,12 @@ class Scene:
             y = _reflect(y, self.height - track.h)
         return int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
 
+    def size(self, track: Track, i: int) -> tuple[int, int]:
+        """(w, h) of ``track`` in frame ``i``."""
+        if track.sizes:
+            return track.sizes[min(max(i - track.start, 0), len(track.sizes) - 1)]
+        return track.w, track.h
+
     def boxes(self, i: int) -> list[Box]:
         """The truth of frame ``i``: one box per object of its shot, in track-id order."""
         self._check_frame(i)
@@ -151,7 +159,7 @@ class Scene:
                 out.append(Box(track.track_id, track.cls, 0, 0, 0, 0, 0.0, True, False))
                 continue
             x1, y1, x2, y2 = clip
-            shape = _shape_mask(track, self.position(track, i), clip)
+            shape = _shape_mask(track, self.position(track, i), clip, self.size(track, i))
             total = int(shape.sum())
             if total == 0:
                 out.append(Box(track.track_id, track.cls, 0, 0, 0, 0, 0.0, True, False))
@@ -176,7 +184,8 @@ class Scene:
     def _clipped(self, track: Track, i: int) -> tuple[int, int, int, int] | None:
         x, y = self.position(track, i)
         x1, y1 = max(0, x), max(0, y)
-        x2, y2 = min(self.width, x + track.w), min(self.height, y + track.h)
+        w, h = self.size(track, i)
+        x2, y2 = min(self.width, x + w), min(self.height, y + h)
         if x2 <= x1 or y2 <= y1:
             return None
         return x1, y1, x2, y2
@@ -188,7 +197,7 @@ class Scene:
             if clip is None:
                 continue
             x1, y1, x2, y2 = clip
-            shape = _shape_mask(track, self.position(track, i), clip)
+            shape = _shape_mask(track, self.position(track, i), clip, self.size(track, i))
             labels[y1:y2, x1:x2][shape] = track.track_id
         return labels
 
@@ -210,15 +219,18 @@ def _reflect(p: float, span: float) -> float:
     return q if q <= span else period - q
 
 
-def _shape_mask(track: Track, pos: tuple[int, int], clip: tuple[int, int, int, int]) -> np.ndarray:
-    """Boolean mask of the object's pixels inside ``clip`` (x1, y1, x2, y2)."""
+def _shape_mask(
+    track: Track, pos: tuple[int, int], clip: tuple[int, int, int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """Boolean mask of the object's pixels inside ``clip`` (x1, y1, x2, y2), at ``size``."""
     x1, y1, x2, y2 = clip
     if track.shape == "rect":
         return np.ones((y2 - y1, x2 - x1), dtype=bool)
     x, y = pos
-    cx, cy = x + track.w / 2.0, y + track.h / 2.0
-    ys = (np.arange(y1, y2) + 0.5 - cy) / (track.h / 2.0)
-    xs = (np.arange(x1, x2) + 0.5 - cx) / (track.w / 2.0)
+    w, h = size
+    cx, cy = x + w / 2.0, y + h / 2.0
+    ys = (np.arange(y1, y2) + 0.5 - cy) / (h / 2.0)
+    xs = (np.arange(x1, x2) + 0.5 - cx) / (w / 2.0)
     mask = ys[:, None] ** 2 + xs[None, :] ** 2 <= 1.0
     return mask
 
@@ -244,9 +256,14 @@ def render_frame(scene: Scene, i: int) -> np.ndarray:
             continue
         x1, y1, x2, y2 = clip
         pos = scene.position(track, i)
-        shape = _shape_mask(track, pos, clip)
+        size = scene.size(track, i)
+        shape = _shape_mask(track, pos, clip, size)
         if track.texture:
             pattern = _texture(track.texture, track.w, track.h, track.color)
+            if size != (track.w, track.h):  # the same pattern, grown or shrunk with the object
+                rows = np.arange(size[1]) * track.h // size[1]
+                cols = np.arange(size[0]) * track.w // size[0]
+                pattern = pattern[rows][:, cols]
             ox, oy = x1 - pos[0], y1 - pos[1]
             image[y1:y2, x1:x2][shape] = pattern[oy : oy + y2 - y1, ox : ox + x2 - x1][shape]
         else:
@@ -420,9 +437,12 @@ def make_path_scene(
     leave_at: int | None = None,
     distractors: int = 1,
     clutter: int = 6,
+    grow: float = 1.0,
 ) -> Scene:
     """One shot whose object 0 (textured) moves non-linearly: it turns and changes speed.
 
+    With ``grow`` != 1 it also grows (or shrinks) steadily to ``grow`` times its size by the
+    last frame, about its centre (coming closer, going away).
     With ``occlusion``, a bar (object 1, in front) crosses object 0 around the middle frame,
     hiding it for a few frames. With ``leave_at``, object 0 heads straight out of the picture
     from that frame on (it is ``outside`` once gone). ``distractors`` more objects bounce about
@@ -446,6 +466,14 @@ def make_path_scene(
         vx = speed * 1.5 if x + w / 2 > width / 2 else -speed * 1.5
         path = path[:leave_at] + [(x + vx * (t - leave_at), y) for t in range(leave_at, frames)]
     color = tuple(int(c) for c in rng.integers(120, 230, size=3))
+    sizes: tuple[tuple[int, int], ...] = ()
+    if grow != 1.0:
+        factors = [1.0 + (grow - 1.0) * t / max(1, frames - 1) for t in range(frames)]
+        sizes = tuple((max(2, round(w * g)), max(2, round(h * g))) for g in factors)
+        path = [
+            (x - (sw - w) / 2, y - (sh - h) / 2)
+            for (x, y), (sw, sh) in zip(path, sizes, strict=True)
+        ]
     target = Track(
         track_id=0,
         cls="object",
@@ -463,6 +491,7 @@ def make_path_scene(
         z=10_000_000,
         path=tuple(path),
         texture=seed + 1,
+        sizes=sizes,
     )
     tracks = [target]
     if occlusion:

@@ -64,6 +64,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_tracking.py",
     "tests/tasks/test_vectors.py",
     "tests/tasks/test_video.py",
+    "tests/tasks/test_video_span.py",
     "tests/tasks/test_video_features.py",
     "tests/staff/test_no_outside_hosts.py::test_the_scan_finds_outside_hosts_in_every_form",
     "tests/staff/test_no_outside_hosts.py::test_no_template_or_static_file_references_an_outside_host",

@@ -103,6 +103,17 @@ def test_forward_proposes_boxes_on_the_workers_frames_that_follow_the_object(
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.CLAIMED
 
 
+def test_forward_stops_before_the_next_keyframe_where_the_object_left(media, clip, client_for):
+    scene, data = clip
+    a = _assignment(media, data)
+    b = body(scene, 10, 30)
+    b["track"]["keyframes"][1]["outside"] = True
+    r = client_for(a.worker).post(url(a), b, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["to_frame"] == 29
+    assert [f["frame"] for f in r.json()["frames"]] == [15, 20, 25]
+
+
 def test_between_meets_the_next_keyframe(media, clip, client_for):
     scene, data = clip
     a = _assignment(media, data)
@@ -132,6 +143,7 @@ def test_the_latency_budget_truncates_and_answers_what_was_done(media, clip, cli
         ({"mode": "sideways"}, "mode"),
         ({"mode": "between"}, "from_frame"),  # no next keyframe
         ({"from_frame": -1}, "from_frame"),
+        ({"from_frame": N - 1}, "from_frame"),  # the last frame: nothing after it
         ({"track": {"id": 1, "label": "bus", "keyframes": []}}, "track.label"),
         ({"track": "x"}, "track"),
     ],
@@ -139,7 +151,8 @@ def test_the_latency_budget_truncates_and_answers_what_was_done(media, clip, cli
 def test_bad_input_is_a_400_naming_the_field(media, clip, client_for, change, field):
     scene, data = clip
     a = _assignment(media, data)
-    r = client_for(a.worker).post(url(a), {**body(scene, 10), **change}, format="json")
+    keys = (10, N - 1) if change.get("from_frame") == N - 1 else (10,)
+    r = client_for(a.worker).post(url(a), {**body(scene, *keys), **change}, format="json")
     assert r.status_code == 400, r.json()
     fields = r.json()["error"].get("fields", {})
     assert field in fields, r.json()
