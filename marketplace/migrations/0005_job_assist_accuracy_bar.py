@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0003_qualification_suspension_terms'),
+        ('marketplace', '0004_event_type_and_event_labels'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('marketplace', '0003_qualification_suspension_terms'),
-        ('tasks', '0008_video_parts'),
+        ('tasks', '0009_event_type'),
     ]
 
     operations = [
