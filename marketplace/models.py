@@ -24,6 +24,14 @@ class AnnotationType(models.TextChoices):
     TRACK = "track", "Tracks with keyframes"
     CLASSIFY = "classify", "Classification"
     POLYGON = "polygon", "Polygons"
+    MASK = "mask", "Segmentation masks"
+
+
+class ConsensusMethod(models.TextChoices):
+    """How several workers' masks of a job are merged (``quality.masks``)."""
+
+    VOTE = "vote", "Trust-weighted pixel vote"
+    STAPLE = "staple", "STAPLE (expectation-maximisation over the workers)"
 
 
 class User(AbstractUser):
@@ -183,6 +191,12 @@ class Job(models.Model):
     )
     expected_objects = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1), MaxValueValidator(500)]
+    )
+    consensus_method = models.CharField(
+        max_length=8,
+        choices=ConsensusMethod.choices,
+        default=ConsensusMethod.VOTE,
+        help_text="How workers' masks are merged (mask jobs)",
     )
 
     # Work shape (how videos are split into microtasks)

@@ -58,8 +58,20 @@ def area(rle: Mapping[str, Any]) -> int:
 
 
 def canonical(rle: Mapping[str, Any]) -> dict[str, Any]:
-    """The same mask with zero-length runs merged away (what is stored)."""
-    return encode(decode(rle))
+    """The same mask with zero-length runs merged away (what is stored), without decoding it."""
+    counts = [int(c) for c in rle["counts"]]
+    out: list[int] = counts[:1]
+    i = 1
+    while i < len(counts):
+        c = counts[i]
+        if c == 0 and i + 1 < len(counts):
+            out[-1] += counts[i + 1]  # an empty run joins its two neighbours
+            i += 2
+            continue
+        if c:
+            out.append(c)
+        i += 1
+    return {"size": [int(v) for v in rle["size"]], "counts": out}
 
 
 def _is_int(v: Any) -> bool:

@@ -56,6 +56,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_exports_streaming.py",
     "tests/tasks/test_interpolation.py",
     "tests/tasks/test_rle.py",
+    "tests/tasks/test_mask_validation.py",
     "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",
     "tests/tasks/test_synthetic.py",

@@ -41,6 +41,20 @@ def test_encode_decode_round_trip_and_matches_pycocotools(mask):
     assert (coco_mask.decode(coco_mask.frPyObjects(r, *mask.shape)) == mask).all()
 
 
+@settings(max_examples=200, deadline=None)
+@given(masks_strategy, st.lists(st.integers(0, 40), max_size=6))
+def test_canonical_merges_empty_runs_without_changing_the_mask(mask, zeros_at):
+    r = rle.encode(mask)
+    counts = list(r["counts"])
+    for at in zeros_at:  # split a run with an empty run of the other value between its parts
+        k = at % len(counts)
+        if counts[k] >= 2:
+            counts[k : k + 1] = [1, 0, counts[k] - 1]
+    padded = {"size": r["size"], "counts": counts}
+    assert (rle.decode(padded) == mask).all()
+    assert rle.canonical(padded) == r
+
+
 def test_counts_start_with_the_zero_run_in_column_major_order():
     mask = np.array([[1, 0, 0], [1, 1, 0]], dtype=bool)
     # columns top to bottom: (1,1) (0,1) (0,0)

@@ -257,7 +257,7 @@ export function hasContent(state) {
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
 // shown as it is.
 
-const LIST_PATH = /^(tracks|boxes|polygons|labels)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
+const LIST_PATH = /^(tracks|boxes|polygons|labels|masks)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
 const ANSWER_PATH = /^(\d+)(?:\.(.+))?$/;
 
 /* {key, index, keyframe, field} of a payload error path; index, keyframe and field are null
@@ -281,7 +281,7 @@ export function parseAnswerPath(path) {
   return { question: Number(m[1]), path: m[2] === undefined ? null : m[2] };
 }
 
-const NOUN = { boxes: "box", polygons: "polygon", labels: "label" };
+const NOUN = { boxes: "box", polygons: "polygon", labels: "label", masks: "mask" };
 
 /* An error path said for a person, with where to show it: {text, key, index, frame}.
  *
