@@ -95,12 +95,15 @@ def measured_work(*, worker: User, currency: str) -> tuple[int, float]:
 
 
 def policy_data(policy: PricingPolicy) -> pricing.PricingPolicyData:
+    # A type added after a policy version was saved is priced by the built-in coefficients
+    # until a new version names it.
+    defaults = pricing.PricingPolicyData()
     return pricing.PricingPolicyData(
         version=policy.version,
         currency=policy.currency,
-        base=dict(policy.base),
-        t0=dict(policy.t0),
-        t_obj=dict(policy.t_obj),
+        base={**defaults.base, **policy.base},
+        t0={**defaults.t0, **policy.t0},
+        t_obj={**defaults.t_obj, **policy.t_obj},
         motion_coef=policy.motion_coef,
         clutter_coef=policy.clutter_coef,
         complexity_min=policy.complexity_min,

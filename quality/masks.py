@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from tasks import rle
+
 METHODS = ("vote", "staple")
 _MAX_PATTERN_RATERS = 16  # 2^16 patterns; more raters fall back to the per-pixel iteration
 _PRIOR_LEVELS = 64
@@ -176,9 +178,11 @@ def staple(
         p_den, q_den = sw.sum(), snw.sum()
         p = (bits * sw[:, None]).sum(axis=0) / p_den if p_den > 0 else np.ones(r)
         q = ((1.0 - bits) * snw[:, None]).sum(axis=0) / q_den if q_den > 0 else np.ones(r)
-        with np.errstate(divide="ignore"):
-            log_a = bits @ np.log(p) + (1 - bits) @ np.log1p(-p)
-            log_b = bits @ np.log1p(-q) + (1 - bits) @ np.log(q)
+        p, q = np.clip(p, 0.0, 1.0), np.clip(q, 0.0, 1.0)  # rounding may pass 1 by an ulp
+        on = bits.astype(bool)
+        with np.errstate(divide="ignore"):  # log(0) = -inf: that pattern cannot be this side
+            log_a = np.where(on, np.log(p), np.log1p(-p)).sum(axis=1)
+            log_b = np.where(on, np.log1p(-q), np.log(q)).sum(axis=1)
         a, b = np.exp(log_a)[:, None], np.exp(log_b)[:, None]
         num = g * a
         den = num + (1.0 - g) * b
@@ -311,3 +315,118 @@ def instance_consensus(
             FusedInstance(items[idx[0]][1].label, fuse(stack, w, method=method), who, support)
         )
     return out
+
+
+# --- Stored shapes: one microtask's submissions -------------------------------------------------
+
+Frames = Mapping[str, Sequence[Mapping]]
+
+
+@dataclass(frozen=True)
+class MaskConsensus:
+    """The consensus of several submissions of a mask microtask, in stored form.
+
+    ``agreement`` (and per frame) is the mean, over the pixels any rater marked, of the trust
+    share of raters on the consensus's side of that pixel (1: unanimous; 2 of 3: 0.67);
+    ``annotator_agreement`` is each rater's mean Dice with the consensus, class by class.
+    """
+
+    algorithm: str
+    frames: dict[str, list[dict]]
+    agreement: float
+    annotator_agreement: tuple[float, ...]
+    frame_agreement: dict[int, float]
+
+
+def _class_unions(shapes: Sequence[Mapping], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for s in shapes:
+        m = rle.decode(s["rle"])
+        out[s["label"]] = out[s["label"]] | m if s["label"] in out else m
+    return out
+
+
+def frame_size(frames_list: Sequence[Frames]) -> tuple[int, int] | None:
+    for frames in frames_list:
+        for shapes in frames.values():
+            for s in shapes:
+                if s.get("rle"):
+                    h, w = s["rle"]["size"]
+                    return int(h), int(w)
+    return None
+
+
+def mask_consensus(
+    raters: Sequence[Frames],
+    weights: Sequence[float],
+    *,
+    method: str = "vote",
+    iou_threshold: float = 0.5,
+) -> MaskConsensus:
+    """Instances fused per frame (:func:`instance_consensus`), agreement per pixel per class."""
+    if method not in METHODS:
+        raise ValueError(f"unknown consensus method {method!r}; use one of {METHODS}")
+    n = len(raters)
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / max(n, 1))
+    size = frame_size(raters)
+    keys = sorted({k for r in raters for k in r}, key=int)
+    out: dict[str, list[dict]] = {}
+    frame_agreement: dict[int, float] = {}
+    dice_sum, dice_n = np.zeros(n), np.zeros(n)
+    for key in keys:
+        per_rater = [list(r.get(key, ())) for r in raters]
+        if size is None or not any(per_rater):
+            out[key] = []
+            frame_agreement[int(key)] = 1.0
+            continue
+        insts = [
+            [Instance(s["label"], rle.decode(s["rle"])) for s in shapes] for shapes in per_rater
+        ]
+        fused = instance_consensus(insts, w, method=method, iou_threshold=iou_threshold)
+        out[key] = [
+            {"label": f.label, "rle": rle.encode(f.fused.mask)} for f in fused if f.fused.mask.any()
+        ]
+        unions = [_class_unions(shapes, size) for shapes in per_rater]
+        cons = _class_unions(out[key], size)
+        agree_num = agree_den = 0.0
+        for c in sorted({c for u in unions for c in u}):
+            stack = np.asarray([u.get(c, np.zeros(size, bool)) for u in unions])
+            target = cons.get(c, np.zeros(size, bool))
+            marked = stack.any(axis=0)
+            on_side = np.tensordot(w, stack == target[None], axes=1)
+            agree_num += float(on_side[marked].sum())
+            agree_den += float(marked.sum())
+            for r in range(n):
+                dice_sum[r] += dice(stack[r], target)
+                dice_n[r] += 1
+        frame_agreement[int(key)] = agree_num / agree_den if agree_den else 1.0
+    per = tuple(float(s / k) if k else 1.0 for s, k in zip(dice_sum, dice_n, strict=True))
+    agreement = float(np.mean(list(frame_agreement.values()))) if frame_agreement else 1.0
+    return MaskConsensus(f"masks-{method}-v1", out, agreement, per, frame_agreement)
+
+
+def score_masks(
+    gold: Frames, pred: Frames, *, pass_threshold: float = 0.5
+) -> tuple[float, dict[str, float], list[int]]:
+    """Gold scoring: (score, metrics, frames off) on per-class IoU and Dice of the union masks.
+
+    The score is the mean IoU over (frame, class) pairs either side drew; a frame is off when its
+    mean IoU is under ``pass_threshold``. A frame where neither side drew anything scores 1.
+    """
+    size = frame_size([gold, pred])
+    ious, dices, off = [], [], []
+    for key in sorted(gold, key=int):
+        g, p = gold.get(key, ()), pred.get(key, ())
+        if size is None or (not g and not p):
+            ious.append(1.0)
+            dices.append(1.0)
+            continue
+        overlap = per_class(_class_unions(g, size), _class_unions(p, size))
+        ious.extend(overlap.iou.values())
+        dices.extend(overlap.dice.values())
+        if overlap.mean_iou < pass_threshold:
+            off.append(int(key))
+    mean_iou = float(np.mean(ious)) if ious else 1.0
+    mean_dice = float(np.mean(dices)) if dices else 1.0
+    return mean_iou, {"mean_iou": round(mean_iou, 4), "mean_dice": round(mean_dice, 4)}, off

@@ -20,10 +20,11 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.models import AnnotationType, Job
+from tasks.features import mask_content
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
 
 from .. import consensus as consensus_mod
-from .. import policy, shapes, trust
+from .. import masks, policy, shapes, trust
 from ..boxes import FrameBoxes
 from ..models import (
     ConsensusDecision,
@@ -227,6 +228,14 @@ def _annotations(job: Job, subs: list[Submission]):
 
 def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
     """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement)."""
+    if job.annotation_type == AnnotationType.MASK:
+        m = masks.mask_consensus(
+            [s.frames for s in subs],
+            weights,
+            method=job.consensus_method,
+            iou_threshold=job.iou_threshold,
+        )
+        return m.algorithm, m.frames, m, m.frame_agreement
     anns = _annotations(job, subs)
     classes = list(job.label_classes)
     thr = job.iou_threshold
@@ -329,6 +338,10 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
+    if job.annotation_type == AnnotationType.MASK:
+        # What the content asks of a painter, for pricing's calibration (``tasks.quoting``).
+        mt.content_boundary = mask_content(frames).boundary_per_object
+        mt.save(update_fields=["content_boundary"])
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).

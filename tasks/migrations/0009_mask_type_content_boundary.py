@@ -10,6 +10,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='microtask',
+            name='content_boundary',
+            field=models.FloatField(default=0.0, help_text='Masks: mean boundary pixels per object, from gold or consensus (0: not yet)'),
+        ),
         migrations.AlterField(
             model_name='qualificationattempt',
             name='annotation_type',
