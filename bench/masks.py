@@ -152,7 +152,7 @@ def run_crowd(raters_kinds: tuple[str, ...], *, clips: int, frames: int, seed: i
                     results[name], cpu_s, wall_s = _timed(call, raters, images)
                     cpu[name] += cpu_s
                     wall[name] += wall_s
-                prob = sitk.GetArrayViewFromImage(results.pop("simpleitk_staple"))
+                prob = sitk.GetArrayFromImage(results.pop("simpleitk_staple"))  # a copy
                 out["simpleitk_staple"] = prob > 0.5
                 for name, fused in results.items():
                     out[name] = fused.mask

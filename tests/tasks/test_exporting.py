@@ -162,7 +162,7 @@ def _track(track, frames, x0, label="car"):
 def test_a_track_crossing_a_seam_is_one_track_in_every_format(requester_client, requester):
     """Two segments share frames 8-9; each numbers its tracks from 0, in a different order. The
     stitched consensus has two tracks over 0-17, and so has every format."""
-    from quality.exporting import FORMATS, job_export_videos
+    from quality.exporting import formats_for, job_export_videos
     from tasks.exports import counts
 
     job = JobFactory(requester=requester, annotation_type="track", label_classes=["car", "person"])
@@ -175,7 +175,7 @@ def test_a_track_crossing_a_seam_is_one_track_in_every_format(requester_client, 
     _result(right, {str(f): [ped_r[f], car_r[f]] for f in range(8, 18)})
     expected = {"frames": 18, "objects": 36, "tracks": 2}
     assert counts(job_export_videos(job, {left.pk, right.pk})) == expected
-    for fmt in FORMATS:
+    for fmt, _ in formats_for(job.annotation_type):
         r = requester_client.get(f"/api/jobs/{job.pk}/export/{fmt}/")
         assert r.status_code == 200, (fmt, r)
         seen = _read(fmt, _body(r))
@@ -185,12 +185,12 @@ def test_a_track_crossing_a_seam_is_one_track_in_every_format(requester_client, 
 
 
 def test_box_job_counts_are_the_consensus_in_every_format(requester_client, box_job):
-    from quality.exporting import FORMATS, job_delivery, job_export_videos
+    from quality.exporting import formats_for, job_delivery, job_export_videos
     from tasks.exports import counts
 
     expected = counts(job_export_videos(box_job, job_delivery(box_job).microtasks))
     assert expected == {"frames": 2, "objects": 2, "tracks": 0}
-    for fmt in FORMATS:
+    for fmt, _ in formats_for(box_job.annotation_type):
         seen = _read(fmt, _body(requester_client.get(f"/api/jobs/{box_job.pk}/export/{fmt}/")))
         # Untracked boxes: CVAT and Label Studio make each a one-frame track of its own.
         tracks = {"cvat": 2, "labelstudio": 2, "mot": 2}.get(fmt, expected["tracks"])
