@@ -128,6 +128,13 @@ class Scene:
             y = _reflect(y, self.height - track.h)
         return int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
 
+    def masks(self, i: int) -> dict[int, np.ndarray]:
+        """The visible pixels of each object on frame ``i`` (occlusion applied), by track id."""
+        labels = self._label_map(i, list(self.tracks))
+        return {
+            t.track_id: labels == t.track_id for t in self.tracks if (labels == t.track_id).any()
+        }
+
     def boxes(self, i: int) -> list[Box]:
         """The truth of frame ``i``: one box per object of its shot, in track-id order."""
         self._check_frame(i)
