@@ -213,7 +213,7 @@ export function withOutsideToggled(keyframes, frame) {
 // ---- Submission payloads (the formats in tasks/annotations.py's docstring) ----
 
 /* The payload key of each annotation type. */
-export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks" };
+export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks", mask: "masks" };
 
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
@@ -229,6 +229,9 @@ export function payloadOf(state, kind) {
       polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points })),
     };
   }
+  if (kind === "mask") {
+    return { masks: (state.masks || []).map((m) => ({ frame: m.frame, label: m.label, rle: m.rle })) };
+  }
   if (kind === "classify") {
     // Integer-like object keys iterate in ascending order, so labels come in frame order.
     return {
@@ -241,7 +244,11 @@ export function payloadOf(state, kind) {
 /* Whether a workspace state holds any shape or label. */
 export function hasContent(state) {
   return (
-    state.tracks.length + state.boxes.length + state.polygons.length + Object.keys(state.labels).length >
+    state.tracks.length +
+      state.boxes.length +
+      state.polygons.length +
+      (state.masks || []).length +
+      Object.keys(state.labels).length >
     0
   );
 }
@@ -251,7 +258,7 @@ export function hasContent(state) {
 // A rejected submission answers {"error": {"message", "fields": {path: [message, ...]}}}:
 //
 //   path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-//   list   := "tracks" | "boxes" | "polygons" | "labels"
+//   list   := "tracks" | "boxes" | "polygons" | "labels" | "masks"
 //   answer := question [ "." path ]      (the qualification API: the question's id first)
 //
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
@@ -318,6 +325,7 @@ export function emptyFrames(state, kind, frames) {
   }
   if (kind === "bbox") return frames.filter((f) => !state.boxes.some((b) => b.frame === f));
   if (kind === "polygon") return frames.filter((f) => !state.polygons.some((p) => p.frame === f));
+  if (kind === "mask") return frames.filter((f) => !(state.masks || []).some((m) => m.frame === f));
   if (kind === "classify") return frames.filter((f) => !state.labels[f]);
   throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
 }
@@ -335,6 +343,10 @@ export function objectCounts(state, kind, frame) {
   }
   if (kind === "polygon") {
     return { here: state.polygons.filter((p) => p.frame === frame).length, total: state.polygons.length };
+  }
+  if (kind === "mask") {
+    const all = state.masks || [];
+    return { here: all.filter((m) => m.frame === frame).length, total: all.length };
   }
   if (kind === "classify") return { here: state.labels[frame] ? 1 : 0, total: Object.keys(state.labels).length };
   throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
@@ -379,6 +391,7 @@ export function editsOf(state) {
     tracks: state.tracks,
     boxes: state.boxes,
     polygons: state.polygons,
+    masks: state.masks || [],
     labels: state.labels,
     nextId: state.nextId,
   });
