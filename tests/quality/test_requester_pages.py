@@ -516,3 +516,22 @@ def test_the_quality_report_links_the_microtasks_free_for_a_drawn_gold_answer(no
     assert taken.microtask_id not in free and len(free) == 2
     for pk in free:
         assert f"/quality/jobs/{job.pk}/gold/draw/{pk}/".encode() in page.content
+
+
+@pytest.mark.django_db
+def test_a_mask_job_from_the_page_chooses_its_consensus_method():
+    from marketplace.models import Job
+
+    requester = RequesterFactory()
+    c = _client(requester)
+    page = c.get("/requester/jobs/new/").content.decode()
+    assert 'name="consensus_method"' in page and "STAPLE" in page
+    fields = {**NEW_JOB, "annotation_type": "mask", "consensus_method": "staple"}
+    r = c.post("/requester/jobs/new/", {**fields, "title": "Masks"})
+    assert r.status_code == 302
+    assert Job.objects.get(title="Masks").consensus_method == "staple"
+    c.post("/requester/jobs/new/", {**NEW_JOB, "title": "Left out"})
+    assert Job.objects.get(title="Left out").consensus_method == "vote"
+    r = c.post("/requester/jobs/new/", {**fields, "title": "Bad", "consensus_method": "median"})
+    assert r.status_code == 200 and "consensus_method" in r.context["form"].errors
+    assert not Job.objects.filter(title="Bad").exists()
