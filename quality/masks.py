@@ -244,10 +244,9 @@ class FusedInstance:
 
 
 def _box(m: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    if not ys.size:
-        return (0, 0, 0, 0)
-    return (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
+    """(top, left, bottom, right), the last two exclusive."""
+    x, y, w, h = rle.bbox(m)
+    return (y, x, y + h, x + w)
 
 
 def _pair_iou(a: Instance, ba, b: Instance, bb) -> float:

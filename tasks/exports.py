@@ -409,17 +409,14 @@ def _cvat_shape(parent: ET.Element, frame: int, obj: ExportObject, *, outside: b
 
 
 def cvat_mask_rle(mask: np.ndarray) -> tuple[list[int], int, int, int, int]:
-    """CVAT's mask: (runs of the bounding box row by row from a 0-run, left, top, w, h)."""
+    """CVAT's mask: (runs of the bounding box row by row from a 0-run, left, top, w, h).
+
+    Row by row over the crop is column by column over its transpose: ``tasks.rle``'s order."""
     left, top, width, height = rle_codec.bbox(mask)
     if not width:
         return [0], 0, 0, 0, 0
     crop = np.asarray(mask, dtype=bool)[top : top + height, left : left + width]
-    flat = crop.ravel()  # row-major, as CVAT reads it
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    runs = np.diff(np.concatenate(([0], change, [flat.size]))).tolist()
-    if flat[0]:
-        runs = [0, *runs]
-    return runs, left, top, width, height
+    return rle_codec.encode(crop.T)["counts"], left, top, width, height
 
 
 def cvat_mask_decode(
@@ -433,8 +430,7 @@ def cvat_mask_decode(
     frame_width: int,
 ) -> np.ndarray:
     """The frame-sized mask of a CVAT ``<mask>`` (for reading our export back in tests)."""
-    values = (np.arange(len(runs)) % 2).astype(bool)
-    crop = np.repeat(values, np.asarray(runs, dtype=np.int64)).reshape(height, width)
+    crop = rle_codec.decode({"size": [width, height], "counts": list(runs)}).T
     out = np.zeros((frame_height, frame_width), dtype=bool)
     out[top : top + height, left : left + width] = crop
     return out
