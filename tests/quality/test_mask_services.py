@@ -119,3 +119,27 @@ def test_mask_gold_is_scored_by_iou_per_class(world_factory, workers, gold_first
     assert s_sloppy.score < 0.6 and s_sloppy.frames_off
     assert 0.3 < s_missing.score < 0.9
     assert set(s_sloppy.metrics) == {"mean_iou", "mean_dice"}
+
+
+def test_fraud_signals_see_masks_an_empty_and_a_copied_submission_are_flagged(
+    world_factory, workers, no_gold
+):
+    from quality.models import FraudFlag
+
+    world = world_factory(n=1, overlap=4, overlap_max=4, annotation_type="mask")
+    honest_a, honest_b, copier, idler = workers(4, "mask")
+    claims = {}
+    for w, grow in ((honest_a, 0.0), (honest_b, 0.05)):
+        a = claiming.assignment_claim(worker=w, job_id=world.job.pk)
+        claims[w.pk] = a
+        payload = mask_payload(world, a.microtask, grow=grow)
+        claiming.assignment_submit(worker=w, assignment_id=a.pk, payload=payload)
+    c = claiming.assignment_claim(worker=copier, job_id=world.job.pk)
+    copied = mask_payload(world, c.microtask, grow=0.0)  # honest_a's masks, to the pixel
+    claiming.assignment_submit(worker=copier, assignment_id=c.pk, payload=copied)
+    d = claiming.assignment_claim(worker=idler, job_id=world.job.pk)
+    claiming.assignment_submit(worker=idler, assignment_id=d.pk, payload={"masks": []})
+    kinds = {(f.worker_id, f.kind) for f in FraudFlag.objects.all()}
+    assert (copier.pk, "identical") in kinds
+    assert (idler.pk, "empty") in kinds
+    assert not {k for k in kinds if k[0] in (honest_a.pk, honest_b.pk)}
