@@ -339,9 +339,12 @@ def _process_regular(mt: MicroTask) -> str:
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
     if job.annotation_type == AnnotationType.MASK:
-        # What the content asks of a painter, for pricing's calibration (``tasks.quoting``).
-        mt.content_boundary = mask_content(frames).boundary_per_object
-        mt.save(update_fields=["content_boundary"])
+        # What the content asks of a painter (objects per frame, edge per object), for pricing's
+        # calibration on measured work (``tasks.quoting``): the requester's estimate refined.
+        content = mask_content(frames)
+        mt.content_boundary = content.boundary_per_object
+        mt.expected_objects = min(500, max(1, round(content.objects_per_frame)))
+        mt.save(update_fields=["content_boundary", "expected_objects"])
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).
