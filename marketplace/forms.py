@@ -3,7 +3,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxValueValidator
 
 from . import bounds
-from .models import AnnotationType, User
+from .models import AnnotationType, ConsensusMethod, User
 
 
 class SignupForm(UserCreationForm):
@@ -37,6 +37,12 @@ class JobForm(forms.Form):
     overlap_max = forms.IntegerField(min_value=1, max_value=10, initial=5)
     gold_rate = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.1)
     expected_objects = forms.IntegerField(min_value=1, max_value=500, initial=3)
+    consensus_method = forms.ChoiceField(
+        choices=ConsensusMethod.choices,
+        required=False,
+        initial=ConsensusMethod.VOTE,
+        help_text="Mask jobs: how workers' masks are merged",
+    )
     budget = forms.IntegerField(min_value=0, help_text="Minor units (cents)")
     currency = forms.ChoiceField(help_text="Fixed once the job is created")
     deadline = forms.DateTimeField(required=False, help_text="Optional; in the future")
@@ -50,6 +56,9 @@ class JobForm(forms.Form):
         currencies = bounds.supported_currencies()
         self.fields["currency"].choices = [(c, c.upper()) for c in currencies]
         self.fields["currency"].initial = currencies[0] if currencies else None
+
+    def clean_consensus_method(self) -> str:
+        return self.cleaned_data.get("consensus_method") or ConsensusMethod.VOTE
 
     def clean_label_classes(self) -> list[str]:
         return [c.strip() for c in self.cleaned_data["label_classes"].split(",") if c.strip()]

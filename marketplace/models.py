@@ -25,6 +25,14 @@ class AnnotationType(models.TextChoices):
     CLASSIFY = "classify", "Classification"
     POLYGON = "polygon", "Polygons"
     EVENT = "event", "Actions and events over time"
+    MASK = "mask", "Segmentation masks"
+
+
+class ConsensusMethod(models.TextChoices):
+    """How several workers' masks of a job are merged (``quality.masks``)."""
+
+    VOTE = "vote", "Trust-weighted pixel vote"
+    STAPLE = "staple", "STAPLE (expectation-maximisation over the workers)"
 
 
 class User(AbstractUser):
@@ -198,6 +206,11 @@ class Job(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="Lowest proven accuracy of a proposal source before confident microtasks "
         "become verify-and-correct work; 1 never routes",
+    consensus_method = models.CharField(
+        max_length=8,
+        choices=ConsensusMethod.choices,
+        default=ConsensusMethod.VOTE,
+        help_text="How workers' masks are merged (mask jobs)",
     )
 
     # Work shape (how videos are split into microtasks)

@@ -16,7 +16,16 @@ from django.utils import timezone
 
 from . import bounds
 from .errors import InvalidTransition, PermissionDenied, ValidationError
-from .models import AnnotationType, Job, JobStatus, RequesterProfile, Role, User, WorkerProfile
+from .models import (
+    AnnotationType,
+    ConsensusMethod,
+    Job,
+    JobStatus,
+    RequesterProfile,
+    Role,
+    User,
+    WorkerProfile,
+)
 
 # Fields a requester may change while a job is a draft (in the order the API shows them).
 JOB_EDITABLE_FIELDS = (
@@ -34,6 +43,7 @@ JOB_EDITABLE_FIELDS = (
     "min_trust",
     "expected_objects",
     "assist_accuracy_bar",
+    "consensus_method",
     "segment_frames",
     "overlap_frames",
     "keyframe_step",
@@ -182,6 +192,8 @@ def _job_policy_errors(
         _range_error(job.auto_approve_delay, *bounds.auto_approve_delay_range(), kind=timedelta),
     )
     check("budget", bounds.money_amount_error(job.budget))
+    if job.consensus_method not in ConsensusMethod.values:
+        check("consensus_method", f"Use one of: {', '.join(ConsensusMethod.values)}.")
     for name in (
         "gold_rate",
         "iou_threshold",

@@ -7,7 +7,7 @@ through :func:`round_half_up` exactly once.
 
 The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)::
 
-    complexity       = clamp(1 + a·motion + b·clutter, c_min, c_max)
+    complexity       = clamp(1 + a·motion + b·clutter [+ d·log2(boundary / ref)], c_min, c_max)
     expected_seconds = t0[type] + units * t_obj[type] * complexity
     price            = max(base[type] * units * complexity,
                            floor_hourly * expected_seconds / 3600)
@@ -82,6 +82,7 @@ class PricingPolicyData:
             "classify": 0.4,
             "polygon": 1.6,
             "event": 0.3,
+            "mask": 2.4,
         }
     )
     # seconds of fixed overhead per microtask, by type
@@ -92,9 +93,11 @@ class PricingPolicyData:
             "classify": 10.0,
             "polygon": 25.0,
             "event": 20.0,
+            "mask": 30.0,
         }
     )
-    # seconds per frame·object at complexity 1, by type
+    # seconds per frame·object at complexity 1, by type (a mask of the reference boundary
+    # length: brushing an object takes about 1.5x tracing its polygon)
     t_obj: Mapping[str, float] = field(
         default_factory=lambda: {
             "bbox": 4.0,
@@ -102,12 +105,17 @@ class PricingPolicyData:
             "classify": 2.0,
             "polygon": 9.0,
             "event": 1.5,
+            "mask": 14.0,
         }
     )
     # The complexity coefficients (see :func:`complexity`): ingestion stores, and pricing
     # multiplies by, the one value they give.
     motion_coef: float = 25.0  # a
     clutter_coef: float = 2.0  # b
+    # Masks: the mean boundary length of one object, in pixels (``tasks.features.mask_content``)
+    # against a reference object (~120 x 120 px), on a log scale: twice the edge to paint adds d.
+    boundary_coef: float = 0.5  # d
+    boundary_ref: float = 480.0
     complexity_min: float = 0.75
     complexity_max: float = 3.0
     floor_hourly: int = 1_200  # minor units per hour, everywhere
@@ -136,6 +144,7 @@ class TaskFeatures:
     objects: int  # objects per frame; for events, the events expected in the microtask
     motion: float = 0.0
     clutter: float = 0.0
+    boundary: float = 0.0  # masks: mean boundary pixels per object; 0 while unknown
 
 
 # Marking one event is worth this many frames of watching: finding both edges means scrubbing
@@ -167,7 +176,9 @@ class TaskPrice:
     floor_bound: bool  # the fair-pay floor, not the per-object rate, set the price
 
 
-def complexity(*, motion: float, clutter: float, policy: PricingPolicyData) -> float:
+def complexity(
+    *, motion: float, clutter: float, policy: PricingPolicyData, boundary: float = 0.0
+) -> float:
     """The one complexity score: stored on a microtask at ingestion, shown to its requester and
     multiplied into its price (``price_task``), all with the same policy's coefficients.
 
@@ -176,8 +187,15 @@ def complexity(*, motion: float, clutter: float, policy: PricingPolicyData) -> f
     scene measures about motion 0.04 and clutter 0.25, which the default coefficients map to
     1 + 25·0.04 + 2·0.25 = 2.5; a static, clean shot stays near 1. The lower clamp (0.75) is
     for a policy that recalibrates the intercept below 1.
+
+    ``boundary`` (masks only; 0 while unknown) is the mean boundary length of one object in
+    pixels, measured on the content (gold answers, consensus of first submissions): painting a
+    mask is tracing its edge, so time grows with the edge, on a log scale — half the reference
+    edge takes off ``d``, twice adds it.
     """
     raw = 1.0 + policy.motion_coef * motion + policy.clutter_coef * clutter
+    if boundary > 0:
+        raw += policy.boundary_coef * math.log2(boundary / policy.boundary_ref)
     return float(min(policy.complexity_max, max(policy.complexity_min, raw)))
 
 
@@ -203,7 +221,9 @@ def price_task(
     if kind not in policy.base:
         raise ValueError(f"no pricing coefficients for annotation type {kind!r}")
     units = work_units(features)
-    c = complexity(motion=features.motion, clutter=features.clutter, policy=policy)
+    c = complexity(
+        motion=features.motion, clutter=features.clutter, policy=policy, boundary=features.boundary
+    )
     seconds = (policy.t0[kind] + units * policy.t_obj[kind] * c) * max(time_factor, 0)
     by_rate = round_half_up(
         Fraction(policy.base[kind]) * units * Fraction(c) * Fraction(max(float(rate_factor), 0.0))

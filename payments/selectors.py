@@ -95,7 +95,8 @@ def measured_work(*, worker: User, currency: str) -> tuple[int, float]:
 
 
 def policy_data(policy: PricingPolicy) -> pricing.PricingPolicyData:
-    # A version saved before a type existed prices it with the built-in coefficients.
+    # A type added after a policy version was saved is priced by the built-in coefficients
+    # until a new version names it.
     defaults = pricing.PricingPolicyData()
     return pricing.PricingPolicyData(
         version=policy.version,

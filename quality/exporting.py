@@ -35,11 +35,13 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+import numpy as np
 from django.db import transaction
+from PIL import Image
 
 from marketplace.errors import ValidationError
 from marketplace.models import AnnotationType, Job, User
-from tasks import exports
+from tasks import exports, rle
 from tasks.models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
 
 from . import events as events_mod
@@ -49,6 +51,7 @@ from .selectors import video_tracks
 BOXES = (AnnotationType.BBOX, AnnotationType.TRACK)
 SHAPES = (*BOXES, AnnotationType.POLYGON)
 EVENTS = (AnnotationType.EVENT,)
+MASKS = (AnnotationType.MASK,)
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,16 @@ class Format:
 
 
 # Every download format: its file type and the annotation types it can carry (MOT and Label
-# Studio's videorectangle are boxes; polygons go to COCO segmentation, CVAT and YOLO).
+# Studio's videorectangle are boxes; polygons go to COCO segmentation, CVAT and YOLO; masks to
+# COCO's RLE segmentation, CVAT's <mask> and per-frame class-index PNGs).
 FORMATS: dict[str, Format] = {
-    "coco": Format("application/json", "json", SHAPES, "COCO JSON"),
+    "coco": Format("application/json", "json", (*SHAPES, *MASKS), "COCO JSON"),
     "mot": Format("application/zip", "zip", BOXES, "MOT 1.1"),
-    "cvat": Format("application/xml", "xml", SHAPES, "CVAT for video XML"),
+    "cvat": Format("application/xml", "xml", (*SHAPES, *MASKS), "CVAT for video XML"),
     "labelstudio": Format("application/json", "json", BOXES, "Label Studio JSON"),
     "yolo": Format("application/zip", "zip", SHAPES, "YOLO"),
     "activitynet": Format("application/json", "json", EVENTS, "ActivityNet JSON (events)"),
+    "png": Format("application/zip", "zip", MASKS, "PNG masks (semantic, per frame)"),
 }
 
 
@@ -162,9 +167,26 @@ def _scale(video: Video) -> tuple[float, float]:
     return sx, sy
 
 
-def _objects(shapes: list[dict], sx: float, sy: float) -> list[exports.ExportObject]:
+def _source_rle(value: dict, video: Video) -> dict:
+    """A mask drawn on the extracted frame, in the source video's pixels (nearest neighbour)."""
+    h, w = value["size"]
+    if not video.width or not video.height or (w, h) == (video.width, video.height):
+        return value
+    mask = Image.fromarray(rle.decode(value)).resize(
+        (video.width, video.height), Image.Resampling.NEAREST
+    )
+    return rle.encode(np.asarray(mask, dtype=bool))
+
+
+def _objects(
+    shapes: list[dict], sx: float, sy: float, video: Video | None = None
+) -> list[exports.ExportObject]:
     out = []
     for shape in shapes:
+        if shape.get("rle"):
+            value = _source_rle(shape["rle"], video) if video is not None else shape["rle"]
+            out.append(exports.mask_object(shape["label"], value))
+            continue
         if shape.get("points"):
             points = [(x * sx, y * sy) for x, y in shape["points"]]
             out.append(exports.polygon_from_points(shape["label"], points))
@@ -255,7 +277,7 @@ def export_video(video: Video, microtask_ids: Collection[int]) -> exports.Export
         height=video.height or 0,
         frame_count=video.frame_count or 0,
         fps=video.fps or 0.0,
-        frames={int(f): _objects(shapes, sx, sy) for f, shapes in frames.items() if shapes},
+        frames={int(f): _objects(shapes, sx, sy, video) for f, shapes in frames.items() if shapes},
     )
 
 
@@ -274,6 +296,8 @@ def _chunks(
         return exports.iter_yolo(videos, labels), None
     if fmt == "activitynet":
         return exports.iter_activitynet(videos, labels), None
+    if fmt == "png":
+        return exports.iter_semantic_pngs(videos, labels), None
     if single:
         (video,) = videos
         return exports.iter_cvat_video(video, labels), None

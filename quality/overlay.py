@@ -3,7 +3,8 @@ person judges work (the requester's submissions list, the review page of request
 
 Each frame's image is the requester's access-checked URL (``tasks.frame_views.requester_frame``),
 never a storage name; each annotator's shapes keep one colour across the frames. Only what the
-SVG templates draw is returned: boxes as rectangles, polygons as point lists, frame labels as text.
+SVG templates draw is returned: boxes as rectangles, polygons as point lists, masks as a path of
+their pixel runs row by row (tinted), frame labels as text.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from tasks import rle
 from tasks.progress import REQUESTER_FRAME_URL
 from tasks.work_selectors import EXTERNAL, STORAGE, frame_entries, frame_size, frame_source
 
@@ -21,8 +25,23 @@ def colour(k: int) -> str:
     return COLOURS[k % len(COLOURS)]
 
 
+def mask_path(value: dict) -> str:
+    """An SVG path covering a mask's pixels: one ``M x,y h n v 1 h -n z`` per run of a row."""
+    mask = rle.decode(value)
+    padded = np.pad(mask, ((0, 0), (1, 1))).astype(np.int8)
+    edges = np.diff(padded, axis=1)
+    parts = []
+    for y, x in zip(*np.nonzero(edges == 1), strict=True):
+        n = int(np.argmax(edges[y, x:] == -1))
+        parts.append(f"M{x},{y}h{n}v1h-{n}z")
+    return "".join(parts)
+
+
 def _shape(s: dict[str, Any], stroke: str) -> dict[str, Any] | None:
     label = str(s.get("label", ""))
+    value = s.get("rle")
+    if isinstance(value, dict):
+        return {"kind": "mask", "path": mask_path(value), "colour": stroke, "label": label}
     box = s.get("box")
     if isinstance(box, list | tuple) and len(box) == 4:
         x1, y1, x2, y2 = box

@@ -8,7 +8,8 @@
 - Tracks (already interpolated to per-frame boxes with ids): the per-frame box score, plus
   identity: ID switches (CLEAR-MOT style, continuing last frame's correspondence when it still
   holds) and IDF1 (one global track-to-track assignment maximising the frames matched).
-- Classes: accuracy. Polygons: Hungarian matching on mask IoU.
+- Classes: accuracy. Polygons: Hungarian matching on mask IoU. Masks: IoU and Dice per class
+  of the union of each side's masks (``quality.masks.score_masks``).
 - Events: Hungarian matching per label on temporal IoU (:mod:`quality.events`); the frames off
   are those where the submitted events' labels differ from the answer's.
 
@@ -29,7 +30,7 @@ from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
 from . import events as events_mod
-from . import shapes
+from . import masks, shapes
 from .boxes import NO_LABEL, Annotation, FrameBoxes, iou_matrix
 
 DEFAULT_IOU_THRESHOLD = 0.5
@@ -370,6 +371,9 @@ def score_stored(
     if annotation_type == "classify":
         c = score_classes(shapes.to_labels(answer, classes), shapes.to_labels(submitted, classes))
         return Score(c.score, {"accuracy": c.accuracy}, c.frames_off(), len(c.items))
+    if annotation_type == "mask":
+        value, metrics, off = masks.score_masks(answer, submitted, pass_threshold=pass_threshold)
+        return Score(value, metrics, off, len(answer))
     extra: dict[str, float] = {}
     s: BoxScore | TrackScore
     if annotation_type == "polygon":

@@ -1,7 +1,8 @@
 """Per-frame shapes as stored (``Submission.frames``) to and from the pure modules' arrays.
 
 Stored shapes are ``{"<frame>": [shape, ...]}`` (see ``tasks.annotations``), where a shape is
-``{"label", "box"}``, ``{"track", "label", "box"}``, ``{"label", "points"}`` or ``{"label"}``.
+``{"label", "box"}``, ``{"track", "label", "box"}``, ``{"label", "points"}``, ``{"label", "rle"}``
+or ``{"label"}``.
 Pure: knows nothing of Django.
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks import rle
+
 from .boxes import NO_ID, NO_LABEL, Annotation, FrameBoxes
 
 Frames = Mapping[str, Sequence[Mapping[str, Any]]]
@@ -21,16 +24,25 @@ def _class_index(classes: Sequence[str]) -> dict[str, int]:
     return {c: i for i, c in enumerate(classes)}
 
 
+def _box_of(shape: Mapping[str, Any]) -> list[float] | None:
+    if shape.get("box") is not None:
+        return shape["box"]
+    if shape.get("rle"):  # a mask: its extents (what fraud signals compare across workers)
+        x, y, w, h = rle.bbox(rle.decode(shape["rle"]))
+        return [float(x), float(y), float(x + w), float(y + h)]
+    return None
+
+
 def to_annotation(frames: Frames, classes: Sequence[str]) -> dict[int, FrameBoxes]:
-    """Boxes (and track ids) per frame; shapes without a box are skipped."""
+    """Boxes (and track ids) per frame, a mask's box its extents; other shapes are skipped."""
     index = _class_index(classes)
     out: dict[int, FrameBoxes] = {}
     for key, shapes in frames.items():
-        boxed = [s for s in shapes if s.get("box") is not None]
+        boxed = [(s, b) for s in shapes if (b := _box_of(s)) is not None]
         out[int(key)] = FrameBoxes.make(
-            [s["box"] for s in boxed],
-            [index.get(s.get("label"), NO_LABEL) for s in boxed],
-            [int(s.get("track", NO_ID)) for s in boxed],
+            [b for _, b in boxed],
+            [index.get(s.get("label"), NO_LABEL) for s, _ in boxed],
+            [int(s.get("track", NO_ID)) for s, _ in boxed],
         )
     return out
 

@@ -9,6 +9,12 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
 * ``bbox``:     ``{"boxes": [{"frame": 30, "label": "car", "box": [x1, y1, x2, y2]}]}``
 * ``polygon``:  ``{"polygons": [{"frame": 30, "label": "car", "points": [[x, y], ...]}]}``
 * ``classify``: ``{"labels": [{"frame": 30, "label": "car"}]}`` — every frame exactly once
+* ``mask``:     ``{"masks": [{"frame": 30, "label": "road", "rle": {"size": [h, w], "counts":
+  [n0, n1, ...]}}]}`` — each item one instance, as COCO's uncompressed RLE (``tasks.rle``:
+  column-major, counts from a run of 0-pixels, ``size`` the frame's); semantic segmentation is
+  the union per class. An item may give ``"points": [[x, y], ...]`` instead of ``rle`` (the
+  workspace's polygon-to-mask): it is rasterised and stored as ``rle``; a polygon whose edges
+  cross is refused like a polygon's.
 * ``track``:    ``{"tracks": [{"id": 1, "label": "car", "keyframes":
   [{"frame": 0, "box": [...], "outside": false}, ...]}]}`` — keyframes strictly increasing;
   an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted). A track
@@ -19,8 +25,8 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
   track) never share a frame.
 
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
-is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}``, ``{"track", "label", "box"}``
-or, for events, ``{"label", "event"}`` on every frame the event covers (``event``: its index).
+is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}``, ``{"label", "rle"}``,
+``{"track", "label", "box"}`` or, for events, ``{"label", "event"}`` on every frame the event covers (``event``: its index).
 
 Error paths — a contract with the annotation page, which parses them to point at the offending
 shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submission answers
@@ -28,8 +34,8 @@ shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submis
 path is built by ``error_path`` and reads::
 
     path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-    list   := "tracks" | "boxes" | "polygons" | "labels" | "events"
-    field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside"
+    list   := "tracks" | "boxes" | "polygons" | "labels" | "events" | "masks"
+    field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside" | "rle"
             | "start" | "end" | "track"
             | "from_proposal"
     answer := question [ "." path ]
@@ -49,9 +55,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import rle as rle_codec
 from .interpolation import track_from_payload, tracks_to_frames
 
 MAX_SHAPES = 5_000
+MAX_MASKS_PER_FRAME = 50
+# All the runs of one submission: bounds the work of checking it (a ragged 1280x720 mask has a
+# few thousand runs) and the row it is stored in.
+MAX_MASK_COUNTS_TOTAL = 400_000
 MAX_POLYGON_POINTS = 500
 MAX_KEYFRAMES = 5_000
 MAX_EVENTS = 500
@@ -62,6 +73,7 @@ TOP_KEY = {
     "classify": "labels",
     "track": "tracks",
     "event": "events",
+    "mask": "masks",
 }
 # Types whose microtasks are contiguous frame ranges (segments), not sampled frames.
 SEGMENT_TYPES = frozenset({"track", "event"})
@@ -269,6 +281,32 @@ def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnota
     return ValidatedAnnotation({"boxes": out}, frames, len(out))
 
 
+def _check_points(pts: Any, path: str, ctx: AnnotationContext, err) -> list[list[float]] | None:
+    """A simple polygon inside the frame, or None with the problem said at ``path``."""
+    if not isinstance(pts, list) or not all(
+        isinstance(p, list | tuple) and len(p) == 2 and all(map(_is_number, p)) for p in pts
+    ):
+        err.add(path, "must be a list of [x, y] points")
+        return None
+    if len(pts) < 3:
+        err.add(path, "a polygon needs at least 3 points")
+        return None
+    if len(pts) > MAX_POLYGON_POINTS:
+        err.add(path, f"at most {MAX_POLYGON_POINTS} points are allowed")
+        return None
+    points = [[float(x), float(y)] for x, y in pts]
+    if any(x < 0 or y < 0 or x > ctx.width or y > ctx.height for x, y in points):
+        err.add(path, f"every point must lie inside the {ctx.width}x{ctx.height} frame")
+        return None
+    if polygon_self_intersects(points):
+        err.add(path, "the polygon's edges cross each other")
+        return None
+    if polygon_area(points) <= 0:
+        err.add(path, "the polygon has no area (points on one line)")
+        return None
+    return points
+
+
 def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
     out, frames = [], _empty_frames(ctx)
@@ -279,34 +317,64 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
         path = error_path("polygons", i, field="frame")
         ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
         ok_l = _check_label(item.get("label"), error_path("polygons", i, field="label"), ctx, err)
-        pts = item.get("points")
-        ppath = error_path("polygons", i, field="points")
-        if not isinstance(pts, list) or not all(
-            isinstance(p, list | tuple) and len(p) == 2 and all(map(_is_number, p)) for p in pts
-        ):
-            err.add(ppath, "must be a list of [x, y] points")
-            continue
-        if len(pts) < 3:
-            err.add(ppath, "a polygon needs at least 3 points")
-            continue
-        if len(pts) > MAX_POLYGON_POINTS:
-            err.add(ppath, f"at most {MAX_POLYGON_POINTS} points are allowed")
-            continue
-        points = [[float(x), float(y)] for x, y in pts]
-        if any(x < 0 or y < 0 or x > ctx.width or y > ctx.height for x, y in points):
-            err.add(ppath, f"every point must lie inside the {ctx.width}x{ctx.height} frame")
-            continue
-        if polygon_self_intersects(points):
-            err.add(ppath, "the polygon's edges cross each other")
-            continue
-        if polygon_area(points) <= 0:
-            err.add(ppath, "the polygon has no area (points on one line)")
+        points = _check_points(
+            item.get("points"), error_path("polygons", i, field="points"), ctx, err
+        )
+        if points is None:
             continue
         if ok_f and ok_l:
             shape = {"label": item["label"], "points": points}
             out.append({"frame": item["frame"], **shape})
             frames[str(item["frame"])].append(shape)
     return ValidatedAnnotation({"polygons": out}, frames, len(out))
+
+
+def _validate_masks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
+    allowed = ctx.frame_set()
+    out, frames = [], _empty_frames(ctx)
+    per_frame: dict[int, int] = {}
+    runs = 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            err.add(error_path("masks", i), 'must be an object {"frame", "label", "rle"}')
+            continue
+        for name in sorted(set(item) - {"frame", "label", "rle", "points"}):
+            err.add(error_path("masks", i), f"unexpected field {name!r}")
+        path = error_path("masks", i, field="frame")
+        ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
+        ok_l = _check_label(item.get("label"), error_path("masks", i, field="label"), ctx, err)
+        if ok_f:
+            per_frame[item["frame"]] = per_frame.get(item["frame"], 0) + 1
+            if per_frame[item["frame"]] > MAX_MASKS_PER_FRAME:
+                err.add(path, f"at most {MAX_MASKS_PER_FRAME} masks on one frame")
+                ok_f = False
+        has_rle, has_points = "rle" in item, "points" in item
+        if has_rle == has_points:
+            err.add(error_path("masks", i, field="rle"), 'give either "rle" or "points"')
+            continue
+        if has_points:
+            points = _check_points(item["points"], error_path("masks", i, field="points"), ctx, err)
+            if points is None:
+                continue
+            mask = rle_codec.from_polygon(points, height=ctx.height, width=ctx.width)
+            value = rle_codec.encode(mask)
+        else:
+            rpath = error_path("masks", i, field="rle")
+            problems = rle_codec.rle_problems(item["rle"], height=ctx.height, width=ctx.width)
+            if not problems:
+                runs += len(item["rle"]["counts"])
+                if runs > MAX_MASK_COUNTS_TOTAL:
+                    problems = [f"the masks have over {MAX_MASK_COUNTS_TOTAL} runs in all"]
+            for message in problems:
+                err.add(rpath, message)
+            if problems:
+                continue
+            value = rle_codec.canonical(item["rle"])
+        if ok_f and ok_l:
+            shape = {"label": item["label"], "rle": value}
+            out.append({"frame": item["frame"], **shape})
+            frames[str(item["frame"])].append(shape)
+    return ValidatedAnnotation({"masks": out}, frames, len(out))
 
 
 def _validate_labels(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
@@ -531,6 +599,7 @@ _VALIDATORS = {
     "classify": _validate_labels,
     "track": _validate_tracks,
     "event": _validate_events,
+    "mask": _validate_masks,
 }
 
 

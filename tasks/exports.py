@@ -18,7 +18,15 @@ Conventions of the formats, as their reference tools read them:
   ``gt/labels.txt`` with one class name per line (class ids are 1-based line numbers). Several
   videos: one folder per video (``<video>/gt/gt.txt``), MOTChallenge's sequence layout.
 - CVAT for video 1.1: ``<track>`` elements with one ``<box>`` (or ``<polygon>``) per frame; the
-  frame after a track ends gets ``outside="1"`` so CVAT does not extend the track.
+  frame after a track ends gets ``outside="1"`` so CVAT does not extend the track. A mask is
+  ``<mask rle="n0, n1, ..." left= top= width= height=>``: the runs of its bounding box read
+  row by row, starting with a run of 0-pixels (CVAT's own XML, "Run-length encoding").
+- Masks in COCO: ``segmentation`` is ``{"size": [h, w], "counts": "<compressed string>"}``
+  (``pycocotools.mask.encode``'s form, ``tasks.rle.to_coco_string``), ``iscrowd`` 0, ``area``
+  the pixel count, ``bbox`` the mask's extents.
+- Semantic PNG masks: a zip of ``<video>/frame_NNNNNN.png``, one class-index image per annotated
+  frame (0 background, class *i* of the job's list is *i* + 1; 8-bit, or 16-bit past 255
+  classes; a pixel two classes claim takes the later mask), and ``labelmap.txt`` naming them.
 - Label Studio (video object tracking): one task per video, each track one ``videorectangle``
   region whose ``value.sequence`` holds keyframes ``{frame, enabled, rotation, x, y, width,
   height, time}`` — frames 1-based, coordinates in percent of the frame, ``time`` = frame / fps.
@@ -49,6 +57,11 @@ from typing import BinaryIO
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
+import numpy as np
+from PIL import Image
+
+from . import rle as rle_codec
+
 Chunks = Iterator[bytes]
 
 
@@ -67,6 +80,7 @@ class ExportObject:
     occluded: bool = False
     score: float = 1.0
     points: tuple[tuple[float, float], ...] | None = None
+    rle: dict | None = None  # a mask: uncompressed RLE over the whole frame (``tasks.rle``)
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,12 @@ def polygon_from_points(label: str, points: Sequence[Sequence[float]], **kw) -> 
     return ExportObject(
         label, min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), points=pts, **kw
     )
+
+
+def mask_object(label: str, rle: dict, **kw) -> ExportObject:
+    """An :class:`ExportObject` for a mask, its box the mask's extents."""
+    x, y, w, h = rle_codec.bbox(rle_codec.decode(rle))
+    return ExportObject(label, float(x), float(y), float(w), float(h), rle=dict(rle), **kw)
 
 
 def _label_ids(labels: Sequence[str]) -> dict[str, int]:
@@ -223,6 +243,12 @@ def _coco_annotation(ann_id: int, image_id: int, obj: ExportObject, cat: int) ->
     if obj.points is not None:
         ann["segmentation"] = [[_round(v) for p in obj.points for v in p]]
         ann["area"] = _round(_area(obj.points))
+    if obj.rle is not None:
+        ann["segmentation"] = {
+            "size": list(obj.rle["size"]),
+            "counts": rle_codec.to_coco_string(obj.rle),
+        }
+        ann["area"] = rle_codec.area(obj.rle)
     if obj.track_id is not None:
         ann["attributes"].update(track_id=obj.track_id, keyframe=obj.keyframe)
     if obj.score != 1.0:
@@ -373,6 +399,20 @@ def _cvat_shape(parent: ET.Element, frame: int, obj: ExportObject, *, outside: b
         points = ";".join(f"{x:.2f},{y:.2f}" for x, y in obj.points)
         ET.SubElement(parent, "polygon", **common, points=points, z_order="0")
         return
+    if obj.rle is not None:
+        runs, left, top, width, height = cvat_mask_rle(rle_codec.decode(obj.rle))
+        ET.SubElement(
+            parent,
+            "mask",
+            **common,
+            rle=", ".join(map(str, runs)),
+            left=str(left),
+            top=str(top),
+            width=str(width),
+            height=str(height),
+            z_order="0",
+        )
+        return
     ET.SubElement(
         parent,
         "box",
@@ -383,6 +423,34 @@ def _cvat_shape(parent: ET.Element, frame: int, obj: ExportObject, *, outside: b
         ybr=f"{obj.y + obj.h:.2f}",
         z_order="0",
     )
+
+
+def cvat_mask_rle(mask: np.ndarray) -> tuple[list[int], int, int, int, int]:
+    """CVAT's mask: (runs of the bounding box row by row from a 0-run, left, top, w, h).
+
+    Row by row over the crop is column by column over its transpose: ``tasks.rle``'s order."""
+    left, top, width, height = rle_codec.bbox(mask)
+    if not width:
+        return [0], 0, 0, 0, 0
+    crop = np.asarray(mask, dtype=bool)[top : top + height, left : left + width]
+    return rle_codec.encode(crop.T)["counts"], left, top, width, height
+
+
+def cvat_mask_decode(
+    runs: Sequence[int],
+    left: int,
+    top: int,
+    width: int,
+    height: int,
+    *,
+    frame_height: int,
+    frame_width: int,
+) -> np.ndarray:
+    """The frame-sized mask of a CVAT ``<mask>`` (for reading our export back in tests)."""
+    crop = rle_codec.decode({"size": [width, height], "counts": list(runs)}).T
+    out = np.zeros((frame_height, frame_width), dtype=bool)
+    out[top : top + height, left : left + width] = crop
+    return out
 
 
 def _cvat_tracks(video: ExportVideo) -> Iterator[ET.Element]:
@@ -416,7 +484,8 @@ def _indented(el: ET.Element) -> bytes:
 
 
 def iter_cvat_video(video: ExportVideo, labels: Sequence[str], *, task_name: str = "") -> Chunks:
-    """CVAT for video 1.1 XML: tracks as ``<track>`` with per-frame ``<box>``/``<polygon>``."""
+    """CVAT for video 1.1 XML: tracks as ``<track>`` with per-frame ``<box>``, ``<polygon>`` or
+    ``<mask>``."""
     yield b'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n'
     yield b"  <version>1.1</version>\n"
     yield _indented(_cvat_meta(video, labels, task_name))
@@ -428,6 +497,46 @@ def iter_cvat_video(video: ExportVideo, labels: Sequence[str], *, task_name: str
 def iter_cvat_videos(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
     """Several videos: a zip of one CVAT XML file per video."""
     return iter_zip((f"{v.name}.xml", iter_cvat_video(v, labels)) for v in videos)
+
+
+# --- Semantic PNG masks ------------------------------------------------------------------------
+
+
+def _png(index: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    mode = "L" if index.max(initial=0) <= 255 else "I;16"
+    img = Image.fromarray(index.astype(np.uint8 if mode == "L" else np.uint16), mode=mode)
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def semantic_index(objects: Sequence[ExportObject], cat_ids: dict[str, int], h: int, w: int):
+    """The class-index image of one frame's masks (0 background, later masks on top)."""
+    index = np.zeros((h, w), dtype=np.uint16)
+    for obj in objects:
+        if obj.rle is not None:
+            index[rle_codec.decode(obj.rle)] = cat_ids[obj.label]
+    return index
+
+
+def iter_semantic_pngs(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
+    """A zip of per-frame class-index PNGs (``<video>/frame_NNNNNN.png``) and ``labelmap.txt``;
+    one frame decoded at a time."""
+    cat_ids = _label_ids(labels)
+    labelmap = "0 background\n" + "".join(f"{i} {n}\n" for n, i in cat_ids.items())
+
+    def entries():
+        yield "labelmap.txt", [labelmap.encode()]
+        for video in videos:
+            for frame in sorted(video.frames):
+                objects = video.frames[frame]
+                if not any(o.rle is not None for o in objects):
+                    continue
+                h, w = next(o.rle["size"] for o in objects if o.rle is not None)
+                index = semantic_index(objects, cat_ids, int(h), int(w))
+                yield _frame_name(video, frame, "png"), [_png(index)]
+
+    return iter_zip(entries())
 
 
 # --- Label Studio -----------------------------------------------------------------------------

@@ -13,10 +13,12 @@ known frame count, for tests, quotes and documentation.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import rle
 
 # --- Per-frame features -------------------------------------------------------------------------
 
@@ -77,6 +79,34 @@ class FrameFeatures:
         m = float(np.mean([self.motion[i - o] for i in frames]))
         c = float(np.mean([self.clutter[i - o] for i in frames]))
         return round(m, 6), round(c, 6)
+
+
+# --- Mask content -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskContent:
+    """What a set of masks asks of a painter: pricing's ``boundary`` is ``boundary_per_object``."""
+
+    count: int
+    area_per_object: float  # pixels
+    boundary_per_object: float  # pixel edges, 4-connected (``tasks.rle.boundary_length``)
+    objects_per_frame: float
+
+
+def mask_content(frames: Mapping[str, Sequence[Mapping]]) -> MaskContent:
+    """Mask count, area and boundary length of stored per-frame mask shapes (``{"rle": ...}``)."""
+    count = area = boundary = 0
+    for shapes in frames.values():
+        for shape in shapes:
+            r = shape.get("rle")
+            if not r:
+                continue
+            count += 1
+            area += rle.area(r)
+            boundary += rle.boundary_length(rle.decode(r))
+    n = max(1, count)
+    return MaskContent(count, area / n, boundary / n, count / max(1, len(frames)))
 
 
 # --- Shot boundaries ----------------------------------------------------------------------------

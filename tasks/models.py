@@ -156,6 +156,10 @@ class MicroTask(models.Model):
     clutter = models.FloatField(default=0.0)
     complexity = models.FloatField(default=1.0)
     expected_objects = models.PositiveSmallIntegerField(default=1)
+    content_boundary = models.FloatField(
+        default=0.0,
+        help_text="Masks: mean boundary pixels per object, from gold or consensus (0: not yet)",
+    )
 
     price = models.BigIntegerField(default=0, help_text="Base pay per replica, minor units")
     is_gold = models.BooleanField(default=False)

@@ -32,6 +32,7 @@ from PIL import Image
 from marketplace.errors import Conflict, ValidationError
 from marketplace.models import AnnotationType
 
+from . import rle
 from .annotations import AnnotationInvalid, validate_payload
 from .models import MicroTask, QualificationAnswer, QualificationItem
 from .qualifying import item_context
@@ -60,6 +61,8 @@ INSTRUCTIONS = {
     "its edges (a rectangle needs just its four corners).",
     AnnotationType.CLASSIFY: f"{LOOKS} Every frame shows one object: label the frame with its "
     "class.",
+    AnnotationType.MASK: f"{LOOKS} On every frame, paint each object with the brush (or outline "
+    "it and fill), one mask per object, covering just the pixels you can see of it.",
     AnnotationType.TRACK: f"{LOOKS} Follow each object with one track from the frame it appears "
     "on; mark it outside on the frame it has left the picture.",
     AnnotationType.EVENT: f"{LOOKS} On the timeline, mark each stretch of frames during which a "
@@ -142,6 +145,23 @@ def _polygon(seed: int) -> Question | None:
                 for b in _visible(boxes)
             ]
             return Question([render_frame(scene, i)], {"polygons": polygons}, [0])
+    return None
+
+
+def _mask(seed: int) -> Question | None:
+    """One frame with two or more clean objects; each object's visible pixels are its mask."""
+    scene = _scene(seed)
+    for i in range(scene.frames):
+        boxes = scene.boxes(i)
+        if not _clean(boxes, at_least=2):
+            continue
+        masks = scene.masks(i)
+        items = [
+            {"frame": 0, "label": b.cls, "rle": rle.encode(masks[b.track_id])}
+            for b in _visible(boxes)
+            if b.track_id in masks
+        ]
+        return Question([render_frame(scene, i)], {"masks": items}, [0])
     return None
 
 
@@ -257,7 +277,11 @@ def _questions(annotation_type: str) -> list[Question]:
         return [_search(3000 + 100 * k, _classify(p)) for k, p in enumerate(CLASSIFY_PATTERNS)]
     if annotation_type == AnnotationType.EVENT:
         return [_search(5000 + 100 * k, _event) for k in range(QUESTIONS)]
-    return [_search(4000 + 100 * k, _track) for k in range(QUESTIONS)]
+    if annotation_type == AnnotationType.MASK:
+        return [_search(6000 + 100 * k, _mask) for k in range(QUESTIONS)]
+    if annotation_type == AnnotationType.TRACK:
+        return [_search(4000 + 100 * k, _track) for k in range(QUESTIONS)]
+    raise ValueError(f"no seeded questions for {annotation_type!r}")
 
 
 def _jpeg(image) -> ContentFile:

@@ -42,6 +42,7 @@ def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
         objects=mt.expected_objects or job.expected_objects,
         motion=mt.motion,
         clutter=mt.clutter,
+        boundary=mt.content_boundary,
     )
 
 
@@ -89,7 +90,9 @@ def microtask_prices(*, job: Job) -> tuple[list[Priced], pricing.PricingPolicyDa
     out = []
     for mt in MicroTask.objects.filter(job=job).order_by("pk"):
         features = task_features(mt, job)
-        c = pricing.complexity(motion=mt.motion, clutter=mt.clutter, policy=policy)
+        c = pricing.complexity(
+            motion=mt.motion, clutter=mt.clutter, policy=policy, boundary=mt.content_boundary
+        )
         factor = max(1.0, factors.get(pricing.complexity_bucket(c), 1.0))
         out.append(Priced(mt, pricing.price_task(features, policy=policy, time_factor=factor)))
     return out, policy

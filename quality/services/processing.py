@@ -20,11 +20,12 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.models import AnnotationType, Job
+from tasks.features import mask_content
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
 
 from .. import consensus as consensus_mod
 from .. import events as events_mod
-from .. import policy, shapes, trust
+from .. import masks, policy, shapes, trust
 from ..boxes import FrameBoxes
 from ..models import (
     ConsensusDecision,
@@ -244,6 +245,14 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
     """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement)."""
     if job.annotation_type == AnnotationType.EVENT:
         return _event_consensus(subs, weights, tiou_threshold=job.iou_threshold)
+    if job.annotation_type == AnnotationType.MASK:
+        m = masks.mask_consensus(
+            [s.frames for s in subs],
+            weights,
+            method=job.consensus_method,
+            iou_threshold=job.iou_threshold,
+        )
+        return m.algorithm, m.frames, m, m.frame_agreement
     anns = _annotations(job, subs)
     classes = list(job.label_classes)
     thr = job.iou_threshold
@@ -346,6 +355,13 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
+    if job.annotation_type == AnnotationType.MASK:
+        # What the content asks of a painter (objects per frame, edge per object), for pricing's
+        # calibration on measured work (``tasks.quoting``): the requester's estimate refined.
+        content = mask_content(frames)
+        mt.content_boundary = content.boundary_per_object
+        mt.expected_objects = min(500, max(1, round(content.objects_per_frame)))
+        mt.save(update_fields=["content_boundary", "expected_objects"])
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).

@@ -21,6 +21,7 @@ from marketplace.models import AnnotationType
 
 from ..annotations import MAX_EVENTS, MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
 from ..models import AssignmentStatus
+from ..rle import MAX_COUNTS
 
 # --- the annotation payload, one component per type -------------------------------------------
 
@@ -72,6 +73,43 @@ class PolygonPayloadSerializer(serializers.Serializer):
     """``polygon`` jobs: polygons on the microtask's frames."""
 
     polygons = serializers.ListField(child=PolygonShapeSerializer(), max_length=MAX_SHAPES)
+
+
+class RleSerializer(serializers.Serializer):
+    size = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=2,
+        max_length=2,
+        help_text="[height, width]: the frame's (``task.frame_size``)",
+    )
+    counts = serializers.ListField(
+        child=serializers.IntegerField(min_value=0),
+        min_length=1,
+        max_length=MAX_COUNTS,
+        help_text="Runs in column-major order, from a run of 0-pixels; they add up to h x w",
+    )
+
+
+class MaskShapeSerializer(serializers.Serializer):
+    frame = _frame()
+    label = _label()
+    rle = RleSerializer(
+        required=False,
+        help_text="COCO's uncompressed RLE of one instance (give this or ``points``)",
+    )
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        min_length=3,
+        max_length=MAX_POLYGON_POINTS,
+        required=False,
+        help_text="Polygon to mask: rasterised and stored as ``rle``; the edges may not cross",
+    )
+
+
+class MaskPayloadSerializer(serializers.Serializer):
+    """``mask`` jobs: one item per instance; semantic segmentation is the union per class."""
+
+    masks = serializers.ListField(child=MaskShapeSerializer(), max_length=MAX_SHAPES)
 
 
 class FrameLabelSerializer(serializers.Serializer):
@@ -147,6 +185,7 @@ PAYLOAD_SERIALIZERS = {
     AnnotationType.CLASSIFY: ClassifyPayloadSerializer,
     AnnotationType.TRACK: TrackPayloadSerializer,
     AnnotationType.EVENT: EventPayloadSerializer,
+    AnnotationType.MASK: MaskPayloadSerializer,
 }
 
 ANNOTATION_PAYLOAD = PolymorphicProxySerializer(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks import rle
 from tasks.interpolation import interpolate
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -122,3 +123,43 @@ def test_scripts_write_no_url():
                 script.name,
                 literal[1],
             )
+
+
+# Encodes masks read from stdin ([[rows, h, w], ...]) with the page's masks.mjs.
+MASKS_SCRIPT = """
+import { encode, decode } from %s;
+let input = "";
+process.stdin.on("data", (chunk) => { input += chunk; });
+process.stdin.on("end", () => {
+  const out = JSON.parse(input).map(([bits, h, w]) => {
+    const rle = encode(Uint8Array.from(bits), h, w);
+    return [rle, Array.from(decode(rle))];
+  });
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+
+
+def test_js_and_python_encode_random_masks_identically():
+    """200 random masks (blobs and noise, 1x1 to 40x60): the page's RLE is tasks.rle's."""
+    rng = np.random.default_rng(20261201)
+    masks = []
+    for _ in range(200):
+        h, w = int(rng.integers(1, 41)), int(rng.integers(1, 61))
+        m = rng.random((h, w)) < rng.uniform(0, 1)
+        if rng.random() < 0.5:  # a blob instead of noise
+            yy, xx = np.mgrid[:h, :w]
+            m = (yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2 < rng.uniform(1, 400)
+        masks.append(m)
+    script = MASKS_SCRIPT % json.dumps((SCRIPTS / "masks.mjs").as_uri())
+    r = subprocess.run(
+        [_node(), "--input-type=module", "-e", script],
+        input=json.dumps([[m.astype(int).ravel().tolist(), *m.shape] for m in masks]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    for m, (js_rle, js_bits) in zip(masks, json.loads(r.stdout), strict=True):
+        assert js_rle == rle.encode(m)
+        assert js_bits == m.astype(int).ravel().tolist()

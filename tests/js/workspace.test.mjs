@@ -47,8 +47,21 @@ for (const c of WORKSPACE.counts) {
 
 test("counts refuse an unknown annotation type", () => {
   const st = { tracks: [], boxes: [], polygons: [], labels: {} };
-  assert.throws(() => core.emptyFrames(st, "mask", [0]), RangeError);
-  assert.throws(() => core.objectCounts(st, "mask", 0), RangeError);
+  assert.throws(() => core.emptyFrames(st, "event", [0]), RangeError);
+  assert.throws(() => core.objectCounts(st, "event", 0), RangeError);
+});
+
+test("counts of masks: per frame and in all", () => {
+  const rle = { size: [2, 2], counts: [1, 3] };
+  const st = { tracks: [], boxes: [], polygons: [], labels: {}, masks: [
+    { frame: 0, label: "road", rle },
+    { frame: 0, label: "car", rle },
+    { frame: 5, label: "car", rle },
+  ] };
+  assert.deepEqual(core.objectCounts(st, "mask", 0), { here: 2, total: 3 });
+  assert.deepEqual(core.emptyFrames(st, "mask", [0, 5, 10]), [10]);
+  assert.deepEqual(core.payloadOf(st, "mask").masks[2], { frame: 5, label: "car", rle });
+  assert.equal(core.hasContent(st), true);
 });
 
 for (const c of WORKSPACE.zoom) {

@@ -153,3 +153,13 @@ def test_filtering_ordering_and_pagination(requester_client, requester):
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
     bad = requester_client.get("/api/jobs/?status=nonsense")
     assert bad.status_code == 400
+
+
+def test_a_mask_job_takes_a_bounded_consensus_method(requester_client):
+    body = {**VALID, "annotation_type": "mask", "consensus_method": "staple"}
+    created = requester_client.post("/api/jobs/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["consensus_method"] == "staple"
+    bad = requester_client.post("/api/jobs/", {**body, "consensus_method": "median"}, format="json")
+    assert bad.status_code == 400 and "consensus_method" in bad.json()["error"]["fields"]
+    assert Job.objects.count() == 1

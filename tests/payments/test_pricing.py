@@ -124,3 +124,35 @@ def test_event_price_never_below_the_floor_on_expected_and_measured_time(events,
         assert p.price >= pricing.floor_pay(seconds=p.expected_seconds, hourly=POLICY.floor_hourly)
     c = pricing.complexity(motion=motion, clutter=0.3, policy=POLICY)
     assert p.complexity == c  # the one complexity function
+def test_mask_complexity_grows_with_the_boundary_to_paint_and_ignores_it_when_unknown():
+    plain = pricing.complexity(motion=0, clutter=0, policy=POLICY)
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY, boundary=0.0) == plain
+    ref = POLICY.boundary_ref
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY, boundary=ref) == plain
+    twice = pricing.complexity(motion=0, clutter=0, policy=POLICY, boundary=2 * ref)
+    assert twice == pytest.approx(plain + POLICY.boundary_coef)
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY, boundary=ref / 2) < plain
+    ragged = TaskFeatures("mask", 10, 3, boundary=8 * ref)
+    smooth = TaskFeatures("mask", 10, 3, boundary=ref / 2)
+    hi, lo = (pricing.price_task(f, policy=POLICY) for f in (ragged, smooth))
+    assert hi.price > lo.price and hi.expected_seconds > lo.expected_seconds
+    for p in (hi, lo):  # under the fair-pay floor either way
+        assert Fraction(p.price) * 3600 / Fraction(p.expected_seconds) >= POLICY.floor_hourly
+
+
+def test_a_saved_policy_without_mask_coefficients_prices_masks_with_the_defaults():
+    from payments.models import PricingPolicy
+    from payments.selectors import policy_data
+
+    saved = PricingPolicy(
+        version=3,
+        base={"bbox": 1.0},
+        t0={"bbox": 20.0},
+        t_obj={"bbox": 4.0},
+        floor_hourly=1500,
+        platform_fee_bps=2000,
+        tiers=[{"min_trust": 0.0, "multiplier_bps": 10000}],
+    )
+    data = policy_data(saved)
+    assert data.base["bbox"] == 1.0 and data.base["mask"] == POLICY.base["mask"]
+    assert pricing.price_task(TaskFeatures("mask", 5, 2), policy=data).price > 0

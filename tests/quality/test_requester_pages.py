@@ -516,3 +516,54 @@ def test_the_quality_report_links_the_microtasks_free_for_a_drawn_gold_answer(no
     assert taken.microtask_id not in free and len(free) == 2
     for pk in free:
         assert f"/quality/jobs/{job.pk}/gold/draw/{pk}/".encode() in page.content
+
+
+@pytest.mark.django_db
+def test_a_mask_job_from_the_page_chooses_its_consensus_method():
+    from marketplace.models import Job
+
+    requester = RequesterFactory()
+    c = _client(requester)
+    page = c.get("/requester/jobs/new/").content.decode()
+    assert 'name="consensus_method"' in page and "STAPLE" in page
+    fields = {**NEW_JOB, "annotation_type": "mask", "consensus_method": "staple"}
+    r = c.post("/requester/jobs/new/", {**fields, "title": "Masks"})
+    assert r.status_code == 302
+    assert Job.objects.get(title="Masks").consensus_method == "staple"
+    c.post("/requester/jobs/new/", {**NEW_JOB, "title": "Left out"})
+    assert Job.objects.get(title="Left out").consensus_method == "vote"
+    r = c.post("/requester/jobs/new/", {**fields, "title": "Bad", "consensus_method": "median"})
+    assert r.status_code == 200 and "consensus_method" in r.context["form"].errors
+    assert not Job.objects.filter(title="Bad").exists()
+
+
+def test_a_mask_is_drawn_as_the_path_of_its_pixel_runs():
+    import numpy as np
+
+    from quality.overlay import mask_path
+    from tasks import rle
+
+    m = np.zeros((3, 5), bool)
+    m[0, 1:3] = True
+    m[2, 0] = m[2, 4] = True
+    assert mask_path(rle.encode(m)) == "M1,0h2v1h-2zM0,2h1v1h-1zM4,2h1v1h-1z"
+
+
+@pytest.mark.django_db
+def test_mask_submissions_are_drawn_on_the_submissions_page(no_gold):
+    import numpy as np
+
+    from tasks import rle
+    from tests.tasks.claim_fixtures import HEIGHT, WIDTH
+
+    job = published_job(n=1, overlap=1, annotation_type="mask")
+    store_frames(job)
+    worker = qualified_worker("mask")
+    a = claiming.assignment_claim(worker=worker, job_id=job.pk)
+    m = np.zeros((HEIGHT, WIDTH), bool)
+    m[20:40, 30:70] = True
+    payload = {"masks": [{"frame": a.microtask.frame_start, "label": "car", "rle": rle.encode(m)}]}
+    claiming.assignment_submit(worker=worker, assignment_id=a.pk, payload=payload)
+    page = _client(job.requester).get(f"/requester/jobs/{job.pk}/submissions/")
+    assert page.status_code == 200
+    assert b'<path class="shape" d="M30,20h40v1h-40z' in page.content

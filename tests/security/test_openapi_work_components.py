@@ -81,6 +81,9 @@ def test_the_annotation_payload_is_one_of_the_four_formats(openapi):
     assert set(items["polygons"]["required"]) == {"frame", "label", "points"}
     assert items["polygons"]["properties"]["points"]["minItems"] == 3
     assert set(items["labels"]["required"]) == {"frame", "label"}
+    assert set(items["masks"]["required"]) == {"frame", "label"}  # and "rle" or "points"
+    rle_schema = _resolve(openapi, items["masks"]["properties"]["rle"])
+    assert set(rle_schema["required"]) == {"size", "counts"}
     track = items["tracks"]
     assert set(track["required"]) == {"id", "label", "keyframes"}
     keyframe = _resolve(openapi, track["properties"]["keyframes"]["items"])

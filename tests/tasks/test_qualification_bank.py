@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
@@ -16,6 +17,7 @@ from marketplace.models import AnnotationType, Qualification, QualificationStatu
 from quality import qualifying as quality_qualifying
 from quality import services as quality
 from tasks import qualification_bank as bank
+from tasks import rle
 from tasks.annotations import TOP_KEY, validate_payload
 from tasks.models import MicroTask, QualificationAnswer, QualificationItem
 from tasks.qualifying import item_context
@@ -63,6 +65,12 @@ def test_seeding_makes_a_short_test_per_type_whose_answers_score_1(media):
             t["keyframes"][0]["frame"] > 0 or t["keyframes"][-1]["outside"]
             for t in item.answer.payload["tracks"]
         )
+    # Masks: each object's visible pixels, at least two per question, never two on one pixel.
+    for item in by_type["mask"]:
+        masks = [rle.decode(m["rle"]) for m in item.answer.payload["masks"]]
+        assert len(masks) >= 2 and all(m.sum() >= bank.MIN_SIDE**2 // 2 for m in masks)
+        assert (np.sum(masks, axis=0) <= 1).all()
+        assert {m["label"] for m in item.answer.payload["masks"]} <= set(bank.CLASSES)
     # Polygons are the rectangles' exact outlines.
     for item in by_type["polygon"]:
         assert all(len(p["points"]) == 4 for p in item.answer.payload["polygons"])

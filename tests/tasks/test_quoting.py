@@ -75,3 +75,19 @@ def test_the_funding_page_quotes_without_pricing_anything(requester, requester_c
     priced, _ = quoting.microtask_prices(job=job)
     assert after == {p.microtask.pk: p.price.price for p in priced}
     assert after != before
+
+
+@pytest.mark.django_db
+def test_a_mask_microtask_is_priced_by_the_boundary_measured_on_its_content():
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=2, overlap=1, annotation_type="mask", budget=0)
+    plain, ragged = MicroTask.objects.filter(job=job).order_by("index")
+    ragged.content_boundary = 8 * active_policy().boundary_ref  # three doublings of the edge
+    ragged.save(update_fields=["content_boundary"])
+    priced = {p.microtask.pk: p.price for (p,) in zip(quoting.microtask_prices(job=job)[0])}
+    assert priced[ragged.pk].complexity == pytest.approx(
+        priced[plain.pk].complexity + 3 * active_policy().boundary_coef
+    )
+    assert priced[ragged.pk].price > priced[plain.pk].price
+    assert priced[ragged.pk].expected_seconds > priced[plain.pk].expected_seconds

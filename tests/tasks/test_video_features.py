@@ -163,3 +163,26 @@ def test_edge_density_and_difference_on_known_images():
     assert features.frame_difference(flat, flat + 51) == pytest.approx(0.2)
     hist = features.histogram(flat)
     assert hist.sum() == pytest.approx(1.0) and hist[100 >> 3] == 1.0
+
+
+def test_mask_content_measures_count_area_and_boundary_per_object():
+    import numpy as np
+
+    from tasks import rle
+    from tasks.features import mask_content
+
+    square = np.zeros((20, 30), bool)
+    square[2:12, 5:15] = True  # 10 x 10: 100 px, 40 edges
+    strip = np.zeros((20, 30), bool)
+    strip[15:16, 0:30] = True  # 1 x 30 along the border: 30 px, 62 edges
+    frames = {
+        "0": [{"label": "a", "rle": rle.encode(square)}],
+        "5": [{"label": "b", "rle": rle.encode(strip)}],
+        "9": [],
+    }
+    content = mask_content(frames)
+    assert content.count == 2
+    assert content.area_per_object == 65.0
+    assert content.boundary_per_object == (40 + 62) / 2
+    assert content.objects_per_frame == 2 / 3
+    assert mask_content({"0": []}).count == 0

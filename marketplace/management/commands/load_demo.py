@@ -71,6 +71,19 @@ DEMO_JOBS = [
         "scene": {"seed": 5, "frames": 150, "n_objects": 2, "motion": 1.0},
         "funded": False,
     },
+    {
+        # Segmentation: priced and ready; the requester funds and publishes it. Workers take the
+        # seeded mask test first (load_demo seeds every type's questions).
+        "title": "Paint every car and person (masks, fund me)",
+        "instructions": "Paint each car and person with the brush, one mask per object; use "
+        "Polygon to mask for straight edges and Fill for holes.",
+        "annotation_type": AnnotationType.MASK,
+        "consensus_method": "staple",
+        "frame_step": 15,
+        "frames_per_task": 2,
+        "scene": {"seed": 13, "frames": 90, "n_objects": 2, "motion": 1.5},
+        "funded": False,
+    },
 ]
 
 

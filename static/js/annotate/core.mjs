@@ -216,7 +216,7 @@ export function withOutsideToggled(keyframes, frame) {
 // ---- Submission payloads (the formats in tasks/annotations.py's docstring) ----
 
 /* The payload key of each annotation type. */
-export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks", event: "events" };
+export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels", track: "tracks", event: "events", mask: "masks" };
 
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
@@ -240,6 +240,9 @@ export function payloadOf(state, kind) {
       polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...origin(p) })),
     };
   }
+  if (kind === "mask") {
+    return { masks: (state.masks || []).map((m) => ({ frame: m.frame, label: m.label, rle: m.rle })) };
+  }
   if (kind === "classify") {
     // Integer-like object keys iterate in ascending order, so labels come in frame order.
     return {
@@ -255,6 +258,7 @@ export function hasContent(state) {
     state.tracks.length +
       state.boxes.length +
       state.polygons.length +
+      (state.masks || []).length +
       Object.keys(state.labels).length +
       (state.events || []).length >
     0
@@ -266,13 +270,13 @@ export function hasContent(state) {
 // A rejected submission answers {"error": {"message", "fields": {path: [message, ...]}}}:
 //
 //   path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-//   list   := "tracks" | "boxes" | "polygons" | "labels" | "events"
+//   list   := "tracks" | "boxes" | "polygons" | "labels" | "events" | "masks"
 //   answer := question [ "." path ]      (the qualification API: the question's id first)
 //
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
 // shown as it is.
 
-const LIST_PATH = /^(tracks|boxes|polygons|labels|events)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
+const LIST_PATH = /^(tracks|boxes|polygons|labels|events|masks)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
 const ANSWER_PATH = /^(\d+)(?:\.(.+))?$/;
 
 /* {key, index, keyframe, field} of a payload error path; index, keyframe and field are null
@@ -296,7 +300,7 @@ export function parseAnswerPath(path) {
   return { question: Number(m[1]), path: m[2] === undefined ? null : m[2] };
 }
 
-const NOUN = { boxes: "box", polygons: "polygon", labels: "label" };
+const NOUN = { boxes: "box", polygons: "polygon", labels: "label", masks: "mask" };
 
 /* An error path said for a person, with where to show it: {text, key, index, frame}.
  *
@@ -336,6 +340,7 @@ export function emptyFrames(state, kind, frames) {
   }
   if (kind === "bbox") return frames.filter((f) => !state.boxes.some((b) => b.frame === f));
   if (kind === "polygon") return frames.filter((f) => !state.polygons.some((p) => p.frame === f));
+  if (kind === "mask") return frames.filter((f) => !(state.masks || []).some((m) => m.frame === f));
   if (kind === "classify") return frames.filter((f) => !state.labels[f]);
   if (kind === "event") return []; // stretches without an event are normal: nothing to ask
   throw new RangeError(`unknown annotation type ${JSON.stringify(kind)}`);
@@ -354,6 +359,10 @@ export function objectCounts(state, kind, frame) {
   }
   if (kind === "polygon") {
     return { here: state.polygons.filter((p) => p.frame === frame).length, total: state.polygons.length };
+  }
+  if (kind === "mask") {
+    const all = state.masks || [];
+    return { here: all.filter((m) => m.frame === frame).length, total: all.length };
   }
   if (kind === "classify") return { here: state.labels[frame] ? 1 : 0, total: Object.keys(state.labels).length };
   if (kind === "event") {
@@ -402,6 +411,7 @@ export function editsOf(state) {
     tracks: state.tracks,
     boxes: state.boxes,
     polygons: state.polygons,
+    masks: state.masks || [],
     labels: state.labels,
     events: state.events || [],
     nextId: state.nextId,

@@ -165,10 +165,8 @@ function annotationPage(root, data) {
     changed: edited,
     message: showMessage,
     rendered: () => tracker && tracker.decorate(),
-    overlay: (ctx, info) => {
-      if (tracker) tracker.draw(ctx, info);
-      if (overlay) overlay(ctx, info);
-    },
+    overlay: (ctx, info) => tracker && tracker.draw(ctx, info),
+    underlay: (ctx, frame, scale) => overlay && overlay(ctx, frame, scale),
     keydown: (ev) => {
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
         submit();

@@ -5,7 +5,7 @@
  * (tasks/proposal_sources.py: provenance). Nothing here decides what counts as "unchanged".
  *
  * The pure part (suggestionsOf, acceptedItem, pendingOf) takes and returns plain data; the page
- * part (mountProposals) builds the panel and draws through the editor's ``overlay`` hook.
+ * part (mountProposals) builds the panel and draws through the editor's ``underlay`` hook.
  */
 
 import { interpolateTrack } from "./core.mjs";
@@ -49,7 +49,7 @@ const percent = (c) => `${Math.round(100 * c)}%`;
 
 /* The proposals panel of an annotation page, and the overlay that draws the pending suggestions.
  * ``editor``: the workspace editor (createEditor); ``ws``: its workspace; ``proposals``: the
- * assignment view's list. Returns the overlay function for the editor's ``overlay`` hook. */
+ * assignment view's list. Returns the function for the editor's ``underlay`` hook. */
 export function mountProposals({ editor, ws, proposals, before }) {
   const suggestions = suggestionsOf(proposals);
   const rejected = new Set();

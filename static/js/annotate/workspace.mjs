@@ -38,6 +38,10 @@ import {
   zoomAbout,
 } from "./core.mjs";
 import { activeAt, mountEventLanes } from "./events.mjs";
+import * as maskOps from "./masks.mjs";
+
+// The mask painting tools (their buttons are #tool-<name>, shown on mask jobs).
+const MASK_TOOLS = ["brush", "eraser", "fill", "outline"];
 
 // The widest bitmap the canvas gets when zoomed in (a 16x zoom of a 1080p frame would be 30k).
 const MAX_BACKING_WIDTH = 4096;
@@ -50,6 +54,7 @@ export function newState(payload) {
     tracks: [], // track: {id, label, keyframes: [{frame, box, outside}]}
     boxes: [], // bbox: {frame, label, box}
     polygons: [], // polygon: {frame, label, points}
+    masks: [], // mask: {frame, label, rle} (one instance each; masks.mjs paints them)
     labels: {}, // classify: {frame: label}
     events: [], // event: {label, start, end} (events.mjs draws them on the timeline's lanes)
     selected: null, // a track, box or polygon object
@@ -67,6 +72,7 @@ export function newState(payload) {
     st.boxes = payload.boxes || [];
     st.polygons = payload.polygons || [];
     st.events = payload.events || [];
+    st.masks = payload.masks || [];
     (payload.labels || []).forEach((l) => {
       st.labels[l.frame] = l.label;
     });
@@ -94,7 +100,7 @@ export function addError(st, d, ref, msgs) {
 
 /* The state's object at ``key``/``index`` of a payload built by core's payloadOf (same order). */
 export function itemOf(st, key, index) {
-  const list = { tracks: st.tracks, boxes: st.boxes, polygons: st.polygons }[key];
+  const list = { tracks: st.tracks, boxes: st.boxes, polygons: st.polygons, masks: st.masks }[key];
   return (list && list[index]) || null;
 }
 
@@ -152,6 +158,7 @@ export function createEditor(hooks) {
     state.tracks = e.tracks;
     state.boxes = e.boxes;
     state.polygons = e.polygons;
+    state.masks = e.masks || [];
     state.labels = e.labels;
     state.events = e.events || [];
     state.nextId = e.nextId;
@@ -213,7 +220,7 @@ export function createEditor(hooks) {
 
   function setTool(t) {
     tool = t;
-    ["edit", "draw", "pan"].forEach((name) => {
+    ["edit", "draw", "pan", ...MASK_TOOLS].forEach((name) => {
       const b = $(`tool-${name}`);
       if (b) {
         b.setAttribute("aria-pressed", String(name === t));
@@ -349,7 +356,124 @@ export function createEditor(hooks) {
         .filter((p) => p.frame === f)
         .map((p) => ({ ref: p, label: p.label, points: p.points, box: bounds(p.points), key: true }));
     }
+    if (type === "mask") {
+      return state.masks
+        .filter((m) => m.frame === f)
+        .map((m) => ({ ref: m, label: m.label, rle: m.rle, box: maskOps.rleBounds(m.rle) || [0, 0, 1, 1], key: true }));
+    }
     return [];
+  }
+
+  // ---- Masks: painted on a bitmap of the frame, kept as RLE (masks.mjs) ----
+  const maskCanvas = document.createElement("canvas");
+
+  function drawMask(s) {
+    const sel = s.ref === state.selected;
+    const bad = state.errorRefs.has(s.ref);
+    const hex = bad ? "#ff0000" : colorOf(s.label);
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    const bits = maskOps.decode(s.rle);
+    maskCanvas.width = W;
+    maskCanvas.height = H;
+    const mctx = maskCanvas.getContext("2d");
+    const data = mctx.createImageData(W, H);
+    const alpha = sel ? 150 : 95;
+    for (let i = 0; i < bits.length; i++) {
+      if (!bits[i]) continue;
+      data.data[4 * i] = r;
+      data.data[4 * i + 1] = g;
+      data.data[4 * i + 2] = b;
+      data.data[4 * i + 3] = alpha;
+    }
+    mctx.putImageData(data, 0, 0);
+    ctx.drawImage(maskCanvas, 0, 0, W, H);
+    drawTag(s.label, s.box, hex, sel);
+  }
+
+  const brushRadius = () => Number(($("brush-size") || { value: 12 }).value) / 2;
+
+  // The mask the brush paints into: the selected one on this frame, else a new one.
+  function paintTarget(create) {
+    const m = state.selected;
+    if (m && state.masks.includes(m) && m.frame === frame()) return m;
+    if (!create) return null;
+    const fresh = { frame: frame(), label: picker.value, rle: maskOps.encode(new Uint8Array(W * H), H, W) };
+    state.masks.push(fresh);
+    state.selected = fresh;
+    return fresh;
+  }
+
+  function maskAt(p) {
+    const x = Math.min(W - 1, Math.floor(p[0]));
+    const y = Math.min(H - 1, Math.floor(p[1]));
+    const here = state.masks.filter((m) => m.frame === frame());
+    // The smallest mask under the point: a car on the road is picked before the road.
+    const under = here.filter((m) => maskOps.decode(m.rle)[y * W + x]);
+    under.sort((a, b) => maskOps.area(a.rle) - maskOps.area(b.rle));
+    return under[0] || null;
+  }
+
+  function maskMouseDown(ev, p) {
+    if (ev.button !== 0) return;
+    if (tool === "outline") {
+      state.draft = state.draft || [];
+      state.draft.push(p.map(round2));
+      render();
+      return;
+    }
+    if (tool === "brush" || tool === "eraser") {
+      const m = paintTarget(tool === "brush");
+      if (!m) {
+        hooks.message("Select a mask to erase from.", false);
+        return;
+      }
+      const bits = maskOps.decode(m.rle);
+      const value = tool === "brush" ? 1 : 0;
+      maskOps.stamp(bits, W, H, p[0], p[1], brushRadius(), value);
+      m.rle = maskOps.encode(bits, H, W);
+      state.drag = { mode: "paint", mask: m, bits, last: p, value };
+      render();
+      return;
+    }
+    if (tool === "fill") {
+      const m = paintTarget(false);
+      if (!m) {
+        hooks.message("Select the mask whose outline to fill.", false);
+        return;
+      }
+      const bits = maskOps.decode(m.rle);
+      if (maskOps.fill(bits, W, H, p[0], p[1]) > 0) {
+        m.rle = maskOps.encode(bits, H, W);
+        changed();
+      }
+      render();
+      return;
+    }
+    select(maskAt(p)); // Select (and Draw): pick the mask under the point
+  }
+
+  // Polygon to mask: the closed outline is painted into the selected mask (or a new one).
+  function closeOutline() {
+    const pts = closedPolygon(state.draft || []);
+    state.draft = null;
+    if (pts.length < 3) return render();
+    if (maskOps.polygonSelfIntersects(pts)) {
+      hooks.message("The outline crosses itself; draw it again without crossing.", true);
+      return render();
+    }
+    const m = paintTarget(true);
+    const bits = maskOps.decode(m.rle);
+    maskOps.polygonToBits(bits, W, H, pts);
+    m.rle = maskOps.encode(bits, H, W);
+    dropEmptyMasks();
+    changed();
+    render();
+  }
+
+  // A mask erased to nothing is no mask (the server refuses empty ones).
+  function dropEmptyMasks() {
+    state.masks = state.masks.filter((m) => maskOps.area(m.rle) > 0);
+    if (state.selected && type === "mask" && !state.masks.includes(state.selected)) state.selected = null;
   }
 
   // ---- Drawing ----
@@ -382,8 +506,8 @@ export function createEditor(hooks) {
       ctx.stroke();
       ctx.setLineDash([]);
     }
-    if (hooks.overlay) hooks.overlay(ctx, f, scale()); // e.g. proposals (proposals.mjs), under
-    shapesHere().forEach((s) => drawShape(s, lw));
+    if (hooks.underlay) hooks.underlay(ctx, f, scale()); // machine suggestions (proposals.mjs), under
+    shapesHere().forEach((s) => (s.rle ? drawMask(s) : drawShape(s, lw)));
     if (hooks.overlay) hooks.overlay(ctx, { frame: f, scale: scale(), selected: state.selected });
     if (state.drag && state.drag.box) {
       const b = state.drag.box;
@@ -531,6 +655,8 @@ export function createEditor(hooks) {
             ? state.polygons.filter((p) => p.frame === frame())
             : type === "event"
               ? state.events
+            : type === "mask"
+              ? state.masks.filter((m) => m.frame === frame())
               : [];
     items.forEach((o) => {
       const li = document.createElement("li");
@@ -544,6 +670,8 @@ export function createEditor(hooks) {
             ? `${o.label} · ${o.points.length} points`
             : type === "event"
               ? `${o.label} · frames ${o.start}-${o.end}`
+            : type === "mask"
+              ? `${o.label} · ${maskOps.area(o.rle)} px`
               : o.label;
       li.addEventListener("click", () => select(o));
       list.appendChild(li);
@@ -570,8 +698,10 @@ export function createEditor(hooks) {
     $("undo").disabled = readOnly || !canUndo(ws.history);
     $("redo").disabled = readOnly || !canRedo(ws.history);
     $("delete-selected").disabled = readOnly || !state.selected;
-    $("close-polygon").hidden = type !== "polygon" || readOnly;
+    $("close-polygon").hidden = !(type === "polygon" || (type === "mask" && tool === "outline")) || readOnly;
     $("close-polygon").disabled = !state.draft;
+    const maskTools = $("mask-tools");
+    if (maskTools) maskTools.hidden = type !== "mask" || readOnly;
   }
 
   function renderErrors() {
@@ -599,6 +729,7 @@ export function createEditor(hooks) {
         else if (interpolateTrack(t.keyframes, fr)) cls += " interp";
       } else if (type === "bbox" && state.boxes.some((b) => b.frame === fr)) cls += " key";
       else if (type === "polygon" && state.polygons.some((p) => p.frame === fr)) cls += " key";
+      else if (type === "mask" && state.masks.some((m) => m.frame === fr)) cls += " key";
       else if (type === "classify" && state.labels[fr]) cls += " key";
       else if (type === "event" && activeAt(state.events, fr).length) cls += " key";
       cell.className = cls;
@@ -649,6 +780,7 @@ export function createEditor(hooks) {
     state.boxes = state.boxes.filter((b) => b !== o);
     state.polygons = state.polygons.filter((p) => p !== o);
     state.events = state.events.filter((e) => e !== o);
+    state.masks = state.masks.filter((m) => m !== o);
     state.selected = null;
     changed();
     render();
@@ -771,6 +903,10 @@ export function createEditor(hooks) {
       polygonMouseDown(ev, p);
       return;
     }
+    if (type === "mask") {
+      maskMouseDown(ev, p);
+      return;
+    }
     if (ev.button !== 0) return;
     const h = tool === "draw" ? null : hit(p);
     if (h) {
@@ -826,6 +962,13 @@ export function createEditor(hooks) {
       return;
     }
     const p = point(ev);
+    if (d.mode === "paint") {
+      maskOps.stroke(d.bits, W, H, d.last, p, brushRadius(), d.value);
+      d.last = p;
+      d.mask.rle = maskOps.encode(d.bits, H, W);
+      render();
+      return;
+    }
     if (d.mode === "vertex") {
       d.poly.points[d.index] = p.map(round2);
       render();
@@ -856,6 +999,7 @@ export function createEditor(hooks) {
       canvas.style.cursor = tool === "pan" ? "grab" : "";
       return;
     }
+    if (d.mode === "paint") dropEmptyMasks();
     if (d.mode === "draw" && d.box) {
       const b = d.box;
       if (b[2] - b[0] >= 3 && b[3] - b[1] >= 3) {
@@ -897,6 +1041,10 @@ export function createEditor(hooks) {
 
   function closePolygon() {
     if (!state.draft) return;
+    if (type === "mask") {
+      closeOutline();
+      return;
+    }
     const pts = closedPolygon(state.draft);
     state.draft = null;
     if (pts.length >= 3) {
@@ -978,7 +1126,15 @@ export function createEditor(hooks) {
       state.selected = null;
       setTool("edit");
       render();
-    } else if (k === "Enter" && !(ev.ctrlKey || ev.metaKey) && type === "polygon") closePolygon();
+    } else if (k === "Enter" && !(ev.ctrlKey || ev.metaKey) && (type === "polygon" || type === "mask")) closePolygon();
+    else if (type === "mask" && !readOnly && (k === "b" || k === "B")) setTool("brush");
+    else if (type === "mask" && !readOnly && (k === "e" || k === "E")) setTool("eraser");
+    else if (type === "mask" && !readOnly && (k === "f" || k === "F")) setTool("fill");
+    else if (type === "mask" && !readOnly && (k === "p" || k === "P")) setTool("outline");
+    else if (type === "mask" && (k === "[" || k === "]") && $("brush-size")) {
+      const size = $("brush-size");
+      size.value = String(clamp(Number(size.value) + (k === "]" ? 2 : -2), Number(size.min), Number(size.max)));
+    }
     else if ((k === "o" || k === "O") && type === "track" && !readOnly) toggleOutside();
     else if ((k === "k" || k === "K") && type === "track" && !readOnly) keyHere();
     else handled = hooks.keydown(ev);
@@ -1014,6 +1170,18 @@ export function createEditor(hooks) {
   $("zoom-out").addEventListener("click", () => zoomBy(0.8));
   $("zoom-fit").addEventListener("click", () => setView({ ...FIT }));
   ["edit", "draw", "pan"].forEach((name) => $(`tool-${name}`).addEventListener("click", () => setTool(name)));
+  MASK_TOOLS.forEach((name) => {
+    const b = $(`tool-${name}`);
+    if (b) b.addEventListener("click", () => setTool(name));
+  });
+  const newMask = $("new-mask");
+  if (newMask) {
+    newMask.addEventListener("click", () => {
+      state.selected = null; // the next brush stroke starts a new mask (a new instance)
+      if (tool !== "brush" && tool !== "outline") setTool("brush");
+      render();
+    });
+  }
 
   /* Add payload items of the workspace's type (accepted proposals) as one edit. */
   function add(items) {
