@@ -329,3 +329,31 @@ def from_frames(frames: Mapping[str, Sequence[Mapping]]) -> list[Event]:
     return [
         Event(str(s["label"]), lo, hi, s.get("track")) for _, (s, lo, hi) in sorted(spans.items())
     ]
+
+
+# --- events on tracks --------------------------------------------------------------------------
+
+
+def track_event_consensus(
+    annotations: Sequence[Sequence[Event]],
+    weights: Sequence[float] | np.ndarray | None,
+    association: Mapping[tuple[int, int], int],
+    kept: frozenset[int] | set[int],
+    *,
+    frame_start: int,
+    frame_end: int,
+) -> list[Event]:
+    """Consensus events of tracks: each annotator's events move to the consensus identity their
+    track was associated with (``quality.tracks.TrackConsensus.association``: (annotator, track
+    id) -> identity), then vote over time per (label, identity) as :func:`event_consensus` does.
+    Events of a track that joined no kept identity (a spammer's stray box) drop out."""
+    mapped = [
+        [
+            Event(e.label, e.start, e.end, association[(a, e.track)])
+            for e in events
+            if e.track is not None and association.get((a, e.track)) in kept
+        ]
+        for a, events in enumerate(annotations)
+    ]
+    events, _, _ = vote_intervals(mapped, weights, frame_start=frame_start, frame_end=frame_end)
+    return events

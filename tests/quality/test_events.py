@@ -139,3 +139,27 @@ def test_gold_scoring_of_stored_events_points_at_the_frames_off():
     bad = score_stored("event", answer, late, classes=["cross", "wave"], iou_threshold=0.5)
     assert bad.metrics["recall"] == 0.0 and bad.score == 0.0
     assert 10 in bad.frames_off and 30 in bad.frames_off and 5 not in bad.frames_off
+
+
+def test_track_events_follow_the_consensus_identity_of_their_track():
+    from quality.events import track_event_consensus
+
+    # Three annotators number the same object 5, 7 and 1; the third also marks a stray track 2.
+    association = {(0, 5): 0, (1, 7): 0, (2, 1): 0, (2, 2): 1}
+    anns = [
+        [Event("crossing", 10, 20, track=5)],
+        [Event("crossing", 11, 21, track=7)],
+        [Event("crossing", 10, 20, track=1), Event("crossing", 0, 30, track=2)],
+    ]
+    events = track_event_consensus(anns, None, association, {0}, frame_start=0, frame_end=30)
+    assert events == [Event("crossing", 10, 20, track=0)]  # identity 1 was not kept
+    # An event on a track the annotator never drew (no association) counts for nothing.
+    events = track_event_consensus(
+        [[Event("crossing", 0, 5, track=9)]] * 3,
+        None,
+        association,
+        {0},
+        frame_start=0,
+        frame_end=30,
+    )
+    assert events == []

@@ -245,3 +245,48 @@ def test_disagreeing_event_replicas_add_a_replica(client_for):
     assert result.frames["16"] == []
     assert result.agreement == pytest.approx(0.5)
     assert result.decision == ConsensusDecision.ADD_REPLICA and mt.replica_target == 5
+
+
+def test_track_jobs_with_event_labels_get_consensus_events_on_consensus_tracks(client_for):
+    from tasks import claiming
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=1, overlap=3, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["car", "person"], event_labels=["crossing"], gold_rate=0.0
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    mt = MicroTask.objects.get(job=job)
+    s, e = mt.frame_start, mt.frame_end
+
+    def payload(tid, shift, extra_events=()):
+        track = {
+            "id": tid,
+            "label": "person",
+            "keyframes": [
+                {"frame": s, "box": [10, 10, 60, 90]},
+                {"frame": e, "box": [40, 10, 90, 90]},
+            ],
+        }
+        events = [
+            {"label": "crossing", "start": s + 5 + shift, "end": s + 12 + shift, "track": tid}
+        ]
+        return {"tracks": [track], "events": [*events, *extra_events]}
+
+    for tid, shift in ((5, 0), (7, 1), (1, 0)):
+        c = client_for(qualified_worker("track"))
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        assert r.status_code == 201, r.content
+        r = c.post(
+            f"/api/work/assignments/{r.json()['id']}/submit/",
+            {"payload": payload(tid, shift), "active_seconds": 30},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    boxes = [sh for sh in result.frames[str(s + 8)] if "box" in sh]
+    events = [sh for sh in result.frames[str(s + 8)] if "event" in sh]
+    assert len(boxes) == 1
+    assert events == [{"label": "crossing", "event": 0, "track": boxes[0]["track"]}]
+    assert [sh for sh in result.frames[str(s + 4)] if "event" in sh] == []
+    assert [sh for sh in result.frames[str(s + 13)] if "event" in sh] == []  # 2 of 3 end at 12
