@@ -357,3 +357,20 @@ def track_event_consensus(
     ]
     events, _, _ = vote_intervals(mapped, weights, frame_start=frame_start, frame_end=frame_end)
     return events
+
+
+def join_events(events: Sequence[Event]) -> list[Event]:
+    """Events of one key (label, track) that share or touch a frame joined into one: the same
+    event seen by two segments of a video (track segments overlap; event segments meet)."""
+    out: list[Event] = []
+    last: dict[tuple[str, int | None], int] = {}
+    for e in sorted(
+        events, key=lambda e: (e.label, e.track if e.track is not None else -1, e.start)
+    ):
+        k = last.get(e.key)
+        if k is not None and e.start <= out[k].end + 1:
+            out[k] = Event(e.label, out[k].start, max(out[k].end, e.end), e.track)
+        else:
+            last[e.key] = len(out)
+            out.append(e)
+    return sorted(out, key=lambda e: (e.start, e.end, e.label))

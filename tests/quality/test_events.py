@@ -163,3 +163,22 @@ def test_track_events_follow_the_consensus_identity_of_their_track():
         frame_end=30,
     )
     assert events == []
+
+
+def test_join_events_merges_what_two_segments_saw_of_one_event():
+    from quality.events import join_events
+
+    events = [
+        Event("cross", 15, 29, track=0),  # left segment, to its end
+        Event("cross", 25, 40, track=0),  # right segment, from the shared frames on
+        Event("cross", 41, 45, track=0),  # touching: the same event cut at a boundary
+        Event("cross", 50, 55, track=0),  # a gap: another event
+        Event("cross", 20, 30, track=1),  # another track
+        Event("wave", 20, 30, track=0),  # another label
+    ]
+    assert join_events(events) == [
+        Event("cross", 15, 45, track=0),
+        Event("cross", 20, 30, track=1),
+        Event("wave", 20, 30, track=0),
+        Event("cross", 50, 55, track=0),
+    ]

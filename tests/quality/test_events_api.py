@@ -290,3 +290,22 @@ def test_track_jobs_with_event_labels_get_consensus_events_on_consensus_tracks(c
     assert events == [{"label": "crossing", "event": 0, "track": boxes[0]["track"]}]
     assert [sh for sh in result.frames[str(s + 4)] if "event" in sh] == []
     assert [sh for sh in result.frames[str(s + 13)] if "event" in sh] == []  # 2 of 3 end at 12
+
+    # Approved by agreement, exported as ActivityNet on the video-wide track id; the job page's
+    # formats (the template tag) and the export agree that a track job with events has it.
+    from quality.exporting import job_formats
+
+    job.refresh_from_db()
+    assert "activitynet" in [k for k, _ in job_formats(job)]
+    owner = client_for(job.requester)
+    r = owner.get(f"/api/jobs/{job.pk}/export/activitynet/")
+    assert r.status_code == 200, r.content
+    doc = json.loads(b"".join(r.streaming_content))
+    ((_, video),) = doc["database"].items()
+    assert [(a["label"], a["frames"], a["track_id"]) for a in video["annotations"]] == [
+        ("crossing", [s + 5, s + 12], 0)
+    ]
+    Job.objects.filter(pk=job.pk).update(event_labels=[])
+    job.refresh_from_db()
+    assert "activitynet" not in [k for k, _ in job_formats(job)]
+    assert owner.get(f"/api/jobs/{job.pk}/export/activitynet/").status_code == 400
