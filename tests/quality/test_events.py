@@ -182,3 +182,46 @@ def test_join_events_merges_what_two_segments_saw_of_one_event():
         Event("wave", 20, 30, track=0),
         Event("cross", 50, 55, track=0),
     ]
+
+
+def test_gold_scoring_of_a_track_job_with_events_follows_the_matched_tracks():
+    from quality.scoring import score_stored
+    from tasks.annotations import AnnotationContext, validate_payload
+
+    ctx = AnnotationContext("track", ["person"], 640, 360, 0, 29, event_labels=["crossing"])
+
+    def frames(tid, events):
+        track = {
+            "id": tid,
+            "label": "person",
+            "keyframes": [
+                {"frame": 0, "box": [10, 10, 60, 90]},
+                {"frame": 29, "box": [90, 10, 140, 90]},
+            ],
+        }
+        other = {
+            "id": tid + 1,
+            "label": "person",
+            "keyframes": [{"frame": 0, "box": [300, 200, 350, 280]}],
+        }
+        payload = {"tracks": [track, other], "events": [{**e, "track": tid} for e in events]}
+        return validate_payload(payload, ctx).frames
+
+    answer = frames(3, [{"label": "crossing", "start": 5, "end": 14}])
+    kw = {"classes": ["person"], "iou_threshold": 0.5}
+    # The same tracks numbered 8 and 9: the event on track 8 is the event on gold track 3.
+    same = score_stored(
+        "track", answer, frames(8, [{"label": "crossing", "start": 5, "end": 14}]), **kw
+    )
+    assert same.metrics["event_f1"] == 1.0 and same.score == pytest.approx(1.0)
+    # Right tracks, no event: the events' score (0) sinks the whole.
+    missing = score_stored("track", answer, frames(8, []), **kw)
+    assert missing.metrics["event_f1"] == 0.0 and missing.score == 0.0
+    # The event on the other track (8 + 1 matches gold's 4): it does not count.
+    wrong = frames(8, [])
+    for f in range(5, 15):
+        wrong[str(f)].append({"label": "crossing", "event": 0, "track": 9})
+    assert score_stored("track", answer, wrong, **kw).metrics["event_f1"] == 0.0
+    # A track job without events scores as before.
+    plain = score_stored("track", frames(3, []), frames(8, []), **kw)
+    assert "event_f1" not in plain.metrics and plain.score == pytest.approx(1.0)
