@@ -342,21 +342,27 @@ def track_event_consensus(
     *,
     frame_start: int,
     frame_end: int,
-) -> list[Event]:
-    """Consensus events of tracks: each annotator's events move to the consensus identity their
+    tiou_threshold: float = DEFAULT_TIOU_THRESHOLD,
+) -> tuple[list[Event], np.ndarray]:
+    """Consensus events of tracks, and each annotator's agreement with them (panoptic quality,
+    as :func:`event_consensus`): each annotator's events move to the consensus identity their
     track was associated with (``quality.tracks.TrackConsensus.association``: (annotator, track
-    id) -> identity), then vote over time per (label, identity) as :func:`event_consensus` does.
-    Events of a track that joined no kept identity (a spammer's stray box) drop out."""
+    id) -> identity), then vote over time per (label, identity). Events of a track that joined
+    no kept identity (a spammer's stray box) drop out of the vote and count against their
+    annotator's agreement."""
     mapped = [
         [
             Event(e.label, e.start, e.end, association[(a, e.track)])
-            for e in events
             if e.track is not None and association.get((a, e.track)) in kept
+            else Event(e.label, e.start, e.end, -1 - k)  # on no kept identity: matches nothing
+            for k, e in enumerate(events)
         ]
         for a, events in enumerate(annotations)
     ]
-    events, _, _ = vote_intervals(mapped, weights, frame_start=frame_start, frame_end=frame_end)
-    return events
+    voters = [[e for e in m if e.track is not None and e.track >= 0] for m in mapped]
+    events, _, _ = vote_intervals(voters, weights, frame_start=frame_start, frame_end=frame_end)
+    per = np.array([panoptic_quality(events, m, threshold=tiou_threshold) for m in mapped])
+    return events, per
 
 
 def join_events(events: Sequence[Event]) -> list[Event]:

@@ -151,10 +151,12 @@ def test_track_events_follow_the_consensus_identity_of_their_track():
         [Event("crossing", 11, 21, track=7)],
         [Event("crossing", 10, 20, track=1), Event("crossing", 0, 30, track=2)],
     ]
-    events = track_event_consensus(anns, None, association, {0}, frame_start=0, frame_end=30)
+    events, per = track_event_consensus(anns, None, association, {0}, frame_start=0, frame_end=30)
     assert events == [Event("crossing", 10, 20, track=0)]  # identity 1 was not kept
+    # The third annotator's stray event counts against them.
+    assert per[0] == 1.0 and per[2] < per[1] < 1.0
     # An event on a track the annotator never drew (no association) counts for nothing.
-    events = track_event_consensus(
+    events, per = track_event_consensus(
         [[Event("crossing", 0, 5, track=9)]] * 3,
         None,
         association,
@@ -162,7 +164,7 @@ def test_track_events_follow_the_consensus_identity_of_their_track():
         frame_start=0,
         frame_end=30,
     )
-    assert events == []
+    assert events == [] and list(per) == [0.0, 0.0, 0.0]
 
 
 def test_join_events_merges_what_two_segments_saw_of_one_event():

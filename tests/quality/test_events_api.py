@@ -309,3 +309,37 @@ def test_track_jobs_with_event_labels_get_consensus_events_on_consensus_tracks(c
     job.refresh_from_db()
     assert "activitynet" not in [k for k, _ in job_formats(job)]
     assert owner.get(f"/api/jobs/{job.pk}/export/activitynet/").status_code == 400
+
+
+def test_track_events_disagreement_adds_a_replica_although_the_boxes_agree(client_for):
+    from quality.models import ConsensusDecision
+    from tasks import claiming
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=1, overlap=3, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["car", "person"], event_labels=["crossing"], gold_rate=0.0, overlap_max=5
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    mt = MicroTask.objects.get(job=job)
+    s, e = mt.frame_start, mt.frame_end
+    track = {
+        "id": 1,
+        "label": "person",
+        "keyframes": [{"frame": s, "box": [10, 10, 60, 90]}, {"frame": e, "box": [40, 10, 90, 90]}],
+    }
+    for start in (0, 7, 14):  # three different, non-overlapping events
+        c = client_for(qualified_worker("track"))
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        ev = {"label": "crossing", "start": s + start, "end": s + start + 4, "track": 1}
+        r = c.post(
+            f"/api/work/assignments/{r.json()['id']}/submit/",
+            {"payload": {"tracks": [track], "events": [ev]}, "active_seconds": 30},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.agreement == pytest.approx(0.5)  # boxes 1.0, events 0.0
+    assert result.decision == ConsensusDecision.ADD_REPLICA
+    mt.refresh_from_db()
+    assert mt.replica_target == 4
