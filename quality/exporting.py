@@ -244,17 +244,11 @@ def _consensus_events(video: Video, microtask_ids: Collection[int]) -> list[expo
 
 def export_video(video: Video, microtask_ids: Collection[int]) -> exports.ExportVideo:
     """One video's consensus labels of ``microtask_ids`` as plain export data."""
-    if video.job.annotation_type == AnnotationType.EVENT:
-        return exports.ExportVideo(
-            name=f"video-{video.pk}",
-            width=video.width or 0,
-            height=video.height or 0,
-            frame_count=video.frame_count or 0,
-            fps=video.fps or 0.0,
-            events=_consensus_events(video, microtask_ids),
-        )
     events: list[exports.ExportEvent] = []
-    if video.job.annotation_type == AnnotationType.TRACK:
+    if video.job.annotation_type == AnnotationType.EVENT:
+        frames: dict[str, list[dict]] = {}  # an event job's frames are its events
+        events = _consensus_events(video, microtask_ids)
+    elif video.job.annotation_type == AnnotationType.TRACK:
         tracks = video_tracks(video=video, microtask_ids=microtask_ids)
         frames = tracks["frames"]
         events = [
