@@ -329,3 +329,54 @@ def from_frames(frames: Mapping[str, Sequence[Mapping]]) -> list[Event]:
     return [
         Event(str(s["label"]), lo, hi, s.get("track")) for _, (s, lo, hi) in sorted(spans.items())
     ]
+
+
+# --- events on tracks --------------------------------------------------------------------------
+
+
+def track_event_consensus(
+    annotations: Sequence[Sequence[Event]],
+    weights: Sequence[float] | np.ndarray | None,
+    association: Mapping[tuple[int, int], int],
+    kept: frozenset[int] | set[int],
+    *,
+    frame_start: int,
+    frame_end: int,
+    tiou_threshold: float = DEFAULT_TIOU_THRESHOLD,
+) -> tuple[list[Event], np.ndarray]:
+    """Consensus events of tracks, and each annotator's agreement with them (panoptic quality,
+    as :func:`event_consensus`): each annotator's events move to the consensus identity their
+    track was associated with (``quality.tracks.TrackConsensus.association``: (annotator, track
+    id) -> identity), then vote over time per (label, identity). Events of a track that joined
+    no kept identity (a spammer's stray box) drop out of the vote and count against their
+    annotator's agreement."""
+    mapped = [
+        [
+            Event(e.label, e.start, e.end, association[(a, e.track)])
+            if e.track is not None and association.get((a, e.track)) in kept
+            else Event(e.label, e.start, e.end, -1 - k)  # on no kept identity: matches nothing
+            for k, e in enumerate(events)
+        ]
+        for a, events in enumerate(annotations)
+    ]
+    voters = [[e for e in m if e.track is not None and e.track >= 0] for m in mapped]
+    events, _, _ = vote_intervals(voters, weights, frame_start=frame_start, frame_end=frame_end)
+    per = np.array([panoptic_quality(events, m, threshold=tiou_threshold) for m in mapped])
+    return events, per
+
+
+def join_events(events: Sequence[Event]) -> list[Event]:
+    """Events of one key (label, track) that share or touch a frame joined into one: the same
+    event seen by two segments of a video (track segments overlap; event segments meet)."""
+    out: list[Event] = []
+    last: dict[tuple[str, int | None], int] = {}
+    for e in sorted(
+        events, key=lambda e: (e.label, e.track if e.track is not None else -1, e.start)
+    ):
+        k = last.get(e.key)
+        if k is not None and e.start <= out[k].end + 1:
+            out[k] = Event(e.label, out[k].start, max(out[k].end, e.end), e.track)
+        else:
+            last[e.key] = len(out)
+            out.append(e)
+    return sorted(out, key=lambda e: (e.start, e.end, e.label))

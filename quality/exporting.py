@@ -81,6 +81,15 @@ def formats_for(annotation_type: str) -> list[tuple[str, str]]:
     return [(k, f.title) for k, f in FORMATS.items() if annotation_type in f.types]
 
 
+def job_formats(job: Job) -> list[tuple[str, str]]:
+    """(format, title) of every format ``job`` can be downloaded in: its type's, and for a track
+    job with event labels also ActivityNet (its tracks' events)."""
+    out = formats_for(job.annotation_type)
+    if job.annotation_type == AnnotationType.TRACK and job.event_labels:
+        out.append(("activitynet", FORMATS["activitynet"].title))
+    return out
+
+
 EXPORT_SPOOL_BYTES = 4 * 1024 * 1024  # an export larger than this is written to disk
 RECORD_BATCH = 5_000  # exported submissions recorded per INSERT
 
@@ -257,17 +266,17 @@ def _consensus_events(video: Video, microtask_ids: Collection[int]) -> list[expo
 
 def export_video(video: Video, microtask_ids: Collection[int]) -> exports.ExportVideo:
     """One video's consensus labels of ``microtask_ids`` as plain export data."""
+    events: list[exports.ExportEvent] = []
     if video.job.annotation_type == AnnotationType.EVENT:
-        return exports.ExportVideo(
-            name=f"video-{video.pk}",
-            width=video.width or 0,
-            height=video.height or 0,
-            frame_count=video.frame_count or 0,
-            fps=video.fps or 0.0,
-            events=_consensus_events(video, microtask_ids),
-        )
-    if video.job.annotation_type == AnnotationType.TRACK:
-        frames = video_tracks(video=video, microtask_ids=microtask_ids)["frames"]
+        frames: dict[str, list[dict]] = {}  # an event job's frames are its events
+        events = _consensus_events(video, microtask_ids)
+    elif video.job.annotation_type == AnnotationType.TRACK:
+        tracks = video_tracks(video=video, microtask_ids=microtask_ids)
+        frames = tracks["frames"]
+        events = [
+            exports.ExportEvent(e["label"], e["start"], e["end"], e.get("track"))
+            for e in tracks["events"]
+        ]
     else:
         frames = _consensus_frames(video, microtask_ids)
     sx, sy = _scale(video)
@@ -278,6 +287,7 @@ def export_video(video: Video, microtask_ids: Collection[int]) -> exports.Export
         frame_count=video.frame_count or 0,
         fps=video.fps or 0.0,
         frames={int(f): _objects(shapes, sx, sy, video) for f, shapes in frames.items() if shapes},
+        events=events,
     )
 
 
@@ -325,8 +335,8 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
             f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.",
             extra={"fields": {"format": [f"one of {', '.join(FORMATS)}"]}},
         )
-    if job.annotation_type not in FORMATS[fmt].types:
-        usable = [k for k, _ in formats_for(job.annotation_type)]
+    usable = [k for k, _ in job_formats(job)]
+    if fmt not in usable:
         raise ValidationError(
             f"{FORMATS[fmt].title} carries no {job.annotation_type} annotations; "
             + (

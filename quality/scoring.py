@@ -375,6 +375,7 @@ def score_stored(
         value, metrics, off = masks.score_masks(answer, submitted, pass_threshold=pass_threshold)
         return Score(value, metrics, off, len(answer))
     extra: dict[str, float] = {}
+    event_score = 1.0
     s: BoxScore | TrackScore
     if annotation_type == "polygon":
         s = box = score_polygons(
@@ -388,6 +389,19 @@ def score_stored(
         )
         box = s.boxes
         extra = {"id_switches": s.id_switches, "idf1": round(s.idf1, 4), "mota": round(s.mota, 4)}
+        gold_events = events_mod.from_frames(answer)
+        sub_events = events_mod.from_frames(submitted)
+        if gold_events or sub_events:
+            # A track job with events: the submitted tracks' events move to the gold tracks
+            # their tracks matched (IDF1's assignment); events of unmatched tracks match nothing.
+            to_gold = {p: g for g, p in s.id_mapping.items()}
+            mapped = [
+                events_mod.Event(e.label, e.start, e.end, to_gold.get(e.track, -1 - k))
+                for k, e in enumerate(sub_events)
+            ]
+            es = events_mod.score_events(gold_events, mapped, threshold=iou_threshold)
+            extra.update(event_f1=round(es.f1, 4), event_mean_tiou=round(es.mean_tiou, 4))
+            event_score = es.score
     else:
         s = box = score_boxes(
             shapes.to_annotation(answer, classes),
@@ -401,7 +415,8 @@ def score_stored(
         "mean_iou": round(box.mean_iou, 4),
         **extra,
     }
-    return Score(float(s.score), metrics, box.frames_off(pass_threshold), len(box.frames))
+    total = float(s.score) * event_score  # both the shapes and the events must be right
+    return Score(total, metrics, box.frames_off(pass_threshold), len(box.frames))
 
 
 def _labels_by_frame(frames: shapes.Frames) -> dict[int, frozenset[str]]:

@@ -15,6 +15,7 @@ from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 
+from . import events as events_mod
 from . import trust as trust_mod
 from .models import (
     Appeal,
@@ -309,6 +310,7 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     job = video.job
     classes = list(job.label_classes)
     segments = []
+    segment_events: list[list[events_mod.Event]] = []
     used = []
     microtasks = MicroTask.objects.filter(video=video, is_gold=False).order_by("index")
     if microtask_ids is not None:
@@ -318,12 +320,23 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
         if result is None:
             continue
         segments.append(to_annotation(result.frames, classes))
+        segment_events.append(events_mod.from_frames(result.frames))
         used.append(mt.pk)
     stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
+    # The tracks' events (jobs with event labels) on the stitched, video-wide track ids.
+    events = events_mod.join_events(
+        [
+            events_mod.Event(e.label, e.start, e.end, stitched.identity[(k, e.track)])
+            for k, seg in enumerate(segment_events)
+            for e in seg
+            if (k, e.track) in stitched.identity
+        ]
+    )
     return {
         "video": video.pk,
         "microtasks": used,
         "frames": from_annotation(stitched.frames, classes, tracks=True),
+        "events": events_mod.events_to_payload(events),
         "seams": [
             {
                 "left": used[k],

@@ -624,6 +624,10 @@ def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotatio
         if not err:
             result.payload["events"] = events
             result.shape_count += len(events)
+            # Beside the tracks' boxes, box-less event shapes (box readers skip them).
+            for f, shapes in event_frames(events, ctx.frame_start, ctx.frame_end).items():
+                if shapes:
+                    result.frames.setdefault(f, []).extend(shapes)
     if err:
         raise AnnotationInvalid(err.fields)
     return result

@@ -359,6 +359,7 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
             "instructions": job.instructions,
             "annotation_type": job.annotation_type,
             "classes": list(job.label_classes),
+            "event_labels": list(job.event_labels or []),
         },
         "task": {
             "frame_start": mt.frame_start,

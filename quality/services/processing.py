@@ -11,6 +11,7 @@ and each worker's approval (``approval``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -222,6 +223,39 @@ def _event_consensus(subs: list[Submission], weights: list[float], *, tiou_thres
     return c.algorithm, events_mod.to_frames(c.events, start, end), c, c.frame_agreement
 
 
+def _with_track_events(
+    frames: dict, subs: list[Submission], weights: list[float], c, *, tiou_threshold: float
+):
+    """The consensus tracks' events (``quality.events.track_event_consensus``) added to their
+    per-frame shapes as ``{"label", "event", "track"}`` (no box: box readers skip them), and the
+    consensus with each annotator's agreement the mean of their tracks' and their events': a
+    disagreement on the events adds a replica as one on the boxes does."""
+    if not frames:
+        return frames, c
+    numbers = [int(f) for f in frames]
+    start, end = min(numbers), max(numbers)
+    kept = {int(s["track"]) for shs in frames.values() for s in shs if "track" in s}
+    events, per = events_mod.track_event_consensus(
+        [events_mod.events_from_payload((s.payload or {}).get("events", [])) for s in subs],
+        weights,
+        c.association,
+        kept,
+        frame_start=start,
+        frame_end=end,
+        tiou_threshold=tiou_threshold,
+    )
+    for f, shs in events_mod.to_frames(events, start, end).items():
+        if f in frames:
+            frames[f] = [*frames[f], *shs]
+    blended = (np.asarray(c.annotator_agreement, dtype=np.float64) + per) / 2
+    w = np.clip(np.asarray(weights, dtype=np.float64), 1e-3, None)
+    return frames, dataclasses.replace(
+        c,
+        annotator_agreement=blended,
+        agreement=float(np.average(blended, weights=w)) if len(blended) else c.agreement,
+    )
+
+
 def _annotations(job: Job, subs: list[Submission]):
     classes = list(job.label_classes)
     if job.annotation_type == AnnotationType.CLASSIFY:
@@ -261,12 +295,10 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
         return c.algorithm, shapes.from_labels(c.labels, classes), c, {}
     if job.annotation_type == AnnotationType.TRACK:
         c = track_consensus(anns, weights, iou_threshold=thr)
-        return (
-            c.algorithm,
-            shapes.from_annotation(c.frames, classes, tracks=True),
-            c,
-            c.frame_agreement,
-        )
+        frames = shapes.from_annotation(c.frames, classes, tracks=True)
+        if job.event_labels:
+            frames, c = _with_track_events(frames, subs, weights, c, tiou_threshold=thr)
+        return c.algorithm, frames, c, c.frame_agreement
     c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr)
     if job.annotation_type == AnnotationType.POLYGON:
         best = int(np.argmax(c.annotator_agreement))

@@ -2,7 +2,7 @@
 
 from django import template
 
-from quality.exporting import formats_for
+from quality.exporting import job_formats
 
 register = template.Library()
 
@@ -10,4 +10,4 @@ register = template.Library()
 @register.simple_tag
 def export_formats(job) -> list[tuple[str, str]]:
     """(format, title) pairs for ``job``'s downloads (``quality.exporting.FORMATS``)."""
-    return formats_for(job.annotation_type)
+    return job_formats(job)

@@ -215,6 +215,10 @@ class WorkerJobSerializer(serializers.Serializer):
     instructions = serializers.CharField(allow_blank=True)
     annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
     classes = serializers.ListField(child=serializers.CharField())
+    event_labels = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="A track job's event labels: actions of a track, sent as the payload's events",
+    )
 
 
 class WorkerFrameSerializer(serializers.Serializer):

@@ -116,3 +116,70 @@ def test_worker_marks_resizes_deletes_relabels_events_and_they_are_stored(live_s
     }
     assert a.submission.frames["15"] == []
     assert a.submission.frames["16"] == [{"label": "car", "event": 1}]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_tracks_actions_are_marked_on_its_lanes_and_go_with_it(live_server, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from marketplace.models import Job
+    from tests.e2e.browser import Stage
+    from tests.tasks.claim_fixtures import HEIGHT, WIDTH
+
+    monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)
+    job, worker = claimable_job(
+        annotation_type="track", n_frames=N_FRAMES, username="tracker", folder="track-events-e2e"
+    )
+    Job.objects.filter(pk=job.pk).update(event_labels=["crossing"])
+    mt = job.microtasks.get()
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        login(page, live_server.url, "tracker")
+        page.goto(f"{live_server.url}/work/")
+        page.click("#claim-next")
+        page.wait_for_url("**/work/assignments/*/")
+        page.wait_for_function("document.getElementById('frame-img').complete")
+        lanes_el = page.locator("#event-lanes")
+        assert lanes_el.is_visible()
+        assert "Select an object" in lanes_el.inner_text()  # no track selected yet
+
+        stage = Stage(page, WIDTH, HEIGHT)
+        stage.drag((100, 100), (200, 200))  # a new track, selected
+        assert page.locator("#event-lanes .lane").count() == 1
+        lanes = Lanes(page)
+        lanes.drag("crossing", 4, 9)
+        ev = page.locator('#event-lanes .lane[data-label="crossing"] .event')
+        assert ev.count() == 1
+
+        # A second track: its lanes are empty; the first track's event stays with the first.
+        page.keyboard.press("Escape")
+        stage.drag((400, 200), (500, 300))
+        assert ev.count() == 0
+        lanes.drag("crossing", 12, 15)
+        # Deleting the second track takes its event along.
+        page.keyboard.press("Escape")
+        stage.click(450, 250)
+        page.click("#delete-selected")
+        stage.click(150, 150)
+        assert ev.count() == 1
+
+        page.click("#submit")
+        page.wait_for_selector("#done:not([hidden])")
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+    a = Assignment.objects.select_related("submission").get(worker=worker)
+    (track,) = a.submission.payload["tracks"]
+    assert a.submission.payload["events"] == [
+        {
+            "label": "crossing",
+            "start": mt.frame_start + 4,
+            "end": mt.frame_start + 9,
+            "track": track["id"],
+        }
+    ]

@@ -48,7 +48,7 @@ def test_embedded_default_migrates_loads_demo_and_serves(tmp_path):
     demo = run("load_demo")
     assert demo.returncode == 0, demo.stderr
     assert "requester" in demo.stdout and "worker" in demo.stdout
-    assert demo.stdout.count(": Published") == 2, demo.stdout  # ingested, priced, funded
+    assert demo.stdout.count(": Published") == 3, demo.stdout  # ingested, priced, funded
 
     # A worker can claim and submit on SQLite (the portable claim statements).
     work = run(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from marketplace.models import Job, JobStatus
@@ -163,3 +165,29 @@ def test_a_mask_job_takes_a_bounded_consensus_method(requester_client):
     bad = requester_client.post("/api/jobs/", {**body, "consensus_method": "median"}, format="json")
     assert bad.status_code == 400 and "consensus_method" in bad.json()["error"]["fields"]
     assert Job.objects.count() == 1
+def test_event_jobs_and_a_track_jobs_event_labels_are_checked_field_by_field(requester_client):
+    event = {**VALID, "annotation_type": "event", "label_classes": ["crossing", "waving"]}
+    created = requester_client.post("/api/jobs/", event, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["event_labels"] == []
+
+    track = {**VALID, "annotation_type": "track", "event_labels": ["crossing", "falling"]}
+    created = requester_client.post("/api/jobs/", track, format="json")
+    assert created.status_code == 201, created.json()
+    assert Job.objects.get(pk=created.json()["id"]).event_labels == ["crossing", "falling"]
+
+    before = Job.objects.count()
+    for body, fragment in [
+        ({**VALID, "event_labels": ["crossing"]}, "Only a track job"),
+        ({**track, "event_labels": ["crossing", "crossing"]}, "unique"),
+        ({**track, "event_labels": ["x" * 101]}, "100 characters"),
+        ({**track, "event_labels": ["   "]}, ""),
+        ({**track, "event_labels": ["e"] * 201}, "200"),
+        ({**track, "event_labels": "crossing"}, ""),
+    ]:
+        r = requester_client.post("/api/jobs/", body, format="json")
+        assert r.status_code == 400, (body["event_labels"], r.json())
+        fields = r.json()["error"]["fields"]
+        assert "event_labels" in fields, fields
+        assert fragment in json.dumps(fields["event_labels"]), fields
+    assert Job.objects.count() == before

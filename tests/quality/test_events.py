@@ -139,3 +139,91 @@ def test_gold_scoring_of_stored_events_points_at_the_frames_off():
     bad = score_stored("event", answer, late, classes=["cross", "wave"], iou_threshold=0.5)
     assert bad.metrics["recall"] == 0.0 and bad.score == 0.0
     assert 10 in bad.frames_off and 30 in bad.frames_off and 5 not in bad.frames_off
+
+
+def test_track_events_follow_the_consensus_identity_of_their_track():
+    from quality.events import track_event_consensus
+
+    # Three annotators number the same object 5, 7 and 1; the third also marks a stray track 2.
+    association = {(0, 5): 0, (1, 7): 0, (2, 1): 0, (2, 2): 1}
+    anns = [
+        [Event("crossing", 10, 20, track=5)],
+        [Event("crossing", 11, 21, track=7)],
+        [Event("crossing", 10, 20, track=1), Event("crossing", 0, 30, track=2)],
+    ]
+    events, per = track_event_consensus(anns, None, association, {0}, frame_start=0, frame_end=30)
+    assert events == [Event("crossing", 10, 20, track=0)]  # identity 1 was not kept
+    # The third annotator's stray event counts against them.
+    assert per[0] == 1.0 and per[2] < per[1] < 1.0
+    # An event on a track the annotator never drew (no association) counts for nothing.
+    events, per = track_event_consensus(
+        [[Event("crossing", 0, 5, track=9)]] * 3,
+        None,
+        association,
+        {0},
+        frame_start=0,
+        frame_end=30,
+    )
+    assert events == [] and list(per) == [0.0, 0.0, 0.0]
+
+
+def test_join_events_merges_what_two_segments_saw_of_one_event():
+    from quality.events import join_events
+
+    events = [
+        Event("cross", 15, 29, track=0),  # left segment, to its end
+        Event("cross", 25, 40, track=0),  # right segment, from the shared frames on
+        Event("cross", 41, 45, track=0),  # touching: the same event cut at a boundary
+        Event("cross", 50, 55, track=0),  # a gap: another event
+        Event("cross", 20, 30, track=1),  # another track
+        Event("wave", 20, 30, track=0),  # another label
+    ]
+    assert join_events(events) == [
+        Event("cross", 15, 45, track=0),
+        Event("cross", 20, 30, track=1),
+        Event("wave", 20, 30, track=0),
+        Event("cross", 50, 55, track=0),
+    ]
+
+
+def test_gold_scoring_of_a_track_job_with_events_follows_the_matched_tracks():
+    from quality.scoring import score_stored
+    from tasks.annotations import AnnotationContext, validate_payload
+
+    ctx = AnnotationContext("track", ["person"], 640, 360, 0, 29, event_labels=["crossing"])
+
+    def frames(tid, events):
+        track = {
+            "id": tid,
+            "label": "person",
+            "keyframes": [
+                {"frame": 0, "box": [10, 10, 60, 90]},
+                {"frame": 29, "box": [90, 10, 140, 90]},
+            ],
+        }
+        other = {
+            "id": tid + 1,
+            "label": "person",
+            "keyframes": [{"frame": 0, "box": [300, 200, 350, 280]}],
+        }
+        payload = {"tracks": [track, other], "events": [{**e, "track": tid} for e in events]}
+        return validate_payload(payload, ctx).frames
+
+    answer = frames(3, [{"label": "crossing", "start": 5, "end": 14}])
+    kw = {"classes": ["person"], "iou_threshold": 0.5}
+    # The same tracks numbered 8 and 9: the event on track 8 is the event on gold track 3.
+    same = score_stored(
+        "track", answer, frames(8, [{"label": "crossing", "start": 5, "end": 14}]), **kw
+    )
+    assert same.metrics["event_f1"] == 1.0 and same.score == pytest.approx(1.0)
+    # Right tracks, no event: the events' score (0) sinks the whole.
+    missing = score_stored("track", answer, frames(8, []), **kw)
+    assert missing.metrics["event_f1"] == 0.0 and missing.score == 0.0
+    # The event on the other track (8 + 1 matches gold's 4): it does not count.
+    wrong = frames(8, [])
+    for f in range(5, 15):
+        wrong[str(f)].append({"label": "crossing", "event": 0, "track": 9})
+    assert score_stored("track", answer, wrong, **kw).metrics["event_f1"] == 0.0
+    # A track job without events scores as before.
+    plain = score_stored("track", frames(3, []), frames(8, []), **kw)
+    assert "event_f1" not in plain.metrics and plain.score == pytest.approx(1.0)

@@ -151,3 +151,195 @@ def test_an_event_job_goes_through_the_whole_chain(
     refused = requester_client.get(f"/api/jobs/{job.pk}/export/coco/")
     assert refused.status_code == 400
     assert "activitynet" in refused.json()["error"]["message"]
+
+
+# --- gold and dynamic overlap, through the services the API calls ------------------------------
+
+
+def _claim_and_submit(client, job, events):
+    r = client.post(CLAIM, {"job": job.pk}, format="json")
+    assert r.status_code == 201, r.content
+    a = Assignment.objects.select_related("microtask").get(pk=r.json()["id"])
+    r = client.post(
+        f"/api/work/assignments/{a.pk}/submit/",
+        {"payload": {"events": events}, "active_seconds": 40},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    a.refresh_from_db()
+    return a
+
+
+def test_event_gold_scores_by_tiou_and_passes_or_fails_the_worker(client_for, monkeypatch):
+    from quality import services as quality
+    from quality.models import GoldResult
+    from tasks import claiming
+    from tests.factories import AdminFactory
+    from tests.tasks.claim_fixtures import ready_job
+
+    monkeypatch.setattr(claiming._rng, "random", lambda: 0.0)  # gold first
+    job = ready_job(
+        n=6, gold=3, overlap=1, annotation_type="event", frames_per_task=60, gold_rate=0.5
+    )
+    Job.objects.filter(pk=job.pk).update(label_classes=["crossing", "waving"])
+    admin = AdminFactory()
+    for mt in MicroTask.objects.filter(job=job, is_gold=True):
+        s = mt.frame_start
+        answer = {"events": [{"label": "crossing", "start": s + 10, "end": s + 40}]}
+        quality.gold_answer_set(microtask_id=mt.pk, payload=answer, by=admin)
+    claiming.job_publish(job=job, by=job.requester)
+
+    def answer(worker, label, start, end):
+        c = client_for(worker)
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        assert r.status_code == 201, r.content
+        a = Assignment.objects.select_related("microtask").get(pk=r.json()["id"])
+        s = a.microtask.frame_start
+        events = [] if label is None else [{"label": label, "start": s + start, "end": s + end}]
+        r = c.post(
+            f"/api/work/assignments/{a.pk}/submit/",
+            {"payload": {"events": events}, "active_seconds": 40},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+        return GoldResult.objects.get(assignment=a)
+
+    close = answer(qualified_worker("event"), "crossing", 12, 38)  # edges 2 frames in
+    assert close.passed is True
+    assert close.score == pytest.approx(27 / 31)  # F1 1 x tIoU 27/31
+    wrong_label = answer(qualified_worker("event"), "waving", 10, 40)
+    assert wrong_label.passed is False and wrong_label.score == 0.0
+    empty = answer(qualified_worker("event"), None, 0, 0)
+    assert empty.passed is False and empty.score == 0.0
+
+
+def test_disagreeing_event_replicas_add_a_replica(client_for):
+    from quality.models import ConsensusDecision
+    from tasks import claiming
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=1, overlap=3, annotation_type="event", frames_per_task=60)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["crossing", "waving"], overlap_max=5, gold_rate=0.0
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    answers = [
+        [{"label": "crossing", "start": 0, "end": 15}],
+        [{"label": "crossing", "start": 30, "end": 50}],
+        [{"label": "waving", "start": 10, "end": 40}],
+    ]
+    for events in answers:
+        _claim_and_submit(client_for(qualified_worker("event")), job, events)
+    mt = MicroTask.objects.get(job=job)
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.algorithm == EVENTS_ALGORITHM
+    assert result.frames["5"] == [] and result.agreement < 0.7  # nothing has half the vote
+    assert result.decision == ConsensusDecision.ADD_REPLICA
+    assert mt.replica_target == 4
+    # A fourth worker agrees with the first: half the weight keeps 0-15, but two of four still
+    # disagree with it (agreement 0.5 < 0.7): one more replica.
+    _claim_and_submit(client_for(qualified_worker("event")), job, answers[0])
+    mt.refresh_from_db()
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.frames["5"] == [{"label": "crossing", "event": 0}]
+    assert result.frames["16"] == []
+    assert result.agreement == pytest.approx(0.5)
+    assert result.decision == ConsensusDecision.ADD_REPLICA and mt.replica_target == 5
+
+
+def test_track_jobs_with_event_labels_get_consensus_events_on_consensus_tracks(client_for):
+    from tasks import claiming
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=1, overlap=3, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["car", "person"], event_labels=["crossing"], gold_rate=0.0
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    mt = MicroTask.objects.get(job=job)
+    s, e = mt.frame_start, mt.frame_end
+
+    def payload(tid, shift, extra_events=()):
+        track = {
+            "id": tid,
+            "label": "person",
+            "keyframes": [
+                {"frame": s, "box": [10, 10, 60, 90]},
+                {"frame": e, "box": [40, 10, 90, 90]},
+            ],
+        }
+        events = [
+            {"label": "crossing", "start": s + 5 + shift, "end": s + 12 + shift, "track": tid}
+        ]
+        return {"tracks": [track], "events": [*events, *extra_events]}
+
+    for tid, shift in ((5, 0), (7, 1), (1, 0)):
+        c = client_for(qualified_worker("track"))
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        assert r.status_code == 201, r.content
+        r = c.post(
+            f"/api/work/assignments/{r.json()['id']}/submit/",
+            {"payload": payload(tid, shift), "active_seconds": 30},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    boxes = [sh for sh in result.frames[str(s + 8)] if "box" in sh]
+    events = [sh for sh in result.frames[str(s + 8)] if "event" in sh]
+    assert len(boxes) == 1
+    assert events == [{"label": "crossing", "event": 0, "track": boxes[0]["track"]}]
+    assert [sh for sh in result.frames[str(s + 4)] if "event" in sh] == []
+    assert [sh for sh in result.frames[str(s + 13)] if "event" in sh] == []  # 2 of 3 end at 12
+
+    # Approved by agreement, exported as ActivityNet on the video-wide track id; the job page's
+    # formats (the template tag) and the export agree that a track job with events has it.
+    from quality.exporting import job_formats
+
+    job.refresh_from_db()
+    assert "activitynet" in [k for k, _ in job_formats(job)]
+    owner = client_for(job.requester)
+    r = owner.get(f"/api/jobs/{job.pk}/export/activitynet/")
+    assert r.status_code == 200, r.content
+    doc = json.loads(b"".join(r.streaming_content))
+    ((_, video),) = doc["database"].items()
+    assert [(a["label"], a["frames"], a["track_id"]) for a in video["annotations"]] == [
+        ("crossing", [s + 5, s + 12], 0)
+    ]
+    Job.objects.filter(pk=job.pk).update(event_labels=[])
+    job.refresh_from_db()
+    assert "activitynet" not in [k for k, _ in job_formats(job)]
+    assert owner.get(f"/api/jobs/{job.pk}/export/activitynet/").status_code == 400
+
+
+def test_track_events_disagreement_adds_a_replica_although_the_boxes_agree(client_for):
+    from quality.models import ConsensusDecision
+    from tasks import claiming
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=1, overlap=3, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["car", "person"], event_labels=["crossing"], gold_rate=0.0, overlap_max=5
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    mt = MicroTask.objects.get(job=job)
+    s, e = mt.frame_start, mt.frame_end
+    track = {
+        "id": 1,
+        "label": "person",
+        "keyframes": [{"frame": s, "box": [10, 10, 60, 90]}, {"frame": e, "box": [40, 10, 90, 90]}],
+    }
+    for start in (0, 7, 14):  # three different, non-overlapping events
+        c = client_for(qualified_worker("track"))
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        ev = {"label": "crossing", "start": s + start, "end": s + start + 4, "track": 1}
+        r = c.post(
+            f"/api/work/assignments/{r.json()['id']}/submit/",
+            {"payload": {"tracks": [track], "events": [ev]}, "active_seconds": 30},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.agreement == pytest.approx(0.5)  # boxes 1.0, events 0.0
+    assert result.decision == ConsensusDecision.ADD_REPLICA
+    mt.refresh_from_db()
+    assert mt.replica_target == 4

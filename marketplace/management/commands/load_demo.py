@@ -62,6 +62,17 @@ DEMO_JOBS = [
         "scene": {"seed": 11, "frames": 240, "n_objects": 2, "motion": 3.0, "shot_cuts": (120,)},
     },
     {
+        # Nobody is qualified yet: a demo worker takes the seeded event test first.
+        "title": "When does someone cross? (events on the timeline)",
+        "instructions": "On the timeline, mark each stretch of frames with a car in the picture "
+        "as a 'car' event and each stretch with a person as a 'person' event.",
+        "annotation_type": AnnotationType.EVENT,
+        "segment_frames": 60,
+        "keyframe_step": 3,
+        "expected_objects": 2,
+        "scene": {"seed": 13, "frames": 180, "n_objects": 2, "motion": 4.0},
+    },
+    {
         # Left for the requester to fund in the browser (Checkout) and publish.
         "title": "Boxes on a parking lot (fund me)",
         "instructions": "Draw a tight box around every car and person.",

@@ -88,9 +88,10 @@ export function eventsPayload(events) {
 // ---- The lanes (DOM) ----
 
 /* Mount the lanes in ``el``. ``api``: state() (the workspace state, with ``events``), range()
- * ({first, last}), labels(), frame() (the frame shown), go(frame) (show the nearest frame),
- * changed() and render() (the editor's), readOnly(), select(event), message(text, bad). Returns
- * {render}. */
+ * ({first, last}), labels(), track() (the track whose events the lanes show, undefined for an
+ * event job's events; null when a track job has none selected), frame() (the frame shown),
+ * go(frame) (show the nearest frame), changed() and render() (the editor's), readOnly(),
+ * select(event), message(text, bad). Returns {render}. */
 export function mountEventLanes(el, api) {
   let drag = null; // {mode: "create" | "resize", label, from, index, edge, orig, preview}
 
@@ -105,11 +106,21 @@ export function mountEventLanes(el, api) {
     return frameAt(ev.clientX - r.left, r.width, first, last);
   }
 
+  // A track job: the lanes show the selected track's events only (and nothing without one).
+  const mine = (e) => (api.trackJob() ? e.track === api.track() : e.track === undefined);
+
   function render() {
     const st = api.state();
     const { first, last } = api.range();
     el.innerHTML = "";
     const current = api.frame();
+    if (api.trackJob() && api.track() === undefined) {
+      const hint = document.createElement("p");
+      hint.className = "caption lane-hint";
+      hint.textContent = "Select an object to mark its actions on the lanes below.";
+      el.appendChild(hint);
+      return;
+    }
     api.labels().forEach((label, k) => {
       const lane = document.createElement("div");
       lane.className = "lane";
@@ -125,10 +136,12 @@ export function mountEventLanes(el, api) {
         drag && drag.mode === "resize" && drag.index === i ? { ...e, ...drag.preview } : e,
       );
       shown.forEach((e, i) => {
-        if (e.label !== label) return;
+        if (e.label !== label || !mine(e)) return;
         const span = document.createElement("div");
         span.className =
-          "event" + (st.events[i] === st.selected ? " selected" : "") + (st.errorRefs.has(st.events[i]) ? " bad" : "");
+          "event" +
+          (st.events[i] === st.selected || st.events[i] === st.selectedEvent ? " selected" : "") +
+          (st.errorRefs.has(st.events[i]) ? " bad" : "");
         span.dataset.index = String(i);
         span.style.left = pct(e.start);
         span.style.width = `calc(${pct(e.end + 1)} - ${pct(e.start)})`;
@@ -201,12 +214,13 @@ export function mountEventLanes(el, api) {
     drag = null;
     const st = api.state();
     const { start, end: stop } = d.preview;
+    const track = api.trackJob() ? api.track() : undefined;
     if (d.mode === "create") {
-      const clash = overlapping(st.events, d.label, start, stop);
+      const clash = overlapping(st.events, d.label, start, stop, -1, track);
       if (clash >= 0) {
         api.message(`A "${d.label}" event already covers some of frames ${start}-${stop}; resize it instead.`, true);
       } else {
-        const e = { label: d.label, start, end: stop };
+        const e = track === undefined ? { label: d.label, start, end: stop } : { label: d.label, start, end: stop, track };
         st.events.push(e);
         api.select(e);
         api.changed();

@@ -180,6 +180,7 @@ function annotationPage(root, data) {
     number: 1,
     type: data.job.annotation_type,
     classes: data.job.classes,
+    eventLabels: data.job.event_labels || [],
     task: data.task,
     payload: data.submission && data.submission.payload,
   });

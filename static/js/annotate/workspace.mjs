@@ -100,7 +100,7 @@ export function addError(st, d, ref, msgs) {
 
 /* The state's object at ``key``/``index`` of a payload built by core's payloadOf (same order). */
 export function itemOf(st, key, index) {
-  const list = { tracks: st.tracks, boxes: st.boxes, polygons: st.polygons, masks: st.masks }[key];
+  const list = { tracks: st.tracks, boxes: st.boxes, polygons: st.polygons, masks: st.masks, events: st.events }[key];
   return (list && list[index]) || null;
 }
 
@@ -133,6 +133,7 @@ export function createEditor(hooks) {
   let task;
   let type;
   let classes;
+  let eventLabels = [];
   let W;
   let H;
   let frames;
@@ -163,6 +164,7 @@ export function createEditor(hooks) {
     state.events = e.events || [];
     state.nextId = e.nextId;
     state.selected = null;
+    state.selectedEvent = null;
     state.drag = null;
     state.draft = null;
   }
@@ -241,6 +243,7 @@ export function createEditor(hooks) {
       number: opts.number,
       type: opts.type,
       classes: opts.classes,
+      eventLabels: opts.eventLabels || [],
       task: t,
       instructions: opts.instructions || "",
       W: t.width || 640,
@@ -274,6 +277,7 @@ export function createEditor(hooks) {
     task = w.task;
     type = w.type;
     classes = w.classes;
+    eventLabels = w.eventLabels;
     W = w.W;
     H = w.H;
     frames = w.frames;
@@ -313,7 +317,11 @@ export function createEditor(hooks) {
         first: task.frame_start ?? frames[0],
         last: task.frame_end ?? frames[frames.length - 1],
       }),
-      labels: () => classes,
+      // An event job's lanes are its classes; a track job's, its event labels, for the
+      // selected track only (its events carry the track's id).
+      labels: () => (type === "event" ? classes : eventLabels),
+      trackJob: () => type === "track",
+      track: () => (type === "track" && state.tracks.includes(state.selected) ? state.selected.id : undefined),
       frame: () => frame(),
       go: (f) => {
         // The shown frame nearest to f.
@@ -327,6 +335,11 @@ export function createEditor(hooks) {
       render: () => render(),
       readOnly: () => readOnly,
       select: (e) => {
+        // A track's event is selected beside its track (the lanes show the selected track's).
+        if (type === "track") {
+          state.selectedEvent = e;
+          return;
+        }
         state.selected = e;
         if (e && e.label) picker.value = e.label;
       },
@@ -528,11 +541,12 @@ export function createEditor(hooks) {
     renderTools();
     renderTimeline();
     if (lanes) {
-      laneEl.hidden = type !== "event";
+      const trackEvents = type === "track" && eventLabels.length > 0;
+      laneEl.hidden = type !== "event" && !trackEvents;
       if (type === "event") {
         lanes.render();
         drawEventTags();
-      }
+      } else if (trackEvents) lanes.render();
     }
     renderErrors();
     $("classify").innerHTML = "";
@@ -697,7 +711,7 @@ export function createEditor(hooks) {
   function renderTools() {
     $("undo").disabled = readOnly || !canUndo(ws.history);
     $("redo").disabled = readOnly || !canRedo(ws.history);
-    $("delete-selected").disabled = readOnly || !state.selected;
+    $("delete-selected").disabled = readOnly || !(state.selected || state.selectedEvent);
     $("close-polygon").hidden = !(type === "polygon" || (type === "mask" && tool === "outline")) || readOnly;
     $("close-polygon").disabled = !state.draft;
     const maskTools = $("mask-tools");
@@ -760,6 +774,7 @@ export function createEditor(hooks) {
   // ---- Editing ----
   function select(o) {
     state.selected = o;
+    state.selectedEvent = null;
     if (o && o.label) picker.value = o.label;
     render();
   }
@@ -774,12 +789,21 @@ export function createEditor(hooks) {
   }
 
   function deleteSelected() {
+    if (type === "track" && state.events.includes(state.selectedEvent)) {
+      state.events = state.events.filter((e) => e !== state.selectedEvent);
+      state.selectedEvent = null;
+      changed();
+      render();
+      return;
+    }
     const o = state.selected;
     if (!o) return;
+    // A track's events go with it (the server refuses an event on a track that is not there).
+    const isTrack = state.tracks.includes(o);
+    state.events = state.events.filter((e) => e !== o && !(isTrack && e.track === o.id));
     state.tracks = state.tracks.filter((t) => t !== o);
     state.boxes = state.boxes.filter((b) => b !== o);
     state.polygons = state.polygons.filter((p) => p !== o);
-    state.events = state.events.filter((e) => e !== o);
     state.masks = state.masks.filter((m) => m !== o);
     state.selected = null;
     changed();
