@@ -154,6 +154,15 @@ class Job(models.Model):
     instructions = models.TextField(blank=True)
     annotation_type = models.CharField(max_length=16, choices=AnnotationType.choices)
     label_classes = models.JSONField(default=list, help_text="List of class names")
+    label_attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Attributes per class (``marketplace.label_schema``), e.g. "
+        '{"car": [{"name": "occluded", "type": "bool"}]}',
+    )
+    relation_predicates = models.JSONField(
+        default=list, blank=True, help_text='Predicates of relations, e.g. ["rides", "holds"]'
+    )
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.DRAFT, db_index=True
     )

@@ -13,6 +13,9 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
   [{"frame": 0, "box": [...], "outside": false}, ...]}]}`` — keyframes strictly increasing;
   an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted).
 
+Boxes, polygons, tracks and keyframes may carry ``"attributes"`` of the job's schema, and the
+payload of those three kinds a top-level ``"relations"`` list: see ``tasks.attributes``.
+
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
 is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}`` or ``{"track", "label", "box"}``.
 
@@ -22,11 +25,14 @@ shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submis
 path is built by ``error_path`` and reads::
 
     path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-    list   := "tracks" | "boxes" | "polygons" | "labels"
+    list   := "tracks" | "boxes" | "polygons" | "labels" | "relations"
     field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside"
+            | "attributes" [ "." attribute ] | "subject" | "predicate" | "object"
     answer := question [ "." path ]
 
-``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
+``index`` counts from 0 in the list as submitted; ``attribute`` is an attribute's name (an
+identifier, ``marketplace.label_schema``; an unknown name that is not one is reported on
+``attributes``); ``name`` is a key on its own: ``payload``, a
 list key for the list as a whole (``labels``: a frame has no label), or a field the job does
 not take. The qualification API puts the question's id first (``answer_path``); a question on
 its own means "answer this question". ``tests/vectors/error_paths.json`` holds the cases both
@@ -36,10 +42,18 @@ sides are tested on.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketplace import label_schema
+
+from .attributes import (
+    attach_item_relations,
+    attach_track_extras,
+    check_attributes,
+    check_relations,
+)
 from .interpolation import track_from_payload, tracks_to_frames
 
 MAX_SHAPES = 5_000
@@ -60,6 +74,10 @@ class AnnotationContext:
     frame_start: int
     frame_end: int
     frames: Sequence[int] = ()  # the sampled frames for per-frame types; all of the range if empty
+    label_attributes: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # see marketplace.label_schema
+    relation_predicates: Sequence[str] = ()
 
     def frame_set(self) -> frozenset[int]:
         if self.annotation_type != "track" and self.frames:
@@ -167,11 +185,11 @@ def _check_box(value: Any, path: str, ctx: AnnotationContext, err) -> list[float
     return [x1, y1, x2, y2] if ok else None
 
 
-def _object_list(payload: Any, key: str, err) -> list | None:
+def _object_list(payload: Any, key: str, err, extra: frozenset[str] = frozenset()) -> list | None:
     if not isinstance(payload, dict):
         err.add("payload", f'must be a JSON object like {{"{key}": [...]}}')
         return None
-    unknown = sorted(set(payload) - {key})
+    unknown = sorted(set(payload) - {key} - extra)
     for name in unknown:
         err.add(name, f'unexpected field; this job takes "{key}"')
     items = payload.get(key)
@@ -234,6 +252,7 @@ def _empty_frames(ctx: AnnotationContext) -> dict[str, list]:
 
 def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -243,8 +262,11 @@ def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnota
         ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
         ok_l = _check_label(item.get("label"), error_path("boxes", i, field="label"), ctx, err)
         box = _check_box(item.get("box"), error_path("boxes", i, field="box"), ctx, err)
+        attrs = check_attributes(
+            item.get("attributes"), ok_l and item["label"], error_path("boxes", i), schema, err
+        )
         if ok_f and ok_l and box is not None:
-            shape = {"label": item["label"], "box": box}
+            shape = {"label": item["label"], "box": box, **({"attributes": attrs} if attrs else {})}
             out.append({"frame": item["frame"], **shape})
             frames[str(item["frame"])].append(shape)
     return ValidatedAnnotation({"boxes": out}, frames, len(out))
@@ -252,6 +274,7 @@ def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnota
 
 def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -260,6 +283,9 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
         path = error_path("polygons", i, field="frame")
         ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
         ok_l = _check_label(item.get("label"), error_path("polygons", i, field="label"), ctx, err)
+        attrs = check_attributes(
+            item.get("attributes"), ok_l and item["label"], error_path("polygons", i), schema, err
+        )
         pts = item.get("points")
         ppath = error_path("polygons", i, field="points")
         if not isinstance(pts, list) or not all(
@@ -285,6 +311,8 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
             continue
         if ok_f and ok_l:
             shape = {"label": item["label"], "points": points}
+            if attrs:
+                shape["attributes"] = attrs
             out.append({"frame": item["frame"], **shape})
             frames[str(item["frame"])].append(shape)
     return ValidatedAnnotation({"polygons": out}, frames, len(out))
@@ -316,6 +344,7 @@ def _validate_labels(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
 
 def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, ids = [], set()
     total_keyframes = 0
     for i, item in enumerate(items):
@@ -332,7 +361,12 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             ok = False
         else:
             ids.add(tid)
-        ok &= _check_label(item.get("label"), error_path("tracks", i, field="label"), ctx, err)
+        label_ok = _check_label(item.get("label"), error_path("tracks", i, field="label"), ctx, err)
+        ok &= label_ok
+        label = label_ok and item["label"]
+        track_attrs = check_attributes(
+            item.get("attributes"), label, error_path("tracks", i), schema, err
+        )
         kfs = item.get("keyframes")
         if not isinstance(kfs, list) or not kfs:
             err.add(
@@ -382,10 +416,21 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             if not frame_ok or box is None:
                 ok = False
                 continue
+            kf_attrs = check_attributes(
+                kf.get("attributes"),
+                label,
+                error_path("tracks", i, keyframe=k),
+                schema,
+                err,
+            )
             prev_frame, prev_box = kf["frame"], box
             norm.append({"frame": kf["frame"], "box": box, "outside": bool(outside)})
+            if kf_attrs:
+                norm[-1]["attributes"] = kf_attrs
         if ok:
             out.append({"id": tid, "label": item["label"], "keyframes": norm})
+            if track_attrs:
+                out[-1]["attributes"] = track_attrs
     if err:
         return ValidatedAnnotation({"tracks": []}, {}, 0)
     frames = tracks_to_frames([track_from_payload(t) for t in out], ctx.frame_start, ctx.frame_end)
@@ -406,10 +451,35 @@ def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotatio
         raise AnnotationInvalid({"annotation_type": [f"unknown type {ctx.annotation_type!r}"]})
     err = _Errors()
     key = TOP_KEY[ctx.annotation_type]
-    items = _object_list(payload, key, err)
+    related = ctx.annotation_type in label_schema.KINDS
+    items = _object_list(payload, key, err, frozenset({"relations"}) if related else frozenset())
     if items is None or err:
         raise AnnotationInvalid(err.fields)
     result = _VALIDATORS[ctx.annotation_type](items, ctx, err)
+    if related:
+        _relations(payload.get("relations"), items, result, ctx, err)
     if err:
         raise AnnotationInvalid(err.fields)
     return result
+
+
+def _relations(given: Any, items: list, result: ValidatedAnnotation, ctx, err) -> None:
+    """Check the payload's relations against its objects and put them on the stored shapes."""
+    if ctx.annotation_type == "track":
+        refs = {t["id"]: None for t in items if isinstance(t, dict) and _is_int(t.get("id"))}
+        by = "a track id"
+    else:
+        refs = {i: t.get("frame") if isinstance(t, dict) else None for i, t in enumerate(items)}
+        by = f"an index into {TOP_KEY[ctx.annotation_type]}"
+    relations = check_relations(
+        given, refs=refs, predicates=list(ctx.relation_predicates), by=by, err=err
+    )
+    if err:
+        return
+    key = TOP_KEY[ctx.annotation_type]
+    if ctx.annotation_type == "track":
+        attach_track_extras(result.frames, result.payload[key], relations)
+    else:
+        attach_item_relations(result.frames, result.payload[key], relations)
+    if relations:
+        result.payload["relations"] = relations

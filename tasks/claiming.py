@@ -594,6 +594,8 @@ def annotation_context(microtask: MicroTask) -> AnnotationContext:
         frame_start=microtask.frame_start,
         frame_end=microtask.frame_end,
         frames=list(microtask.frames or []),
+        label_attributes=dict(job.label_attributes or {}),
+        relation_predicates=list(job.relation_predicates or []),
     )
 
 

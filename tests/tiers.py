@@ -56,6 +56,7 @@ PURE: tuple[str, ...] = (
     "tests/tasks/test_interpolation.py",
     "tests/tasks/test_slot_plan.py",
     "tests/tasks/test_submit_validation.py",
+    "tests/tasks/test_attributes_validation.py",
     "tests/tasks/test_synthetic.py",
     "tests/tasks/test_vectors.py",
     "tests/tasks/test_video.py",

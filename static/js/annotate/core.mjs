@@ -257,7 +257,8 @@ export function hasContent(state) {
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
 // shown as it is.
 
-const LIST_PATH = /^(tracks|boxes|polygons|labels)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
+const LIST_PATH =
+  /^(tracks|boxes|polygons|labels|relations)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(attributes\.\w+|\w+))?$/;
 const ANSWER_PATH = /^(\d+)(?:\.(.+))?$/;
 
 /* {key, index, keyframe, field} of a payload error path; index, keyframe and field are null
@@ -281,7 +282,7 @@ export function parseAnswerPath(path) {
   return { question: Number(m[1]), path: m[2] === undefined ? null : m[2] };
 }
 
-const NOUN = { boxes: "box", polygons: "polygon", labels: "label" };
+const NOUN = { boxes: "box", polygons: "polygon", labels: "label", relations: "relation" };
 
 /* An error path said for a person, with where to show it: {text, key, index, frame}.
  *
@@ -292,6 +293,10 @@ export function describeErrorPath(path, sent) {
   const p = parseErrorPath(path);
   if (p.index === null) return { text: path, key: null, index: null, frame: null };
   const item = ((sent && sent[p.key]) || [])[p.index] || {};
+  if (p.key === "relations") {
+    const text = `relation ${p.index + 1}` + (p.field !== null ? `: ${p.field}` : "");
+    return { text, key: p.key, index: p.index, frame: null };
+  }
   let text =
     p.key === "tracks"
       ? `Object #${item.id} (${item.label})`
