@@ -41,6 +41,7 @@ PURE: tuple[str, ...] = (
     "tests/payments/test_pricing.py",
     "tests/tasks/test_forecast.py",
     "tests/marketplace/test_money_format.py",
+    "tests/quality/test_attributes.py",
     "tests/quality/test_consensus.py",
     "tests/quality/test_crowd_simulation.py",
     "tests/quality/test_dawid_skene.py",
