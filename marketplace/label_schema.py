@@ -64,8 +64,14 @@ class AttributeSpec:
 Schema = Mapping[str, Mapping[str, AttributeSpec]]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def is_number(value: Any) -> bool:
+    """A finite JSON number (not a boolean); an integer too large for a float is not one."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _text_problem(value: Any, max_length: int) -> str | None:
@@ -118,9 +124,9 @@ def _attribute_problems(spec: Any, where: str) -> list[str]:
     if kind == "number":
         lo, hi = spec.get("min"), spec.get("max")
         for key, bound in (("min", lo), ("max", hi)):
-            if bound is not None and not (_is_number(bound) and abs(bound) <= NUMBER_LIMIT):
+            if bound is not None and not (is_number(bound) and abs(bound) <= NUMBER_LIMIT):
                 problems.append(f"{where}: {key} must be a number within ±{NUMBER_LIMIT:g}.")
-        if _is_number(lo) and _is_number(hi) and lo >= hi:
+        if is_number(lo) and is_number(hi) and lo >= hi:
             problems.append(f"{where}: min must be below max.")
     return problems
 
@@ -190,7 +196,7 @@ def value_error(spec: AttributeSpec, value: Any) -> str | None:
         if isinstance(value, str) and value in spec.values:
             return None
         return f"must be one of: {', '.join(spec.values)}"
-    if not _is_number(value):
+    if not is_number(value):
         return "must be a number"
     if spec.min is not None and value < spec.min:
         return f"must be at least {spec.min:g}"

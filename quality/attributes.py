@@ -206,3 +206,40 @@ def _relations(annotations, frames, matched, w) -> tuple[np.ndarray, int]:
         denom = 2 * hit + (len(mine_set) - hit) + (len(kept) - hit)
         agreement[a] = 2 * hit / denom if denom else 1.0
     return agreement, len(kept)
+
+
+def carry_track_extras(
+    target: dict[str, list[dict[str, Any]]],
+    segments: Sequence[Mapping[str, Sequence[Mapping[str, Any]]]],
+    identity: Mapping[tuple[int, int], int],
+) -> None:
+    """Put the segments' attributes and relations on the stitched tracks ``target`` (in place):
+    segment ``s``'s track ``t`` is global track ``identity[(s, t)]``; on a frame two segments
+    share, the earlier segment's say wins, as its boxes do (``quality.tracks.stitch_tracks``)."""
+    attrs: dict[tuple[str, int], dict[str, Any]] = {}
+    rels: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for s, frames in enumerate(segments):
+        for key, shapes_ in frames.items():
+            gids = [identity.get((s, int(sh.get("track", -1)))) for sh in shapes_]
+            for sh, gid in zip(shapes_, gids, strict=True):
+                if gid is None or (key, gid) in attrs:
+                    continue
+                attrs[(key, gid)] = dict(sh.get("attributes") or {})
+                rels[(key, gid)] = [
+                    (r["predicate"], gids[int(r["object"])])
+                    for r in sh.get("relations", ())
+                    if gids[int(r["object"])] is not None
+                ]
+    for key, shapes_ in target.items():
+        where = {int(sh["track"]): j for j, sh in enumerate(shapes_)}
+        for sh in shapes_:
+            gid = int(sh["track"])
+            if attrs.get((key, gid)):
+                sh["attributes"] = attrs[(key, gid)]
+            related = [
+                {"predicate": p, "object": where[o]}
+                for p, o in rels.get((key, gid), ())
+                if o in where
+            ]
+            if related:
+                sh["relations"] = related

@@ -16,6 +16,7 @@ from marketplace.selectors import jobs_visible_to
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 
 from . import trust as trust_mod
+from .attributes import carry_track_extras
 from .models import (
     Appeal,
     AppealStatus,
@@ -309,6 +310,7 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     job = video.job
     classes = list(job.label_classes)
     segments = []
+    stored = []  # each segment's stored frames (their attributes and relations)
     used = []
     microtasks = MicroTask.objects.filter(video=video, is_gold=False).order_by("index")
     if microtask_ids is not None:
@@ -318,12 +320,15 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
         if result is None:
             continue
         segments.append(to_annotation(result.frames, classes))
+        stored.append(result.frames)
         used.append(mt.pk)
     stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
+    frames = from_annotation(stitched.frames, classes, tracks=True)
+    carry_track_extras(frames, stored, stitched.identity)
     return {
         "video": video.pk,
         "microtasks": used,
-        "frames": from_annotation(stitched.frames, classes, tracks=True),
+        "frames": frames,
         "seams": [
             {
                 "left": used[k],

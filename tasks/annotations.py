@@ -41,7 +41,6 @@ sides are tested on.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,7 +137,8 @@ class _Errors:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # An integer too large for a float (10**400 parses as JSON) is no coordinate: not a 500.
+    return label_schema.is_number(value)
 
 
 def _is_int(value: Any) -> bool:

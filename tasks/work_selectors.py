@@ -359,6 +359,8 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
             "instructions": job.instructions,
             "annotation_type": job.annotation_type,
             "classes": list(job.label_classes),
+            "attributes": dict(job.label_attributes or {}),
+            "predicates": list(job.relation_predicates or []),
         },
         "task": {
             "frame_start": mt.frame_start,

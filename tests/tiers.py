@@ -53,6 +53,7 @@ PURE: tuple[str, ...] = (
     "tests/quality/test_tracks.py",
     "tests/quality/test_trust_fraud_policy.py",
     "tests/tasks/test_exports.py",
+    "tests/tasks/test_exports_attributes.py",
     "tests/tasks/test_exports_streaming.py",
     "tests/tasks/test_interpolation.py",
     "tests/tasks/test_slot_plan.py",

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from marketplace.models import AnnotationType
 
 from ..annotations import MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
+from ..attributes import MAX_RELATIONS
 from ..models import AssignmentStatus
 
 # --- the annotation payload, one component per type -------------------------------------------
@@ -45,16 +46,42 @@ def _box(**kwargs) -> serializers.ListField:
     )
 
 
+def _attributes() -> serializers.DictField:
+    return serializers.DictField(
+        required=False,
+        help_text="Values of the class's attributes (``job.attributes``): true/false, one of "
+        "a choice's values, or a number within its bounds",
+    )
+
+
+class RelationSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(
+        min_value=0, help_text="An index into boxes/polygons, or a track id"
+    )
+    predicate = serializers.CharField(help_text="One of the job's predicates (``job.predicates``)")
+    object = serializers.IntegerField(
+        min_value=0, help_text="Likewise; on the subject's frame for boxes and polygons"
+    )
+
+
+def _relations() -> serializers.ListField:
+    return serializers.ListField(
+        child=RelationSerializer(), max_length=MAX_RELATIONS, required=False
+    )
+
+
 class BoxShapeSerializer(serializers.Serializer):
     frame = _frame()
     label = _label()
     box = _box()
+    attributes = _attributes()
 
 
 class BboxPayloadSerializer(serializers.Serializer):
     """``bbox`` jobs: boxes on the microtask's frames."""
 
     boxes = serializers.ListField(child=BoxShapeSerializer(), max_length=MAX_SHAPES)
+    relations = _relations()
 
 
 class PolygonShapeSerializer(serializers.Serializer):
@@ -66,12 +93,14 @@ class PolygonShapeSerializer(serializers.Serializer):
         max_length=MAX_POLYGON_POINTS,
         help_text="[[x, y], ...] inside the frame; the edges may not cross",
     )
+    attributes = _attributes()
 
 
 class PolygonPayloadSerializer(serializers.Serializer):
     """``polygon`` jobs: polygons on the microtask's frames."""
 
     polygons = serializers.ListField(child=PolygonShapeSerializer(), max_length=MAX_SHAPES)
+    relations = _relations()
 
 
 class FrameLabelSerializer(serializers.Serializer):
@@ -94,6 +123,7 @@ class KeyframeSerializer(serializers.Serializer):
         required=False,
         help_text="The object leaves the frame here (its box may be left out); not on the first",
     )
+    attributes = _attributes()
 
 
 class TrackSerializer(serializers.Serializer):
@@ -102,6 +132,7 @@ class TrackSerializer(serializers.Serializer):
     keyframes = serializers.ListField(
         child=KeyframeSerializer(), min_length=1, max_length=MAX_KEYFRAMES
     )
+    attributes = _attributes()
 
 
 class TrackPayloadSerializer(serializers.Serializer):
@@ -109,6 +140,7 @@ class TrackPayloadSerializer(serializers.Serializer):
     two keyframes are interpolated (``tasks.interpolation``)."""
 
     tracks = serializers.ListField(child=TrackSerializer(), max_length=MAX_SHAPES)
+    relations = _relations()
 
 
 PAYLOAD_SERIALIZERS = {
@@ -145,6 +177,13 @@ class WorkerJobSerializer(serializers.Serializer):
     instructions = serializers.CharField(allow_blank=True)
     annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
     classes = serializers.ListField(child=serializers.CharField())
+    attributes = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="Attributes to give per class (the job's label_attributes)",
+    )
+    predicates = serializers.ListField(
+        child=serializers.CharField(), help_text="Predicates a relation may use"
+    )
 
 
 class WorkerFrameSerializer(serializers.Serializer):

@@ -262,3 +262,32 @@ def test_a_job_without_attributes_scores_as_before():
     }
     before = scoring.score_stored("bbox", boxes_only, boxes_only, classes=CLASSES)
     assert set(before.metrics) == {"precision", "recall", "f1", "mean_iou"}
+
+
+def test_stitched_tracks_keep_their_attributes_and_relations_across_a_seam():
+    from quality.attributes import carry_track_extras
+    from quality.tracks import stitch_tracks
+
+    def segment(frames, car_id, person_id, colour):
+        out = {}
+        for f in frames:
+            out[str(f)] = [
+                {"track": person_id, "label": "person", "box": PERSON,
+                 "relations": [{"predicate": "rides", "object": 1}]},
+                {"track": car_id, "label": "car", "box": CAR, "attributes": {"colour": colour}},
+            ]  # fmt: skip
+        return out
+
+    left = segment(range(0, 6), 0, 1, "red")
+    right = segment(range(4, 10), 7, 3, "blue")  # other local ids; frames 4-5 shared
+    stitched = stitch_tracks([to_annotation(left, CLASSES), to_annotation(right, CLASSES)])
+    frames = from_annotation(stitched.frames, CLASSES, tracks=True)
+    carry_track_extras(frames, [left, right], stitched.identity)
+    assert len({s["track"] for f in frames.values() for s in f}) == 2  # merged at the seam
+    for f in range(10):
+        shapes = frames[str(f)]
+        car = next(s for s in shapes if s["label"] == "car")
+        person = next(s for s in shapes if s["label"] == "person")
+        # The left segment speaks for the shared frames, as its boxes do.
+        assert car["attributes"] == {"colour": "red" if f <= 5 else "blue"}, f
+        assert person["relations"] == [{"predicate": "rides", "object": shapes.index(car)}]

@@ -311,3 +311,13 @@ def test_track_relations_name_existing_track_ids():
         {"tracks": tracks, "relations": [{"subject": 1, "predicate": "holds", "object": 2}]}, TRACK
     )
     assert "no object 2 (a track id)" in fields["relations[0].object"][0]
+
+
+@pytest.mark.parametrize("huge", [10**400, -(10**400)])
+def test_an_integer_too_large_for_a_float_is_a_field_error_not_a_crash(huge):
+    fields = _errors({"boxes": [_box(box=(huge, 2, 30, 40))]}, BBOX)
+    assert "four numbers" in fields["boxes[0].box"][0]
+    fields = _errors({"boxes": [_box(speed=huge)]}, BBOX)
+    assert "a number" in fields["boxes[0].attributes.speed"][0]
+    spec = {"car": [{"name": "s", "type": "number", "min": huge}]}
+    assert "min must be a number" in label_schema.attributes_errors(spec, ["car"])[0]
