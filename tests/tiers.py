@@ -39,6 +39,7 @@ PURE: tuple[str, ...] = (
     "tests/payments/test_ledger.py::test_legs_merge_accounts_and_drop_zeros",
     "tests/payments/test_ledger.py::test_reversal_undoes_entries",
     "tests/payments/test_pricing.py",
+    "tests/payments/test_pricing_attributes.py",
     "tests/tasks/test_forecast.py",
     "tests/marketplace/test_money_format.py",
     "tests/quality/test_attributes.py",
