@@ -291,6 +291,13 @@ class QualificationQuestionSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="Key of this question's answer in `answers`")
     instructions = serializers.CharField(allow_blank=True)
     classes = serializers.ListField(child=serializers.CharField())
+    attributes = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="Attributes to give per class, as a job's",
+    )
+    predicates = serializers.ListField(
+        child=serializers.CharField(), help_text="Predicates a relation may use"
+    )
     frame_start = serializers.IntegerField()
     frame_end = serializers.IntegerField()
     annotate_frames = serializers.ListField(child=serializers.IntegerField())
