@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from marketplace import label_schema
 from marketplace.errors import ValidationError
 
 from .annotations import TOP_KEY
@@ -56,8 +57,9 @@ def clean_draft(value: Any, *, annotation_type: str, max_bytes: int = DRAFT_MAX_
     if not isinstance(payload, dict):
         raise _invalid("draft.payload", "must be an object")
     key = TOP_KEY[annotation_type]
+    related = annotation_type in label_schema.KINDS
     for k, items in payload.items():
-        if k != key:
+        if k != key and not (related and k == "relations"):
             raise _invalid(f"draft.payload.{k}", f"is not part of a {annotation_type} annotation")
         if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
             raise _invalid(f"draft.payload.{k}", "must be a list of objects")

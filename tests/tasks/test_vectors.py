@@ -124,3 +124,22 @@ def test_a_draft_over_the_size_cap_is_refused_and_names_its_size():
         clean_draft(draft, annotation_type="bbox", max_bytes=200)
     assert list(e.value.extra["fields"]) == ["draft"]
     assert "more than the 200" in e.value.message
+
+
+ATTRIBUTES = _load("attributes.json")
+
+
+@pytest.mark.parametrize("case", _by_name(ATTRIBUTES["cases"]))
+def test_attributes_vector(case):
+    c = ATTRIBUTES["context"]
+    ctx = AnnotationContext(
+        case["type"], c["classes"], c["width"], c["height"], case["frame_start"],
+        case["frame_end"], case["frames"], label_attributes=c["label_attributes"],
+        relation_predicates=c["relation_predicates"],
+    )  # fmt: skip
+    result = validate_payload(case["payload"], ctx)
+    assert result.payload == case["payload"]  # stored as sent: the page sends it normalised
+    for tid, by_frame in case.get("at", {}).items():
+        for frame, expected in by_frame.items():
+            (shape,) = [s for s in result.frames[frame] if s["track"] == int(tid)]
+            assert shape.get("attributes", {}) == expected, (tid, frame)

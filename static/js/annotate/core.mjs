@@ -10,6 +10,8 @@
  * [[x, y], ...], exactly as the worker API takes them.
  */
 
+import { relationsPayload } from "./attributes.mjs";
+
 // ---- Numbers ----
 
 export const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
@@ -191,6 +193,8 @@ export function interpolateTrack(keyframes, frame) {
 /* ``keyframes`` with a keyframe at ``frame`` (replacing one there), in frame order. */
 export function withKeyframe(keyframes, frame, box, outside) {
   const kf = { frame, box: box.map(round2), outside: !!outside };
+  const old = keyframes.find((k) => k.frame === frame);
+  if (old && old.attributes) kf.attributes = old.attributes; // moving a keyframe keeps its changes
   const rest = keyframes.filter((k) => k.frame !== frame);
   return [...rest, kf].sort((a, b) => a.frame - b.frame);
 }
@@ -218,16 +222,27 @@ export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels",
 /* The submission payload of a workspace state ({tracks, boxes, polygons, labels: {frame:
  * label}}) for annotation type ``kind``. Only the API's fields leave the page. */
 export function payloadOf(state, kind) {
+  // Attributes only where given, relations only when drawn: a job without them sends what it
+  // always sent (attributes.mjs keeps them; tasks/attributes.py reads them).
+  const attrs = (o) => (o.attributes && Object.keys(o.attributes).length ? { attributes: o.attributes } : {});
+  const related = (out) => {
+    const relations = relationsPayload(state.relations, state, kind);
+    return relations.length ? { ...out, relations } : out;
+  };
   if (kind === "track") {
-    return { tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes })) };
+    return related({
+      tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes, ...attrs(t) })),
+    });
   }
   if (kind === "bbox") {
-    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box })) };
+    return related({
+      boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box, ...attrs(b) })),
+    });
   }
   if (kind === "polygon") {
-    return {
-      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points })),
-    };
+    return related({
+      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...attrs(p) })),
+    });
   }
   if (kind === "classify") {
     // Integer-like object keys iterate in ascending order, so labels come in frame order.
@@ -408,7 +423,10 @@ export function isDraftOf(value, kind) {
   if (!Number.isSafeInteger(t) || t < 0) return false;
   if (!isPlainObject(value.payload)) return false;
   return Object.entries(value.payload).every(
-    ([k, items]) => k === TOP_KEY[kind] && Array.isArray(items) && items.every(isPlainObject),
+    ([k, items]) =>
+      (k === TOP_KEY[kind] || (k === "relations" && kind !== "classify")) &&
+      Array.isArray(items) &&
+      items.every(isPlainObject),
   );
 }
 
