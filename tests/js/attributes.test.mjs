@@ -100,3 +100,26 @@ test("a deleted object takes its relations with it", () => {
   assert.equal(core.payloadOf(st, "bbox").relations, undefined);
   assert.equal(attrs.describeRelation({ subject: { id: 9, label: "person" }, predicate: "rides", object: { id: 7, label: "car" } }, "track"), "#9 person rides #7 car");
 });
+
+test("a new class keeps only the attributes it declares", () => {
+  const track = {
+    label: "person",
+    attributes: { colour: "red", pose: "sitting" },
+    keyframes: [{ frame: 0, box: [0, 0, 1, 1], outside: false, attributes: { speed: 3 } }],
+  };
+  attrs.keepDeclared(track, attrs.specsFor(SCHEMA, "person"));
+  assert.deepEqual(track.attributes, { pose: "sitting" });
+  assert.equal("attributes" in track.keyframes[0], false);
+});
+
+test("undo snapshots keep relations by position and restore them onto the restored objects", () => {
+  const st = stateOf(VECTORS.cases[0].payload, "bbox");
+  const snap = JSON.parse(core.editsOf(st));
+  assert.deepEqual(snap.relations, [{ subject: ["boxes", 1], predicate: "rides", object: ["boxes", 2] }]);
+  const back = { tracks: snap.tracks, boxes: snap.boxes, polygons: snap.polygons };
+  const restored = attrs.relationsRestore(snap.relations, back);
+  assert.equal(restored[0].subject, back.boxes[1]);
+  assert.equal(restored[0].object, back.boxes[2]);
+  // A state without relations snapshots as before.
+  assert.equal("relations" in JSON.parse(core.editsOf({ ...st, relations: [] })), false);
+});

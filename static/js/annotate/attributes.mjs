@@ -123,3 +123,38 @@ export function describeRelation(r, kind) {
   const name = (o) => (kind === "track" ? `#${o.id} ${o.label}` : `${o.label} (frame ${o.frame})`);
   return `${name(r.subject)} ${r.predicate} ${name(r.object)}`;
 }
+
+/* ``relations`` for an undo snapshot: each end as [list, index] into the state's lists. */
+export function relationsSnapshot(relations, state) {
+  const where = (o) => {
+    for (const key of ["tracks", "boxes", "polygons"]) {
+      const i = state[key].indexOf(o);
+      if (i >= 0) return [key, i];
+    }
+    return null;
+  };
+  return (relations || [])
+    .map((r) => ({ subject: where(r.subject), predicate: r.predicate, object: where(r.object) }))
+    .filter((r) => r.subject && r.object);
+}
+
+/* A snapshot's relations (relationsSnapshot) over a state restored from the same snapshot. */
+export function relationsRestore(snapshot, state) {
+  const at = ([key, i]) => state[key][i];
+  return (snapshot || []).map((r) => ({ subject: at(r.subject), predicate: r.predicate, object: at(r.object) }));
+}
+
+/* ``o`` (a box, polygon or track) after its class changed: only the attributes ``specs`` (the
+ * new class's) declares are kept, on the object and on its keyframes. In place. */
+export function keepDeclared(o, specs) {
+  const names = new Set(specs.map((s) => s.name));
+  const prune = (holder) => {
+    if (!holder.attributes) return;
+    const kept = Object.fromEntries(Object.entries(holder.attributes).filter(([k]) => names.has(k)));
+    if (Object.keys(kept).length) holder.attributes = kept;
+    else delete holder.attributes;
+  };
+  prune(o);
+  (o.keyframes || []).forEach(prune);
+  return o;
+}

@@ -10,7 +10,7 @@
  * [[x, y], ...], exactly as the worker API takes them.
  */
 
-import { relationsPayload } from "./attributes.mjs";
+import { relationsPayload, relationsSnapshot } from "./attributes.mjs";
 
 // ---- Numbers ----
 
@@ -401,6 +401,7 @@ export function editsOf(state) {
     polygons: state.polygons,
     labels: state.labels,
     nextId: state.nextId,
+    ...(state.relations && state.relations.length ? { relations: relationsSnapshot(state.relations, state) } : {}),
   });
 }
 
