@@ -205,6 +205,31 @@ def value_error(spec: AttributeSpec, value: Any) -> str | None:
     return None
 
 
+def describe(label_attributes: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> str:
+    """The declared attributes for people: ``car: occluded (yes/no), colour (red / blue), speed
+    (number 0 to 200)``."""
+
+    def one(spec: Mapping[str, Any]) -> str:
+        if spec.get("type") == "bool":
+            return f"{spec['name']} (yes/no)"
+        if spec.get("type") == "choice":
+            return f"{spec['name']} ({' / '.join(map(str, spec.get('values') or ()))})"
+        lo, hi = spec.get("min"), spec.get("max")
+        if lo is None and hi is None:
+            return f"{spec['name']} (number)"
+        if hi is None:
+            return f"{spec['name']} (number from {lo:g})"
+        if lo is None:
+            return f"{spec['name']} (number up to {hi:g})"
+        return f"{spec['name']} (number {lo:g} to {hi:g})"
+
+    return "; ".join(
+        f"{cls}: {', '.join(one(s) for s in specs)}"
+        for cls, specs in (label_attributes or {}).items()
+        if specs
+    )
+
+
 def asked_per_object(schema: Schema, classes: Sequence[str]) -> float:
     """How many attributes one object is asked for, on average over the job's classes (the
     pricing feature): a class without attributes asks none."""

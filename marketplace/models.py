@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 
-from . import bounds
+from . import bounds, label_schema
 
 
 class Role(models.TextChoices):
@@ -309,6 +309,11 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
+
+    @property
+    def label_attributes_text(self) -> str:
+        """The attributes per class, for people (the requester's job page)."""
+        return label_schema.describe(self.label_attributes)
 
     @property
     def is_final(self) -> bool:

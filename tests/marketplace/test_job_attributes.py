@@ -137,6 +137,9 @@ def test_the_new_job_page_takes_attributes_as_json_and_predicates_as_a_list(clie
     assert r.status_code == 302
     job = Job.objects.get(requester=requester)
     assert job.label_attributes == ATTRIBUTES and job.relation_predicates == ["rides", "holds"]
+    detail = client.get(r["Location"]).content.decode()
+    assert "car: occluded (yes/no), colour (red / blue), speed (number 0 to 200)" in detail
+    assert "rides, holds" in detail
 
 
 @pytest.mark.parametrize(
