@@ -291,3 +291,35 @@ def test_stitched_tracks_keep_their_attributes_and_relations_across_a_seam():
         # The left segment speaks for the shared frames, as its boxes do.
         assert car["attributes"] == {"colour": "red" if f <= 5 else "blue"}, f
         assert person["relations"] == [{"predicate": "rides", "object": shapes.index(car)}]
+
+
+def test_polygon_attributes_and_relations_are_matched_by_mask_iou():
+    poly_ctx = AnnotationContext(
+        "polygon", CLASSES, 640, 360, 0, 0, frames=[0],
+        label_attributes=SCHEMA, relation_predicates=["rides", "holds"],
+    )  # fmt: skip
+
+    def square(x, y, s):
+        return [[x, y], [x + s, y], [x + s, y + s], [x, y + s]]
+
+    subs = []
+    for k, colour in enumerate(("blue", "red", "red")):
+        subs.append(
+            _frames(
+                {
+                    "polygons": [
+                        {"frame": 0, "label": "car", "points": square(100 + k, 100, 80),
+                         "attributes": {"colour": colour}},
+                        {"frame": 0, "label": "person", "points": square(300, 100 + k, 40)},
+                    ],
+                    "relations": [{"subject": 1, "predicate": "holds", "object": 0}],
+                },
+                poly_ctx,
+            )
+        )  # fmt: skip
+    # The polygon consensus is one annotator's set (here the first, who said blue).
+    out = aggregate_extras("polygon", subs, subs[0], classes=CLASSES, label_attributes=SCHEMA)
+    car, person = out.frames["0"]
+    assert car["attributes"] == {"colour": "red"}
+    assert person["relations"] == [{"predicate": "holds", "object": 0}]
+    assert out.attribute_agreement.tolist() == [0.0, 1.0, 1.0]
