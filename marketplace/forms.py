@@ -1,8 +1,10 @@
+import json
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxValueValidator
 
-from . import bounds
+from . import bounds, label_schema
 from .models import AnnotationType, ConsensusMethod, User
 
 
@@ -33,6 +35,20 @@ class JobForm(forms.Form):
         help_text="Comma-separated class names, e.g. car, person",
         max_length=bounds.LABEL_CLASSES_MAX * (bounds.LABEL_CLASS_NAME_MAX_LENGTH + 2),
     )
+    label_attributes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        # Bounded like the API's: every class, attribute and value at its largest, as JSON.
+        max_length=20_000,
+        help_text='Optional, JSON: attributes per class, e.g. {"car": [{"name": "occluded", '
+        '"type": "bool"}, {"name": "colour", "type": "choice", "values": ["red", "blue"]}, '
+        '{"name": "speed", "type": "number", "min": 0, "max": 200}]}',
+    )
+    relation_predicates = forms.CharField(
+        required=False,
+        max_length=label_schema.PREDICATES_MAX * (label_schema.PREDICATE_MAX_LENGTH + 2),
+        help_text="Optional, comma-separated predicates of relations, e.g. rides, holds",
+    )
     overlap_min = forms.IntegerField(min_value=1, max_value=10, initial=3)
     overlap_max = forms.IntegerField(min_value=1, max_value=10, initial=5)
     gold_rate = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.1)
@@ -62,6 +78,19 @@ class JobForm(forms.Form):
 
     def clean_label_classes(self) -> list[str]:
         return [c.strip() for c in self.cleaned_data["label_classes"].split(",") if c.strip()]
+
+    def clean_label_attributes(self) -> dict:
+        text = self.cleaned_data["label_attributes"].strip()
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise forms.ValidationError("Must be JSON, like the example.") from None
+
+    def clean_relation_predicates(self) -> list[str]:
+        text = self.cleaned_data["relation_predicates"]
+        return [p.strip() for p in text.split(",") if p.strip()]
 
     def add_service_errors(self, fields: dict[str, list[str]], message: str) -> None:
         """Show a service ``ValidationError`` on the fields it names (the rest on the form)."""

@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 
-from . import bounds
+from . import bounds, label_schema
 
 
 class Role(models.TextChoices):
@@ -168,6 +168,15 @@ class Job(models.Model):
         blank=True,
         help_text="A track job's event labels (actions of a track); an event job's are its classes",
     )
+    label_attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Attributes per class (``marketplace.label_schema``), e.g. "
+        '{"car": [{"name": "occluded", "type": "bool"}]}',
+    )
+    relation_predicates = models.JSONField(
+        default=list, blank=True, help_text='Predicates of relations, e.g. ["rides", "holds"]'
+    )
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.DRAFT, db_index=True
     )
@@ -206,6 +215,7 @@ class Job(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="Lowest proven accuracy of a proposal source before confident microtasks "
         "become verify-and-correct work; 1 never routes",
+    )
     consensus_method = models.CharField(
         max_length=8,
         choices=ConsensusMethod.choices,
@@ -333,6 +343,11 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
+
+    @property
+    def label_attributes_text(self) -> str:
+        """The attributes per class, for people (the requester's job page)."""
+        return label_schema.describe(self.label_attributes)
 
     @property
     def is_final(self) -> bool:

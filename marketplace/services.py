@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import bounds
+from . import bounds, label_schema
 from .errors import InvalidTransition, PermissionDenied, ValidationError
 from .models import (
     AnnotationType,
@@ -34,6 +34,8 @@ JOB_EDITABLE_FIELDS = (
     "annotation_type",
     "label_classes",
     "event_labels",
+    "label_attributes",
+    "relation_predicates",
     "overlap_min",
     "overlap_max",
     "gold_rate",
@@ -231,6 +233,22 @@ def _job_shape_errors(job: Job) -> FieldErrors:
     problem = _label_classes_error(job.label_classes, job.annotation_type)
     if problem:
         errors["label_classes"] = [problem]
+    elif job.annotation_type not in label_schema.KINDS and (
+        job.label_attributes or job.relation_predicates
+    ):
+        # Only objects (boxes, polygons, tracks) carry attributes and take part in relations.
+        kinds = ", ".join(sorted(label_schema.KINDS))
+        if job.label_attributes:
+            errors["label_attributes"] = [f"Only {kinds} jobs take attributes."]
+        if job.relation_predicates:
+            errors["relation_predicates"] = [f"Only {kinds} jobs take relations."]
+    else:
+        attributes = label_schema.attributes_errors(job.label_attributes, job.label_classes)
+        if attributes:
+            errors["label_attributes"] = attributes
+    predicates = label_schema.predicates_errors(job.relation_predicates)
+    if predicates:
+        errors.setdefault("relation_predicates", []).extend(predicates)
     problem = _event_labels_error(job.event_labels, job.annotation_type)
     if problem:
         errors["event_labels"] = [problem]

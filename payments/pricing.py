@@ -9,10 +9,19 @@ The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)
 
     complexity       = clamp(1 + a·motion + b·clutter [+ d·log2(boundary / ref)], c_min, c_max)
     expected_seconds = t0[type] + units * t_obj[type] * complexity
-    price            = max(base[type] * units * complexity,
+                       + frames * objects * attributes * t_attribute
+                       + frames * relations * t_relation
+    price            = max((base[type] * units * complexity
+                            + base_attribute * frames * objects * attributes
+                            + base_relation * frames * relations) * rate_factor,
                            floor_hourly * expected_seconds / 3600)
     units            = frames * objects                          (boxes, polygons, tracks)
                      = frames + EVENT_MARK_FRAMES * events        (events: watch, then mark)
+
+where ``attributes`` is the number of attributes asked per object (the job's schema, averaged
+over its classes) and ``relations`` the relations expected per annotated frame: giving a value
+or linking two objects is work of its own, not a harder box, so it is not multiplied by the
+frame's complexity. Measured time calibrates it like the rest (:func:`calibration_factor`).
 
 Worker pay = price * trust multiplier * credit (+ fair-pay top-up); the platform fee is on top
 of pay and paid by the requester. A replica slot reserves the *highest* pay it could cost
@@ -124,6 +133,13 @@ class PricingPolicyData:
     tiers: Sequence[TrustTier] = DEFAULT_TIERS
     # Expected share of the (overlap_max - overlap_min) extra replicas dynamic overlap adds.
     extra_replica_rate: float = 0.1
+    # Attributes and relations (the same for every type that takes them): seconds and cents per
+    # attribute value given on one object on one frame, and per relation drawn. Not yet fields
+    # of a stored policy: these defaults hold until measured work calibrates them.
+    t_attribute: float = 1.5
+    base_attribute: float = 0.25
+    t_relation: float = 4.0
+    base_relation: float = 0.6
 
     @property
     def max_multiplier_bps(self) -> int:
@@ -145,6 +161,8 @@ class TaskFeatures:
     motion: float = 0.0
     clutter: float = 0.0
     boundary: float = 0.0  # masks: mean boundary pixels per object; 0 while unknown
+    attributes: float = 0.0  # attributes asked per object (``label_schema.asked_per_object``)
+    relations: float = 0.0  # relations expected per annotated frame
 
 
 # Marking one event is worth this many frames of watching: finding both edges means scrubbing
@@ -221,12 +239,26 @@ def price_task(
     if kind not in policy.base:
         raise ValueError(f"no pricing coefficients for annotation type {kind!r}")
     units = work_units(features)
+    objects = 1 if kind == "classify" else max(1, features.objects)
+    frames = max(1, features.frames)
     c = complexity(
         motion=features.motion, clutter=features.clutter, policy=policy, boundary=features.boundary
     )
-    seconds = (policy.t0[kind] + units * policy.t_obj[kind] * c) * max(time_factor, 0)
+    attributes = max(0.0, features.attributes)
+    relations = max(0.0, features.relations)
+    seconds = (
+        policy.t0[kind]
+        + units * policy.t_obj[kind] * c
+        + frames * objects * attributes * policy.t_attribute
+        + frames * relations * policy.t_relation
+    ) * max(time_factor, 0)
     by_rate = round_half_up(
-        Fraction(policy.base[kind]) * units * Fraction(c) * Fraction(max(float(rate_factor), 0.0))
+        (
+            Fraction(policy.base[kind]) * units * Fraction(c)
+            + Fraction(policy.base_attribute) * frames * objects * Fraction(attributes)
+            + Fraction(policy.base_relation) * frames * Fraction(relations)
+        )
+        * Fraction(max(float(rate_factor), 0.0))
     )
     by_floor = floor_pay(seconds=seconds, hourly=policy.floor_hourly)
     return TaskPrice(

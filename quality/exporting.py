@@ -196,9 +196,15 @@ def _objects(
             value = _source_rle(shape["rle"], video) if video is not None else shape["rle"]
             out.append(exports.mask_object(shape["label"], value))
             continue
+        extras = {
+            "attributes": shape.get("attributes") or None,
+            "relations": tuple(
+                (r["predicate"], int(r["object"])) for r in shape.get("relations", ())
+            ),
+        }
         if shape.get("points"):
             points = [(x * sx, y * sy) for x, y in shape["points"]]
-            out.append(exports.polygon_from_points(shape["label"], points))
+            out.append(exports.polygon_from_points(shape["label"], points, **extras))
             continue
         x1, y1, x2, y2 = shape["box"]
         out.append(
@@ -209,6 +215,7 @@ def _objects(
                 w=(x2 - x1) * sx,
                 h=(y2 - y1) * sy,
                 track_id=shape.get("track"),
+                **extras,
             )
         )
     return out
@@ -292,7 +299,13 @@ def export_video(video: Video, microtask_ids: Collection[int]) -> exports.Export
 
 
 def _chunks(
-    fmt: str, videos: Iterable[exports.ExportVideo], labels: list[str], title: str, *, single: bool
+    fmt: str,
+    videos: Iterable[exports.ExportVideo],
+    labels: list[str],
+    title: str,
+    *,
+    single: bool,
+    label_attributes: dict | None = None,
 ):
     """The file's chunks and, when it differs from the format's, its (content type, extension).
     ``videos`` is read once, in order; ``single`` says whether the job has one video."""
@@ -310,8 +323,11 @@ def _chunks(
         return exports.iter_semantic_pngs(videos, labels), None
     if single:
         (video,) = videos
-        return exports.iter_cvat_video(video, labels), None
-    return exports.iter_cvat_videos(videos, labels), ("application/zip", "zip")
+        return exports.iter_cvat_video(video, labels, label_attributes=label_attributes), None
+    return exports.iter_cvat_videos(videos, labels, label_attributes=label_attributes), (
+        "application/zip",
+        "zip",
+    )
 
 
 def job_export_videos(job: Job, microtask_ids: Collection[int]) -> list[exports.ExportVideo]:
@@ -370,7 +386,9 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
     try:
         content_type, ext = FORMATS[fmt].content_type, FORMATS[fmt].ext
         single = Video.objects.filter(job=job, microtasks__isnull=False).distinct().count() == 1
-        chunks, other = _chunks(fmt, videos(), labels, job.title, single=single)
+        chunks, other = _chunks(
+            fmt, videos(), labels, job.title, single=single, label_attributes=job.label_attributes
+        )
         for chunk in chunks:
             out.write(chunk)
         if other:

@@ -49,6 +49,8 @@ def item_score(item: QualificationItem, frames: dict[str, list[dict]]) -> float:
         classes=list(item.label_classes),
         iou_threshold=iou_threshold(),
         pass_threshold=pass_score(),
+        attributes=item.label_attributes,
+        relations=bool(item.relation_predicates),
     ).score
 
 

@@ -12,6 +12,11 @@
   of the union of each side's masks (``quality.masks.score_masks``).
 - Events: Hungarian matching per label on temporal IoU (:mod:`quality.events`); the frames off
   are those where the submitted events' labels differ from the answer's.
+- Attributes and relations (:func:`score_extras`), on the objects matched frame by frame as
+  above: the share of the answer's attribute values given right (a number within its tolerance,
+  ``label_schema.AttributeSpec.tolerance``), and the F1 of the relation triplets. They join the
+  score with small weights (:data:`ATTRIBUTE_WEIGHT`, :data:`RELATION_WEIGHT`), only when the
+  job asks for them, so that finding and drawing the objects still dominates.
 
 :func:`score_stored` applies the right one to stored per-frame shapes (``tasks.annotations``'
 format) by annotation type: what a gold submission and a qualification answer are scored with.
@@ -28,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
+
+from marketplace import label_schema
 
 from . import events as events_mod
 from . import masks, shapes
@@ -362,9 +369,14 @@ def score_stored(
     classes: Sequence[str],
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
     pass_threshold: float = 0.7,
+    attributes: Mapping | None = None,
+    relations: bool = False,
 ) -> Score:
     """Score per-frame shapes ``submitted`` against ``answer`` (both as ``tasks.annotations``
-    stores them) the way ``annotation_type`` is scored; ``pass_threshold`` marks frames off."""
+    stores them) the way ``annotation_type`` is scored; ``pass_threshold`` marks frames off.
+
+    ``attributes`` (the job's ``label_attributes``) and ``relations`` (the job takes relations)
+    add attribute accuracy and relation F1 to the score (:func:`score_extras`)."""
     classes = list(classes)
     if annotation_type == "event":
         return score_stored_events(answer, submitted, tiou_threshold=iou_threshold)
@@ -415,8 +427,27 @@ def score_stored(
         "mean_iou": round(box.mean_iou, 4),
         **extra,
     }
-    total = float(s.score) * event_score  # both the shapes and the events must be right
-    return Score(total, metrics, box.frames_off(pass_threshold), len(box.frames))
+    score = float(s.score) * event_score  # both the shapes and the events must be right
+    accuracy, relation_f1 = score_extras(
+        annotation_type,
+        answer,
+        submitted,
+        classes=classes,
+        attributes=attributes,
+        relations=relations,
+        iou_threshold=iou_threshold,
+    )
+    parts = [(1.0, score)]
+    if accuracy is not None:
+        metrics["attribute_accuracy"] = round(accuracy, 4)
+        parts.append((ATTRIBUTE_WEIGHT, accuracy))
+    if relation_f1 is not None:
+        metrics["relation_f1"] = round(relation_f1, 4)
+        parts.append((RELATION_WEIGHT, relation_f1))
+    if len(parts) > 1:
+        box_weight = 1.0 - sum(w for w, _ in parts[1:])
+        score = box_weight * score + sum(w * v for w, v in parts[1:])
+    return Score(score, metrics, box.frames_off(pass_threshold), len(box.frames))
 
 
 def _labels_by_frame(frames: shapes.Frames) -> dict[int, frozenset[str]]:
@@ -439,3 +470,100 @@ def score_stored_events(
         "mean_tiou": round(e.mean_tiou, 4),
     }
     return Score(float(e.score), metrics, off, len(want))
+
+
+# --- Attributes and relations on matched objects ------------------------------------------------
+
+ATTRIBUTE_WEIGHT = 0.2
+RELATION_WEIGHT = 0.1
+
+
+def frame_matches(
+    annotation_type: str,
+    gold: Sequence[Mapping],
+    pred: Sequence[Mapping],
+    *,
+    classes: Sequence[str],
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+) -> dict[int, int]:
+    """One frame's stored shapes matched one to one, as gold scoring matches them: ``{gold
+    index: pred index}`` (class-aware IoU for boxes and tracks, mask IoU for polygons)."""
+    if not gold or not pred:
+        return {}
+    if annotation_type == "polygon":
+        iou = mask_iou_matrix(
+            [np.asarray(g["points"], dtype=np.float64) for g in gold],
+            [np.asarray(p["points"], dtype=np.float64) for p in pred],
+        )
+    else:
+        frame = {"0": gold}
+        g = shapes.to_annotation(frame, classes)[0]
+        p = shapes.to_annotation({"0": pred}, classes)[0]
+        iou = class_aware_iou(g, p)
+    rows, cols = match(iou, iou_threshold)
+    return dict(zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def attribute_agrees(spec: label_schema.AttributeSpec | None, truth, given) -> bool:
+    """Whether ``given`` counts as ``truth`` for ``spec`` (a number within its tolerance)."""
+    if spec is not None and spec.type == "number":
+        try:
+            return abs(float(given) - float(truth)) <= spec.tolerance(float(truth))
+        except (TypeError, ValueError):
+            return False
+    return given == truth
+
+
+def score_extras(
+    annotation_type: str,
+    answer: shapes.Frames,
+    submitted: shapes.Frames,
+    *,
+    classes: Sequence[str],
+    attributes: Mapping | None = None,
+    relations: bool = False,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+) -> tuple[float | None, float | None]:
+    """(attribute accuracy, relation F1) of ``submitted`` against ``answer``; None for what the
+    job does not ask (no attributes declared; ``relations`` False and the answer has none).
+
+    Accuracy counts every attribute value of the answer on a matched object (a missed object's
+    values count as wrong); relation triplets ``(frame, subject, predicate, object)`` are
+    compared through the same matching."""
+    schema = label_schema.parse(attributes) if attributes else {}
+    asked = bool(schema)
+    tp = fp = fn = 0
+    right = total = 0
+    for key, gold in answer.items():
+        pred = submitted.get(key, [])
+        m = frame_matches(annotation_type, gold, pred, classes=classes, iou_threshold=iou_threshold)
+        if asked:
+            for gi, g in enumerate(gold):
+                specs = schema.get(g.get("label"), {})
+                given = pred[m[gi]].get("attributes", {}) if gi in m else {}
+                for name, truth in (g.get("attributes") or {}).items():
+                    total += 1
+                    right += name in given and attribute_agrees(specs.get(name), truth, given[name])
+        truth_rel = {
+            (gi, r["predicate"], r["object"])
+            for gi, g in enumerate(gold)
+            for r in g.get("relations", ())
+        }
+        back = {pj: gi for gi, pj in m.items()}
+        pred_rel = set()
+        for pj, p in enumerate(pred):
+            for r in p.get("relations", ()):
+                s, o = back.get(pj), back.get(r["object"])
+                pred_rel.add(
+                    (s, r["predicate"], o)
+                    if s is not None and o is not None
+                    else (-1 - pj, r["predicate"], -1)
+                )
+        relations = relations or bool(truth_rel)
+        hit = len(truth_rel & pred_rel)
+        tp += hit
+        fp += len(pred_rel) - hit
+        fn += len(truth_rel) - hit
+    accuracy = (right / total if total else 1.0) if asked else None
+    relation_f1 = _f1(tp, fp, fn)[2] if relations else None
+    return accuracy, relation_f1

@@ -17,6 +17,7 @@ from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatu
 
 from . import events as events_mod
 from . import trust as trust_mod
+from .attributes import carry_track_extras
 from .models import (
     Appeal,
     AppealStatus,
@@ -311,6 +312,7 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     classes = list(job.label_classes)
     segments = []
     segment_events: list[list[events_mod.Event]] = []
+    stored = []  # each segment's stored frames (their attributes and relations)
     used = []
     microtasks = MicroTask.objects.filter(video=video, is_gold=False).order_by("index")
     if microtask_ids is not None:
@@ -321,8 +323,11 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
             continue
         segments.append(to_annotation(result.frames, classes))
         segment_events.append(events_mod.from_frames(result.frames))
+        stored.append(result.frames)
         used.append(mt.pk)
     stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
+    frames = from_annotation(stitched.frames, classes, tracks=True)
+    carry_track_extras(frames, stored, stitched.identity)
     # The tracks' events (jobs with event labels) on the stitched, video-wide track ids.
     events = events_mod.join_events(
         [
@@ -335,7 +340,7 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     return {
         "video": video.pk,
         "microtasks": used,
-        "frames": from_annotation(stitched.frames, classes, tracks=True),
+        "frames": frames,
         "events": events_mod.events_to_payload(events),
         "seams": [
             {

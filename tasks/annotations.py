@@ -24,9 +24,13 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
   frame intervals, inclusive, inside the microtask's range; two events of one label (on one
   track) never share a frame.
 
+Boxes, polygons, tracks and keyframes may carry ``"attributes"`` of the job's schema, and the
+payload of those three kinds a top-level ``"relations"`` list: see ``tasks.attributes``.
+
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
 is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}``, ``{"label", "rle"}``,
-``{"track", "label", "box"}`` or, for events, ``{"label", "event"}`` on every frame the event covers (``event``: its index).
+``{"track", "label", "box"}`` or, for events, ``{"label", "event"}`` on every frame the event
+covers (``event``: its index).
 
 Error paths — a contract with the annotation page, which parses them to point at the offending
 shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submission answers
@@ -34,13 +38,15 @@ shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submis
 path is built by ``error_path`` and reads::
 
     path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
-    list   := "tracks" | "boxes" | "polygons" | "labels" | "events" | "masks"
+    list   := "tracks" | "boxes" | "polygons" | "labels" | "events" | "masks" | "relations"
     field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside" | "rle"
-            | "start" | "end" | "track"
-            | "from_proposal"
+            | "start" | "end" | "track" | "from_proposal"
+            | "attributes" [ "." attribute ] | "subject" | "predicate" | "object"
     answer := question [ "." path ]
 
-``index`` counts from 0 in the list as submitted; ``name`` is a key on its own: ``payload``, a
+``index`` counts from 0 in the list as submitted; ``attribute`` is an attribute's name (an
+identifier, ``marketplace.label_schema``; an unknown name that is not one is reported on
+``attributes``); ``name`` is a key on its own: ``payload``, a
 list key for the list as a whole (``labels``: a frame has no label), or a field the job does
 not take. ``from_proposal`` (an item kept from a machine proposal, ``tasks.proposal_sources``)
 is checked after the schema, by ``tasks.proposals``. The qualification API puts the
@@ -50,12 +56,19 @@ question's id first (``answer_path``); a question on its own means "answer this 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketplace import label_schema
+
 from . import rle as rle_codec
+from .attributes import (
+    attach_item_relations,
+    attach_track_extras,
+    check_attributes,
+    check_relations,
+)
 from .interpolation import track_from_payload, tracks_to_frames
 
 MAX_SHAPES = 5_000
@@ -91,6 +104,10 @@ class AnnotationContext:
     frame_end: int
     frames: Sequence[int] = ()  # the sampled frames for per-frame types; all of the range if empty
     event_labels: Sequence[str] = ()  # a track job's event labels (an event job's are classes)
+    label_attributes: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # see marketplace.label_schema
+    relation_predicates: Sequence[str] = ()
 
     def frame_set(self) -> frozenset[int]:
         if self.annotation_type not in SEGMENT_TYPES and self.frames:
@@ -151,7 +168,8 @@ class _Errors:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # An integer too large for a float (10**400 parses as JSON) is no coordinate: not a 500.
+    return label_schema.is_number(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -265,6 +283,7 @@ def _empty_frames(ctx: AnnotationContext) -> dict[str, list]:
 
 def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -274,8 +293,11 @@ def _validate_boxes(items: list, ctx: AnnotationContext, err) -> ValidatedAnnota
         ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
         ok_l = _check_label(item.get("label"), error_path("boxes", i, field="label"), ctx, err)
         box = _check_box(item.get("box"), error_path("boxes", i, field="box"), ctx, err)
+        attrs = check_attributes(
+            item.get("attributes"), ok_l and item["label"], error_path("boxes", i), schema, err
+        )
         if ok_f and ok_l and box is not None:
-            shape = {"label": item["label"], "box": box}
+            shape = {"label": item["label"], "box": box, **({"attributes": attrs} if attrs else {})}
             out.append({"frame": item["frame"], **shape})
             frames[str(item["frame"])].append(shape)
     return ValidatedAnnotation({"boxes": out}, frames, len(out))
@@ -309,6 +331,7 @@ def _check_points(pts: Any, path: str, ctx: AnnotationContext, err) -> list[list
 
 def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, frames = [], _empty_frames(ctx)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -317,6 +340,9 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
         path = error_path("polygons", i, field="frame")
         ok_f = _check_frame(item.get("frame"), path, ctx, allowed, err)
         ok_l = _check_label(item.get("label"), error_path("polygons", i, field="label"), ctx, err)
+        attrs = check_attributes(
+            item.get("attributes"), ok_l and item["label"], error_path("polygons", i), schema, err
+        )
         points = _check_points(
             item.get("points"), error_path("polygons", i, field="points"), ctx, err
         )
@@ -324,6 +350,8 @@ def _validate_polygons(items: list, ctx: AnnotationContext, err) -> ValidatedAnn
             continue
         if ok_f and ok_l:
             shape = {"label": item["label"], "points": points}
+            if attrs:
+                shape["attributes"] = attrs
             out.append({"frame": item["frame"], **shape})
             frames[str(item["frame"])].append(shape)
     return ValidatedAnnotation({"polygons": out}, frames, len(out))
@@ -403,6 +431,7 @@ def _validate_labels(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
 
 def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnotation:
     allowed = ctx.frame_set()
+    schema = label_schema.parse(ctx.label_attributes)
     out, ids = [], set()
     total_keyframes = 0
     for i, item in enumerate(items):
@@ -419,7 +448,12 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             ok = False
         else:
             ids.add(tid)
-        ok &= _check_label(item.get("label"), error_path("tracks", i, field="label"), ctx, err)
+        label_ok = _check_label(item.get("label"), error_path("tracks", i, field="label"), ctx, err)
+        ok &= label_ok
+        label = label_ok and item["label"]
+        track_attrs = check_attributes(
+            item.get("attributes"), label, error_path("tracks", i), schema, err
+        )
         kfs = item.get("keyframes")
         if not isinstance(kfs, list) or not kfs:
             err.add(
@@ -469,10 +503,21 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             if not frame_ok or box is None:
                 ok = False
                 continue
+            kf_attrs = check_attributes(
+                kf.get("attributes"),
+                label,
+                error_path("tracks", i, keyframe=k),
+                schema,
+                err,
+            )
             prev_frame, prev_box = kf["frame"], box
             norm.append({"frame": kf["frame"], "box": box, "outside": bool(outside)})
+            if kf_attrs:
+                norm[-1]["attributes"] = kf_attrs
         if ok:
             out.append({"id": tid, "label": item["label"], "keyframes": norm})
+            if track_attrs:
+                out[-1]["attributes"] = track_attrs
     if err:
         return ValidatedAnnotation({"tracks": []}, {}, 0)
     frames = tracks_to_frames([track_from_payload(t) for t in out], ctx.frame_start, ctx.frame_end)
@@ -610,11 +655,17 @@ def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotatio
     err = _Errors()
     key = TOP_KEY[ctx.annotation_type]
     is_track = ctx.annotation_type == "track"
-    optional = ("events",) if is_track and ctx.event_labels else ()
+    related = ctx.annotation_type in label_schema.KINDS
+    optional = (
+        *(("events",) if is_track and ctx.event_labels else ()),
+        *(("relations",) if related else ()),
+    )
     items = _object_list(payload, key, err, optional=optional)
     if items is None or err:
         raise AnnotationInvalid(err.fields)
     result = _VALIDATORS[ctx.annotation_type](items, ctx, err)
+    if related:
+        _relations(payload.get("relations"), items, result, ctx, err)
     if is_track and "events" in payload:
         # Against the ids as submitted: a track with a bad box still names the events' track.
         ids = frozenset(t["id"] for t in items if isinstance(t, dict) and _is_int(t.get("id")))
@@ -631,3 +682,25 @@ def validate_payload(payload: Any, ctx: AnnotationContext) -> ValidatedAnnotatio
     if err:
         raise AnnotationInvalid(err.fields)
     return result
+
+
+def _relations(given: Any, items: list, result: ValidatedAnnotation, ctx, err) -> None:
+    """Check the payload's relations against its objects and put them on the stored shapes."""
+    if ctx.annotation_type == "track":
+        refs = {t["id"]: None for t in items if isinstance(t, dict) and _is_int(t.get("id"))}
+        by = "a track id"
+    else:
+        refs = {i: t.get("frame") if isinstance(t, dict) else None for i, t in enumerate(items)}
+        by = f"an index into {TOP_KEY[ctx.annotation_type]}"
+    relations = check_relations(
+        given, refs=refs, predicates=list(ctx.relation_predicates), by=by, err=err
+    )
+    if err:
+        return
+    key = TOP_KEY[ctx.annotation_type]
+    if ctx.annotation_type == "track":
+        attach_track_extras(result.frames, result.payload[key], relations)
+    else:
+        attach_item_relations(result.frames, result.payload[key], relations)
+    if relations:
+        result.payload["relations"] = relations

@@ -605,6 +605,8 @@ def annotation_context(microtask: MicroTask) -> AnnotationContext:
         frame_end=microtask.frame_end,
         frames=list(microtask.frames or []),
         event_labels=list(job.event_labels or []),
+        label_attributes=dict(job.label_attributes or {}),
+        relation_predicates=list(job.relation_predicates or []),
     )
 
 

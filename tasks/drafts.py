@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from marketplace import label_schema
 from marketplace.errors import ValidationError
 
 from .annotations import TOP_KEY
@@ -55,8 +56,13 @@ def clean_draft(value: Any, *, annotation_type: str, max_bytes: int = DRAFT_MAX_
     payload = value.get("payload")
     if not isinstance(payload, dict):
         raise _invalid("draft.payload", "must be an object")
-    # A track job's payload may carry its tracks' events beside the tracks.
-    keys = {TOP_KEY[annotation_type], *(("events",) if annotation_type == "track" else ())}
+    # A track job's payload may carry its tracks' events beside the tracks; objects' relations
+    # ride beside the objects of the kinds that take them.
+    keys = {
+        TOP_KEY[annotation_type],
+        *(("events",) if annotation_type == "track" else ()),
+        *(("relations",) if annotation_type in label_schema.KINDS else ()),
+    }
     for k, items in payload.items():
         if k not in keys:
             raise _invalid(f"draft.payload.{k}", f"is not part of a {annotation_type} annotation")

@@ -12,7 +12,11 @@ Conventions of the formats, as their reference tools read them:
 - COCO: one image per annotated frame, ``bbox`` as ``[x, y, width, height]`` in pixels,
   category ids from 1, CVAT's ``attributes.track_id`` on boxes of tracks. A polygon is a
   ``segmentation`` ``[[x1, y1, x2, y2, ...]]`` with its extents as ``bbox`` and its own area
-  (pycocotools' ``annToMask`` reads it).
+  (pycocotools' ``annToMask`` reads it). The job's attributes of an object are in its
+  ``attributes`` (beside CVAT's ``occluded``, ``track_id``, ``keyframe``), as CVAT writes them.
+  Relations, which COCO has no key for, are a top-level ``relations`` list (present only when
+  there are some): ``{"id", "image_id", "subject_id", "predicate", "object_id"}`` where the
+  ids are annotation ids of the same image; readers of plain COCO (pycocotools) ignore it.
 - MOT 1.1 (MOTChallenge ground truth, as CVAT exports it): ``gt/gt.txt`` lines
   ``frame,id,x,y,w,h,not_ignored,class_id,visibility`` with 1-based frames and ids, plus
   ``gt/labels.txt`` with one class name per line (class ids are 1-based line numbers). Several
@@ -27,6 +31,11 @@ Conventions of the formats, as their reference tools read them:
 - Semantic PNG masks: a zip of ``<video>/frame_NNNNNN.png``, one class-index image per annotated
   frame (0 background, class *i* of the job's list is *i* + 1; 8-bit, or 16-bit past 255
   classes; a pixel two classes claim takes the later mask), and ``labelmap.txt`` naming them.
+- Attributes in CVAT: the job's attributes are declared per label in the meta (``<attribute>``
+  with ``name``, ``mutable``, ``input_type`` checkbox/select/number, ``default_value``,
+  ``values`` one per line — a number's are ``min``, ``max``, ``step``) and given per shape as
+  ``<attribute name="...">value`` children of each ``<box>``/``<polygon>``. CVAT's format has
+  no relations: they are in COCO.
 - Label Studio (video object tracking): one task per video, each track one ``videorectangle``
   region whose ``value.sequence`` holds keyframes ``{frame, enabled, rotation, x, y, width,
   height, time}`` — frames 1-based, coordinates in percent of the frame, ``time`` = frame / fps.
@@ -51,9 +60,9 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
@@ -81,6 +90,10 @@ class ExportObject:
     score: float = 1.0
     points: tuple[tuple[float, float], ...] | None = None
     rle: dict | None = None  # a mask: uncompressed RLE over the whole frame (``tasks.rle``)
+    # The job's attributes of this object, and its relations: (predicate, index of the object
+    # in the same frame's list) — see ``tasks.attributes``.
+    attributes: Mapping[str, Any] | None = None
+    relations: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,8 @@ def _coco_annotation(ann_id: int, image_id: int, obj: ExportObject, cat: int) ->
         ann["area"] = rle_codec.area(obj.rle)
     if obj.track_id is not None:
         ann["attributes"].update(track_id=obj.track_id, keyframe=obj.keyframe)
+    if obj.attributes:
+        ann["attributes"].update(obj.attributes)
     if obj.score != 1.0:
         ann["score"] = round(obj.score, 4)
     return ann
@@ -279,18 +294,37 @@ def iter_coco(
         [{"id": i, "name": n, "supercategory": ""} for n, i in cat_ids.items()]
     )
     yield b',"images":['
-    ann_id = 0
-    with tempfile.SpooledTemporaryFile(max_size=spool_bytes) as annotations:
+    ann_id = rel_id = 0
+    with (
+        tempfile.SpooledTemporaryFile(max_size=spool_bytes) as annotations,
+        tempfile.SpooledTemporaryFile(max_size=spool_bytes) as relations,
+    ):
         for image_id, video, frame, image in _coco_images(videos):
             yield (b"," if image_id > 1 else b"") + dump(image)
+            first = ann_id + 1  # the frame's objects get consecutive ids from here
             for obj in video.frames.get(frame, []):
                 ann_id += 1
                 ann = _coco_annotation(ann_id, image_id, obj, cat_ids[obj.label])
                 annotations.write((b"," if ann_id > 1 else b"") + dump(ann))
+                for predicate, other in obj.relations:
+                    rel_id += 1
+                    rel = {
+                        "id": rel_id,
+                        "image_id": image_id,
+                        "subject_id": ann_id,
+                        "predicate": predicate,
+                        "object_id": first + other,
+                    }
+                    relations.write((b"," if rel_id > 1 else b"") + dump(rel))
         yield b'],"annotations":['
         annotations.seek(0)
         while block := annotations.read(64 * 1024):
             yield block
+        if rel_id:
+            yield b'],"relations":['
+            relations.seek(0)
+            while block := relations.read(64 * 1024):
+                yield block
     yield b"]}"
 
 
@@ -355,7 +389,39 @@ def iter_mot(
 # --- CVAT for video ---------------------------------------------------------------------------
 
 
-def _cvat_meta(video: ExportVideo, labels: Sequence[str], task_name: str) -> ET.Element:
+def _cvat_attribute_spec(parent: ET.Element, spec: Mapping[str, Any]) -> None:
+    el = ET.SubElement(parent, "attribute")
+    ET.SubElement(el, "name").text = str(spec["name"])
+    ET.SubElement(el, "mutable").text = "True"  # a track may change it at a keyframe
+    kind = spec.get("type")
+    if kind == "bool":
+        input_type, default, values = "checkbox", "false", ["false"]
+    elif kind == "choice":
+        input_type, default, values = "select", spec["values"][0], list(spec["values"])
+    else:
+        lo, hi = spec.get("min"), spec.get("max")
+        lo = 0 if lo is None else lo
+        hi = lo + 1e6 if hi is None else hi
+        input_type, default, values = "number", f"{lo:g}", [f"{lo:g}", f"{hi:g}", "1"]
+    ET.SubElement(el, "input_type").text = input_type
+    ET.SubElement(el, "default_value").text = default
+    ET.SubElement(el, "values").text = "\n".join(values)
+
+
+def _cvat_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _cvat_meta(
+    video: ExportVideo,
+    labels: Sequence[str],
+    task_name: str,
+    label_attributes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> ET.Element:
     meta = ET.Element("meta")
     task = ET.SubElement(meta, "task")
     ET.SubElement(task, "name").text = task_name or video.name
@@ -367,7 +433,9 @@ def _cvat_meta(video: ExportVideo, labels: Sequence[str], task_name: str) -> ET.
     for name in labels:
         label_el = ET.SubElement(labels_el, "label")
         ET.SubElement(label_el, "name").text = name
-        ET.SubElement(label_el, "attributes")
+        attributes_el = ET.SubElement(label_el, "attributes")
+        for spec in (label_attributes or {}).get(name, ()):
+            _cvat_attribute_spec(attributes_el, spec)
     size = ET.SubElement(task, "original_size")
     ET.SubElement(size, "width").text = str(video.width)
     ET.SubElement(size, "height").text = str(video.height)
@@ -397,11 +465,10 @@ def _cvat_shape(parent: ET.Element, frame: int, obj: ExportObject, *, outside: b
     }
     if obj.points is not None:
         points = ";".join(f"{x:.2f},{y:.2f}" for x, y in obj.points)
-        ET.SubElement(parent, "polygon", **common, points=points, z_order="0")
-        return
-    if obj.rle is not None:
+        shape = ET.SubElement(parent, "polygon", **common, points=points, z_order="0")
+    elif obj.rle is not None:
         runs, left, top, width, height = cvat_mask_rle(rle_codec.decode(obj.rle))
-        ET.SubElement(
+        shape = ET.SubElement(
             parent,
             "mask",
             **common,
@@ -412,17 +479,19 @@ def _cvat_shape(parent: ET.Element, frame: int, obj: ExportObject, *, outside: b
             height=str(height),
             z_order="0",
         )
-        return
-    ET.SubElement(
-        parent,
-        "box",
-        **common,
-        xtl=f"{obj.x:.2f}",
-        ytl=f"{obj.y:.2f}",
-        xbr=f"{obj.x + obj.w:.2f}",
-        ybr=f"{obj.y + obj.h:.2f}",
-        z_order="0",
-    )
+    else:
+        shape = ET.SubElement(
+            parent,
+            "box",
+            **common,
+            xtl=f"{obj.x:.2f}",
+            ytl=f"{obj.y:.2f}",
+            xbr=f"{obj.x + obj.w:.2f}",
+            ybr=f"{obj.y + obj.h:.2f}",
+            z_order="0",
+        )
+    for name, value in (obj.attributes or {}).items():
+        ET.SubElement(shape, "attribute", name=name).text = _cvat_value(value)
 
 
 def cvat_mask_rle(mask: np.ndarray) -> tuple[list[int], int, int, int, int]:
@@ -483,20 +552,34 @@ def _indented(el: ET.Element) -> bytes:
     return b"  " + ET.tostring(el, encoding="utf-8", xml_declaration=False) + b"\n"
 
 
-def iter_cvat_video(video: ExportVideo, labels: Sequence[str], *, task_name: str = "") -> Chunks:
+def iter_cvat_video(
+    video: ExportVideo,
+    labels: Sequence[str],
+    *,
+    task_name: str = "",
+    label_attributes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> Chunks:
     """CVAT for video 1.1 XML: tracks as ``<track>`` with per-frame ``<box>``, ``<polygon>`` or
-    ``<mask>``."""
+    ``<mask>`` (their attributes as ``<attribute>`` children, declared in the meta's labels)."""
     yield b'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n'
     yield b"  <version>1.1</version>\n"
-    yield _indented(_cvat_meta(video, labels, task_name))
+    yield _indented(_cvat_meta(video, labels, task_name, label_attributes))
     for track_el in _cvat_tracks(video):
         yield _indented(track_el)
     yield b"</annotations>\n"
 
 
-def iter_cvat_videos(videos: Iterable[ExportVideo], labels: Sequence[str]) -> Chunks:
+def iter_cvat_videos(
+    videos: Iterable[ExportVideo],
+    labels: Sequence[str],
+    *,
+    label_attributes: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> Chunks:
     """Several videos: a zip of one CVAT XML file per video."""
-    return iter_zip((f"{v.name}.xml", iter_cvat_video(v, labels)) for v in videos)
+    return iter_zip(
+        (f"{v.name}.xml", iter_cvat_video(v, labels, label_attributes=label_attributes))
+        for v in videos
+    )
 
 
 # --- Semantic PNG masks ------------------------------------------------------------------------

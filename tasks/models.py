@@ -459,6 +459,9 @@ class QualificationItem(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     instructions = models.TextField(blank=True)
     label_classes = models.JSONField(default=list)
+    # Asked like a job's (``marketplace.label_schema``); copied from the job of a gold microtask.
+    label_attributes = models.JSONField(default=dict, blank=True)
+    relation_predicates = models.JSONField(default=list, blank=True)
     frame_start = models.PositiveIntegerField(default=0)
     frame_end = models.PositiveIntegerField(default=0)
     frames = models.JSONField(default=list, help_text="Frame numbers to annotate")

@@ -19,7 +19,7 @@ import logging
 import posixpath
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -78,6 +78,9 @@ class Question:
     images: list[Any]  # (H, W, 3) uint8 per frame
     payload: dict[str, Any]
     frames: list[int]  # the frames to annotate (empty for tracks: all of them)
+    label_attributes: dict[str, Any] = field(default_factory=dict)
+    relation_predicates: list[str] = field(default_factory=list)
+    instructions: str = ""  # what this question asks beyond its type's instructions
 
 
 def _visible(boxes: Iterable[Box]) -> list[Box]:
@@ -123,6 +126,60 @@ def _bbox(seed: int) -> Question | None:
         for b in _visible(scene.boxes(i))
     ]
     return Question([render_frame(scene, i) for i in pair], {"boxes": boxes}, [0, 1])
+
+
+# The seeded bbox test's last question also asks an attribute and a relation, both visible in
+# the picture: which half of the frame an object's centre is in, and where each person stands
+# relative to each car.
+SIDE = [{"name": "side", "type": "choice", "values": ["left", "right"]}]
+SIDE_ATTRIBUTES = {"car": SIDE, "person": SIDE}
+SIDE_PREDICATES = ["left_of", "right_of"]
+SIDE_INSTRUCTIONS = (
+    " Give each object its side: left when its centre is in the left half of the picture, "
+    "else right. Relate each person to each car: the person is left_of the car when the "
+    "person's centre is further left, else right_of."
+)
+
+
+def _bbox_with_attributes(seed: int) -> Question | None:
+    """Two frames at least 6 apart, each with one clean car and one clean person whose centres
+    are well apart (so left and right are plain to see)."""
+    scene = _scene(seed, n_objects=2)
+
+    def fits(i: int) -> bool:
+        vis = _visible(scene.boxes(i))
+        if not _clean(scene.boxes(i), at_least=2) or sorted(b.cls for b in vis) != [
+            "car",
+            "person",
+        ]:
+            return False
+        centres = [b.x + b.w / 2 for b in vis]
+        away = all(abs(c - WIDTH / 2) >= 12 for c in centres)
+        return away and abs(centres[0] - centres[1]) >= 24
+
+    good = [i for i in range(scene.frames) if fits(i)]
+    pair = next(((a, b) for a in good for b in good if b - a >= 6), None)
+    if pair is None:
+        return None
+    boxes: list[dict[str, Any]] = []
+    relations = []
+    for j, i in enumerate(pair):
+        vis = sorted(_visible(scene.boxes(i)), key=lambda b: b.cls)  # car, then person
+        first = len(boxes)
+        for b in vis:
+            side = "left" if b.x + b.w / 2 < WIDTH / 2 else "right"
+            boxes.append({"frame": j, "label": b.cls, "box": _box(b), "attributes": {"side": side}})
+        car, person = vis
+        predicate = "left_of" if person.x + person.w / 2 < car.x + car.w / 2 else "right_of"
+        relations.append({"subject": first + 1, "predicate": predicate, "object": first})
+    return Question(
+        [render_frame(scene, i) for i in pair],
+        {"boxes": boxes, "relations": relations},
+        [0, 1],
+        label_attributes=SIDE_ATTRIBUTES,
+        relation_predicates=SIDE_PREDICATES,
+        instructions=SIDE_INSTRUCTIONS,
+    )
 
 
 def _polygon(seed: int) -> Question | None:
@@ -270,7 +327,8 @@ def _event(seed: int) -> Question | None:
 
 def _questions(annotation_type: str) -> list[Question]:
     if annotation_type == AnnotationType.BBOX:
-        return [_search(1000 + 100 * k, _bbox) for k in range(QUESTIONS)]
+        plain = [_search(1000 + 100 * k, _bbox) for k in range(QUESTIONS - 1)]
+        return [*plain, _search(1000 + 100 * (QUESTIONS - 1), _bbox_with_attributes)]
     if annotation_type == AnnotationType.POLYGON:
         return [_search(2000 + 100 * k, _polygon) for k in range(QUESTIONS)]
     if annotation_type == AnnotationType.CLASSIFY:
@@ -368,8 +426,10 @@ def _store_seeded(kind: str, key: str, position: int, q: Question) -> Qualificat
     item = QualificationItem(
         annotation_type=kind,
         position=position,
-        instructions=INSTRUCTIONS[kind],
+        instructions=INSTRUCTIONS[kind] + q.instructions,
         label_classes=list(CLASSES),
+        label_attributes=q.label_attributes,
+        relation_predicates=q.relation_predicates,
         frame_start=0,
         frame_end=len(q.images) - 1,
         frames=q.frames,
@@ -401,6 +461,8 @@ def qualification_item_from_microtask(*, mt: MicroTask, answer: Any) -> Qualific
         annotation_type=kind,
         instructions=job.instructions,
         label_classes=list(job.label_classes),
+        label_attributes=dict(job.label_attributes or {}),
+        relation_predicates=list(job.relation_predicates or []),
         frame_start=mt.frame_start,
         frame_end=mt.frame_end,
         frames=list(mt.frames or []),

@@ -57,6 +57,8 @@ def item_context(item: QualificationItem) -> AnnotationContext:
         frame_start=item.frame_start,
         frame_end=item.frame_end,
         frames=list(item.frames or []),
+        label_attributes=dict(item.label_attributes or {}),
+        relation_predicates=list(item.relation_predicates or []),
     )
 
 
@@ -73,6 +75,8 @@ def question_for_worker(item: QualificationItem) -> dict[str, Any]:
         "id": item.pk,
         "instructions": item.instructions,
         "classes": list(item.label_classes),
+        "attributes": dict(item.label_attributes or {}),
+        "predicates": list(item.relation_predicates or []),
         "frame_start": item.frame_start,
         "frame_end": item.frame_end,
         "annotate_frames": list(item.frames or []),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Count
 
+from marketplace import label_schema
 from marketplace.models import Job
 from payments import pricing
 from payments.escrow import check_job_currency
@@ -35,14 +36,21 @@ def _annotated_frames(mt: MicroTask, annotation_type: str) -> int:
 
 
 def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
-    """What pricing needs to know about one microtask of ``job``."""
+    """What pricing needs to know about one microtask of ``job``: its frames, objects, motion
+    and clutter, the attributes asked per object and the relations expected per frame (one per
+    pair of expected objects, when the job takes relations)."""
+    objects = mt.expected_objects or job.expected_objects
     return pricing.TaskFeatures(
         annotation_type=job.annotation_type,
         frames=_annotated_frames(mt, job.annotation_type),
-        objects=mt.expected_objects or job.expected_objects,
+        objects=objects,
         motion=mt.motion,
         clutter=mt.clutter,
         boundary=mt.content_boundary,
+        attributes=label_schema.asked_per_object(
+            label_schema.parse(job.label_attributes), job.label_classes
+        ),
+        relations=float(objects // 2) if job.relation_predicates else 0.0,
     )
 
 

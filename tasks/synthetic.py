@@ -146,6 +146,7 @@ class Scene:
         if track.sizes:
             return track.sizes[min(max(i - track.start, 0), len(track.sizes) - 1)]
         return track.w, track.h
+
     def masks(self, i: int) -> dict[int, np.ndarray]:
         """The visible pixels of each object on frame ``i`` (occlusion applied), by track id."""
         labels = self._label_map(i, list(self.tracks))

@@ -360,6 +360,8 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
             "annotation_type": job.annotation_type,
             "classes": list(job.label_classes),
             "event_labels": list(job.event_labels or []),
+            "attributes": dict(job.label_attributes or {}),
+            "predicates": list(job.relation_predicates or []),
         },
         "task": {
             "frame_start": mt.frame_start,

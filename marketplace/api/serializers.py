@@ -14,7 +14,7 @@ from typing import Any
 from django.utils.dateparse import parse_duration
 from rest_framework import serializers
 
-from marketplace import bounds
+from marketplace import bounds, label_schema
 from marketplace.models import AnnotationType, Job
 from marketplace.services import JOB_EDITABLE_FIELDS
 
@@ -121,6 +121,26 @@ class JobSerializer(serializers.ModelSerializer):
                 max_length=bounds.LABEL_CLASSES_MAX,
                 required=False,
                 help_text="A track job's event labels (actions of its tracks, e.g. crossing).",
+            ),
+            label_attributes=serializers.DictField(
+                child=serializers.ListField(
+                    child=serializers.DictField(),
+                    max_length=label_schema.ATTRIBUTES_PER_CLASS_MAX,
+                ),
+                required=False,
+                help_text=(
+                    "Attributes per class, for bbox, polygon and track jobs: "
+                    '{"car": [{"name": "occluded", "type": "bool"}, {"name": "colour", '
+                    '"type": "choice", "values": ["red", "blue"]}, {"name": "speed", '
+                    '"type": "number", "min": 0, "max": 200}]}. Names are identifiers, '
+                    "unique per class; every class must be one of label_classes."
+                ),
+            ),
+            relation_predicates=serializers.ListField(
+                child=text(max_length=label_schema.PREDICATE_MAX_LENGTH),
+                max_length=label_schema.PREDICATES_MAX,
+                required=False,
+                help_text='Unique predicates relations may use, e.g. ["rides", "holds"].',
             ),
             priority=serializers.IntegerField(
                 min_value=0,

@@ -194,6 +194,8 @@ def score_frames(*, job: Job, answer: dict, submitted: dict) -> Score:
         classes=list(job.label_classes),
         iou_threshold=job.iou_threshold,
         pass_threshold=job.gold_pass_threshold,
+        attributes=job.label_attributes,
+        relations=bool(job.relation_predicates),
     )
 
 

@@ -20,10 +20,12 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from marketplace import label_schema
 from marketplace.models import AnnotationType, Job
 from tasks.features import mask_content
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
 
+from .. import attributes as attributes_mod
 from .. import consensus as consensus_mod
 from .. import events as events_mod
 from .. import masks, policy, shapes, trust
@@ -306,6 +308,29 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
     return c.algorithm, shapes.from_annotation(c.frames, classes), c, c.frame_agreement
 
 
+def with_attributes_and_relations(
+    job: Job, subs: list[Submission], frames: dict, c, weights: list[float]
+) -> dict:
+    """The consensus frames with the annotators' attributes and relations aggregated onto the
+    kept objects (``quality.attributes``), for a job that asks for them."""
+    if job.annotation_type not in label_schema.KINDS or not (
+        job.label_attributes or job.relation_predicates
+    ):
+        return frames
+    return attributes_mod.aggregate_extras(
+        job.annotation_type,
+        [s.frames for s in subs],
+        frames,
+        weights,
+        classes=list(job.label_classes),
+        label_attributes=job.label_attributes,
+        iou_threshold=job.iou_threshold,
+        association=getattr(c, "association", None)
+        if job.annotation_type == AnnotationType.TRACK
+        else None,
+    ).frames
+
+
 def _process_regular(mt: MicroTask) -> str:
     job = mt.job
     if mt.status != MicroTaskStatus.OPEN:
@@ -340,6 +365,7 @@ def _process_regular(mt: MicroTask) -> str:
     algorithm, frames, c, frame_agreement = run_consensus(
         job, [a.submission for a in rows], weights
     )
+    frames = with_attributes_and_relations(job, [a.submission for a in rows], frames, c, weights)
     per = np.asarray(c.annotator_agreement, dtype=np.float64)
     pol = policy_for(job)
     # The cap is on the microtask's replica target, discounted replicas included: a suspended

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from marketplace.models import AnnotationType
 
 from ..annotations import MAX_EVENTS, MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
+from ..attributes import MAX_RELATIONS
 from ..models import AssignmentStatus
 from ..rle import MAX_COUNTS
 
@@ -46,16 +47,42 @@ def _box(**kwargs) -> serializers.ListField:
     )
 
 
+def _attributes() -> serializers.DictField:
+    return serializers.DictField(
+        required=False,
+        help_text="Values of the class's attributes (``job.attributes``): true/false, one of "
+        "a choice's values, or a number within its bounds",
+    )
+
+
+class RelationSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(
+        min_value=0, help_text="An index into boxes/polygons, or a track id"
+    )
+    predicate = serializers.CharField(help_text="One of the job's predicates (``job.predicates``)")
+    object = serializers.IntegerField(
+        min_value=0, help_text="Likewise; on the subject's frame for boxes and polygons"
+    )
+
+
+def _relations() -> serializers.ListField:
+    return serializers.ListField(
+        child=RelationSerializer(), max_length=MAX_RELATIONS, required=False
+    )
+
+
 class BoxShapeSerializer(serializers.Serializer):
     frame = _frame()
     label = _label()
     box = _box()
+    attributes = _attributes()
 
 
 class BboxPayloadSerializer(serializers.Serializer):
     """``bbox`` jobs: boxes on the microtask's frames."""
 
     boxes = serializers.ListField(child=BoxShapeSerializer(), max_length=MAX_SHAPES)
+    relations = _relations()
 
 
 class PolygonShapeSerializer(serializers.Serializer):
@@ -67,12 +94,14 @@ class PolygonShapeSerializer(serializers.Serializer):
         max_length=MAX_POLYGON_POINTS,
         help_text="[[x, y], ...] inside the frame; the edges may not cross",
     )
+    attributes = _attributes()
 
 
 class PolygonPayloadSerializer(serializers.Serializer):
     """``polygon`` jobs: polygons on the microtask's frames."""
 
     polygons = serializers.ListField(child=PolygonShapeSerializer(), max_length=MAX_SHAPES)
+    relations = _relations()
 
 
 class RleSerializer(serializers.Serializer):
@@ -132,6 +161,7 @@ class KeyframeSerializer(serializers.Serializer):
         required=False,
         help_text="The object leaves the frame here (its box may be left out); not on the first",
     )
+    attributes = _attributes()
 
 
 class TrackSerializer(serializers.Serializer):
@@ -140,6 +170,7 @@ class TrackSerializer(serializers.Serializer):
     keyframes = serializers.ListField(
         child=KeyframeSerializer(), min_length=1, max_length=MAX_KEYFRAMES
     )
+    attributes = _attributes()
 
 
 class EventSerializer(serializers.Serializer):
@@ -164,6 +195,7 @@ class TrackPayloadSerializer(serializers.Serializer):
     events = serializers.ListField(
         child=TrackEventSerializer(), max_length=MAX_EVENTS, required=False
     )
+    relations = _relations()
 
 
 class EventPayloadSerializer(serializers.Serializer):
@@ -218,6 +250,13 @@ class WorkerJobSerializer(serializers.Serializer):
     event_labels = serializers.ListField(
         child=serializers.CharField(),
         help_text="A track job's event labels: actions of a track, sent as the payload's events",
+    )
+    attributes = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="Attributes to give per class (the job's label_attributes)",
+    )
+    predicates = serializers.ListField(
+        child=serializers.CharField(), help_text="Predicates a relation may use"
     )
 
 
@@ -361,6 +400,13 @@ class QualificationQuestionSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="Key of this question's answer in `answers`")
     instructions = serializers.CharField(allow_blank=True)
     classes = serializers.ListField(child=serializers.CharField())
+    attributes = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="Attributes to give per class, as a job's",
+    )
+    predicates = serializers.ListField(
+        child=serializers.CharField(), help_text="Predicates a relation may use"
+    )
     frame_start = serializers.IntegerField()
     frame_end = serializers.IntegerField()
     annotate_frames = serializers.ListField(child=serializers.IntegerField())

@@ -105,6 +105,25 @@ test("paths that name no question are general errors", () => {
   for (const path of ERROR_PATHS.not_answers) assert.equal(core.parseAnswerPath(path), null, path);
 });
 
+test("an attribute's and a relation's error paths read for a person", () => {
+  const sent = {
+    boxes: [{ frame: 30, label: "car", box: [0, 0, 5, 5] }],
+    relations: [{ subject: 0, predicate: "rides", object: 0 }],
+  };
+  assert.deepEqual(core.describeErrorPath("boxes[0].attributes.colour", sent), {
+    text: "box 1 on frame 30: attributes.colour",
+    key: "boxes",
+    index: 0,
+    frame: 30,
+  });
+  assert.deepEqual(core.describeErrorPath("relations[0].object", sent), {
+    text: "relation 1: object",
+    key: "relations",
+    index: 0,
+    frame: null,
+  });
+});
+
 test("a path into a list the payload does not have still reads as text", () => {
   const d = core.describeErrorPath("boxes[3].box", { tracks: [] });
   assert.deepEqual(d, { text: "box 4 on frame undefined: box", key: "boxes", index: 3, frame: null });

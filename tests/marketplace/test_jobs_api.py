@@ -165,6 +165,8 @@ def test_a_mask_job_takes_a_bounded_consensus_method(requester_client):
     bad = requester_client.post("/api/jobs/", {**body, "consensus_method": "median"}, format="json")
     assert bad.status_code == 400 and "consensus_method" in bad.json()["error"]["fields"]
     assert Job.objects.count() == 1
+
+
 def test_event_jobs_and_a_track_jobs_event_labels_are_checked_field_by_field(requester_client):
     event = {**VALID, "annotation_type": "event", "label_classes": ["crossing", "waving"]}
     created = requester_client.post("/api/jobs/", event, format="json")

@@ -124,6 +124,8 @@ def test_event_price_never_below_the_floor_on_expected_and_measured_time(events,
         assert p.price >= pricing.floor_pay(seconds=p.expected_seconds, hourly=POLICY.floor_hourly)
     c = pricing.complexity(motion=motion, clutter=0.3, policy=POLICY)
     assert p.complexity == c  # the one complexity function
+
+
 def test_mask_complexity_grows_with_the_boundary_to_paint_and_ignores_it_when_unknown():
     plain = pricing.complexity(motion=0, clutter=0, policy=POLICY)
     assert pricing.complexity(motion=0, clutter=0, policy=POLICY, boundary=0.0) == plain

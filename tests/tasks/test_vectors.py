@@ -149,3 +149,22 @@ def test_event_overlap_vector_is_the_servers_rule(case):
             validate_payload(payload, ctx)
         assert list(info.value.fields) == [f"events[{last}].start"]
         assert f"overlaps event {case['clash']} " in info.value.fields[f"events[{last}].start"][0]
+
+
+ATTRIBUTES = _load("attributes.json")
+
+
+@pytest.mark.parametrize("case", _by_name(ATTRIBUTES["cases"]))
+def test_attributes_vector(case):
+    c = ATTRIBUTES["context"]
+    ctx = AnnotationContext(
+        case["type"], c["classes"], c["width"], c["height"], case["frame_start"],
+        case["frame_end"], case["frames"], label_attributes=c["label_attributes"],
+        relation_predicates=c["relation_predicates"],
+    )  # fmt: skip
+    result = validate_payload(case["payload"], ctx)
+    assert result.payload == case["payload"]  # stored as sent: the page sends it normalised
+    for tid, by_frame in case.get("at", {}).items():
+        for frame, expected in by_frame.items():
+            (shape,) = [s for s in result.frames[frame] if s["track"] == int(tid)]
+            assert shape.get("attributes", {}) == expected, (tid, frame)

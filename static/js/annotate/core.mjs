@@ -12,6 +12,7 @@
  */
 
 import { activeAt, eventsPayload } from "./events.mjs";
+import { relationsPayload, relationsSnapshot } from "./attributes.mjs";
 
 // ---- Numbers ----
 
@@ -194,6 +195,8 @@ export function interpolateTrack(keyframes, frame) {
 /* ``keyframes`` with a keyframe at ``frame`` (replacing one there), in frame order. */
 export function withKeyframe(keyframes, frame, box, outside) {
   const kf = { frame, box: box.map(round2), outside: !!outside };
+  const old = keyframes.find((k) => k.frame === frame);
+  if (old && old.attributes) kf.attributes = old.attributes; // moving a keyframe keeps its changes
   const rest = keyframes.filter((k) => k.frame !== frame);
   return [...rest, kf].sort((a, b) => a.frame - b.frame);
 }
@@ -223,22 +226,31 @@ export const TOP_KEY = { bbox: "boxes", polygon: "polygons", classify: "labels",
 export function payloadOf(state, kind) {
   // A shape kept from a machine proposal names it (proposals.mjs); the server measures the rest.
   const origin = (s) => (s.from_proposal ? { from_proposal: s.from_proposal } : {});
+  // Attributes only where given, relations only when drawn: a job without them sends what it
+  // always sent (attributes.mjs keeps them; tasks/attributes.py reads them).
+  const attrs = (o) => (o.attributes && Object.keys(o.attributes).length ? { attributes: o.attributes } : {});
+  const related = (out) => {
+    const relations = relationsPayload(state.relations, state, kind);
+    return relations.length ? { ...out, relations } : out;
+  };
   if (kind === "track") {
-    const out = {
-      tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes, ...origin(t) })),
-    };
+    const out = related({
+      tracks: state.tracks.map((t) => ({ id: t.id, label: t.label, keyframes: t.keyframes, ...origin(t), ...attrs(t) })),
+    });
     // A track job with event labels: the tracks' events ride along (only when there are some).
     if (state.events && state.events.length) out.events = eventsPayload(state.events);
     return out;
   }
   if (kind === "event") return { events: eventsPayload(state.events || []) };
   if (kind === "bbox") {
-    return { boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box, ...origin(b) })) };
+    return related({
+      boxes: state.boxes.map((b) => ({ frame: b.frame, label: b.label, box: b.box, ...origin(b), ...attrs(b) })),
+    });
   }
   if (kind === "polygon") {
-    return {
-      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...origin(p) })),
-    };
+    return related({
+      polygons: state.polygons.map((p) => ({ frame: p.frame, label: p.label, points: p.points, ...origin(p), ...attrs(p) })),
+    });
   }
   if (kind === "mask") {
     return { masks: (state.masks || []).map((m) => ({ frame: m.frame, label: m.label, rle: m.rle })) };
@@ -276,7 +288,8 @@ export function hasContent(state) {
 // where ``name`` is any other key ("payload", "labels", a field the job does not take) and is
 // shown as it is.
 
-const LIST_PATH = /^(tracks|boxes|polygons|labels|events|masks)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(\w+))?$/;
+const LIST_PATH =
+  /^(tracks|boxes|polygons|labels|events|masks|relations)\[(\d+)\](?:\.keyframes\[(\d+)\])?(?:\.(attributes\.\w+|\w+))?$/;
 const ANSWER_PATH = /^(\d+)(?:\.(.+))?$/;
 
 /* {key, index, keyframe, field} of a payload error path; index, keyframe and field are null
@@ -300,7 +313,7 @@ export function parseAnswerPath(path) {
   return { question: Number(m[1]), path: m[2] === undefined ? null : m[2] };
 }
 
-const NOUN = { boxes: "box", polygons: "polygon", labels: "label", masks: "mask" };
+const NOUN = { boxes: "box", polygons: "polygon", labels: "label", masks: "mask", relations: "relation" };
 
 /* An error path said for a person, with where to show it: {text, key, index, frame}.
  *
@@ -311,6 +324,10 @@ export function describeErrorPath(path, sent) {
   const p = parseErrorPath(path);
   if (p.index === null) return { text: path, key: null, index: null, frame: null };
   const item = ((sent && sent[p.key]) || [])[p.index] || {};
+  if (p.key === "relations") {
+    const text = `relation ${p.index + 1}` + (p.field !== null ? `: ${p.field}` : "");
+    return { text, key: p.key, index: p.index, frame: null };
+  }
   let text =
     p.key === "tracks"
       ? `Object #${item.id} (${item.label})`
@@ -415,6 +432,7 @@ export function editsOf(state) {
     labels: state.labels,
     events: state.events || [],
     nextId: state.nextId,
+    ...(state.relations && state.relations.length ? { relations: relationsSnapshot(state.relations, state) } : {}),
   });
 }
 
@@ -438,7 +456,7 @@ export function isDraftOf(value, kind) {
   if (!isPlainObject(value.payload)) return false;
   return Object.entries(value.payload).every(
     ([k, items]) =>
-      (k === TOP_KEY[kind] || (kind === "track" && k === "events")) &&
+      (k === TOP_KEY[kind] || (kind === "track" && k === "events") || (k === "relations" && kind !== "classify")) &&
       Array.isArray(items) &&
       items.every(isPlainObject),
   );

@@ -181,6 +181,8 @@ function annotationPage(root, data) {
     type: data.job.annotation_type,
     classes: data.job.classes,
     eventLabels: data.job.event_labels || [],
+    attributes: data.job.attributes,
+    predicates: data.job.predicates,
     task: data.task,
     payload: data.submission && data.submission.payload,
   });
@@ -340,6 +342,8 @@ function qualificationPage(root, data) {
       number: i + 1,
       type: data.annotation_type,
       classes: q.classes,
+      attributes: q.attributes,
+      predicates: q.predicates,
       instructions: q.instructions,
       task: { width: q.width, height: q.height, frames: q.frames, frame_start: q.frame_start, frame_end: q.frame_end },
     }),

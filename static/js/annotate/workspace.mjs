@@ -42,6 +42,19 @@ import * as maskOps from "./masks.mjs";
 
 // The mask painting tools (their buttons are #tool-<name>, shown on mask jobs).
 const MASK_TOOLS = ["brush", "eraser", "fill", "outline"];
+import {
+  describeRelation,
+  keepDeclared,
+  keyframesWithAttribute,
+  liveRelations,
+  readInput,
+  relationProblem,
+  relationsFromPayload,
+  relationsRestore,
+  specsFor,
+  trackAttributesAt,
+  withAttribute,
+} from "./attributes.mjs";
 
 // The widest bitmap the canvas gets when zoomed in (a 16x zoom of a 1080p frame would be 30k).
 const MAX_BACKING_WIDTH = 4096;
@@ -66,6 +79,8 @@ export function newState(payload) {
     errorFocused: true,
     nextId: 1,
     empty: false, // qualification: "nothing to annotate here" was ticked
+    relations: [], // {subject, predicate, object}: the objects themselves (attributes.mjs)
+    relSubject: null, // the relation tool's chosen subject
   };
   if (payload) {
     st.tracks = payload.tracks || [];
@@ -76,6 +91,8 @@ export function newState(payload) {
     (payload.labels || []).forEach((l) => {
       st.labels[l.frame] = l.label;
     });
+    const kind = payload.tracks ? "track" : payload.polygons ? "polygon" : "bbox";
+    st.relations = relationsFromPayload(payload, st, kind);
   }
   // Track ids continue after any loaded ones.
   st.nextId = st.tracks.reduce((m, t) => Math.max(m, t.id + 1), 1);
@@ -134,6 +151,8 @@ export function createEditor(hooks) {
   let type;
   let classes;
   let eventLabels = [];
+  let attributes;
+  let predicates;
   let W;
   let H;
   let frames;
@@ -163,6 +182,8 @@ export function createEditor(hooks) {
     state.labels = e.labels;
     state.events = e.events || [];
     state.nextId = e.nextId;
+    state.relations = relationsRestore(e.relations, state);
+    state.relSubject = null;
     state.selected = null;
     state.selectedEvent = null;
     state.drag = null;
@@ -244,6 +265,8 @@ export function createEditor(hooks) {
       type: opts.type,
       classes: opts.classes,
       eventLabels: opts.eventLabels || [],
+      attributes: opts.attributes || {}, // the job's attributes per class
+      predicates: opts.predicates || [], // the job's relation predicates
       task: t,
       instructions: opts.instructions || "",
       W: t.width || 640,
@@ -278,6 +301,8 @@ export function createEditor(hooks) {
     type = w.type;
     classes = w.classes;
     eventLabels = w.eventLabels;
+    attributes = w.attributes;
+    predicates = w.predicates;
     W = w.W;
     H = w.H;
     frames = w.frames;
@@ -549,6 +574,8 @@ export function createEditor(hooks) {
       } else if (trackEvents) lanes.render();
     }
     renderErrors();
+    renderAttributes();
+    renderRelations();
     $("classify").innerHTML = "";
     if (type === "classify") renderClassify();
     hooks.rendered();
@@ -771,6 +798,143 @@ export function createEditor(hooks) {
     });
   }
 
+  // ---- Attributes of the selected object, relations between objects (attributes.mjs) ----
+  const element = (tag, props) => Object.assign(document.createElement(tag), props || {});
+
+  // One control per attribute of the selected object's class: a checkbox, a select or a number
+  // with its bounds. On a track the values are those at this frame, and a change makes (or goes
+  // on) a keyframe here.
+  function renderAttributes() {
+    const panel = $("attributes");
+    if (!panel) return;
+    panel.innerHTML = "";
+    const o = state.selected;
+    const specs = o && type !== "classify" ? specsFor(attributes, o.label) : [];
+    panel.hidden = !specs.length;
+    if (!specs.length) return;
+    const isTrack = type === "track";
+    const values = isTrack ? trackAttributesAt(o, frame()) : o.attributes || {};
+    panel.appendChild(
+      element("h3", { textContent: isTrack ? `Attributes at frame ${frame()}` : "Attributes" }),
+    );
+    specs.forEach((spec) => {
+      const label = element("label", { className: "attribute" });
+      label.dataset.attribute = spec.name;
+      let input;
+      if (spec.type === "bool") {
+        input = element("input", { type: "checkbox", checked: values[spec.name] === true });
+      } else if (spec.type === "choice") {
+        input = element("select");
+        input.appendChild(element("option", { value: "", textContent: "—" }));
+        spec.values.forEach((v) => input.appendChild(element("option", { value: v, textContent: v })));
+        input.value = values[spec.name] === undefined ? "" : values[spec.name];
+      } else {
+        input = element("input", { type: "number", step: "any" });
+        if (spec.min !== undefined && spec.min !== null) input.min = String(spec.min);
+        if (spec.max !== undefined && spec.max !== null) input.max = String(spec.max);
+        input.value = values[spec.name] === undefined ? "" : String(values[spec.name]);
+      }
+      input.name = `attr-${spec.name}`;
+      input.disabled = readOnly;
+      input.addEventListener("change", () => {
+        const read = readInput(spec, spec.type === "bool" ? input.checked : input.value);
+        if (read.error) {
+          hooks.message(`${spec.name} ${read.error}`, true);
+          render();
+          return;
+        }
+        if (!setAttribute(o, spec.name, read.value)) return;
+        changed();
+        render();
+      });
+      label.append(spec.type === "bool" ? input : "", `${spec.name} `, spec.type === "bool" ? "" : input);
+      panel.appendChild(label);
+    });
+  }
+
+  function setAttribute(o, name, value) {
+    if (type !== "track") {
+      const next = withAttribute(o.attributes, name, value);
+      if (next) o.attributes = next;
+      else delete o.attributes;
+      return true;
+    }
+    const f = frame();
+    const keyframes = keyframesWithAttribute(o.keyframes, f, interpolateTrack(o.keyframes, f), name, value);
+    if (!keyframes) {
+      hooks.message(`#${o.id} is not on frame ${f}: go to a frame where it is to change it.`, true);
+      return false;
+    }
+    o.keyframes = keyframes;
+    return true;
+  }
+
+  // The relation tool: pick a subject (the selected object), a predicate, then select the
+  // object and add; the list shows the relations of this frame (of every frame for tracks).
+  function renderRelations() {
+    const panel = $("relations");
+    if (!panel) return;
+    panel.innerHTML = "";
+    panel.hidden = !predicates.length || type === "classify";
+    if (panel.hidden) return;
+    panel.appendChild(element("h3", { textContent: "Relations" }));
+    const subject = state.relSubject;
+    const pick = element("button", {
+      type: "button",
+      id: "relation-subject",
+      className: "secondary",
+      textContent: subject ? `Subject: ${describeObject(subject)}` : "Set subject to the selected object",
+      disabled: readOnly || !state.selected,
+    });
+    pick.addEventListener("click", () => {
+      state.relSubject = state.selected;
+      render();
+    });
+    const predicate = element("select", { id: "relation-predicate", disabled: readOnly });
+    predicates.forEach((p) => predicate.appendChild(element("option", { value: p, textContent: p })));
+    predicate.value = state.relPredicate && predicates.includes(state.relPredicate) ? state.relPredicate : predicates[0];
+    predicate.addEventListener("change", () => {
+      state.relPredicate = predicate.value;
+    });
+    const add = element("button", {
+      type: "button",
+      id: "relation-add",
+      textContent: "Relate to the selected object",
+      disabled: readOnly || !subject || !state.selected,
+    });
+    add.addEventListener("click", () => {
+      const problem = relationProblem(state.relations, subject, predicate.value, state.selected, predicates, type);
+      if (problem) {
+        hooks.message(`Relation not added: ${problem}.`, true);
+        return;
+      }
+      state.relations = [...state.relations, { subject, predicate: predicate.value, object: state.selected }];
+      state.relPredicate = predicate.value;
+      state.relSubject = null;
+      changed();
+      render();
+    });
+    panel.append(pick, predicate, add);
+    const list = element("ul", { className: "relation-list" });
+    state.relations
+      .filter((r) => type === "track" || r.subject.frame === frame())
+      .forEach((r) => {
+        const li = element("li", { textContent: describeRelation(r, type) });
+        const remove = element("button", { type: "button", className: "secondary", textContent: "×", disabled: readOnly });
+        remove.title = "Remove this relation";
+        remove.addEventListener("click", () => {
+          state.relations = state.relations.filter((x) => x !== r);
+          changed();
+          render();
+        });
+        li.appendChild(remove);
+        list.appendChild(li);
+      });
+    panel.appendChild(list);
+  }
+
+  const describeObject = (o) => (type === "track" ? `#${o.id} ${o.label}` : `${o.label} (frame ${o.frame})`);
+
   // ---- Editing ----
   function select(o) {
     state.selected = o;
@@ -805,6 +969,8 @@ export function createEditor(hooks) {
     state.boxes = state.boxes.filter((b) => b !== o);
     state.polygons = state.polygons.filter((p) => p !== o);
     state.masks = state.masks.filter((m) => m !== o);
+    state.relations = liveRelations(state.relations, state, type);
+    if (state.relSubject === o) state.relSubject = null;
     state.selected = null;
     changed();
     render();
@@ -1083,6 +1249,7 @@ export function createEditor(hooks) {
   picker.addEventListener("change", () => {
     if (state.selected && !readOnly) {
       state.selected.label = picker.value;
+      keepDeclared(state.selected, specsFor(attributes, picker.value)); // another class's go
       changed();
       render();
     }

@@ -6,22 +6,22 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0003_qualification_suspension_terms'),
+        ('quality', '0005_event_type'),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='job',
-            name='consensus_method',
-            field=models.CharField(choices=[('vote', 'Trust-weighted pixel vote'), ('staple', 'STAPLE (expectation-maximisation over the workers)')], default='vote', help_text="How workers' masks are merged (mask jobs)", max_length=8),
-        ),
         migrations.AlterField(
-            model_name='job',
+            model_name='goldresult',
             name='annotation_type',
             field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
         ),
         migrations.AlterField(
-            model_name='qualification',
+            model_name='requesterstanding',
+            name='annotation_type',
+            field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
+        ),
+        migrations.AlterField(
+            model_name='workertrust',
             name='annotation_type',
             field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
         ),

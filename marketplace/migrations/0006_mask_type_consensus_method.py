@@ -6,22 +6,22 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('quality', '0004_constraint_messages'),
+        ('marketplace', '0005_job_assist_accuracy_bar'),
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='job',
+            name='consensus_method',
+            field=models.CharField(choices=[('vote', 'Trust-weighted pixel vote'), ('staple', 'STAPLE (expectation-maximisation over the workers)')], default='vote', help_text="How workers' masks are merged (mask jobs)", max_length=8),
+        ),
         migrations.AlterField(
-            model_name='goldresult',
+            model_name='job',
             name='annotation_type',
             field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
         ),
         migrations.AlterField(
-            model_name='requesterstanding',
-            name='annotation_type',
-            field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
-        ),
-        migrations.AlterField(
-            model_name='workertrust',
+            model_name='qualification',
             name='annotation_type',
             field=models.CharField(choices=[('bbox', 'Bounding boxes'), ('track', 'Tracks with keyframes'), ('classify', 'Classification'), ('polygon', 'Polygons'), ('mask', 'Segmentation masks')], max_length=16),
         ),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0008_video_parts'),
+        ('tasks', '0010_proposals'),
     ]
 
     operations = [
