@@ -1,8 +1,8 @@
 """Benchmark part: event consensus (``quality.events``) on a simulated crowd, against its peers.
 
 Issue #15's goal: event consensus reaches temporal-IoU F1 ≥ 0.9 against the truth with 20 %
-spammers at overlap 3. The integrator merges this part into ``bench/masks``; alone it reports
-itself as ``masks_events``.
+spammers at overlap 3. The events part of ``bench/masks`` (``make bench-masks``,
+``bench/results/masks.json``); alone it prints itself as ``masks_events`` and writes nothing.
 
 Set-up (all in one run, the same submissions for every method):
 
@@ -28,7 +28,7 @@ over microtasks, and by the mean tIoU of matched events:
 Timing: consensus CPU time per microtask (ours). The machine is shared with other sessions'
 work; times are indicative, accuracy is not affected.
 
-Run: ``python bench/masks_events.py`` (``--quick`` for a short run that writes no file).
+Alone: ``python bench/_masks_events.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -209,4 +209,4 @@ def run(quick: bool = False) -> dict:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    report(NAME, run(quick=quick), write=not quick)
+    report("masks_events", run(quick=quick), write=False)

@@ -27,9 +27,9 @@ with OpenCV's MIL tracker and a Lucas-Kanade median-flow tracker measured side b
 The machine is shared with other processes while it runs: speeds are what one core gave under
 that load, not a quiet machine's.
 
-Run: ``.venv/bin/python bench/assist_tracking.py [--quick]`` (``make bench-assist_tracking``).
-Needs no database. Prints a final JSON line and writes ``bench/results/assist_tracking.json``
-(not written by ``--quick``).
+The tracking part of ``bench/assist`` (``make bench-assist``, ``bench/results/assist.json``).
+Needs no database. Alone: ``.venv/bin/python bench/_assist_tracking.py [--quick]`` prints its
+JSON line and writes nothing.
 """
 
 from __future__ import annotations
@@ -310,4 +310,4 @@ def run(quick: bool = False) -> dict:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    report("assist_tracking", run(quick=quick), write=not quick)
+    report("assist_tracking", run(quick=quick), write=False)

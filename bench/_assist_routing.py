@@ -31,8 +31,8 @@ Pure computation, no database or services; single-threaded. The machine is share
 work while this runs: the timings are wall clock on a loaded machine (the figures themselves do
 not depend on them).
 
-Run: ``python bench/assist_routing.py [--quick]``. Prints a final JSON line and writes
-``bench/results/assist_routing.json`` (not in ``--quick``).
+The routing part of ``bench/assist`` (``make bench-assist``, ``bench/results/assist.json``).
+Alone: ``python bench/_assist_routing.py [--quick]`` prints its JSON line and writes nothing.
 """
 
 from __future__ import annotations
@@ -214,4 +214,4 @@ if __name__ == "__main__":
     from bench._common import report
 
     quick = "--quick" in sys.argv[1:]
-    report("assist_routing", run(quick=quick), write=not quick)
+    report("assist_routing", run(quick=quick), write=False)
