@@ -6,6 +6,11 @@ done (the video's progress, transfers already on Stripe). ``acks_late`` with
 ``reject_on_worker_lost`` gives the message back to the broker and the next child runs the task
 again; the task is idempotent, so it finishes the work with nothing doubled: no duplicate frames
 or microtasks, one Stripe transfer per payout (same idempotency keys). Then every invariant.
+
+The whole worker killed (its main process: the machine lost) is the other case: nobody gives
+the message back, Redis redelivers it after ``CELERY_VISIBILITY_TIMEOUT`` (short in these tests'
+workers, with the time limits below it) to the worker started next, during a payout batch and
+during one part of a long video's ingestion.
 """
 
 from __future__ import annotations
@@ -165,3 +170,56 @@ def test_whole_worker_killed_during_a_payout_batch_the_next_worker_finishes_it_o
     assert {p.worker_id for p in Payout.objects.all()} == {w.pk for w in workers}
     _poll(lambda: _unacked() == 0, "the redelivered message to be acknowledged", seconds=30)
     assert_invariants(stripe_server=stripe_server)
+
+
+def test_whole_worker_killed_during_an_ingestion_part_the_next_worker_redoes_that_part_once(
+    celery_worker_factory, requester, requester_client, tmp_path
+):
+    """A long video in parts; the worker dies whole while decoding one. The other parts go on
+    in the next worker at once (their messages were never taken); the lost part's message comes
+    back after the visibility timeout, and that part alone is decoded again: no frame or
+    microtask twice, none missing."""
+    from tasks.models import VideoPart
+
+    timeout = 20  # the parts' time limit follows: 15 s
+    env = {"CELERY_VISIBILITY_TIMEOUT": str(timeout), "VIDEO_INGEST_PART_SECONDS": "5"}
+    first = celery_worker_factory(**env)
+    clip = make_clip(tmp_path, frames=900, width=320, height=240, name="long.mp4")
+    job = JobFactory(
+        requester=requester,
+        annotation_type="track",
+        segment_frames=20,
+        overlap_frames=4,
+        keyframe_step=5,
+    )
+    assert upload(requester_client, job.pk, ("long.mp4", clip.data)).status_code == 201
+    child = first.child()
+    assert requester_client.post(f"/api/jobs/{job.pk}/process/").status_code == 202
+
+    running = _poll(
+        lambda: VideoPart.objects.filter(video__job=job, status=VideoPart.Status.RUNNING).first(),
+        "a part to be under way",
+    )
+    os.kill(first.proc.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    first.proc.wait(timeout=10)
+    _poll(lambda: not os.path.exists(f"/proc/{child}"), "the pool child to die with it", seconds=10)
+    assert _unacked() >= 1
+
+    celery_worker_factory(**env)
+    _poll(lambda: Job.objects.get(pk=job.pk).status != JobStatus.PROCESSING, "the ingestion")
+    assert time.monotonic() - killed_at >= timeout - 1  # the lost part waited for the timeout
+    job.refresh_from_db()
+    v = Video.objects.get(job=job)
+    assert (job.status, v.status, v.frame_count) == ("ready", "ready", 900), v.error
+    parts = {p.pk: p for p in VideoPart.objects.filter(video=v)}
+    assert len(parts) > 1 and all(p.status == VideoPart.Status.DONE for p in parts.values())
+    assert parts[running.pk].runs == 2  # the killed part, once more
+    assert all(p.runs == 1 for pk, p in parts.items() if pk != running.pk)
+    mts = list(MicroTask.objects.filter(video=v).order_by("index"))
+    assert [m.index for m in mts] == list(range(len(mts)))
+    named = {f["image"] for m in mts for f in m.manifest["frames"]}
+    stored = {f for f in all_stored() if f.startswith(v.frames_prefix)}
+    assert stored == named
+    _poll(lambda: _unacked() == 0, "the redelivered message to be acknowledged", seconds=30)
+    assert_invariants()
