@@ -47,8 +47,8 @@ for (const c of WORKSPACE.counts) {
 
 test("counts refuse an unknown annotation type", () => {
   const st = { tracks: [], boxes: [], polygons: [], labels: {} };
-  assert.throws(() => core.emptyFrames(st, "event", [0]), RangeError);
-  assert.throws(() => core.objectCounts(st, "event", 0), RangeError);
+  assert.throws(() => core.emptyFrames(st, "cuboid", [0]), RangeError);
+  assert.throws(() => core.objectCounts(st, "cuboid", 0), RangeError);
 });
 
 test("counts of masks: per frame and in all", () => {

@@ -27,6 +27,8 @@ QUESTION_KEYS = {
     "width",
     "height",
     "frames",
+    "attributes",
+    "predicates",
 }
 
 
