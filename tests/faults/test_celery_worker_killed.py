@@ -115,7 +115,7 @@ def test_worker_killed_during_a_payout_batch_no_transfer_is_doubled(
     assert_invariants(stripe_server=stripe_server)
 
 
-VISIBILITY_TIMEOUT = 8  # seconds: this test's workers (production waits CELERY_VISIBILITY_TIMEOUT)
+VISIBILITY_TIMEOUT = 20  # seconds: this test's workers (production waits CELERY_VISIBILITY_TIMEOUT)
 
 
 def _unacked() -> int:
@@ -139,7 +139,7 @@ def test_whole_worker_killed_during_a_payout_batch_the_next_worker_finishes_it_o
         "STRIPE_TIMEOUT_SECONDS": "2",
         "STRIPE_MAX_NETWORK_RETRIES": "1",
         "PAYOUT_SUBMIT_THREADS": "2",
-        # The time limits follow the timeout (6 s hard): a batch still running when its message
+        # The time limits follow the timeout (15 s hard): a batch still running when its message
         # becomes visible again would run twice at once.
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     }
