@@ -258,6 +258,28 @@ def _with_track_events(
     )
 
 
+def _with_track_masks(
+    frames: dict, subs: list[Submission], weights: list[float], c, *, method: str
+):
+    """The replicas' keyframe masks fused onto the consensus tracks by the job's consensus
+    method (``quality.masks.track_mask_consensus``), and each annotator's agreement the mean of
+    their tracks' and their masks' (Dice with the fused masks, where they gave one): a
+    disagreement on the masks adds a replica as one on the boxes does."""
+    m = masks.track_mask_consensus(
+        [s.frames for s in subs], weights, c.association, frames, method=method
+    )
+    box = np.asarray(c.annotator_agreement, dtype=np.float64)
+    blended = np.array(
+        [b if d is None else (b + d) / 2 for b, d in zip(box, m.annotator_dice, strict=True)]
+    )
+    w = np.clip(np.asarray(weights, dtype=np.float64), 1e-3, None)
+    return m.frames, dataclasses.replace(
+        c,
+        annotator_agreement=blended,
+        agreement=float(np.average(blended, weights=w)) if len(blended) else c.agreement,
+    )
+
+
 def _annotations(job: Job, subs: list[Submission]):
     classes = list(job.label_classes)
     if job.annotation_type == AnnotationType.CLASSIFY:
@@ -300,6 +322,8 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
         frames = shapes.from_annotation(c.frames, classes, tracks=True)
         if job.event_labels:
             frames, c = _with_track_events(frames, subs, weights, c, tiou_threshold=thr)
+        if job.track_masks:
+            frames, c = _with_track_masks(frames, subs, weights, c, method=job.consensus_method)
         return c.algorithm, frames, c, c.frame_agreement
     c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr)
     if job.annotation_type == AnnotationType.POLYGON:
