@@ -524,3 +524,25 @@ def track_mask_consensus(
         out[key] = new_shapes
     per = tuple(float(d / k) if k else None for d, k in zip(dice_sum, dice_n, strict=True))
     return TrackMaskConsensus(out, per, frame_agreement)
+
+
+def carry_track_masks(
+    target: dict[str, list[dict]],
+    segments: Sequence[Frames],
+    identity: Mapping[tuple[int, int], int],
+) -> None:
+    """Put the segments' keyframe masks on the stitched tracks ``target`` (in place): segment
+    ``s``'s track ``t`` is video-wide track ``identity[(s, t)]``; on a frame two segments share,
+    the earlier segment's mask wins, as its boxes do (``quality.tracks.stitch_tracks``)."""
+    found: dict[tuple[str, int], dict] = {}
+    for s, frames in enumerate(segments):
+        for key, shapes in frames.items():
+            for sh in shapes:
+                gid = identity.get((s, int(sh.get("track", -1))))
+                if sh.get("rle") and gid is not None:
+                    found.setdefault((key, gid), sh["rle"])
+    for key, shapes in target.items():
+        for sh in shapes:
+            value = found.get((key, int(sh["track"])))
+            if value is not None:
+                sh["rle"] = value
