@@ -87,7 +87,7 @@ def test_the_annotation_payload_is_one_of_the_four_formats(openapi):
     track = items["tracks"]
     assert set(track["required"]) == {"id", "label", "keyframes"}
     keyframe = _resolve(openapi, track["properties"]["keyframes"]["items"])
-    assert set(keyframe["properties"]) == {"frame", "box", "outside", "attributes"}
+    assert set(keyframe["properties"]) == {"frame", "box", "outside", "mask", "attributes"}
     assert keyframe["required"] == ["frame"]  # an "outside" keyframe may leave out its box
     # Attributes (optional) on every object and keyframe, relations (optional) beside objects.
     for shape in (items["boxes"], items["polygons"], track):
