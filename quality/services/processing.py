@@ -444,6 +444,13 @@ def _process_regular(mt: MicroTask) -> str:
         mt.content_boundary = content.boundary_per_object
         mt.expected_objects = min(500, max(1, round(content.objects_per_frame)))
         mt.save(update_fields=["content_boundary", "expected_objects"])
+    elif job.annotation_type == AnnotationType.TRACK and job.track_masks:
+        # The edge per object of the consensus keyframe masks: what painting them asks, for
+        # pricing the masks of the job's later microtasks (``payments.pricing.price_task``).
+        content = mask_content(frames)
+        if content.count:
+            mt.content_boundary = content.boundary_per_object
+            mt.save(update_fields=["content_boundary"])
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).

@@ -11,13 +11,14 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 
-from marketplace.models import JobStatus
+from marketplace.models import Job, JobStatus
 from payments.models import Funding
 from payments.selectors import escrow_balance
 from quality.models import ConsensusDecision, ConsensusResult
 from quality.simulator import scene_truth
 from tasks import exports, rle
 from tasks.models import Assignment, AssignmentStatus, MicroTaskStatus
+from tasks.quoting import microtask_prices
 from tests.payments.conftest import pay_checkout, stripe_server  # noqa: F401 - a fixture
 from tests.payments.test_checkout import completed_event, post_event  # noqa: F401 - a fixture
 from tests.tasks.claim_fixtures import qualified_worker
@@ -117,6 +118,14 @@ def test_a_track_job_with_masks_through_the_api(
 
     quote = requester_client.post(f"/api/payments/jobs/{job_id}/quote/", {}, format="json")
     assert quote.status_code == 200, quote.content
+    # The masks add a mask's work per keyframe and object to each microtask's price.
+    job = Job.objects.get(pk=job_id)
+    with_masks, _ = microtask_prices(job=job)
+    job.track_masks = False  # in memory only: the same microtasks without masks
+    without, _ = microtask_prices(job=job)
+    for a, b in zip(with_masks, without, strict=True):
+        assert a.price.price > b.price.price
+        assert a.price.expected_seconds > b.price.expected_seconds
     r = requester_client.post(f"/api/payments/jobs/{job_id}/fund/", {}, format="json")
     assert r.status_code == 201, r.content
     funding = Funding.objects.get(pk=r.json()["funding"])
