@@ -1,0 +1,65 @@
+"""Consensus of a track job with masks, through the claim and submit API: the replicas' keyframe
+masks are fused onto the consensus track, and a replica whose mask disagrees agrees less."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marketplace.models import Job
+from quality.models import ConsensusResult
+from tasks import rle
+from tasks.models import Assignment, MicroTask
+from tests.tasks.claim_fixtures import HEIGHT, WIDTH, qualified_worker, ready_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CLAIM = "/api/work/claim/"
+
+
+def _rect(x1, y1, x2, y2):
+    m = np.zeros((HEIGHT, WIDTH), bool)
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+@pytest.mark.parametrize("method", ["vote", "staple"])
+def test_keyframe_masks_are_fused_and_a_sloppy_mask_lowers_agreement(client_for, method):
+    from tasks import claiming
+
+    job = ready_job(n=1, overlap=3, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(
+        label_classes=["car", "person"], gold_rate=0.0, track_masks=True, consensus_method=method
+    )
+    claiming.job_publish(job=job, by=job.requester)
+    mt = MicroTask.objects.get(job=job)
+    s, e = mt.frame_start, mt.frame_end
+    full = _rect(15, 15, 55, 85)
+    half = _rect(15, 15, 35, 85)  # the sloppy one: half the object
+
+    def payload(tid, mask):
+        keyframes = [
+            {"frame": s, "box": [10, 10, 60, 90], "mask": rle.encode(mask)},
+            {"frame": e, "box": [40, 10, 90, 90]},
+        ]
+        return {"tracks": [{"id": tid, "label": "person", "keyframes": keyframes}]}
+
+    ids = []
+    for tid, mask in ((5, full), (7, full), (1, half)):
+        c = client_for(qualified_worker("track"))
+        r = c.post(CLAIM, {"job": job.pk}, format="json")
+        assert r.status_code == 201, r.content
+        ids.append(r.json()["id"])
+        r = c.post(
+            f"/api/work/assignments/{ids[-1]}/submit/",
+            {"payload": payload(tid, mask), "active_seconds": 30},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    (shape,) = result.frames[str(s)]
+    assert (rle.decode(shape["rle"]) == full).all()
+    assert all("rle" not in sh for f in range(s + 1, e + 1) for sh in result.frames[str(f)])
+    per = {int(k): v for k, v in result.annotator_agreement.items()}
+    assert per[ids[0]] == pytest.approx(per[ids[1]])
+    assert per[ids[2]] < per[ids[0]] - 0.1  # Dice 2/3 against the fused mask, averaged in
+    assert Assignment.objects.filter(pk__in=ids).count() == 3
