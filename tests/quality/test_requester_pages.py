@@ -537,6 +537,23 @@ def test_a_mask_job_from_the_page_chooses_its_consensus_method():
     assert not Job.objects.filter(title="Bad").exists()
 
 
+@pytest.mark.django_db
+def test_a_track_job_from_the_page_asks_for_masks_on_its_keyframes():
+    from marketplace.models import Job
+
+    requester = RequesterFactory()
+    c = _client(requester)
+    assert 'name="track_masks"' in c.get("/requester/jobs/new/").content.decode()
+    fields = {**NEW_JOB, "annotation_type": "track", "track_masks": "on"}
+    assert c.post("/requester/jobs/new/", {**fields, "title": "Segmented"}).status_code == 302
+    job = Job.objects.get(title="Segmented")
+    assert job.track_masks is True
+    assert b'id="job-track-masks"' in c.get(f"/requester/jobs/{job.pk}/").content
+    r = c.post("/requester/jobs/new/", {**fields, "annotation_type": "bbox", "title": "Bad"})
+    assert r.status_code == 200 and "track_masks" in r.context["form"].errors
+    assert not Job.objects.filter(title="Bad").exists()
+
+
 def test_a_mask_is_drawn_as_the_path_of_its_pixel_runs():
     import numpy as np
 

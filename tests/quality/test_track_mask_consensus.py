@@ -63,3 +63,10 @@ def test_keyframe_masks_are_fused_and_a_sloppy_mask_lowers_agreement(client_for,
     assert per[ids[0]] == pytest.approx(per[ids[1]])
     assert per[ids[2]] < per[ids[0]] - 0.1  # Dice 2/3 against the fused mask, averaged in
     assert Assignment.objects.filter(pk__in=ids).count() == 3
+
+    # The requester's review overlay draws the keyframe's mask and the track's box.
+    from quality.overlay import frames_with_shapes
+
+    view = frames_with_shapes(microtask=mt, layers=[{"frames": result.frames, "colour": "red"}])
+    at = {f["frame"]: [sh["kind"] for sh in f["shapes"]] for f in view["frames"]}
+    assert at[s] == ["mask", "box"] and at[s + 1] == ["box"]
