@@ -47,8 +47,9 @@ for (const c of WORKSPACE.counts) {
 
 test("counts refuse an unknown annotation type", () => {
   const st = { tracks: [], boxes: [], polygons: [], labels: {} };
-  assert.throws(() => core.emptyFrames(st, "event", [0]), RangeError);
-  assert.throws(() => core.objectCounts(st, "event", 0), RangeError);
+  // (event and mask are known types now: an unknown one is refused)
+  assert.throws(() => core.emptyFrames(st, "caption", [0]), RangeError);
+  assert.throws(() => core.objectCounts(st, "caption", 0), RangeError);
 });
 
 test("counts of masks: per frame and in all", () => {
