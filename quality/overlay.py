@@ -86,6 +86,7 @@ def workspace_view(*, microtask, payload: Any = None) -> dict[str, Any]:
         "microtask": microtask.pk,
         "type": job.annotation_type,
         "classes": list(job.label_classes),
+        "track_masks": bool(job.track_masks),  # a track job's gold has keyframe masks too
         "task": {
             "frame_start": microtask.frame_start,
             "frame_end": microtask.frame_end,

@@ -492,6 +492,7 @@ def test_gold_page_gives_the_workspace_the_microtask_and_is_the_requesters_only(
     assert page.status_code == 200
     view = page.context["view"]
     assert view["type"] == "bbox" and view["classes"] == ["car", "person"]
+    assert view["track_masks"] is False  # a track job with masks: its gold paints them too
     assert view["task"]["frames"][0]["url"] == f"/requester/microtasks/{mt.pk}/frames/0.jpg"
     assert b'id="gold-data"' in page.content and b"annotate/gold.mjs" in page.content
     assert f"/api/quality/microtasks/{mt.pk}/gold/".encode() in page.content
