@@ -70,3 +70,40 @@ def test_keyframe_masks_are_fused_and_a_sloppy_mask_lowers_agreement(client_for,
     view = frames_with_shapes(microtask=mt, layers=[{"frames": result.frames, "colour": "red"}])
     at = {f["frame"]: [sh["kind"] for sh in f["shapes"]] for f in view["frames"]}
     assert at[s] == ["mask", "box"] and at[s + 1] == ["box"]
+
+
+def test_gold_of_a_track_job_with_masks_scores_the_keyframe_masks(client_for, monkeypatch):
+    from quality.models import GoldResult
+    from quality.services import gold_answer_set
+    from tasks import claiming
+
+    job = ready_job(n=2, overlap=1, annotation_type="track", frames_per_task=20)
+    Job.objects.filter(pk=job.pk).update(label_classes=["car", "person"], track_masks=True)
+    job.refresh_from_db()
+    mt = MicroTask.objects.filter(job=job).order_by("index")[0]
+    s, e = mt.frame_start, mt.frame_end
+    full, half = _rect(15, 15, 55, 85), _rect(15, 15, 35, 85)
+
+    def payload(mask):
+        keyframes = [
+            {"frame": s, "box": [10, 10, 60, 90], "mask": rle.encode(mask)},
+            {"frame": e, "box": [40, 10, 90, 90]},
+        ]
+        return {"tracks": [{"id": 1, "label": "person", "keyframes": keyframes}]}
+
+    gold_answer_set(microtask_id=mt.pk, payload=payload(full), by=job.requester)
+    claiming.job_publish(job=job, by=job.requester)
+    monkeypatch.setattr(claiming._rng, "random", lambda: 0.0)  # the gold microtask first
+    c = client_for(qualified_worker("track"))
+    r = c.post(CLAIM, {"job": job.pk}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["task"]["frame_start"] == s
+    r = c.post(
+        f"/api/work/assignments/{r.json()['id']}/submit/",
+        {"payload": payload(half), "active_seconds": 30},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    result = GoldResult.objects.get(microtask=mt)
+    assert result.metrics["keyframe_mask_iou"] == pytest.approx(0.5)  # half the object painted
+    assert result.score == pytest.approx(0.6 * 1.0 + 0.4 * 0.5, abs=1e-3)
