@@ -26,13 +26,14 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
 
 Masks on tracks (a ``track`` job with ``track_masks``): each keyframe that is not ``outside``
 may carry ``"mask": {"size": [h, w], "counts": [...]}``, the same RLE contract as a mask job's
-(frame size, bounded runs — ``MAX_MASK_COUNTS_TOTAL`` over the whole payload — not empty). The
-keyframe's ``box`` may then be omitted: it is the mask's extents ``[x, y, x + w, y + h]``. When a
-box is given, at least ``MASK_INSIDE_BOX_MIN`` of the mask's pixels lie inside it (a box drawn
-for one object and a mask painted for another are refused, a brush stroke a pixel over the edge
-is not). Masks are not interpolated: between keyframes a track has only its interpolated box;
-a mask is a keyframe's own. A mask on a job without ``track_masks``, or on an ``outside``
-keyframe, is refused on ``tracks[i].keyframes[k].mask``.
+(frame size, bounded runs — ``MAX_MASK_COUNTS_TOTAL`` over the whole payload, at most
+``MAX_KEYFRAME_MASKS`` masks — not empty). The keyframe's ``box`` may then be omitted: it is
+the mask's extents ``[x, y, x + w, y + h]``. When a box is given, at least
+``MASK_INSIDE_BOX_MIN`` of the mask's pixels lie inside it (a box drawn for one object and a
+mask painted for another are refused, a brush stroke a pixel over the edge is not). Masks are
+not interpolated: between keyframes a track has only its interpolated box; a mask is a
+keyframe's own. A mask on a job without ``track_masks``, or on an ``outside`` keyframe, is
+refused on ``tracks[i].keyframes[k].mask``.
 
 Boxes, polygons, tracks and keyframes may carry ``"attributes"`` of the job's schema, and the
 payload of those three kinds a top-level ``"relations"`` list: see ``tasks.attributes``.
@@ -91,6 +92,9 @@ MAX_KEYFRAMES = 5_000
 MAX_EVENTS = 500
 # The share of a keyframe mask's pixels that must lie inside the keyframe's box, when one is given.
 MASK_INSIDE_BOX_MIN = 0.9
+# Keyframe masks in one track payload: each is decoded once to be checked against its box, so
+# their number bounds that work (20 objects x 30 keyframes fit).
+MAX_KEYFRAME_MASKS = 600
 
 TOP_KEY = {
     "bbox": "boxes",
@@ -447,7 +451,7 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     schema = label_schema.parse(ctx.label_attributes)
     out, ids = [], set()
     total_keyframes = 0
-    runs = 0
+    runs = n_masks = 0
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             err.add(error_path("tracks", i), 'must be an object {"id", "label", "keyframes"}')
@@ -509,24 +513,32 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             if k == 0 and outside is True:
                 err.add(outside_path, "a track cannot start outside the frame")
                 ok = False
-            mask = None
+            mask = pixels = None
             if "mask" in kf:
+                n_masks += 1
                 budget = [MAX_MASK_COUNTS_TOTAL - runs]
-                mask = _check_keyframe_mask(kf, outside, (i, k), ctx, err, budget)
+                if n_masks > MAX_KEYFRAME_MASKS:
+                    err.add(
+                        error_path("tracks", i, keyframe=k, field="mask"),
+                        f"at most {MAX_KEYFRAME_MASKS} keyframe masks in all",
+                    )
+                else:
+                    mask = _check_keyframe_mask(kf, outside, (i, k), ctx, err, budget)
                 runs = MAX_MASK_COUNTS_TOTAL - budget[0]
                 if mask is None:
                     ok = False
                     continue
+                pixels = rle_codec.decode(mask)
             box_path = error_path("tracks", i, keyframe=k, field="box")
             if outside is True and kf.get("box") is None:
                 box = prev_box
-            elif mask is not None and kf.get("box") is None:
-                x, y, w, h = rle_codec.bbox(rle_codec.decode(mask))
+            elif pixels is not None and kf.get("box") is None:
+                x, y, w, h = rle_codec.bbox(pixels)
                 box = [float(x), float(y), float(x + w), float(y + h)]
             else:
                 box = _check_box(kf.get("box"), box_path, ctx, err)
-                if box is not None and mask is not None:
-                    share = _share_inside(mask, box)
+                if box is not None and pixels is not None:
+                    share = _share_inside(pixels, box)
                     if share < MASK_INSIDE_BOX_MIN:
                         err.add(
                             error_path("tracks", i, keyframe=k, field="mask"),
@@ -585,9 +597,8 @@ def _check_keyframe_mask(
     return rle_codec.canonical(value)
 
 
-def _share_inside(mask: Mapping[str, Any], box: Sequence[float]) -> float:
-    """The share of the mask's pixels whose pixel square meets the box (edges in)."""
-    m = rle_codec.decode(mask)
+def _share_inside(m: Any, box: Sequence[float]) -> float:
+    """The share of the (decoded, boolean) mask's pixels whose pixel square meets the box."""
     h, w = m.shape
     x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
     x2, y2 = min(w, int(-(-box[2] // 1))), min(h, int(-(-box[3] // 1)))

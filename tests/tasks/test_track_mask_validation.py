@@ -74,7 +74,7 @@ def test_a_stroke_a_pixel_over_the_box_edge_is_kept():
 
 
 def _share(m, box):
-    return annotations._share_inside(rle.encode(m), box)
+    return annotations._share_inside(m, box)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +132,11 @@ def test_runs_are_bounded_over_the_whole_payload(monkeypatch):
     r = rle.encode(_square())  # 17 runs: 8 columns of [gap, run] and the tail
     fields = _errors(_track({"frame": 0, "mask": r}))
     assert "runs in all" in fields["tracks[0].keyframes[0].mask"][0]
+
+
+def test_keyframe_masks_are_bounded_in_number(monkeypatch):
+    monkeypatch.setattr(annotations, "MAX_KEYFRAME_MASKS", 1)
+    r = rle.encode(_square())
+    fields = _errors(_track({"frame": 0, "mask": r}, {"frame": 5, "mask": r}))
+    assert list(fields) == ["tracks[0].keyframes[1].mask"]
+    assert "at most 1 keyframe masks" in fields["tracks[0].keyframes[1].mask"][0]
