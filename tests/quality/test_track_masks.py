@@ -99,3 +99,19 @@ def test_a_mask_joins_only_the_identity_its_track_was_associated_with():
     cons = {"0": [{"track": 0, "label": "car", "box": [5, 5, 15, 15]}]}
     out = masks.track_mask_consensus(raters, [1, 1], {(0, 1): 3, (1, 2): 3}, cons)
     assert "rle" not in out.frames["0"][0]
+
+
+def test_stitched_tracks_carry_their_segments_keyframe_masks_the_earlier_segment_first():
+    a, b = rle.encode(_square(5, 5)), rle.encode(_square(6, 5))
+    seg0 = {"9": [{"track": 0, "label": "car", "box": [5, 5, 15, 15], "rle": a}]}
+    seg1 = {
+        "9": [{"track": 4, "label": "car", "box": [5, 5, 15, 15], "rle": b}],
+        "12": [{"track": 4, "label": "car", "box": [5, 5, 15, 15], "rle": b}],
+    }
+    target = {
+        key: [{"track": 2, "label": "car", "box": [5, 5, 15, 15]}] for key in ("9", "10", "12")
+    }
+    masks.carry_track_masks(target, [seg0, seg1], {(0, 0): 2, (1, 4): 2})
+    assert target["9"][0]["rle"] == a  # the shared frame: the earlier segment's, as for boxes
+    assert target["12"][0]["rle"] == b
+    assert "rle" not in target["10"][0]
