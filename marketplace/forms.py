@@ -59,6 +59,9 @@ class JobForm(forms.Form):
         initial=ConsensusMethod.VOTE,
         help_text="Mask jobs: how workers' masks are merged",
     )
+    track_masks = forms.BooleanField(
+        required=False, help_text="Track jobs: a segmentation mask on each keyframe"
+    )
     budget = forms.IntegerField(min_value=0, help_text="Minor units (cents)")
     currency = forms.ChoiceField(help_text="Fixed once the job is created")
     deadline = forms.DateTimeField(required=False, help_text="Optional; in the future")

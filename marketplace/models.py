@@ -220,7 +220,13 @@ class Job(models.Model):
         max_length=8,
         choices=ConsensusMethod.choices,
         default=ConsensusMethod.VOTE,
-        help_text="How workers' masks are merged (mask jobs)",
+        help_text="How workers' masks are merged (mask jobs, and track jobs with masks)",
+    )
+    # A track job may also ask for a segmentation mask on each visible keyframe
+    # (``tasks.annotations``: "Masks on tracks"); no other type takes it.
+    track_masks = models.BooleanField(
+        default=False,
+        help_text="Track jobs: each keyframe also carries a segmentation mask of its object",
     )
 
     # Work shape (how videos are split into microtasks)

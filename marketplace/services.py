@@ -46,6 +46,7 @@ JOB_EDITABLE_FIELDS = (
     "expected_objects",
     "assist_accuracy_bar",
     "consensus_method",
+    "track_masks",
     "segment_frames",
     "overlap_frames",
     "keyframe_step",
@@ -252,6 +253,10 @@ def _job_shape_errors(job: Job) -> FieldErrors:
     problem = _event_labels_error(job.event_labels, job.annotation_type)
     if problem:
         errors["event_labels"] = [problem]
+    if not isinstance(job.track_masks, bool):
+        errors["track_masks"] = ["Must be true or false."]
+    elif job.track_masks and job.annotation_type != AnnotationType.TRACK:
+        errors["track_masks"] = ["Only a track job asks for masks on its keyframes."]
     whole = bounds.is_whole_number
     if whole(job.overlap_min) and whole(job.overlap_max) and job.overlap_min > job.overlap_max:
         errors["overlap_min"] = ["Must not exceed overlap_max."]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 BPS = 10_000  # basis points in 1
@@ -163,6 +163,8 @@ class TaskFeatures:
     boundary: float = 0.0  # masks: mean boundary pixels per object; 0 while unknown
     attributes: float = 0.0  # attributes asked per object (``label_schema.asked_per_object``)
     relations: float = 0.0  # relations expected per annotated frame
+    # Tracks: a mask is painted on every keyframe of every object (a track job's track_masks).
+    keyframe_masks: bool = False
 
 
 # Marking one event is worth this many frames of watching: finding both edges means scrubbing
@@ -184,6 +186,26 @@ def work_units(features: TaskFeatures) -> int:
     if features.annotation_type == "event":
         return frames + EVENT_MARK_FRAMES * max(0, features.objects)
     return frames * max(1, features.objects)
+
+
+def mask_work_units(features: TaskFeatures) -> int:
+    """The masks a microtask asks for besides its own kind's work, in frame·objects: a track job
+    with masks paints one per keyframe per object — the work of a mask job on those frames."""
+    if features.annotation_type != "track" or not features.keyframe_masks:
+        return 0
+    return work_units(replace(features, annotation_type="mask"))
+
+
+def task_complexity(features: TaskFeatures, *, policy: PricingPolicyData) -> float:
+    """The complexity of a microtask's own kind of work (:func:`complexity`): the masks'
+    ``boundary`` counts for a mask job only (a track's boxes do not get harder with the edge of
+    the masks painted on its keyframes; those masks are priced with it, :func:`price_task`)."""
+    return complexity(
+        motion=features.motion,
+        clutter=features.clutter,
+        policy=policy,
+        boundary=features.boundary if features.annotation_type == "mask" else 0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -241,20 +263,35 @@ def price_task(
     units = work_units(features)
     objects = 1 if kind == "classify" else max(1, features.objects)
     frames = max(1, features.frames)
-    c = complexity(
-        motion=features.motion, clutter=features.clutter, policy=policy, boundary=features.boundary
+    c = task_complexity(features, policy=policy)
+    # Keyframe masks of a track job: a mask job's rate and time on those frame·objects, at the
+    # complexity of painting them (the edge per object, ``boundary``, once measured).
+    masks = mask_work_units(features)
+    if masks and not ("mask" in policy.base and "mask" in policy.t_obj):
+        raise ValueError("no pricing coefficients for masks on tracks (annotation type 'mask')")
+    c_mask = (
+        complexity(
+            motion=features.motion,
+            clutter=features.clutter,
+            policy=policy,
+            boundary=features.boundary,
+        )
+        if masks
+        else 0.0
     )
     attributes = max(0.0, features.attributes)
     relations = max(0.0, features.relations)
     seconds = (
         policy.t0[kind]
         + units * policy.t_obj[kind] * c
+        + (masks * policy.t_obj["mask"] * c_mask if masks else 0.0)
         + frames * objects * attributes * policy.t_attribute
         + frames * relations * policy.t_relation
     ) * max(time_factor, 0)
     by_rate = round_half_up(
         (
             Fraction(policy.base[kind]) * units * Fraction(c)
+            + (Fraction(policy.base["mask"]) * masks * Fraction(c_mask) if masks else 0)
             + Fraction(policy.base_attribute) * frames * objects * Fraction(attributes)
             + Fraction(policy.base_relation) * frames * Fraction(relations)
         )

@@ -192,10 +192,13 @@ def _objects(
 ) -> list[exports.ExportObject]:
     out = []
     for shape in shapes:
+        mask = None
         if shape.get("rle"):
-            value = _source_rle(shape["rle"], video) if video is not None else shape["rle"]
-            out.append(exports.mask_object(shape["label"], value))
-            continue
+            mask = _source_rle(shape["rle"], video) if video is not None else shape["rle"]
+            if shape.get("track") is None:  # a mask job's instance
+                out.append(exports.mask_object(shape["label"], mask))
+                continue
+            # else a track's keyframe mask, beside its box (``exports``: "Masks on tracks")
         extras = {
             "attributes": shape.get("attributes") or None,
             "relations": tuple(
@@ -215,6 +218,7 @@ def _objects(
                 w=(x2 - x1) * sx,
                 h=(y2 - y1) * sy,
                 track_id=shape.get("track"),
+                rle=mask,
                 **extras,
             )
         )

@@ -429,3 +429,120 @@ def score_masks(
     mean_iou = float(np.mean(ious)) if ious else 1.0
     mean_dice = float(np.mean(dices)) if dices else 1.0
     return mean_iou, {"mean_iou": round(mean_iou, 4), "mean_dice": round(mean_dice, 4)}, off
+
+
+# --- Masks on tracks (a track job with ``track_masks``) -----------------------------------------
+#
+# A track's mask lives on its keyframes only (``tasks.annotations``: "Masks on tracks"); the
+# per-frame shapes carry it as ``rle`` beside the box. Nothing here interpolates masks.
+
+
+def _track_masks(frames: Frames) -> dict[tuple[int, int], np.ndarray]:
+    """(frame, track id) -> the decoded keyframe mask, for every track shape that has one."""
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for key, shapes in frames.items():
+        for s in shapes:
+            if s.get("rle") and "track" in s:
+                out[(int(key), int(s["track"]))] = rle.decode(s["rle"])
+    return out
+
+
+def score_track_masks(gold: Frames, pred: Frames, mapping: Mapping[int, int]) -> float | None:
+    """Mean mask IoU over the answer's keyframe masks, each against the mask the submitted track
+    matched to its track (``mapping``: gold id -> submitted id, the track scoring's IDF1
+    assignment) has on the same frame; a missing mask (no match, or no mask on that frame) scores
+    0. None when the answer has no mask (nothing to score)."""
+    wanted = _track_masks(gold)
+    if not wanted:
+        return None
+    given = _track_masks(pred)
+    total = 0.0
+    for (f, gid), m in wanted.items():
+        pid = mapping.get(gid)
+        p = given.get((f, pid)) if pid is not None else None
+        total += iou(m, p) if p is not None else 0.0
+    return total / len(wanted)
+
+
+@dataclass(frozen=True)
+class TrackMaskConsensus:
+    """Consensus frames with fused keyframe masks; each rater's mean Dice with the fused masks
+    where the rater gave one (None where they gave none), and agreement per frame."""
+
+    frames: dict[str, list[dict]]
+    annotator_dice: tuple[float | None, ...]
+    frame_agreement: dict[int, float]
+
+
+def track_mask_consensus(
+    raters: Sequence[Frames],
+    weights: Sequence[float],
+    association: Mapping[tuple[int, int], int],
+    consensus: Frames,
+    *,
+    method: str = "vote",
+) -> TrackMaskConsensus:
+    """Fuse the raters' keyframe masks onto the consensus tracks (``quality.tracks``).
+
+    On each frame, a consensus track (``"track"``: its identity) gets a mask when the raters
+    whose associated track (``association``: (rater, rater's track id) -> identity) has a mask on
+    that frame carry a strict majority of all the raters' weight — as a box must to be kept —
+    fused by ``method`` with those raters' weights; raters without a mask there abstain (their
+    keyframes may fall elsewhere), they do not vote "empty"."""
+    if method not in METHODS:
+        raise ValueError(f"unknown consensus method {method!r}; use one of {METHODS}")
+    n = len(raters)
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum() if n and w.sum() > 0 else np.full(n, 1.0 / max(n, 1))
+    by_rater = [_track_masks(r) for r in raters]
+    # (frame, identity) -> [(rater, mask)]
+    offered: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for a, masks_a in enumerate(by_rater):
+        for (f, tid), m in masks_a.items():
+            ident = association.get((a, tid))
+            if ident is not None:
+                offered.setdefault((f, int(ident)), []).append((a, m))
+    out: dict[str, list[dict]] = {}
+    dice_sum, dice_n = np.zeros(n), np.zeros(n)
+    frame_agreement: dict[int, float] = {}
+    for key, shapes in consensus.items():
+        new_shapes = []
+        for s in shapes:
+            s = dict(s)
+            s.pop("rle", None)
+            group = offered.get((int(key), int(s["track"]))) if "track" in s else None
+            if group and float(sum(w[a] for a, _ in group)) * 2 > 1.0 + 1e-12:
+                fused = fuse([m for _, m in group], [w[a] for a, _ in group], method=method)
+                if fused.mask.any():
+                    s["rle"] = rle.encode(fused.mask)
+                    for a, m in group:
+                        dice_sum[a] += dice(m, fused.mask)
+                        dice_n[a] += 1
+                    frame_agreement.setdefault(int(key), fused.agreement)
+                    frame_agreement[int(key)] = min(frame_agreement[int(key)], fused.agreement)
+            new_shapes.append(s)
+        out[key] = new_shapes
+    per = tuple(float(d / k) if k else None for d, k in zip(dice_sum, dice_n, strict=True))
+    return TrackMaskConsensus(out, per, frame_agreement)
+
+
+def carry_track_masks(
+    target: dict[str, list[dict]],
+    segments: Sequence[Frames],
+    identity: Mapping[tuple[int, int], int],
+) -> None:
+    """Put the segments' keyframe masks on the stitched tracks ``target`` (in place): segment
+    ``s``'s track ``t`` is video-wide track ``identity[(s, t)]``; on a frame two segments share,
+    the earlier segment's mask wins, as its boxes do (``quality.tracks.stitch_tracks``)."""
+    found: dict[tuple[str, int], dict] = {}
+    for s, frames in enumerate(segments):
+        for key, shapes in frames.items():
+            for sh in shapes:
+                gid = identity.get((s, int(sh.get("track", -1))))
+                if sh.get("rle") and gid is not None:
+                    found.setdefault((key, gid), sh["rle"])
+    for key, shapes in target.items():
+        for sh in shapes:
+            value = found.get((key, int(sh["track"])))
+            if value is not None:
+                sh["rle"] = value

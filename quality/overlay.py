@@ -86,6 +86,7 @@ def workspace_view(*, microtask, payload: Any = None) -> dict[str, Any]:
         "microtask": microtask.pk,
         "type": job.annotation_type,
         "classes": list(job.label_classes),
+        "track_masks": bool(job.track_masks),  # a track job's gold has keyframe masks too
         "task": {
             "frame_start": microtask.frame_start,
             "frame_end": microtask.frame_end,
@@ -118,10 +119,16 @@ def frames_with_shapes(
         shapes = []
         for layer in layers:
             for s in (layer.get("frames") or {}).get(str(number), []):
-                shape = _shape(s, layer["colour"]) if isinstance(s, dict) else None
-                if shape is not None:
-                    shape["dashed"] = bool(layer.get("dashed"))
-                    shapes.append(shape)
+                drawn = [_shape(s, layer["colour"])] if isinstance(s, dict) else []
+                if drawn and drawn[0] and drawn[0]["kind"] == "mask" and "box" in s:
+                    # A track's keyframe mask (a track job with masks): its box is drawn too.
+                    drawn.append(
+                        _shape({k: v for k, v in s.items() if k != "rle"}, layer["colour"])
+                    )
+                for shape in drawn:
+                    if shape is not None:
+                        shape["dashed"] = bool(layer.get("dashed"))
+                        shapes.append(shape)
         out.append({"frame": number, "url": url, "shapes": shapes})
     width, height = frame_size(microtask)
     return {"frames": out, "width": width or 640, "height": height or 360}

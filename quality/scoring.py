@@ -17,6 +17,9 @@
   ``label_schema.AttributeSpec.tolerance``), and the F1 of the relation triplets. They join the
   score with small weights (:data:`ATTRIBUTE_WEIGHT`, :data:`RELATION_WEIGHT`), only when the
   job asks for them, so that finding and drawing the objects still dominates.
+- Masks on tracks (a track job with ``track_masks``): the mean mask IoU of the answer's keyframe
+  masks against the masks of the submitted tracks matched to them (the IDF1 assignment) on the
+  same frames (``quality.masks.score_track_masks``), with weight :data:`TRACK_MASK_WEIGHT`.
 
 :func:`score_stored` applies the right one to stored per-frame shapes (``tasks.annotations``'
 format) by annotation type: what a gold submission and a qualification answer are scored with.
@@ -41,6 +44,9 @@ from . import masks, shapes
 from .boxes import NO_LABEL, Annotation, FrameBoxes, iou_matrix
 
 DEFAULT_IOU_THRESHOLD = 0.5
+# A track job with masks: the keyframe masks' share of the score (the boxes and identities keep
+# the rest, so a worker who paints well but loses the object still fails).
+TRACK_MASK_WEIGHT = 0.4
 
 
 def _f1(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
@@ -388,6 +394,7 @@ def score_stored(
         return Score(value, metrics, off, len(answer))
     extra: dict[str, float] = {}
     event_score = 1.0
+    mask_iou: float | None = None
     s: BoxScore | TrackScore
     if annotation_type == "polygon":
         s = box = score_polygons(
@@ -401,6 +408,7 @@ def score_stored(
         )
         box = s.boxes
         extra = {"id_switches": s.id_switches, "idf1": round(s.idf1, 4), "mota": round(s.mota, 4)}
+        mask_iou = masks.score_track_masks(answer, submitted, s.id_mapping)
         gold_events = events_mod.from_frames(answer)
         sub_events = events_mod.from_frames(submitted)
         if gold_events or sub_events:
@@ -438,6 +446,9 @@ def score_stored(
         iou_threshold=iou_threshold,
     )
     parts = [(1.0, score)]
+    if mask_iou is not None:
+        metrics["keyframe_mask_iou"] = round(mask_iou, 4)
+        parts.append((TRACK_MASK_WEIGHT, mask_iou))
     if accuracy is not None:
         metrics["attribute_accuracy"] = round(accuracy, 4)
         parts.append((ATTRIBUTE_WEIGHT, accuracy))

@@ -16,6 +16,7 @@ from marketplace.selectors import jobs_visible_to
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 
 from . import events as events_mod
+from . import masks
 from . import trust as trust_mod
 from .attributes import carry_track_extras
 from .models import (
@@ -328,6 +329,8 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
     frames = from_annotation(stitched.frames, classes, tracks=True)
     carry_track_extras(frames, stored, stitched.identity)
+    if job.track_masks:
+        masks.carry_track_masks(frames, stored, stitched.identity)
     # The tracks' events (jobs with event labels) on the stitched, video-wide track ids.
     events = events_mod.join_events(
         [

@@ -19,18 +19,29 @@ Payloads (boxes are ``[x1, y1, x2, y2]`` in pixels of the frame, origin top-left
   [{"frame": 0, "box": [...], "outside": false}, ...]}]}`` — keyframes strictly increasing;
   an ``outside`` keyframe ends the object's visibility (its ``box`` may be omitted). A track
   payload may also carry ``"events": [{"label", "start", "end", "track": <id>}]``: actions of
-  one of its tracks, labelled from the job's ``event_labels``.
+  one of its tracks, labelled from the job's ``event_labels``. Masks on tracks: see below.
 * ``event``:    ``{"events": [{"label": "crossing", "start": 120, "end": 210}]}`` — labelled
   frame intervals, inclusive, inside the microtask's range; two events of one label (on one
   track) never share a frame.
+
+Masks on tracks (a ``track`` job with ``track_masks``): each keyframe that is not ``outside``
+may carry ``"mask": {"size": [h, w], "counts": [...]}``, the same RLE contract as a mask job's
+(frame size, bounded runs — ``MAX_MASK_COUNTS_TOTAL`` over the whole payload, at most
+``MAX_KEYFRAME_MASKS`` masks — not empty). The keyframe's ``box`` may then be omitted: it is
+the mask's extents ``[x, y, x + w, y + h]``. When a box is given, at least
+``MASK_INSIDE_BOX_MIN`` of the mask's pixels lie inside it (a box drawn for one object and a
+mask painted for another are refused, a brush stroke a pixel over the edge is not). Masks are
+not interpolated: between keyframes a track has only its interpolated box; a mask is a
+keyframe's own. A mask on a job without ``track_masks``, or on an ``outside`` keyframe, is
+refused on ``tracks[i].keyframes[k].mask``.
 
 Boxes, polygons, tracks and keyframes may carry ``"attributes"`` of the job's schema, and the
 payload of those three kinds a top-level ``"relations"`` list: see ``tasks.attributes``.
 
 Per-frame shapes: ``{"<frame>": [shape, ...]}`` for every frame of the microtask, where a shape
 is ``{"label", "box"}``, ``{"label", "points"}``, ``{"label"}``, ``{"label", "rle"}``,
-``{"track", "label", "box"}`` or, for events, ``{"label", "event"}`` on every frame the event
-covers (``event``: its index).
+``{"track", "label", "box"}`` (with ``"rle"`` on a keyframe that has a mask) or, for events,
+``{"label", "event"}`` on every frame the event covers (``event``: its index).
 
 Error paths — a contract with the annotation page, which parses them to point at the offending
 shape (``parseErrorPath`` in ``static/js/annotate/core.mjs``). A rejected submission answers
@@ -39,7 +50,7 @@ path is built by ``error_path`` and reads::
 
     path   := list "[" index "]" [ ".keyframes[" index "]" ] [ "." field ]  |  name
     list   := "tracks" | "boxes" | "polygons" | "labels" | "events" | "masks" | "relations"
-    field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside" | "rle"
+    field  := "frame" | "label" | "box" | "points" | "id" | "keyframes" | "outside" | "rle" | "mask"
             | "start" | "end" | "track" | "from_proposal"
             | "attributes" [ "." attribute ] | "subject" | "predicate" | "object"
     answer := question [ "." path ]
@@ -79,6 +90,11 @@ MAX_MASK_COUNTS_TOTAL = 400_000
 MAX_POLYGON_POINTS = 500
 MAX_KEYFRAMES = 5_000
 MAX_EVENTS = 500
+# The share of a keyframe mask's pixels that must lie inside the keyframe's box, when one is given.
+MASK_INSIDE_BOX_MIN = 0.9
+# Keyframe masks in one track payload: each is decoded once to be checked against its box, so
+# their number bounds that work (20 objects x 30 keyframes fit).
+MAX_KEYFRAME_MASKS = 600
 
 TOP_KEY = {
     "bbox": "boxes",
@@ -108,6 +124,7 @@ class AnnotationContext:
         default_factory=dict
     )  # see marketplace.label_schema
     relation_predicates: Sequence[str] = ()
+    track_masks: bool = False  # a track job asking for a mask on each keyframe
 
     def frame_set(self) -> frozenset[int]:
         if self.annotation_type not in SEGMENT_TYPES and self.frames:
@@ -434,6 +451,7 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     schema = label_schema.parse(ctx.label_attributes)
     out, ids = [], set()
     total_keyframes = 0
+    runs = n_masks = 0
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             err.add(error_path("tracks", i), 'must be an object {"id", "label", "keyframes"}')
@@ -495,11 +513,39 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             if k == 0 and outside is True:
                 err.add(outside_path, "a track cannot start outside the frame")
                 ok = False
+            mask = pixels = None
+            if "mask" in kf:
+                n_masks += 1
+                budget = [MAX_MASK_COUNTS_TOTAL - runs]
+                if n_masks > MAX_KEYFRAME_MASKS:
+                    err.add(
+                        error_path("tracks", i, keyframe=k, field="mask"),
+                        f"at most {MAX_KEYFRAME_MASKS} keyframe masks in all",
+                    )
+                else:
+                    mask = _check_keyframe_mask(kf, outside, (i, k), ctx, err, budget)
+                runs = MAX_MASK_COUNTS_TOTAL - budget[0]
+                if mask is None:
+                    ok = False
+                    continue
+                pixels = rle_codec.decode(mask)
+            box_path = error_path("tracks", i, keyframe=k, field="box")
             if outside is True and kf.get("box") is None:
                 box = prev_box
+            elif pixels is not None and kf.get("box") is None:
+                x, y, w, h = rle_codec.bbox(pixels)
+                box = [float(x), float(y), float(x + w), float(y + h)]
             else:
-                box_path = error_path("tracks", i, keyframe=k, field="box")
                 box = _check_box(kf.get("box"), box_path, ctx, err)
+                if box is not None and pixels is not None:
+                    share = _share_inside(pixels, box)
+                    if share < MASK_INSIDE_BOX_MIN:
+                        err.add(
+                            error_path("tracks", i, keyframe=k, field="mask"),
+                            f"only {share:.0%} of the mask lies inside the keyframe's box; "
+                            f"at least {MASK_INSIDE_BOX_MIN:.0%} must (or omit the box)",
+                        )
+                        box = None
             if not frame_ok or box is None:
                 ok = False
                 continue
@@ -512,6 +558,8 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
             )
             prev_frame, prev_box = kf["frame"], box
             norm.append({"frame": kf["frame"], "box": box, "outside": bool(outside)})
+            if mask is not None:
+                norm[-1]["mask"] = mask
             if kf_attrs:
                 norm[-1]["attributes"] = kf_attrs
         if ok:
@@ -521,7 +569,57 @@ def _validate_tracks(items: list, ctx: AnnotationContext, err) -> ValidatedAnnot
     if err:
         return ValidatedAnnotation({"tracks": []}, {}, 0)
     frames = tracks_to_frames([track_from_payload(t) for t in out], ctx.frame_start, ctx.frame_end)
+    attach_keyframe_masks(frames, out)
     return ValidatedAnnotation({"tracks": out}, frames, total_keyframes)
+
+
+def _check_keyframe_mask(
+    kf: dict, outside: Any, where: tuple[int, int], ctx: AnnotationContext, err, budget: list[int]
+) -> dict[str, Any] | None:
+    """The canonical RLE of a keyframe's ``mask``, or None with the problem said on its path;
+    ``budget[0]``: the runs the payload may still use (decreased by this mask's)."""
+    path = error_path("tracks", where[0], keyframe=where[1], field="mask")
+    if not ctx.track_masks:
+        err.add(path, "this job does not ask for masks on keyframes")
+        return None
+    if outside is True:
+        err.add(path, "an outside keyframe has no mask (the object is not visible)")
+        return None
+    value = kf["mask"]
+    problems = rle_codec.rle_problems(value, height=ctx.height, width=ctx.width)
+    if not problems and len(value["counts"]) > budget[0]:
+        problems = [f"the masks have over {MAX_MASK_COUNTS_TOTAL} runs in all"]
+    for message in problems:
+        err.add(path, message)
+    if problems:
+        return None
+    budget[0] -= len(value["counts"])
+    return rle_codec.canonical(value)
+
+
+def _share_inside(m: Any, box: Sequence[float]) -> float:
+    """The share of the (decoded, boolean) mask's pixels whose pixel square meets the box."""
+    h, w = m.shape
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(-(-box[2] // 1))), min(h, int(-(-box[3] // 1)))
+    total = int(m.sum())
+    inside = int(m[y1:y2, x1:x2].sum()) if x2 > x1 and y2 > y1 else 0
+    return inside / total if total else 1.0
+
+
+def attach_keyframe_masks(
+    frames: dict[str, list[dict[str, Any]]], tracks: Sequence[Mapping[str, Any]]
+) -> None:
+    """Put each keyframe's mask, as ``rle``, on its track's shape of that frame (in place).
+
+    Only keyframes: masks are not interpolated, the frames between keep only their box."""
+    for t in tracks:
+        for kf in t["keyframes"]:
+            if kf.get("mask") is None:
+                continue
+            for shape in frames.get(str(kf["frame"]), ()):
+                if shape.get("track") == t["id"] and "box" in shape:
+                    shape["rle"] = kf["mask"]
 
 
 def _check_events(

@@ -607,6 +607,7 @@ def annotation_context(microtask: MicroTask) -> AnnotationContext:
         event_labels=list(job.event_labels or []),
         label_attributes=dict(job.label_attributes or {}),
         relation_predicates=list(job.relation_predicates or []),
+        track_masks=bool(job.track_masks),
     )
 
 

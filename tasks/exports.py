@@ -25,6 +25,12 @@ Conventions of the formats, as their reference tools read them:
   frame after a track ends gets ``outside="1"`` so CVAT does not extend the track. A mask is
   ``<mask rle="n0, n1, ..." left= top= width= height=>``: the runs of its bounding box read
   row by row, starting with a run of 0-pixels (CVAT's own XML, "Run-length encoding").
+- Masks on tracks (a track job with masks): an object with a ``track_id`` and an ``rle`` is a
+  track's box on a keyframe that also has a mask. CVAT gets the box in the track's ``<track>``
+  and the mask in a second ``<track>`` of ``<mask>`` shapes on the keyframes only (each followed
+  by ``outside="1"`` where the next frame has none: masks are not interpolated), the two tracks
+  sharing a ``group_id``. COCO gets one annotation whose ``segmentation`` is the mask's RLE,
+  ``bbox`` the track's box, ``attributes.track_id`` the track.
 - Masks in COCO: ``segmentation`` is ``{"size": [h, w], "counts": "<compressed string>"}``
   (``pycocotools.mask.encode``'s form, ``tasks.rle.to_coco_string``), ``iscrowd`` 0, ``area``
   the pixel count, ``bbox`` the mask's extents.
@@ -61,7 +67,7 @@ import json
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
@@ -442,17 +448,23 @@ def _cvat_meta(
     return meta
 
 
+TrackKey = tuple[int, bool]  # (track id, whether this is the track's keyframe masks)
+
+
 def _tracks_and_singles(
     video: ExportVideo,
-) -> tuple[dict[int, list[tuple[int, ExportObject]]], list[tuple[int, ExportObject]]]:
-    tracks: dict[int, list[tuple[int, ExportObject]]] = {}
+) -> tuple[dict[TrackKey, list[tuple[int, ExportObject]]], list[tuple[int, ExportObject]]]:
+    tracks: dict[TrackKey, list[tuple[int, ExportObject]]] = {}
     singles: list[tuple[int, ExportObject]] = []
     for frame in sorted(video.frames):
         for obj in video.frames[frame]:
             if obj.track_id is None:
                 singles.append((frame, obj))
-            else:
-                tracks.setdefault(obj.track_id, []).append((frame, obj))
+                continue
+            if obj.rle is not None:  # a keyframe mask: its own mask track, the box in the box one
+                tracks.setdefault((obj.track_id, True), []).append((frame, obj))
+                obj = replace(obj, rle=None)
+            tracks.setdefault((obj.track_id, False), []).append((frame, obj))
     return tracks, singles
 
 
@@ -525,9 +537,11 @@ def cvat_mask_decode(
 def _cvat_tracks(video: ExportVideo) -> Iterator[ET.Element]:
     tracks, singles = _tracks_and_singles(video)
     out_id = 0
-    for track_id in sorted(tracks):
-        items = tracks[track_id]
+    for key in sorted(tracks):
+        items = tracks[key]
         track_el = ET.Element("track", id=str(out_id), label=items[0][1].label, source="consensus")
+        if (key[0], True) in tracks:  # a box track and its mask track: one object
+            track_el.set("group_id", str(key[0] + 1))
         out_id += 1
         previous = None
         for frame, obj in items:

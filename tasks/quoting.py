@@ -51,6 +51,7 @@ def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
             label_schema.parse(job.label_attributes), job.label_classes
         ),
         relations=float(objects // 2) if job.relation_predicates else 0.0,
+        keyframe_masks=job.annotation_type == "track" and bool(job.track_masks),
     )
 
 
@@ -98,9 +99,7 @@ def microtask_prices(*, job: Job) -> tuple[list[Priced], pricing.PricingPolicyDa
     out = []
     for mt in MicroTask.objects.filter(job=job).order_by("pk"):
         features = task_features(mt, job)
-        c = pricing.complexity(
-            motion=mt.motion, clutter=mt.clutter, policy=policy, boundary=mt.content_boundary
-        )
+        c = pricing.task_complexity(features, policy=policy)
         factor = max(1.0, factors.get(pricing.complexity_bucket(c), 1.0))
         out.append(Priced(mt, pricing.price_task(features, policy=policy, time_factor=factor)))
     return out, policy

@@ -362,6 +362,7 @@ def worker_view_of(assignment: Assignment) -> dict[str, Any]:
             "event_labels": list(job.event_labels or []),
             "attributes": dict(job.label_attributes or {}),
             "predicates": list(job.relation_predicates or []),
+            "track_masks": bool(job.track_masks),
         },
         "task": {
             "frame_start": mt.frame_start,

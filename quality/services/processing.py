@@ -258,6 +258,28 @@ def _with_track_events(
     )
 
 
+def _with_track_masks(
+    frames: dict, subs: list[Submission], weights: list[float], c, *, method: str
+):
+    """The replicas' keyframe masks fused onto the consensus tracks by the job's consensus
+    method (``quality.masks.track_mask_consensus``), and each annotator's agreement the mean of
+    their tracks' and their masks' (Dice with the fused masks, where they gave one): a
+    disagreement on the masks adds a replica as one on the boxes does."""
+    m = masks.track_mask_consensus(
+        [s.frames for s in subs], weights, c.association, frames, method=method
+    )
+    box = np.asarray(c.annotator_agreement, dtype=np.float64)
+    blended = np.array(
+        [b if d is None else (b + d) / 2 for b, d in zip(box, m.annotator_dice, strict=True)]
+    )
+    w = np.clip(np.asarray(weights, dtype=np.float64), 1e-3, None)
+    return m.frames, dataclasses.replace(
+        c,
+        annotator_agreement=blended,
+        agreement=float(np.average(blended, weights=w)) if len(blended) else c.agreement,
+    )
+
+
 def _annotations(job: Job, subs: list[Submission]):
     classes = list(job.label_classes)
     if job.annotation_type == AnnotationType.CLASSIFY:
@@ -300,6 +322,8 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
         frames = shapes.from_annotation(c.frames, classes, tracks=True)
         if job.event_labels:
             frames, c = _with_track_events(frames, subs, weights, c, tiou_threshold=thr)
+        if job.track_masks:
+            frames, c = _with_track_masks(frames, subs, weights, c, method=job.consensus_method)
         return c.algorithm, frames, c, c.frame_agreement
     c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr)
     if job.annotation_type == AnnotationType.POLYGON:
@@ -420,6 +444,13 @@ def _process_regular(mt: MicroTask) -> str:
         mt.content_boundary = content.boundary_per_object
         mt.expected_objects = min(500, max(1, round(content.objects_per_frame)))
         mt.save(update_fields=["content_boundary", "expected_objects"])
+    elif job.annotation_type == AnnotationType.TRACK and job.track_masks:
+        # The edge per object of the consensus keyframe masks: what painting them asks, for
+        # pricing the masks of the job's later microtasks (``payments.pricing.price_task``).
+        content = mask_content(frames)
+        if content.count:
+            mt.content_boundary = content.boundary_per_object
+            mt.save(update_fields=["content_boundary"])
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).

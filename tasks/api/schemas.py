@@ -161,6 +161,12 @@ class KeyframeSerializer(serializers.Serializer):
         required=False,
         help_text="The object leaves the frame here (its box may be left out); not on the first",
     )
+    mask = RleSerializer(
+        required=False,
+        help_text="A job with track_masks: the object's mask on this keyframe (not when outside); "
+        "the box may then be left out (it is the mask's extents), else 90% of the mask lies in "
+        "it. Masks are not interpolated between keyframes.",
+    )
     attributes = _attributes()
 
 
@@ -257,6 +263,9 @@ class WorkerJobSerializer(serializers.Serializer):
     )
     predicates = serializers.ListField(
         child=serializers.CharField(), help_text="Predicates a relation may use"
+    )
+    track_masks = serializers.BooleanField(
+        help_text="A track job asking for a mask on each keyframe (the keyframes' mask)"
     )
 
 

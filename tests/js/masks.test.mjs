@@ -82,3 +82,35 @@ test("polygon to mask: a rectangle's pixel centres; crossing edges are detected"
   ];
   assert.equal(masks.polygonSelfIntersects(bow), true);
 });
+
+test("keyframesWithMask: painting a track's mask makes a keyframe whose box holds the mask", () => {
+  const w = 20;
+  const h = 10;
+  const bits = new Uint8Array(w * h);
+  masks.stamp(bits, w, h, 15, 5, 3, 1); // a disc around (15, 5), partly right of the box
+  const rle = masks.encode(bits, h, w);
+  const keyframes = [
+    { frame: 0, box: [2, 2, 8, 8], outside: false },
+    { frame: 10, box: [4, 2, 10, 8], outside: false },
+  ];
+  const out = masks.keyframesWithMask(keyframes, 5, [3, 2, 9, 8], rle);
+  assert.deepEqual(out.map((k) => k.frame), [0, 5, 10]);
+  const kf = out[1];
+  assert.deepEqual(kf.mask, rle);
+  const [x1, y1, x2, y2] = masks.rleBounds(rle);
+  assert.deepEqual(kf.box, [3, Math.min(2, y1), Math.max(9, x2), Math.max(8, y2)]);
+  assert.ok(kf.box[0] <= x1 && kf.box[2] >= x2);
+  assert.equal(out[0].mask, undefined); // masks are not interpolated: only the keyframe has one
+  // Erased to nothing: the keyframe stays, without its mask.
+  const erased = masks.keyframesWithMask(out, 5, kf.box, masks.encode(new Uint8Array(w * h), h, w));
+  assert.deepEqual(erased.map((k) => k.frame), [0, 5, 10]);
+  assert.equal(erased[1].mask, undefined);
+});
+
+test("withKeyframe keeps a keyframe's mask when its box moves, not when it goes outside", async () => {
+  const core = await import("../../static/js/annotate/core.mjs");
+  const rle = { size: [2, 2], counts: [0, 4] };
+  const kfs = [{ frame: 0, box: [0, 0, 2, 2], outside: false, mask: rle }];
+  assert.deepEqual(core.withKeyframe(kfs, 0, [0, 0, 1, 1], false)[0].mask, rle);
+  assert.equal(core.withKeyframe(kfs, 0, [0, 0, 1, 1], true)[0].mask, undefined);
+});

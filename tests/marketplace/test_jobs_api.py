@@ -167,6 +167,18 @@ def test_a_mask_job_takes_a_bounded_consensus_method(requester_client):
     assert Job.objects.count() == 1
 
 
+def test_only_a_track_job_asks_for_masks_on_its_keyframes(requester_client):
+    body = {**VALID, "annotation_type": "track", "track_masks": True}
+    created = requester_client.post("/api/jobs/", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["track_masks"] is True
+    assert Job.objects.get(pk=created.json()["id"]).track_masks is True
+    for bad in ({**body, "annotation_type": "bbox"}, {**body, "track_masks": "maybe"}):
+        refused = requester_client.post("/api/jobs/", bad, format="json")
+        assert refused.status_code == 400 and "track_masks" in refused.json()["error"]["fields"]
+    assert Job.objects.count() == 1
+
+
 def test_event_jobs_and_a_track_jobs_event_labels_are_checked_field_by_field(requester_client):
     event = {**VALID, "annotation_type": "event", "label_classes": ["crossing", "waving"]}
     created = requester_client.post("/api/jobs/", event, format="json")

@@ -492,6 +492,7 @@ def test_gold_page_gives_the_workspace_the_microtask_and_is_the_requesters_only(
     assert page.status_code == 200
     view = page.context["view"]
     assert view["type"] == "bbox" and view["classes"] == ["car", "person"]
+    assert view["track_masks"] is False  # a track job with masks: its gold paints them too
     assert view["task"]["frames"][0]["url"] == f"/requester/microtasks/{mt.pk}/frames/0.jpg"
     assert b'id="gold-data"' in page.content and b"annotate/gold.mjs" in page.content
     assert f"/api/quality/microtasks/{mt.pk}/gold/".encode() in page.content
@@ -534,6 +535,23 @@ def test_a_mask_job_from_the_page_chooses_its_consensus_method():
     assert Job.objects.get(title="Left out").consensus_method == "vote"
     r = c.post("/requester/jobs/new/", {**fields, "title": "Bad", "consensus_method": "median"})
     assert r.status_code == 200 and "consensus_method" in r.context["form"].errors
+    assert not Job.objects.filter(title="Bad").exists()
+
+
+@pytest.mark.django_db
+def test_a_track_job_from_the_page_asks_for_masks_on_its_keyframes():
+    from marketplace.models import Job
+
+    requester = RequesterFactory()
+    c = _client(requester)
+    assert 'name="track_masks"' in c.get("/requester/jobs/new/").content.decode()
+    fields = {**NEW_JOB, "annotation_type": "track", "track_masks": "on"}
+    assert c.post("/requester/jobs/new/", {**fields, "title": "Segmented"}).status_code == 302
+    job = Job.objects.get(title="Segmented")
+    assert job.track_masks is True
+    assert b'id="job-track-masks"' in c.get(f"/requester/jobs/{job.pk}/").content
+    r = c.post("/requester/jobs/new/", {**fields, "annotation_type": "bbox", "title": "Bad"})
+    assert r.status_code == 200 and "track_masks" in r.context["form"].errors
     assert not Job.objects.filter(title="Bad").exists()
 
 

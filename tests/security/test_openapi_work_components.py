@@ -87,15 +87,18 @@ def test_the_annotation_payload_is_one_of_the_formats(openapi):
     track = items["tracks"]
     assert set(track["required"]) == {"id", "label", "keyframes"}
     keyframe = _resolve(openapi, track["properties"]["keyframes"]["items"])
-    assert set(keyframe["properties"]) == {"frame", "box", "outside", "attributes"}
+    assert set(keyframe["properties"]) == {"frame", "box", "outside", "mask", "attributes"}
     assert keyframe["required"] == ["frame"]  # an "outside" keyframe may leave out its box
     # Attributes (optional) on every object and keyframe, relations (optional) beside objects.
     for shape in (items["boxes"], items["polygons"], track):
         assert "attributes" in shape["properties"] and "attributes" not in shape["required"]
+    # Only the object kinds (boxes, polygons, tracks) take relations; events and masks do not.
     for kind in kinds:
         if kind["required"][0] in ("boxes", "polygons", "tracks"):  # objects: label_schema.KINDS
             relation = _resolve(openapi, kind["properties"]["relations"]["items"])
             assert set(relation["required"]) == {"subject", "predicate", "object"}
+        else:
+            assert "relations" not in kind["properties"]
 
 
 def test_every_request_that_carries_an_annotation_uses_the_payload_component(openapi):

@@ -51,6 +51,7 @@ def test_claim_returns_manifest_schema_time_limit_and_pay(client_for, no_gold):
         "event_labels": [],
         "attributes": {},
         "predicates": [],
+        "track_masks": False,
     }
     assert [f["frame"] for f in body["task"]["frames"]] == [0, 1, 2, 3, 4]
     assert body["task"]["frames"][1]["url"] == f"/work/assignments/{body['id']}/frames/1.jpg"

@@ -197,6 +197,7 @@ export function withKeyframe(keyframes, frame, box, outside) {
   const kf = { frame, box: box.map(round2), outside: !!outside };
   const old = keyframes.find((k) => k.frame === frame);
   if (old && old.attributes) kf.attributes = old.attributes; // moving a keyframe keeps its changes
+  if (old && old.mask && !outside) kf.mask = old.mask; // and its mask (tracks with masks)
   const rest = keyframes.filter((k) => k.frame !== frame);
   return [...rest, kf].sort((a, b) => a.frame - b.frame);
 }

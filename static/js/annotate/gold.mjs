@@ -33,6 +33,7 @@ function goldPage(root, data) {
     number: 1,
     type: data.type,
     classes: data.classes,
+    trackMasks: !!data.track_masks,
     task: data.task,
     payload: data.payload,
   });

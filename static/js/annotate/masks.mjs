@@ -8,7 +8,12 @@
  * The painting tools: a round brush and eraser of a given radius stamped along a stroke (stamp,
  * stroke), a flood fill of the enclosed region under a point (fill), and polygon to mask
  * (polygonToBits, refused when its edges cross: polygonSelfIntersects, the server's rule).
+ *
+ * On a track job with masks the same tools paint the selected track's mask on the current frame,
+ * which becomes a keyframe (keyframesWithMask); masks are not interpolated between keyframes.
  */
+
+import { withKeyframe } from "./core.mjs";
 
 /* The RLE of a bitmap (rows of w pixels, h rows). */
 export function encode(bits, h, w) {
@@ -163,4 +168,22 @@ export function polygonToBits(bits, w, h, points) {
       for (let x = x0; x <= x1; x++) bits[y * w + x] = 1;
     }
   }
+}
+
+/* A track's keyframes with ``rle`` as its mask at ``frame`` (a keyframe there, made from ``box``
+ * when there is none): the box grows to hold the whole mask (the server wants 90% of a
+ * keyframe's mask inside its box, tasks/annotations.py); an empty or null ``rle`` removes the
+ * keyframe's mask and keeps the keyframe. */
+export function keyframesWithMask(keyframes, frame, box, rle) {
+  const painted = rle && area(rle) > 0 ? rle : null;
+  let b = box;
+  if (painted) {
+    const m = rleBounds(painted);
+    b = [Math.min(b[0], m[0]), Math.min(b[1], m[1]), Math.max(b[2], m[2]), Math.max(b[3], m[3])];
+  }
+  const out = withKeyframe(keyframes, frame, b, false);
+  const kf = out.find((k) => k.frame === frame);
+  if (painted) kf.mask = painted;
+  else delete kf.mask;
+  return out;
 }

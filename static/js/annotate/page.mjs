@@ -183,6 +183,7 @@ function annotationPage(root, data) {
     eventLabels: data.job.event_labels || [],
     attributes: data.job.attributes,
     predicates: data.job.predicates,
+    trackMasks: !!data.job.track_masks,
     task: data.task,
     payload: data.submission && data.submission.payload,
   });

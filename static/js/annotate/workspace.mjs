@@ -40,8 +40,10 @@ import {
 import { activeAt, mountEventLanes } from "./events.mjs";
 import * as maskOps from "./masks.mjs";
 
-// The mask painting tools (their buttons are #tool-<name>, shown on mask jobs).
+// The mask painting tools (their buttons are #tool-<name>, shown on mask jobs, and but for the
+// outline on track jobs with masks, where they paint the selected track's keyframe mask).
 const MASK_TOOLS = ["brush", "eraser", "fill", "outline"];
+const TRACK_MASK_TOOLS = ["brush", "eraser", "fill"];
 import {
   describeRelation,
   keepDeclared,
@@ -153,6 +155,7 @@ export function createEditor(hooks) {
   let eventLabels = [];
   let attributes;
   let predicates;
+  let trackMasks = false;
   let W;
   let H;
   let frames;
@@ -164,6 +167,8 @@ export function createEditor(hooks) {
   // Frame pixels per CSS pixel on screen (zoom included): line widths and handles stay the
   // same size on screen whatever the zoom.
   const scale = () => W / canvas.getBoundingClientRect().width;
+  // Whether the mask tools paint the selected track's keyframe mask (a track job with masks).
+  const paintsTrackMasks = () => type === "track" && trackMasks;
   const colorOf = (label) => COLORS[Math.max(0, classes.indexOf(label)) % COLORS.length];
 
   // Every edit ends here: one undo step (an edit that changed nothing is none), then the page.
@@ -267,6 +272,7 @@ export function createEditor(hooks) {
       eventLabels: opts.eventLabels || [],
       attributes: opts.attributes || {}, // the job's attributes per class
       predicates: opts.predicates || [], // the job's relation predicates
+      trackMasks: !!opts.trackMasks, // a track job asking for a mask on each keyframe
       task: t,
       instructions: opts.instructions || "",
       W: t.width || 640,
@@ -303,6 +309,7 @@ export function createEditor(hooks) {
     eventLabels = w.eventLabels;
     attributes = w.attributes;
     predicates = w.predicates;
+    trackMasks = w.trackMasks;
     W = w.W;
     H = w.H;
     frames = w.frames;
@@ -376,12 +383,12 @@ export function createEditor(hooks) {
     const f = frame();
     if (type === "track") {
       return state.tracks
-        .map((t) => ({
-          ref: t,
-          label: t.label,
-          box: interpolateTrack(t.keyframes, f),
-          key: t.keyframes.some((k) => k.frame === f),
-        }))
+        .map((t) => {
+          const kf = t.keyframes.find((k) => k.frame === f);
+          // A keyframe's mask is drawn on its frame only: masks are not interpolated.
+          const rle = kf && !kf.outside && kf.mask ? { rle: kf.mask } : {};
+          return { ref: t, label: t.label, box: interpolateTrack(t.keyframes, f), key: !!kf, ...rle };
+        })
         .filter((s) => s.box);
     }
     if (type === "bbox") {
@@ -425,7 +432,7 @@ export function createEditor(hooks) {
     }
     mctx.putImageData(data, 0, 0);
     ctx.drawImage(maskCanvas, 0, 0, W, H);
-    drawTag(s.label, s.box, hex, sel);
+    if (type !== "track") drawTag(s.label, s.box, hex, sel); // a track's box carries its tag
   }
 
   const brushRadius = () => Number(($("brush-size") || { value: 12 }).value) / 2;
@@ -508,6 +515,53 @@ export function createEditor(hooks) {
     render();
   }
 
+  // A track job with masks: the tools paint the selected track's mask on this frame, which
+  // becomes a keyframe (masks.mjs keyframesWithMask: its box grows to hold the mask).
+  function trackMaskMouseDown(ev, p) {
+    if (ev.button !== 0) return;
+    const t = state.tracks.includes(state.selected) ? state.selected : null;
+    if (!t) {
+      hooks.message("Select the object (its track) whose mask to paint.", false);
+      return;
+    }
+    const f = frame();
+    const box = interpolateTrack(t.keyframes, f);
+    if (!box) {
+      hooks.message("The object is not in the frame here: draw its box first.", false);
+      return;
+    }
+    const kf = t.keyframes.find((k) => k.frame === f);
+    const had = kf && kf.mask;
+    if (!had && tool !== "brush") {
+      hooks.message("Paint the object's mask on this frame with the brush first.", false);
+      return;
+    }
+    const bits = had ? maskOps.decode(kf.mask) : new Uint8Array(W * H);
+    // What the paint drag writes to: the track's keyframe mask at this frame.
+    const target = {
+      get rle() {
+        const k = t.keyframes.find((x) => x.frame === f);
+        return k && k.mask;
+      },
+      set rle(value) {
+        t.keyframes = maskOps.keyframesWithMask(t.keyframes, f, box, value);
+      },
+    };
+    if (tool === "fill") {
+      if (maskOps.fill(bits, W, H, p[0], p[1]) > 0) {
+        target.rle = maskOps.encode(bits, H, W);
+        changed();
+      }
+      render();
+      return;
+    }
+    const value = tool === "brush" ? 1 : 0;
+    maskOps.stamp(bits, W, H, p[0], p[1], brushRadius(), value);
+    target.rle = maskOps.encode(bits, H, W);
+    state.drag = { mode: "paint", mask: target, bits, last: p, value };
+    render();
+  }
+
   // A mask erased to nothing is no mask (the server refuses empty ones).
   function dropEmptyMasks() {
     state.masks = state.masks.filter((m) => maskOps.area(m.rle) > 0);
@@ -545,7 +599,10 @@ export function createEditor(hooks) {
       ctx.setLineDash([]);
     }
     if (hooks.underlay) hooks.underlay(ctx, f, scale()); // machine suggestions (proposals.mjs), under
-    shapesHere().forEach((s) => (s.rle ? drawMask(s) : drawShape(s, lw)));
+    shapesHere().forEach((s) => {
+      if (s.rle) drawMask(s);
+      if (!s.rle || type === "track") drawShape(s, lw); // a track's mask lies under its box
+    });
     if (hooks.overlay) hooks.overlay(ctx, { frame: f, scale: scale(), selected: state.selected });
     if (state.drag && state.drag.box) {
       const b = state.drag.box;
@@ -742,7 +799,11 @@ export function createEditor(hooks) {
     $("close-polygon").hidden = !(type === "polygon" || (type === "mask" && tool === "outline")) || readOnly;
     $("close-polygon").disabled = !state.draft;
     const maskTools = $("mask-tools");
-    if (maskTools) maskTools.hidden = type !== "mask" || readOnly;
+    if (maskTools) maskTools.hidden = !(type === "mask" || paintsTrackMasks()) || readOnly;
+    // On tracks a mask belongs to the selected track: no outline tool, no "new mask".
+    ["tool-outline", "new-mask"].forEach((id) => {
+      if ($(id)) $(id).hidden = type !== "mask";
+    });
   }
 
   function renderErrors() {
@@ -1097,6 +1158,10 @@ export function createEditor(hooks) {
       maskMouseDown(ev, p);
       return;
     }
+    if (paintsTrackMasks() && TRACK_MASK_TOOLS.includes(tool)) {
+      trackMaskMouseDown(ev, p);
+      return;
+    }
     if (ev.button !== 0) return;
     const h = tool === "draw" ? null : hit(p);
     if (h) {
@@ -1318,11 +1383,11 @@ export function createEditor(hooks) {
       setTool("edit");
       render();
     } else if (k === "Enter" && !(ev.ctrlKey || ev.metaKey) && (type === "polygon" || type === "mask")) closePolygon();
-    else if (type === "mask" && !readOnly && (k === "b" || k === "B")) setTool("brush");
-    else if (type === "mask" && !readOnly && (k === "e" || k === "E")) setTool("eraser");
-    else if (type === "mask" && !readOnly && (k === "f" || k === "F")) setTool("fill");
+    else if ((type === "mask" || paintsTrackMasks()) && !readOnly && (k === "b" || k === "B")) setTool("brush");
+    else if ((type === "mask" || paintsTrackMasks()) && !readOnly && (k === "e" || k === "E")) setTool("eraser");
+    else if ((type === "mask" || paintsTrackMasks()) && !readOnly && (k === "f" || k === "F")) setTool("fill");
     else if (type === "mask" && !readOnly && (k === "p" || k === "P")) setTool("outline");
-    else if (type === "mask" && (k === "[" || k === "]") && $("brush-size")) {
+    else if ((type === "mask" || paintsTrackMasks()) && (k === "[" || k === "]") && $("brush-size")) {
       const size = $("brush-size");
       size.value = String(clamp(Number(size.value) + (k === "]" ? 2 : -2), Number(size.min), Number(size.max)));
     }
