@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('quality', '0004_constraint_messages'),
+        ('quality', '0005_event_type'),
     ]
 
     operations = [
