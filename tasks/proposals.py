@@ -33,7 +33,7 @@ from marketplace.errors import NotFound, ValidationError
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 
-from . import ml_backend, proposal_sources, video, vision, work_selectors
+from . import ml_backend, proposal_sources, signals, video, vision, work_selectors
 from .annotations import TOP_KEY, ValidatedAnnotation
 from .models import (
     Assignment,
@@ -303,8 +303,14 @@ def job_proposals_compute_batch(*, job_id: int, batch_size: int | None = None) -
         .exclude(id__in=_complete_microtasks(job_id, wanted))[: size + 1]
     )
     breaker = _Breaker()
+    stored = 0
     for microtask in todo[:size]:
-        microtask_proposals_compute(microtask=microtask, config=config, breaker=breaker)
+        stored += len(
+            microtask_proposals_compute(microtask=microtask, config=config, breaker=breaker)
+        )
+    if stored:
+        # Upward news (quality routes the microtasks); each row is committed already.
+        signals.proposals_stored.send(sender=Proposal, job_id=job_id)
     return BatchResult(len(todo[:size]), len(todo) > size)
 
 
@@ -412,7 +418,8 @@ def proposal_summary(*, job_id: int) -> dict[str, dict[str, int]]:
 # --- what a worker sees, what a submission took -------------------------------------------------
 
 
-def _shown(microtask: MicroTask) -> list[Proposal]:
+def shown_proposals(microtask: MicroTask) -> list[Proposal]:
+    """The ok proposals of ``microtask`` from the sources its job has enabled, oldest first."""
     config = ProposalConfig.objects.filter(job_id=microtask.job_id).first()
     if config is None or not config.sources:
         return []
@@ -428,7 +435,7 @@ def worker_proposals(microtask: MicroTask) -> list[dict[str, Any]]:
     reference ``"<proposal>:<index>"`` and confidence."""
     out = []
     key = TOP_KEY.get(microtask.job.annotation_type, "")
-    for p in _shown(microtask):
+    for p in shown_proposals(microtask):
         shapes = []
         for i, shape in enumerate(p.shapes):
             item = {

@@ -1,0 +1,181 @@
+"""Model-assisted work on the live scoring path (real claim → submit → Celery eager → scoring):
+accepted proposals are not independent agreement, sources are measured against consensus and
+gold, workers' records on proposals move once per submission and feed the blind-accept flag."""
+
+import pytest
+
+from quality import assist
+from quality.models import (
+    ConsensusDecision,
+    ConsensusResult,
+    FraudFlag,
+    SourceComparison,
+    VerifierStats,
+)
+from quality.services import assisting
+from quality.simulator import PRECISE, SimulatedWorker
+from tasks import claiming
+from tasks.models import MicroTask, MicroTaskStatus, Proposal, ProposalConfig
+from tests.quality.conftest import FRAME_SIZE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SOURCE = "motion"
+
+
+def propose_truth(world, mt, confidence=0.9):
+    """A proposal of ``SOURCE`` on ``mt`` that is the truth itself."""
+    ProposalConfig.objects.update_or_create(job=world.job, defaults={"sources": [SOURCE]})
+    items = world.payload_for(mt)["boxes"]
+    return Proposal.objects.create(
+        microtask=mt,
+        source=SOURCE,
+        status="ok",
+        shapes=items,
+        confidences=[confidence] * len(items),
+        confidence=confidence,
+    )
+
+
+def accept_all(world, worker, proposal):
+    """Claim the next microtask and submit its proposal unchanged, every shape (``proposal``: the
+    microtask's, or a list of proposals of which one is)."""
+    a = claiming.assignment_claim(worker=worker, job_id=world.job.pk)
+    if isinstance(proposal, list):
+        proposal = next(p for p in proposal if p.microtask_id == a.microtask_id)
+    assert a.microtask_id == proposal.microtask_id
+    items = [
+        {**shape, "from_proposal": f"{proposal.pk}:{i}"} for i, shape in enumerate(proposal.shapes)
+    ]
+    claiming.assignment_submit(
+        worker=worker, assignment_id=a.pk, payload={"boxes": items}, active_seconds=30.0
+    )
+    a.refresh_from_db()
+    return a
+
+
+def draw(world, worker, seed):
+    a = claiming.assignment_claim(worker=worker, job_id=world.job.pk)
+    ann = SimulatedWorker("w", PRECISE, seed=seed).annotate(
+        world.truth_for(a.microtask), frame_size=FRAME_SIZE, n_classes=len(world.classes)
+    )
+    claiming.assignment_submit(
+        worker=worker,
+        assignment_id=a.pk,
+        payload=world.payload_for(a.microtask, ann),
+        active_seconds=60.0,
+    )
+    a.refresh_from_db()
+    return a
+
+
+def never_corrects(worker, job, shapes=200):
+    """A record on this job's proposals of a worker who accepted everything unchanged."""
+    VerifierStats.objects.create(
+        worker=worker,
+        job=job,
+        source=SOURCE,
+        seen=shapes,
+        corrected=0,
+        proposed=shapes,
+        accepted_unchanged=shapes,
+    )
+
+
+def test_three_workers_accepting_a_proposal_unchanged_do_not_settle_it(
+    world_factory, workers, no_gold
+):
+    world = world_factory(n=1, overlap=3, overlap_max=5)
+    mt = world.regular()[0]
+    p = propose_truth(world, mt)
+    crowd = workers(3)
+    for w in crowd:
+        never_corrects(w, world.job)
+    for w in crowd:
+        accept_all(world, w, p)
+    mt.refresh_from_db()
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.decision == ConsensusDecision.ADD_REPLICA
+    assert result.agreement < world.job.agreement_threshold
+    assert mt.status == MicroTaskStatus.OPEN and mt.replica_target == 4
+    # An anchored consensus never measures the source.
+    assert not SourceComparison.objects.filter(source=SOURCE).exists()
+    # Each submission moved its worker's record once.
+    for w in crowd:
+        s = VerifierStats.objects.get(worker=w, job=world.job, source=SOURCE)
+        n = len(p.shapes)
+        assert (s.seen, s.proposed, s.accepted_unchanged) == (200 + n, 200 + n, 200 + n)
+
+
+def test_the_same_proposal_with_independent_drawing_settles_and_measures_the_source(
+    world_factory, workers, no_gold
+):
+    world = world_factory(n=1, overlap=3, overlap_max=5)
+    mt = world.regular()[0]
+    p = propose_truth(world, mt)
+    crowd = workers(3)
+    for w in crowd:
+        never_corrects(w, world.job)  # their record on accepts does not matter: they drew
+    for i, w in enumerate(crowd):
+        draw(world, w, seed=i)
+    mt.refresh_from_db()
+    result = ConsensusResult.objects.get(microtask=mt, is_current=True)
+    assert result.decision == ConsensusDecision.ACCEPT
+    assert mt.status == MicroTaskStatus.COMPLETE
+    cmp = SourceComparison.objects.get(proposal=p, kind=assist.CONSENSUS)
+    assert cmp.hits == len(p.shapes) and cmp.misses == 0
+    acc = assisting.source_accuracy_of(job_id=world.job.pk, source=SOURCE)
+    assert acc.consensus_shapes == len(p.shapes) and acc.mean > 0.9
+
+
+def test_a_wrong_proposal_counts_as_misses_against_consensus(world_factory, workers, no_gold):
+    world = world_factory(n=1, overlap=3, overlap_max=5)
+    mt = world.regular()[0]
+    p = propose_truth(world, mt)
+    # Every proposed box in a corner where no object is.
+    wrong = [{**s, "box": [1, 1, 6, 6]} for s in p.shapes]
+    Proposal.objects.filter(pk=p.pk).update(shapes=wrong)
+    for i, w in enumerate(workers(3)):
+        draw(world, w, seed=i)
+    cmp = SourceComparison.objects.get(proposal=p, kind=assist.CONSENSUS)
+    assert cmp.hits < cmp.misses
+    low = assisting.source_accuracy_of(job_id=world.job.pk, source=SOURCE)
+    assert low.mean < 0.5
+
+
+def test_gold_measures_the_model_once_per_proposal(world_factory, workers, gold_first):
+    world = world_factory(n=2, gold=1, gold_rate=0.5)
+    g = world.gold()[0]
+    p = propose_truth(world, g)
+    served = [draw(world, w, seed=i) for i, w in enumerate(workers(2))]
+    assert all(MicroTask.objects.get(pk=a.microtask_id).is_gold for a in served)
+    rows = SourceComparison.objects.filter(proposal=p)
+    assert [(r.kind, r.hits, r.misses) for r in rows] == [(assist.GOLD, len(p.shapes), 0)]
+
+
+def test_a_worker_who_accepts_far_more_than_the_source_is_right_is_flagged(
+    world_factory, workers, no_gold
+):
+    world = world_factory(n=2, overlap=1)
+    first, second = world.regular()
+    measured = propose_truth(world, second)
+    # The source measured on gold: 70 % of its shapes right.
+    SourceComparison.objects.create(
+        job=world.job, microtask=second, proposal=measured, source=SOURCE, kind=assist.GOLD,
+        hits=70, misses=30, confidence=0.9,
+    )  # fmt: skip
+    p = propose_truth(world, first)
+    both = [p, measured]
+    clicker, honest = workers(2)
+    never_corrects(clicker, world.job, shapes=60)
+    a = accept_all(world, clicker, both)
+    flag = FraudFlag.objects.get(worker=clicker, kind="blind_accept")
+    assert flag.assignment_id == a.pk and flag.job_id == world.job.pk
+    assert flag.evidence["accepted_unchanged"] == 60 + len(p.shapes)
+    # An honest worker with the source's own accept rate is not flagged.
+    VerifierStats.objects.create(
+        worker=honest, job=world.job, source=SOURCE, seen=60, corrected=20, proposed=60,
+        accepted_unchanged=40,
+    )  # fmt: skip
+    accept_all(world, honest, both)
+    assert not FraudFlag.objects.filter(worker=honest, kind="blind_accept").exists()
