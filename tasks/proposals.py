@@ -38,6 +38,7 @@ from .annotations import TOP_KEY, ValidatedAnnotation
 from .models import (
     Assignment,
     AssignmentStatus,
+    AssistMode,
     MicroTask,
     Proposal,
     ProposalConfig,
@@ -463,7 +464,10 @@ def assignment_view(assignment: Assignment) -> dict[str, Any]:
     (the assignment API and the annotation page both show this)."""
     view = work_selectors.worker_view_of(assignment)
     live = assignment.status == AssignmentStatus.CLAIMED
-    view["proposals"] = worker_proposals(assignment.microtask) if live else []
+    # Full annotation routed by the assisted policy (an audit, an unconfident proposal, an
+    # escalation) is drawn with the proposal hidden: its consensus keeps measuring the source.
+    hidden = assignment.microtask.assist_mode == AssistMode.FULL
+    view["proposals"] = worker_proposals(assignment.microtask) if live and not hidden else []
     return view
 
 

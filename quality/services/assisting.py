@@ -251,6 +251,16 @@ def replica_independence(
     return out
 
 
+def verify_shares(job: Job, rows: Sequence[Assignment]) -> list[float]:
+    """Per verify replica, the share of the proposal it corrected (``quality.assist.
+    corrections``); a replica that took nothing from it redrew everything (1)."""
+    out = []
+    for a in rows:
+        ts = _taken(a.submission, job.annotation_type)
+        out.append(max(t.corrections.share for t in ts) if ts else 1.0)
+    return out
+
+
 def verifier_stats_record(*, submission: Submission) -> list[VerifierStats]:
     """Add one submission to its worker's record on each source it took shapes from, then run
     the blind-accept test on that record (a flag for an admin when it tips). Call once per

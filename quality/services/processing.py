@@ -20,11 +20,18 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.models import AnnotationType, Job
-from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
+from tasks.models import (
+    Assignment,
+    AssignmentStatus,
+    AssistMode,
+    MicroTask,
+    MicroTaskStatus,
+    Submission,
+)
 
+from .. import assist, policy, shapes, trust
 from .. import consensus as consensus_mod
 from .. import events as events_mod
-from .. import policy, shapes, trust
 from ..models import (
     ConsensusDecision,
     ConsensusResult,
@@ -34,7 +41,7 @@ from ..models import (
     WorkerTrust,
 )
 from ..tracks import track_consensus
-from . import approval, assisting
+from . import approval, assisting, routing
 from .common import fill_slots_later, microtask_to_review, policy_for
 from .common import now as _now
 from .evidence import standing_record, trust_record
@@ -167,7 +174,8 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
         # nothing (the work waits for the requester's review or the auto-approval delay).
         return "gold refused"
     # Gold checks the model too: its proposal here against the answer it never saw.
-    assisting.sources_against_gold(microtask=mt, answer_frames=gold.frames)
+    if assisting.sources_against_gold(microtask=mt, answer_frames=gold.frames):
+        routing.job_route_later(job.pk)
     note = f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})"
     # A requester's gold moves the worker's standing with that requester, and platform-wide
     # trust only once the answer is validated; an admin's gold is the platform's word alone
@@ -319,6 +327,21 @@ def _process_regular(mt: MicroTask) -> str:
         confidence=float(evidence[per >= job.agreement_threshold].sum()),
         min_confidence=pol.min_confidence,
     )
+    escalate = None
+    if mt.assist_mode == AssistMode.VERIFY:
+        # Verify-and-correct: a verifier who corrected much, or verifiers whose discounted
+        # accepts do not settle it, send the microtask back to full annotation
+        # (``quality.assist``, section 3), never to another verify replica.
+        vd = assist.decide_verify(
+            shares=assisting.verify_shares(job, rows),
+            replica_target=mt.replica_target,
+            overlap_min=job.overlap_min,
+            policy=assisting.POLICY,
+        )
+        if vd.action == assist.VerifyAction.ESCALATE:
+            escalate = vd.reason
+        elif decision.action != policy.OverlapAction.ACCEPT:
+            escalate = decision.reason
     ConsensusResult.objects.filter(microtask=mt, is_current=True).exclude(
         algorithm=algorithm
     ).update(is_current=False)
@@ -333,7 +356,9 @@ def _process_regular(mt: MicroTask) -> str:
                 str(a.pk): round(float(x), 4) for a, x in zip(rows, per, strict=True)
             },
             "replicas": len(rows),
-            "decision": {
+            "decision": ConsensusDecision.ADD_REPLICA
+            if escalate
+            else {
                 policy.OverlapAction.ACCEPT: ConsensusDecision.ACCEPT,
                 policy.OverlapAction.ADD_REPLICA: ConsensusDecision.ADD_REPLICA,
                 policy.OverlapAction.REVIEW: ConsensusDecision.REVIEW,
@@ -341,6 +366,10 @@ def _process_regular(mt: MicroTask) -> str:
             "is_current": True,
         },
     )
+    if escalate:
+        routing.microtask_escalate(mt, replicas=len(rows), reason=escalate)
+        fill_slots_later(job.pk)
+        return "escalated to full annotation"
     if decision.action == policy.OverlapAction.ADD_REPLICA:
         mt.replica_target += 1
         mt.save(update_fields=["replica_target"])
@@ -351,9 +380,12 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
-    if hasattr(c, "frames") and isinstance(c.frames, dict):
-        # Independent consensus measures the proposal sources nobody here took from.
-        assisting.sources_against_consensus(microtask=mt, reference=c.frames, rows=rows)
+    # Independent consensus measures the proposal sources nobody here took from.
+    reference = getattr(c, "frames", None)
+    if isinstance(reference, dict) and assisting.sources_against_consensus(
+        microtask=mt, reference=reference, rows=rows
+    ):
+        routing.job_route_later(job.pk)
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).

@@ -1,0 +1,129 @@
+"""Model-assisted routing on the live path: a proven source turns confident microtasks into
+verify-and-correct work with fewer replicas (escrow released in balanced ledger transactions,
+priced by verify time), and a verifier who corrects much, or clicks without looking, sends the
+microtask back to full annotation whose slots the ordinary fill path funds."""
+
+import pytest
+
+from payments.selectors import escrow_balance
+from quality import assist
+from quality.models import SourceComparison
+from quality.services import routing
+from tasks import claiming, signals
+from tasks.models import AssistMode, MicroTask, MicroTaskStatus, Proposal, Slot
+from tasks.proposals import assignment_view
+from tests.payments.conftest import assert_ledger_consistent
+from tests.quality.test_assist_live import SOURCE, accept_all, draw, never_corrects, propose_truth
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def prove_source(world, mt, *, hits=500, misses=0):
+    """The source measured on gold elsewhere in the job (a proposal on ``mt``)."""
+    p = Proposal.objects.filter(microtask=mt, source=SOURCE).first() or propose_truth(world, mt)
+    SourceComparison.objects.create(
+        job=world.job, microtask=mt, proposal=p, source=SOURCE, kind=assist.GOLD, hits=hits,
+        misses=misses, confidence=0.9,
+    )  # fmt: skip
+
+
+def routed_world(world_factory, n=6, hits=500, misses=0):
+    """A published job (overlap 3) with a proven source and proposals on its microtasks; returns
+    the world, a microtask not drawn for audit, and its proposals."""
+    world = world_factory(n=n, overlap=3, overlap_max=5)
+    mts = world.regular()
+    prove_source(world, mts[-1], hits=hits, misses=misses)
+    target = next(m for m in mts[:-1] if assist.audit_draw((world.job.pk, m.pk)) >= 0.1)
+    proposals = [propose_truth(world, m) for m in mts[:-1]]
+    return world, target, proposals
+
+
+def test_a_confident_microtask_of_a_proven_source_becomes_verify_work(world_factory):
+    world, mt, _ = routed_world(world_factory)
+    before = escrow_balance(job=world.job)
+    old_price, old_reserved = mt.price, Slot.objects.get(microtask=mt, number=0).reserved_amount
+    assert Slot.objects.filter(microtask=mt).count() == 3
+    assert routing.microtask_route(microtask_id=mt.pk) == "verify"
+    mt.refresh_from_db()
+    assert mt.assist_mode == AssistMode.VERIFY and mt.replica_target == 1
+    assert 1 <= mt.price <= old_price and mt.assist_full_price == old_price
+    slot = Slot.objects.get(microtask=mt)
+    after = escrow_balance(job=world.job)
+    released = 2 * old_reserved + (old_reserved - slot.reserved_amount)
+    assert mt.assist_saved == released > 0
+    assert after.available - before.available == released
+    assert before.reserved - after.reserved == released
+    assert after.funded == before.funded
+    assert_ledger_consistent()
+    # Routing is final and at most once: a second call changes nothing.
+    assert routing.microtask_route(microtask_id=mt.pk) == "not routable"
+    assert escrow_balance(job=world.job).available == after.available
+
+
+def test_an_unproven_source_leaves_microtasks_unrouted_until_it_is_proven(world_factory):
+    world = world_factory(n=3, overlap=3)
+    mts = world.regular()
+    prove_source(world, mts[-1], hits=30, misses=10)  # 75 %: below the 0.95 bar
+    for m in mts[:-1]:
+        propose_truth(world, m)
+    signals.proposals_stored.send(sender=Proposal, job_id=world.job.pk)  # eager Celery
+    assert set(MicroTask.objects.filter(job=world.job).values_list("assist_mode", flat=True)) == {
+        ""
+    }
+    assert MicroTask.objects.filter(job=world.job, replica_target=3).count() == 3
+
+
+def test_routing_never_lowers_below_work_already_claimed(world_factory, workers, no_gold):
+    world, mt, _ = routed_world(world_factory, n=2)
+    a, b = workers(2)
+    # Two claims on the same (only) microtask before routing.
+    claiming.assignment_claim(worker=a, job_id=world.job.pk)
+    claiming.assignment_claim(worker=b, job_id=world.job.pk)
+    assert routing.microtask_route(microtask_id=mt.pk) == "full"
+    mt.refresh_from_db()
+    assert mt.assist_mode == AssistMode.FULL and mt.replica_target == 3
+    assert Slot.objects.filter(microtask=mt).count() == 3
+
+
+def test_a_careful_verifier_settles_verify_work_alone(world_factory, workers, no_gold):
+    world, mt, proposals = routed_world(world_factory, n=2)
+    routing.microtask_route(microtask_id=mt.pk)
+    (w,) = workers(1)
+    accept_all(world, w, proposals)  # a new verifier is presumed to look (quality.assist, 4)
+    mt.refresh_from_db()
+    assert mt.status == MicroTaskStatus.COMPLETE and mt.replica_target == 1
+    assert mt.assist_mode == AssistMode.VERIFY
+    assert_ledger_consistent()
+
+
+def test_a_clicker_on_verify_work_sends_it_back_to_full_annotation(world_factory, workers, no_gold):
+    # A source right 98 % of the time: a worker who never corrected 2000 of its shapes has
+    # missed ~40 wrong ones (on a near-perfect source, never correcting would be honest).
+    world, mt, proposals = routed_world(world_factory, n=2, hits=2000, misses=40)
+    routing.microtask_route(microtask_id=mt.pk)
+    mt.refresh_from_db()
+    verify_price = mt.price
+    (w,) = workers(1)
+    never_corrects(w, world.job, shapes=2000)
+    accept_all(world, w, proposals)
+    mt.refresh_from_db()
+    assert mt.assist_mode == AssistMode.FULL and mt.assist_reason.startswith("escalated")
+    assert mt.status == MicroTaskStatus.OPEN and mt.replica_target == 3
+    assert mt.price == mt.assist_full_price > verify_price and mt.assist_saved == 0
+    # The ordinary fill path funded the missing slots.
+    assert Slot.objects.filter(microtask=mt).count() == 3
+    assert_ledger_consistent()
+    # Full annotation from here on: the next worker draws with the proposal hidden.
+    (other,) = workers(1)
+    a = claiming.assignment_claim(worker=other, job_id=world.job.pk)
+    assert a.microtask_id == mt.pk
+    assert assignment_view(a)["proposals"] == []
+
+
+def test_a_verifier_who_redraws_the_proposal_escalates_it(world_factory, workers, no_gold):
+    world, mt, _ = routed_world(world_factory, n=2)
+    routing.microtask_route(microtask_id=mt.pk)
+    (w,) = workers(1)
+    draw(world, w, seed=3)  # took nothing from the proposal: it corrected everything
+    mt.refresh_from_db()
+    assert mt.assist_mode == AssistMode.FULL and mt.replica_target == 3
