@@ -452,3 +452,17 @@ def suspended_trust(*, limit: int = 100) -> QuerySet[WorkerTrust]:
         .select_related("worker")
         .order_by("-updated_at", "-pk")[:limit]
     )
+
+
+def consensus_frames_of(*, microtask_id: int) -> dict | None:
+    """The current consensus shapes of a settled (complete) microtask, or None."""
+    row = (
+        ConsensusResult.objects.filter(
+            microtask_id=microtask_id,
+            is_current=True,
+            microtask__status=MicroTaskStatus.COMPLETE,
+        )
+        .values_list("frames", flat=True)
+        .first()
+    )
+    return row

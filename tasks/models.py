@@ -621,6 +621,7 @@ class ProposalStatus(models.TextChoices):
 class ProposalSourceName(models.TextChoices):
     MOTION = "motion", "Moving regions"
     PEOPLE = "people", "People (HOG detector)"
+    SEAM = "seam", "Previous microtask's consensus across the seam"
     ML_BACKEND = "ml_backend", "Your model (Label Studio ML backend)"
 
 

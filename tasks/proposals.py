@@ -20,6 +20,7 @@ schema (``ProposalRequest``), never a gold answer or another worker's work.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from marketplace.errors import NotFound, ValidationError
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 
-from . import ml_backend, proposal_sources, signals, video, vision, work_selectors
+from . import ml_backend, proposal_sources, signals, tracking, video, vision, work_selectors
 from .annotations import TOP_KEY, ValidatedAnnotation
 from .models import (
     Assignment,
@@ -49,6 +50,8 @@ from .proposal_sources import (
     MOTION,
     PEOPLE,
     PROPOSABLE_TYPES,
+    SEAM,
+    SEAM_TYPES,
     SOURCES,
     Detection,
     ProposalOutcome,
@@ -166,6 +169,86 @@ def _people(request: ProposalRequest, frames: _Frames) -> ProposalOutcome:
     )
 
 
+SEAM_WAITING = "the previous microtask has no consensus yet"
+SEAM_SECONDS = 30.0  # the tracker's budget per microtask (it runs far faster: tasks.tracking)
+
+
+def consensus_frames(microtask: MicroTask) -> dict | None:
+    """The current consensus of ``microtask`` (quality answers ``signals.consensus_wanted``)."""
+    for _receiver, frames in signals.consensus_wanted.send(sender=MicroTask, microtask=microtask):
+        if frames is not None:
+            return frames
+    return None
+
+
+def _seam(request: ProposalRequest, frames: _Frames, microtask: MicroTask) -> ProposalOutcome:
+    """The previous microtask of the same video: its consensus boxes at the frame nearest
+    before this microtask's start (the seam), carried through this microtask's frames by the
+    tracker (``tasks.tracking.propagate_across_seam``) until each is lost."""
+    if request.annotation_type not in SEAM_TYPES:
+        return ProposalOutcome(status="invalid", error="the seam source carries boxes and tracks")
+    prev = (
+        MicroTask.objects.filter(video_id=microtask.video_id, index=microtask.index - 1)
+        .select_related("job")
+        .first()
+    )
+    if prev is None:
+        return ProposalOutcome(status="invalid", error="the first microtask of its video")
+    consensus = consensus_frames(prev)
+    if consensus is None:
+        return ProposalOutcome(status="failed", error=SEAM_WAITING)
+    numbers = sorted(int(f) for f in consensus)
+    before = [f for f in numbers if f <= microtask.frame_start]
+    if not numbers:
+        return ProposalOutcome(status="ok", model_version="seam-1")
+    seed_frame = before[-1] if before else numbers[-1]
+    shapes = [s for s in consensus.get(str(seed_frame), []) if s.get("box")]
+    seeds = {i: (seed_frame, tuple(float(v) for v in s["box"])) for i, s in enumerate(shapes)}
+    labels = {i: s.get("label", "") for i, s in enumerate(shapes)}
+    own = frames.available()
+    seed_pixels = frames if seed_frame in own else _Frames(prev)
+    later = own if request.annotation_type == "track" else list(request.frames)
+
+    def pixels():  # grey, as the tracker looks at frames
+        yield seed_frame, vision.gray(seed_pixels(seed_frame))
+        for f in later:
+            if f > seed_frame:
+                yield f, vision.gray(frames(f))
+
+    paths = tracking.propagate_across_seam(
+        pixels(), seeds, deadline=time.monotonic() + SEAM_SECONDS
+    )
+    looked = set(request.frames)
+    detections = []
+    for tid, path in paths.items():
+        if seed_frame in looked:
+            detections.append(Detection(seed_frame, seeds[tid][1], 1.0, labels[tid]))
+        detections += [
+            Detection(s.frame, s.box, s.confidence, labels[tid])
+            for s in path.steps
+            if not s.lost and s.frame in looked
+        ]
+    return proposal_sources.detections_to_outcome(detections, request, model_version="seam-1")
+
+
+def seam_ready(*, microtask: MicroTask) -> bool:
+    """``microtask`` has its consensus now: the next microtask's seam proposal, if it waited for
+    it, is computed again (after this transaction commits). True when one was waiting."""
+    waiting = Proposal.objects.filter(
+        microtask__video_id=microtask.video_id,
+        microtask__index=microtask.index + 1,
+        source=SEAM,
+        status=ProposalStatus.FAILED,
+        error=SEAM_WAITING,
+    )
+    if not waiting.exists() or not job_wants_proposals(microtask.job_id):
+        return False
+    waiting.delete()
+    job_id = microtask.job_id
+    transaction.on_commit(lambda: _queue(job_id))
+    return True
+
+
 def _backend(request: ProposalRequest, frames: _Frames, config: ProposalConfig) -> ProposalOutcome:
     images = [
         ml_backend.FrameImage(f, frames.jpeg(f), request.width, request.height)
@@ -193,7 +276,11 @@ def _backend(request: ProposalRequest, frames: _Frames, config: ProposalConfig) 
 
 
 def run_source(
-    source: str, request: ProposalRequest, frames: _Frames, config: ProposalConfig | None
+    source: str,
+    request: ProposalRequest,
+    frames: _Frames,
+    config: ProposalConfig | None,
+    microtask: MicroTask | None = None,
 ) -> ProposalOutcome:
     """One source on one microtask; any failure becomes the outcome's status."""
     if request.annotation_type not in PROPOSABLE_TYPES:
@@ -207,6 +294,8 @@ def run_source(
             return _motion(request, frames)
         if source == PEOPLE:
             return _people(request, frames)
+        if source == SEAM and microtask is not None:
+            return _seam(request, frames, microtask)
         if source == ML_BACKEND and config is not None and config.backend_url:
             return _backend(request, frames, config)
         return ProposalOutcome(status="failed", error="the source is not configured")
@@ -257,7 +346,7 @@ def microtask_proposals_compute(
                 "before; save the proposal settings again to retry",
             )
         else:
-            outcome = run_source(source, request, frames, config)
+            outcome = run_source(source, request, frames, config, microtask)
             if source == ML_BACKEND:
                 breaker.record(outcome)
         try:

@@ -28,6 +28,7 @@ from tasks.models import (
     MicroTaskStatus,
     Submission,
 )
+from tasks.proposals import seam_ready
 
 from .. import assist, policy, shapes, trust
 from .. import consensus as consensus_mod
@@ -380,6 +381,8 @@ def _process_regular(mt: MicroTask) -> str:
         return "sent to review"
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
+    # The next microtask's seam proposal may have waited for this consensus.
+    seam_ready(microtask=mt)
     # Independent consensus measures the proposal sources nobody here took from.
     reference = getattr(c, "frames", None)
     if isinstance(reference, dict) and assisting.sources_against_consensus(

@@ -34,6 +34,10 @@ def routed_world(world_factory, n=6, hits=500, misses=0):
     mts = world.regular()
     prove_source(world, mts[-1], hits=hits, misses=misses)
     target = next(m for m in mts[:-1] if assist.audit_draw((world.job.pk, m.pk)) >= 0.1)
+    # Claimed first (claims go by priority), so a test's workers land on it.
+    MicroTask.objects.filter(pk=target.pk).update(priority=10)
+    Slot.objects.filter(microtask=target).update(priority=10)
+    target.refresh_from_db()
     proposals = [propose_truth(world, m) for m in mts[:-1]]
     return world, target, proposals
 
@@ -74,7 +78,7 @@ def test_an_unproven_source_leaves_microtasks_unrouted_until_it_is_proven(world_
 
 
 def test_routing_never_lowers_below_work_already_claimed(world_factory, workers, no_gold):
-    world, mt, _ = routed_world(world_factory, n=2)
+    world, mt, _ = routed_world(world_factory)
     a, b = workers(2)
     # Two claims on the same (only) microtask before routing.
     claiming.assignment_claim(worker=a, job_id=world.job.pk)
@@ -86,7 +90,7 @@ def test_routing_never_lowers_below_work_already_claimed(world_factory, workers,
 
 
 def test_a_careful_verifier_settles_verify_work_alone(world_factory, workers, no_gold):
-    world, mt, proposals = routed_world(world_factory, n=2)
+    world, mt, proposals = routed_world(world_factory)
     routing.microtask_route(microtask_id=mt.pk)
     (w,) = workers(1)
     accept_all(world, w, proposals)  # a new verifier is presumed to look (quality.assist, 4)
@@ -99,7 +103,7 @@ def test_a_careful_verifier_settles_verify_work_alone(world_factory, workers, no
 def test_a_clicker_on_verify_work_sends_it_back_to_full_annotation(world_factory, workers, no_gold):
     # A source right 98 % of the time: a worker who never corrected 2000 of its shapes has
     # missed ~40 wrong ones (on a near-perfect source, never correcting would be honest).
-    world, mt, proposals = routed_world(world_factory, n=2, hits=2000, misses=40)
+    world, mt, proposals = routed_world(world_factory, hits=2000, misses=40)
     routing.microtask_route(microtask_id=mt.pk)
     mt.refresh_from_db()
     verify_price = mt.price
@@ -121,7 +125,7 @@ def test_a_clicker_on_verify_work_sends_it_back_to_full_annotation(world_factory
 
 
 def test_a_verifier_who_redraws_the_proposal_escalates_it(world_factory, workers, no_gold):
-    world, mt, _ = routed_world(world_factory, n=2)
+    world, mt, _ = routed_world(world_factory)
     routing.microtask_route(microtask_id=mt.pk)
     (w,) = workers(1)
     draw(world, w, seed=3)  # took nothing from the proposal: it corrected everything
