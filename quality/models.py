@@ -404,7 +404,7 @@ class SourceComparison(models.Model):
 
     Append-only and one row per (proposal, kind): a redelivered scoring, or a second worker on the
     same gold microtask, does not count the same comparison twice. A source's accuracy on a job
-    is the sum over its rows (``quality.services.assisting.source_accuracy_of``).
+    is the sum over its rows (``quality.selectors.source_accuracy_of``).
     """
 
     job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")

@@ -54,7 +54,7 @@ from .review import (
     microtasks_unfunded_to_review,
     review_resolve,
 )
-from .routing import assist_summary, job_route, job_route_later, microtask_route
+from .routing import job_route, job_route_later, microtask_route
 
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
@@ -65,7 +65,6 @@ __all__ = [
     "STRAGGLER_AFTER",
     "appeal_create",
     "appeal_decide",
-    "assist_summary",
     "classification_jobs_aggregate",
     "fraud_flag_blind_accept",
     "fraud_flag_inflated_time",

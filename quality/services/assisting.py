@@ -38,6 +38,7 @@ from tasks.proposals import shown_proposals
 from .. import assist, shapes
 from ..boxes import Annotation, FrameBoxes
 from ..models import SourceComparison, VerifierStats
+from ..selectors import source_accuracy_of
 from .flags import fraud_flag_blind_accept
 
 POLICY = assist.DEFAULT_POLICY
@@ -75,23 +76,6 @@ def proposal_annotation(microtask: MicroTask, proposal: Proposal) -> Annotation 
 
 
 # --- source accuracy -----------------------------------------------------------------------------
-
-
-def source_accuracy_of(
-    *, job_id: int, source: str, min_confidence: float = 0.0
-) -> assist.SourceAccuracy:
-    """The Beta posterior of ``source``'s accuracy on the job, over microtasks at least
-    ``min_confidence`` confident."""
-    rows = (
-        SourceComparison.objects.filter(
-            job_id=job_id, source=source, confidence__gte=min_confidence
-        )
-        .values("kind")
-        .annotate(h=Sum("hits"), m=Sum("misses"))
-    )
-    return assist.source_accuracy(
-        [assist.Comparison(r["kind"], int(r["h"] or 0), int(r["m"] or 0)) for r in rows]
-    )
 
 
 def _compare(

@@ -34,7 +34,6 @@ import logging
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import Sum
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.models import Job
@@ -214,14 +213,3 @@ def microtask_escalate(mt: MicroTask, *, replicas: int, reason: str) -> None:
     mt.save(
         update_fields=["assist_mode", "assist_reason", "replica_target", "price", "assist_saved"]
     )
-
-
-def assist_summary(*, job: Job) -> dict:
-    """Per job: microtasks routed to verify, escalated, and the escrow routing released."""
-    rows = MicroTask.objects.filter(job=job, is_gold=False)
-    verify = rows.filter(assist_mode=AssistMode.VERIFY)
-    return {
-        "verify": verify.count(),
-        "escalated": rows.filter(assist_reason__startswith="escalated").count(),
-        "saved": int(verify.aggregate(s=Sum("assist_saved"))["s"] or 0),
-    }

@@ -4,13 +4,16 @@ priced by verify time), and a verifier who corrects much, or clicks without look
 microtask back to full annotation whose slots the ordinary fill path funds."""
 
 import pytest
+from django.db import transaction
+from django.test import Client
 
-from payments.selectors import escrow_balance
+from marketplace.money import format_money
+from payments.selectors import active_policy, escrow_balance
 from quality import assist
 from quality.models import SourceComparison
 from quality.services import routing
-from tasks import claiming, signals
-from tasks.models import AssistMode, MicroTask, MicroTaskStatus, Proposal, Slot
+from tasks import claiming, reviewing, signals
+from tasks.models import Assignment, AssistMode, MicroTask, MicroTaskStatus, Proposal, Slot
 from tasks.proposals import assignment_view
 from tests.payments.conftest import assert_ledger_consistent
 from tests.quality.test_assist_live import SOURCE, accept_all, draw, never_corrects, propose_truth
@@ -131,3 +134,31 @@ def test_a_verifier_who_redraws_the_proposal_escalates_it(world_factory, workers
     draw(world, w, seed=3)  # took nothing from the proposal: it corrected everything
     mt.refresh_from_db()
     assert mt.assist_mode == AssistMode.FULL and mt.replica_target == 3
+
+
+def test_the_requester_sees_the_sources_accuracy_the_verify_work_and_what_it_saved(
+    world_factory, workers, no_gold
+):
+    world, mt, proposals = routed_world(world_factory)
+    routing.microtask_route(microtask_id=mt.pk)
+    (w,) = workers(1)
+    a = accept_all(world, w, proposals)
+    with transaction.atomic():
+        a = Assignment.objects.select_for_update().get(pk=a.pk)
+        reviewing.approve(assignment=a, by=world.job.requester)
+    mt.refresh_from_db()
+    client = Client()
+    client.force_login(world.job.requester)
+    page = client.get(f"/requester/jobs/{world.job.pk}/")
+    assert page.status_code == 200
+    report = page.context["assist"]
+    (source,) = report["sources"]
+    assert source["source"] == SOURCE and source["gold_shapes"] == 500
+    assert 0.99 < source["lower"] < source["mean"] and source["proven"]
+    assert report["verify"] == 1 and report["saved"] == mt.assist_saved > 0
+    assert report["verify_hourly"] >= active_policy().floor_hourly  # 30 s of measured work
+    html = page.content.decode()
+    assert f'id="assist-saved">{format_money(mt.assist_saved, world.job.currency)}' in html
+    assert 'data-source="motion"' in html and 'id="assist-verify">1<' in html
+    # A visitor who is not signed in gets no page.
+    assert Client().get(f"/requester/jobs/{world.job.pk}/").status_code in (302, 404)
