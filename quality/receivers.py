@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from tasks import signals
 
-from . import selectors, services
+from . import services
 
 
 @receiver(signals.time_overreported, dispatch_uid="quality.inflated_time")
@@ -42,12 +42,6 @@ def on_work_rejected(sender: Any, *, assignment, by, confirmed: bool, **kwargs: 
 def on_submission_stored(*, submission, **_: Any) -> None:
     """A submission was stored: score it once it is committed (the outbox, ``processing``)."""
     services.submission_received(submission=submission)
-
-
-@receiver(signals.consensus_wanted, dispatch_uid="quality.on_consensus_wanted")
-def on_consensus_wanted(*, microtask, **_: Any):
-    """The seam proposal source asks for a settled microtask's consensus shapes."""
-    return selectors.consensus_frames_of(microtask_id=microtask.pk)
 
 
 @receiver(signals.proposals_stored, dispatch_uid="quality.on_proposals_stored")

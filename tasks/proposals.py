@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,12 +174,25 @@ SEAM_WAITING = "the previous microtask has no consensus yet"
 SEAM_SECONDS = 30.0  # the tracker's budget per microtask (it runs far faster: tasks.tracking)
 
 
-def consensus_frames(microtask: MicroTask) -> dict | None:
-    """The current consensus of ``microtask`` (quality answers ``signals.consensus_wanted``)."""
-    for _receiver, frames in signals.consensus_wanted.send(sender=MicroTask, microtask=microtask):
-        if frames is not None:
-            return frames
+# A seam (docs/architecture.md): consensus is quality's, above this app; quality installs its
+# reader at startup (``QualityConfig.ready``). Until then no microtask has a consensus.
+def _no_consensus(*, microtask_id: int) -> dict | None:
     return None
+
+
+_consensus_reader: Callable[..., dict | None] = _no_consensus
+
+
+def consensus_reader_install(*, reader: Callable[..., dict | None]) -> None:
+    """Install the reader of a settled microtask's consensus shapes (``reader(microtask_id=)``,
+    ``{"<frame>": [{"label", "box", ...}]}`` or None); quality does this once, at startup."""
+    global _consensus_reader
+    _consensus_reader = reader
+
+
+def consensus_frames(microtask: MicroTask) -> dict | None:
+    """The current consensus of a settled ``microtask``, or None."""
+    return _consensus_reader(microtask_id=microtask.pk)
 
 
 def _seam(request: ProposalRequest, frames: _Frames, microtask: MicroTask) -> ProposalOutcome:

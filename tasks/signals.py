@@ -39,9 +39,3 @@ replicas_unfunded = Signal()
 #: Proposals of a job's microtasks were stored (after the transaction that stored them). Keyword
 #: argument: ``job_id``. Quality routes the microtasks (model-assisted routing).
 proposals_stored = Signal()
-
-#: Asked (not told) by the seam proposal source: the current consensus of a settled microtask.
-#: Keyword argument: ``microtask``. A receiver returns its per-frame shapes
-#: (``{"<frame>": [{"label", "box", ...}]}``), or None when it has none yet; ``tasks`` cannot
-#: read quality's rows (the layers), so quality answers.
-consensus_wanted = Signal()
