@@ -33,11 +33,12 @@ from marketplace.models import AnnotationType, Job
 from tasks.annotations import TOP_KEY, AnnotationInvalid, validate_payload
 from tasks.claiming import annotation_context
 from tasks.models import Assignment, MicroTask, Proposal, Submission
+from tasks.proposal_sources import box_iou, polygon_bounds
 from tasks.proposals import shown_proposals
 
 from .. import assist, shapes
 from ..boxes import Annotation, FrameBoxes
-from ..models import SourceComparison, VerifierStats
+from ..models import GoldAnswer, GoldValidation, SourceComparison, VerifierStats
 from ..selectors import source_accuracy_of
 from .flags import fraud_flag_blind_accept
 
@@ -245,6 +246,53 @@ def verify_shares(job: Job, rows: Sequence[Assignment]) -> list[float]:
     return out
 
 
+def _extent(shape: Mapping[str, Any]) -> list[float] | None:
+    if shape.get("box"):
+        return [float(v) for v in shape["box"]]
+    if shape.get("points"):
+        return polygon_bounds(shape["points"])
+    return None
+
+
+def _gold_errors(submission: Submission, taken: Sequence[_Taken]) -> dict[str, tuple[int, int]]:
+    """On a gold microtask, per source: (proposed shapes the answer shows wrong, of them the ones
+    the worker fixed: deleted, or moved beyond tolerance). The model's own errors on gold measure
+    a worker's check power directly (``quality.assist.check_power``). Per-frame shapes only
+    (boxes, polygons); tracks are not counted."""
+    mt = submission.assignment.microtask
+    job = mt.job
+    if not mt.is_gold or job.annotation_type not in (AnnotationType.BBOX, AnnotationType.POLYGON):
+        return {}
+    gold = GoldAnswer.objects.filter(microtask=mt).exclude(validation=GoldValidation.REFUSED)
+    answer = gold.values_list("frames", flat=True).first()
+    if answer is None:
+        return {}
+    truth: dict[int, list[list[float]]] = {}
+    for f, items in answer.items():
+        truth[int(f)] = [b for b in (_extent(s) for s in items) if b is not None]
+    out = {}
+    for t in taken:
+        kept = {(i.get("proposal"), i.get("index")): i for i in t.items}
+        wrong = fixed = 0
+        for p in Proposal.objects.filter(pk__in={pid for pid, _ in kept}):
+            for index, shape in enumerate(p.shapes):
+                box = _extent(shape)
+                if box is None or "frame" not in shape:
+                    continue
+                if any(
+                    box_iou(box, g) >= job.iou_threshold for g in truth.get(int(shape["frame"]), [])
+                ):
+                    continue
+                wrong += 1
+                item = kept.get((p.pk, index))
+                fixed += item is None or (
+                    not item.get("unchanged")
+                    and float(item.get("moved", 1.0)) > POLICY.moved_tolerance
+                )
+        out[t.source] = (wrong, fixed)
+    return out
+
+
 def verifier_stats_record(*, submission: Submission) -> list[VerifierStats]:
     """Add one submission to its worker's record on each source it took shapes from, then run
     the blind-accept test on that record (a flag for an admin when it tips). Call once per
@@ -252,8 +300,11 @@ def verifier_stats_record(*, submission: Submission) -> list[VerifierStats]:
     a = submission.assignment
     job = a.microtask.job
     out = []
-    for t in _taken(submission, job.annotation_type):
+    taken = _taken(submission, job.annotation_type)
+    errors = _gold_errors(submission, taken)
+    for t in taken:
         c = t.corrections
+        wrong, fixed = errors.get(t.source, (0, 0))
         unchanged = sum(1 for i in t.items if i.get("unchanged"))
         VerifierStats.objects.get_or_create(worker_id=a.worker_id, job=job, source=t.source)
         VerifierStats.objects.filter(worker_id=a.worker_id, job=job, source=t.source).update(
@@ -261,6 +312,8 @@ def verifier_stats_record(*, submission: Submission) -> list[VerifierStats]:
             corrected=F("corrected") + c.moved + c.deleted + c.added,
             proposed=F("proposed") + c.proposed,
             accepted_unchanged=F("accepted_unchanged") + min(unchanged, c.proposed),
+            wrong_seen=F("wrong_seen") + wrong,
+            wrong_fixed=F("wrong_fixed") + fixed,
         )
         stats = VerifierStats.objects.get(worker_id=a.worker_id, job=job, source=t.source)
         out.append(stats)

@@ -179,3 +179,27 @@ def test_a_worker_who_accepts_far_more_than_the_source_is_right_is_flagged(
     )  # fmt: skip
     accept_all(world, honest, both)
     assert not FraudFlag.objects.filter(worker=honest, kind="blind_accept").exists()
+
+
+def test_gold_measures_whether_a_worker_fixes_the_models_errors(world_factory, workers, gold_first):
+    world = world_factory(n=2, gold=1, gold_rate=0.5)
+    g = world.gold()[0]
+    p = propose_truth(world, g)
+    frame = p.shapes[0]["frame"]
+    label = p.shapes[0]["label"]
+    wrong = [{"frame": frame, "label": label, "box": [1, 1, 6, 6]}] * 2  # nothing is there
+    Proposal.objects.filter(pk=p.pk).update(shapes=p.shapes + wrong)
+    p.refresh_from_db()
+    right = len(p.shapes) - 2
+    clicker, checker = workers(2)
+    accept_all(world, clicker, p)
+    a = claiming.assignment_claim(worker=checker, job_id=world.job.pk)
+    assert a.microtask_id == g.pk
+    kept = [{**s, "from_proposal": f"{p.pk}:{i}"} for i, s in enumerate(p.shapes[:right])]
+    claiming.assignment_submit(
+        worker=checker, assignment_id=a.pk, payload={"boxes": kept}, active_seconds=40.0
+    )
+    c = VerifierStats.objects.get(worker=clicker, source=SOURCE)
+    k = VerifierStats.objects.get(worker=checker, source=SOURCE)
+    assert (c.wrong_seen, c.wrong_fixed) == (2, 0)
+    assert (k.wrong_seen, k.wrong_fixed) == (2, 2)
