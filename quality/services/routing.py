@@ -47,6 +47,7 @@ from tasks.models import (
     AssistMode,
     MicroTask,
     MicroTaskStatus,
+    ProposalConfig,
     Slot,
 )
 from tasks.proposals import shown_proposals
@@ -170,6 +171,18 @@ def job_route(*, job_id: int, batch: int = ROUTE_BATCH) -> int:
     transaction; returns how many changed mode."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.annotation_type not in PROPOSABLE:
+        return 0
+    config = ProposalConfig.objects.filter(job=job).first()
+    sources = config.sources if config else []
+    # Called after every measurement: while no source meets the bar (the common case early on)
+    # it costs one aggregate per source, not a look at every unrouted microtask.
+    if not any(
+        source_accuracy_of(
+            job_id=job_id, source=s, min_confidence=POLICY.confidence_threshold
+        ).lower
+        >= job.assist_accuracy_bar
+        for s in sources
+    ):
         return 0
     ids = list(
         MicroTask.objects.filter(

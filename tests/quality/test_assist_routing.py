@@ -162,3 +162,15 @@ def test_the_requester_sees_the_sources_accuracy_the_verify_work_and_what_it_sav
     assert 'data-source="motion"' in html and 'id="assist-verify">1<' in html
     # A visitor who is not signed in gets no page.
     assert Client().get(f"/requester/jobs/{world.job.pk}/").status_code in (302, 404)
+
+
+def test_proposals_stored_route_the_job_audit_fraction_kept_on_full(world_factory):
+    world, _, proposals = routed_world(world_factory, n=8)
+    signals.proposals_stored.send(sender=Proposal, job_id=world.job.pk)  # eager Celery
+    for p in proposals:
+        mt = MicroTask.objects.get(pk=p.microtask_id)
+        audited = assist.audit_draw((world.job.pk, mt.pk)) < assist.DEFAULT_POLICY.audit_fraction
+        assert mt.assist_mode == (AssistMode.FULL if audited else AssistMode.VERIFY), mt.pk
+        assert mt.replica_target == (3 if audited else 1)
+        assert Slot.objects.filter(microtask=mt).count() == mt.replica_target
+    assert_ledger_consistent()
