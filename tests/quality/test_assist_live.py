@@ -2,9 +2,12 @@
 accepted proposals are not independent agreement, sources are measured against consensus and
 gold, workers' records on proposals move once per submission and feed the blind-accept flag."""
 
-import pytest
+import threading
 
-from quality import assist
+import pytest
+from django.db import connection
+
+from quality import assist, services
 from quality.models import (
     ConsensusDecision,
     ConsensusResult,
@@ -12,9 +15,10 @@ from quality.models import (
     SourceComparison,
     VerifierStats,
 )
+from quality.receivers import on_submission_stored
 from quality.services import assisting
 from quality.simulator import PRECISE, SimulatedWorker
-from tasks import claiming
+from tasks import claiming, signals
 from tasks.models import MicroTask, MicroTaskStatus, Proposal, ProposalConfig
 from tests.quality.conftest import FRAME_SIZE
 
@@ -203,3 +207,46 @@ def test_gold_measures_whether_a_worker_fixes_the_models_errors(world_factory, w
     k = VerifierStats.objects.get(worker=checker, source=SOURCE)
     assert (c.wrong_seen, c.wrong_fixed) == (2, 0)
     assert (k.wrong_seen, k.wrong_fixed) == (2, 2)
+
+
+def test_a_workers_record_loses_no_update_when_their_submissions_are_scored_at_once(
+    world_factory, workers, no_gold
+):
+    """Scorings of one worker's submissions on different microtasks, on parallel threads (each
+    its own connection), each add to the same ``VerifierStats`` row: none is lost."""
+    world = world_factory(n=4, overlap=1)
+    proposals = [propose_truth(world, mt) for mt in world.regular()]
+    (w,) = workers(1)
+    signals.submission_stored.disconnect(dispatch_uid="quality.on_submission_stored")
+    try:
+        done = [accept_all(world, w, proposals) for _ in proposals]
+    finally:
+        signals.submission_stored.connect(
+            on_submission_stored, dispatch_uid="quality.on_submission_stored"
+        )
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(done))
+
+    def run(submission_id: int) -> None:
+        try:
+            start.wait(10)
+            services.submission_process(submission_id=submission_id)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(a.submission.pk,)) for a in done]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    n = sum(len(p.shapes) for p in proposals)
+    s = VerifierStats.objects.get(worker=w, job=world.job, source=SOURCE)
+    assert (s.seen, s.proposed, s.accepted_unchanged, s.corrected) == (n, n, n, 0)
+    # Scoring again (a redelivered message) does not count them twice.
+    for a in done:
+        services.submission_process(submission_id=a.submission.pk)
+    s.refresh_from_db()
+    assert s.proposed == n
