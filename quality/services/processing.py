@@ -368,7 +368,9 @@ def _process_regular(mt: MicroTask) -> str:
         },
     )
     if escalate:
-        routing.microtask_escalate(mt, replicas=len(rows), reason=escalate)
+        if not routing.microtask_escalate(mt, replicas=len(rows), reason=escalate):
+            microtask_to_review(mt, reason=f"{escalate}; the escrow cannot fund full annotation")
+            return "sent to review"
         fill_slots_later(job.pk)
         return "escalated to full annotation"
     if decision.action == policy.OverlapAction.ADD_REPLICA:

@@ -21,8 +21,10 @@ Read this before changing anything (money and overlap):
   ``payments.pricing.split_pay`` (the one floor rule).
 * **Escalation.** A verifier who corrected too much, or verify replicas whose (discounted)
   agreement does not settle the microtask, send it back to full annotation at ``overlap_min``
-  and its full price; the missing slots are funded by the ordinary fill path
-  (``fill_slots_later``), or the microtask goes to review when escrow cannot fund them.
+  and its full price; the verify replicas already in have their reservations raised to that
+  price (work is paid at the microtask's price on approval), the missing slots are funded by
+  the ordinary fill path (``fill_slots_later``), and the microtask goes to review when escrow
+  cannot fund either.
 * **Locks.** The microtask row ``FOR NO KEY UPDATE`` (a concurrent claim inserting an
   assignment takes KEY SHARE on it and must not wait), then its slots, then (in the release) the
   job's escrow account: the order of the scoring path.
@@ -212,17 +214,38 @@ def job_route_later(job_id: int) -> None:
     transaction.on_commit(enqueue)
 
 
-def microtask_escalate(mt: MicroTask, *, replicas: int, reason: str) -> None:
+def microtask_escalate(mt: MicroTask, *, replicas: int, reason: str) -> bool:
     """A verify microtask (row locked by the caller) goes back to full annotation at the job's
     ``overlap_min`` (at least one more replica than it has) and its full price; the ordinary
-    fill path funds the new slots once this commits."""
+    fill path funds the new slots once this commits.
+
+    Work is paid at the microtask's price when approved, so the verify replicas already in are
+    paid the full price too: their reservations are raised to the full price's first (one keyed
+    reservation). When the job's available escrow cannot cover that, nothing changes here and
+    the caller sends the microtask to review (False)."""
     job = mt.job
+    full = max(mt.price, mt.assist_full_price or 0)
+    held = list(
+        Assignment.objects.select_for_update()
+        .filter(microtask=mt, status__in=(AssignmentStatus.CLAIMED, AssignmentStatus.SUBMITTED))
+        .order_by("pk")
+    )
+    per = int(pricing.slot_reservation(price=full, policy=active_policy()))
+    extra = sum(max(0, per - a.reserved_amount) for a in held)
+    try:
+        budget.reserve(job=job, amount=extra, key=f"assist:{mt.pk}:escalate")
+    except budget.InsufficientBudget:
+        return False
+    for a in held:
+        if a.reserved_amount < per:
+            Assignment.objects.filter(pk=a.pk).update(reserved_amount=per)
+            Slot.objects.filter(assignment_id=a.pk).update(reserved_amount=per)
     mt.assist_mode = AssistMode.FULL
     mt.assist_reason = f"escalated: {reason}"[:200]
     mt.replica_target = max(job.overlap_min, replicas + 1)
-    if mt.assist_full_price:
-        mt.price = max(mt.price, mt.assist_full_price)
+    mt.price = full
     mt.assist_saved = 0
     mt.save(
         update_fields=["assist_mode", "assist_reason", "replica_target", "price", "assist_saved"]
     )
+    return True

@@ -120,11 +120,23 @@ def test_a_clicker_on_verify_work_sends_it_back_to_full_annotation(world_factory
     # The ordinary fill path funded the missing slots.
     assert Slot.objects.filter(microtask=mt).count() == 3
     assert_ledger_consistent()
+    # The verifier's work will be paid at the full price: its reservation covers it.
+    verifier = Assignment.objects.get(microtask=mt, worker=w)
+    full_slot = Slot.objects.filter(microtask=mt, assignment__isnull=True).first()
+    assert verifier.reserved_amount == full_slot.reserved_amount
+    assert Slot.objects.get(assignment=verifier).reserved_amount == verifier.reserved_amount
     # Full annotation from here on: the next worker draws with the proposal hidden.
-    (other,) = workers(1)
+    other, second, third = workers(3)
     a = claiming.assignment_claim(worker=other, job_id=world.job.pk)
     assert a.microtask_id == mt.pk
     assert assignment_view(a)["proposals"] == []
+    claiming.assignment_release(worker=other, assignment_id=a.pk)
+    for i, worker in enumerate((second, third)):
+        assert draw(world, worker, seed=10 + i).microtask_id == mt.pk
+    mt.refresh_from_db()
+    assert mt.status == MicroTaskStatus.COMPLETE
+    assert Assignment.objects.get(pk=verifier.pk).status == "approved"
+    assert_ledger_consistent()
 
 
 def test_a_verifier_who_redraws_the_proposal_escalates_it(world_factory, workers, no_gold):
