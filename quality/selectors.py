@@ -236,6 +236,8 @@ def job_report(*, job: Job) -> dict[str, Any]:
     )
     return {
         "job": job.pk,
+        # Model assistance (None without proposals): ``job_assist_report``.
+        "assist": job_assist_report(job=job),
         "gold": {
             "results": gold["n"],
             "mean_score": round(gold["mean"], 4) if gold["mean"] is not None else None,

@@ -186,3 +186,21 @@ def test_proposals_stored_route_the_job_audit_fraction_kept_on_full(world_factor
         assert mt.replica_target == (3 if audited else 1)
         assert Slot.objects.filter(microtask=mt).count() == mt.replica_target
     assert_ledger_consistent()
+
+
+def test_the_job_report_api_carries_the_assist_report(world_factory, client_for):
+    world, mt, _ = routed_world(world_factory)
+    routing.microtask_route(microtask_id=mt.pk)
+    mt.refresh_from_db()
+    r = client_for(world.job.requester).get(f"/api/quality/jobs/{world.job.pk}/report/")
+    assert r.status_code == 200
+    assist_report = r.json()["assist"]
+    assert assist_report["verify"] == 1 and assist_report["saved"] == mt.assist_saved
+    assert [s["source"] for s in assist_report["sources"]] == [SOURCE]
+    assert assist_report["sources"][0]["lower"] > 0.99
+    # Another requester's job is not theirs to read.
+    other = world_factory(n=1)
+    assert (
+        client_for(other.job.requester).get(f"/api/quality/jobs/{world.job.pk}/report/").status_code
+        == 404
+    )
