@@ -440,7 +440,13 @@ def independence_of(
     policy: RoutePolicy = DEFAULT_POLICY,
 ) -> float:
     """A verify replica's ``independence`` for :func:`quality.consensus.box_consensus`, from its
-    provenance items and its worker's record on this source (the one call scoring needs)."""
+    provenance items and its worker's record on this source (the one call scoring needs).
+
+    The crowd's correction rate lowers the error a verifier should meet no further than the
+    source's credible upper bound allows (``1 - source.upper``): a crowd of clickers corrects
+    nothing, and would otherwise make each of them look like a checker of a perfect source."""
+    if crowd_rate is not None:
+        crowd_rate = max(float(crowd_rate), 1.0 - source.upper)
     power = check_power(record, source_accuracy=source.mean, crowd_rate=crowd_rate)
     discount = accept_discount(power=power, trust=trust, anchoring=policy.anchoring)
     c = corrections(

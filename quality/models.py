@@ -396,3 +396,57 @@ class JobQualityPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"quality policy of job {self.job_id}"
+
+
+class SourceComparison(models.Model):
+    """One proposal measured against a reference (``quality.assist.compare``): the consensus of a
+    full-annotation microtask nobody took the proposal into, or a gold answer.
+
+    Append-only and one row per (proposal, kind): a redelivered scoring, or a second worker on the
+    same gold microtask, does not count the same comparison twice. A source's accuracy on a job
+    is the sum over its rows (``quality.selectors.source_accuracy_of``).
+    """
+
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
+    microtask = models.ForeignKey("tasks.MicroTask", on_delete=models.CASCADE, related_name="+")
+    proposal = models.ForeignKey("tasks.Proposal", on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16)  # quality.assist.GOLD | quality.assist.CONSENSUS
+    hits = models.PositiveIntegerField()
+    misses = models.PositiveIntegerField()
+    confidence = models.FloatField(help_text="The microtask's proposal confidence")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "kind"], name="source_comparison_once")
+        ]
+        indexes = [models.Index(fields=["job", "source"])]
+
+    def __str__(self) -> str:
+        return f"{self.source} vs {self.kind} on microtask {self.microtask_id}"
+
+
+class VerifierStats(models.Model):
+    """A worker's record on one job's proposals of one source (``quality.assist.VerifierRecord``
+    plus the counts of the blind-accept test), updated once per submission it scores."""
+
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey("marketplace.Job", on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=16)
+    seen = models.PositiveIntegerField(default=0)
+    corrected = models.PositiveIntegerField(default=0)
+    wrong_seen = models.PositiveIntegerField(default=0)
+    wrong_fixed = models.PositiveIntegerField(default=0)
+    proposed = models.PositiveIntegerField(default=0, help_text="Proposed shapes shown")
+    accepted_unchanged = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "job", "source"], name="verifier_stats_one_per_source"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} on {self.source} proposals of job {self.job_id}"

@@ -44,6 +44,12 @@ def on_submission_stored(*, submission, **_: Any) -> None:
     services.submission_received(submission=submission)
 
 
+@receiver(signals.proposals_stored, dispatch_uid="quality.on_proposals_stored")
+def on_proposals_stored(*, job_id, **_: Any) -> None:
+    """Proposals were stored: route the job's microtasks that have one (``routing``)."""
+    services.job_route_later(job_id)
+
+
 @receiver(signals.replicas_unfunded, dispatch_uid="quality.on_replicas_unfunded")
 def on_replicas_unfunded(*, job, microtask_ids, **_: Any) -> None:
     """Raised replica targets the budget cannot fund: a person decides those microtasks."""

@@ -225,6 +225,7 @@ def job_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "policy": pol,
             "delay_hours": job.auto_approve_delay.total_seconds() / 3600,
             "awaiting_review": _submissions_count(job, AssignmentStatus.SUBMITTED),
+            "assist": selectors.job_assist_report(job=job),
         },
     )
 

@@ -8,15 +8,25 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from django.db.models import Avg, Count, F, FloatField, Min, Q, QuerySet, Value
+from django.db.models import Avg, Count, F, FloatField, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Floor, Least, Trunc
 
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
-from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
+from payments import pricing
+from payments.selectors import active_policy
+from tasks.models import (
+    Assignment,
+    AssignmentStatus,
+    AssistMode,
+    MicroTask,
+    MicroTaskStatus,
+    Proposal,
+    ProposalConfig,
+)
 
+from . import assist, masks
 from . import events as events_mod
-from . import masks
 from . import trust as trust_mod
 from .attributes import carry_track_extras
 from .models import (
@@ -31,6 +41,7 @@ from .models import (
     RequesterStanding,
     ReviewItem,
     ReviewStatus,
+    SourceComparison,
     StandingEvidence,
     TrustEvidence,
     WorkerTrust,
@@ -227,6 +238,8 @@ def job_report(*, job: Job) -> dict[str, Any]:
     )
     return {
         "job": job.pk,
+        # Model assistance (None without proposals): ``job_assist_report``.
+        "assist": job_assist_report(job=job),
         "gold": {
             "results": gold["n"],
             "mean_score": round(gold["mean"], 4) if gold["mean"] is not None else None,
@@ -473,3 +486,79 @@ def suspended_trust(*, limit: int = 100) -> QuerySet[WorkerTrust]:
         .select_related("worker")
         .order_by("-updated_at", "-pk")[:limit]
     )
+
+
+def consensus_frames_of(*, microtask_id: int) -> dict | None:
+    """The current consensus shapes of a settled (complete) microtask, or None."""
+    row = (
+        ConsensusResult.objects.filter(
+            microtask_id=microtask_id,
+            is_current=True,
+            microtask__status=MicroTaskStatus.COMPLETE,
+        )
+        .values_list("frames", flat=True)
+        .first()
+    )
+    return row
+
+
+def source_accuracy_of(
+    *, job_id: int, source: str, min_confidence: float = 0.0
+) -> assist.SourceAccuracy:
+    """The Beta posterior of ``source``'s accuracy on the job, over microtasks at least
+    ``min_confidence`` confident."""
+    rows = (
+        SourceComparison.objects.filter(
+            job_id=job_id, source=source, confidence__gte=min_confidence
+        )
+        .values("kind")
+        .annotate(h=Sum("hits"), m=Sum("misses"))
+    )
+    return assist.source_accuracy(
+        [assist.Comparison(r["kind"], int(r["h"] or 0), int(r["m"] or 0)) for r in rows]
+    )
+
+
+def job_assist_report(*, job: Job) -> dict[str, Any] | None:
+    """What model assistance did on ``job`` (the requester's dashboard): per proposal source its
+    measured accuracy (mean and credible lower bound, on what evidence), the microtasks routed to
+    verify-and-correct and sent back, the escrow routing released, and the pay of verify work
+    per hour of measured time against the fair-pay floor. None for a job without proposals.
+    Reads only."""
+    config = ProposalConfig.objects.filter(job=job).first()
+    measured = set(
+        SourceComparison.objects.filter(job=job).values_list("source", flat=True).distinct()
+    )
+    if (config is None or not config.sources) and not measured:
+        return None
+    sources = []
+    for source in sorted(set(config.sources if config else []) | measured):
+        acc = source_accuracy_of(job_id=job.pk, source=source)
+        sources.append(
+            {
+                "source": source,
+                "mean": acc.mean,
+                "lower": acc.lower,
+                "gold_shapes": acc.gold_shapes,
+                "consensus_shapes": acc.consensus_shapes,
+                "proven": acc.lower >= job.assist_accuracy_bar,
+                "proposals": Proposal.objects.filter(
+                    microtask__job=job, source=source, status="ok"
+                ).count(),
+            }
+        )
+    regular = MicroTask.objects.filter(job=job, is_gold=False)
+    verify = regular.filter(assist_mode=AssistMode.VERIFY)
+    paid = Assignment.objects.filter(
+        microtask__in=verify, status=AssignmentStatus.APPROVED, active_seconds__gt=0
+    ).aggregate(pay=Sum("pay_amount"), seconds=Sum("active_seconds"))
+    hourly = pricing.effective_hourly(pay=int(paid["pay"] or 0), seconds=paid["seconds"] or 0)
+    return {
+        "bar": job.assist_accuracy_bar,
+        "sources": sources,
+        "verify": verify.count(),
+        "escalated": regular.filter(assist_reason__startswith="escalated").count(),
+        "saved": int(verify.aggregate(s=Sum("assist_saved"))["s"] or 0),
+        "verify_hourly": hourly,
+        "floor_hourly": active_policy().floor_hourly,
+    }

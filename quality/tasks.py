@@ -7,6 +7,7 @@ from marketplace.tasks_base import transient_task
 
 from .services import (
     classification_jobs_aggregate,
+    job_route,
     submission_process,
     submissions_process_stragglers,
     suspension_replicas_sweep,
@@ -43,3 +44,9 @@ def add_owed_replicas() -> int:
     """Periodic: add the extra replicas of suspensions whose add was lost (a crash after the
     suspension's commit); their slots follow through ``tasks.fill_job_slots``."""
     return suspension_replicas_sweep()
+
+
+@transient_task("quality.route_job", ignore_result=True)
+def route_job(job_id: int) -> int:
+    """Route a job's unrouted microtasks that have proposals (model-assisted routing)."""
+    return job_route(job_id=job_id)

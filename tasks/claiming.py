@@ -51,6 +51,7 @@ from .drafts import clean_draft
 from .models import (
     Assignment,
     AssignmentStatus,
+    AssistMode,
     MicroTask,
     MicroTaskStatus,
     Slot,
@@ -135,9 +136,10 @@ def _fill_slots(job: Job) -> SlotFill:
     the job (only the batches do, one INSERT per ``FILL_BATCH`` slots).
     """
     target = job.overlap_min
-    MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).update(
-        replica_target=target
-    )
+    # Verify-and-correct microtasks keep their lower target (``quality.services.routing``).
+    MicroTask.objects.filter(job=job, is_gold=False, replica_target__lt=target).exclude(
+        assist_mode=AssistMode.VERIFY
+    ).update(replica_target=target)
     rows = (
         MicroTask.objects.filter(job=job, is_gold=False, status=MicroTaskStatus.OPEN)
         .annotate(n_slots=Count("slots"))

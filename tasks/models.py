@@ -139,6 +139,11 @@ class MicroTaskStatus(models.TextChoices):
     REVIEW = "review", "In review"
 
 
+class AssistMode(models.TextChoices):
+    FULL = "full", "Full annotation"
+    VERIFY = "verify", "Verify and correct a proposal"
+
+
 class MicroTask(models.Model):
     """A unit of work a worker finishes in minutes: a frame range or a set of sampled frames."""
 
@@ -168,6 +173,20 @@ class MicroTask(models.Model):
         max_length=16, choices=MicroTaskStatus.choices, default=MicroTaskStatus.OPEN
     )
     priority = models.SmallIntegerField(default=0)
+    # Model-assisted routing (``quality.assist.decide_route``): "" until routed; ``verify`` is
+    # verify-and-correct work at fewer replicas, ``full`` stays (or went back to) annotation.
+    assist_mode = models.CharField(
+        max_length=8, choices=AssistMode.choices, default="", blank=True, db_default=""
+    )
+    assist_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
+    assist_saved = models.BigIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Escrow routing released (minor units); 0 again once escalated",
+    )
+    assist_full_price = models.BigIntegerField(
+        default=0, db_default=0, help_text="The price before verify routing lowered it"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -609,6 +628,7 @@ class ProposalStatus(models.TextChoices):
 class ProposalSourceName(models.TextChoices):
     MOTION = "motion", "Moving regions"
     PEOPLE = "people", "People (HOG detector)"
+    SEAM = "seam", "Previous microtask's consensus across the seam"
     ML_BACKEND = "ml_backend", "Your model (Label Studio ML backend)"
 
 

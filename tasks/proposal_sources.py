@@ -42,15 +42,17 @@ from .annotations import TOP_KEY, AnnotationContext, AnnotationInvalid, error_pa
 from .interpolation import track_from_payload, tracks_to_frames
 
 # Built-in sources and the external one; a job enables a subset (``tasks.ProposalConfig``).
-MOTION, PEOPLE, ML_BACKEND = "motion", "people", "ml_backend"
-SOURCES = (MOTION, PEOPLE, ML_BACKEND)
+MOTION, PEOPLE, SEAM, ML_BACKEND = "motion", "people", "seam", "ml_backend"
+SOURCES = (MOTION, PEOPLE, SEAM, ML_BACKEND)
 SOURCE_LABELS = {
     MOTION: "Moving regions (frame differencing against the microtask's median background)",
     PEOPLE: "People (OpenCV's HOG people detector)",
+    SEAM: "The previous microtask's consensus, carried across the seam by the tracker",
     ML_BACKEND: "Your model, over the Label Studio ML backend protocol",
 }
 # Types a source can propose for: boxes become rectangle polygons; classification is not proposed.
 PROPOSABLE_TYPES = ("bbox", "polygon", "track")
+SEAM_TYPES = ("bbox", "track")  # the seam source carries boxes
 
 MAX_PROPOSED_SHAPES = 500  # per proposal: a source proposing more is refused as invalid
 UNCHANGED_TOLERANCE = 0.01  # pixels

@@ -20,6 +20,8 @@ schema (``ProposalRequest``), never a gold answer or another worker's work.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +35,12 @@ from marketplace.errors import NotFound, ValidationError
 from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 
-from . import ml_backend, proposal_sources, video, vision, work_selectors
+from . import ml_backend, proposal_sources, signals, tracking, video, vision, work_selectors
 from .annotations import TOP_KEY, ValidatedAnnotation
 from .models import (
     Assignment,
     AssignmentStatus,
+    AssistMode,
     MicroTask,
     Proposal,
     ProposalConfig,
@@ -48,6 +51,8 @@ from .proposal_sources import (
     MOTION,
     PEOPLE,
     PROPOSABLE_TYPES,
+    SEAM,
+    SEAM_TYPES,
     SOURCES,
     Detection,
     ProposalOutcome,
@@ -165,6 +170,99 @@ def _people(request: ProposalRequest, frames: _Frames) -> ProposalOutcome:
     )
 
 
+SEAM_WAITING = "the previous microtask has no consensus yet"
+SEAM_SECONDS = 30.0  # the tracker's budget per microtask (it runs far faster: tasks.tracking)
+
+
+# A seam (docs/architecture.md): consensus is quality's, above this app; quality installs its
+# reader at startup (``QualityConfig.ready``). Until then no microtask has a consensus.
+def _no_consensus(*, microtask_id: int) -> dict | None:
+    return None
+
+
+_consensus_reader: Callable[..., dict | None] = _no_consensus
+
+
+def consensus_reader_install(*, reader: Callable[..., dict | None]) -> None:
+    """Install the reader of a settled microtask's consensus shapes (``reader(microtask_id=)``,
+    ``{"<frame>": [{"label", "box", ...}]}`` or None); quality does this once, at startup."""
+    global _consensus_reader
+    _consensus_reader = reader
+
+
+def consensus_frames(microtask: MicroTask) -> dict | None:
+    """The current consensus of a settled ``microtask``, or None."""
+    return _consensus_reader(microtask_id=microtask.pk)
+
+
+def _seam(request: ProposalRequest, frames: _Frames, microtask: MicroTask) -> ProposalOutcome:
+    """The previous microtask of the same video: its consensus boxes at the frame nearest
+    before this microtask's start (the seam), carried through this microtask's frames by the
+    tracker (``tasks.tracking.propagate_across_seam``) until each is lost."""
+    if request.annotation_type not in SEAM_TYPES:
+        return ProposalOutcome(status="invalid", error="the seam source carries boxes and tracks")
+    prev = (
+        MicroTask.objects.filter(video_id=microtask.video_id, index=microtask.index - 1)
+        .select_related("job")
+        .first()
+    )
+    if prev is None:
+        return ProposalOutcome(status="invalid", error="the first microtask of its video")
+    consensus = consensus_frames(prev)
+    if consensus is None:
+        return ProposalOutcome(status="failed", error=SEAM_WAITING)
+    numbers = sorted(int(f) for f in consensus)
+    before = [f for f in numbers if f <= microtask.frame_start]
+    if not numbers:
+        return ProposalOutcome(status="ok", model_version="seam-1")
+    seed_frame = before[-1] if before else numbers[-1]
+    shapes = [s for s in consensus.get(str(seed_frame), []) if s.get("box")]
+    seeds = {i: (seed_frame, tuple(float(v) for v in s["box"])) for i, s in enumerate(shapes)}
+    labels = {i: s.get("label", "") for i, s in enumerate(shapes)}
+    own = frames.available()
+    seed_pixels = frames if seed_frame in own else _Frames(prev)
+    later = own if request.annotation_type == "track" else list(request.frames)
+
+    def pixels():  # grey, as the tracker looks at frames
+        yield seed_frame, vision.gray(seed_pixels(seed_frame))
+        for f in later:
+            if f > seed_frame:
+                yield f, vision.gray(frames(f))
+
+    paths = tracking.propagate_across_seam(
+        pixels(), seeds, deadline=time.monotonic() + SEAM_SECONDS
+    )
+    looked = set(request.frames)
+    detections = []
+    for tid, path in paths.items():
+        if seed_frame in looked:
+            detections.append(Detection(seed_frame, seeds[tid][1], 1.0, labels[tid]))
+        detections += [
+            Detection(s.frame, s.box, s.confidence, labels[tid])
+            for s in path.steps
+            if not s.lost and s.frame in looked
+        ]
+    return proposal_sources.detections_to_outcome(detections, request, model_version="seam-1")
+
+
+def seam_ready(*, microtask: MicroTask) -> bool:
+    """``microtask`` has its consensus now: the next microtask's seam proposal, if it waited for
+    it, is computed again (after this transaction commits). True when one was waiting."""
+    waiting = Proposal.objects.filter(
+        microtask__video_id=microtask.video_id,
+        microtask__index=microtask.index + 1,
+        source=SEAM,
+        status=ProposalStatus.FAILED,
+        error=SEAM_WAITING,
+    )
+    if not waiting.exists() or not job_wants_proposals(microtask.job_id):
+        return False
+    waiting.delete()
+    job_id = microtask.job_id
+    transaction.on_commit(lambda: _queue(job_id))
+    return True
+
+
 def _backend(request: ProposalRequest, frames: _Frames, config: ProposalConfig) -> ProposalOutcome:
     images = [
         ml_backend.FrameImage(f, frames.jpeg(f), request.width, request.height)
@@ -192,7 +290,11 @@ def _backend(request: ProposalRequest, frames: _Frames, config: ProposalConfig) 
 
 
 def run_source(
-    source: str, request: ProposalRequest, frames: _Frames, config: ProposalConfig | None
+    source: str,
+    request: ProposalRequest,
+    frames: _Frames,
+    config: ProposalConfig | None,
+    microtask: MicroTask | None = None,
 ) -> ProposalOutcome:
     """One source on one microtask; any failure becomes the outcome's status."""
     if request.annotation_type not in PROPOSABLE_TYPES:
@@ -206,6 +308,8 @@ def run_source(
             return _motion(request, frames)
         if source == PEOPLE:
             return _people(request, frames)
+        if source == SEAM and microtask is not None:
+            return _seam(request, frames, microtask)
         if source == ML_BACKEND and config is not None and config.backend_url:
             return _backend(request, frames, config)
         return ProposalOutcome(status="failed", error="the source is not configured")
@@ -256,7 +360,7 @@ def microtask_proposals_compute(
                 "before; save the proposal settings again to retry",
             )
         else:
-            outcome = run_source(source, request, frames, config)
+            outcome = run_source(source, request, frames, config, microtask)
             if source == ML_BACKEND:
                 breaker.record(outcome)
         try:
@@ -303,8 +407,14 @@ def job_proposals_compute_batch(*, job_id: int, batch_size: int | None = None) -
         .exclude(id__in=_complete_microtasks(job_id, wanted))[: size + 1]
     )
     breaker = _Breaker()
+    stored = 0
     for microtask in todo[:size]:
-        microtask_proposals_compute(microtask=microtask, config=config, breaker=breaker)
+        stored += len(
+            microtask_proposals_compute(microtask=microtask, config=config, breaker=breaker)
+        )
+    if stored:
+        # Upward news (quality routes the microtasks); each row is committed already.
+        signals.proposals_stored.send(sender=Proposal, job_id=job_id)
     return BatchResult(len(todo[:size]), len(todo) > size)
 
 
@@ -412,7 +522,8 @@ def proposal_summary(*, job_id: int) -> dict[str, dict[str, int]]:
 # --- what a worker sees, what a submission took -------------------------------------------------
 
 
-def _shown(microtask: MicroTask) -> list[Proposal]:
+def shown_proposals(microtask: MicroTask) -> list[Proposal]:
+    """The ok proposals of ``microtask`` from the sources its job has enabled, oldest first."""
     config = ProposalConfig.objects.filter(job_id=microtask.job_id).first()
     if config is None or not config.sources:
         return []
@@ -428,7 +539,7 @@ def worker_proposals(microtask: MicroTask) -> list[dict[str, Any]]:
     reference ``"<proposal>:<index>"`` and confidence."""
     out = []
     key = TOP_KEY.get(microtask.job.annotation_type, "")
-    for p in _shown(microtask):
+    for p in shown_proposals(microtask):
         shapes = []
         for i, shape in enumerate(p.shapes):
             item = {
@@ -456,7 +567,10 @@ def assignment_view(assignment: Assignment) -> dict[str, Any]:
     (the assignment API and the annotation page both show this)."""
     view = work_selectors.worker_view_of(assignment)
     live = assignment.status == AssignmentStatus.CLAIMED
-    view["proposals"] = worker_proposals(assignment.microtask) if live else []
+    # Full annotation routed by the assisted policy (an audit, an unconfident proposal, an
+    # escalation) is drawn with the proposal hidden: its consensus keeps measuring the source.
+    hidden = assignment.microtask.assist_mode == AssistMode.FULL
+    view["proposals"] = worker_proposals(assignment.microtask) if live and not hidden else []
     return view
 
 

@@ -35,3 +35,7 @@ submission_stored = Signal()
 #: job's row lock). Keyword arguments: ``job`` and ``microtask_ids``. Quality sends them to the
 #: review queue, so no microtask waits forever for a replica nobody can claim.
 replicas_unfunded = Signal()
+
+#: Proposals of a job's microtasks were stored (after the transaction that stored them). Keyword
+#: argument: ``job_id``. Quality routes the microtasks (model-assisted routing).
+proposals_stored = Signal()

@@ -120,6 +120,11 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
+def gray(image: np.ndarray) -> np.ndarray:
+    """One byte a pixel, as the trackers (``tasks.tracking``) and detectors look at frames."""
+    return _gray(image)
+
+
 def motion_regions(
     images: Sequence[np.ndarray],
     *,

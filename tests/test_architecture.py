@@ -45,6 +45,8 @@ ALLOWED_CYCLE: frozenset[str] = frozenset()
 ALLOWED_FUNCTION_IMPORTS = frozenset(
     {
         ("quality.apps", "payments"),
+        # AppConfig.ready: hands quality's consensus reader down to tasks (the seam proposals).
+        ("quality.apps", "tasks"),
         # AppConfig.ready: hands tasks' measured-work reader down to payments (earnings).
         ("tasks.apps", "payments"),
     }

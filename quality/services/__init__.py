@@ -10,7 +10,10 @@
 - ``review``: the review queue and appeals;
 - ``flags``: fraud flags;
 - ``aggregation``: job-wide class aggregation (Dawid-Skene);
-- ``job_policy``: a job's quality policy.
+- ``job_policy``: a job's quality policy;
+- ``assisting``: model-assisted scoring (accepted proposals in consensus, source accuracy, each
+  worker's record on proposals and the blind-accept flag);
+- ``routing``: model-assisted routing (verify-and-correct microtasks, their price and escrow).
 
 This package re-exports what the rest of the code base (views, admin, receivers, Celery tasks,
 tests) calls; code inside it imports from the modules themselves.
@@ -51,6 +54,7 @@ from .review import (
     microtasks_unfunded_to_review,
     review_resolve,
 )
+from .routing import job_route, job_route_later, microtask_route
 
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
@@ -72,6 +76,9 @@ __all__ = [
     "job_create_with_review_mode",
     "job_quality_policy_update",
     "job_review_mode_set",
+    "job_route",
+    "job_route_later",
+    "microtask_route",
     "microtasks_unfunded_to_review",
     "rejection_record",
     "review_mode",

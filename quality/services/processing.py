@@ -23,13 +23,20 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from marketplace import label_schema
 from marketplace.models import AnnotationType, Job
 from tasks.features import mask_content
-from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Submission
+from tasks.models import (
+    Assignment,
+    AssignmentStatus,
+    AssistMode,
+    MicroTask,
+    MicroTaskStatus,
+    Submission,
+)
+from tasks.proposals import seam_ready
 
+from .. import assist, masks, policy, shapes, trust
 from .. import attributes as attributes_mod
 from .. import consensus as consensus_mod
 from .. import events as events_mod
-from .. import masks, policy, shapes, trust
-from ..boxes import FrameBoxes
 from ..models import (
     ConsensusDecision,
     ConsensusResult,
@@ -39,7 +46,7 @@ from ..models import (
     WorkerTrust,
 )
 from ..tracks import track_consensus
-from . import approval
+from . import approval, assisting, routing
 from .common import fill_slots_later, microtask_to_review, policy_for
 from .common import now as _now
 from .evidence import standing_record, trust_record
@@ -106,11 +113,17 @@ def submission_process(*, submission_id: int) -> str:
         .select_related("job")
         .get(pk=sub.assignment.microtask_id)
     )
+    # Read again under the microtask's lock: a concurrent delivery of the same message may have
+    # processed it while this one waited (the worker's record on proposals moves once).
+    first_time = Submission.objects.filter(pk=sub.pk, processed_at__isnull=True).exists()
     if mt.is_gold:
         outcome = _process_gold(sub, mt)
     else:
         outcome = _process_regular(mt)
         flag_fraud(mt)
+    if first_time:
+        # Last in the lock order (module docstring of ``assisting``).
+        assisting.verifier_stats_record(submission=sub)
     Submission.objects.filter(pk=sub.pk, processed_at__isnull=True).update(processed_at=_now())
     return outcome
 
@@ -165,6 +178,9 @@ def _process_gold(sub: Submission, mt: MicroTask) -> str:
         # An admin found this answer wrong: it says nothing about the worker, and decides
         # nothing (the work waits for the requester's review or the auto-approval delay).
         return "gold refused"
+    # Gold checks the model too: its proposal here against the answer it never saw.
+    if assisting.sources_against_gold(microtask=mt, answer_frames=gold.frames):
+        routing.job_route_later(job.pk)
     note = f"quality check {'passed' if passed else 'failed'} (score {s.score:.2f})"
     # A requester's gold moves the worker's standing with that requester, and platform-wide
     # trust only once the answer is validated; an admin's gold is the platform's word alone
@@ -281,26 +297,21 @@ def _with_track_masks(
 
 
 def _annotations(job: Job, subs: list[Submission]):
-    classes = list(job.label_classes)
-    if job.annotation_type == AnnotationType.CLASSIFY:
-        return [shapes.to_labels(s.frames, classes) for s in subs]
-    if job.annotation_type == AnnotationType.POLYGON:
-        # Agreement on the polygons' extents; the result is the most agreed-with polygon set.
-        out = []
-        for s in subs:
-            ann = {}
-            for f, polys in shapes.to_polygons(s.frames).items():
-                boxes = [
-                    [p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys
-                ]
-                ann[f] = FrameBoxes.make(boxes)
-            out.append(ann)
-        return out
-    return [shapes.to_annotation(s.frames, classes) for s in subs]
+    # Polygons: agreement on their extents; the result is the most agreed-with polygon set.
+    return [assisting.frames_annotation(job, s.frames) for s in subs]
 
 
-def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
-    """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement)."""
+def run_consensus(
+    job: Job,
+    subs: list[Submission],
+    weights: list[float],
+    *,
+    independence: list[float] | None = None,
+):
+    """(algorithm, stored frames, agreement, per-annotator agreement, per-frame agreement).
+
+    ``independence`` per replica discounts accepted proposals (``quality.assist``, section 4);
+    classification and events take no proposals."""
     if job.annotation_type == AnnotationType.EVENT:
         return _event_consensus(subs, weights, tiou_threshold=job.iou_threshold)
     if job.annotation_type == AnnotationType.MASK:
@@ -318,14 +329,14 @@ def run_consensus(job: Job, subs: list[Submission], weights: list[float]):
         c = consensus_mod.class_consensus(anns, weights)
         return c.algorithm, shapes.from_labels(c.labels, classes), c, {}
     if job.annotation_type == AnnotationType.TRACK:
-        c = track_consensus(anns, weights, iou_threshold=thr)
+        c = track_consensus(anns, weights, iou_threshold=thr, independence=independence)
         frames = shapes.from_annotation(c.frames, classes, tracks=True)
         if job.event_labels:
             frames, c = _with_track_events(frames, subs, weights, c, tiou_threshold=thr)
         if job.track_masks:
             frames, c = _with_track_masks(frames, subs, weights, c, method=job.consensus_method)
         return c.algorithm, frames, c, c.frame_agreement
-    c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr)
+    c = consensus_mod.box_consensus(anns, weights, iou_threshold=thr, independence=independence)
     if job.annotation_type == AnnotationType.POLYGON:
         best = int(np.argmax(c.annotator_agreement))
         return POLYGON_ALGORITHM, subs[best].frames, c, c.frame_agreement
@@ -386,10 +397,13 @@ def _process_regular(mt: MicroTask) -> str:
     }
     prior = trust.trust_estimate([], now=_now()).trust
     weights = [trust.vote_weight(trusts.get(a.worker_id, prior)) for a in rows]
+    # An accepted proposal is not independent agreement (``quality.assist``, section 4).
+    independence = assisting.replica_independence(job, rows, trusts, prior)
     algorithm, frames, c, frame_agreement = run_consensus(
-        job, [a.submission for a in rows], weights
+        job, [a.submission for a in rows], weights, independence=independence
     )
     frames = with_attributes_and_relations(job, [a.submission for a in rows], frames, c, weights)
+    evidence = np.asarray(weights) * (1.0 if independence is None else np.asarray(independence))
     per = np.asarray(c.annotator_agreement, dtype=np.float64)
     pol = policy_for(job)
     # The cap is on the microtask's replica target, discounted replicas included: a suspended
@@ -402,9 +416,24 @@ def _process_regular(mt: MicroTask) -> str:
         overlap_max=job.overlap_max - discounted,
         agreement=float(c.agreement),
         agreement_threshold=job.agreement_threshold,
-        confidence=float(np.asarray(weights)[per >= job.agreement_threshold].sum()),
+        confidence=float(evidence[per >= job.agreement_threshold].sum()),
         min_confidence=pol.min_confidence,
     )
+    escalate = None
+    if mt.assist_mode == AssistMode.VERIFY:
+        # Verify-and-correct: a verifier who corrected much, or verifiers whose discounted
+        # accepts do not settle it, send the microtask back to full annotation
+        # (``quality.assist``, section 3), never to another verify replica.
+        vd = assist.decide_verify(
+            shares=assisting.verify_shares(job, rows),
+            replica_target=mt.replica_target,
+            overlap_min=job.overlap_min,
+            policy=assisting.POLICY,
+        )
+        if vd.action == assist.VerifyAction.ESCALATE:
+            escalate = vd.reason
+        elif decision.action != policy.OverlapAction.ACCEPT:
+            escalate = decision.reason
     ConsensusResult.objects.filter(microtask=mt, is_current=True).exclude(
         algorithm=algorithm
     ).update(is_current=False)
@@ -419,7 +448,9 @@ def _process_regular(mt: MicroTask) -> str:
                 str(a.pk): round(float(x), 4) for a, x in zip(rows, per, strict=True)
             },
             "replicas": len(rows),
-            "decision": {
+            "decision": ConsensusDecision.ADD_REPLICA
+            if escalate
+            else {
                 policy.OverlapAction.ACCEPT: ConsensusDecision.ACCEPT,
                 policy.OverlapAction.ADD_REPLICA: ConsensusDecision.ADD_REPLICA,
                 policy.OverlapAction.REVIEW: ConsensusDecision.REVIEW,
@@ -427,6 +458,12 @@ def _process_regular(mt: MicroTask) -> str:
             "is_current": True,
         },
     )
+    if escalate:
+        if not routing.microtask_escalate(mt, replicas=len(rows), reason=escalate):
+            microtask_to_review(mt, reason=f"{escalate}; the escrow cannot fund full annotation")
+            return "sent to review"
+        fill_slots_later(job.pk)
+        return "escalated to full annotation"
     if decision.action == policy.OverlapAction.ADD_REPLICA:
         mt.replica_target += 1
         mt.save(update_fields=["replica_target"])
@@ -451,6 +488,14 @@ def _process_regular(mt: MicroTask) -> str:
         if content.count:
             mt.content_boundary = content.boundary_per_object
             mt.save(update_fields=["content_boundary"])
+    # The next microtask's seam proposal may have waited for this consensus.
+    seam_ready(microtask=mt)
+    # Independent consensus measures the proposal sources nobody here took from.
+    reference = getattr(c, "frames", None)
+    if isinstance(reference, dict) and assisting.sources_against_consensus(
+        microtask=mt, reference=reference, rows=rows
+    ):
+        routing.job_route_later(job.pk)
     if len(rows) < 2:
         # One annotator agrees with nobody: their answer is the result, but it says nothing
         # about their trust, and approval is the requester's (or the auto-approval delay's).
