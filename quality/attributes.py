@@ -20,7 +20,10 @@ the objects (the stored format is ``tasks.attributes``'):
    cluster is kept. A relation whose subject or object matches nothing supports nothing.
 
 Each annotator's agreement on attributes (share of their values the consensus kept) and on
-relations (F1 against the kept triplets) is returned beside the frames.
+relations (F1 against the kept triplets) is returned beside the frames; the consensus service
+blends them into each worker's agreement with small weights beside the shapes'
+(``quality.policy.blend_agreement``), the agreement that feeds trust, approval and overlap, and
+stores the parts with the result (``ConsensusResult.agreement_parts``).
 """
 
 from __future__ import annotations
