@@ -22,6 +22,7 @@ class GoldSource(models.TextChoices):
     COCO = "coco", "COCO import"
     CVAT = "cvat", "CVAT video XML import"
     MOT = "mot", "MOT import"
+    ACTIVITYNET = "activitynet", "ActivityNet (events) import"
     REVIEW = "review", "A reviewer's answer"
 
 

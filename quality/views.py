@@ -172,7 +172,7 @@ def gold_create(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def gold_import(request: HttpRequest, job_id: int) -> HttpResponse:
-    """Import known answers (COCO, CVAT video XML, MOT) from an uploaded file."""
+    """Import known answers (COCO, CVAT video XML, MOT, ActivityNet) from an uploaded file."""
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a file to import.")
