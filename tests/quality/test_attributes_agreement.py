@@ -150,3 +150,18 @@ def test_wrong_relations_lower_a_workers_agreement_and_can_send_the_microtask_to
     # threshold, at the maximum overlap: a person reviews it.
     assert result.agreement < 0.98
     assert result.decision == ConsensusDecision.REVIEW
+
+
+def test_leaving_the_attributes_out_agrees_no_better_than_giving_them_wrong(
+    world_factory, workers, no_gold
+):
+    world = world_factory(
+        n=1, overlap=3, label_attributes=ATTRIBUTES, agreement_threshold=0.5, n_objects=3
+    )
+    colours = ["red", "red", None]
+    a = _submit_all(world, workers(3), [lambda mt, c=c: _said(world, mt, c) for c in colours])
+    result = ConsensusResult.objects.get(microtask=a[0].microtask_id, is_current=True)
+    attrs = result.agreement_parts["annotators"]["attributes"]
+    assert attrs[str(a[0].pk)] == 1.0
+    assert attrs[str(a[2].pk)] == 0.0
+    assert result.annotator_agreement[str(a[2].pk)] == pytest.approx(0.8)
