@@ -136,12 +136,14 @@ def workspace_view(*, microtask, payload: Any = None) -> dict[str, Any]:
 
 
 def frames_with_shapes(
-    *, microtask, layers: Sequence[dict[str, Any]], limit: int | None = None
+    *, microtask, layers: Sequence[dict[str, Any]], limit: int | None = None, key: str = ""
 ) -> dict[str, Any]:
     """The microtask's frames (at most ``limit``, evenly spread) with each layer's shapes.
 
     ``layers`` are ``{"frames": {frame: [shape, ...]}, "colour": css colour, "dashed": bool}``
     (a submission's per-frame shapes, or the consensus); frames keep the manifest's order.
+    ``key`` keeps the shapes' element ids apart when a page shows one microtask several times
+    (the microtask's id by default).
     """
     picked = requester_frames(microtask)
     if limit is not None and len(picked) > limit > 0:
@@ -159,7 +161,7 @@ def frames_with_shapes(
                     shape["dashed"] = bool(layer.get("dashed"))
                     shape["number"] = k + 1
                     shape["layer"] = layer.get("name") or ("consensus" if shape["dashed"] else "")
-                    shape["id"] = f"shape-{microtask.pk}-{number}-{n}-{k}"
+                    shape["id"] = f"shape-{key or microtask.pk}-{number}-{n}-{k}"
                     shape.update(_extras(s, on_frame))
                     shapes.append(shape)
         described = [s for s in shapes if s["attributes"] or s["relations"]]

@@ -282,7 +282,10 @@ def job_submissions(request: HttpRequest, pk: int) -> HttpResponse:
                 "a": a,
                 "agreement": selectors.replica_agreement(agreed, a.pk),
                 "view": overlay.frames_with_shapes(
-                    microtask=a.microtask, layers=layers, limit=FRAMES_PER_SUBMISSION
+                    microtask=a.microtask,
+                    layers=layers,
+                    limit=FRAMES_PER_SUBMISSION,
+                    key=f"a{a.pk}",
                 ),
                 "timeline": overlay.event_timeline(microtask=a.microtask, layers=layers),
             }

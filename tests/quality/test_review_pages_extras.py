@@ -122,7 +122,7 @@ def test_a_selected_shape_shows_its_attributes_and_relations(world_factory, work
     )
     requester = _client(world.job.requester)
     page = requester.get(f"/requester/jobs/{world.job.pk}/submissions/").content.decode()
-    details = re.findall(r'<li id="(shape-[\d-]+)" class="shape-detail">(.*?)</li>', page, re.S)
+    details = re.findall(r'<li id="(shape-[\w-]+)" class="shape-detail">(.*?)</li>', page, re.S)
     assert details
     text = " ".join(t for _, t in details)
     assert "colour <b>red</b>" in text and "colour <b>blue</b>" in text
