@@ -355,3 +355,52 @@ def test_event_gold_from_activitynet(world_factory, client_for):
         {"label": "crossing", "start": 10, "end": 13},
         {"label": "waving", "start": 15, "end": 17},
     ]
+
+
+@pytest.mark.django_db
+def test_track_gold_with_attributes_and_relations_from_our_cvat_and_coco_exports(
+    world_factory, client_for
+):
+    world = world_factory(
+        n=2,
+        overlap=1,
+        annotation_type="track",
+        label_attributes=ATTRIBUTES,
+        relation_predicates=["rides"],
+        segment=5,
+    )
+    mt = world.regular()[0]
+    frames = {
+        f: [
+            exports.ExportObject("person", 10, 10, 20, 40, track_id=1, relations=(("rides", 1),)),
+            exports.ExportObject(
+                "car", 5 + f, 30, 60, 30, track_id=2,
+                attributes={"colour": "blue" if f < 2 else "red", "occluded": False},
+            ),
+        ]
+        for f in world.frames_of(mt)
+    }  # fmt: skip
+    video = exports.ExportVideo(name="v", width=WIDTH, height=HEIGHT, frame_count=50, frames=frames)
+    client = client_for(world.job.requester)
+    xml = b"".join(exports.iter_cvat_video(video, ["car", "person"], label_attributes=ATTRIBUTES))
+    r = _post(client, world.job, "cvat", xml.decode())
+    assert r.status_code == 201, r.content
+    answer = GoldAnswer.objects.get(microtask=mt)
+    colours = {
+        f: next(s for s in answer.frames[str(f)] if s["label"] == "car")["attributes"]["colour"]
+        for f in world.frames_of(mt)
+    }
+    # The colour changes at frame 2, a keyframe's change carried forward.
+    assert [colours[f] for f in sorted(colours)] == ["blue", "blue", "red", "red", "red"]
+    assert not any("relations" in s for shs in answer.frames.values() for s in shs)  # CVAT has none
+
+    GoldAnswer.objects.all().delete()
+    MicroTask.objects.filter(pk=mt.pk).update(is_gold=False)
+    r = _post(client, world.job, "coco", exports.to_coco([video], ["car", "person"]).decode())
+    assert r.status_code == 201, r.content
+    answer = GoldAnswer.objects.get(microtask=mt)
+    assert answer.payload["relations"] == [{"subject": 1, "predicate": "rides", "object": 2}]
+    first = answer.frames[str(world.frames_of(mt)[0])]
+    person = next(s for s in first if s["label"] == "person")
+    car_index = next(i for i, s in enumerate(first) if s["label"] == "car")
+    assert person["relations"] == [{"predicate": "rides", "object": car_index}]
