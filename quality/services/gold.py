@@ -130,7 +130,8 @@ FORMATS = ("coco", "cvat", "mot", "activitynet")
 def _refused(exc: gold_formats.GoldFormatError) -> GoldImportError:
     """The parser's complaint as a 400 with the place in the file as its field."""
     where = f"content.{exc.field}" if exc.field else "content"
-    return GoldImportError(str(exc), extra={"fields": {where: [str(exc)]}})
+    message = f"The file's {exc.field} {exc}." if exc.field else str(exc)
+    return GoldImportError(message, extra={"fields": {where: [str(exc)]}})
 
 
 def _frames_needed(mt: MicroTask, annotation_type: str):

@@ -6,6 +6,7 @@ file refused with the place in the file as a field, nothing imported."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -404,3 +405,41 @@ def test_track_gold_with_attributes_and_relations_from_our_cvat_and_coco_exports
     person = next(s for s in first if s["label"] == "person")
     car_index = next(i for i, s in enumerate(first) if s["label"] == "car")
     assert person["relations"] == [{"predicate": "rides", "object": car_index}]
+
+
+@pytest.mark.django_db
+def test_the_report_page_imports_activitynet_events(world_factory, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    world = world_factory(
+        n=1, overlap=1, annotation_type="event", label_classes=["crossing"], segment=10
+    )
+    (mt,) = world.regular()
+    client.force_login(world.job.requester)
+    report = client.get(f"/quality/jobs/{world.job.pk}/").content.decode()
+    assert 'value="activitynet"' in report
+    url = f"/quality/jobs/{world.job.pk}/gold/import/"
+    entry = {"annotations": [{"segment": [0.1, 0.2], "frames": [1, 4], "label": "crossing"}]}
+    bad = {"database": {f"video-{mt.video_id}": {"annotations": [{"label": "crossing"}]}}}
+    r = client.post(
+        url,
+        {"format": "activitynet", "file": SimpleUploadedFile("gt.json", json.dumps(bad).encode())},
+        follow=True,
+    )
+    flash = re.findall(r'<p class="flash[^"]*">([^<]*)</p>', r.content.decode())
+    assert flash, r.content.decode()[:3000]
+    assert flash[0] == (
+        f"The file&#x27;s database.video-{mt.video_id}.annotations[0].segment must be "
+        "[start, end] seconds, start ≤ end."
+    ), flash
+    assert not GoldAnswer.objects.exists()
+    good = {"database": {f"video-{mt.video_id}": entry}}
+    r = client.post(
+        url,
+        {"format": "activitynet", "file": SimpleUploadedFile("gt.json", json.dumps(good).encode())},
+        follow=True,
+    )
+    assert "1 microtasks are now gold." in r.content.decode()
+    assert GoldAnswer.objects.get(microtask=mt).payload == {
+        "events": [{"label": "crossing", "start": 1, "end": 4}]
+    }
