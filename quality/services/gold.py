@@ -241,13 +241,22 @@ def _video_entry(job: Job, entries: dict) -> dict:
 
 def _import_events(job: Job, text: str, qs, by: User) -> list[GoldAnswer]:
     """An event job's answers from ActivityNet: each microtask gets the events that overlap its
-    range, cut to it (an event across two microtasks is in both, as workers see it)."""
+    range, cut to it (an event across two microtasks is in both, as workers see it).
+
+    A track job with event labels: the events (with their ``track_id``) join the tracks of the
+    gold answers already there (imported from COCO, CVAT or MOT, or drawn), each on the tracks
+    of its microtask; a microtask without a gold answer is left alone."""
+    on_tracks = job.annotation_type == AnnotationType.TRACK
     try:
         entries = gold_formats.parse_activitynet(text)
     except gold_formats.GoldFormatError as exc:
         raise _refused(exc) from None
-    labels = list(job.label_classes)
-    _unknown_labels({e[0] for v in entries.values() for e in v.events}, labels)
+    labels = list(job.event_labels if on_tracks else job.label_classes)
+    _unknown_labels(
+        {e[0] for v in entries.values() for e in v.events},
+        labels,
+        "event labels" if on_tracks else "labels",
+    )
     matched = _video_entry(job, entries)
     answers = []
     for mt in qs:
@@ -262,9 +271,18 @@ def _import_events(job: Job, text: str, qs, by: User) -> list[GoldAnswer]:
             for e in events
             if e["start"] <= mt.frame_end and e["end"] >= mt.frame_start
         ]
-        for e in mine:
-            e.pop("track", None)
-        answers.append(_set_answer(mt, {"events": mine}, by=by, fmt="activitynet", frame="events"))
+        if not on_tracks:
+            for e in mine:
+                e.pop("track", None)
+            payload = {"events": mine}
+        else:
+            gold = GoldAnswer.objects.filter(microtask=mt).first()
+            if gold is None:
+                continue
+            payload = {k: v for k, v in (gold.payload or {}).items() if k != "events"}
+            ids = {t.get("id") for t in payload.get("tracks", [])}
+            payload["events"] = [e for e in mine if e.get("track") in ids]
+        answers.append(_set_answer(mt, payload, by=by, fmt="activitynet", frame="events"))
     return answers
 
 
@@ -295,7 +313,12 @@ def gold_import(
     kind = job.annotation_type
     accepted = {
         AnnotationType.BBOX: ("coco", "cvat", "mot"),
-        AnnotationType.TRACK: ("coco", "cvat", "mot"),
+        AnnotationType.TRACK: (
+            "coco",
+            "cvat",
+            "mot",
+            *(("activitynet",) if job.event_labels else ()),
+        ),
         AnnotationType.MASK: ("coco", "cvat"),
         AnnotationType.EVENT: ("activitynet",),
     }.get(kind, ())
@@ -307,7 +330,7 @@ def gold_import(
     qs = MicroTask.objects.filter(job=job).order_by("video_id", "index")
     if microtask_ids is not None:
         qs = qs.filter(pk__in=list(microtask_ids))
-    if kind == AnnotationType.EVENT:
+    if fmt == "activitynet":
         answers = _import_events(job, text, qs, by)
     elif kind == AnnotationType.MASK or (
         fmt != "mot" and (job.label_attributes or job.relation_predicates)

@@ -443,3 +443,49 @@ def test_the_report_page_imports_activitynet_events(world_factory, client):
     assert GoldAnswer.objects.get(microtask=mt).payload == {
         "events": [{"label": "crossing", "start": 1, "end": 4}]
     }
+
+
+@pytest.mark.django_db
+def test_track_events_from_activitynet_join_the_imported_tracks(world_factory, client_for):
+    world = world_factory(
+        n=2, overlap=1, annotation_type="track", segment=5, event_labels=["crossing"]
+    )
+    first = world.regular()[0]
+    lines = []
+    for f in range(5):  # tracks of the first microtask (frames 0-4)
+        fb = world.scene_truth_range(f, f)[f]
+        for box, tid in zip(fb.boxes, fb.ids, strict=True):
+            x1, y1, x2, y2 = box
+            lines.append(f"{f + 1},{tid},{x1},{y1},{x2 - x1},{y2 - y1},1,1,1")
+    client = client_for(world.job.requester)
+    r = client.post(
+        f"/api/quality/jobs/{world.job.pk}/gold-import/",
+        {"format": "mot", "content": "\n".join(lines), "default_label": "car"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    tid = int(world.scene_truth_range(0, 0)[0].ids[0])
+    entry = {
+        "fps": 30,
+        "annotations": [
+            {"segment": [0, 0], "frames": [1, 3], "label": "crossing", "track_id": tid},
+            {"segment": [0, 0], "frames": [1, 3], "label": "crossing", "track_id": 999},
+        ],
+    }
+    doc = {"database": {f"video-{first.video_id}": entry}}
+    wrong = json.loads(json.dumps(doc))
+    wrong["database"][f"video-{first.video_id}"]["annotations"][0]["label"] = "waving"
+    bad = _post(client, world.job, "activitynet", wrong)
+    assert bad.status_code == 400 and "event labels" in bad.json()["error"]["message"]
+    assert "events" not in GoldAnswer.objects.get(microtask=first).payload
+
+    r = _post(client, world.job, "activitynet", doc)
+    assert r.status_code == 201, r.content
+    assert r.json()["gold_microtasks"] == [first.pk]  # the other microtask has no gold tracks
+    answer = GoldAnswer.objects.get(microtask=first)
+    assert answer.payload["events"] == [
+        {"label": "crossing", "start": 1, "end": 3, "track": tid}
+    ]  # the event of a track this microtask does not have is not its
+    assert answer.payload["tracks"]
+    marked = [s for shs in answer.frames.values() for s in shs if "event" in s]
+    assert sorted({s["track"] for s in marked}) == [tid] and len(marked) == 3
