@@ -49,6 +49,12 @@ class JobForm(forms.Form):
         max_length=label_schema.PREDICATES_MAX * (label_schema.PREDICATE_MAX_LENGTH + 2),
         help_text="Optional, comma-separated predicates of relations, e.g. rides, holds",
     )
+    event_labels = forms.CharField(
+        required=False,
+        max_length=bounds.LABEL_CLASSES_MAX * (bounds.LABEL_CLASS_NAME_MAX_LENGTH + 2),
+        help_text="Track jobs, optional: comma-separated labels of events on the tracks "
+        "(actions over time), e.g. crossing, waving",
+    )
     overlap_min = forms.IntegerField(min_value=1, max_value=10, initial=3)
     overlap_max = forms.IntegerField(min_value=1, max_value=10, initial=5)
     gold_rate = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.1)
@@ -94,6 +100,10 @@ class JobForm(forms.Form):
     def clean_relation_predicates(self) -> list[str]:
         text = self.cleaned_data["relation_predicates"]
         return [p.strip() for p in text.split(",") if p.strip()]
+
+    def clean_event_labels(self) -> list[str]:
+        text = self.cleaned_data["event_labels"]
+        return [e.strip() for e in text.split(",") if e.strip()]
 
     def add_service_errors(self, fields: dict[str, list[str]], message: str) -> None:
         """Show a service ``ValidationError`` on the fields it names (the rest on the form)."""

@@ -11,9 +11,12 @@ The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)
     expected_seconds = t0[type] + units * t_obj[type] * complexity
                        + frames * objects * attributes * t_attribute
                        + frames * relations * t_relation
+                       + track_events * EVENT_MARK_FRAMES * t_obj[event] * complexity
     price            = max((base[type] * units * complexity
                             + base_attribute * frames * objects * attributes
-                            + base_relation * frames * relations) * rate_factor,
+                            + base_relation * frames * relations
+                            + base[event] * EVENT_MARK_FRAMES * track_events * complexity)
+                           * rate_factor,
                            floor_hourly * expected_seconds / 3600)
     units            = frames * objects                          (boxes, polygons, tracks)
                      = frames + EVENT_MARK_FRAMES * events        (events: watch, then mark)
@@ -21,7 +24,10 @@ The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)
 where ``attributes`` is the number of attributes asked per object (the job's schema, averaged
 over its classes) and ``relations`` the relations expected per annotated frame: giving a value
 or linking two objects is work of its own, not a harder box, so it is not multiplied by the
-frame's complexity. Measured time calibrates it like the rest (:func:`calibration_factor`).
+frame's complexity. ``track_events`` are the events a track job asks to mark on its tracks (the
+job's event labels): the tracks are already watched frame by frame, so each event adds only its
+marking, priced as an event job's marking is. Measured time calibrates it like the rest
+(:func:`calibration_factor`).
 
 Worker pay = price * trust multiplier * credit (+ fair-pay top-up); the platform fee is on top
 of pay and paid by the requester. A replica slot reserves the *highest* pay it could cost
@@ -38,6 +44,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 BPS = 10_000  # basis points in 1
+DEFAULT_EVENT_BASE = 0.3  # cents per event frame-unit (see ``PricingPolicyData.base``)
+DEFAULT_EVENT_T_OBJ = 1.5  # seconds per event frame-unit (see ``PricingPolicyData.t_obj``)
 
 
 def round_half_up(value: Fraction | float | int) -> int:
@@ -90,7 +98,7 @@ class PricingPolicyData:
             "track": 0.5,
             "classify": 0.4,
             "polygon": 1.6,
-            "event": 0.3,
+            "event": DEFAULT_EVENT_BASE,
             "mask": 2.4,
         }
     )
@@ -113,7 +121,7 @@ class PricingPolicyData:
             "track": 2.5,
             "classify": 2.0,
             "polygon": 9.0,
-            "event": 1.5,
+            "event": DEFAULT_EVENT_T_OBJ,
             "mask": 14.0,
         }
     )
@@ -165,6 +173,7 @@ class TaskFeatures:
     relations: float = 0.0  # relations expected per annotated frame
     # Tracks: a mask is painted on every keyframe of every object (a track job's track_masks).
     keyframe_masks: bool = False
+    track_events: float = 0.0  # track jobs: events expected on the microtask's tracks
 
 
 # Marking one event is worth this many frames of watching: finding both edges means scrubbing
@@ -281,12 +290,17 @@ def price_task(
     )
     attributes = max(0.0, features.attributes)
     relations = max(0.0, features.relations)
+    marks = EVENT_MARK_FRAMES * max(0.0, features.track_events) if kind == "track" else 0.0
+    # A policy that names no event coefficients (one saved before events) marks at the defaults.
+    t_mark = policy.t_obj.get("event", DEFAULT_EVENT_T_OBJ) if marks else 0.0
+    base_mark = policy.base.get("event", DEFAULT_EVENT_BASE) if marks else 0.0
     seconds = (
         policy.t0[kind]
         + units * policy.t_obj[kind] * c
         + (masks * policy.t_obj["mask"] * c_mask if masks else 0.0)
         + frames * objects * attributes * policy.t_attribute
         + frames * relations * policy.t_relation
+        + marks * t_mark * c
     ) * max(time_factor, 0)
     by_rate = round_half_up(
         (
@@ -294,6 +308,7 @@ def price_task(
             + (Fraction(policy.base["mask"]) * masks * Fraction(c_mask) if masks else 0)
             + Fraction(policy.base_attribute) * frames * objects * Fraction(attributes)
             + Fraction(policy.base_relation) * frames * Fraction(relations)
+            + Fraction(base_mark) * Fraction(marks) * Fraction(c)
         )
         * Fraction(max(float(rate_factor), 0.0))
     )

@@ -19,8 +19,12 @@ the objects (the stored format is ``tasks.attributes``'):
    asserting it hold a strict trust-weighted majority of the microtask's weight, as a box
    cluster is kept. A relation whose subject or object matches nothing supports nothing.
 
-Each annotator's agreement on attributes (share of their values the consensus kept) and on
-relations (F1 against the kept triplets) is returned beside the frames.
+Each annotator's agreement on attributes (share of the consensus values on the objects they
+matched that they gave alike: a value left out counts as a miss) and on
+relations (F1 against the kept triplets) is returned beside the frames; the consensus service
+blends them into each worker's agreement with small weights beside the shapes'
+(``quality.policy.blend_agreement``), the agreement that feeds trust, approval and overlap, and
+stores the parts with the result (``ConsensusResult.agreement_parts``).
 """
 
 from __future__ import annotations
@@ -142,6 +146,8 @@ def _attributes(annotations, frames, matched, schema, w) -> np.ndarray:
                     if name in specs:
                         given.setdefault((label, name), []).append(((key, j), a, value))
     n_ann = len(annotations)
+    # The consensus objects each annotator matched.
+    seen = [{(key, j) for key, m in matched[a].items() for j in m.values()} for a in range(n_ann)]
     agree = np.zeros(n_ann)
     count = np.zeros(n_ann)
     for (label, name), labels in sorted(given.items()):
@@ -171,6 +177,13 @@ def _attributes(annotations, frames, matched, schema, w) -> np.ndarray:
         for item, a, v in labels:
             count[a] += 1
             agree[a] += attribute_agrees(spec, chosen[item], v)
+        # An annotator who matched the object but left the attribute out missed it: leaving
+        # attributes out must not agree better than giving them wrong.
+        said = {(item, a) for item, a, _ in labels}
+        for item in chosen:
+            for a in range(n_ann):
+                if item in seen[a] and (item, a) not in said:
+                    count[a] += 1
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(count > 0, agree / np.where(count > 0, count, 1), 1.0)
 

@@ -35,9 +35,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-import numpy as np
 from django.db import transaction
-from PIL import Image
 
 from marketplace.errors import ValidationError
 from marketplace.models import AnnotationType, Job, User
@@ -178,13 +176,9 @@ def _scale(video: Video) -> tuple[float, float]:
 
 def _source_rle(value: dict, video: Video) -> dict:
     """A mask drawn on the extracted frame, in the source video's pixels (nearest neighbour)."""
-    h, w = value["size"]
-    if not video.width or not video.height or (w, h) == (video.width, video.height):
+    if not video.width or not video.height:
         return value
-    mask = Image.fromarray(rle.decode(value)).resize(
-        (video.width, video.height), Image.Resampling.NEAREST
-    )
-    return rle.encode(np.asarray(mask, dtype=bool))
+    return rle.resize(value, height=video.height, width=video.width)
 
 
 def _objects(

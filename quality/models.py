@@ -22,6 +22,7 @@ class GoldSource(models.TextChoices):
     COCO = "coco", "COCO import"
     CVAT = "cvat", "CVAT video XML import"
     MOT = "mot", "MOT import"
+    ACTIVITYNET = "activitynet", "ActivityNet (events) import"
     REVIEW = "review", "A reviewer's answer"
 
 
@@ -115,6 +116,13 @@ class ConsensusResult(models.Model):
     algorithm = models.CharField(max_length=40)
     frames = models.JSONField(help_text="Per-frame shapes, as a submission's")
     agreement = models.FloatField()
+    agreement_parts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="On a job with attributes or relations, what ``agreement`` and "
+        "``annotator_agreement`` blend: {weights, overall: {shapes, attributes, relations}, "
+        "annotators: {part: {assignment id: agreement}}} (quality.policy.blend_agreement)",
+    )
     frame_agreement = models.JSONField(default=dict)
     annotator_agreement = models.JSONField(default=dict, help_text="assignment id -> agreement")
     replicas = models.PositiveSmallIntegerField(default=0)

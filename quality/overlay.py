@@ -4,7 +4,10 @@ person judges work (the requester's submissions list, the review page of request
 Each frame's image is the requester's access-checked URL (``tasks.frame_views.requester_frame``),
 never a storage name; each annotator's shapes keep one colour across the frames. Only what the
 SVG templates draw is returned: boxes as rectangles, polygons as point lists, masks as a path of
-their pixel runs row by row (tinted), frame labels as text.
+their pixel runs row by row (tinted), frame labels as text. A shape's attributes and relations
+come with it (read-only: the page lists them under the frame, and selecting the shape highlights
+its entry). Events (an event job's intervals, a track job's events on its tracks) are not drawn
+on a frame: :func:`event_timeline` lays them on a timeline, one lane per label per layer.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 from tasks import rle
 from tasks.progress import REQUESTER_FRAME_URL
 from tasks.work_selectors import EXTERNAL, STORAGE, frame_entries, frame_size, frame_source
+
+from . import events as events_mod
 
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6"]
 
@@ -37,7 +42,37 @@ def mask_path(value: dict) -> str:
     return "".join(parts)
 
 
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _extras(s: dict[str, Any], frame_shapes: Sequence[Any]) -> dict[str, Any]:
+    """The shape's attributes as ``(name, value)`` texts and its relations as ``(predicate,
+    object's label and number on the frame)``."""
+    attrs = s.get("attributes")
+    attributes = (
+        [(str(k), _value_text(v)) for k, v in sorted(attrs.items())]
+        if isinstance(attrs, dict)
+        else []
+    )
+    relations = []
+    for r in s.get("relations") or ():
+        if not isinstance(r, dict):
+            continue
+        j = r.get("object")
+        target = frame_shapes[j] if isinstance(j, int) and 0 <= j < len(frame_shapes) else None
+        name = str(target.get("label", "")) if isinstance(target, dict) else "?"
+        relations.append(
+            (str(r.get("predicate", "")), f"{name} #{j + 1 if isinstance(j, int) else '?'}")
+        )
+    return {"attributes": attributes, "relations": relations}
+
+
 def _shape(s: dict[str, Any], stroke: str) -> dict[str, Any] | None:
+    if "event" in s:  # on the timeline (event_timeline), not on the frame
+        return None
     label = str(s.get("label", ""))
     value = s.get("rle")
     if isinstance(value, dict):
@@ -102,12 +137,14 @@ def workspace_view(*, microtask, payload: Any = None) -> dict[str, Any]:
 
 
 def frames_with_shapes(
-    *, microtask, layers: Sequence[dict[str, Any]], limit: int | None = None
+    *, microtask, layers: Sequence[dict[str, Any]], limit: int | None = None, key: str = ""
 ) -> dict[str, Any]:
     """The microtask's frames (at most ``limit``, evenly spread) with each layer's shapes.
 
     ``layers`` are ``{"frames": {frame: [shape, ...]}, "colour": css colour, "dashed": bool}``
     (a submission's per-frame shapes, or the consensus); frames keep the manifest's order.
+    ``key`` keeps the shapes' element ids apart when a page shows one microtask several times
+    (the microtask's id by default).
     """
     picked = requester_frames(microtask)
     if limit is not None and len(picked) > limit > 0:
@@ -117,18 +154,64 @@ def frames_with_shapes(
     for f in picked:
         number, url = f["frame"], f["url"]
         shapes = []
-        for layer in layers:
-            for s in (layer.get("frames") or {}).get(str(number), []):
+        for n, layer in enumerate(layers):
+            on_frame = (layer.get("frames") or {}).get(str(number), [])
+            for k, s in enumerate(on_frame):
                 drawn = [_shape(s, layer["colour"])] if isinstance(s, dict) else []
                 if drawn and drawn[0] and drawn[0]["kind"] == "mask" and "box" in s:
                     # A track's keyframe mask (a track job with masks): its box is drawn too.
                     drawn.append(
-                        _shape({k: v for k, v in s.items() if k != "rle"}, layer["colour"])
+                        _shape({f: v for f, v in s.items() if f != "rle"}, layer["colour"])
                     )
-                for shape in drawn:
-                    if shape is not None:
-                        shape["dashed"] = bool(layer.get("dashed"))
-                        shapes.append(shape)
-        out.append({"frame": number, "url": url, "shapes": shapes})
+                for j, shape in enumerate(drawn):
+                    if shape is None:
+                        continue
+                    shape["dashed"] = bool(layer.get("dashed"))
+                    shape["number"] = k + 1
+                    shape["layer"] = layer.get("name") or ("consensus" if shape["dashed"] else "")
+                    suffix = f"-{j}" if j else ""
+                    shape["id"] = f"shape-{key or microtask.pk}-{number}-{n}-{k}{suffix}"
+                    shape.update(_extras(s, on_frame))
+                    shapes.append(shape)
+        described = [s for s in shapes if s["attributes"] or s["relations"]]
+        out.append({"frame": number, "url": url, "shapes": shapes, "described": described})
     width, height = frame_size(microtask)
     return {"frames": out, "width": width or 640, "height": height or 360}
+
+
+def event_timeline(*, microtask, layers: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The layers' events on the microtask's frame range, one lane per (layer, label), each
+    event a bar placed in percent of the range (``None`` when no layer has events): what the
+    review pages draw read-only. Bars are ``{"x", "w", "start", "end", "track"}``."""
+    start, end = int(microtask.frame_start), int(microtask.frame_end)
+    span = max(end - start + 1, 1)
+    out = []
+    for layer in layers:
+        found = events_mod.from_frames(layer.get("frames") or {})
+        if not found:
+            continue
+        lanes: dict[str, list[dict[str, Any]]] = {}
+        for e in sorted(found, key=lambda e: (e.label, e.start, e.end)):
+            lo, hi = max(e.start, start), min(e.end, end)
+            if hi < lo:
+                continue
+            lanes.setdefault(e.label, []).append(
+                {
+                    "x": round(100 * (lo - start) / span, 3),
+                    "w": round(100 * (hi - lo + 1) / span, 3),
+                    "start": e.start,
+                    "end": e.end,
+                    "track": e.track,
+                }
+            )
+        out.append(
+            {
+                "name": layer.get("name") or ("consensus" if layer.get("dashed") else ""),
+                "colour": layer["colour"],
+                "dashed": bool(layer.get("dashed")),
+                "lanes": [{"label": k, "bars": v} for k, v in sorted(lanes.items())],
+            }
+        )
+    if not out:
+        return None
+    return {"start": start, "end": end, "layers": out}

@@ -7,6 +7,7 @@ what it says through the tasks app's one approve and one reject path (``tasks.re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,6 +68,42 @@ def decide_overlap(
         replica_target,
         f"{why} at the maximum of {overlap_max} replicas: sent to review",
     )
+
+
+#: What a worker's agreement on attributes and on relations weighs beside their shapes' (the rest
+#: of the weight), on a job that asks for them. Small on purpose: an object drawn right and
+#: described wrong agrees less, but the shapes still decide most of it, so a worker who misses
+#: the objects cannot make up for it with attributes (and relations hang on those objects).
+ATTRIBUTE_WEIGHT = 0.2
+RELATION_WEIGHT = 0.1
+
+
+def extras_weights(*, attributes: bool, relations: bool) -> tuple[float, float, float]:
+    """(shapes, attributes, relations) weights of a worker's agreement: a part the job does not
+    ask for weighs nothing and its weight stays with the shapes."""
+    wa = ATTRIBUTE_WEIGHT if attributes else 0.0
+    wr = RELATION_WEIGHT if relations else 0.0
+    return 1.0 - wa - wr, wa, wr
+
+
+def blend_agreement(
+    shapes: float,
+    *,
+    attributes: float | None = None,
+    relations: float | None = None,
+) -> float:
+    """A worker's (or a microtask's) agreement from its shapes', attributes' and relations'
+    agreements, each in [0, 1]; ``None`` is a part the job does not ask for."""
+    ws, wa, wr = extras_weights(attributes=attributes is not None, relations=relations is not None)
+    return ws * shapes + wa * (attributes or 0.0) + wr * (relations or 0.0)
+
+
+def weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The mean of ``values`` weighted by ``weights`` (floored at 1e-3 so that every annotator
+    counts a little); 1.0 when there is nothing to average."""
+    ws = [max(float(w), 1e-3) for w in weights]
+    total = sum(ws)
+    return sum(v * w for v, w in zip(values, ws, strict=True)) / total if total else 1.0
 
 
 class ApprovalAction(StrEnum):

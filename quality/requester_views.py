@@ -272,7 +272,9 @@ def job_submissions(request: HttpRequest, pk: int) -> HttpResponse:
     rows = []
     for a in assignments:
         sub = getattr(a, "submission", None)
-        layers = [{"frames": sub.frames if sub else {}, "colour": overlay.colour(0)}]
+        layers = [
+            {"frames": sub.frames if sub else {}, "colour": overlay.colour(0), "name": "this work"}
+        ]
         agreed = consensus.get(a.microtask_id)
         if agreed is not None:  # the consensus, dashed, to compare the worker's shapes with
             layers.append({"frames": agreed["frames"], "colour": "#ffffff", "dashed": True})
@@ -281,8 +283,12 @@ def job_submissions(request: HttpRequest, pk: int) -> HttpResponse:
                 "a": a,
                 "agreement": selectors.replica_agreement(agreed, a.pk),
                 "view": overlay.frames_with_shapes(
-                    microtask=a.microtask, layers=layers, limit=FRAMES_PER_SUBMISSION
+                    microtask=a.microtask,
+                    layers=layers,
+                    limit=FRAMES_PER_SUBMISSION,
+                    key=f"a{a.pk}",
                 ),
+                "timeline": overlay.event_timeline(microtask=a.microtask, layers=layers),
             }
         )
     return render(

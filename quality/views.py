@@ -103,6 +103,7 @@ def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
     subs = data["submissions"]
     for k, sub in enumerate(subs):
         sub["colour"] = overlay.colour(k)
+        sub["name"] = sub["worker"]
     layers = list(subs)
     if data["consensus"]:
         layers.append({"frames": data["consensus"], "colour": "#ffffff", "dashed": True})
@@ -113,6 +114,7 @@ def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "item": item,
             "overlay": data,
             "view": overlay.frames_with_shapes(microtask=item.microtask, layers=layers),
+            "timeline": overlay.event_timeline(microtask=item.microtask, layers=layers),
         },
     )
 
@@ -172,7 +174,7 @@ def gold_create(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def gold_import(request: HttpRequest, job_id: int) -> HttpResponse:
-    """Import known answers (COCO, CVAT video XML, MOT) from an uploaded file."""
+    """Import known answers (COCO, CVAT video XML, MOT, ActivityNet) from an uploaded file."""
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a file to import.")

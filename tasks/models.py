@@ -481,6 +481,9 @@ class QualificationItem(models.Model):
     # Asked like a job's (``marketplace.label_schema``); copied from the job of a gold microtask.
     label_attributes = models.JSONField(default=dict, blank=True)
     relation_predicates = models.JSONField(default=list, blank=True)
+    event_labels = models.JSONField(
+        default=list, blank=True, help_text="A track question's event labels (events on tracks)"
+    )
     frame_start = models.PositiveIntegerField(default=0)
     frame_end = models.PositiveIntegerField(default=0)
     frames = models.JSONField(default=list, help_text="Frame numbers to annotate")

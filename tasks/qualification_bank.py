@@ -20,6 +20,7 @@ import posixpath
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -80,6 +81,7 @@ class Question:
     frames: list[int]  # the frames to annotate (empty for tracks: all of them)
     label_attributes: dict[str, Any] = field(default_factory=dict)
     relation_predicates: list[str] = field(default_factory=list)
+    event_labels: list[str] = field(default_factory=list)
     instructions: str = ""  # what this question asks beyond its type's instructions
 
 
@@ -255,8 +257,11 @@ def _classify(pattern: tuple[str, ...]) -> Callable[[int], Question | None]:
     return build
 
 
-def _track(seed: int) -> Question | None:
-    """``TRACK_FRAMES`` frames where an object enters or leaves and none is hidden much."""
+def _track(seed: int, *, with_events: bool = False) -> Question | None:
+    """``TRACK_FRAMES`` frames where an object enters or leaves and none is hidden much; with
+    ``with_events``, also an :data:`EDGE_EVENT` event on each track for every stretch of at least
+    three frames in which the picture's edge cuts it (and at least one such stretch, shorter
+    than the track, so that marking the whole track misses it)."""
     scene = _scene(seed, frames=60, n_objects=2, motion=4.0)
     for start in range(0, scene.frames - TRACK_FRAMES + 1, 2):
         window = range(start, start + TRACK_FRAMES)
@@ -284,8 +289,64 @@ def _track(seed: int) -> Question | None:
                     keyframes.append({"frame": j, "outside": True})
                     inside = False
             tracks.append({"id": tid, "label": label, "keyframes": keyframes})
-        return Question([render_frame(scene, i) for i in window], {"tracks": tracks}, [])
+        payload: dict[str, Any] = {"tracks": tracks}
+        if with_events:
+            events = _edge_events(truth, sorted(seen))
+            if events is None:
+                continue
+            payload["events"] = events
+            return Question(
+                [render_frame(scene, i) for i in window],
+                payload,
+                [],
+                event_labels=[EDGE_EVENT],
+                instructions=EDGE_INSTRUCTIONS,
+            )
+        return Question([render_frame(scene, i) for i in window], payload, [])
     return None
+
+
+# The seeded track test's last question also asks events on the tracks (for the track jobs that
+# name event labels): something a worker sees on the frames, the picture's edge cutting an object.
+EDGE_EVENT = "at-edge"
+EDGE_INSTRUCTIONS = (
+    f" This question also asks events: on each track, mark every stretch of frames in which the "
+    f"edge of the picture cuts the object as one '{EDGE_EVENT}' event on that track."
+)
+
+
+def _cut(b: Box) -> bool:
+    return b.x <= 0 or b.y <= 0 or b.x + b.w >= WIDTH or b.y + b.h >= HEIGHT
+
+
+def _edge_events(truth: list[list[Box]], tids: list[int]) -> list[dict[str, Any]] | None:
+    """Per track, its stretches (of three frames or more) cut by the picture's edge; None when
+    a stretch is too short to see surely or none is shorter than its track's visible frames."""
+    events: list[dict[str, Any]] = []
+    shorter = False
+    for tid in tids:
+        cut = []
+        for boxes in truth:
+            b = next(b for b in boxes if b.track_id == tid)
+            cut.append(None if b.outside else _cut(b))
+        visible = sum(c is not None for c in cut)
+        j = 0
+        while j < len(cut):
+            if not cut[j]:
+                j += 1
+                continue
+            k = j
+            while k + 1 < len(cut) and cut[k + 1]:
+                k += 1
+            if k - j + 1 < 3:
+                return None  # a stretch of a frame or two: too easy to miss, too hard to grade
+            events.append({"label": EDGE_EVENT, "start": j, "end": k, "track": tid})
+            shorter = shorter or (k - j + 1) <= visible // 2
+            j = k + 1
+    if not events or not shorter:
+        return None
+    events.sort(key=lambda e: (e["track"], e["start"]))
+    return events
 
 
 def _event(seed: int) -> Question | None:
@@ -338,7 +399,9 @@ def _questions(annotation_type: str) -> list[Question]:
     if annotation_type == AnnotationType.MASK:
         return [_search(6000 + 100 * k, _mask) for k in range(QUESTIONS)]
     if annotation_type == AnnotationType.TRACK:
-        return [_search(4000 + 100 * k, _track) for k in range(QUESTIONS)]
+        plain = [_search(4000 + 100 * k, _track) for k in range(QUESTIONS - 1)]
+        with_events = _search(4000 + 100 * (QUESTIONS - 1), partial(_track, with_events=True))
+        return [*plain, with_events]
     raise ValueError(f"no seeded questions for {annotation_type!r}")
 
 
@@ -430,6 +493,7 @@ def _store_seeded(kind: str, key: str, position: int, q: Question) -> Qualificat
         label_classes=list(CLASSES),
         label_attributes=q.label_attributes,
         relation_predicates=q.relation_predicates,
+        event_labels=q.event_labels,
         frame_start=0,
         frame_end=len(q.images) - 1,
         frames=q.frames,
@@ -463,6 +527,7 @@ def qualification_item_from_microtask(*, mt: MicroTask, answer: Any) -> Qualific
         label_classes=list(job.label_classes),
         label_attributes=dict(job.label_attributes or {}),
         relation_predicates=list(job.relation_predicates or []),
+        event_labels=list(job.event_labels or []) if kind == AnnotationType.TRACK else [],
         frame_start=mt.frame_start,
         frame_end=mt.frame_end,
         frames=list(mt.frames or []),

@@ -59,6 +59,7 @@ def item_context(item: QualificationItem) -> AnnotationContext:
         frames=list(item.frames or []),
         label_attributes=dict(item.label_attributes or {}),
         relation_predicates=list(item.relation_predicates or []),
+        event_labels=list(item.event_labels or []),
     )
 
 
@@ -77,6 +78,7 @@ def question_for_worker(item: QualificationItem) -> dict[str, Any]:
         "classes": list(item.label_classes),
         "attributes": dict(item.label_attributes or {}),
         "predicates": list(item.relation_predicates or []),
+        "event_labels": list(item.event_labels or []),
         "frame_start": item.frame_start,
         "frame_end": item.frame_end,
         "annotate_frames": list(item.frames or []),

@@ -35,6 +35,12 @@ def _annotated_frames(mt: MicroTask, annotation_type: str) -> int:
     return max(1, n)
 
 
+# Events a track job's worker is expected to mark per tracked object in one microtask: a
+# starting estimate (one action per object per segment, whatever the number of labels to choose
+# from); calibration on measured time (``measured_time_factors``) corrects the scale.
+EVENTS_PER_TRACK = 1.0
+
+
 def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
     """What pricing needs to know about one microtask of ``job``: its frames, objects, motion
     and clutter, the attributes asked per object and the relations expected per frame (one per
@@ -52,6 +58,9 @@ def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
         ),
         relations=float(objects // 2) if job.relation_predicates else 0.0,
         keyframe_masks=job.annotation_type == "track" and bool(job.track_masks),
+        track_events=EVENTS_PER_TRACK * objects
+        if job.annotation_type == "track" and job.event_labels
+        else 0.0,
     )
 
 

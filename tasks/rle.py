@@ -112,6 +112,17 @@ def from_polygon(points: Sequence[Sequence[float]], *, height: int, width: int) 
     return np.asarray(img, dtype=bool)
 
 
+def resize(rle: Mapping[str, Any], *, height: int, width: int) -> dict[str, Any]:
+    """The same mask on a ``height`` x ``width`` frame (nearest neighbour); itself when the size
+    is already that (a mask drawn on the extracted frame to the source video's pixels for export,
+    an imported one the other way)."""
+    h, w = (int(v) for v in rle["size"])
+    if (h, w) == (height, width):
+        return dict(rle)
+    mask = Image.fromarray(decode(rle)).resize((width, height), Image.Resampling.NEAREST)
+    return encode(np.asarray(mask, dtype=bool))
+
+
 def boundary_length(mask: np.ndarray) -> int:
     """Pixel edges between the mask and the rest (4-connected; the frame's border counts)."""
     m = np.pad(np.asarray(mask, dtype=bool), 1)

@@ -267,7 +267,7 @@ class GoldValidateView(APIView):
 
 
 class GoldImportInput(serializers.Serializer):
-    format = serializers.ChoiceField(choices=["coco", "cvat", "mot"])
+    format = serializers.ChoiceField(choices=list(services.GOLD_IMPORT_FORMATS))
     content = serializers.CharField(
         required=False, allow_blank=True, max_length=GOLD_IMPORT_MAX_BYTES, trim_whitespace=False
     )

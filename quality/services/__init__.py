@@ -30,6 +30,7 @@ from .evidence import (
     worker_suspension_lift,
 )
 from .flags import fraud_flag_blind_accept, fraud_flag_inflated_time, fraud_flag_resolve
+from .gold import FORMATS as GOLD_IMPORT_FORMATS
 from .gold import gold_answer_set, gold_import, gold_validate, score_frames
 from .job_policy import (
     MIN_CONFIDENCE_MAX,
@@ -58,6 +59,7 @@ from .routing import job_route, job_route_later, microtask_route
 
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
+    "GOLD_IMPORT_FORMATS",
     "MIN_CONFIDENCE_MAX",
     "REVIEW_AUTO",
     "REVIEW_FIRST",

@@ -17,10 +17,11 @@ from typing import Any
 
 from django.db import transaction
 
+from marketplace import label_schema
 from marketplace.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from marketplace.models import AnnotationType, Job, User
 from marketplace.selectors import jobs_visible_to
-from tasks import budget
+from tasks import budget, rle
 from tasks.models import AssignmentStatus, MicroTask, MicroTaskStatus, Slot
 
 from .. import gold_formats, policy, scoring, shapes, standing, trust
@@ -123,6 +124,168 @@ def _payload_from_records(
     return shapes.annotation_to_payload(ann, classes, annotation_type=annotation_type)
 
 
+FORMATS = ("coco", "cvat", "mot", "activitynet")
+
+
+def _refused(exc: gold_formats.GoldFormatError) -> GoldImportError:
+    """The parser's complaint as a 400 with the place in the file as its field."""
+    where = f"content.{exc.field}" if exc.field else "content"
+    message = f"The file's {exc.field} {exc}." if exc.field else str(exc)
+    return GoldImportError(message, extra={"fields": {where: [str(exc)]}})
+
+
+def _frames_needed(mt: MicroTask, annotation_type: str):
+    if annotation_type in ("track", "event") or not mt.frames:
+        return range(mt.frame_start, mt.frame_end + 1)
+    return [int(f) for f in mt.frames]
+
+
+def _unknown_labels(labels: set[str], classes: list[str], what: str = "labels") -> None:
+    unknown = sorted(labels - set(classes))
+    if unknown:
+        message = (
+            f"The file has {what} this job does not know: {', '.join(unknown[:10])}. "
+            f"The job's {what} are: {', '.join(classes)}."
+        )
+        raise GoldImportError(message, extra={"fields": {"content": [message]}})
+
+
+def _set_answer(mt: MicroTask, payload: dict, *, by: User, fmt: str, frame: str) -> GoldAnswer:
+    """``gold_answer_set`` with a payload error placed under ``content`` (what the file says on
+    which microtask) rather than a payload path the requester never wrote."""
+    try:
+        return gold_answer_set(microtask_id=mt.pk, payload=payload, by=by, source=fmt)
+    except ValidationError as exc:
+        fields = {
+            f"content.{frame}.{path}": msgs for path, msgs in exc.extra.get("fields", {}).items()
+        } or {"content": [exc.message]}
+        raise GoldImportError(
+            f"The file's answer for microtask {mt.pk} is not valid: {exc.message}",
+            extra={"fields": fields},
+        ) from None
+
+
+def _import_shapes(job: Job, fmt: str, text: str, qs, by: User) -> list[GoldAnswer]:
+    """Masks (COCO RLE, CVAT ``<mask>``), and boxes or tracks with attributes and relations."""
+    video = job.videos.order_by("pk").first()
+    frame_size = (
+        (video.frame_height or video.height or 0, video.frame_width or video.width or 0)
+        if video is not None
+        else (0, 0)
+    )
+    try:
+        if fmt == "coco":
+            parsed = gold_formats.parse_coco_shapes(text)
+        else:  # CVAT's masks are in the source video's pixels
+            source = (
+                (video.height or frame_size[0], video.width or frame_size[1]) if video else (1, 1)
+            )
+            parsed = gold_formats.parse_cvat_shapes(text, size=source)
+    except gold_formats.GoldFormatError as exc:
+        raise _refused(exc) from None
+    _unknown_labels(
+        {sh["label"] for shs in parsed.frames.values() for sh in shs}, list(job.label_classes)
+    )
+    declared = label_schema.parse(job.label_attributes)
+    for shs in parsed.frames.values():
+        for sh in shs:
+            attrs = sh.get("attributes") or {}
+            for name in gold_formats.CVAT_SHAPE_ATTRIBUTES:
+                if name in attrs and name not in declared.get(sh["label"], {}):
+                    del attrs[name]
+            if not attrs:
+                sh.pop("attributes", None)
+    if all(frame_size):
+        for shs in parsed.frames.values():
+            for sh in shs:
+                if "rle" in sh:
+                    sh["rle"] = rle.resize(sh["rle"], height=frame_size[0], width=frame_size[1])
+    answers = []
+    for mt in qs:
+        needed = list(_frames_needed(mt, job.annotation_type))
+        if not all(int(f) in parsed.frames for f in needed):
+            continue
+        if not mt.is_gold and mt.assignments.exists():
+            continue
+        try:
+            payload = gold_formats.payload_from_shapes(
+                parsed, needed, annotation_type=job.annotation_type
+            )
+        except gold_formats.GoldFormatError as exc:
+            raise _refused(exc) from None
+        answers.append(_set_answer(mt, payload, by=by, fmt=fmt, frame="answer"))
+    return answers
+
+
+def _video_entry(job: Job, entries: dict) -> dict:
+    """Each of the job's videos with its entry of the ActivityNet file: by ``video-<id>`` (what
+    the export writes), the uploaded file's name or its stem; one entry and one video match."""
+    videos = list(job.videos.order_by("pk"))
+    out = {}
+    for v in videos:
+        names = {f"video-{v.pk}", v.original_name, v.original_name.rsplit(".", 1)[0]}
+        hit = next((n for n in entries if n in names), None)
+        if hit is not None:
+            out[v.pk] = (v, entries[hit])
+    if not out and len(videos) == 1 and len(entries) == 1:
+        out[videos[0].pk] = (videos[0], next(iter(entries.values())))
+    if not out:
+        message = (
+            "The file names no video of this job; name them "
+            + ", ".join(f"video-{v.pk}" for v in videos[:10])
+            + " (or by their file names)."
+        )
+        raise GoldImportError(message, extra={"fields": {"content.database": [message]}})
+    return out
+
+
+def _import_events(job: Job, text: str, qs, by: User) -> list[GoldAnswer]:
+    """An event job's answers from ActivityNet: each microtask gets the events that overlap its
+    range, cut to it (an event across two microtasks is in both, as workers see it).
+
+    A track job with event labels: the events (with their ``track_id``) join the tracks of the
+    gold answers already there (imported from COCO, CVAT or MOT, or drawn), each on the tracks
+    of its microtask; a microtask without a gold answer is left alone."""
+    on_tracks = job.annotation_type == AnnotationType.TRACK
+    try:
+        entries = gold_formats.parse_activitynet(text)
+    except gold_formats.GoldFormatError as exc:
+        raise _refused(exc) from None
+    labels = list(job.event_labels if on_tracks else job.label_classes)
+    _unknown_labels(
+        {e[0] for v in entries.values() for e in v.events},
+        labels,
+        "event labels" if on_tracks else "labels",
+    )
+    matched = _video_entry(job, entries)
+    answers = []
+    for mt in qs:
+        if mt.video_id not in matched:
+            continue
+        video, entry = matched[mt.video_id]
+        if not mt.is_gold and mt.assignments.exists():
+            continue
+        events = gold_formats.events_in_frames(entry, fps=video.fps or 25.0)
+        mine = [
+            {**e, "start": max(e["start"], mt.frame_start), "end": min(e["end"], mt.frame_end)}
+            for e in events
+            if e["start"] <= mt.frame_end and e["end"] >= mt.frame_start
+        ]
+        if not on_tracks:
+            for e in mine:
+                e.pop("track", None)
+            payload = {"events": mine}
+        else:
+            gold = GoldAnswer.objects.filter(microtask=mt).first()
+            if gold is None:
+                continue
+            payload = {k: v for k, v in (gold.payload or {}).items() if k != "events"}
+            ids = {t.get("id") for t in payload.get("tracks", [])}
+            payload["events"] = [e for e in mine if e.get("track") in ids]
+        answers.append(_set_answer(mt, payload, by=by, fmt="activitynet", frame="events"))
+    return answers
+
+
 @transaction.atomic
 def gold_import(
     *,
@@ -133,15 +296,55 @@ def gold_import(
     microtask_ids: Sequence[int] | None = None,
     default_label: str = "",
 ) -> list[GoldAnswer]:
-    """Import known answers (COCO, CVAT video XML, MOT) as gold for the microtasks they cover.
+    """Import known answers as gold for the microtasks they cover: boxes and tracks from COCO,
+    CVAT video XML or MOT (with their attributes and relations from COCO and CVAT when the job
+    asks for them), masks from COCO (RLE) or CVAT (``<mask>``), events from ActivityNet.
 
-    A microtask is covered when the file has every one of its frames. All or nothing.
+    A microtask is covered when the file has every one of its frames (an event job's microtask
+    by the file naming its video). All or nothing: a bad file, or a bad answer for one
+    microtask, imports nothing (a 400 whose fields say where).
     """
     job = visible_job(job_id=job_id, by=by)
-    if fmt not in gold_formats.PARSERS:
-        raise GoldImportError(f"Unknown format {fmt!r}; use one of coco, cvat, mot.")
-    if job.annotation_type not in (AnnotationType.BBOX, AnnotationType.TRACK):
-        raise GoldImportError("Imported answers are boxes; this job is not a box or track job.")
+    if fmt not in FORMATS:
+        raise GoldImportError(
+            f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.",
+            extra={"fields": {"format": [f"must be one of {', '.join(FORMATS)}"]}},
+        )
+    kind = job.annotation_type
+    accepted = {
+        AnnotationType.BBOX: ("coco", "cvat", "mot"),
+        AnnotationType.TRACK: (
+            "coco",
+            "cvat",
+            "mot",
+            *(("activitynet",) if job.event_labels else ()),
+        ),
+        AnnotationType.MASK: ("coco", "cvat"),
+        AnnotationType.EVENT: ("activitynet",),
+    }.get(kind, ())
+    if fmt not in accepted:
+        message = f"A {kind} job's answers cannot be imported from {fmt}" + (
+            f"; use {', '.join(accepted)}." if accepted else "; annotate them instead."
+        )
+        raise GoldImportError(message, extra={"fields": {"format": [message]}})
+    qs = MicroTask.objects.filter(job=job).order_by("video_id", "index")
+    if microtask_ids is not None:
+        qs = qs.filter(pk__in=list(microtask_ids))
+    if fmt == "activitynet":
+        answers = _import_events(job, text, qs, by)
+    elif kind == AnnotationType.MASK or (
+        fmt != "mot" and (job.label_attributes or job.relation_predicates)
+    ):
+        answers = _import_shapes(job, fmt, text, qs, by)
+    else:
+        answers = _import_boxes(job, fmt, text, qs, by, default_label=default_label)
+    if not answers:
+        message = "The file covers no microtask of this job completely (or they are already taken)."
+        raise GoldImportError(message, extra={"fields": {"content": [message]}})
+    return answers
+
+
+def _import_boxes(job: Job, fmt: str, text: str, qs, by: User, *, default_label: str):
     try:
         if fmt == "mot":
             records = gold_formats.parse_mot(
@@ -150,34 +353,18 @@ def gold_import(
         else:
             records = gold_formats.PARSERS[fmt](text)
     except gold_formats.GoldFormatError as exc:
-        raise GoldImportError(str(exc)) from None
+        raise _refused(exc) from None
     classes = list(job.label_classes)
-    unknown = sorted({r[0] for recs in records.values() for r in recs} - set(classes))
-    if unknown:
-        raise GoldImportError(
-            f"The file has labels this job does not know: {', '.join(unknown[:10])}. "
-            f"The job's classes are: {', '.join(classes)}."
-        )
-    qs = MicroTask.objects.filter(job=job).order_by("video_id", "index")
-    if microtask_ids is not None:
-        qs = qs.filter(pk__in=list(microtask_ids))
+    _unknown_labels({r[0] for recs in records.values() for r in recs}, classes)
     answers = []
     for mt in qs:
-        needed = (
-            range(mt.frame_start, mt.frame_end + 1)
-            if job.annotation_type == "track" or not mt.frames
-            else mt.frames
-        )
+        needed = _frames_needed(mt, job.annotation_type)
         if not all(int(f) in records for f in needed):
             continue
         if not mt.is_gold and mt.assignments.exists():
             continue
         payload = _payload_from_records(records, mt, job.annotation_type, classes)
-        answers.append(gold_answer_set(microtask_id=mt.pk, payload=payload, by=by, source=fmt))
-    if not answers:
-        raise GoldImportError(
-            "The file covers no microtask of this job completely (or they are already taken)."
-        )
+        answers.append(_set_answer(mt, payload, by=by, fmt=fmt, frame="answer"))
     return answers
 
 

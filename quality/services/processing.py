@@ -345,14 +345,15 @@ def run_consensus(
 
 def with_attributes_and_relations(
     job: Job, subs: list[Submission], frames: dict, c, weights: list[float]
-) -> dict:
+) -> tuple[dict, attributes_mod.ExtrasOutcome | None]:
     """The consensus frames with the annotators' attributes and relations aggregated onto the
-    kept objects (``quality.attributes``), for a job that asks for them."""
+    kept objects (``quality.attributes``), and the aggregation (each annotator's agreement on
+    attributes and relations), for a job that asks for them; else the frames and ``None``."""
     if job.annotation_type not in label_schema.KINDS or not (
         job.label_attributes or job.relation_predicates
     ):
-        return frames
-    return attributes_mod.aggregate_extras(
+        return frames, None
+    out = attributes_mod.aggregate_extras(
         job.annotation_type,
         [s.frames for s in subs],
         frames,
@@ -363,7 +364,60 @@ def with_attributes_and_relations(
         association=getattr(c, "association", None)
         if job.annotation_type == AnnotationType.TRACK
         else None,
-    ).frames
+    )
+    return out.frames, out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Agreement:
+    """A microtask's agreement and each annotator's, shapes blended with attributes and
+    relations (``policy.blend_agreement``), and what is stored of the parts."""
+
+    overall: float
+    per: np.ndarray
+    parts: dict
+
+
+def _agreement(job: Job, c, extras, rows: list[Assignment], weights: list[float]) -> _Agreement:
+    """Shapes' agreement alone when the job asks for no attributes or relations; otherwise each
+    annotator's shapes', attributes' and relations' agreements blended with small weights for
+    the last two, so that a worker who draws the right boxes with the wrong attributes agrees
+    less (trust, approval) and a disagreement on attributes can add a replica (overlap)."""
+    shape_per = np.asarray(c.annotator_agreement, dtype=np.float64)
+    if extras is None:
+        return _Agreement(float(c.agreement), shape_per, {})
+    attrs = extras.attribute_agreement if job.label_attributes else None
+    rels = extras.relation_agreement if job.relation_predicates else None
+    per = np.array(
+        [
+            policy.blend_agreement(
+                float(shape_per[k]),
+                attributes=None if attrs is None else float(attrs[k]),
+                relations=None if rels is None else float(rels[k]),
+            )
+            for k in range(len(rows))
+        ]
+    )
+    means = {
+        "shapes": float(c.agreement),
+        "attributes": None if attrs is None else policy.weighted_mean(attrs, weights),
+        "relations": None if rels is None else policy.weighted_mean(rels, weights),
+    }
+    overall = policy.blend_agreement(
+        means["shapes"], attributes=means["attributes"], relations=means["relations"]
+    )
+    ws, wa, wr = policy.extras_weights(attributes=attrs is not None, relations=rels is not None)
+    annotators = {"shapes": shape_per, "attributes": attrs, "relations": rels}
+    parts = {
+        "weights": {"shapes": ws, "attributes": wa, "relations": wr},
+        "overall": {k: round(v, 4) for k, v in means.items() if v is not None},
+        "annotators": {
+            k: {str(a.pk): round(float(x), 4) for a, x in zip(rows, v, strict=True)}
+            for k, v in annotators.items()
+            if v is not None
+        },
+    }
+    return _Agreement(overall, per, parts)
 
 
 def _process_regular(mt: MicroTask) -> str:
@@ -402,9 +456,12 @@ def _process_regular(mt: MicroTask) -> str:
     algorithm, frames, c, frame_agreement = run_consensus(
         job, [a.submission for a in rows], weights, independence=independence
     )
-    frames = with_attributes_and_relations(job, [a.submission for a in rows], frames, c, weights)
+    frames, extras = with_attributes_and_relations(
+        job, [a.submission for a in rows], frames, c, weights
+    )
+    agreed = _agreement(job, c, extras, rows, weights)
     evidence = np.asarray(weights) * (1.0 if independence is None else np.asarray(independence))
-    per = np.asarray(c.annotator_agreement, dtype=np.float64)
+    per = agreed.per
     pol = policy_for(job)
     # The cap is on the microtask's replica target, discounted replicas included: a suspended
     # worker's replica counts against ``overlap_max`` as it counts in the target (a target of 6
@@ -414,7 +471,7 @@ def _process_regular(mt: MicroTask) -> str:
         submitted=len(rows),
         replica_target=needed,
         overlap_max=job.overlap_max - discounted,
-        agreement=float(c.agreement),
+        agreement=agreed.overall,
         agreement_threshold=job.agreement_threshold,
         confidence=float(evidence[per >= job.agreement_threshold].sum()),
         min_confidence=pol.min_confidence,
@@ -442,7 +499,8 @@ def _process_regular(mt: MicroTask) -> str:
         algorithm=algorithm,
         defaults={
             "frames": frames,
-            "agreement": float(c.agreement),
+            "agreement": agreed.overall,
+            "agreement_parts": agreed.parts,
             "frame_agreement": {str(k): round(float(v), 4) for k, v in frame_agreement.items()},
             "annotator_agreement": {
                 str(a.pk): round(float(x), 4) for a, x in zip(rows, per, strict=True)

@@ -416,6 +416,10 @@ class QualificationQuestionSerializer(serializers.Serializer):
     predicates = serializers.ListField(
         child=serializers.CharField(), help_text="Predicates a relation may use"
     )
+    event_labels = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="A track question's event labels: mark these events on the tracks",
+    )
     frame_start = serializers.IntegerField()
     frame_end = serializers.IntegerField()
     annotate_frames = serializers.ListField(child=serializers.IntegerField())

@@ -156,3 +156,27 @@ def test_the_new_job_page_shows_schema_errors_on_the_field(client, attributes, f
     assert r.status_code == 200
     assert fragment in r.content.decode()
     assert not Job.objects.filter(requester=requester).exists()
+
+
+def test_the_new_job_page_takes_event_labels_for_a_track_job(client):
+    requester = _page_client(client)
+    page = client.get("/requester/jobs/new/").content.decode()
+    assert 'name="event_labels"' in page
+    r = client.post(
+        "/requester/jobs/new/",
+        {**PAGE_JOB, "annotation_type": "track", "event_labels": "crossing, waving"},
+    )
+    assert r.status_code == 302, r.content.decode()[:2000]
+    job = Job.objects.get(requester=requester)
+    assert job.event_labels == ["crossing", "waving"]
+    assert 'id="job-event-labels">crossing, waving<' in client.get(r["Location"]).content.decode()
+
+
+def test_the_new_job_page_refuses_event_labels_on_a_box_job_on_the_field(client):
+    requester = _page_client(client)
+    r = client.post(
+        "/requester/jobs/new/", {**PAGE_JOB, "annotation_type": "bbox", "event_labels": "waving"}
+    )
+    assert r.status_code == 200
+    assert "Only a track job takes event labels" in r.content.decode()
+    assert not Job.objects.filter(requester=requester).exists()

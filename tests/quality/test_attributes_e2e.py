@@ -155,11 +155,21 @@ def test_attributes_and_relations_from_job_creation_to_export(
             assert car["attributes"] == {"colour": "red", "occluded": True, "speed": 50.0}
             assert person["attributes"] == {"pose": "sitting"}
             assert person["relations"] == [{"predicate": "rides", "object": shapes.index(car)}]
-    # Paid: every replica approved with pay, the ledger balanced, every invariant holds.
+    # Paid: the two who agree approved with pay, the ledger balanced, every invariant holds.
+    # The third drew the same boxes with every attribute and relation wrong: its agreement is
+    # the shapes' weight alone (``quality.policy.blend_agreement``), under the job's threshold,
+    # so its work waits for the requester's review.
     done = Assignment.objects.filter(microtask__job_id=job_id)
     assert done.count() == 3 * len(microtasks)
-    assert set(done.values_list("status", flat=True)) == {AssignmentStatus.APPROVED}
-    assert all(a.pay_amount and a.pay_amount > 0 for a in done)
+    agreeing = done.exclude(worker=workers[2])
+    assert set(agreeing.values_list("status", flat=True)) == {AssignmentStatus.APPROVED}
+    assert all(a.pay_amount and a.pay_amount > 0 for a in agreeing)
+    odd = done.filter(worker=workers[2])
+    assert set(odd.values_list("status", flat=True)) == {AssignmentStatus.SUBMITTED}
+    for a in odd:  # the requester looks and approves: the results become deliverable
+        responses.append(requester_client.post(f"/api/submissions/{a.pk}/approve/"))
+        assert responses[-1].status_code == 200, responses[-1].content
+    assert all(a.pay_amount and a.pay_amount > 0 for a in done.all())
 
     coco_response = requester_client.get(f"/api/jobs/{job_id}/export/coco/")
     assert coco_response.status_code == 200 and coco_response.streaming

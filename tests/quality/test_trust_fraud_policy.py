@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from quality import policy
 from quality.boxes import FrameBoxes
 from quality.fraud import EMPTY, IDENTICAL, TOO_FAST, SubmissionView, fraud_signals
 from quality.policy import (
@@ -149,3 +150,15 @@ def test_approval_decision_applies_the_policy_switches_and_unvouched_gold_never_
         gold_score=0.5, agreement=None, frames_passed_share=0.5, partial_credit=True, **kw
     )
     assert (d.action, d.credit, d.withheld) == (ApprovalAction.APPROVE, 0.5, None)
+
+
+def test_attributes_and_relations_weigh_little_beside_the_shapes():
+    assert policy.blend_agreement(0.7) == 0.7  # a job without attributes or relations
+    assert policy.blend_agreement(1.0, attributes=0.0) == pytest.approx(0.8)
+    assert policy.blend_agreement(1.0, relations=0.0) == pytest.approx(0.9)
+    assert policy.blend_agreement(1.0, attributes=0.0, relations=0.0) == pytest.approx(0.7)
+    # Perfect attributes cannot make up for missed shapes.
+    assert policy.blend_agreement(0.0, attributes=1.0, relations=1.0) == pytest.approx(0.3)
+    assert sum(policy.extras_weights(attributes=True, relations=True)) == pytest.approx(1.0)
+    assert policy.weighted_mean([1.0, 0.0], [3.0, 1.0]) == pytest.approx(0.75)
+    assert policy.weighted_mean([1.0, 0.0], [0.0, 0.0]) == pytest.approx(0.5)

@@ -21,14 +21,15 @@ QUESTION_KEYS = {
     "id",
     "instructions",
     "classes",
+    "attributes",
+    "predicates",
+    "event_labels",
     "frame_start",
     "frame_end",
     "annotate_frames",
     "width",
     "height",
     "frames",
-    "attributes",
-    "predicates",
 }
 
 

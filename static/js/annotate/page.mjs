@@ -343,6 +343,7 @@ function qualificationPage(root, data) {
       number: i + 1,
       type: data.annotation_type,
       classes: q.classes,
+      eventLabels: q.event_labels || [],
       attributes: q.attributes,
       predicates: q.predicates,
       instructions: q.instructions,
