@@ -37,7 +37,7 @@ from typing import IO
 
 from django.db import transaction
 
-from marketplace.errors import ValidationError
+from marketplace.errors import Conflict, ValidationError
 from marketplace.models import AnnotationType, Job, User
 from tasks import exports, rle
 from tasks.models import Assignment, AssignmentStatus, ExportedWork, JobExport, Video
@@ -351,7 +351,9 @@ def job_export(*, job: Job, fmt: str, by: User | None) -> ExportFile:
         )
     usable = [k for k, _ in job_formats(job)]
     if fmt not in usable:
-        raise ValidationError(
+        # A known format the job's kind cannot fill: the request is well formed, the job is not
+        # of a kind that format carries (409, as schema-valid input is never a 400).
+        raise Conflict(
             f"{FORMATS[fmt].title} carries no {job.annotation_type} annotations; "
             + (
                 f"this job exports as {', '.join(usable)}."

@@ -37,10 +37,11 @@ class JobExportView(APIView):
             # COCO and ActivityNet are objects; Label Studio's import format is a list of tasks.
             (200, "application/json"): {
                 "oneOf": [
-                    {"type": "object", "description": "COCO", "additionalProperties": True},
+                    # One object entry for both: two alike would make every object match both
+                    # branches of the oneOf, which a oneOf forbids.
                     {
                         "type": "object",
-                        "description": "ActivityNet (event jobs)",
+                        "description": "COCO, or ActivityNet (event jobs)",
                         "additionalProperties": True,
                     },
                     {
@@ -52,9 +53,8 @@ class JobExportView(APIView):
             },
             (200, "application/zip"): OpenApiTypes.BINARY,
             (200, "application/xml"): OpenApiTypes.BINARY,
-            400: OpenApiResponse(
-                ERROR, description="Unknown format, or one that cannot carry the job's type"
-            ),
+            400: OpenApiResponse(ERROR, description="Unknown format"),
+            409: OpenApiResponse(ERROR, description="A format that cannot carry the job's type"),
             403: OpenApiResponse(ERROR, description="Not a requester"),
             404: OpenApiResponse(ERROR, description="No such job of yours"),
         },

@@ -149,7 +149,7 @@ def test_an_event_job_goes_through_the_whole_chain(
     assert {t["nodeName"] for t in doc["taxonomy"]} == {"crossing", "waving"}
 
     refused = requester_client.get(f"/api/jobs/{job.pk}/export/coco/")
-    assert refused.status_code == 400
+    assert refused.status_code == 409
     assert "activitynet" in refused.json()["error"]["message"]
 
 
@@ -308,7 +308,7 @@ def test_track_jobs_with_event_labels_get_consensus_events_on_consensus_tracks(c
     Job.objects.filter(pk=job.pk).update(event_labels=[])
     job.refresh_from_db()
     assert "activitynet" not in [k for k, _ in job_formats(job)]
-    assert owner.get(f"/api/jobs/{job.pk}/export/activitynet/").status_code == 400
+    assert owner.get(f"/api/jobs/{job.pk}/export/activitynet/").status_code == 409
 
 
 def test_track_events_disagreement_adds_a_replica_although_the_boxes_agree(client_for):

@@ -84,7 +84,7 @@ def test_bad_requests(requester_client, other_requester_client, box_job, request
     bad = requester_client.get(f"/api/jobs/{box_job.pk}/export/pascal/")
     assert bad.status_code == 400 and "coco" in bad.json()["error"]["message"]
     classify = JobFactory(requester=requester, annotation_type="classify")
-    assert requester_client.get(f"/api/jobs/{classify.pk}/export/coco/").status_code == 400
+    assert requester_client.get(f"/api/jobs/{classify.pk}/export/coco/").status_code == 409
 
 
 def test_job_page_links_the_downloads_once_work_is_published(client, requester, box_job):
@@ -232,4 +232,4 @@ def test_polygon_job_exports_segmentation_and_refuses_box_only_formats(requester
     }
     for fmt in ("mot", "labelstudio"):
         r = requester_client.get(f"/api/jobs/{job.pk}/export/{fmt}/")
-        assert r.status_code == 400 and "coco, cvat, yolo" in r.json()["error"]["message"]
+        assert r.status_code == 409 and "coco, cvat, yolo" in r.json()["error"]["message"]

@@ -132,7 +132,7 @@ def test_semantic_pngs_hold_class_indices_per_frame(requester_client, mask_job):
 def test_box_only_formats_refuse_a_mask_job(requester_client, mask_job):
     for fmt in ("mot", "labelstudio", "yolo"):
         r = requester_client.get(f"/api/jobs/{mask_job.pk}/export/{fmt}/")
-        assert r.status_code == 400 and "coco, cvat, png" in r.json()["error"]["message"]
+        assert r.status_code == 409 and "coco, cvat, png" in r.json()["error"]["message"]
 
 
 def test_cvat_runs_are_row_major_from_a_zero_run():
