@@ -101,7 +101,7 @@ def test_cvat_masks_and_typed_attributes_read_back_from_our_export():
         width=WIDTH,
         height=HEIGHT,
         frame_count=5,
-        frames={1: [exports.mask_object("car", rle.encode(m), track_id=0)]},
+        frames={1: [exports.mask_object("car", rle.encode(m))]},
     )
     xml = exports.to_cvat_video(video, ["car"]).decode()
     parsed = gold_formats.parse_cvat_shapes(xml, size=[HEIGHT, WIDTH])
@@ -295,7 +295,7 @@ def test_mask_gold_from_cvat_and_a_bad_mask_imports_nothing(world_factory, clien
     world = world_factory(n=2, overlap=1, annotation_type="mask", label_classes=["car"])
     mts = world.regular()
     frames = {
-        f: [exports.mask_object("car", rle.encode(_disc(200, 150, 20 + f)), track_id=0)]
+        f: [exports.mask_object("car", rle.encode(_disc(200, 150, 20 + f)))]
         for mt in mts
         for f in world.frames_of(mt)
     }
