@@ -7,7 +7,8 @@ through :func:`round_half_up` exactly once.
 
 The model (``/work/shared/DESIGN.md``, calibrated by :func:`calibration_factor`)::
 
-    complexity       = clamp(1 + a·motion + b·clutter [+ d·log2(boundary / ref)], c_min, c_max)
+    complexity       = clamp(1 + a·motion + b·clutter [+ d·log2(boundary / ref)
+                             + e·log2(area / area_ref)], c_min, c_max)
     expected_seconds = t0[type] + units * t_obj[type] * complexity
                        + frames * objects * attributes * t_attribute
                        + frames * relations * t_relation
@@ -133,6 +134,11 @@ class PricingPolicyData:
     # against a reference object (~120 x 120 px), on a log scale: twice the edge to paint adds d.
     boundary_coef: float = 0.5  # d
     boundary_ref: float = 480.0
+    # ... and its mean area, in pixels, against the same reference object (120 x 120 px): the
+    # brush covers the inside, and the fill tool does most of it, so area weighs far less than
+    # the edge — twice the area adds e. Both are corrected on measured time like the rest.
+    area_coef: float = 0.15  # e
+    area_ref: float = 14_400.0
     complexity_min: float = 0.75
     complexity_max: float = 3.0
     floor_hourly: int = 1_200  # minor units per hour, everywhere
@@ -169,6 +175,7 @@ class TaskFeatures:
     motion: float = 0.0
     clutter: float = 0.0
     boundary: float = 0.0  # masks: mean boundary pixels per object; 0 while unknown
+    area: float = 0.0  # masks: mean pixels per object; 0 while unknown
     attributes: float = 0.0  # attributes asked per object (``label_schema.asked_per_object``)
     relations: float = 0.0  # relations expected per annotated frame
     # Tracks: a mask is painted on every keyframe of every object (a track job's track_masks).
@@ -214,6 +221,7 @@ def task_complexity(features: TaskFeatures, *, policy: PricingPolicyData) -> flo
         clutter=features.clutter,
         policy=policy,
         boundary=features.boundary if features.annotation_type == "mask" else 0.0,
+        area=features.area if features.annotation_type == "mask" else 0.0,
     )
 
 
@@ -226,7 +234,12 @@ class TaskPrice:
 
 
 def complexity(
-    *, motion: float, clutter: float, policy: PricingPolicyData, boundary: float = 0.0
+    *,
+    motion: float,
+    clutter: float,
+    policy: PricingPolicyData,
+    boundary: float = 0.0,
+    area: float = 0.0,
 ) -> float:
     """The one complexity score: stored on a microtask at ingestion, shown to its requester and
     multiplied into its price (``price_task``), all with the same policy's coefficients.
@@ -240,11 +253,15 @@ def complexity(
     ``boundary`` (masks only; 0 while unknown) is the mean boundary length of one object in
     pixels, measured on the content (gold answers, consensus of first submissions): painting a
     mask is tracing its edge, so time grows with the edge, on a log scale — half the reference
-    edge takes off ``d``, twice adds it.
+    edge takes off ``d``, twice adds it. ``area`` (masks only; 0 while unknown), the mean pixels
+    of one object, adds ``e`` per doubling against the reference object's: brushing the inside
+    (or one click of the fill tool) costs far less than the edge.
     """
     raw = 1.0 + policy.motion_coef * motion + policy.clutter_coef * clutter
     if boundary > 0:
         raw += policy.boundary_coef * math.log2(boundary / policy.boundary_ref)
+    if area > 0:
+        raw += policy.area_coef * math.log2(area / policy.area_ref)
     return float(min(policy.complexity_max, max(policy.complexity_min, raw)))
 
 
@@ -284,6 +301,7 @@ def price_task(
             clutter=features.clutter,
             policy=policy,
             boundary=features.boundary,
+            area=features.area,
         )
         if masks
         else 0.0

@@ -86,7 +86,8 @@ class FrameFeatures:
 
 @dataclass(frozen=True)
 class MaskContent:
-    """What a set of masks asks of a painter: pricing's ``boundary`` is ``boundary_per_object``."""
+    """What a set of masks asks of a painter: pricing's ``boundary`` and ``area`` are
+    ``boundary_per_object`` and ``area_per_object``."""
 
     count: int
     area_per_object: float  # pixels

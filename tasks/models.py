@@ -165,6 +165,10 @@ class MicroTask(models.Model):
         default=0.0,
         help_text="Masks: mean boundary pixels per object, from gold or consensus (0: not yet)",
     )
+    content_area = models.FloatField(
+        default=0.0,
+        help_text="Masks: mean pixels per object, from gold or consensus (0: not yet)",
+    )
 
     price = models.BigIntegerField(default=0, help_text="Base pay per replica, minor units")
     is_gold = models.BooleanField(default=False)

@@ -53,6 +53,7 @@ def task_features(mt: MicroTask, job: Job) -> pricing.TaskFeatures:
         motion=mt.motion,
         clutter=mt.clutter,
         boundary=mt.content_boundary,
+        area=mt.content_area,
         attributes=label_schema.asked_per_object(
             label_schema.parse(job.label_attributes), job.label_classes
         ),

@@ -533,19 +533,21 @@ def _process_regular(mt: MicroTask) -> str:
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
     if job.annotation_type == AnnotationType.MASK:
-        # What the content asks of a painter (objects per frame, edge per object), for pricing's
-        # calibration on measured work (``tasks.quoting``): the requester's estimate refined.
+        # What the content asks of a painter (objects per frame, edge and area per object), for
+        # pricing's calibration on measured work (``tasks.quoting``): the estimate refined.
         content = mask_content(frames)
         mt.content_boundary = content.boundary_per_object
+        mt.content_area = content.area_per_object
         mt.expected_objects = min(500, max(1, round(content.objects_per_frame)))
-        mt.save(update_fields=["content_boundary", "expected_objects"])
+        mt.save(update_fields=["content_boundary", "content_area", "expected_objects"])
     elif job.annotation_type == AnnotationType.TRACK and job.track_masks:
         # The edge per object of the consensus keyframe masks: what painting them asks, for
         # pricing the masks of the job's later microtasks (``payments.pricing.price_task``).
         content = mask_content(frames)
         if content.count:
             mt.content_boundary = content.boundary_per_object
-            mt.save(update_fields=["content_boundary"])
+            mt.content_area = content.area_per_object
+            mt.save(update_fields=["content_boundary", "content_area"])
     # The next microtask's seam proposal may have waited for this consensus.
     seam_ready(microtask=mt)
     # Independent consensus measures the proposal sources nobody here took from.

@@ -158,3 +158,24 @@ def test_a_saved_policy_without_mask_coefficients_prices_masks_with_the_defaults
     data = policy_data(saved)
     assert data.base["bbox"] == 1.0 and data.base["mask"] == POLICY.base["mask"]
     assert pricing.price_task(TaskFeatures("mask", 5, 2), policy=data).price > 0
+
+
+def test_mask_complexity_grows_with_the_area_to_cover_far_less_than_with_the_edge():
+    plain = pricing.complexity(motion=0, clutter=0, policy=POLICY)
+    ref = POLICY.area_ref
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY, area=0.0) == plain
+    assert pricing.complexity(motion=0, clutter=0, policy=POLICY, area=ref) == plain
+    twice = pricing.complexity(motion=0, clutter=0, policy=POLICY, area=2 * ref)
+    assert twice == pytest.approx(plain + POLICY.area_coef)
+    assert 0 < POLICY.area_coef < POLICY.boundary_coef  # the edge is what takes the time
+    big = TaskFeatures("mask", 10, 3, boundary=POLICY.boundary_ref, area=16 * ref)
+    small = TaskFeatures("mask", 10, 3, boundary=POLICY.boundary_ref, area=ref / 4)
+    hi, lo = (pricing.price_task(f, policy=POLICY) for f in (big, small))
+    assert hi.price > lo.price and hi.expected_seconds > lo.expected_seconds
+    for p in (hi, lo):  # under the fair-pay floor either way
+        assert Fraction(p.price) * 3600 / Fraction(p.expected_seconds) >= POLICY.floor_hourly
+    # A box job's complexity ignores a mask area it was never asked to paint.
+    box = TaskFeatures("bbox", 10, 3, area=16 * ref)
+    assert pricing.task_complexity(box, policy=POLICY) == pricing.task_complexity(
+        TaskFeatures("bbox", 10, 3), policy=POLICY
+    )

@@ -59,6 +59,7 @@ def test_mask_consensus_accepts_pays_and_measures_the_content(
     assert result.decision == ConsensusDecision.ACCEPT
     assert mt.status == MicroTaskStatus.COMPLETE
     assert mt.content_boundary > 0
+    assert mt.content_area > 0  # the consensus masks' mean pixels per object, for pricing
     truth = mask_payload(world, mt)["masks"]
     assert mt.expected_objects == max(1, round(len(truth) / len(world.frames_of(mt))))
     stored = [s for shapes in result.frames.values() for s in shapes]

@@ -91,3 +91,18 @@ def test_a_mask_microtask_is_priced_by_the_boundary_measured_on_its_content():
     )
     assert priced[ragged.pk].price > priced[plain.pk].price
     assert priced[ragged.pk].expected_seconds > priced[plain.pk].expected_seconds
+
+
+@pytest.mark.django_db
+def test_a_mask_microtask_is_priced_by_the_area_measured_on_its_content():
+    from tests.tasks.claim_fixtures import ready_job
+
+    job = ready_job(n=2, overlap=1, annotation_type="mask", budget=0)
+    plain, large = MicroTask.objects.filter(job=job).order_by("index")
+    large.content_area = 4 * active_policy().area_ref  # two doublings of the area
+    large.save(update_fields=["content_area"])
+    priced = {p.microtask.pk: p.price for (p,) in zip(quoting.microtask_prices(job=job)[0])}
+    assert priced[large.pk].complexity == pytest.approx(
+        priced[plain.pk].complexity + 2 * active_policy().area_coef
+    )
+    assert priced[large.pk].price > priced[plain.pk].price
