@@ -5,11 +5,24 @@ retry with the same key is a no-op that returns the first result, a reuse of the
 different movement is an error. Be extremely careful changing a key's format: keys are how a
 replayed webhook, a retried Celery task or a double-clicked button is recognised.
 
-Locking: every service that touches a job's escrow first locks that job's ``job_escrow`` account
-row (``SELECT ... FOR UPDATE``, :func:`lock_account`), which serialises money movements per job;
-cached balances are then updated in account-id order, so two transactions never wait on each
-other in a cycle. What the movements mean (escrow, work pay) lives in ``payments.escrow`` and
-``payments.work``; this module only knows accounts and legs.
+Locking — one global order, so two transactions never wait on each other in a cycle:
+
+1. the job's ``job_escrow`` account row (:func:`lock_job_money`), before any other lock a money
+   service takes: it serialises the money movements of one job. A service that finds its job
+   through another row (a funding, a refund) reads that row unlocked, takes the job's money
+   lock, then locks the row (``of=("self",)``: never the job's row with it).
+2. then the rows of the money objects (fundings, refunds, payouts, holds), and worker accounts
+   (payout runs lock them in id order);
+3. cached balances are updated in account-id order by :func:`ledger_post` /
+   :func:`ledger_post_many`; system accounts (Stripe clearing, platform revenue, refunds) are
+   shared by every job and have no cached balance, so no posting ever locks them.
+
+A job's own row is never locked ``FOR UPDATE`` (``marketplace.lifecycle.lock_job`` takes
+``FOR NO KEY UPDATE``): every posting about a job checks its foreign key to the job at commit
+with a KEY SHARE lock, which ``FOR UPDATE`` blocks — the deadlock of issue #16 (a funding check
+held its funding *and job* rows, then waited on the escrow row an approval held while the
+approval's commit waited on the job row). What the movements mean (escrow, work pay) lives in
+``payments.escrow`` and ``payments.work``; this module only knows accounts and legs.
 """
 
 from __future__ import annotations
@@ -69,6 +82,13 @@ def ledger_account(
 
 def lock_account(account: LedgerAccount) -> LedgerAccount:
     return LedgerAccount.objects.select_for_update().get(pk=account.pk)
+
+
+def lock_job_money(job_id: int) -> LedgerAccount:
+    """Take job ``job_id``'s money lock (its ``job_escrow`` row, created on first use): the first
+    lock of every transaction that moves the job's money (see the module's lock order)."""
+    job = Job.objects.only("pk", "currency").get(pk=job_id)
+    return lock_account(ledger_account(kind=AccountKind.JOB_ESCROW, currency=job.currency, job=job))
 
 
 def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:

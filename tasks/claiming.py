@@ -41,7 +41,7 @@ from marketplace.errors import (
     PermissionDenied,
     ValidationError,
 )
-from marketplace.lifecycle import job_transition
+from marketplace.lifecycle import job_transition, lock_job
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 from marketplace.sql import fetch_prepared, native, statement
 
@@ -222,7 +222,7 @@ def _fill_slots(job: Job) -> SlotFill:
 def job_publish(*, job: Job, by: User) -> SlotFill:
     """Make a ready job's microtasks claimable, as far as its funded budget covers them."""
     _require_owner(job, by)
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status != JobStatus.READY:
         raise InvalidTransition(
             f"Only a ready job can be published; this one is {job.get_status_display().lower()}."
@@ -241,7 +241,7 @@ def job_publish(*, job: Job, by: User) -> SlotFill:
 @transaction.atomic
 def job_fill_slots(*, job: Job) -> SlotFill:
     """Fund more of a published or paused job's work (after more escrow arrived)."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status not in (JobStatus.PUBLISHED, JobStatus.PAUSED):
         raise InvalidTransition("Only a published or paused job takes more work.")
     return _fill_slots(job)
@@ -288,7 +288,7 @@ def job_resume(*, job: Job, by: User) -> Job:
     ``tasks.receivers`` on the transition). Only a paused job resumes: a ready one is published
     (``job_publish`` funds its slots first)."""
     _require_owner(job, by)
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status != JobStatus.PAUSED:
         raise InvalidTransition(
             f"Only a paused job can be resumed; this one is {job.get_status_display().lower()}."

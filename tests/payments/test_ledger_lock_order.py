@@ -1,0 +1,107 @@
+"""The lock order of a job's money (found by ``bench/load``: a 503 on a funding's check).
+
+Paying a worker (``work_pay``), reserving or releasing a slot lock the job's ``job_escrow``
+account row, post, and at commit take a KEY SHARE lock on the job's row (the ledger
+transaction's foreign key: Django's foreign keys are checked at commit). The funding check
+(``funding_refresh`` -> ``funding_confirm_checkout`` -> ``funding_confirm``) locked the funding
+*with its job* (``select_for_update().select_related("job")`` is ``FOR UPDATE`` on both rows),
+then updated the escrow row: job row, then escrow — the payer's commit waited on the job row
+the check held, the check waited on the escrow row the payer held, and PostgreSQL killed one
+with "deadlock detected" while it updated ``payments_ledgeraccount``.
+
+The global order is now: a job's ``job_escrow`` row first (``posting.lock_job_money``), and job
+rows are locked ``FOR NO KEY UPDATE`` (which a foreign key's KEY SHARE never waits on).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from payments import funding as funding_services
+from payments.models import FundingStatus
+from payments.selectors import escrow_balance
+from payments.work import work_paid
+from tasks import paying
+from tests.payments.conftest import (
+    assert_ledger_consistent,
+    checkout_funding,
+    pay_checkout,
+    reserved_assignment,
+)
+from tests.tasks.claim_fixtures import published_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEADLINE_SECONDS = 10
+
+
+def _someone_waits_on_a_lock() -> bool:
+    """Whether another backend waits for a lock (``pg_locks`` is live, unlike
+    ``pg_stat_activity``, which a transaction sees as of its first read)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
+        return cur.fetchone()[0] > 0
+
+
+def _wait_for_a_lock_waiter() -> bool:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if _someone_waits_on_a_lock():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_funding_check_while_a_worker_of_the_job_is_paid_does_not_deadlock(stripe_server):
+    job = published_job(n=2, price=60, budget=20_000)
+    job.budget = 10**6  # room for the funding below
+    job.save(update_fields=["budget"])
+    a = reserved_assignment(job, price=60, active_seconds=60)
+    f = checkout_funding(job, amount=2_000)
+    pay_checkout(stripe_server, f)  # Stripe took the money; the check below credits it
+    before = escrow_balance(job=job).funded
+
+    payer_holds_escrow = threading.Event()
+    errors: list[BaseException] = []
+    waited: list[bool] = []
+
+    def payer() -> None:
+        # An approval paying the worker: the job's escrow row is locked and updated; the
+        # transaction commits only once the funding check is waiting on that row.
+        try:
+            with transaction.atomic():
+                paying.assignment_pay(assignment=a, credit=1.0)
+                payer_holds_escrow.set()
+                waited.append(_wait_for_a_lock_waiter())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            payer_holds_escrow.set()
+            connection.close()
+
+    def requester() -> None:
+        try:
+            assert payer_holds_escrow.wait(DEADLINE_SECONDS)
+            funding_services.funding_refresh(funding=f)  # what the check endpoint does
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=payer), threading.Thread(target=requester)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert waited == [True]  # the two really met on a lock
+    assert errors == []
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED
+    assert escrow_balance(job=job).funded == before + 2_000
+    assert work_paid(assignment_id=a.pk)
+    assert_ledger_consistent()
