@@ -41,6 +41,7 @@ from .posting import (
     check_money_amount,
     ledger_account,
     ledger_post,
+    lock_account,
     lock_job_money,
 )
 from .selectors import escrow_balance
@@ -495,10 +496,11 @@ def funding_failed(*, payment_intent_id: str) -> Funding | None:
 def job_refund_unspent(*, job: Job, actor: User, reason: str = "") -> list[Refund]:
     """Refund a finished job's unspent escrow through Stripe (across its fundings)."""
     _owner_or_admin(job, actor)
-    escrow = lock_job_money(job.pk)  # the job's money lock first, then its row (no key)
     job = lock_job(job.pk)
     if job.status not in FINAL_JOB_STATUSES:
         raise Conflict("Unspent escrow is refunded once the job is completed or cancelled.")
+    escrow, _ = job_accounts(job)
+    escrow = lock_account(escrow)
     left = escrow.balance
     refunds: list[Refund] = []
     for funding in (

@@ -7,8 +7,10 @@ replayed webhook, a retried Celery task or a double-clicked button is recognised
 
 Locking — one global order, so two transactions never wait on each other in a cycle:
 
-1. the job's ``job_escrow`` account row (:func:`lock_job_money`), before any other lock a money
-   service takes: it serialises the money movements of one job. A service that finds its job
+0. a service that changes the job itself (a transition, filling its slots, a refund of a
+   closed job) locks the job's row first, ``FOR NO KEY UPDATE`` (see below);
+1. the job's ``job_escrow`` account row (:func:`lock_job_money`, :func:`lock_account`), before
+   any other money row: it serialises the money movements of one job. A service that finds its job
    through another row (a funding, a refund) reads that row unlocked, takes the job's money
    lock, then locks the row (``of=("self",)``: never the job's row with it).
 2. then the rows of the money objects (fundings, refunds, payouts, holds), and worker accounts
@@ -84,11 +86,15 @@ def lock_account(account: LedgerAccount) -> LedgerAccount:
     return LedgerAccount.objects.select_for_update().get(pk=account.pk)
 
 
-def lock_job_money(job_id: int) -> LedgerAccount:
-    """Take job ``job_id``'s money lock (its ``job_escrow`` row, created on first use): the first
-    lock of every transaction that moves the job's money (see the module's lock order)."""
-    job = Job.objects.only("pk", "currency").get(pk=job_id)
-    return lock_account(ledger_account(kind=AccountKind.JOB_ESCROW, currency=job.currency, job=job))
+def lock_job_money(job_id: int) -> LedgerAccount | None:
+    """Take job ``job_id``'s money lock (its ``job_escrow`` row): the first lock of every
+    transaction that moves the job's money (see the module's lock order). None when the job has
+    no escrow account yet (no money of it ever moved; the first posting creates it)."""
+    return (
+        LedgerAccount.objects.select_for_update()
+        .filter(kind=AccountKind.JOB_ESCROW, job_id=job_id)
+        .first()
+    )
 
 
 def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:

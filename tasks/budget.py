@@ -43,6 +43,11 @@ def slot_reservation(*, microtask: MicroTask) -> int:
     return int(_pay_selectors.slot_reservation_for(microtask=microtask))
 
 
+def jobs_with_available_escrow(job_ids) -> set[int]:
+    """Which of ``job_ids`` have available (funded, unreserved) escrow."""
+    return _pay_selectors.jobs_with_available_escrow(job_ids)
+
+
 def available(*, job: Job) -> int:
     """Funded escrow of ``job`` not yet reserved or spent, minor units."""
     return int(_pay_selectors.escrow_balance(job=job).available)

@@ -261,18 +261,21 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
 
 def jobs_with_starved_slots() -> list[int]:
     """Published or paused jobs with an open microtask whose raised replica target has fewer
-    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review)."""
-    return list(
-        MicroTask.objects.filter(
-            is_gold=False,
-            status=MicroTaskStatus.OPEN,
-            job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
-        )
-        .annotate(n_slots=Count("slots"))
-        .filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
+    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review), and
+    those with available escrow and an open microtask without any slot yet (escrow credited
+    whose ``fill_job_slots`` message was lost: Redis down at the funding's commit)."""
+    open_work = MicroTask.objects.filter(
+        is_gold=False,
+        status=MicroTaskStatus.OPEN,
+        job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
+    ).annotate(n_slots=Count("slots"))
+    starved = set(
+        open_work.filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
         .values_list("job_id", flat=True)
         .distinct()
     )
+    unfilled = set(open_work.filter(n_slots=0).values_list("job_id", flat=True).distinct())
+    return sorted(starved | budget.jobs_with_available_escrow(unfilled - starved))
 
 
 @transaction.atomic
