@@ -21,11 +21,13 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from payments import escrow
 from payments import funding as funding_services
 from payments.models import FundingStatus
 from payments.selectors import escrow_balance
 from payments.work import work_paid
-from tasks import paying
+from tasks import claiming, paying
+from tasks.models import Slot
 from tests.payments.conftest import (
     assert_ledger_consistent,
     checkout_funding,
@@ -103,5 +105,54 @@ def test_a_funding_check_while_a_worker_of_the_job_is_paid_does_not_deadlock(str
     f.refresh_from_db()
     assert f.status == FundingStatus.SUCCEEDED
     assert escrow_balance(job=job).funded == before + 2_000
+    assert work_paid(assignment_id=a.pk)
+    assert_ledger_consistent()
+
+
+def test_filling_a_jobs_slots_while_a_worker_of_the_job_is_paid_does_not_deadlock():
+    """The same cycle from the Celery side: ``fill_job_slots`` locked the job's row (``FOR
+    UPDATE``) and then waited for its escrow row, held by an approval whose commit needed a KEY
+    SHARE lock on that job row. Job rows are now locked ``FOR NO KEY UPDATE``."""
+    job = published_job(n=4, price=60, overlap=1, budget=200)
+    slots = Slot.objects.filter(job=job).count()
+    escrow.escrow_fund(job=job, amount=5_000, key=f"more:{job.pk}")  # covers the rest
+    a = reserved_assignment(job, price=60, active_seconds=60)
+
+    payer_holds_escrow = threading.Event()
+    errors: list[BaseException] = []
+    waited: list[bool] = []
+    filled: list[int] = []
+
+    def payer() -> None:
+        try:
+            with transaction.atomic():
+                paying.assignment_pay(assignment=a, credit=1.0)
+                payer_holds_escrow.set()
+                waited.append(_wait_for_a_lock_waiter())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            payer_holds_escrow.set()
+            connection.close()
+
+    def filler() -> None:
+        try:
+            assert payer_holds_escrow.wait(DEADLINE_SECONDS)
+            filled.append(claiming.job_fill_slots_if_open(job_id=job.pk))  # the Celery task
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=payer), threading.Thread(target=filler)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert waited == [True]
+    assert errors == []
+    assert filled and filled[0] > 0
+    assert Slot.objects.filter(job=job).count() == slots + filled[0]
     assert work_paid(assignment_id=a.pk)
     assert_ledger_consistent()
