@@ -97,6 +97,24 @@ def lock_job_money(job_id: int) -> LedgerAccount | None:
     )
 
 
+def lock_money_of(*, job_ids: Iterable[int], worker_ids: Iterable[int]) -> None:
+    """Lock, in the global order, the money rows a transaction paying work of several jobs
+    and workers updates: the jobs' ``job_escrow`` rows (id order), then those workers'
+    ``worker_pending`` accounts (id order). Each posting orders its own legs, but one that pays
+    worker A then B beside one paying B then A (two jobs: different escrow locks) deadlocked on
+    the shared worker rows; locked up front, the postings only re-take locks they hold."""
+    for kind, filters in (
+        (AccountKind.JOB_ESCROW, {"job_id__in": sorted(set(job_ids))}),
+        (AccountKind.WORKER_PENDING, {"worker_id__in": sorted(set(worker_ids))}),
+    ):
+        list(
+            LedgerAccount.objects.select_for_update()
+            .filter(kind=kind, **filters)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+
 def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:
     """Refuse anything but a whole, positive amount of minor units up to ``MONEY_AMOUNT_MAX``.
 

@@ -23,11 +23,14 @@ from django.db import connection, transaction
 
 from payments import escrow
 from payments import funding as funding_services
+from payments.ledger import AccountKind
 from payments.models import FundingStatus
+from payments.posting import ledger_account
 from payments.selectors import escrow_balance
 from payments.work import work_paid
-from tasks import claiming, paying
-from tasks.models import Slot
+from tasks import budget, claiming, paying, reviewing
+from tasks.models import Assignment, AssignmentStatus, Slot
+from tests.factories import WorkerFactory
 from tests.payments.conftest import (
     assert_ledger_consistent,
     checkout_funding,
@@ -42,10 +45,16 @@ DEADLINE_SECONDS = 10
 
 
 def _someone_waits_on_a_lock() -> bool:
-    """Whether another backend waits for a lock (``pg_locks`` is live, unlike
-    ``pg_stat_activity``, which a transaction sees as of its first read)."""
+    """Whether another backend of this test database waits for a lock (``pg_locks`` is live;
+    ``pg_stat_activity``, which names the database, is re-read: a transaction otherwise sees it
+    as of its first read; other databases on the server are other people's)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute(
+            "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid "
+            "WHERE NOT l.granted AND l.pid <> pg_backend_pid() "
+            "AND s.datname = current_database()"
+        )
         return cur.fetchone()[0] > 0
 
 
@@ -155,4 +164,75 @@ def test_filling_a_jobs_slots_while_a_worker_of_the_job_is_paid_does_not_deadloc
     assert filled and filled[0] > 0
     assert Slot.objects.filter(job=job).count() == slots + filled[0]
     assert work_paid(assignment_id=a.pk)
+    assert_ledger_consistent()
+
+
+def _submitted(job, worker):
+    a = reserved_assignment(job, worker=worker, price=60, active_seconds=60)
+    Assignment.objects.filter(pk=a.pk).update(status=AssignmentStatus.SUBMITTED)
+    return a
+
+
+def test_two_bulk_approvals_paying_the_same_workers_in_opposite_orders_do_not_deadlock(
+    monkeypatch,
+):
+    """Each posting orders its own legs, but a transaction paying several workers took their
+    (shared, cross-job) pending accounts one posting at a time: approvals of job A paying worker
+    1 then 2, beside approvals of job B paying 2 then 1, deadlocked on the worker rows (their
+    escrow locks differ). The rows are now locked up front in the global order."""
+    w1, w2 = WorkerFactory(), WorkerFactory()
+    job_a = published_job(n=1, price=60, overlap=1, budget=5_000)
+    job_b = published_job(n=1, price=60, overlap=1, budget=5_000)
+    # A live platform: the workers were paid before, fees were taken before.
+    for w in (w1, w2):
+        ledger_account(kind=AccountKind.WORKER_PENDING, currency=job_a.currency, worker=w)
+    ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=job_a.currency)
+    a1, a2 = _submitted(job_a, w1), _submitted(job_a, w2)  # job A pays w1, then w2
+    b1, b2 = _submitted(job_b, w2), _submitted(job_b, w1)  # job B pays w2, then w1
+
+    first_paid = {job_a.pk: threading.Event(), job_b.pk: threading.Event()}
+    other = {job_a.pk: job_b.pk, job_b.pk: job_a.pk}
+    real_pay = budget.pay
+    calls: dict[int, int] = {}
+
+    def pay(*, assignment, **kwargs):
+        # Between its two payments each approval waits until the other one paid its first
+        # worker (the opposite order), or is waiting on a lock (the fixed order keeps it out).
+        job_id = assignment.microtask.job_id
+        calls[job_id] = calls.get(job_id, 0) + 1
+        if calls[job_id] == 2:
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while time.monotonic() < deadline and not first_paid[other[job_id]].is_set():
+                if _someone_waits_on_a_lock():
+                    break
+                time.sleep(0.02)
+        out = real_pay(assignment=assignment, **kwargs)
+        first_paid[job_id].set()
+        return out
+
+    monkeypatch.setattr(budget, "pay", pay)
+    errors: list[BaseException] = []
+
+    def review(job, ids) -> None:
+        try:
+            reviewing.assignments_review_bulk(
+                by=job.requester, action="approve", assignment_ids=ids
+            )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            first_paid[job.pk].set()
+            connection.close()
+
+    threads = [
+        threading.Thread(target=review, args=(job_a, [a1.pk, a2.pk])),
+        threading.Thread(target=review, args=(job_b, [b1.pk, b2.pk])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_SECONDS * 3)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert all(work_paid(assignment_id=x.pk) for x in (a1, a2, b1, b2))
     assert_ledger_consistent()
