@@ -39,11 +39,23 @@ def can_transition(current: str, new: str) -> bool:
     return new in allowed_next(current)
 
 
+def lock_job(job_id: int) -> Job:
+    """Lock a job's row for a change of its fields (status, budget, settings): the one way to.
+
+    ``FOR NO KEY UPDATE``, never ``FOR UPDATE``: every row that references the job (a ledger
+    transaction, a slot, an assignment) takes a KEY SHARE lock on it when its foreign key is
+    checked, at commit. ``FOR UPDATE`` conflicts with that, so a transaction holding the job
+    row and waiting for the job's escrow account deadlocked with one holding the escrow and
+    committing a posting (issue #16). ``FOR NO KEY UPDATE`` still serialises changes of the job.
+    """
+    return Job.objects.select_for_update(no_key=True).get(pk=job_id)
+
+
 @transaction.atomic
 def job_transition(*, job: Job, to: str, reason: str = "", by: User | None = None) -> Job:
     """Move ``job`` to status ``to`` if the state machine allows it (row-locked), then tell the
     apps above (``job_transitioned``; ``by`` is who asked, None for the system)."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if not can_transition(job.status, to):
         raise InvalidTransition(
             f"A {job.get_status_display().lower()} job cannot become {JobStatus(to).label.lower()}."

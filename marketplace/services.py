@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from . import bounds, label_schema
 from .errors import InvalidTransition, PermissionDenied, ValidationError
+from .lifecycle import lock_job
 from .models import (
     AnnotationType,
     ConsensusMethod,
@@ -326,7 +327,7 @@ def job_update(*, job: Job, by: User | None = None, **fields: Any) -> Job:
 
     ``by`` is who edits (the requester by default): an admin may set a higher priority.
     """
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status != JobStatus.DRAFT:
         raise InvalidTransition("Only a draft job can be edited.")
     _unknown_fields(fields)
@@ -346,7 +347,7 @@ def job_budget_raise(*, job: Job, by: User, budget: Any) -> Job:
     Unlike the other settings a budget may grow after the draft (a quote above it is the usual
     reason), never shrink: funding already paid in under it stays within it.
     """
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if not (by.is_staff or job.requester_id == by.pk):
         raise PermissionDenied("Only the job's requester can change its budget.")
     if job.is_final:

@@ -45,6 +45,7 @@ def escrow_fund(
     check_money_amount(amount)
     check_job_currency(job=job)
     escrow, _ = job_accounts(job)
+    lock_account(escrow)  # the job's money lock first (``payments.posting``'s lock order)
     clearing = ledger_account(kind=AccountKind.STRIPE_CLEARING, currency=job.currency)
     tx, created = ledger_post(
         key=f"fund:{key}",

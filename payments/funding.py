@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from marketplace.errors import Conflict, PermissionDenied, ValidationError
+from marketplace.lifecycle import lock_job
 from marketplace.models import FINAL_JOB_STATUSES, Job, User
 from marketplace.money import format_money
 
@@ -35,7 +36,14 @@ from .models import (
     StripeEvent,
     TxKind,
 )
-from .posting import audit_log_record, check_money_amount, ledger_account, ledger_post, lock_account
+from .posting import (
+    audit_log_record,
+    check_money_amount,
+    ledger_account,
+    ledger_post,
+    lock_account,
+    lock_job_money,
+)
 from .selectors import escrow_balance
 from .signals import escrow_funded
 
@@ -285,6 +293,14 @@ def _session_intent_id(session: dict) -> str:
     return str((pi.get("id") if isinstance(pi, dict) else pi) or "")
 
 
+def _lock_money_of(rows) -> None:
+    """Take the money lock of the job of ``rows`` (fundings or refunds, read unlocked), before
+    locking the row itself: ``payments.posting``'s lock order, escrow first."""
+    job_id = rows.values_list("job_id", flat=True).first()
+    if job_id is not None:
+        lock_job_money(job_id)
+
+
 def _attach_from_checkout(payment_intent_id: str, intent: dict | None) -> Funding | None:
     """The funding a Checkout PaymentIntent belongs to, before its session's completion was
     seen: the PaymentIntent's metadata names a funding whose recorded Checkout Session, re-read
@@ -292,8 +308,9 @@ def _attach_from_checkout(payment_intent_id: str, intent: dict | None) -> Fundin
     named = str(((intent or {}).get("metadata") or {}).get("funding_id", ""))
     if not named.isdigit():
         return None
+    _lock_money_of(Funding.objects.filter(pk=int(named)))
     funding = (
-        Funding.objects.select_for_update()
+        Funding.objects.select_for_update(of=("self",))
         .select_related("job")
         .filter(pk=int(named))
         .exclude(stripe_checkout_session_id="")
@@ -325,8 +342,10 @@ def funding_confirm(
     is an anomaly: the event contradicts Stripe.
     """
     intent = _intent_from_stripe(payment_intent_id)
+    if payment_intent_id:
+        _lock_money_of(Funding.objects.filter(stripe_payment_intent_id=payment_intent_id))
     funding = (
-        Funding.objects.select_for_update()
+        Funding.objects.select_for_update(of=("self",))
         .select_related("job")
         .filter(stripe_payment_intent_id=payment_intent_id)
         .first()
@@ -446,7 +465,7 @@ def funding_confirm(
 def funding_failed(*, payment_intent_id: str) -> Funding | None:
     """A failure or cancellation event: the funding's status follows Stripe's, never the body."""
     funding = (
-        Funding.objects.select_for_update()
+        Funding.objects.select_for_update(of=("self",))
         .filter(stripe_payment_intent_id=payment_intent_id)
         .first()
         if payment_intent_id
@@ -477,7 +496,7 @@ def funding_failed(*, payment_intent_id: str) -> Funding | None:
 def job_refund_unspent(*, job: Job, actor: User, reason: str = "") -> list[Refund]:
     """Refund a finished job's unspent escrow through Stripe (across its fundings)."""
     _owner_or_admin(job, actor)
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status not in FINAL_JOB_STATUSES:
         raise Conflict("Unspent escrow is refunded once the job is completed or cancelled.")
     escrow, _ = job_accounts(job)
@@ -562,12 +581,15 @@ def refund_update_from_stripe(
             raise
         stripe_refund = None
     with transaction.atomic():
-        qs = Refund.objects.select_for_update().select_related("job", "funding")
+        if stripe_refund_id:  # a failed refund brings money back to the escrow: its lock first
+            _lock_money_of(Refund.objects.filter(stripe_refund_id=stripe_refund_id))
+        qs = Refund.objects.select_for_update(of=("self",)).select_related("job", "funding")
         refund = qs.filter(stripe_refund_id=stripe_refund_id).first() if stripe_refund_id else None
         named = str(((stripe_refund or {}).get("metadata") or {}).get("refund_id", ""))
         if refund is None and named.isdigit():
             # Not ``stripe_refund_id=""`` in the query: ``refund_submit`` may be recording the id
             # right now, and the lock waits for it; a different recorded id is checked below.
+            _lock_money_of(Refund.objects.filter(pk=int(named)))
             refund = qs.filter(pk=int(named)).first()
 
         def flag(kind: str, message: str) -> StripeCheck:
@@ -794,8 +816,10 @@ def funding_confirm_checkout(
     cancelled it, or is starting a new payment).
     """
     session = _session_from_stripe(session_id)
+    if session_id:
+        _lock_money_of(Funding.objects.filter(stripe_checkout_session_id=session_id))
     funding = (
-        Funding.objects.select_for_update()
+        Funding.objects.select_for_update(of=("self",))
         .select_related("job")
         .filter(stripe_checkout_session_id=session_id)
         .first()

@@ -5,11 +5,26 @@ retry with the same key is a no-op that returns the first result, a reuse of the
 different movement is an error. Be extremely careful changing a key's format: keys are how a
 replayed webhook, a retried Celery task or a double-clicked button is recognised.
 
-Locking: every service that touches a job's escrow first locks that job's ``job_escrow`` account
-row (``SELECT ... FOR UPDATE``, :func:`lock_account`), which serialises money movements per job;
-cached balances are then updated in account-id order, so two transactions never wait on each
-other in a cycle. What the movements mean (escrow, work pay) lives in ``payments.escrow`` and
-``payments.work``; this module only knows accounts and legs.
+Locking — one global order, so two transactions never wait on each other in a cycle:
+
+0. a service that changes the job itself (a transition, filling its slots, a refund of a
+   closed job) locks the job's row first, ``FOR NO KEY UPDATE`` (see below);
+1. the job's ``job_escrow`` account row (:func:`lock_job_money`, :func:`lock_account`), before
+   any other money row: it serialises the money movements of one job. A service that finds its job
+   through another row (a funding, a refund) reads that row unlocked, takes the job's money
+   lock, then locks the row (``of=("self",)``: never the job's row with it).
+2. then the rows of the money objects (fundings, refunds, payouts, holds), and worker accounts
+   (payout runs lock them in id order);
+3. cached balances are updated in account-id order by :func:`ledger_post` /
+   :func:`ledger_post_many`; system accounts (Stripe clearing, platform revenue, refunds) are
+   shared by every job and have no cached balance, so no posting ever locks them.
+
+A job's own row is never locked ``FOR UPDATE`` (``marketplace.lifecycle.lock_job`` takes
+``FOR NO KEY UPDATE``): every posting about a job checks its foreign key to the job at commit
+with a KEY SHARE lock, which ``FOR UPDATE`` blocks — the deadlock of issue #16 (a funding check
+held its funding *and job* rows, then waited on the escrow row an approval held while the
+approval's commit waited on the job row). What the movements mean (escrow, work pay) lives in
+``payments.escrow`` and ``payments.work``; this module only knows accounts and legs.
 """
 
 from __future__ import annotations
@@ -69,6 +84,35 @@ def ledger_account(
 
 def lock_account(account: LedgerAccount) -> LedgerAccount:
     return LedgerAccount.objects.select_for_update().get(pk=account.pk)
+
+
+def lock_job_money(job_id: int) -> LedgerAccount | None:
+    """Take job ``job_id``'s money lock (its ``job_escrow`` row): the first lock of every
+    transaction that moves the job's money (see the module's lock order). None when the job has
+    no escrow account yet (no money of it ever moved; the first posting creates it)."""
+    return (
+        LedgerAccount.objects.select_for_update()
+        .filter(kind=AccountKind.JOB_ESCROW, job_id=job_id)
+        .first()
+    )
+
+
+def lock_money_of(*, job_ids: Iterable[int], worker_ids: Iterable[int]) -> None:
+    """Lock, in the global order, the money rows a transaction paying work of several jobs
+    and workers updates: the jobs' ``job_escrow`` rows (id order), then those workers'
+    ``worker_pending`` accounts (id order). Each posting orders its own legs, but one that pays
+    worker A then B beside one paying B then A (two jobs: different escrow locks) deadlocked on
+    the shared worker rows; locked up front, the postings only re-take locks they hold."""
+    for kind, filters in (
+        (AccountKind.JOB_ESCROW, {"job_id__in": sorted(set(job_ids))}),
+        (AccountKind.WORKER_PENDING, {"worker_id__in": sorted(set(worker_ids))}),
+    ):
+        list(
+            LedgerAccount.objects.select_for_update()
+            .filter(kind=kind, **filters)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
 
 
 def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:

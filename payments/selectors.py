@@ -211,6 +211,15 @@ class WorkerEarnings:
     paid_seconds: float
 
 
+def jobs_with_available_escrow(job_ids) -> set[int]:
+    """Which of ``job_ids`` have funded escrow not yet reserved or spent (a cached balance)."""
+    return set(
+        LedgerAccount.objects.filter(
+            kind=AccountKind.JOB_ESCROW, job_id__in=job_ids, balance__gt=0
+        ).values_list("job_id", flat=True)
+    )
+
+
 def worker_balances(*, worker: User, currency: str | None = None) -> dict[str, int]:
     """The fast read: the worker's cached account balances (pending, available, in_transit)."""
     currency = currency or settings.PLATFORM_CURRENCY

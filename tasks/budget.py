@@ -43,6 +43,19 @@ def slot_reservation(*, microtask: MicroTask) -> int:
     return int(_pay_selectors.slot_reservation_for(microtask=microtask))
 
 
+def jobs_with_available_escrow(job_ids) -> set[int]:
+    """Which of ``job_ids`` have available (funded, unreserved) escrow."""
+    return _pay_selectors.jobs_with_available_escrow(job_ids)
+
+
+def lock_pay_accounts(assignments) -> None:
+    """Before paying or releasing several assignments in one transaction: lock their jobs'
+    escrow and their workers' pending accounts in the ledger's global order (no deadlock with
+    another transaction paying the same workers in another order)."""
+    rows = [(a.microtask.job_id, a.worker_id) for a in assignments]
+    _posting.lock_money_of(job_ids=[j for j, _ in rows], worker_ids=[w for _, w in rows])
+
+
 def available(*, job: Job) -> int:
     """Funded escrow of ``job`` not yet reserved or spent, minor units."""
     return int(_pay_selectors.escrow_balance(job=job).available)

@@ -41,7 +41,7 @@ from marketplace.errors import (
     PermissionDenied,
     ValidationError,
 )
-from marketplace.lifecycle import job_transition
+from marketplace.lifecycle import job_transition, lock_job
 from marketplace.models import Job, JobStatus, User, WorkerProfile, WorkerStatus
 from marketplace.sql import fetch_prepared, native, statement
 
@@ -224,7 +224,7 @@ def _fill_slots(job: Job) -> SlotFill:
 def job_publish(*, job: Job, by: User) -> SlotFill:
     """Make a ready job's microtasks claimable, as far as its funded budget covers them."""
     _require_owner(job, by)
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status != JobStatus.READY:
         raise InvalidTransition(
             f"Only a ready job can be published; this one is {job.get_status_display().lower()}."
@@ -243,7 +243,7 @@ def job_publish(*, job: Job, by: User) -> SlotFill:
 @transaction.atomic
 def job_fill_slots(*, job: Job) -> SlotFill:
     """Fund more of a published or paused job's work (after more escrow arrived)."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status not in (JobStatus.PUBLISHED, JobStatus.PAUSED):
         raise InvalidTransition("Only a published or paused job takes more work.")
     return _fill_slots(job)
@@ -263,18 +263,21 @@ def job_fill_slots_if_open(*, job_id: int) -> int:
 
 def jobs_with_starved_slots() -> list[int]:
     """Published or paused jobs with an open microtask whose raised replica target has fewer
-    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review)."""
-    return list(
-        MicroTask.objects.filter(
-            is_gold=False,
-            status=MicroTaskStatus.OPEN,
-            job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
-        )
-        .annotate(n_slots=Count("slots"))
-        .filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
+    slots than it (``tasks.fill_starved_slots`` fills them, or sends them to review), and
+    those with available escrow and an open microtask without any slot yet (escrow credited
+    whose ``fill_job_slots`` message was lost: Redis down at the funding's commit)."""
+    open_work = MicroTask.objects.filter(
+        is_gold=False,
+        status=MicroTaskStatus.OPEN,
+        job__status__in=(JobStatus.PUBLISHED, JobStatus.PAUSED),
+    ).annotate(n_slots=Count("slots"))
+    starved = set(
+        open_work.filter(n_slots__gt=0, n_slots__lt=F("replica_target"))
         .values_list("job_id", flat=True)
         .distinct()
     )
+    unfilled = set(open_work.filter(n_slots=0).values_list("job_id", flat=True).distinct())
+    return sorted(starved | budget.jobs_with_available_escrow(unfilled - starved))
 
 
 @transaction.atomic
@@ -290,7 +293,7 @@ def job_resume(*, job: Job, by: User) -> Job:
     ``tasks.receivers`` on the transition). Only a paused job resumes: a ready one is published
     (``job_publish`` funds its slots first)."""
     _require_owner(job, by)
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    job = lock_job(job.pk)
     if job.status != JobStatus.PAUSED:
         raise InvalidTransition(
             f"Only a paused job can be resumed; this one is {job.get_status_display().lower()}."

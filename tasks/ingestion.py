@@ -92,7 +92,7 @@ HASH_CHUNK = 1024 * 1024
 def _job_for(*, job: Job, by: User | None) -> Job:
     """The job, locked, if ``by`` may manage it (404 otherwise, never 403)."""
     qs = Job.objects.all() if by is None else jobs_visible_to(by)
-    locked = qs.select_for_update().filter(pk=job.pk).first()
+    locked = qs.select_for_update(no_key=True).filter(pk=job.pk).first()
     if locked is None:
         raise NotFound("No such job.")
     return locked
@@ -361,7 +361,7 @@ def job_process(*, job: Job, by: User | None) -> Job:
 @transaction.atomic
 def job_ingestion_refresh(*, job_id: int) -> Job:
     """When no video of a processing job is left to ingest: ready if any succeeded, else failed."""
-    job = Job.objects.select_for_update().get(pk=job_id)
+    job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
     if job.status != JobStatus.PROCESSING:
         return job
     counts = dict(

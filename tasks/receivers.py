@@ -4,10 +4,12 @@ inside the sender's transaction, so its writes commit with the change."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
 from django.dispatch import receiver
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from marketplace.models import Job, JobStatus
 from marketplace.signals import job_transitioned
@@ -15,6 +17,8 @@ from payments import signals as payment_signals
 
 from . import budget, claiming, proposals
 from .tasks import compute_proposals, fill_job_slots
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(job_transitioned, dispatch_uid="tasks.on_job_transitioned")
@@ -40,5 +44,23 @@ def on_job_transitioned(*, job: Job, previous: str, by: Any, **_: Any) -> None:
 
 @receiver(payment_signals.escrow_funded, dispatch_uid="tasks.fill_slots_on_funding")
 def on_escrow_funded(sender, *, job_id: int, **kwargs) -> None:
-    """Publish the work the new escrow covers, once the credit has committed."""
-    transaction.on_commit(lambda: fill_job_slots.delay(job_id))
+    """Publish the work the new escrow covers, once the credit has committed.
+
+    The credit is committed before the message goes out, so a broker failure must not fail the
+    caller (a funding check would answer 503, a webhook be retried, for money already
+    credited): it is logged, and ``tasks.fill_starved_slots`` (Celery beat) fills the slots of
+    a funded job whose open work has none.
+    """
+
+    def enqueue() -> None:
+        try:
+            fill_job_slots.delay(job_id)
+        except (KombuOperationalError, OSError) as exc:
+            logger.warning(
+                "tasks: could not queue the slot fill of funded job %s (%s); the starved-slot "
+                "sweep will fill it",
+                job_id,
+                exc,
+            )
+
+    transaction.on_commit(enqueue)

@@ -85,6 +85,8 @@ def _lock_for_review(*, by: User | None, ids: Sequence[int]) -> list[Assignment]
     if not_pending:
         shown = ", ".join(f"#{a.pk} is {a.get_status_display().lower()}" for a in not_pending[:10])
         raise Conflict(f"Only submitted work awaiting review can be reviewed ({shown}).")
+    if len(rows) > 1:
+        budget.lock_pay_accounts(rows)
     return rows
 
 
@@ -320,6 +322,7 @@ def assignments_auto_approve_due(*, batch: int = 500) -> int:
         .select_related("microtask")
         .order_by("auto_approve_at", "pk")
     )
+    budget.lock_pay_accounts(rows)  # jobs' escrow, then workers' accounts: the global order
     for assignment in rows:
         approve(assignment=assignment, by=None, now=now)
     return len(rows)

@@ -109,9 +109,10 @@ def fill_job_slots(job_id: int) -> int:
 
 @transient_task("tasks.fill_starved_slots")
 def fill_starved_slots() -> int:
-    """Periodic: fill the jobs where a raised replica target has no slot yet (its
-    ``fill_job_slots`` message was lost: a broker restart, a crash after the commit), so the
-    microtask gets its replica or goes to review. Returns the regular slots created."""
+    """Periodic: fill the jobs where a raised replica target has no slot yet, and the funded
+    jobs whose open work has none (their ``fill_job_slots`` message was lost: a broker restart,
+    a crash after the commit), so the microtask gets its replica or goes to review, and new
+    escrow publishes its work. Returns the regular slots created."""
     return sum(
         claiming.job_fill_slots_if_open(job_id=job_id)
         for job_id in claiming.jobs_with_starved_slots()

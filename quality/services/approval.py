@@ -11,7 +11,7 @@ take the same two paths from their own services.
 from __future__ import annotations
 
 from marketplace.models import Job
-from tasks import reviewing
+from tasks import budget, reviewing
 from tasks.models import Assignment, AssignmentStatus
 
 from .. import policy
@@ -52,6 +52,9 @@ def lock_in_order(assignments: list[Assignment]) -> None:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    # Then the money rows their pay updates, in the ledger's global order: approving worker A
+    # then B here while another job's approvals pay B then A must not wait in a cycle.
+    budget.lock_pay_accounts(assignments)
 
 
 def apply(assignment: Assignment, decision: policy.ApprovalDecision) -> None:
