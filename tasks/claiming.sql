@@ -221,10 +221,11 @@ SELECT (SELECT id FROM filled), EXISTS (SELECT 1 FROM picked);
 -- and end come as seconds from %(now)s (float8: exactly Python's (at - now).total_seconds(), the
 -- interval's exact microseconds correctly rounded), not as timestamps: a worker looping fast reads
 -- hundreds of rows, and parsing two timestamps per row was most of a submission's Python time.
+-- The period start comes the same way (it repeats on every row; tasks.crediting maps it back).
 WITH c AS MATERIALIZED (
     SELECT period_start, version FROM tasks_workerclock WHERE worker_id = %(worker_id)s
 )
-SELECT c.period_start, c.version, a.id,
+SELECT EXTRACT(EPOCH FROM c.period_start - %(now)s)::float8, c.version, a.id,
        EXTRACT(EPOCH FROM a.claimed_at - %(now)s)::float8,
        EXTRACT(EPOCH FROM a.ended - %(now)s)::float8,
        a.credited, a.live

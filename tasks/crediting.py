@@ -68,7 +68,7 @@ class View:
     version: int
     period_start: datetime
     now: datetime
-    rows: list[tuple[int, float, float, float, bool]]  # id, start, end, credited, live
+    rows: list[worktime.Claim]
 
 
 def _rows(worker_id: int, now: datetime) -> list[tuple]:
@@ -76,7 +76,7 @@ def _rows(worker_id: int, now: datetime) -> list[tuple]:
         params = {"worker_id": worker_id, "now": now}
         return fetch_prepared(statement("tasks/claiming.sql", "credit_view"), params, many=True)
     return [
-        (*r[:3], *(None if t is None else rel(t, now) for t in r[3:5]), *r[5:])
+        (rel(r[0], now), *r[1:3], *(None if t is None else rel(t, now) for t in r[3:5]), *r[5:])
         for r in portable.credit_view(worker_id=worker_id)
     ]
 
@@ -101,8 +101,10 @@ def read(*, worker_id: int, now: datetime) -> View:
             [WorkerClock(worker_id=worker_id, period_start=EPOCH)], ignore_conflicts=True
         )
         rows = _rows(worker_id, now)
-    period_start, version = rows[0][0], rows[0][1]
-    claims = [(r[2], r[3], r[4], float(r[5]), bool(r[6])) for r in rows if r[2] is not None]
+    period_start, version = at_rel(rows[0][0], now), rows[0][1]
+    claims = [
+        worktime.Claim(r[2], r[3], r[4], float(r[5]), bool(r[6])) for r in rows if r[2] is not None
+    ]
     return View(worker_id, int(version), period_start, now, claims)
 
 
@@ -130,14 +132,12 @@ def decide(view: View, *, assignment: Assignment, now: datetime, reported: float
     ``reported`` seconds on ``view``."""
     if view.now != now:
         raise ValueError("a view is read for the instant it is decided at")
-    claims = []
     previous = float(assignment.active_seconds or 0.0)
-    for key, start, end, credited, live in view.rows:
-        if key == assignment.pk:
-            previous = credited  # as of this view, not as the caller loaded it
-        claims.append(worktime.Claim(key, start, end, credited, live))
+    for claim in view.rows:
+        if claim.key == assignment.pk:
+            previous = claim.credited  # as of this view, not as the caller loaded it
     c = worktime.credit(
-        claims,
+        view.rows,
         key=assignment.pk,
         start=rel(assignment.claimed_at, now),
         now=0.0,

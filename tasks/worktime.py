@@ -40,11 +40,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One of the worker's claims as a credit sees it."""
+class Claim(NamedTuple):
+    """One of the worker's claims as a credit sees it (a named tuple: a credit reads hundreds)."""
 
     key: int
     start: float
@@ -73,6 +73,10 @@ class Credit:
     def excess(self) -> float:
         """Reported time that could not be credited."""
         return max(0.0, self.reported - self.credited)
+
+
+def _span_start(span: tuple[float, float, float | None]) -> float:
+    return span[0]
 
 
 def busy_periods(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -109,20 +113,40 @@ def credit(
     start = min(start, now)
     settled = now if settled is None else min(settled, now)
     elapsed = now - start
-    others = [c for c in claims if c.key != key]
-    # The credited claim ends now, after every other, so its busy period is the last one.
-    spans = [(min(c.start, now), min(max(c.end, c.start), now)) for c in others]
-    periods = busy_periods([*spans, (start, now)])
-    period = periods[-1]
-    members = [c for c, (s, _e) in zip(others, spans, strict=True) if s >= period[0]]
-    # A claim that started inside the period belongs to it; one that started before it ended
-    # before it (else the period would start earlier).
-    others_credit = sum(max(0.0, c.credited) for c in members)
-    wall = period[1] - period[0]
+    # One pass over the claims, one sort, one sweep: a credit reads hundreds of claims on every
+    # submission. Each span as (start, end, credited); the credited claim's own has no credit.
+    spans: list[tuple[float, float, float | None]] = [(start, now, None)]
+    earliest_live = settled
+    for c in claims:
+        if c.key == key:
+            continue
+        s = c.start if c.start < now else now
+        e = c.end if c.end > c.start else c.start
+        spans.append((s, e if e < now else now, c.credited))
+        if c.live and c.start < earliest_live:
+            earliest_live = c.start
+    spans.sort(key=_span_start)
+    # Busy periods in time order (as :func:`busy_periods`); the credited claim ends now, after
+    # every other, so its period is the last one. A claim that started inside that period
+    # belongs to it; one that started before it ended before it (else it would start earlier).
+    recent: float | None = None  # start of the first period that ends after ``settled``
+    p_start, p_end, p_credit = spans[0][0], spans[0][1], 0.0
+    for s, e, cr in spans:
+        if s > p_end:
+            if recent is None and p_end >= settled:
+                recent = p_start
+            p_start, p_end, p_credit = s, e, 0.0
+        elif e > p_end:
+            p_end = e
+        if cr is not None and cr > 0.0:
+            p_credit += cr
+    if recent is None:
+        recent = p_start
+    others_credit = p_credit
+    wall = p_end - p_start
     limit = max(0.0, min(elapsed, wall - others_credit))
     credited = max(max(0.0, previous), min(max(0.0, reported), limit))
-    recent = next(p_start for p_start, p_end in periods if p_end >= settled)
-    period_start = min([settled, recent, *(c.start for c in others if c.live)])
+    period_start = min(settled, recent, earliest_live)
     return Credit(
         credited=credited,
         reported=max(0.0, reported),

@@ -4,6 +4,7 @@ exceeds the union of their claim intervals; honest work is credited in full."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,3 +165,56 @@ def test_credited_never_exceeds_the_union_of_claim_intervals(script):
             (r["start"], t if r["end"] is None else r["end"]) for r in rows.values()
         )
         assert sum(r["credited"] for r in rows.values()) <= wall + 1e-6
+
+
+def _reference_credit(claims, *, key, start, now, reported, previous, settled):
+    """The rule as the module docstring states it, written plainly (the one-sweep
+    implementation must agree with it, up to the order in which credits are summed)."""
+    start = min(start, now)
+    settled = min(settled, now)
+    others = [c for c in claims if c.key != key]
+    spans = [(min(c.start, now), min(max(c.end, c.start), now)) for c in others]
+    periods = worktime.busy_periods([*spans, (start, now)])
+    period = periods[-1]
+    members = [c for c, (s, _e) in zip(others, spans, strict=True) if s >= period[0]]
+    others_credit = sum(max(0.0, c.credited) for c in members)
+    wall = period[1] - period[0]
+    limit = max(0.0, min(now - start, wall - others_credit))
+    credited = max(max(0.0, previous), min(max(0.0, reported), limit))
+    recent = next(p for p, end in periods if end >= settled)
+    period_start = min([settled, recent, *(c.start for c in others if c.live)])
+    return credited, wall, others_credit, period_start
+
+
+times = st.floats(-1_000, 1_000, allow_nan=False).map(lambda x: round(x, 3))
+claim_rows = st.lists(
+    st.tuples(st.integers(0, 12), times, times, st.floats(-5, 500), st.booleans()), max_size=25
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(claim_rows, st.integers(0, 12), times, times, st.floats(0, 900), st.floats(0, 50), times)
+def test_the_one_sweep_credit_agrees_with_the_rule_written_plainly(
+    rows, key, start, now, reported, previous, settled
+):
+    claims = [Claim(*r) for r in rows]
+    c = worktime.credit(
+        claims,
+        key=key,
+        start=start,
+        now=now,
+        reported=reported,
+        previous=previous,
+        settled=settled,
+    )
+    expected = _reference_credit(
+        claims,
+        key=key,
+        start=start,
+        now=now,
+        reported=reported,
+        previous=previous,
+        settled=settled,
+    )
+    assert (c.wall_clock, c.period_start) == (expected[1], expected[3])
+    assert (c.credited, c.others) == pytest.approx((expected[0], expected[2]), rel=1e-12, abs=1e-9)
