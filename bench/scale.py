@@ -16,7 +16,8 @@
    at 100k ≤ 1.5 x peak at 1k.
 
 Shorten for development: ``SCALE_LONG_SECONDS=60 SCALE_SHORT_SECONDS=8
-SCALE_JOB_SIZES=200,2000``; ``SCALE_SKIP=ingestion`` or ``jobs`` leaves a part out;
+SCALE_JOB_SIZES=200,2000``; ``SCALE_SKIP=ingestion`` or ``jobs`` leaves a part out (the
+results file keeps that part's figures from its last run, stamped ``measured_at``);
 ``SCALE_STEPS=consensus`` runs (and builds the jobs of) only the steps named. Creates and
 drops its own database (``$BENCH_DB_PREFIX`` + ``scale``, default ``cl_bench_scale``) and media
 folder; the broker is ``REDIS_URL``.
@@ -419,6 +420,11 @@ def main() -> None:
             "of every microtask; each step in a fresh process (its VmHWM)",
             **jobs,
         }
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for part in ("ingestion", "jobs"):
+        if part in report:
+            report[part]["measured_at"] = measured_at
+    _keep_skipped_parts(report)
     report.update(
         {
             "cpu_count": os.cpu_count(),
@@ -426,6 +432,24 @@ def main() -> None:
         }
     )
     write_report("scale", report)
+
+
+def _keep_skipped_parts(report: dict) -> None:
+    """A part left out (``SCALE_SKIP``) keeps its figures and goals from the results file, each
+    part's own peers (1 vs 2 workers, 1k vs 100k microtasks) having been measured side by side in
+    one run, stamped with when (``measured_at``). So the two parts can run at different times,
+    e.g. the ingestion ratio on a quiet machine."""
+    path = ROOT / "bench" / "results" / "scale.json"
+    if not SKIP & {"ingestion", "jobs"} or not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    prefixes = {"ingestion": ("ingest_",), "jobs": tuple(f"{step}_" for step in STEPS)}
+    for part in ("ingestion", "jobs"):
+        if part in SKIP and part in previous:
+            report[part] = previous[part]
+            for name, goal in previous.get("goals", {}).items():
+                if name.startswith(prefixes[part]):
+                    report["goals"][name] = goal
 
 
 if __name__ == "__main__":
