@@ -177,3 +177,31 @@ def test_consensus_through_the_services_stores_its_video_count(world_factory, wo
     )
     assert cached_stamp == stamp  # stored after the last consensus, at its stamp
     assert cached == video_seams_flagged(video) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewers_answer_stores_the_new_count(world_factory, workers, no_gold):
+    from quality.services import review_resolve
+    from quality.services.common import microtask_to_review
+    from quality.tracks import FrameBoxes
+
+    world = world_factory(
+        n=3, overlap=3, annotation_type="track", segment=12, seam=3, n_objects=3, seed=11
+    )
+    crowd = workers(3, "track")
+    for i, w in enumerate(crowd):
+        for j in range(3):
+            _claim_and_submit(world, w, seed=10 * i + j)
+    video = world.job.videos.get()
+    assert job_report(job=world.job)["seams_flagged"] == 0
+    # A reviewer answers the middle segment with no object at all: both its seams break.
+    mt = MicroTask.objects.get(video=video, index=1)
+    item = microtask_to_review(mt, reason="a second look")
+    empty = {f: FrameBoxes.make([], [], []) for f in world.truth_for(mt)}
+    review_resolve(review_id=item.pk, payload=world.payload_for(mt, empty), by=world.job.requester)
+    [(_, stamp, cached_stamp, cached)] = video_consensus_stamps(
+        videos=Video.objects.filter(pk=video.pk), job=world.job
+    )
+    assert cached_stamp == stamp
+    assert cached == video_seams_flagged(video) == 2
+    assert job_report(job=world.job)["seams_flagged"] == 2
