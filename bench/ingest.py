@@ -1,10 +1,10 @@
 """Benchmark of video ingestion: throughput against the ffmpeg CLI, and memory against length.
 
 1. Throughput: a generated 1080p H.264 clip of 2 minutes is ingested by the real pipeline
-   (``tasks.ingestion.video_ingest``: probe, one decode, shot detection, features, split, JPEG
-   extraction into storage, microtasks in PostgreSQL; upload excluded) for a job sampling every
-   10th frame. In the same run, ``ffmpeg`` extracts the same frames (``select`` filter), scaled
-   to the same size, as JPEGs. Each side runs three times, alternating, and the
+   (``tasks.ingestion_pipeline.video_ingest``: probe, one decode, shot detection, features,
+   split, JPEG extraction into storage, microtasks in PostgreSQL; upload excluded) for a job
+   sampling every 10th frame. In the same run, ``ffmpeg`` extracts the same frames (``select``
+   filter), scaled to the same size, as JPEGs. Each side runs three times, alternating, and the
    best time counts (the machine is shared). Goal: our frames per second ≥ 0.8 of ffmpeg's.
 2. Memory: 1-minute and 10-minute 360p clips are ingested as a track job (segments, overlap,
    keyframes), each in a fresh subprocess, which
@@ -71,7 +71,7 @@ def _setup_django(bench_url: str) -> None:
 
 def child(video_id: int) -> None:
     _setup_django(BENCH_URL)
-    from tasks.ingestion import video_ingest
+    from tasks.ingestion_pipeline import video_ingest
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = before.ru_utime + before.ru_stime
@@ -142,7 +142,7 @@ def _register(job_fields: dict, clip: Path):
     from marketplace.lifecycle import job_transition
     from marketplace.models import JobStatus, User
     from marketplace.services import job_create, user_create
-    from tasks.ingestion import video_register_stored
+    from tasks.ingestion_uploads import video_register_stored
 
     user = User.objects.filter(username="bench").first() or user_create(
         username="bench", password="bench-pass-123", role="requester"

@@ -3,7 +3,7 @@
 1. **Ingestion across workers.** A 10-minute 720p H.264 clip (``tasks.synthetic``, a keyframe
    every 2 s) is ingested as a track job by real ``celery worker`` processes (solo pool, one task
    at a time each) over Redis: the video is cut into parts of ``SCALE_PART_SECONDS`` (a tenth of
-   the clip) decoded in parallel and joined (``tasks.ingestion``). Wall time from sending
+   the clip) decoded in parallel and joined (``tasks.ingestion_parts``). Wall time from sending
    ``tasks.ingest_video`` to the video being ready, with 1 worker and with 2. Goal: 2 workers /
    1 worker ≤ 0.6 (the machine has 2 cores).
 2. **Memory per worker** (``VmHWM`` of each worker process, read before it stops) with 2 workers,
@@ -127,7 +127,7 @@ def _register(clip: Path):
     from marketplace.lifecycle import job_transition
     from marketplace.models import JobStatus
     from marketplace.services import job_create
-    from tasks.ingestion import video_register_stored
+    from tasks.ingestion_uploads import video_register_stored
 
     job = job_create(
         requester=_requester(), title=f"bench {clip.name}", budget=0, annotation_type="track",

@@ -148,6 +148,26 @@ class ConsensusResult(models.Model):
         return f"{self.algorithm} of microtask {self.microtask_id}: {self.agreement:.2f}"
 
 
+class VideoSeams(models.Model):
+    """How many seams of a track video's stitched consensus are flagged, as of ``stamp``.
+
+    A cache of ``quality.selectors.video_seams_flagged`` (which stitches every segment of the
+    video): written when a microtask's consensus changes (``services.seams``), read by the job
+    report. ``stamp`` (``selectors.video_consensus_stamps``) sums up the video's current
+    consensus rows; a row whose stamp is not the video's current one is stale and not trusted.
+    """
+
+    video = models.OneToOneField(
+        "tasks.Video", on_delete=models.CASCADE, primary_key=True, related_name="quality_seams"
+    )
+    flagged = models.PositiveIntegerField(default=0)
+    stamp = models.CharField(max_length=120, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"video {self.video_id}: {self.flagged} seams flagged"
+
+
 class WorkerTrust(models.Model):
     """A worker's trust for one annotation type (see ``quality.trust``)."""
 

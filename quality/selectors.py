@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import json
+import zlib
 from collections.abc import Collection
 from datetime import date
 from typing import Any
 
 import numpy as np
-from django.db.models import Avg, Count, F, FloatField, Min, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Avg,
+    BigIntegerField,
+    Count,
+    F,
+    FloatField,
+    Func,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Floor, Least, Trunc
 
 from marketplace.models import Job, User
@@ -23,6 +37,7 @@ from tasks.models import (
     MicroTaskStatus,
     Proposal,
     ProposalConfig,
+    Video,
 )
 
 from . import assist, masks
@@ -271,11 +286,70 @@ def job_report(*, job: Job) -> dict[str, Any]:
 
 
 def _seams_flagged(job: Job) -> int | None:
+    """The job's flagged seams: each video's cached count (``VideoSeams``, written when its
+    consensus changes) when its stamp is the video's current one, else counted now. One query
+    for a job whose caches are fresh, however many videos it has; nothing is written (a GET)."""
     if job.annotation_type != "track":
         return None
-    return sum(
-        1 for v in job.videos.all() for seam in video_tracks(video=v)["seams"] if seam["issues"]
+    total = 0
+    stale: list[int] = []
+    for pk, stamp, cached_stamp, cached in video_consensus_stamps(
+        videos=Video.objects.filter(job=job), job=job
+    ):
+        if stamp is None:
+            continue  # no current consensus: no seam
+        if cached_stamp == stamp:
+            total += cached
+        else:
+            stale.append(pk)
+    for video in Video.objects.filter(pk__in=stale).order_by("pk"):
+        video.job = job
+        total += video_seams_flagged(video)
+    return total
+
+
+class _Micros(Func):
+    """A timestamp as whole microseconds since the epoch (PostgreSQL)."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
+
+
+def video_consensus_stamps(
+    *, videos: QuerySet[Video], job: Job
+) -> list[tuple[int, str | None, str | None, int | None]]:
+    """For each of ``videos`` (of ``job``): (id, the stamp of its current consensus or None
+    without any, its ``VideoSeams`` row's stamp and count or None). One query.
+
+    The stamp sums up the current consensus rows of the video's regular microtasks (how many,
+    their ids, their last writes to the microsecond) and the job's settings stitching reads: a
+    new, replaced, withdrawn or rewritten consensus changes it, so a cached count whose stamp
+    differs is stale.
+    """
+    rows = "microtasks__consensus_results"
+    current = Q(microtasks__is_gold=False, **{f"{rows}__is_current": True})
+    settings_key = zlib.crc32(
+        json.dumps([job.iou_threshold, list(job.label_classes), job.track_masks]).encode()
     )
+    out = []
+    for row in (
+        videos.annotate(
+            n=Count(f"{rows}__id", filter=current),
+            ids=Sum(f"{rows}__id", filter=current),
+            us=Sum(_Micros(f"{rows}__updated_at"), filter=current),
+        )
+        .values_list("pk", "n", "ids", "us", "quality_seams__stamp", "quality_seams__flagged")
+        .order_by("pk")
+    ):
+        pk, n, ids, us, cached_stamp, cached = row
+        stamp = f"{n}:{int(ids)}:{int(us)}:{settings_key:x}" if n else None
+        out.append((pk, stamp, cached_stamp, cached))
+    return out
+
+
+def video_seams_flagged(video: Video) -> int:
+    """How many seams of ``video``'s stitched consensus have issues (stitches every segment)."""
+    return sum(1 for seam in video_tracks(video=video)["seams"] if seam["issues"])
 
 
 def worker_report(*, worker: User) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from .services import (
     submission_process,
     submissions_process_stragglers,
     suspension_replicas_sweep,
+    video_seams_refresh,
+    video_seams_sweep,
 )
 
 
@@ -50,3 +52,15 @@ def add_owed_replicas() -> int:
 def route_job(job_id: int) -> int:
     """Route a job's unrouted microtasks that have proposals (model-assisted routing)."""
     return job_route(job_id=job_id)
+
+
+@transient_task("quality.refresh_video_seams", ignore_result=True)
+def refresh_video_seams(video_id: int) -> int | None:
+    """Count and store the flagged seams of a track video after its consensus changed."""
+    return video_seams_refresh(video_id=video_id)
+
+
+@transient_task("quality.sweep_video_seams", ignore_result=True)
+def sweep_video_seams() -> int:
+    """Periodic: store the flagged seams of track videos whose count is missing or stale."""
+    return video_seams_sweep()

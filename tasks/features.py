@@ -197,7 +197,7 @@ class TrackPlanner:
     callers keep the previous frame at hand (``ends_previous``).
 
     ``first_frame`` starts the plan at a later frame, as if the video began there: a part of a
-    long video decoded on its own (``tasks.ingestion``) plans its frames this way.
+    long video decoded on its own (``tasks.ingestion_parts``) plans its frames this way.
     """
 
     def __init__(

@@ -1,15 +1,18 @@
-"""Running the parts of a long video and joining them (see the comment above
-``tasks.ingestion._plan_parts`` for the seams: read it before changing anything here).
+"""Long videos: cut into parts at keyframes, decoded in parallel, then joined.
 
-Each part is one Celery task (``tasks.ingest_video_part``) calling :func:`video_ingest_part`: it
-decodes its range from its keyframe with the same planning and frame writing as a whole video
-(``ingestion._decode_and_split``), keeps its result on its ``VideoPart`` row, and the last part
-to finish creates every microtask of the video in one transaction.
+Owns planning a long video's parts (``_plan_parts``, the seams: read the comment above it before
+changing anything here), starting them (one ``VideoPart`` row and one Celery task,
+``tasks.ingest_video_part``, each), running one part (:func:`video_ingest_part`: it decodes its
+range from its keyframe with the same planning and frame writing as a whole video,
+``ingestion_frames._decode_and_split``, and keeps its result on its ``VideoPart`` row), and the
+join: the last part to finish creates every microtask of the video in one transaction.
+``ingestion_pipeline`` decides, after the probe, whether a video goes this way.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import time
 
 from django.conf import settings
@@ -19,23 +22,115 @@ from django.db.models import F, FloatField, Sum
 from django.utils import timezone
 
 from marketplace.errors import ApplicationError
+from marketplace.models import Job
 
 from . import features, video
-from .ingestion import (
+from .annotations import SEGMENT_TYPES
+from .ingestion_common import (
     Stage,
-    _create_microtasks,
-    _decode_and_split,
     _delete_quietly,
     _fail,
     _limits,
-    _mark_ready,
     _open_source,
     _Progress,
-    _segment_features,
     _storage,
     job_ingestion_refresh,
 )
+from .ingestion_frames import (
+    _create_microtasks,
+    _decode_and_split,
+    _mark_ready,
+    _overlap_frames,
+    _segment_features,
+)
 from .models import Video, VideoPart, VideoStatus
+
+# --- Long videos: parts decoded in parallel, then joined -----------------------------------------
+#
+# Read this before changing the seams. A video longer than 1.5 x VIDEO_INGEST_PART_SECONDS is
+# cut at keyframes K_0 = 0 < K_1 < ... (clean starts: closed groups of pictures, found by one
+# demux pass without decoding, ``video.scan_seams``). Part k decodes from K_k (PyAV seeks there,
+# so it costs its own length) and plans microtasks as if the video began at K_k. With track
+# overlap ``o`` (0 for per-frame work) part k plans up to K_{k+1} + o - 1, so its last segment
+# shares the o frames from K_{k+1} with part k+1's first segment: a track crossing the seam is
+# stitched across it like across any other segment boundary. Shot cuts keep their meaning:
+#   - part k stops planning at the first cut from K_{k+1} on (no overlap across a cut) and
+#     decodes frame K_{k+1} + o only to see whether a cut is there;
+#   - part k+1 drops its segments that end before K_{k+1} + o (only a cut can make one so short:
+#     part k covers those frames);
+#   - the video's cuts are part k's up to K_{k+1} and part k+1's after, so shots are numbered
+#     once, at the join.
+# So no frame range is planned twice and none is left out. Each part writes its JPEGs as
+# ``<frame>-p<k>.jpg`` (a retry of the part deletes exactly its own); at the join, a frame both
+# parts of a seam stored is kept once (the earlier part's) and the other copy deleted. The join
+# is a row count under the video's lock: each part saves its result on its VideoPart row and the
+# last one to finish creates every microtask and marks the video ready in one transaction.
+# A part that fails is retried alone (its task, ``tasks.ingest_video_part``); parts of an
+# attempt that was superseded (a new attempt, a failure) give up and delete their files.
+# Planning and starting the parts, running them and joining them all live in this module.
+
+
+def _plan_parts(job: Job, info: video.ProbeResult, source) -> list[dict]:
+    """Part boundaries for a long video, or [] to decode it in one pass."""
+    part_seconds = float(settings.VIDEO_INGEST_PART_SECONDS)
+    max_parts = settings.VIDEO_INGEST_MAX_PARTS
+    if max_parts < 2 or not info.duration or info.duration < 1.5 * part_seconds:
+        return []
+    scan = video.scan_seams(source)
+    if not scan.usable or not scan.seams or scan.seams[0].index != 0:
+        return []  # damaged or unusual files: one sequential pass judges them
+    is_track = job.annotation_type in SEGMENT_TYPES
+    overlap = _overlap_frames(job) if is_track else 0
+    unit = job.segment_frames if is_track else job.frame_step * job.frames_per_task
+    min_frames = 2 * unit + overlap + 2
+    n = min(max_parts, math.ceil(info.duration / part_seconds))
+    indexes = [seam.index for seam in scan.seams]
+    chosen = [scan.seams[0]]
+    for j in range(1, n):
+        target = j * scan.frames / n
+        k = bisect.bisect_left(indexes, target)
+        near = [scan.seams[c] for c in (k - 1, k) if 0 <= c < len(scan.seams)]
+        best = min(near, key=lambda seam: abs(seam.index - target))
+        if best.index - chosen[-1].index >= min_frames and scan.frames - best.index >= min_frames:
+            chosen.append(best)
+    if len(chosen) < 2:
+        return []
+    specs = []
+    for k, seam in enumerate(chosen):
+        following = chosen[k + 1] if k + 1 < len(chosen) else None
+        plan_end = following.index + overlap if following else scan.frames
+        specs.append(
+            {
+                "index": k,
+                "start_pts": seam.pts,
+                "decode_from": seam.index,
+                "first_frame": seam.index + overlap if k else 0,
+                "plan_end": plan_end,
+                "decode_to": plan_end if following else scan.frames - 1,
+                "seam": following.index if following else None,
+                "total_frames": scan.frames,
+            }
+        )
+    return specs
+
+
+def _start_parts(v: Video, attempt: int, specs: list[dict]) -> None:
+    from .tasks import ingest_video_part
+
+    with transaction.atomic():
+        locked = Video.objects.select_for_update().get(pk=v.pk)
+        if locked.attempts != attempt or locked.status != VideoStatus.PROCESSING:
+            return
+        VideoPart.objects.filter(video=locked).delete()
+        parts = VideoPart.objects.bulk_create(
+            [VideoPart(video=locked, attempt=attempt, **spec) for spec in specs]
+        )
+        Video.objects.filter(pk=v.pk).update(stage=Stage.DECODE, updated_at=timezone.now())
+        for part in parts:
+            transaction.on_commit(lambda pk=part.pk: ingest_video_part.delay(pk))
+
+
+# --- Running one part and joining them -----------------------------------------------------------
 
 
 def _delete_part_files(storage: Storage, prefix: str, suffix: str) -> int:

@@ -80,7 +80,7 @@ class Video(models.Model):
 
 
 class VideoPart(models.Model):
-    """One time range of a long video, decoded by its own Celery task (``tasks.ingestion``).
+    """One time range of a long video, decoded by its own Celery task (``tasks.ingestion_parts``).
 
     A part decodes frames ``decode_from`` .. ``decode_to`` starting at the keyframe
     ``decode_from`` (pts ``start_pts``), plans microtasks over ``decode_from`` .. ``plan_end - 1``

@@ -9,7 +9,7 @@ import logging
 
 from marketplace.tasks_base import TRANSIENT, retry_countdown, transient_task
 
-from . import claiming, ingestion, ingestion_parts, proposals, reviewing
+from . import claiming, ingestion_parts, ingestion_pipeline, proposals, reviewing
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,14 @@ def ingest_video(self, video_id: int) -> str:
     """Ingest one video (idempotent: a retry or a redelivery redoes it cleanly)."""
 
     def run() -> str:
-        v = ingestion.video_ingest(video_id=video_id)
+        v = ingestion_pipeline.video_ingest(video_id=video_id)
         return v.status if v is not None else "missing"
 
     return _ingest(
         self,
         f"video {video_id}",
         run,
-        lambda reason: ingestion.video_mark_failed(video_id=video_id, reason=reason),
+        lambda reason: ingestion_pipeline.video_mark_failed(video_id=video_id, reason=reason),
     )
 
 
@@ -78,7 +78,7 @@ def ingest_video_part(self, part_id: int) -> str:
 @transient_task("tasks.requeue_stalled_ingestions")
 def requeue_stalled_ingestions() -> int:
     """Periodic: re-queue videos whose ingestion stopped reporting progress (worker died)."""
-    return len(ingestion.requeue_stalled())
+    return len(ingestion_pipeline.requeue_stalled())
 
 
 @transient_task("tasks.expire_overdue_claims")

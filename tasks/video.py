@@ -1,8 +1,8 @@
 """Everything that touches PyAV: probing, one sequential decode, JPEG frames, and encoding.
 
 This is the only module of the project that imports ``av``. It knows nothing of Django: it reads
-from a path or a binary file object and hands frames to callbacks, so the ingestion service
-(``tasks.ingestion``) decides what to keep and where to store it.
+from a path or a binary file object and hands frames to callbacks, so the ingestion services
+(``tasks.ingestion_frames``) decide what to keep and where to store it.
 
 Memory stays flat in video length: frames are decoded one at a time, the only frame kept beyond
 the current one is the previous one (to decide, one frame late, whether it ends a segment), and

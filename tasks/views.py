@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from marketplace.errors import ApplicationError
 from marketplace.selectors import jobs_visible_to
 
-from . import ingestion
+from . import ingestion_pipeline, ingestion_uploads
 from .models import Video
 
 
@@ -27,7 +27,7 @@ def job_videos_upload(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     files = request.FILES.getlist("file")
     try:
-        result = ingestion.videos_upload_each(job=job, by=request.user, files=files)
+        result = ingestion_uploads.videos_upload_each(job=job, by=request.user, files=files)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("requester-job-detail", pk=job.pk)
@@ -44,7 +44,7 @@ def job_video_delete(request: HttpRequest, pk: int, video_id: int) -> HttpRespon
     job = _job(request, pk)
     v = get_object_or_404(Video, pk=video_id, job=job)
     try:
-        ingestion.video_delete(video_obj=v, by=request.user)
+        ingestion_uploads.video_delete(video_obj=v, by=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -57,7 +57,7 @@ def job_video_delete(request: HttpRequest, pk: int, video_id: int) -> HttpRespon
 def job_process(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
     try:
-        ingestion.job_process(job=job, by=request.user)
+        ingestion_pipeline.job_process(job=job, by=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -4,7 +4,7 @@
 suite calls it at a small size and asserts on the summary. One run:
 
 1. generates videos with known objects (``tasks.synthetic``) and ingests them into a job of the
-   demo requester (``tasks.ingestion``, in-process);
+   demo requester (``tasks.ingestion_uploads`` and ``tasks.ingestion_pipeline``, in-process);
 2. makes a share of the microtasks gold, the admin's answers being the generated truth;
 3. funds the job through Stripe — the local Stripe server (``stripe_local``, a test double): a
    Checkout Session for the quote (``tasks.paying.job_funding_create``, the budget raised to it),
@@ -82,7 +82,7 @@ from quality.scoring import score_boxes
 from quality.selectors import job_report
 from quality.shapes import annotation_to_payload, to_annotation
 from quality.simulator import PRECISE, SLOPPY, SPAMMER, SimulatedWorker, make_crowd, scene_truth
-from tasks import claiming, ingestion, paying, reviewing
+from tasks import claiming, ingestion_pipeline, ingestion_uploads, paying, reviewing
 from tasks.budget import available, slot_reservation
 from tasks.exports import counts
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Video
@@ -263,11 +263,11 @@ def _make_job(opts: DemoOptions, requester: User, run: int, progress: Progress):
             )
             path = Path(tmp) / f"demo-{job.pk}-{i}.mp4"
             write_video(scene, str(path), fps=FPS)
-            video = ingestion.video_register_path(job=job, path=path, by=requester)
+            video = ingestion_uploads.video_register_path(job=job, path=path, by=requester)
             scenes[video.pk] = scene
             progress("videos", i + 1, opts.videos)
         progress("ingestion", 0, 1)
-        ingestion.job_process(job=job, by=requester)  # in-process (eager Celery)
+        ingestion_pipeline.job_process(job=job, by=requester)  # in-process (eager Celery)
         progress("ingestion", 1, 1)
     job.refresh_from_db()
     if job.status != JobStatus.READY:

@@ -340,6 +340,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # a raised replica target whose fill message was lost gets its slot or goes to review.
     "add-owed-replicas": {"task": "quality.add_owed_replicas", "schedule": 5 * 60.0},
     "fill-starved-slots": {"task": "tasks.fill_starved_slots", "schedule": 5 * 60.0},
+    # Track videos whose flagged-seam count is missing (older installs) or stale get it stored.
+    "sweep-video-seams": {"task": "quality.sweep_video_seams", "schedule": 10 * 60.0},
     # payments: the daily payout run, recovery of interrupted payouts, reconciliation with
     # Stripe, and earnings leaving the hold period.
     "payments-payout-run": {"task": "payments.payout_run", "schedule": timedelta(days=1)},

@@ -13,7 +13,8 @@
 - ``job_policy``: a job's quality policy;
 - ``assisting``: model-assisted scoring (accepted proposals in consensus, source accuracy, each
   worker's record on proposals and the blind-accept flag);
-- ``routing``: model-assisted routing (verify-and-correct microtasks, their price and escrow).
+- ``routing``: model-assisted routing (verify-and-correct microtasks, their price and escrow);
+- ``seams``: each track video's count of flagged seams, kept for the job report.
 
 This package re-exports what the rest of the code base (views, admin, receivers, Celery tasks,
 tests) calls; code inside it imports from the modules themselves.
@@ -56,6 +57,7 @@ from .review import (
     review_resolve,
 )
 from .routing import job_route, job_route_later, microtask_route
+from .seams import seams_changed, video_seams_refresh, video_seams_sweep
 
 __all__ = [
     "APPEAL_MESSAGE_MAX_LENGTH",
@@ -86,12 +88,15 @@ __all__ = [
     "review_mode",
     "review_resolve",
     "score_frames",
+    "seams_changed",
     "submission_process",
     "submission_received",
     "submissions_process_stragglers",
     "suspension_replicas_add",
     "suspension_replicas_sweep",
     "trust_record",
+    "video_seams_refresh",
+    "video_seams_sweep",
     "worker_reinstate",
     "worker_suspend_from_type",
     "worker_suspension_lift",

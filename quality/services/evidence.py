@@ -37,6 +37,7 @@ from ..models import (
 )
 from .common import fill_slots_later, microtask_to_review
 from .common import now as _now
+from .seams import seams_changed
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,9 @@ def suspension_replicas_add(*, worker_id: int, annotation_type: str) -> int:
         ConsensusResult.objects.filter(microtask_id__in=raised, is_current=True).update(
             is_current=False
         )
+        for mt in rows:
+            if mt.pk in raised:
+                seams_changed(job=mt.job, microtasks=[mt])
         for job_id in {mt.job_id for mt in rows if mt.pk in raised}:
             fill_slots_later(job_id)
     return len(raised)

@@ -52,6 +52,7 @@ from .common import now as _now
 from .evidence import standing_record, trust_record
 from .flags import flag_fraud
 from .gold import gold_revalidate, made_by_admin, score_frames
+from .seams import seams_changed
 
 logger = logging.getLogger(__name__)
 
@@ -516,6 +517,7 @@ def _process_regular(mt: MicroTask) -> str:
             "is_current": True,
         },
     )
+    seams_changed(job=job, microtasks=[mt])
     if escalate:
         if not routing.microtask_escalate(mt, replicas=len(rows), reason=escalate):
             microtask_to_review(mt, reason=f"{escalate}; the escrow cannot fund full annotation")

@@ -41,6 +41,7 @@ from .evidence import (
     void_standing_evidence,
 )
 from .gold import score_frames
+from .seams import seams_changed
 
 REVIEW_ALGORITHM = "review-v1"
 
@@ -160,6 +161,7 @@ def review_resolve(*, review_id: int, payload: Any, by: User) -> ReviewItem:
             "is_current": True,
         },
     )
+    seams_changed(job=job, microtasks=[mt])
     mt.status = MicroTaskStatus.COMPLETE
     mt.save(update_fields=["status"])
     return item

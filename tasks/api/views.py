@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from marketplace.api.permissions import IsRequester
 from marketplace.api.schema import error_response
 from marketplace.api.serializers import JobSerializer
-from tasks import ingestion, ingestion_selectors
+from tasks import ingestion_pipeline, ingestion_selectors, ingestion_uploads
 from tasks.models import MicroTask, Video
 
 from .serializers import (
@@ -63,14 +63,14 @@ class JobVideosView(_JobScoped, generics.ListAPIView):
         # Room for every file of a full upload at the limit: one oversized file among good ones
         # is named in the answer (``videos_upload_each``), not a reason to refuse them all.
         if length > limit * most + MULTIPART_SLACK:
-            raise ingestion.UploadTooLarge(
+            raise ingestion_uploads.UploadTooLarge(
                 f"The upload is {length / 1024 / 1024:.1f} MB; the limit is "
                 f"{limit / 1024 / 1024:.1f} MB per video, {most} videos per upload."
             )
         data = VideoUploadSerializer(data={"file": request.FILES.getlist("file")})
         data.is_valid(raise_exception=True)
         files = data.validated_data["file"]
-        result = ingestion.videos_upload_each(job=job, by=request.user, files=files)
+        result = ingestion_uploads.videos_upload_each(job=job, by=request.user, files=files)
         body = {
             "videos": VideoSerializer(result.videos, many=True).data,
             "refused": [r.as_dict() for r in result.refused],
@@ -90,7 +90,7 @@ class JobVideoDetailView(_JobScoped, generics.RetrieveDestroyAPIView):
         return ingestion_selectors.videos_of_job(self.job())
 
     def perform_destroy(self, instance: Video) -> None:
-        ingestion.video_delete(video_obj=instance, by=self.request.user)
+        ingestion_uploads.video_delete(video_obj=instance, by=self.request.user)
 
 
 class JobProcessView(_JobScoped, APIView):
@@ -98,7 +98,7 @@ class JobProcessView(_JobScoped, APIView):
 
     @extend_schema(request=None, responses={202: JobSerializer})
     def post(self, request, job_id: int):
-        job = ingestion.job_process(job=self.job(), by=request.user)
+        job = ingestion_pipeline.job_process(job=self.job(), by=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from marketplace.models import JobStatus
-from tasks import ingestion
+from tasks import ingestion_common, ingestion_pipeline
 from tasks.models import MicroTask, Video
 from tests.factories import JobFactory
 from tests.tasks.ingest_helpers import all_stored, make_clip, upload
@@ -140,11 +140,13 @@ def test_progress_is_reported_stage_by_stage(requester_client, job, tmp_path, mo
     clip = make_clip(tmp_path, frames=60)
     upload(requester_client, job.pk, ("a.mp4", clip.data))
     seen: list[tuple[str, float]] = []
-    real = ingestion._set_stage
-    monkeypatch.setattr(ingestion._Progress, "interval", 0.0)
-    monkeypatch.setattr(
-        ingestion, "_set_stage", lambda pk, stage, p: (seen.append((stage, p)), real(pk, stage, p))
-    )
+    real = ingestion_common._set_stage
+    monkeypatch.setattr(ingestion_common._Progress, "interval", 0.0)
+    # The decode progress is written from ingestion_common, the save stage from the pipeline.
+    for module in (ingestion_common, ingestion_pipeline):
+        monkeypatch.setattr(
+            module, "_set_stage", lambda pk, stage, p: (seen.append((stage, p)), real(pk, stage, p))
+        )
     requester_client.post(f"/api/jobs/{job.pk}/process/")
     decode = [p for stage, p in seen if stage == "decode"]
     assert len(decode) == 60  # one write per frame with the throttle off

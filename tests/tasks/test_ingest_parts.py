@@ -16,8 +16,8 @@ from django.core.files.storage import default_storage
 
 from marketplace.models import JobStatus
 from tasks import features, video
-from tasks.ingestion import video_ingest
 from tasks.ingestion_parts import video_ingest_part
+from tasks.ingestion_pipeline import video_ingest
 from tasks.models import MicroTask, Video, VideoPart, VideoStatus
 from tasks.synthetic import make_scene
 from tests.factories import JobFactory
@@ -228,7 +228,7 @@ def test_the_stall_sweep_requeues_the_unfinished_parts_only(
 
     from django.utils import timezone
 
-    from tasks.ingestion import requeue_stalled
+    from tasks.ingestion_pipeline import requeue_stalled
 
     settings.VIDEO_INGEST_PART_SECONDS = 2.0
     job = JobFactory(requester=requester, **TRACK)

@@ -9,7 +9,7 @@ from PIL import Image
 from marketplace.models import JobStatus
 from payments import pricing
 from tasks import features
-from tasks.ingestion import video_ingest
+from tasks.ingestion_pipeline import video_ingest
 from tasks.models import MicroTask, Video, VideoStatus
 from tests.factories import JobFactory
 from tests.tasks.ingest_helpers import all_stored, make_clip, stored_files, upload
@@ -199,7 +199,8 @@ def test_a_stalled_ingestion_is_requeued_and_finished(requester, tmp_path):
 
     from django.utils import timezone
 
-    from tasks.ingestion import requeue_stalled, video_register_path
+    from tasks.ingestion_pipeline import requeue_stalled
+    from tasks.ingestion_uploads import video_register_path
     from tasks.tasks import requeue_stalled_ingestions
 
     clip = make_clip(tmp_path, frames=20)

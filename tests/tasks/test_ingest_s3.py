@@ -121,7 +121,7 @@ def test_upload_and_ingest_through_s3(s3_storage, requester, requester_client, t
         assert response.read(3) == b"\xff\xd8\xff"
 
     # A re-run (e.g. a redelivered task after the job moved on) changes nothing.
-    from tasks.ingestion import video_ingest
+    from tasks.ingestion_pipeline import video_ingest
 
     video_ingest(video_id=v.pk)
     assert _keys(s3_storage, "frames/") == named

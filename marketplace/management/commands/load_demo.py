@@ -144,7 +144,7 @@ class Command(BaseCommand):
     def _demo_job(self, requester: User, spec: dict) -> Job:
         # Imported here: the command must load even where a feature app is being migrated.
         from payments import escrow
-        from tasks import claiming, ingestion, quoting
+        from tasks import claiming, ingestion_pipeline, ingestion_uploads, quoting
         from tasks.synthetic import make_scene
         from tasks.video import write_video
 
@@ -164,8 +164,8 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"demo-{job.pk}.mp4"
             write_video(scene, str(path), fps=15.0)
-            ingestion.video_register_path(job=job, path=path, by=requester)
-        ingestion.job_process(job=job, by=requester)  # in-process in the embedded mode
+            ingestion_uploads.video_register_path(job=job, path=path, by=requester)
+        ingestion_pipeline.job_process(job=job, by=requester)  # in-process in the embedded mode
         job.refresh_from_db()
         if job.status != JobStatus.READY:
             return job  # with a broker configured, ingestion runs on the Celery worker

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from marketplace.errors import ApplicationError
 from marketplace.models import Job
-from tasks import ingestion
+from tasks import ingestion_pipeline, ingestion_uploads
 
 
 def _local_files(paths: list[str]) -> list[Path]:
@@ -83,9 +83,9 @@ class Command(BaseCommand):
             bar.set_postfix_str(str(item)[-40:])
             try:
                 if options["from_storage"]:
-                    ingestion.video_register_stored(job=job, name=item)
+                    ingestion_uploads.video_register_stored(job=job, name=item)
                 else:
-                    ingestion.video_register_path(job=job, path=item)
+                    ingestion_uploads.video_register_path(job=job, path=item)
             except ApplicationError as exc:
                 failed.append((str(item), exc.message))
             else:
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         )
         if options["process"] and registered:
             try:
-                ingestion.job_process(job=job, by=None)
+                ingestion_pipeline.job_process(job=job, by=None)
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
             self.stdout.write(f"Job #{job.pk} is processing.")
