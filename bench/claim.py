@@ -17,7 +17,9 @@ in one run on this machine:
    funded and reserved per slot). Absolute figures: claim -> submit pairs per second, claim
    p50/p99, server CPU per pair (gunicorn and its PostgreSQL backends together; the load
    generator separately). Goal at 16 workers: server CPU per pair <= 3.5 ms (nothing measured
-   elsewhere divides it).
+   elsewhere divides it). Beside it, in the same run, the framework's floor on this machine:
+   the same gunicorn's CPU for pairs of requests to a plain view behind the whole middleware
+   stack (``floor_loop``), so the figure can be read on any machine.
 4. **Exactness**: after everything, zero overlap violations (more live assignments than replicas
    on a microtask, a worker twice on one microtask, a slot held by two live assignments).
 
@@ -477,6 +479,50 @@ def http_loop(port: int, tokens: list[str], seconds: float, gunicorn: subprocess
     }
 
 
+def floor_loop(port: int, clients: int, seconds: float, gunicorn: subprocess.Popen) -> dict:
+    """The framework's floor, side by side: ``clients`` threads each sending pairs of
+    ``GET /healthz`` (a plain view behind the whole middleware stack: no database, no
+    authentication, no throttle) to the same gunicorn. Server CPU per such null pair is what any
+    two requests cost on this machine before our code runs."""
+    stop = threading.Event()
+    go = threading.Barrier(clients + 1)
+    counts: list[int] = []
+
+    def run() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = 0
+        go.wait()
+        while not stop.is_set():
+            for _ in range(2):
+                conn.request("GET", "/healthz")
+                r = conn.getresponse()
+                r.read()
+            n += 1
+        conn.close()
+        counts.append(n)
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    procs = server_processes(gunicorn)
+    go.wait()
+    cpu0, t0 = cpu_seconds(procs), time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(server_processes(gunicorn)) - cpu0
+    pairs = sum(counts)
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "null_pairs": pairs,
+        "null_pairs_per_s": round(pairs / elapsed, 1),
+        "server_cpu_ms_per_null_pair": round(cpu / max(pairs, 1) * 1e3, 3),
+    }
+
+
 def warm_http(port: int, tokens: list[str]) -> None:
     """Open every gunicorn thread's database connection before CPU is sampled."""
     threads = []
@@ -607,11 +653,15 @@ def main() -> dict:
     # 4 x 4 this bench used before that file existed.
     shipped = (os.cpu_count() or 1, 4)
     http_runs: dict[str, dict] = {}
+    floor: dict = {}
     for (workers, threads), counts in ((shipped, (16, 64)), ((4, 4), (16,))):
         port = free_port()
         gunicorn = start_gunicorn(port, workers=workers, threads=threads)
         try:
             warm_http(port, http_tokens)
+            if (workers, threads) == shipped:
+                floor = floor_loop(port, 16, sizes["http_seconds"] / 2, gunicorn)
+                log(f"floor: {floor['server_cpu_ms_per_null_pair']} ms server CPU per null pair")
             for n in counts:
                 run = http_loop(port, http_tokens[:n], sizes["http_seconds"], gunicorn)
                 run["gunicorn"] = {"workers": workers, "threads": threads, "class": "gthread"}
@@ -683,7 +733,12 @@ def main() -> dict:
                 "claim_p50_ms": round(http16["claim_p50_ms"], 2),
                 "claim_p99_ms": round(http16["claim_p99_ms"], 2),
                 "pair_p50_ms": round(http16["pair_p50_ms"], 2),
+                # The same gunicorn's CPU for two requests to a plain view (``floor_loop``),
+                # measured in this run: how much of a pair is the framework on this machine.
+                "floor_server_cpu_ms_per_null_pair": floor["server_cpu_ms_per_null_pair"],
+                "pair_cpu_vs_floor": round(cpu_ms / floor["server_cpu_ms_per_null_pair"], 2),
             },
+            "floor": floor,
         },
         "violations": violations,
         "total_seconds": round(time.perf_counter() - t_all, 1),
