@@ -37,10 +37,13 @@ from .models import (
     TxKind,
 )
 from .posting import (
+    Posting,
     audit_log_record,
     check_money_amount,
     ledger_account,
+    ledger_accounts_for_workers,
     ledger_post,
+    ledger_post_many,
     lock_account,
     lock_job_money,
 )
@@ -702,6 +705,10 @@ def earnings_release_due(
     ``earnings_release_now``); ``worker`` limits the release to one worker's holds. A hold is
     released once (``released`` under a row lock, the ledger key per hold), so a second call, or
     a call racing the hourly task, releases nothing twice.
+
+    In batches of ``batch`` holds, each in one transaction and a fixed number of statements
+    (``_release_holds``): an admin's release of thousands of holds used to post them one by one,
+    holding the workers' pending accounts for seconds while approvals waited on them.
     """
     now = now or _now()
     due = EarningHold.objects.filter(released=False)
@@ -715,32 +722,59 @@ def earnings_release_due(
             holds = list(due.select_for_update(skip_locked=True).order_by("id")[:batch])
             if not holds:
                 return released
-            for hold in holds:
-                worker = User(pk=hold.worker_id)
-                pending = ledger_account(
-                    kind=AccountKind.WORKER_PENDING, currency=hold.currency, worker=worker
-                )
-                available = ledger_account(
-                    kind=AccountKind.WORKER_AVAILABLE, currency=hold.currency, worker=worker
-                )
-                # Never more than is pending (a reversal may have taken some back).
-                pending = LedgerAccount.objects.select_for_update().get(pk=pending.pk)
-                amount = min(hold.amount, pending.balance)
-                if amount > 0:
-                    ledger_post(
-                        key=f"hold:{hold.pk}:release",
-                        kind=TxKind.HOLD_RELEASE,
-                        currency=hold.currency,
-                        entries=[(pending, -amount), (available, amount)],
-                        memo=f"Hold period over ({hold.transaction.key})",
-                        worker=worker,
-                    )
-                hold.released = True
-                hold.released_at = now
-                hold.save(update_fields=["released", "released_at"])
-                released += 1
+            _release_holds(holds, now=now)
+            released += len(holds)
         if len(holds) < batch:
             return released
+
+
+def _release_holds(holds: list[EarningHold], *, now: datetime) -> None:
+    """Release ``holds`` (locked by the caller): one posting each, keyed per hold, never more
+    than is pending (a reversal may have taken some back). The workers' accounts are created
+    first, then their ``worker_pending`` rows locked in id order (the lock order of
+    ``posting.lock_money_of``) and read once; the postings go in together
+    (``ledger_post_many``)."""
+    postings = []
+    for currency in sorted({hold.currency for hold in holds}):
+        mine = [hold for hold in holds if hold.currency == currency]
+        workers = sorted({hold.worker_id for hold in mine})
+        pending = ledger_accounts_for_workers(
+            kind=AccountKind.WORKER_PENDING, currency=currency, worker_ids=workers
+        )
+        available = ledger_accounts_for_workers(
+            kind=AccountKind.WORKER_AVAILABLE, currency=currency, worker_ids=workers
+        )
+        left = dict(
+            LedgerAccount.objects.select_for_update()
+            .filter(pk__in=[a.pk for a in pending.values()])
+            .order_by("pk")
+            .values_list("pk", "balance")
+        )
+        memos = dict(
+            EarningHold.objects.filter(pk__in=[hold.pk for hold in mine]).values_list(
+                "pk", "transaction__key"
+            )
+        )
+        for hold in mine:
+            account = pending[hold.worker_id]
+            amount = min(hold.amount, left[account.pk])
+            if amount <= 0:
+                continue
+            left[account.pk] -= amount
+            postings.append(
+                Posting(
+                    key=f"hold:{hold.pk}:release",
+                    kind=TxKind.HOLD_RELEASE,
+                    currency=currency,
+                    entries=((account, -amount), (available[hold.worker_id], amount)),
+                    memo=f"Hold period over ({memos[hold.pk]})",
+                    worker_id=hold.worker_id,
+                )
+            )
+    ledger_post_many(postings)
+    EarningHold.objects.filter(pk__in=[hold.pk for hold in holds]).update(
+        released=True, released_at=now
+    )
 
 
 def earnings_release_now(*, actor: User, worker: User | None = None) -> int:

@@ -9,7 +9,12 @@ from payments.models import AuditLog, EarningHold, Payout
 from payments.selectors import worker_earnings
 from tasks import paying
 from tests.factories import WorkerFactory
-from tests.payments.conftest import fund, onboarded_worker, reserved_assignment
+from tests.payments.conftest import (
+    assert_ledger_consistent,
+    fund,
+    onboarded_worker,
+    reserved_assignment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +106,73 @@ def test_workers_and_requesters_cannot_release(worker_client, requester_client, 
     for client in (worker_client, requester_client):
         assert client.post(URL, {"worker": worker.pk}, format="json").status_code == 403
     assert worker_earnings(worker=worker).available == 0
+
+
+def _release_queries(n_workers: int, job) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from payments import funding
+
+    workers = [WorkerFactory() for _ in range(n_workers)]
+    for w in workers:
+        _earn(job, w)
+        _earn(job, w)
+    with CaptureQueriesContext(connection) as queries:
+        assert funding.earnings_release_due(early=True) == 2 * n_workers
+    return len(queries)
+
+
+def test_a_release_costs_the_same_statements_for_2_or_40_holds_and_balances(job):
+    """A release posts its holds in one batch (issue #16): holding the workers' pending
+    accounts for a statement per hold kept approvals waiting for seconds under load."""
+    fund(job, 100_000)
+    few = _release_queries(1, job)
+    many = _release_queries(20, job)
+    assert many == few
+    assert worker_earnings_pending_total() == 0
+    assert_ledger_consistent()
+
+
+def worker_earnings_pending_total() -> int:
+    from django.db.models import Sum
+
+    from payments.ledger import AccountKind
+    from payments.models import LedgerAccount
+
+    return (
+        LedgerAccount.objects.filter(kind=AccountKind.WORKER_PENDING).aggregate(s=Sum("balance"))[
+            "s"
+        ]
+        or 0
+    )
+
+
+def test_a_release_never_moves_more_than_is_pending(job):
+    """A reversal took part of a worker's pending earnings back: releasing both holds moves only
+    what is left, and every hold ends released once."""
+    from payments import funding
+    from payments.ledger import AccountKind
+    from payments.models import LedgerAccount, TxKind
+
+    fund(job, 10_000)
+    worker = WorkerFactory()
+    first, second = _earn(job, worker), _earn(job, worker)
+    pending = LedgerAccount.objects.get(kind=AccountKind.WORKER_PENDING, worker=worker)
+    from payments.posting import ledger_account, ledger_post
+
+    ledger_post(
+        key="test:clawback",
+        kind=TxKind.REVERSAL,
+        currency=pending.currency,
+        entries=[
+            (pending, -(second + 1)),
+            (ledger_account(kind=AccountKind.JOB_ESCROW, currency=pending.currency, job=job),
+             second + 1),
+        ],
+    )  # fmt: skip
+    assert funding.earnings_release_due(early=True) == 2
+    assert worker_earnings(worker=worker).available == first - 1
+    assert worker_earnings(worker=worker).pending == 0
+    assert not EarningHold.objects.filter(released=False).exists()
+    assert funding.earnings_release_due(early=True) == 0
