@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -30,6 +31,7 @@ from ..selectors import video_consensus_stamps, video_seams_flagged
 logger = logging.getLogger(__name__)
 
 SWEEP_VIDEOS = 200  # videos restitched per sweep at most
+COALESCE_SECONDS = 20  # changes of one video within this window share one count
 
 
 def video_seams_refresh(*, video_id: int) -> int | None:
@@ -66,8 +68,19 @@ def seams_changed(*, job: Job, microtasks: Iterable[MicroTask]) -> None:
     for video_id in sorted({mt.video_id for mt in microtasks if not mt.is_gold}):
 
         def enqueue(video_id: int = video_id) -> None:
+            # Coalesced: the first change of a video in a window schedules one count at the
+            # window's end; the changes after it (committed before that count reads the stamp:
+            # a task never runs before its ETA) ride along. So a long video whose segments
+            # settle one after another is restitched once per window, not once per segment.
+            # (Eager mode, the embedded default, counts at once: nothing to coalesce.)
+            eager = current_app.conf.task_always_eager
+            window = COALESCE_SECONDS
+            if not eager and not cache.add(f"quality:seams:{video_id}", 1, timeout=window):
+                return
             try:
-                current_app.tasks["quality.refresh_video_seams"].delay(video_id)
+                current_app.tasks["quality.refresh_video_seams"].apply_async(
+                    (video_id,), countdown=0 if eager else window
+                )
             except (KombuOperationalError, OSError) as exc:
                 logger.warning(
                     "quality: could not queue the seam count of video %s (%s); the sweep will",

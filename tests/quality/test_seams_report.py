@@ -5,8 +5,10 @@ the sweep."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from quality.models import ConsensusDecision, ConsensusResult, VideoSeams
@@ -205,3 +207,43 @@ def test_a_reviewers_answer_stores_the_new_count(world_factory, workers, no_gold
     assert cached_stamp == stamp
     assert cached == video_seams_flagged(video) == 2
     assert job_report(job=world.job)["seams_flagged"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_of_one_video_share_one_count_on_a_real_worker(settings):
+    """The counts of a video are coalesced: three consensus changes within the window put one
+    restitch on the broker, and a real Celery worker runs it after the last of them, storing
+    the count at the video's final stamp."""
+    import redis
+    from django.core.cache import cache
+
+    from quality.services import seams
+    from tests.conftest import celery_workers
+
+    job = _track_job(1)
+    video = job.videos.get()
+    mts = list(MicroTask.objects.filter(video=video).order_by("index"))
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queued = broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+    cache.delete(f"quality:seams:{video.pk}")
+    previous, seams.COALESCE_SECONDS = seams.COALESCE_SECONDS, 2
+    eager, seams.current_app.conf.task_always_eager = (
+        seams.current_app.conf.task_always_eager,
+        False,
+    )
+    try:
+        for k, lost in ((2, True), (1, True), (1, False)):
+            with transaction.atomic():
+                _consensus(mts[k], lost=lost)
+                seams.seams_changed(job=job, microtasks=[mts[k]])
+    finally:
+        seams.COALESCE_SECONDS = previous
+        seams.current_app.conf.task_always_eager = eager
+    assert broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == queued + 1
+    [(_, stamp, _, _)] = video_consensus_stamps(videos=Video.objects.filter(pk=video.pk), job=job)
+    with celery_workers(1):
+        deadline = time.monotonic() + 30
+        while not VideoSeams.objects.filter(video=video, stamp=stamp).exists():
+            assert time.monotonic() < deadline, "the coalesced count never ran"
+            time.sleep(0.2)
+    assert VideoSeams.objects.get(video=video).flagged == video_seams_flagged(video) == 1
