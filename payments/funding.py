@@ -43,6 +43,7 @@ from .posting import (
     ledger_post,
     lock_account,
     lock_job_money,
+    lock_money_of,
 )
 from .selectors import escrow_balance
 from .signals import escrow_funded
@@ -715,6 +716,16 @@ def earnings_release_due(
             holds = list(due.select_for_update(skip_locked=True).order_by("id")[:batch])
             if not holds:
                 return released
+            # The batch's worker accounts, created and locked up front in the global order
+            # (``posting.lock_money_of``): taken hold by hold they were locked in hold order,
+            # and a release of worker B's then A's earnings deadlocked with an approval paying
+            # A then B, or with a payout run locking A's and B's available accounts.
+            for currency in sorted({h.currency for h in holds}):
+                lock_money_of(
+                    worker_ids=[h.worker_id for h in holds if h.currency == currency],
+                    currencies=[currency],
+                    worker_kinds=(AccountKind.WORKER_PENDING, AccountKind.WORKER_AVAILABLE),
+                )
             for hold in holds:
                 worker = User(pk=hold.worker_id)
                 pending = ledger_account(
