@@ -41,11 +41,11 @@ from .posting import (
     audit_log_record,
     check_money_amount,
     ledger_account,
-    ledger_accounts_for_workers,
     ledger_post,
     ledger_post_many,
     lock_account,
     lock_job_money,
+    lock_money_of,
 )
 from .selectors import escrow_balance
 from .signals import escrow_funded
@@ -730,43 +730,53 @@ def earnings_release_due(
 
 def _release_holds(holds: list[EarningHold], *, now: datetime) -> None:
     """Release ``holds`` (locked by the caller): one posting each, keyed per hold, never more
-    than is pending (a reversal may have taken some back). The workers' accounts are created
-    first, then their ``worker_pending`` rows locked in id order (the lock order of
-    ``posting.lock_money_of``) and read once; the postings go in together
-    (``ledger_post_many``)."""
+    than is pending (a reversal may have taken some back).
+
+    The batch's worker accounts are created and locked up front in the global order
+    (``posting.lock_money_of``): taken hold by hold they were locked in hold order, and a
+    release of worker B's then A's earnings deadlocked with an approval paying A then B, or
+    with a payout run locking A's and B's available accounts. The pending balances are read
+    once under those locks and the postings go in together (``ledger_post_many``): posted one
+    by one, an admin's release of thousands of holds kept the accounts locked for seconds.
+    """
     postings = []
     for currency in sorted({hold.currency for hold in holds}):
         mine = [hold for hold in holds if hold.currency == currency]
         workers = sorted({hold.worker_id for hold in mine})
-        pending = ledger_accounts_for_workers(
-            kind=AccountKind.WORKER_PENDING, currency=currency, worker_ids=workers
+        lock_money_of(
+            worker_ids=workers,
+            currencies=[currency],
+            worker_kinds=(AccountKind.WORKER_PENDING, AccountKind.WORKER_AVAILABLE),
         )
-        available = ledger_accounts_for_workers(
-            kind=AccountKind.WORKER_AVAILABLE, currency=currency, worker_ids=workers
-        )
-        left = dict(
-            LedgerAccount.objects.select_for_update()
-            .filter(pk__in=[a.pk for a in pending.values()])
-            .order_by("pk")
-            .values_list("pk", "balance")
-        )
+        accounts = {
+            (a.kind, a.worker_id): a
+            for a in LedgerAccount.objects.filter(
+                kind__in=(AccountKind.WORKER_PENDING, AccountKind.WORKER_AVAILABLE),
+                currency=currency,
+                job=None,
+                worker_id__in=workers,
+            )
+        }
+        left = {w: accounts[(AccountKind.WORKER_PENDING, w)].balance for w in workers}
         memos = dict(
             EarningHold.objects.filter(pk__in=[hold.pk for hold in mine]).values_list(
                 "pk", "transaction__key"
             )
         )
         for hold in mine:
-            account = pending[hold.worker_id]
-            amount = min(hold.amount, left[account.pk])
+            amount = min(hold.amount, left[hold.worker_id])
             if amount <= 0:
                 continue
-            left[account.pk] -= amount
+            left[hold.worker_id] -= amount
             postings.append(
                 Posting(
                     key=f"hold:{hold.pk}:release",
                     kind=TxKind.HOLD_RELEASE,
                     currency=currency,
-                    entries=((account, -amount), (available[hold.worker_id], amount)),
+                    entries=(
+                        (accounts[(AccountKind.WORKER_PENDING, hold.worker_id)], -amount),
+                        (accounts[(AccountKind.WORKER_AVAILABLE, hold.worker_id)], amount),
+                    ),
                     memo=f"Hold period over ({memos[hold.pk]})",
                     worker_id=hold.worker_id,
                 )

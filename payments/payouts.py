@@ -45,9 +45,11 @@ from .models import (
     PayoutStatus,
     TxKind,
 )
-from .posting import audit_log_record, ledger_account, ledger_post
+from .posting import audit_log_record, ledger_account, ledger_post, lock_money_of
 
 OPEN_STATUSES = (PayoutStatus.PENDING, PayoutStatus.QUEUED, PayoutStatus.SUBMITTED)
+# The worker accounts a payout's start moves money between (available -> in transit).
+PAYOUT_KINDS = (AccountKind.WORKER_AVAILABLE, AccountKind.WORKER_IN_TRANSIT)
 
 
 def _now() -> datetime:
@@ -88,8 +90,9 @@ def payout_create(
     profile = _eligible_profile(worker.pk)
     if profile is None:
         return None
+    # The worker's available and in-transit accounts, created and locked in the global order.
+    lock_money_of(worker_ids=[worker.pk], currencies=[currency], worker_kinds=PAYOUT_KINDS)
     available = ledger_account(kind=AccountKind.WORKER_AVAILABLE, currency=currency, worker=worker)
-    available = LedgerAccount.objects.select_for_update().get(pk=available.pk)
     if available.balance < settings.PAYOUT_MINIMUM or available.balance <= 0:
         return None
     if Payout.objects.filter(worker=worker, currency=currency, status__in=OPEN_STATUSES).exists():
@@ -213,17 +216,19 @@ def _payouts_create_batch(
     enqueue: bool,
 ) -> list[Payout]:
     """``payout_create`` for many workers in a handful of statements."""
-    from .posting import Posting, ledger_accounts_for_workers, ledger_post_many
+    from .posting import Posting, ledger_post_many
 
+    # Every account the batch moves, created and locked in the global order up front
+    # (``posting.lock_money_of``): the available rows used to be locked first and the
+    # in-transit rows created and locked after them, outside that order.
+    lock_money_of(worker_ids=worker_ids, currencies=[currency], worker_kinds=PAYOUT_KINDS)
     accounts = list(
-        LedgerAccount.objects.select_for_update()
-        .filter(
+        LedgerAccount.objects.filter(
             kind=AccountKind.WORKER_AVAILABLE,
             currency=currency,
             worker_id__in=worker_ids,
             balance__gte=max(1, settings.PAYOUT_MINIMUM),
-        )
-        .order_by("pk")
+        ).order_by("pk")
     )
     destinations = dict(
         WorkerProfile.objects.filter(
@@ -255,11 +260,14 @@ def _payouts_create_batch(
             for a in todo
         ]
     )
-    in_transit = ledger_accounts_for_workers(
-        kind=AccountKind.WORKER_IN_TRANSIT,
-        currency=currency,
-        worker_ids=[a.worker_id for a in todo],
-    )
+    in_transit = {
+        a.worker_id: a
+        for a in LedgerAccount.objects.filter(
+            kind=AccountKind.WORKER_IN_TRANSIT,
+            currency=currency,
+            worker_id__in=[a.worker_id for a in todo],
+        )
+    }
     ledger_post_many(
         [
             Posting(

@@ -14,10 +14,20 @@ Locking — one global order, so two transactions never wait on each other in a 
    through another row (a funding, a refund) reads that row unlocked, takes the job's money
    lock, then locks the row (``of=("self",)``: never the job's row with it).
 2. then the rows of the money objects (fundings, refunds, payouts, holds), and worker accounts
-   (payout runs lock them in id order);
+   in id order;
 3. cached balances are updated in account-id order by :func:`ledger_post` /
    :func:`ledger_post_many`; system accounts (Stripe clearing, platform revenue, refunds) are
    shared by every job and have no cached balance, so no posting ever locks them.
+
+Creating an account is taking a lock: an INSERT that meets another transaction's uncommitted
+row of the same key waits until that transaction ends. So an account is created at its own
+place in the order, never after a later one was locked: a transaction touching the money of
+several jobs or workers (bulk approvals, the earnings release, payout runs) calls
+:func:`lock_money_of` first, which creates every missing account of each step (in key order, one
+statement) before it locks that step's rows (in id order): job accounts, then worker accounts,
+then system accounts (created last, never locked). A service moving one job's money creates and
+locks its job's accounts first (``escrow.job_accounts`` then :func:`lock_account`), then at most
+one worker's accounts, then system accounts — the same order.
 
 A job's own row is never locked ``FOR UPDATE`` (``marketplace.lifecycle.lock_job`` takes
 ``FOR NO KEY UPDATE``): every posting about a job checks its foreign key to the job at commit
@@ -97,22 +107,107 @@ def lock_job_money(job_id: int) -> LedgerAccount | None:
     )
 
 
-def lock_money_of(*, job_ids: Iterable[int], worker_ids: Iterable[int]) -> None:
-    """Lock, in the global order, the money rows a transaction paying work of several jobs
-    and workers updates: the jobs' ``job_escrow`` rows (id order), then those workers'
-    ``worker_pending`` accounts (id order). Each posting orders its own legs, but one that pays
-    worker A then B beside one paying B then A (two jobs: different escrow locks) deadlocked on
-    the shared worker rows; locked up front, the postings only re-take locks they hold."""
-    for kind, filters in (
-        (AccountKind.JOB_ESCROW, {"job_id__in": sorted(set(job_ids))}),
-        (AccountKind.WORKER_PENDING, {"worker_id__in": sorted(set(worker_ids))}),
-    ):
-        list(
-            LedgerAccount.objects.select_for_update()
-            .filter(kind=kind, **filters)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+def lock_money_of(
+    *,
+    job_ids: Iterable[int] = (),
+    worker_ids: Iterable[int] = (),
+    currencies: Iterable[str] = (),
+    worker_kinds: Iterable[str] = (AccountKind.WORKER_PENDING,),
+    system_kinds: Iterable[str] = (),
+) -> None:
+    """Create, then lock, in the global order, every account row a transaction moving money of
+    several jobs and workers touches; call it before any other money lock of the transaction
+    (a later call for some of the same accounts, as each ``work_pay`` makes, re-takes locks it
+    holds).
+
+    The order (the module's lock order, with account creation in it):
+
+    1. the jobs' ``job_escrow`` and ``job_reserved`` accounts that do not exist yet are created
+       (job id order), then the jobs' ``job_escrow`` rows are locked (id order);
+    2. the workers' ``worker_kinds`` accounts (in the jobs' currencies and ``currencies``) that
+       do not exist yet are created (worker id, kind, currency order), then all of them are
+       locked (id order);
+    3. the ``system_kinds`` accounts (platform revenue, Stripe clearing) are created if missing;
+       they have no cached balance and are never locked.
+
+    Creation is part of the order because creating a row is a lock: an INSERT that meets
+    another transaction's uncommitted row of the same key waits for that transaction to end.
+    Two bulk approvals paying two *new* workers in opposite orders each created one worker's
+    account and then waited on the other's (a deadlock ``lock_money_of`` did not prevent while
+    it locked only existing rows). Here a transaction creates every missing row of a step in
+    one statement, in key order, before it takes any row lock of that step, so it waits on a
+    creator only while it holds none of the rows that creator may still need. Each posting
+    orders its own legs, but one that pays worker A then B beside one paying B then A (two
+    jobs: different escrow locks) deadlocked on the shared worker rows; locked up front, the
+    postings only re-take locks they hold."""
+    jobs = dict(
+        Job.objects.filter(pk__in=sorted(set(job_ids))).order_by("pk").values_list("pk", "currency")
+    )
+    money = sorted(set(currencies) | set(jobs.values()))
+    workers = sorted(set(worker_ids))
+    _create_missing(
+        [
+            LedgerAccount(kind=kind, currency=currency, job_id=job_id)
+            for job_id, currency in sorted(jobs.items())
+            for kind in (AccountKind.JOB_ESCROW, AccountKind.JOB_RESERVED)
+        ]
+    )
+    _lock_rows(kind__in=[AccountKind.JOB_ESCROW], job_id__in=sorted(jobs))
+    kinds = sorted(set(worker_kinds))
+    _create_missing(
+        [
+            LedgerAccount(kind=kind, currency=currency, worker_id=worker_id)
+            for worker_id in workers
+            for kind in kinds
+            for currency in money
+        ]
+    )
+    _lock_rows(kind__in=kinds, currency__in=money, worker_id__in=workers)
+    _create_missing(
+        [
+            LedgerAccount(kind=kind, currency=currency)
+            for kind in sorted(set(system_kinds))
+            for currency in money
+        ]
+    )
+
+
+def _account_key(job_id: int | None, worker_id: int | None, kind: str, currency: str) -> tuple:
+    return (job_id or 0, worker_id or 0, kind, currency)
+
+
+def _create_missing(accounts: list[LedgerAccount]) -> None:
+    """Insert those of ``accounts`` (all a job's, all a worker's or all the platform's) that do
+    not exist yet, in one statement, in key order."""
+    if not accounts:
+        return
+    jobs = {a.job_id for a in accounts if a.job_id}
+    workers = {a.worker_id for a in accounts if a.worker_id}
+    found = LedgerAccount.objects.filter(
+        kind__in={a.kind for a in accounts}, currency__in={a.currency for a in accounts}
+    )
+    found = found.filter(job_id__in=jobs) if jobs else found.filter(job=None)
+    found = found.filter(worker_id__in=workers) if workers else found.filter(worker=None)
+    existing = {
+        _account_key(*row) for row in found.values_list("job_id", "worker_id", "kind", "currency")
+    }
+    missing = sorted(
+        (a for a in accounts if _account_key(a.job_id, a.worker_id, a.kind, a.currency)
+         not in existing),
+        key=lambda a: _account_key(a.job_id, a.worker_id, a.kind, a.currency),
+    )  # fmt: skip
+    if missing:
+        # ON CONFLICT DO NOTHING: a row another transaction is creating is waited for, then kept.
+        LedgerAccount.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def _lock_rows(**filters) -> None:
+    list(
+        LedgerAccount.objects.select_for_update()
+        .filter(**filters)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def check_money_amount(amount: int, *, allow_zero: bool = False, field: str = "amount") -> None:

@@ -24,7 +24,14 @@ from .errors import InsufficientEscrow, InvalidAmount
 from .escrow import job_accounts
 from .ledger import AccountKind
 from .models import EarningHold, LedgerTransaction, PricingPolicy, TxKind
-from .posting import audit_log_record, ledger_account, ledger_post, lock_account, now
+from .posting import (
+    audit_log_record,
+    ledger_account,
+    ledger_post,
+    lock_account,
+    lock_money_of,
+    now,
+)
 from .selectors import active_policy
 
 
@@ -43,6 +50,17 @@ def pay_reversed_key(assignment_id: int) -> str:
 def work_paid(*, assignment_id: int) -> bool:
     """Whether the assignment's approval pay was posted."""
     return LedgerTransaction.objects.filter(key=pay_key(assignment_id)).exists()
+
+
+def work_pay_lock(*, job_ids, worker_ids) -> None:
+    """Create and lock, in the ledger's global order (``posting.lock_money_of``), every account
+    paying work of these jobs to these workers touches: the jobs' escrow, the workers' pending
+    accounts, the platform's revenue. A transaction paying several assignments calls it once,
+    first; ``work_pay`` and ``bonus_pay`` call it for their own job and worker (a no-op re-lock
+    when the caller did)."""
+    lock_money_of(
+        job_ids=job_ids, worker_ids=worker_ids, system_kinds=(AccountKind.PLATFORM_REVENUE,)
+    )
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,8 @@ def work_pay(
     ).exists():
         raise Conflict(f"Assignment #{assignment_id} was rejected (unpaid); it cannot be paid now.")
     policy = active_policy()
+    work_pay_lock(job_ids=[job.pk], worker_ids=[worker.pk])  # escrow locked: read it fresh
     escrow, reserved_account = job_accounts(job)
-    escrow = lock_account(escrow)
     reserved_account = lock_account(reserved_account)
     if reserved_account.balance < reserved:
         raise Conflict(
@@ -249,8 +267,8 @@ def bonus_pay(*, job: Job, worker: User, amount: int, reason: str, actor: User, 
     (``tasks.paying.bonus_grant``)."""
     policy = active_policy()
     pay, fee = pricing.bonus_split(amount=amount, policy=policy)
+    work_pay_lock(job_ids=[job.pk], worker_ids=[worker.pk])  # escrow locked: read it fresh
     escrow, _ = job_accounts(job)
-    escrow = lock_account(escrow)
     full_key = f"bonus:{job.pk}:{key}"
     if LedgerTransaction.objects.filter(key=full_key).exists():
         return pay

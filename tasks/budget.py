@@ -17,6 +17,7 @@ from payments import funding as _funding
 from payments import posting as _posting
 from payments import pricing as _pricing
 from payments import selectors as _pay_selectors
+from payments import work as _work
 from payments.errors import InsufficientEscrow
 
 from . import paying
@@ -50,10 +51,11 @@ def jobs_with_available_escrow(job_ids) -> set[int]:
 
 def lock_pay_accounts(assignments) -> None:
     """Before paying or releasing several assignments in one transaction: lock their jobs'
-    escrow and their workers' pending accounts in the ledger's global order (no deadlock with
-    another transaction paying the same workers in another order)."""
+    escrow and their workers' pending accounts in the ledger's global order, creating the
+    missing ones first (no deadlock with another transaction paying the same workers in another
+    order, new workers included)."""
     rows = [(a.microtask.job_id, a.worker_id) for a in assignments]
-    _posting.lock_money_of(job_ids=[j for j, _ in rows], worker_ids=[w for _, w in rows])
+    _work.work_pay_lock(job_ids=[j for j, _ in rows], worker_ids=[w for _, w in rows])
 
 
 def available(*, job: Job) -> int:

@@ -72,13 +72,9 @@ def _stray_error_response(exc: Exception, context: dict) -> Response:
 DATABASE_RETRY_AFTER = 1
 
 
-def database_unavailable_body() -> dict:
-    """The 503 of a request whose database connection dropped (``marketplace.unavailable``)."""
-    return error_body(
-        "unavailable",
-        "The service lost its database connection while handling this request; nothing was "
-        "changed. Retry in a moment.",
-    )
+def database_unavailable_body(what_happened: str) -> dict:
+    """The 503 of a request the database rolled back (``marketplace.unavailable`` says why)."""
+    return error_body("unavailable", f"{what_happened} Retry in a moment.")
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

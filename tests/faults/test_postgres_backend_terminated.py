@@ -84,6 +84,7 @@ def _assert_told_to_retry(response) -> None:
     assert int(response["Retry-After"]) >= 1
     error = response.json()["error"]
     assert error["code"] == "unavailable"
+    assert "lost its database connection" in error["message"]  # the cause, as it is
     assert "Retry" in error["message"]
 
 
@@ -152,6 +153,7 @@ def test_backend_terminated_during_a_page_is_a_503_page_not_a_500(client):
     assert response["Content-Type"].startswith("text/html")
     assert int(response["Retry-After"]) >= 1
     assert b"Try again in a moment" in response.content
+    assert b"lost its database connection" in response.content
     # The claim page's POST (a write) likewise, and it claimed nothing.
     killer = KillBefore(r"insert\s+into\s+tasks_assignment", after=0)
     with connection.execute_wrapper(killer):

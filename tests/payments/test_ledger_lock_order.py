@@ -19,52 +19,35 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
-from payments import escrow
+from marketplace.models import WorkerProfile
+from payments import escrow, payouts
 from payments import funding as funding_services
 from payments.ledger import AccountKind
-from payments.models import FundingStatus
+from payments.models import EarningHold, FundingStatus, LedgerAccount, Payout
 from payments.posting import ledger_account
 from payments.selectors import escrow_balance
-from payments.work import work_paid
+from payments.work import pay_key, work_paid
 from tasks import budget, claiming, paying, reviewing
 from tasks.models import Assignment, AssignmentStatus, Slot
 from tests.factories import WorkerFactory
+from tests.locking import (
+    DEADLINE_SECONDS,
+    run_threads,
+    someone_waits_on_a_lock,
+    wait_for_a_lock_waiter,
+)
 from tests.payments.conftest import (
     assert_ledger_consistent,
     checkout_funding,
+    credit_available,
     pay_checkout,
     reserved_assignment,
 )
 from tests.tasks.claim_fixtures import published_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DEADLINE_SECONDS = 10
-
-
-def _someone_waits_on_a_lock() -> bool:
-    """Whether another backend of this test database waits for a lock (``pg_locks`` is live;
-    ``pg_stat_activity``, which names the database, is re-read: a transaction otherwise sees it
-    as of its first read; other databases on the server are other people's)."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_stat_clear_snapshot()")
-        cur.execute(
-            "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid "
-            "WHERE NOT l.granted AND l.pid <> pg_backend_pid() "
-            "AND s.datname = current_database()"
-        )
-        return cur.fetchone()[0] > 0
-
-
-def _wait_for_a_lock_waiter() -> bool:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if _someone_waits_on_a_lock():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_funding_check_while_a_worker_of_the_job_is_paid_does_not_deadlock(stripe_server):
@@ -77,7 +60,6 @@ def test_a_funding_check_while_a_worker_of_the_job_is_paid_does_not_deadlock(str
     before = escrow_balance(job=job).funded
 
     payer_holds_escrow = threading.Event()
-    errors: list[BaseException] = []
     waited: list[bool] = []
 
     def payer() -> None:
@@ -87,28 +69,15 @@ def test_a_funding_check_while_a_worker_of_the_job_is_paid_does_not_deadlock(str
             with transaction.atomic():
                 paying.assignment_pay(assignment=a, credit=1.0)
                 payer_holds_escrow.set()
-                waited.append(_wait_for_a_lock_waiter())
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+                waited.append(wait_for_a_lock_waiter())
         finally:
             payer_holds_escrow.set()
-            connection.close()
 
     def requester() -> None:
-        try:
-            assert payer_holds_escrow.wait(DEADLINE_SECONDS)
-            funding_services.funding_refresh(funding=f)  # what the check endpoint does
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        assert payer_holds_escrow.wait(DEADLINE_SECONDS)
+        funding_services.funding_refresh(funding=f)  # what the check endpoint does
 
-    threads = [threading.Thread(target=payer), threading.Thread(target=requester)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+    errors = run_threads(payer, requester)
     assert waited == [True]  # the two really met on a lock
     assert errors == []
     f.refresh_from_db()
@@ -128,7 +97,6 @@ def test_filling_a_jobs_slots_while_a_worker_of_the_job_is_paid_does_not_deadloc
     a = reserved_assignment(job, price=60, active_seconds=60)
 
     payer_holds_escrow = threading.Event()
-    errors: list[BaseException] = []
     waited: list[bool] = []
     filled: list[int] = []
 
@@ -137,28 +105,15 @@ def test_filling_a_jobs_slots_while_a_worker_of_the_job_is_paid_does_not_deadloc
             with transaction.atomic():
                 paying.assignment_pay(assignment=a, credit=1.0)
                 payer_holds_escrow.set()
-                waited.append(_wait_for_a_lock_waiter())
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+                waited.append(wait_for_a_lock_waiter())
         finally:
             payer_holds_escrow.set()
-            connection.close()
 
     def filler() -> None:
-        try:
-            assert payer_holds_escrow.wait(DEADLINE_SECONDS)
-            filled.append(claiming.job_fill_slots_if_open(job_id=job.pk))  # the Celery task
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        assert payer_holds_escrow.wait(DEADLINE_SECONDS)
+        filled.append(claiming.job_fill_slots_if_open(job_id=job.pk))  # the Celery task
 
-    threads = [threading.Thread(target=payer), threading.Thread(target=filler)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+    errors = run_threads(payer, filler)
     assert waited == [True]
     assert errors == []
     assert filled and filled[0] > 0
@@ -173,22 +128,40 @@ def _submitted(job, worker):
     return a
 
 
+@pytest.mark.parametrize(
+    "platform",
+    ["workers-paid-before", "new-workers", "new-platform"],
+)
 def test_two_bulk_approvals_paying_the_same_workers_in_opposite_orders_do_not_deadlock(
-    monkeypatch,
+    monkeypatch, platform
 ):
-    """Each posting orders its own legs, but a transaction paying several workers took their
-    (shared, cross-job) pending accounts one posting at a time: approvals of job A paying worker
-    1 then 2, beside approvals of job B paying 2 then 1, deadlocked on the worker rows (their
-    escrow locks differ). The rows are now locked up front in the global order."""
+    """Approvals of job A paying worker 1 then 2, beside approvals of job B paying 2 then 1.
+
+    Each posting orders its own legs, but a transaction paying several workers took their
+    (shared, cross-job) pending accounts one posting at a time: the two deadlocked on the worker
+    rows (their escrow locks differ). ``lock_money_of`` then locked them up front, but only the
+    ones that existed: paying workers never paid before, each approval created its first
+    worker's account inside its transaction, and its second payment's INSERT waited on the
+    other's uncommitted one (on a new platform, likewise the revenue account) — the same cycle.
+    Every account is now created up front, in key order, before any is locked."""
     w1, w2 = WorkerFactory(), WorkerFactory()
     job_a = published_job(n=1, price=60, overlap=1, budget=5_000)
     job_b = published_job(n=1, price=60, overlap=1, budget=5_000)
-    # A live platform: the workers were paid before, fees were taken before.
-    for w in (w1, w2):
-        ledger_account(kind=AccountKind.WORKER_PENDING, currency=job_a.currency, worker=w)
-    ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=job_a.currency)
+    currency = job_a.currency
+    if platform == "workers-paid-before":
+        for w in (w1, w2):
+            ledger_account(kind=AccountKind.WORKER_PENDING, currency=currency, worker=w)
+    if platform != "new-platform":
+        ledger_account(kind=AccountKind.PLATFORM_REVENUE, currency=currency)
     a1, a2 = _submitted(job_a, w1), _submitted(job_a, w2)  # job A pays w1, then w2
     b1, b2 = _submitted(job_b, w2), _submitted(job_b, w1)  # job B pays w2, then w1
+    accounts = LedgerAccount.objects.filter(currency=currency)
+    assert accounts.filter(kind=AccountKind.WORKER_PENDING, worker__in=[w1, w2]).count() == (
+        2 if platform == "workers-paid-before" else 0
+    )
+    assert accounts.filter(kind=AccountKind.PLATFORM_REVENUE).count() == (
+        0 if platform == "new-platform" else 1
+    )
 
     first_paid = {job_a.pk: threading.Event(), job_b.pk: threading.Event()}
     other = {job_a.pk: job_b.pk, job_b.pk: job_a.pk}
@@ -203,7 +176,7 @@ def test_two_bulk_approvals_paying_the_same_workers_in_opposite_orders_do_not_de
         if calls[job_id] == 2:
             deadline = time.monotonic() + DEADLINE_SECONDS
             while time.monotonic() < deadline and not first_paid[other[job_id]].is_set():
-                if _someone_waits_on_a_lock():
+                if someone_waits_on_a_lock():
                     break
                 time.sleep(0.02)
         out = real_pay(assignment=assignment, **kwargs)
@@ -211,28 +184,120 @@ def test_two_bulk_approvals_paying_the_same_workers_in_opposite_orders_do_not_de
         return out
 
     monkeypatch.setattr(budget, "pay", pay)
-    errors: list[BaseException] = []
+    start = threading.Barrier(2, timeout=DEADLINE_SECONDS)  # the two begin together
 
-    def review(job, ids) -> None:
-        try:
-            reviewing.assignments_review_bulk(
-                by=job.requester, action="approve", assignment_ids=ids
-            )
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            first_paid[job.pk].set()
-            connection.close()
+    def review(job, ids):
+        def approve() -> None:
+            try:
+                start.wait()
+                reviewing.assignments_review_bulk(
+                    by=job.requester, action="approve", assignment_ids=ids
+                )
+            finally:
+                first_paid[job.pk].set()
 
-    threads = [
-        threading.Thread(target=review, args=(job_a, [a1.pk, a2.pk])),
-        threading.Thread(target=review, args=(job_b, [b1.pk, b2.pk])),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+        return approve
+
+    errors = run_threads(review(job_a, [a1.pk, a2.pk]), review(job_b, [b1.pk, b2.pk]))
     assert errors == []
     assert all(work_paid(assignment_id=x.pk) for x in (a1, a2, b1, b2))
+    for w in (w1, w2):  # one account each, holding both payments of its worker
+        pending = accounts.get(kind=AccountKind.WORKER_PENDING, worker=w)
+        paid = Assignment.objects.filter(pk__in=[a1.pk, a2.pk, b1.pk, b2.pk], worker=w)
+        assert pending.balance == sum(paid.values_list("pay_amount", flat=True))
+    assert accounts.filter(kind=AccountKind.PLATFORM_REVENUE).count() == 1
+    assert_ledger_consistent()
+
+
+def _payable(worker) -> None:
+    """The worker can be paid out (a connected account; no Stripe call: runs don't enqueue)."""
+    WorkerProfile.objects.filter(user=worker).update(
+        payouts_enabled=True, stripe_account_id=f"acct_test{worker.pk}"
+    )
+
+
+def test_earnings_release_and_a_payout_run_beside_bulk_approvals_do_not_deadlock(monkeypatch):
+    """The payout side: the hourly release moves each hold's pay pending -> available, and the
+    run moves available -> in transit, while approvals credit the same workers' pending accounts.
+
+    The release took each hold's accounts in hold order (worker 2's hold, then worker 1's), the
+    approvals take pending accounts in id order (worker 1, then 2) and the run locked available
+    accounts in id order (worker 1, then 2): the release, holding worker 2's rows, then waited
+    for worker 1's, which the approval and the run held while they waited on worker 2's. Both
+    the release and the run now create and lock all their accounts up front, in the one order
+    (``posting.lock_money_of``)."""
+    w1, w2 = WorkerFactory(), WorkerFactory()
+    assert w1.pk < w2.pk
+    for w in (w1, w2):
+        _payable(w)
+    earlier = published_job(n=1, price=60, overlap=1, budget=5_000)
+    for w in (w1, w2):  # worker 1's accounts first in the global (id) order
+        for kind in (AccountKind.WORKER_PENDING, AccountKind.WORKER_AVAILABLE):
+            ledger_account(kind=kind, currency=earlier.currency, worker=w)
+    # Earlier work: worker 2's hold first, so the release meets worker 2 before worker 1.
+    held = [_submitted(earlier, w2), _submitted(earlier, w1)]
+    reviewing.assignments_review_bulk(
+        by=earlier.requester, action="approve", assignment_ids=[a.pk for a in held]
+    )
+    for w in (w1, w2):  # earnings released before: the run has something to pay either way
+        credit_available(w, 5_000)
+    pending = dict(
+        LedgerAccount.objects.filter(kind=AccountKind.WORKER_PENDING).values_list("worker_id", "pk")
+    )
+    assert pending[w1.pk] < pending[w2.pk]  # worker 1's account comes first in the global order
+    job = published_job(n=1, price=60, overlap=1, budget=5_000)
+    new = [_submitted(job, w1), _submitted(job, w2)]
+
+    released_first = threading.Event()
+    real_post = funding_services.ledger_post
+    posted: list[str] = []
+
+    def post(**kwargs):
+        out = real_post(**kwargs)
+        posted.append(kwargs["key"])
+        if len(posted) == 1:  # one hold released; the others run into what it holds
+            released_first.set()
+            waited.append(wait_for_a_lock_waiter())
+        return out
+
+    monkeypatch.setattr(funding_services, "ledger_post", post)
+    start = threading.Barrier(3, timeout=DEADLINE_SECONDS)  # the three begin together
+    waited: list[bool] = []
+    runs: list = []
+
+    def together(fn):
+        def body() -> None:
+            try:
+                start.wait()
+                fn()
+            finally:
+                released_first.set()
+
+        return body
+
+    def release() -> None:
+        funding_services.earnings_release_due(early=True)
+
+    def approve() -> None:
+        assert released_first.wait(DEADLINE_SECONDS)
+        reviewing.assignments_review_bulk(
+            by=job.requester, action="approve", assignment_ids=[a.pk for a in new]
+        )
+
+    def payout_run() -> None:
+        assert released_first.wait(DEADLINE_SECONDS)
+        runs.append(payouts.payout_run_start(enqueue=False))
+
+    errors = run_threads(*(together(f) for f in (release, approve, payout_run)))
+    assert errors == []
+    assert waited == [True]  # the approval or the run really met the release on a lock
+    assert len(posted) == 2
+    assert (
+        not EarningHold.objects.filter(worker__in=[w1, w2], released=False)
+        .exclude(transaction__key__in=[pay_key(a.pk) for a in new])
+        .exists()
+    )
+    assert all(work_paid(assignment_id=a.pk) for a in new)
+    assert runs and runs[0].payouts_created == 2
+    assert Payout.objects.filter(worker__in=[w1, w2]).count() == 2
     assert_ledger_consistent()

@@ -25,20 +25,12 @@ from quality.simulator import PRECISE, SPAMMER
 from tasks import signals
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus
 from tests.faults.invariants import assert_invariants
+from tests.locking import someone_waits_on_a_lock
 from tests.quality.test_services import claim_and_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DEADLINE_SECONDS = 15
-
-
-def _someone_waits_on_a_lock() -> bool:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-        )
-        return cur.fetchone()[0] > 0
 
 
 def test_two_scorings_of_one_job_with_a_suspension_do_not_deadlock(
@@ -79,7 +71,7 @@ def test_two_scorings_of_one_job_with_a_suspension_do_not_deadlock(
         first_paused.set()
         deadline = time.monotonic() + DEADLINE_SECONDS
         while time.monotonic() < deadline and not second_done.is_set():
-            if _someone_waits_on_a_lock():
+            if someone_waits_on_a_lock():
                 break
             time.sleep(0.02)
         return suspend(**kwargs)

@@ -10,20 +10,17 @@ the two waited on each other: PostgreSQL killed one with "deadlock detected" (th
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from tasks import claiming, reviewing
 from tasks.models import Assignment, AssignmentStatus, MicroTask
 from tests.faults.invariants import assert_invariants
-from tests.quality.test_scoring_concurrency import _someone_waits_on_a_lock
+from tests.locking import DEADLINE_SECONDS, run_threads, wait_for_a_lock_waiter
 from tests.tasks.claim_fixtures import published_job, qualified_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DEADLINE_SECONDS = 10
 
 
 def test_approval_during_scoring_of_its_microtask_does_not_deadlock(monkeypatch):
@@ -35,39 +32,21 @@ def test_approval_during_scoring_of_its_microtask_does_not_deadlock(monkeypatch)
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.SUBMITTED
 
     scoring_holds_microtask = threading.Event()
-    errors: list[BaseException] = []
 
     def scoring() -> None:
         # What ``quality.services.processing.submission_process`` does: the microtask's row
         # first, then (deciding) its assignments, in id order, through ``tasks.reviewing``.
-        try:
-            with transaction.atomic():
-                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
-                scoring_holds_microtask.set()
-                deadline = time.monotonic() + DEADLINE_SECONDS
-                while time.monotonic() < deadline and not _someone_waits_on_a_lock():
-                    time.sleep(0.02)
-                reviewing._lock_for_review(by=None, ids=[a.pk])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+            scoring_holds_microtask.set()
+            assert wait_for_a_lock_waiter()  # the other one really waits on us
+            reviewing._lock_for_review(by=None, ids=[a.pk])
 
     def requester() -> None:
-        try:
-            assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
-            reviewing.assignment_approve(assignment_id=a.pk, by=job.requester)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
+        reviewing.assignment_approve(assignment_id=a.pk, by=job.requester)
 
-    threads = [threading.Thread(target=scoring), threading.Thread(target=requester)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+    errors = run_threads(scoring, requester)
     assert errors == []
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.APPROVED
     assert_invariants()
@@ -91,37 +70,23 @@ def test_the_auto_approval_sweep_skips_a_microtask_being_scored_instead_of_deadl
 
     scoring_holds_microtask = threading.Event()
     sweep_done = threading.Event()
-    errors: list[BaseException] = []
     swept: list[int] = []
 
     def scoring() -> None:
-        try:
-            with transaction.atomic():
-                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
-                scoring_holds_microtask.set()
-                assert sweep_done.wait(DEADLINE_SECONDS)
-                reviewing._lock_for_review(by=None, ids=[a.pk])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+            scoring_holds_microtask.set()
+            assert sweep_done.wait(DEADLINE_SECONDS)
+            reviewing._lock_for_review(by=None, ids=[a.pk])
 
     def sweep() -> None:
         try:
             assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
             swept.append(reviewing.assignments_auto_approve_due())
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
         finally:
             sweep_done.set()
-            connection.close()
 
-    threads = [threading.Thread(target=scoring), threading.Thread(target=sweep)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+    errors = run_threads(scoring, sweep)
     assert errors == []
     assert swept == [0]  # skipped while scoring held the microtask, nothing waited
     assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.SUBMITTED
@@ -153,43 +118,25 @@ def test_an_admin_upholding_a_dispute_during_scoring_of_its_microtask_does_not_d
     admin = AdminFactory()
 
     scoring_holds_microtask = threading.Event()
-    errors: list[BaseException] = []
 
     def scoring() -> None:
         # ``submission_process``: the microtask's row, then its done assignments in id order
         # (``approval.lock_in_order``), once the admin's transaction is under way and waiting.
-        try:
-            with transaction.atomic():
-                MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
-                scoring_holds_microtask.set()
-                deadline = time.monotonic() + DEADLINE_SECONDS
-                while time.monotonic() < deadline and not _someone_waits_on_a_lock():
-                    time.sleep(0.02)
-                list(
-                    Assignment.objects.select_for_update(of=("self",))
-                    .filter(pk=a.pk)
-                    .values_list("pk", flat=True)
-                )
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            MicroTask.objects.select_for_update(of=("self",)).get(pk=a.microtask_id)
+            scoring_holds_microtask.set()
+            assert wait_for_a_lock_waiter()  # the other one really waits on us
+            list(
+                Assignment.objects.select_for_update(of=("self",))
+                .filter(pk=a.pk)
+                .values_list("pk", flat=True)
+            )
 
     def admin_decides() -> None:
-        try:
-            assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
-            reviewing.dispute_decide(dispute_id=dispute.pk, by=admin, uphold=True, note="agreed")
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        assert scoring_holds_microtask.wait(DEADLINE_SECONDS)
+        reviewing.dispute_decide(dispute_id=dispute.pk, by=admin, uphold=True, note="agreed")
 
-    threads = [threading.Thread(target=scoring), threading.Thread(target=admin_decides)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE_SECONDS * 3)
-    assert not any(t.is_alive() for t in threads)
+    errors = run_threads(scoring, admin_decides)
     assert errors == []
     a.refresh_from_db()
     assert (a.status, a.pay_amount) == (AssignmentStatus.REJECTED, 0)
