@@ -249,18 +249,18 @@ def test_earnings_release_and_a_payout_run_beside_bulk_approvals_do_not_deadlock
     new = [_submitted(job, w1), _submitted(job, w2)]
 
     released_first = threading.Event()
-    real_post = funding_services.ledger_post
+    real_post = funding_services.ledger_post_many
     posted: list[str] = []
 
-    def post(**kwargs):
-        out = real_post(**kwargs)
-        posted.append(kwargs["key"])
-        if len(posted) == 1:  # one hold released; the others run into what it holds
-            released_first.set()
-            waited.append(wait_for_a_lock_waiter())
+    def post(postings):
+        out = real_post(postings)
+        posted.extend(p.key for p in postings)
+        # The batch's holds posted, its accounts still locked: the others run into them.
+        released_first.set()
+        waited.append(wait_for_a_lock_waiter())
         return out
 
-    monkeypatch.setattr(funding_services, "ledger_post", post)
+    monkeypatch.setattr(funding_services, "ledger_post_many", post)
     start = threading.Barrier(3, timeout=DEADLINE_SECONDS)  # the three begin together
     waited: list[bool] = []
     runs: list = []
