@@ -850,13 +850,15 @@ def funding_confirm_checkout(
 ) -> StripeCheck:
     """Settle the funding made with Checkout Session ``session_id`` as Stripe's copy says.
 
-    ``checkout.session.completed`` / ``async_payment_succeeded`` / ``expired`` events and the
-    return page all come here; ``claimed`` is the event's body (compared, never used). The
-    session must be the one recorded on a funding and name it in its metadata, for that
-    funding's amount and currency. Paid: its PaymentIntent is attached to the row (as Stripe's
-    session names it) and credited through :func:`funding_confirm`, the one door, which checks
-    the PaymentIntent again and credits once. Expired unpaid: the funding ends ``expired``,
-    nothing credited. ``expire_open`` expires a still-open session at Stripe first (the requester
+    ``checkout.session.completed`` / ``async_payment_succeeded`` / ``async_payment_failed`` /
+    ``expired`` events and the return page all come here; ``claimed`` is the event's body
+    (compared, never used). The session must be the one recorded on a funding and name it in its
+    metadata, for that funding's amount and currency. Paid: its PaymentIntent is attached to the
+    row (as Stripe's session names it) and credited through :func:`funding_confirm`, the one
+    door, which checks the PaymentIntent again and credits once. Expired unpaid: the funding
+    ends ``expired``, nothing credited. Complete unpaid (a delayed payment such as a bank debit):
+    ``failed`` once Stripe's PaymentIntent says the payment failed, still awaiting while it is
+    processing. ``expire_open`` expires a still-open session at Stripe first (the requester
     cancelled it, or is starting a new payment).
     """
     session = _session_from_stripe(session_id)
@@ -964,6 +966,8 @@ def funding_confirm_checkout(
                 obj=funding,
                 checkout_session=session_id,
             )
+        elif session.get("status") == "complete" and funding.status == FundingStatus.CREATED:
+            _checkout_async_failed(funding, session_id=session_id, payment_intent_id=pi_id)
         return StripeCheck(row=funding)
     check = funding_confirm(payment_intent_id=pi_id, event=event)
     extra: tuple[PaymentAnomaly, ...] = ()
@@ -979,6 +983,33 @@ def funding_confirm_checkout(
             ),
         )
     return StripeCheck(row=check.row, moved=check.moved, anomalies=check.anomalies + extra)
+
+
+def _checkout_async_failed(funding: Funding, *, session_id: str, payment_intent_id: str) -> None:
+    """A session completed unpaid: a delayed payment (a bank debit) that is still processing, or
+    that failed. Stripe's PaymentIntent says which; a failed one ends the funding ``failed`` at
+    once, since a complete session can never be paid again (the requester starts a new payment).
+    Its PaymentIntent is the one Stripe's session names, re-read here: no event body decides."""
+    intent = _intent_from_stripe(payment_intent_id)
+    status = (intent or {}).get("status")
+    failed = status == "canceled" or (
+        status == "requires_payment_method" and bool((intent or {}).get("last_payment_error"))
+    )
+    if not failed:
+        return  # processing: the bank has not answered yet
+    error = (intent or {}).get("last_payment_error") or {}
+    funding.status = FundingStatus.FAILED
+    funding.save(update_fields=["status", "updated_at"])
+    audit_log_record(
+        action="funding.failed",
+        reason=str(error.get("message") or status)[:500],
+        amount=funding.amount,
+        currency=funding.currency,
+        obj=funding,
+        checkout_session=session_id,
+        payment_intent=payment_intent_id,
+        code=str(error.get("code") or ""),
+    )
 
 
 def _checkout_after_expire(session_id: str, event: StripeEvent | None) -> StripeCheck:

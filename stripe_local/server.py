@@ -14,7 +14,9 @@ form encoding, with no internet. It implements only what this project uses:
   with Stripe's current API versions, the session's PaymentIntent is created when the customer
   submits the page (``payment_intent`` is null until then); paying sends the signed
   ``payment_intent.succeeded`` and ``checkout.session.completed``, expiry
-  ``checkout.session.expired``,
+  ``checkout.session.expired``; a delayed (bank debit) payment completes the session unpaid and
+  is settled later, ``checkout.session.async_payment_succeeded`` or ``..._failed``
+  (``pay_checkout_session_async``, ``settle_async_payment``),
   ``/v1/payouts`` (on a connected account, ``Stripe-Account`` header), ``/v1/events``.
 
 Objects are deep copies of Stripe's published examples (``../shared/stripe/fixtures3.json``,
@@ -877,8 +879,7 @@ class LocalStripe:
     def pay_checkout_session(self, cs_id: str, card: str = CARD_SUCCEEDS) -> tuple[bool, str]:
         """What the hosted page does with a card number: ``(paid, message for the customer)``.
 
-        The session's PaymentIntent is created on the first attempt (with the session's
-        ``payment_intent_data``) and reused by the next ones, as Stripe does.
+        The session's PaymentIntent is created on the first attempt (``_checkout_intent``).
         """
         digits = "".join(ch for ch in card if ch.isdigit())
         with self.state.lock:
@@ -887,19 +888,7 @@ class LocalStripe:
                 return False, "This payment page is no longer active."
             if digits not in (self.CARD_SUCCEEDS, self.CARD_DECLINED):
                 return False, "Your card number is incorrect. Use a test card shown below."
-            pi_id = session["payment_intent"]
-            if pi_id is None:
-                data = self.state.checkout_intent_data.get(cs_id, {})
-                pi = self._pi_create(
-                    {
-                        "amount": session["amount_total"],
-                        "currency": session["currency"],
-                        "metadata": data.get("metadata") or {},
-                        "transfer_group": data.get("transfer_group"),
-                        "description": data.get("description"),
-                    }
-                )
-                pi_id = session["payment_intent"] = pi["id"]
+            pi_id = self._checkout_intent(session)
             if digits == self.CARD_DECLINED:
                 pi = self.state.payment_intents[pi_id]
                 pi["last_payment_error"] = {
@@ -912,6 +901,89 @@ class LocalStripe:
                 return False, "Your card was declined. Try another card."
             self.succeed_payment_intent(pi_id)
             return True, ""
+
+    def _checkout_intent(self, session: dict) -> str:
+        """The session's PaymentIntent, created on the first payment attempt (with the session's
+        ``payment_intent_data``) and reused by the next ones, as Stripe does."""
+        if session["payment_intent"] is None:
+            data = self.state.checkout_intent_data.get(session["id"], {})
+            pi = self._pi_create(
+                {
+                    "amount": session["amount_total"],
+                    "currency": session["currency"],
+                    "metadata": data.get("metadata") or {},
+                    "transfer_group": data.get("transfer_group"),
+                    "description": data.get("description"),
+                }
+            )
+            session["payment_intent"] = pi["id"]
+        return session["payment_intent"]
+
+    def pay_checkout_session_async(self, cs_id: str) -> dict:
+        """The customer pays with a delayed method (a bank debit): as on Stripe, the session
+        completes unpaid (``checkout.session.completed`` with ``payment_status: "unpaid"``) and
+        its PaymentIntent is ``processing`` until :meth:`settle_async_payment` says how the bank
+        answered. Returns the session."""
+        with self.state.lock:
+            session = self._checkout_session(cs_id)
+            if session["status"] != "open":
+                raise ValueError(f"Checkout Session {cs_id} is {session['status']}, not open.")
+            pi = self.state.payment_intents[self._checkout_intent(session)]
+            pi.update(status="processing", payment_method="pm_us_bank_account")
+            session.update(status="complete", payment_status="unpaid")
+            completed = copy.deepcopy(session)
+        self.emit("checkout.session.completed", completed)
+        return completed
+
+    def settle_async_payment(self, cs_id: str, *, succeeded: bool) -> dict:
+        """The bank's answer to a delayed payment (:meth:`pay_checkout_session_async`).
+
+        Succeeded: the PaymentIntent succeeds, the session is ``paid`` and
+        ``checkout.session.async_payment_succeeded`` is sent. Failed: the PaymentIntent goes back
+        to ``requires_payment_method`` with its ``last_payment_error`` (the session, complete,
+        stays ``unpaid``: it cannot be paid again), ``payment_intent.payment_failed`` and
+        ``checkout.session.async_payment_failed`` are sent. Returns the session."""
+        with self.state.lock:
+            session = self._checkout_session(cs_id)
+            pi_id = session["payment_intent"]
+            if session["status"] != "complete" or pi_id is None:
+                raise ValueError(f"Checkout Session {cs_id} has no delayed payment to settle.")
+            pi = self.state.payment_intents[pi_id]
+            if pi["status"] != "processing":
+                raise ValueError(f"PaymentIntent {pi_id} is {pi['status']}, not processing.")
+            if succeeded:
+                pi.update(
+                    status="succeeded",
+                    amount_received=pi["amount"],
+                    latest_charge=self.state.new_id("py"),
+                    processing=None,
+                )
+                self.state.pending += pi["amount"]
+                session["payment_status"] = "paid"
+                events = [
+                    ("payment_intent.succeeded", copy.deepcopy(pi)),
+                    ("checkout.session.async_payment_succeeded", copy.deepcopy(session)),
+                ]
+            else:
+                pi.update(
+                    status="requires_payment_method",
+                    processing=None,
+                    payment_method=None,
+                    last_payment_error={
+                        "type": "invalid_request_error",
+                        "code": "insufficient_funds",
+                        "message": "The customer's account has insufficient funds to cover "
+                        "this payment.",
+                    },
+                )
+                events = [
+                    ("payment_intent.payment_failed", copy.deepcopy(pi)),
+                    ("checkout.session.async_payment_failed", copy.deepcopy(session)),
+                ]
+            settled = copy.deepcopy(session)
+        for kind, obj in events:
+            self.emit(kind, obj)
+        return settled
 
     def _checkout_page(self, method: str, cs_id: str, form: dict) -> tuple[int, str, dict]:
         """The hosted payment page: GET shows it, POST pays (303 to ``success_url``)."""

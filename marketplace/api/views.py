@@ -29,7 +29,10 @@ class JobViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """A requester's jobs. Other requesters' jobs are invisible (404), not forbidden."""
+    """A requester's jobs. Other requesters' jobs are invisible (404), not forbidden.
+
+    Mounted by ``quality.api.jobs`` (which adds the job's review mode, quality's to know), not
+    here."""
 
     serializer_class = JobSerializer
     permission_classes = [IsRequester]
@@ -54,11 +57,11 @@ class JobViewSet(
             job=serializer.instance, by=self.request.user, **serializer.validated_data
         )
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None)  # answers the job as the view's serializer shows it
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None, format=None):  # format: the router's /cancel.json route
         job = lifecycle.job_cancel(job=self.get_object(), by=request.user)
-        return Response(JobSerializer(job).data)
+        return Response(self.get_serializer(job).data)
 
 
 class SignupSerializer(serializers.Serializer):

@@ -1,10 +1,16 @@
 """API routes of this app, mounted under /api/."""
 
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
 
-from . import exports, qualification, views
+from . import exports, jobs, qualification, views
+
+# A requester's jobs (marketplace's fields and lifecycle, quality's review mode), and the API root.
+router = DefaultRouter()
+router.register("jobs", jobs.JobWithReviewViewSet, basename="job")
 
 urlpatterns = [
+    path("", include(router.urls)),
     path(
         "jobs/<int:job_id>/export/<str:fmt>/",
         exports.JobExportView.as_view(),

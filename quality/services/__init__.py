@@ -40,7 +40,9 @@ from .job_policy import (
     REVIEW_MODES,
     job_create_with_review_mode,
     job_quality_policy_update,
+    job_review_mode,
     job_review_mode_set,
+    job_update_with_review_mode,
     review_mode,
 )
 from .processing import (
@@ -79,9 +81,11 @@ __all__ = [
     "job_classes_aggregate",
     "job_create_with_review_mode",
     "job_quality_policy_update",
+    "job_review_mode",
     "job_review_mode_set",
     "job_route",
     "job_route_later",
+    "job_update_with_review_mode",
     "microtask_route",
     "microtasks_unfunded_to_review",
     "rejection_record",

@@ -10,10 +10,10 @@ from django.db import transaction
 from marketplace import bounds
 from marketplace.errors import ValidationError
 from marketplace.models import Job, User
-from marketplace.services import job_create
+from marketplace.services import job_create, job_update
 
 from ..models import JobQualityPolicy
-from .common import visible_job
+from .common import policy_for, visible_job
 
 # The summed vote weight (log-odds of trust) agreeing workers must reach; a few trusted workers
 # give single digits, so anything past this could never be reached and would stall every job.
@@ -64,11 +64,16 @@ def review_mode(pol: JobQualityPolicy) -> str:
     return "custom"
 
 
-def _review_switches(mode: str) -> dict[str, bool]:
+def job_review_mode(job: Job) -> str:
+    """The job's review mode (``auto`` when the requester never set a policy)."""
+    return review_mode(policy_for(job))
+
+
+def _review_switches(mode: str, *, field: str = "mode") -> dict[str, bool]:
     if mode not in REVIEW_MODES:
         raise ValidationError(
             f"Choose a review mode: {', '.join(REVIEW_MODES)}.",
-            extra={"fields": {"mode": ["unknown mode"]}},
+            extra={"fields": {field: ["unknown mode"]}},
         )
     return REVIEW_MODES[mode]
 
@@ -79,10 +84,29 @@ def job_review_mode_set(*, job_id: int, by: User, mode: str) -> JobQualityPolicy
 
 
 @transaction.atomic
-def job_create_with_review_mode(*, requester: User, mode: str = REVIEW_AUTO, **fields: Any) -> Job:
+def job_create_with_review_mode(
+    *, requester: User, mode: str = REVIEW_AUTO, field: str = "mode", **fields: Any
+) -> Job:
     """A draft job (``marketplace.services.job_create``, its bounds and checks) with the review
-    mode the requester chose on the new-job page: both saved, or neither."""
-    switches = _review_switches(mode)  # an unknown mode is refused before anything is created
+    mode the requester chose (the new-job page, ``POST /api/jobs/``): both saved, or neither.
+    ``field`` names the mode in an error (the page's and the API's field is ``review_mode``)."""
+    # An unknown mode is refused before anything is created.
+    switches = _review_switches(mode, field=field)
     job = job_create(requester=requester, **fields)
     job_quality_policy_update(job_id=job.pk, by=requester, **switches)
+    return job
+
+
+@transaction.atomic
+def job_update_with_review_mode(
+    *, job: Job, by: User, mode: str | None = None, field: str = "mode", **fields: Any
+) -> Job:
+    """``marketplace.services.job_update`` (a draft's fields) and, when given, the review mode
+    (``job_review_mode_set``): both saved, or neither. The mode alone may change at any status,
+    as on the dashboard; a job's fields only while it is a draft."""
+    switches = _review_switches(mode, field=field) if mode is not None else None
+    if fields or switches is None:
+        job = job_update(job=job, by=by, **fields)
+    if switches is not None:
+        job_quality_policy_update(job_id=job.pk, by=by, **switches)
     return job

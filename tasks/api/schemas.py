@@ -367,10 +367,6 @@ class MyWorkRowSerializer(serializers.Serializer):
     rejection_reason = serializers.CharField(allow_blank=True)
 
 
-class MyWorkSerializer(serializers.Serializer):
-    results = serializers.ListField(child=MyWorkRowSerializer())
-
-
 class LeaseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=AssignmentStatus.choices)

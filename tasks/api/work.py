@@ -11,11 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import bounds
 from marketplace.api.error_schema import ErrorSerializer
+from marketplace.api.pagination import KeysetPagination
 from marketplace.api.permissions import IsWorker
 from marketplace.api.schema import SecondsField
 from marketplace.api.throttles import THROTTLED, ClaimThrottle, PropagateThrottle, SubmitThrottle
@@ -189,23 +191,44 @@ def status_filter(request) -> str | None:
     return query.validated_data.get("status")
 
 
-class MyWorkView(APIView):
-    """Your assignments, newest first, with status, pay and any rejection reason."""
+class MyWorkPagination(KeysetPagination):
+    """A busy worker holds thousands of assignments and claims more while paging: a keyset
+    cursor, so a walk sees each exactly once (page numbers would shift under new claims)."""
+
+    key_field = "claimed_at"
+    page_size = 50
+    max_page_size = 200
+
+
+class MyWorkView(ListAPIView):
+    """Your assignments, newest first (by claim time, then id), a page at a time (``next``),
+    with status, pay and any rejection reason."""
 
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
+    pagination_class = MyWorkPagination
 
     @extend_schema(
         operation_id="work_assignments_list",
         parameters=[StatusQuery],
-        responses={200: schemas.MyWorkSerializer, 400: OpenApiResponse(ErrorSerializer)},
+        responses={
+            200: schemas.MyWorkRowSerializer(many=True),
+            **worker_errors(e400="A status, page_size or cursor that is not one this list takes"),
+        },
     )
-    def get(self, request):
-        rows = work_selectors.my_work(worker=request.user)
-        wanted = status_filter(request)
-        if wanted:
-            rows = rows.filter(status=wanted)
-        return Response({"results": [work_selectors.my_work_row(a) for a in rows[:500]]})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no worker
+            return Assignment.objects.none()
+        rows = work_selectors.my_work(worker=self.request.user)
+        wanted = status_filter(self.request)
+        return rows.filter(status=wanted) if wanted else rows
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([work_selectors.my_work_row(a) for a in page])
 
 
 class AssignmentView(APIView):

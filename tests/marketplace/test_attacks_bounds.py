@@ -591,7 +591,7 @@ def test_the_database_refuses_out_of_range_job_rows(requester):
 
 def _job_request_schema() -> dict:
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    return schema["components"]["schemas"]["JobRequest"]["properties"]
+    return schema["components"]["schemas"]["JobWithReviewModeRequest"]["properties"]
 
 
 # Fields whose extreme value needs a partner so the rules between fields still hold.

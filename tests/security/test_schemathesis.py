@@ -90,6 +90,9 @@ STATE_DEPENDENT_400 = [
     # A job funded for its quote already is refused with a 400 (a state, which would read better
     # as a 409 Conflict; payments.funding decides).
     ("POST", "/api/payments/jobs/{id}/fund/"),
+    # A page's cursor is a token the list gave out (a ``next``/``previous`` link); any other
+    # string of the schema's length is refused (marketplace.api.pagination.KeysetPagination).
+    ("GET", "/api/work/assignments/"),
 ]
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 

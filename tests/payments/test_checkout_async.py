@@ -1,0 +1,180 @@
+"""Delayed (bank debit) Checkout payments: the session completes unpaid, then the bank answers.
+
+A failed one (``checkout.session.async_payment_failed``) ends the funding ``failed`` at once, as
+Stripe's own copies of the session and its PaymentIntent say (re-read over real HTTP through the
+SDK from ``stripe_local``), never as the event body says; once, audited; the requester sees it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.test import Client
+
+from payments import funding, stripe_gateway
+from payments.models import AuditLog, FundingStatus, LedgerTransaction, PaymentAnomaly, TxKind
+from payments.selectors import escrow_balance
+from tests.payments.conftest import (
+    assert_ledger_consistent,
+    checkout_funding,
+    events_of,
+    signed_post,
+)
+from tests.tasks.claim_fixtures import ready_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job():
+    job = ready_job(n=4, price=60, budget=0, gold_rate=0.0)
+    job.budget = 10**7
+    job.save(update_fields=["budget"])
+    return job
+
+
+@pytest.fixture
+def post(client: Client, stripe_server, django_capture_on_commit_callbacks):
+    """POST a (signed) event to the platform endpoint; its processing runs as after the commit."""
+
+    def post(event: dict):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = signed_post(client, stripe_server, event)
+        assert response.status_code == 200, response.content
+        return response
+
+    return post
+
+
+def _event(stripe_server, kind: str, f) -> dict:
+    (event,) = events_of(stripe_server, kind, f.stripe_checkout_session_id)
+    return event
+
+
+def _failed_audits(f) -> int:
+    return AuditLog.objects.filter(action="funding.failed", object_id=str(f.pk)).count()
+
+
+# --- stripe_local: the test double can produce a delayed payment and its failure ---------------
+
+
+def test_stripe_local_completes_a_bank_debit_unpaid_and_settles_it_later(stripe_server, job):
+    f = checkout_funding(job, amount=1_200)
+    cs = f.stripe_checkout_session_id
+    stripe_server.pay_checkout_session_async(cs)
+    session = stripe_gateway.checkout_session_retrieve(cs)  # over HTTP, through the SDK
+    assert (session["status"], session["payment_status"]) == ("complete", "unpaid")
+    intent = stripe_gateway.payment_intent_retrieve(session["payment_intent"])
+    assert intent["status"] == "processing" and intent["amount_received"] == 0
+    assert intent["metadata"]["funding_id"] == str(f.pk)
+    assert _event(stripe_server, "checkout.session.completed", f)["data"]["object"][
+        "payment_status"
+    ] == ("unpaid")
+    with pytest.raises(ValueError):
+        stripe_server.pay_checkout_session_async(cs)  # a complete session takes no payment
+
+    stripe_server.settle_async_payment(cs, succeeded=False)
+    session = stripe_gateway.checkout_session_retrieve(cs)
+    assert (session["status"], session["payment_status"]) == ("complete", "unpaid")
+    intent = stripe_gateway.payment_intent_retrieve(session["payment_intent"])
+    assert intent["status"] == "requires_payment_method"
+    assert intent["last_payment_error"]["code"] == "insufficient_funds"
+    assert events_of(stripe_server, "payment_intent.payment_failed", intent["id"])
+    assert _event(stripe_server, "checkout.session.async_payment_failed", f)
+    with pytest.raises(ValueError):
+        stripe_server.settle_async_payment(cs, succeeded=True)  # the bank answered already
+
+    other = checkout_funding(job, amount=800)
+    stripe_server.pay_checkout_session_async(other.stripe_checkout_session_id)
+    stripe_server.settle_async_payment(other.stripe_checkout_session_id, succeeded=True)
+    session = stripe_gateway.checkout_session_retrieve(other.stripe_checkout_session_id)
+    assert session["payment_status"] == "paid"
+    intent = stripe_gateway.payment_intent_retrieve(session["payment_intent"])
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", 800)
+    assert _event(stripe_server, "checkout.session.async_payment_succeeded", other)
+
+
+# --- the funding -----------------------------------------------------------------------------
+
+
+def test_a_failed_bank_debit_ends_the_funding_failed_at_once_and_once(
+    stripe_server, job, post, client_for
+):
+    f = checkout_funding(job, amount=2_000)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    post(_event(stripe_server, "checkout.session.completed", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.CREATED  # processing: awaiting the bank
+    assert f.stripe_payment_intent_id  # Stripe's session named it
+
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    failed = _event(stripe_server, "checkout.session.async_payment_failed", f)
+    post(failed)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.FAILED
+    assert escrow_balance(job=job).funded == 0
+    assert _failed_audits(f) == 1
+    audit = AuditLog.objects.get(action="funding.failed", object_id=str(f.pk))
+    assert audit.amount == 2_000 and "insufficient funds" in audit.reason
+
+    # Replayed, and the PaymentIntent's own failure event: nothing more.
+    post(copy.deepcopy(failed) | {"id": "evt_replayed"})
+    (pi_failed,) = events_of(stripe_server, "payment_intent.payment_failed")
+    post(pi_failed)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.FAILED and _failed_audits(f) == 1
+    # The requester sees it in the funding status (API and page).
+    api = client_for(job.requester)
+    check = api.post(f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/")
+    assert check.status_code == 200 and check.json()["status"] == "failed"
+    page = Client()
+    page.force_login(job.requester)
+    text = page.get(f"/requester/jobs/{job.pk}/funding/?funding={f.pk}").content.decode()
+    assert "did not go through: nothing was credited" in text
+    assert LedgerTransaction.objects.filter(kind=TxKind.FUND).count() == 0
+    assert PaymentAnomaly.objects.count() == 0
+    assert_ledger_consistent()
+
+
+def test_the_status_check_sees_the_failure_without_the_webhook(stripe_server, job, client_for):
+    f = checkout_funding(job, amount=900)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    api = client_for(job.requester)
+    check = f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/"
+    assert api.post(check).json()["status"] == "created"
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    assert api.post(check).json()["status"] == "failed"
+    assert api.post(check).json()["status"] == "failed"
+    assert _failed_audits(f) == 1
+
+
+def test_a_failure_event_for_a_payment_still_processing_changes_nothing(stripe_server, job, post):
+    """The event body is a claim: Stripe says the bank has not answered, so the funding waits."""
+    f = checkout_funding(job, amount=1_000)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    forged = copy.deepcopy(_event(stripe_server, "checkout.session.completed", f))
+    forged.update(id="evt_forged_failure", type="checkout.session.async_payment_failed")
+    post(forged)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.CREATED and _failed_audits(f) == 0
+    # The bank pays after all: credited once.
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_000
+
+
+def test_a_failure_event_for_a_payment_stripe_says_succeeded_credits_it(stripe_server, job, post):
+    f = checkout_funding(job, amount=1_300)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    forged = copy.deepcopy(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    forged.update(id="evt_forged_failure", type="checkout.session.async_payment_failed")
+    forged["data"]["object"]["payment_status"] = "unpaid"
+    post(forged)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_300
+    assert _failed_audits(f) == 0
+    assert LedgerTransaction.objects.filter(kind=TxKind.FUND).count() == 1
+    assert funding.funding_refresh(funding=f).status == FundingStatus.SUCCEEDED
