@@ -182,6 +182,7 @@ def _ingest_with(n_workers: int, clip: Path, bench_url: str) -> dict:
     _, v = _register(clip)
     procs = _workers(n_workers, bench_url)
     try:
+        cpu0 = sum(_cpu_seconds(p.pid) for p in procs)  # after the workers' start-up
         t0 = time.perf_counter()
         app.send_task("tasks.ingest_video", args=[v.pk])
         while True:
@@ -191,6 +192,7 @@ def _ingest_with(n_workers: int, clip: Path, bench_url: str) -> dict:
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
         peaks = [peak_rss_mib(p.pid) for p in procs]
+        cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu0
     finally:
         _stop(procs)
     if v.status != "ready":
@@ -204,8 +206,53 @@ def _ingest_with(n_workers: int, clip: Path, bench_url: str) -> dict:
         "parts_per_worker": {w.split("@")[0]: parts.count(w) for w in sorted(set(parts))},
         "microtasks": MicroTask.objects.filter(video=v).count(),
         "peak_rss_mib_per_worker": [round(p, 1) for p in peaks],
+        # CPU of the worker processes (every thread: a part decodes on one and writes its
+        # JPEGs on another) over the wall time: the cores the ingestion kept busy.
+        "worker_cpu_seconds": round(cpu, 2),
+        "cores_busy": round(cpu / seconds, 2),
         "frames_per_second": round(v.frame_count / seconds, 1),
         "video_id": v.pk,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The peer: the same decoding (``tasks.video.decode_range``, one thread, the analysis picture
+# of every frame) of the clip's two halves, in one process, then in two processes at once. No
+# queue, no database, no JPEGs: the best a split in two can do for this work on this machine.
+_DECODE_HALVES = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tasks import video
+path, which = {path!r}, sys.argv[1]
+scan = video.scan_seams(path)
+mid = min(scan.seams, key=lambda s: abs(s.index - scan.frames / 2))
+halves = {{"a": [(scan.seams[0], mid.index - 1)], "b": [(mid, scan.frames - 1)]}}
+for start, stop in halves["a"] + halves["b"] if which == "both" else halves[which]:
+    for _ in video.decode_range(path, start=start, stop_index=stop):
+        pass
+"""
+
+
+def _decode_peer(clip: Path) -> dict:
+    script = _DECODE_HALVES.format(root=str(ROOT), path=str(clip))
+
+    def run(*which: str) -> float:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", script, w]) for w in which]
+        if any(p.wait() for p in procs):
+            raise RuntimeError("the decoding peer failed")
+        return time.perf_counter() - t0
+
+    one, two = run("both"), run("a", "b")
+    return {
+        "one_process_seconds": round(one, 2),
+        "two_processes_seconds": round(two, 2),
+        "ratio": round(two / one, 3),
     }
 
 
@@ -218,7 +265,17 @@ def bench_ingestion(bench_url: str) -> dict:
     log(f"2 workers: {two}")
     short = _ingest_with(2, short_clip, bench_url)
     log(f"2 workers, short clip: {short}")
-    return {"one_worker": one, "two_workers": two, "short_clip_two_workers": short}
+    peer = _decode_peer(long_clip)
+    log(f"plain decoding of the halves, 2 processes vs 1: {peer}")
+    return {
+        "one_worker": one,
+        "two_workers": two,
+        "short_clip_two_workers": short,
+        "decode_peer_two_vs_one_process": peer,
+        # Two workers can at best share out what one kept busy over the 2 cores: a lower
+        # bound of the ratio, before the machine's own slow-down under two loads (the peer).
+        "ratio_bound_from_cores": round(one["cores_busy"] / (os.cpu_count() or 1), 3),
+    }
 
 
 # --- 3: jobs of many microtasks -----------------------------------------------------------------
