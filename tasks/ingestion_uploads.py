@@ -163,6 +163,20 @@ def _check_files(
     return checked, refused
 
 
+def _record(*, job: Job, item: _Checked, name: str) -> Video:
+    """The uploaded video's row for a checked file stored under ``name``."""
+    v = Video(
+        job=job,
+        original_name=item.name,
+        size_bytes=item.size,
+        checksum=item.checksum,
+        status=VideoStatus.UPLOADED,
+    )
+    v.file.name = name
+    v.save()
+    return v
+
+
 def _store(*, job: Job, checked: list[_Checked]) -> list[Video]:
     """Stream checked files to storage and record them; a failure deletes what was stored."""
     storage = _storage()
@@ -175,16 +189,7 @@ def _store(*, job: Job, checked: list[_Checked]) -> list[Video]:
             item.handle.seek(0)
             saved = storage.save(target, File(item.handle, name=target))
             stored.append(saved)
-            v = Video(
-                job=job,
-                original_name=item.name,
-                size_bytes=item.size,
-                checksum=item.checksum,
-                status=VideoStatus.UPLOADED,
-            )
-            v.file.name = saved
-            v.save()
-            videos.append(v)
+            videos.append(_record(job=job, item=item, name=saved))
         return videos
     except BaseException:
         for name in stored:
@@ -259,16 +264,7 @@ def video_register_stored(*, job: Job, name: str, by: User | None = None) -> Vid
         raise DuplicateVideo(f"“{name}” is already registered.")
     with storage.open(name, "rb") as handle:
         item = _check_upload(job=job, handle=handle, name=Path(name).name, size=storage.size(name))
-    v = Video(
-        job=job,
-        original_name=item.name,
-        size_bytes=item.size,
-        checksum=item.checksum,
-        status=VideoStatus.UPLOADED,
-    )
-    v.file.name = name
-    v.save()
-    return v
+    return _record(job=job, item=item, name=name)
 
 
 @transaction.atomic

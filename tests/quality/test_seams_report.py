@@ -89,6 +89,19 @@ def _claim_and_submit(world, worker, *, seed: int) -> None:
     )
 
 
+def _settled_track_world(world_factory, workers):
+    """One video of three track segments, each settled by three precise replicas submitted
+    through the claim path."""
+    world = world_factory(
+        n=3, overlap=3, annotation_type="track", segment=12, seam=3, n_objects=3, seed=11
+    )
+    crowd = workers(3, "track")
+    for i, w in enumerate(crowd):
+        for j in range(3):
+            _claim_and_submit(world, w, seed=10 * i + j)
+    return world
+
+
 def _segment(job, video_index: int, k: int) -> MicroTask:
     video = job.videos.order_by("pk")[video_index]
     return MicroTask.objects.get(video=video, index=k)
@@ -165,13 +178,7 @@ def test_other_jobs_have_no_seam_count():
 
 @pytest.mark.django_db(transaction=True)  # the count is queued on commit, as in production
 def test_consensus_through_the_services_stores_its_video_count(world_factory, workers, no_gold):
-    world = world_factory(
-        n=3, overlap=3, annotation_type="track", segment=12, seam=3, n_objects=3, seed=11
-    )
-    crowd = workers(3, "track")
-    for i, w in enumerate(crowd):
-        for j in range(3):
-            _claim_and_submit(world, w, seed=10 * i + j)
+    world = _settled_track_world(world_factory, workers)
     video = world.job.videos.get()
     assert ConsensusResult.objects.filter(microtask__video=video, is_current=True).count() == 3
     [(_, stamp, cached_stamp, cached)] = video_consensus_stamps(
@@ -187,13 +194,7 @@ def test_a_reviewers_answer_stores_the_new_count(world_factory, workers, no_gold
     from quality.services.common import microtask_to_review
     from quality.tracks import FrameBoxes
 
-    world = world_factory(
-        n=3, overlap=3, annotation_type="track", segment=12, seam=3, n_objects=3, seed=11
-    )
-    crowd = workers(3, "track")
-    for i, w in enumerate(crowd):
-        for j in range(3):
-            _claim_and_submit(world, w, seed=10 * i + j)
+    world = _settled_track_world(world_factory, workers)
     video = world.job.videos.get()
     assert job_report(job=world.job)["seams_flagged"] == 0
     # A reviewer answers the middle segment with no object at all: both its seams break.
