@@ -402,17 +402,22 @@ def video_tracks(*, video, microtask_ids: Collection[int] | None = None) -> dict
     segment_events: list[list[events_mod.Event]] = []
     stored = []  # each segment's stored frames (their attributes and relations)
     used = []
-    microtasks = MicroTask.objects.filter(video=video, is_gold=False).order_by("index")
+    # Each segment's current consensus in segment order, in one query (not one per segment:
+    # a two-hour video has hundreds).
+    results = ConsensusResult.objects.filter(
+        microtask__video=video, microtask__is_gold=False, is_current=True
+    ).order_by("microtask__index", "pk")
     if microtask_ids is not None:
-        microtasks = microtasks.filter(pk__in=list(microtask_ids))
-    for mt in microtasks:
-        result = ConsensusResult.objects.filter(microtask=mt, is_current=True).first()
-        if result is None:
+        results = results.filter(microtask_id__in=list(microtask_ids))
+    seen: set[int] = set()
+    for microtask_id, result_frames in results.values_list("microtask_id", "frames").iterator():
+        if microtask_id in seen:  # one current result per microtask; never two segments
             continue
-        segments.append(to_annotation(result.frames, classes))
-        segment_events.append(events_mod.from_frames(result.frames))
-        stored.append(result.frames)
-        used.append(mt.pk)
+        seen.add(microtask_id)
+        segments.append(to_annotation(result_frames, classes))
+        segment_events.append(events_mod.from_frames(result_frames))
+        stored.append(result_frames)
+        used.append(microtask_id)
     stitched = stitch_tracks(segments, iou_threshold=job.iou_threshold)
     frames = from_annotation(stitched.frames, classes, tracks=True)
     carry_track_extras(frames, stored, stitched.identity)

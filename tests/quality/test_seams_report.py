@@ -53,14 +53,14 @@ def _consensus(mt: MicroTask, *, lost: bool = False, algorithm: str = TRACK) -> 
     )
 
 
-def _track_job(videos: int, *, broken: int = 0):
-    """A track job of ``videos`` videos of three 10-frame segments sharing 3 frames with the
-    next, each segment with a current consensus following one car; on the first ``broken``
-    videos the last segment lost the car, so the second seam of each is flagged."""
+def _track_job(videos: int, *, broken: int = 0, segments: int = 3):
+    """A track job of ``videos`` videos of ``segments`` 10-frame segments sharing 3 frames with
+    the next, each segment with a current consensus following one car; on the first ``broken``
+    videos the third segment lost the car, so its seams are flagged."""
     job = JobFactory(annotation_type="track", label_classes=["car"], status="published")
     for v in range(videos):
         video = VideoFactory(job=job)
-        for k in range(3):
+        for k in range(segments):
             start = 7 * k
             mt = MicroTask.objects.create(
                 job=job,
@@ -248,3 +248,17 @@ def test_changes_of_one_video_share_one_count_on_a_real_worker(settings):
             assert time.monotonic() < deadline, "the coalesced count never ran"
             time.sleep(0.2)
     assert VideoSeams.objects.get(video=video).flagged == video_seams_flagged(video) == 1
+
+
+def test_stitching_a_video_costs_the_same_queries_for_3_or_12_segments():
+    """A video's tracks (its seams, a track export) read every segment's consensus in one
+    query: a two-hour video has hundreds of segments."""
+    counts = []
+    for segments in (3, 12):
+        job = _track_job(1, broken=1, segments=segments)
+        video = job.videos.get()
+        with CaptureQueriesContext(connection) as queries:
+            flagged = video_seams_flagged(video)
+        counts.append(len(queries))
+        assert flagged == (1 if segments == 3 else 2)  # the lost third segment's seams
+    assert counts[0] == counts[1]
