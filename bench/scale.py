@@ -206,8 +206,9 @@ def _ingest_with(n_workers: int, clip: Path, bench_url: str) -> dict:
         "parts_per_worker": {w.split("@")[0]: parts.count(w) for w in sorted(set(parts))},
         "microtasks": MicroTask.objects.filter(video=v).count(),
         "peak_rss_mib_per_worker": [round(p, 1) for p in peaks],
-        # CPU of the worker processes (every thread: a part decodes on one and writes its
-        # JPEGs on another) over the wall time: the cores the ingestion kept busy.
+        # CPU of the worker processes (all their threads) over the wall time: the cores the
+        # ingestion kept busy (a part decodes and writes its JPEGs on one thread: about 1 core
+        # a worker).
         "worker_cpu_seconds": round(cpu, 2),
         "cores_busy": round(cpu / seconds, 2),
         "frames_per_second": round(v.frame_count / seconds, 1),

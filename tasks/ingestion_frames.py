@@ -1,9 +1,10 @@
 """Decoded frames into microtasks: the work a whole video and each part of a long one share.
 
-Owns ``_decode_and_split`` (plan microtasks over decoded frames while a helper thread writes the
-JPEGs they need), each planned segment's complexity features and manifest, creating the
-microtasks of a video in bulk and marking it ready. ``ingestion_pipeline`` calls these for a
-video decoded in one pass, ``ingestion_parts`` for each part and at the join.
+Owns ``_decode_and_split`` (plan microtasks over decoded frames while writing the JPEGs they
+need: on a helper thread for a whole video, inline for a part), each planned segment's
+complexity features and manifest, creating the microtasks of a video in bulk and marking it
+ready. ``ingestion_pipeline`` calls these for a video decoded in one pass, ``ingestion_parts``
+for each part and at the join.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ class _Result:
     cuts: list[int]
     stats: video.DecodeStats
     size: tuple[int, int]
+
+
+class _Inline:
+    """The two calls of ``ThreadPoolExecutor`` used here, run at once on the calling thread."""
+
+    def submit(self, fn, /, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
 
 
 def _overlap_frames(job: Job) -> int:
@@ -86,11 +99,18 @@ def _decode_and_split(
     prefix = v.frames_prefix
     previous: video.DecodedFrame | None = None
 
-    # JPEG encoding and storage writes run on one helper thread, overlapped with decoding (the
-    # encoder and swscale release the GIL). At most MAX_INFLIGHT frames wait for it, so memory
-    # stays bounded; the thread is always drained before this function returns, so nothing is
-    # written after a failure's cleanup.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{v.pk}")
+    # A whole video is one task: its JPEG encoding and storage writes run on one helper thread,
+    # overlapped with decoding (the encoder and swscale release the GIL). At most MAX_INFLIGHT
+    # frames wait for it, so memory stays bounded; the thread is always drained before this
+    # function returns, so nothing is written after a failure's cleanup. A part writes inline:
+    # like its decoder (one thread), it is one worker's one core, and a long video's
+    # parallelism is across the workers taking its parts (a helper thread there only competes
+    # with the other parts for the same cores).
+    writer: ThreadPoolExecutor | _Inline = (
+        _Inline()
+        if part is not None
+        else ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{v.pk}")
+    )
     inflight: deque[Future] = deque()
 
     def encode(frame: video.DecodedFrame) -> bytes:

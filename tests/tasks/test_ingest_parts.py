@@ -247,3 +247,31 @@ def test_the_stall_sweep_requeues_the_unfinished_parts_only(
     v.refresh_from_db()
     assert (v.status, v.attempts) == (VideoStatus.READY, 1)
     assert [p.runs for p in VideoPart.objects.filter(video=v).order_by("index")] == [1, 1, 1, 2, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_writes_its_frames_on_its_own_thread_a_whole_video_on_a_helper(
+    settings, monkeypatch, requester, requester_client, long_clip
+):
+    """A part is one worker's one core: its JPEGs are encoded and saved on the task's thread
+    (the parallelism of a long video is across workers). A video decoded in one pass overlaps
+    them with decoding on its helper thread."""
+    import threading
+
+    real_save = default_storage.save
+    writers: dict[str, set[str]] = {}
+
+    def save(name, content, *args, **kwargs):
+        if name.endswith(".jpg"):  # a frame (the upload itself is saved by the request)
+            kind = "part" if re.search(r"-p\d+\.jpg$", name) else "whole"
+            writers.setdefault(kind, set()).add(threading.current_thread().name)
+        return real_save(name, content, *args, **kwargs)
+
+    monkeypatch.setattr(default_storage, "save", save)
+    settings.VIDEO_INGEST_PART_SECONDS = 2.0
+    _ingest(requester_client, requester, long_clip, **TRACK)
+    settings.VIDEO_INGEST_PART_SECONDS = 1000.0
+    _ingest(requester_client, requester, long_clip, **TRACK)
+    assert writers["part"] == {threading.current_thread().name}
+    (helper,) = writers["whole"]
+    assert helper.startswith("frames-")

@@ -123,3 +123,72 @@ def test_variable_frame_rate_encoding_has_uneven_timestamps(scene, tmp_path):
     times = [f.time for f in video.decode(path, stats=stats)]
     assert times == pytest.approx(list(written.times))
     assert stats.variable_frame_rate is True
+
+
+def _yuv_frame(y: int, u: int, v: int, *, fmt: str = "yuv420p", width=100, height=60):
+    """A flat frame of one colour, made by PyAV from planes (rows padded as the decoder pads)."""
+    import av
+    import numpy as np
+
+    planes = np.concatenate(
+        [
+            np.full((height, width), y, np.uint8),
+            np.full((height // 4, width), u, np.uint8),
+            np.full((height // 4, width), v, np.uint8),
+        ]
+    )
+    return av.VideoFrame.from_ndarray(planes, format=fmt)
+
+
+def _pixels(data: bytes):
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "luma", "expected"),
+    [
+        ("yuv420p", 16, 0),  # limited range: video black is JPEG black
+        ("yuv420p", 235, 255),  # and video white is JPEG white
+        ("yuv420p", 126, 128),
+        ("yuvj420p", 16, 16),  # full range already: stored as it is
+        ("yuvj420p", 235, 235),
+    ],
+)
+def test_jpeg_frames_store_the_full_range(fmt, luma, expected):
+    frame = _yuv_frame(luma, 128, 128, fmt=fmt)
+    assert frame.planes[0].line_size > frame.width  # padded rows are read as the picture's
+    pixels = _pixels(video.encode_jpeg(frame, width=100, height=60, quality=90))
+    assert pixels.shape == (60, 100, 3)
+    assert abs(pixels - expected).max() <= 2
+
+
+def test_jpeg_frames_keep_colours_and_scale_any_format(scene, tmp_path):
+    """A decoded H.264 frame at its size and scaled, and an RGB frame (through swscale): each
+    JPEG within a few levels of swscale's own RGB of the picture."""
+    import av
+    import numpy as np
+
+    path = str(tmp_path / "v.mp4")
+    video.write_video(scene, path)
+    frame = next(iter(video.decode(path)))._frame
+    reference = frame.to_ndarray(format="rgb24").astype(np.int16)
+    h, w = reference.shape[:2]
+    same = _pixels(video.encode_jpeg(frame, width=w, height=h, quality=95))
+    assert np.abs(same - reference).mean() < 3
+    half = _pixels(video.encode_jpeg(frame, width=w // 2, height=h // 2, quality=95))
+    assert half.shape == (h // 2, w // 2, 3)
+    assert np.abs(half - reference[::2, ::2]).mean() < 8
+    rgb = av.VideoFrame.from_ndarray(reference.astype(np.uint8), format="rgb24")
+    again = _pixels(video.encode_jpeg(rgb, width=w, height=h, quality=95))
+    assert np.abs(again - reference).mean() < 3
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[..., 0] = 220
+    red_jpeg = _pixels(
+        video.encode_jpeg(av.VideoFrame.from_ndarray(red, "rgb24"), width=64, height=48, quality=95)
+    )
+    assert abs(red_jpeg[..., 0].mean() - 220) < 4 and red_jpeg[..., 1:].mean() < 6
