@@ -193,6 +193,7 @@ def run_pgbench(job: Job, workers: list[User], clients: int, seconds: int) -> di
         fh.write(pgbench_script(ids[0]))
         script = fh.name
     before = assignments_of(job)
+    backends0 = exited_backends_cpu()
     cmd = [
         PGBENCH,
         "-n",
@@ -217,6 +218,7 @@ def run_pgbench(job: Job, workers: list[User], clients: int, seconds: int) -> di
         DB_NAME,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    backends_cpu = exited_backends_cpu() - backends0
     os.unlink(script)
     made = assignments_of(job) - before
     tps = float(re.search(r"tps = ([\d.]+) \(without initial", out).group(1))
@@ -228,7 +230,20 @@ def run_pgbench(job: Job, workers: list[User], clients: int, seconds: int) -> di
         "claims": made,
         "claims_per_s": made / seconds,
         "latency_avg_ms": float(latency.group(1)) if latency else None,
+        # PostgreSQL's own CPU for one claim statement, nothing else around it: a part of the
+        # HTTP pair that no application code can remove.
+        "postgres_cpu_ms_per_claim": round(backends_cpu / made * 1e3, 3) if made else None,
     }
+
+
+def exited_backends_cpu() -> float:
+    """CPU seconds of the PostgreSQL backends that have exited so far (the postmaster's reaped
+    children): pgbench's connections, once it is done, and the rare autovacuum worker."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        postmaster = psutil.Process(cur.fetchone()[0]).parent()
+    t = postmaster.cpu_times()
+    return t.children_user + t.children_system
 
 
 def _service_claimer(worker_id: int, seconds: float, start_at: float, queue) -> None:
@@ -737,6 +752,9 @@ def main() -> dict:
                 # measured in this run: how much of a pair is the framework on this machine.
                 "floor_server_cpu_ms_per_null_pair": floor["server_cpu_ms_per_null_pair"],
                 "pair_cpu_vs_floor": round(cpu_ms / floor["server_cpu_ms_per_null_pair"], 2),
+                # PostgreSQL CPU of the claim statement alone under pgbench (16 clients), in
+                # this run: with the floor, what a pair costs here before any Python of ours.
+                "pgbench_postgres_cpu_ms_per_claim": pgbench_runs[-1]["postgres_cpu_ms_per_claim"],
             },
             "floor": floor,
         },
