@@ -465,21 +465,36 @@ def funding_confirm(
 
 
 @transaction.atomic
-def funding_failed(*, payment_intent_id: str) -> Funding | None:
-    """A failure or cancellation event: the funding's status follows Stripe's, never the body."""
+def funding_failed(*, payment_intent_id: str, event: StripeEvent | None = None) -> StripeCheck:
+    """A PaymentIntent's failure or cancellation event: the funding follows Stripe's copies,
+    never the body (which only names the PaymentIntent).
+
+    A Checkout funding is settled as Stripe's session says, by the one settle path of sessions
+    (:func:`funding_confirm_checkout`, which re-reads the session and its PaymentIntent): a
+    delayed (bank) payment that failed on a complete session ends the funding ``failed`` at once;
+    a card declined on a still-open session leaves it awaiting payment, since the payer may try
+    another card on Stripe's page. The PaymentIntent may fail before the session's completion
+    was seen (Stripe promises no order, nor the session's own event): it is then attached to the
+    funding whose recorded session Stripe says it belongs to (``_attach_from_checkout``). A
+    funding with a PaymentIntent of its own (made before Checkout) follows that PaymentIntent.
+    Only a funding still awaiting payment changes: a late failure never undoes a success, and a
+    second failure event changes nothing.
+    """
     funding = (
-        Funding.objects.select_for_update(of=("self",))
-        .filter(stripe_payment_intent_id=payment_intent_id)
-        .first()
+        Funding.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
         if payment_intent_id
         else None
     )
-    if funding is None or funding.status in (FundingStatus.SUCCEEDED, FundingStatus.FLAGGED):
-        return funding  # a late failure never undoes a success (out-of-order delivery)
+    if funding is None and payment_intent_id:
+        intent = _intent_from_stripe(payment_intent_id)
+        funding = _attach_from_checkout(payment_intent_id, intent) if intent else None
+    if funding is None or funding.status != FundingStatus.CREATED:
+        return StripeCheck(row=funding)
     if funding.stripe_checkout_session_id:
-        # A declined card on Checkout's page: the session stays open and the requester may try
-        # another card; only the session's expiry ends the funding (funding_confirm_checkout).
-        return funding
+        return funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, event=event)
+    funding = Funding.objects.select_for_update(of=("self",)).get(pk=funding.pk)
+    if funding.status != FundingStatus.CREATED:
+        return StripeCheck(row=funding)
     intent = _intent_from_stripe(payment_intent_id)
     status = (intent or {}).get("status")
     if status == "canceled":
@@ -487,9 +502,9 @@ def funding_failed(*, payment_intent_id: str) -> Funding | None:
     elif status == "requires_payment_method" and (intent or {}).get("last_payment_error"):
         funding.status = FundingStatus.FAILED
     else:
-        return funding
+        return StripeCheck(row=funding)
     funding.save(update_fields=["status", "updated_at"])
-    return funding
+    return StripeCheck(row=funding)
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -851,7 +866,8 @@ def funding_confirm_checkout(
     """Settle the funding made with Checkout Session ``session_id`` as Stripe's copy says.
 
     ``checkout.session.completed`` / ``async_payment_succeeded`` / ``async_payment_failed`` /
-    ``expired`` events and the return page all come here; ``claimed`` is the event's body
+    ``expired`` events, a Checkout PaymentIntent's failure (:func:`funding_failed`) and the
+    return page all come here; ``claimed`` is the event's body
     (compared, never used). The session must be the one recorded on a funding and name it in its
     metadata, for that funding's amount and currency. Paid: its PaymentIntent is attached to the
     row (as Stripe's session names it) and credited through :func:`funding_confirm`, the one

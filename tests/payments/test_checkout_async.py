@@ -13,12 +13,23 @@ import pytest
 from django.test import Client
 
 from payments import funding, stripe_gateway
-from payments.models import AuditLog, FundingStatus, LedgerTransaction, PaymentAnomaly, TxKind
+from payments.models import (
+    AuditLog,
+    EventStatus,
+    FundingStatus,
+    LedgerTransaction,
+    PaymentAnomaly,
+    StripeEvent,
+    TxKind,
+)
 from payments.selectors import escrow_balance
 from tests.payments.conftest import (
+    CARD_DECLINED,
+    CARD_SUCCEEDS,
     assert_ledger_consistent,
     checkout_funding,
     events_of,
+    pay_checkout,
     signed_post,
 )
 from tests.tasks.claim_fixtures import ready_job
@@ -178,3 +189,91 @@ def test_a_failure_event_for_a_payment_stripe_says_succeeded_credits_it(stripe_s
     assert _failed_audits(f) == 0
     assert LedgerTransaction.objects.filter(kind=TxKind.FUND).count() == 1
     assert funding.funding_refresh(funding=f).status == FundingStatus.SUCCEEDED
+
+
+# --- a lone payment_intent.payment_failed ----------------------------------------------------
+# Stripe does not promise the session's own event, nor any order: the PaymentIntent's failure
+# alone settles a Checkout funding, from Stripe's copies of the session and the PaymentIntent.
+
+
+def _pi_failed(stripe_server, f) -> dict:
+    session = stripe_gateway.checkout_session_retrieve(f.stripe_checkout_session_id)
+    (event,) = events_of(stripe_server, "payment_intent.payment_failed", session["payment_intent"])
+    return event
+
+
+@pytest.mark.parametrize("completion_seen", [False, True], ids=["alone", "after-completed"])
+def test_a_lone_payment_intent_failure_ends_a_failed_bank_debit_failed_once(
+    stripe_server, job, post, completion_seen
+):
+    f = checkout_funding(job, amount=1_700)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    if completion_seen:
+        post(_event(stripe_server, "checkout.session.completed", f))
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    failed = _pi_failed(stripe_server, f)
+    post(failed)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.FAILED
+    assert f.stripe_payment_intent_id == failed["data"]["object"]["id"]  # Stripe's session names it
+    assert _failed_audits(f) == 1
+    audit = AuditLog.objects.get(action="funding.failed", object_id=str(f.pk))
+    assert audit.amount == 1_700 and "insufficient funds" in audit.reason
+    assert StripeEvent.objects.get(stripe_event_id=failed["id"]).status == EventStatus.SUCCEEDED
+
+    # Delivered again (same id), resent under another id, then the session's own event: nothing.
+    post(failed)
+    post(copy.deepcopy(failed) | {"id": "evt_pi_failed_again"})
+    post(_event(stripe_server, "checkout.session.async_payment_failed", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.FAILED and _failed_audits(f) == 1
+    assert escrow_balance(job=job).funded == 0
+    assert LedgerTransaction.objects.filter(kind=TxKind.FUND).count() == 0
+    assert PaymentAnomaly.objects.count() == 0
+    assert_ledger_consistent()
+
+
+def test_a_card_declined_on_an_open_session_leaves_the_funding_payable(stripe_server, job, post):
+    """The payer is still on Stripe's page and may try another card: the funding waits."""
+    f = checkout_funding(job, amount=1_100)
+    pay_checkout(stripe_server, f, CARD_DECLINED)
+    failed = _pi_failed(stripe_server, f)
+    post(failed)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.CREATED and _failed_audits(f) == 0
+    assert StripeEvent.objects.get(stripe_event_id=failed["id"]).status == EventStatus.SUCCEEDED
+    assert stripe_gateway.checkout_session_retrieve(f.stripe_checkout_session_id)["status"] == (
+        "open"
+    )
+    # Another card on the same page: credited once, by the PaymentIntent's own success.
+    intent = pay_checkout(stripe_server, f, CARD_SUCCEEDS)
+    (succeeded,) = events_of(stripe_server, "payment_intent.succeeded", intent["id"])
+    post(succeeded)
+    post(copy.deepcopy(failed) | {"id": "evt_late_decline"})  # a late decline undoes nothing
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_100
+    assert _failed_audits(f) == 0 and PaymentAnomaly.objects.count() == 0
+
+
+def test_a_payment_failed_event_for_a_payment_stripe_says_is_processing_changes_nothing(
+    stripe_server, job, post
+):
+    """The body says the bank refused; Stripe says it has not answered: the funding waits."""
+    f = checkout_funding(job, amount=1_250)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    session = stripe_gateway.checkout_session_retrieve(f.stripe_checkout_session_id)
+    intent = stripe_gateway.payment_intent_retrieve(session["payment_intent"])
+    forged_pi = dict(intent) | {
+        "status": "requires_payment_method",
+        "last_payment_error": {"code": "insufficient_funds", "message": "forged"},
+    }
+    forged = copy.deepcopy(_event(stripe_server, "checkout.session.completed", f))
+    forged.update(id="evt_forged_pi_failed", type="payment_intent.payment_failed")
+    forged["data"]["object"] = forged_pi
+    post(forged)
+    f.refresh_from_db()
+    assert f.status == FundingStatus.CREATED and _failed_audits(f) == 0
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_250
