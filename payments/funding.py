@@ -25,6 +25,7 @@ from .errors import StripeError, StripeRequestRefused
 from .escrow import escrow_fund, escrow_refund_unspent, job_accounts
 from .ledger import AccountKind
 from .models import (
+    FUNDING_AWAITING,
     AnomalyKind,
     EarningHold,
     Funding,
@@ -477,8 +478,8 @@ def funding_failed(*, payment_intent_id: str, event: StripeEvent | None = None) 
     was seen (Stripe promises no order, nor the session's own event): it is then attached to the
     funding whose recorded session Stripe says it belongs to (``_attach_from_checkout``). A
     funding with a PaymentIntent of its own (made before Checkout) follows that PaymentIntent.
-    Only a funding still awaiting payment changes: a late failure never undoes a success, and a
-    second failure event changes nothing.
+    Only a funding still awaiting payment (or processing) changes: a late failure never undoes
+    a success, and a second failure event changes nothing.
     """
     funding = (
         Funding.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
@@ -488,7 +489,7 @@ def funding_failed(*, payment_intent_id: str, event: StripeEvent | None = None) 
     if funding is None and payment_intent_id:
         intent = _intent_from_stripe(payment_intent_id)
         funding = _attach_from_checkout(payment_intent_id, intent) if intent else None
-    if funding is None or funding.status != FundingStatus.CREATED:
+    if funding is None or funding.status not in FUNDING_AWAITING:
         return StripeCheck(row=funding)
     if funding.stripe_checkout_session_id:
         return funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, event=event)
@@ -825,8 +826,9 @@ def funding_refresh(*, funding: Funding) -> Funding:
     """Ask Stripe for the funding's state (the requester came back from Checkout, or asked;
     webhooks do the rest). The same checks as the webhooks': only Stripe's confirmation of this
     funding credits it, once, however often it is asked. Only a funding still awaiting payment
-    asks Stripe: a settled one (credited, expired, flagged...) is answered from our row."""
-    if funding.status != FundingStatus.CREATED:
+    (or processing) asks Stripe: a settled one (credited, expired, flagged...) is answered from
+    our row."""
+    if funding.status not in FUNDING_AWAITING:
         return funding
     try:
         if funding.stripe_checkout_session_id:
@@ -842,10 +844,16 @@ def funding_refresh(*, funding: Funding) -> Funding:
 def funding_cancel(*, funding: Funding, by: User) -> Funding:
     """The requester gives up an unpaid Checkout payment: the session is expired at Stripe (no
     one can pay it any more) and the funding ends ``expired``; one Stripe already took is
-    credited instead."""
+    credited instead. A bank payment already processing cannot be taken back: the session is
+    complete, and only the bank's answer ends it."""
     _owner_or_admin(funding.job, by)
     if not funding.stripe_checkout_session_id:
         raise Conflict("Only a Checkout payment can be cancelled here.")
+    if funding.status == FundingStatus.PROCESSING:
+        raise Conflict(
+            "This bank payment is already processing at Stripe and cannot be cancelled; "
+            "nothing is credited unless Stripe confirms it."
+        )
     if funding.status == FundingStatus.CREATED:
         funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, expire_open=True)
         funding.refresh_from_db()
@@ -873,8 +881,8 @@ def funding_confirm_checkout(
     row (as Stripe's session names it) and credited through :func:`funding_confirm`, the one
     door, which checks the PaymentIntent again and credits once. Expired unpaid: the funding
     ends ``expired``, nothing credited. Complete unpaid (a delayed payment such as a bank debit):
-    ``failed`` once Stripe's PaymentIntent says the payment failed, still awaiting while it is
-    processing. ``expire_open`` expires a still-open session at Stripe first (the requester
+    ``processing`` while Stripe's PaymentIntent is processing, ``failed`` once it says the
+    payment failed. ``expire_open`` expires a still-open session at Stripe first (the requester
     cancelled it, or is starting a new payment).
     """
     session = _session_from_stripe(session_id)
@@ -982,8 +990,8 @@ def funding_confirm_checkout(
                 obj=funding,
                 checkout_session=session_id,
             )
-        elif session.get("status") == "complete" and funding.status == FundingStatus.CREATED:
-            _checkout_async_failed(funding, session_id=session_id, payment_intent_id=pi_id)
+        elif session.get("status") == "complete" and funding.status in FUNDING_AWAITING:
+            _checkout_delayed(funding, session_id=session_id, payment_intent_id=pi_id)
         return StripeCheck(row=funding)
     check = funding_confirm(payment_intent_id=pi_id, event=event)
     extra: tuple[PaymentAnomaly, ...] = ()
@@ -1001,18 +1009,23 @@ def funding_confirm_checkout(
     return StripeCheck(row=check.row, moved=check.moved, anomalies=check.anomalies + extra)
 
 
-def _checkout_async_failed(funding: Funding, *, session_id: str, payment_intent_id: str) -> None:
+def _checkout_delayed(funding: Funding, *, session_id: str, payment_intent_id: str) -> None:
     """A session completed unpaid: a delayed payment (a bank debit) that is still processing, or
-    that failed. Stripe's PaymentIntent says which; a failed one ends the funding ``failed`` at
-    once, since a complete session can never be paid again (the requester starts a new payment).
-    Its PaymentIntent is the one Stripe's session names, re-read here: no event body decides."""
+    that failed. Stripe's PaymentIntent says which. Processing: the funding says so (the page
+    offers no payment page any more, the session being finished), and waits for the bank. Failed:
+    the funding ends ``failed`` at once, since a complete session can never be paid again (the
+    requester starts a new payment). Its PaymentIntent is the one Stripe's session names, re-read
+    here: no event body decides."""
     intent = _intent_from_stripe(payment_intent_id)
     status = (intent or {}).get("status")
     failed = status == "canceled" or (
         status == "requires_payment_method" and bool((intent or {}).get("last_payment_error"))
     )
     if not failed:
-        return  # processing: the bank has not answered yet
+        if status == "processing" and funding.status == FundingStatus.CREATED:
+            funding.status = FundingStatus.PROCESSING
+            funding.save(update_fields=["status", "updated_at"])
+        return  # the bank has not answered yet
     error = (intent or {}).get("last_payment_error") or {}
     funding.status = FundingStatus.FAILED
     funding.save(update_fields=["status", "updated_at"])

@@ -116,7 +116,7 @@ def test_a_failed_bank_debit_ends_the_funding_failed_at_once_and_once(
     stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
     post(_event(stripe_server, "checkout.session.completed", f))
     f.refresh_from_db()
-    assert f.status == FundingStatus.CREATED  # processing: awaiting the bank
+    assert f.status == FundingStatus.PROCESSING  # awaiting the bank
     assert f.stripe_payment_intent_id  # Stripe's session named it
 
     stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
@@ -153,7 +153,7 @@ def test_the_status_check_sees_the_failure_without_the_webhook(stripe_server, jo
     stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
     api = client_for(job.requester)
     check = f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/"
-    assert api.post(check).json()["status"] == "created"
+    assert api.post(check).json()["status"] == "processing"
     stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
     assert api.post(check).json()["status"] == "failed"
     assert api.post(check).json()["status"] == "failed"
@@ -168,7 +168,7 @@ def test_a_failure_event_for_a_payment_still_processing_changes_nothing(stripe_s
     forged.update(id="evt_forged_failure", type="checkout.session.async_payment_failed")
     post(forged)
     f.refresh_from_db()
-    assert f.status == FundingStatus.CREATED and _failed_audits(f) == 0
+    assert f.status == FundingStatus.PROCESSING and _failed_audits(f) == 0
     # The bank pays after all: credited once.
     stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
     post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
@@ -272,8 +272,91 @@ def test_a_payment_failed_event_for_a_payment_stripe_says_is_processing_changes_
     forged["data"]["object"] = forged_pi
     post(forged)
     f.refresh_from_db()
-    assert f.status == FundingStatus.CREATED and _failed_audits(f) == 0
+    assert f.status == FundingStatus.PROCESSING and _failed_audits(f) == 0
     stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
     post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
     f.refresh_from_db()
     assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_250
+
+
+# --- the funding page while the bank answers -------------------------------------------------
+
+
+def _page(c: Client, job, f) -> str:
+    r = c.get(f"/requester/jobs/{job.pk}/funding/?funding={f.pk}")
+    assert r.status_code == 200
+    return r.content.decode()
+
+
+def _says_processing(text: str) -> bool:
+    return (
+        "bank payment of <strong>$" in text
+        and "is processing" in text
+        and "can take a few business days" in text
+        and "nothing is credited to this job's escrow until Stripe confirms" in text
+    )
+
+
+def test_the_funding_page_says_a_bank_payment_is_processing_and_offers_no_payment_page(
+    stripe_server, job, post, client_for
+):
+    c = Client()
+    c.force_login(job.requester)
+    assert c.post(f"/requester/jobs/{job.pk}/funding/", {"fund": "quote"}).status_code == 303
+    (f,) = job.fundings.all()
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    # Back from Checkout: the page cannot know yet (its GET asks Stripe nothing); its check asks.
+    back = _page(c, job, f)
+    assert "Continue to payment" in back and not _says_processing(back)
+    checked = c.post(f"/requester/jobs/{job.pk}/funding/{f.pk}/check/", follow=True)
+    text = checked.content.decode()
+    f.refresh_from_db()
+    assert f.status == FundingStatus.PROCESSING
+    assert _says_processing(text)
+    assert "Continue to payment" not in text and f.checkout_url not in text
+    assert 'id="cancel-payment"' not in text  # a complete session cannot be taken back
+    assert 'id="check-payment"' in text  # asking Stripe again is still possible
+    assert "Bank payment processing (not credited yet)" in text  # the payments list
+    assert escrow_balance(job=job).funded == 0
+    # Cancelling it anyway (a stale page) is refused plainly and changes nothing.
+    refused = c.post(f"/requester/jobs/{job.pk}/funding/{f.pk}/cancel/", follow=True)
+    assert "already processing at Stripe and cannot be cancelled" in refused.content.decode()
+    f.refresh_from_db()
+    assert f.status == FundingStatus.PROCESSING
+    assert stripe_gateway.checkout_session_retrieve(f.stripe_checkout_session_id)["status"] == (
+        "complete"
+    )
+    assert (
+        client_for(job.requester)
+        .post(f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/")
+        .json()["status"]
+        == "processing"
+    )
+
+    # The bank pays: the webhook credits it, and the page says so.
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    text = _page(c, job, f)
+    assert "Payment received" in text and not _says_processing(text)
+    assert escrow_balance(job=job).funded == f.amount
+
+
+def test_the_completed_webhook_alone_marks_the_payment_processing_on_the_page(
+    stripe_server, job, post
+):
+    f = checkout_funding(job, amount=1_900)
+    c = Client()
+    c.force_login(job.requester)
+    assert not _says_processing(_page(c, job, f))
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    post(_event(stripe_server, "checkout.session.completed", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.PROCESSING
+    text = _page(c, job, f)
+    assert _says_processing(text) and "Continue to payment" not in text
+    # The bank refuses: the page says it did not go through, and offers nothing to continue.
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    post(_event(stripe_server, "checkout.session.async_payment_failed", f))
+    text = _page(c, job, f)
+    assert "did not go through: nothing was credited" in text
+    assert not _says_processing(text) and "Continue to payment" not in text
