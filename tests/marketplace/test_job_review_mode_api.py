@@ -14,7 +14,7 @@ from tests.factories import JobFactory
 from tests.marketplace.test_jobs_api import VALID
 from tests.quality.conftest import make_world
 from tests.quality.test_services import claim_and_submit
-from tests.tasks.claim_fixtures import qualified_worker
+from tests.tasks.claim_fixtures import qualified_worker, ready_job
 
 
 def _switches(job_id: int) -> tuple[bool, bool]:
@@ -100,6 +100,17 @@ def test_an_update_sets_the_mode_with_the_fields_or_neither(requester_client, re
     )
     assert ok.status_code == 200 and ok.json()["review_mode"] == "review_first"
     assert ok.json()["title"] == "New" and _switches(job.pk) == (False, False)
+
+
+@pytest.mark.django_db
+def test_the_mode_alone_is_answered_as_saved(requester_client, requester):
+    """A PATCH of the mode alone answers the mode it saved (it answered the one read before)."""
+    for job in (JobFactory(requester=requester), ready_job(n=1, requester=requester)):
+        for mode in ("review_first", "auto"):
+            r = requester_client.patch(f"/api/jobs/{job.pk}/", {"review_mode": mode}, format="json")
+            assert r.status_code == 200, r.content
+            assert r.json()["review_mode"] == mode, (job.pk, mode)
+            assert requester_client.get(f"/api/jobs/{job.pk}/").json()["review_mode"] == mode
 
 
 @pytest.mark.django_db(transaction=True)
