@@ -48,7 +48,7 @@ from .posting import (
     lock_job_money,
     lock_money_of,
 )
-from .selectors import escrow_balance
+from .selectors import escrow_balance, funding_processing
 from .signals import escrow_funded
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,52 @@ class OverBudget(Conflict):
     code = "over_budget"
 
 
-def budget_room(*, job: Job) -> int:
-    """What the job's budget still allows to be paid in (budget minus escrow funded so far)."""
-    return max(0, job.budget - escrow_balance(job=job).funded)
+class FundingProcessing(Conflict):
+    """A bank payment of the job is processing at Stripe and already pays for what a new
+    payment would ask for: paying now could pay the same need twice."""
+
+    code = "funding_processing"
+
+
+@dataclass(frozen=True)
+class FundingNeed:
+    """What a job still needs paid in for its quote, and what its budget still lets in: the one
+    home of both rules (:func:`funding_need`), read by the funding page, the API and
+    :func:`funding_create` alike.
+
+    A bank payment processing at Stripe is money in flight: not credited, not spendable, not in
+    escrow (nothing of it moves until Stripe confirms it), but not asked for again either, so a
+    requester never pays the same need twice while the bank answers. It leaves ``processing``
+    when the bank answers: credited (then ``funded``), or refused (then it is needed again)."""
+
+    funded: int  # credited to the job's escrow, net of refunds
+    processing: int  # bank payments processing at Stripe: paid, not credited yet
+    need: int  # the quote's fund amount minus what is funded or processing
+    room: int  # the job's budget minus what is funded or processing
+
+    @property
+    def over_budget(self) -> bool:
+        return self.need > self.room
+
+    @property
+    def budget_needed(self) -> int:
+        """The budget that would fund the whole quote."""
+        return self.funded + self.processing + self.need
+
+
+def funding_need(*, job: Job, fund_amount: int) -> FundingNeed:
+    """``job``'s money against a quote's ``fund_amount`` and against its budget: what is still
+    needed and what the budget still lets in, both net of escrow funded and of bank payments
+    processing (:class:`FundingNeed`)."""
+    funded = escrow_balance(job=job).funded
+    processing = funding_processing(job=job)
+    paid_in = funded + processing
+    return FundingNeed(
+        funded=funded,
+        processing=processing,
+        need=max(0, fund_amount - paid_in),
+        room=max(0, job.budget - paid_in),
+    )
 
 
 def _checkout_return_url(base: str, funding: Funding, outcome: str) -> str:
@@ -90,7 +133,6 @@ def _checkout_return_url(base: str, funding: Funding, outcome: str) -> str:
     return f"{base}{glue}funding={funding.pk}&checkout={outcome}"
 
 
-@transaction.atomic
 def funding_create(
     *,
     job: Job,
@@ -98,38 +140,108 @@ def funding_create(
     quote: pricing.Quote,
     return_url: str,
     amount: int | None = None,
+    fit_budget: bool = False,
 ) -> Funding:
-    """A Stripe Checkout Session for what the job still needs (its ``quote``'s fund amount minus
-    escrow), or ``amount``; never above what the job's budget leaves (:class:`OverBudget`).
+    """A Stripe Checkout Session for what the job still needs for its ``quote``, or ``amount``;
+    never above what the job's budget lets in (:class:`OverBudget`). ``fit_budget``: when the
+    need is more than the budget lets in, pay what it lets in.
+
+    Need and room count the bank payments processing at Stripe (:func:`funding_need`): while
+    one is, a payment that would take more than the quote still needs beside it is refused
+    (:class:`FundingProcessing`), so the same need is never paid twice; nothing is made at Stripe.
 
     The quote is the caller's (``tasks.paying.job_funding_create`` prices the microtasks and
     saves the prices first). Stripe's hosted page sends the requester back to ``return_url``
     (with ``?funding=<id>&checkout=return|cancel``). Earlier unpaid sessions of the job are
-    settled first (expired at Stripe, or credited if they were paid meanwhile), so a requester
-    never holds two payable sessions for the same work. The job's escrow is credited only when
-    Stripe confirms the payment (``funding_confirm_checkout`` / ``funding_confirm``).
+    settled first, each in a transaction of its own (expired at Stripe, credited if they were
+    paid meanwhile, processing if a bank payment was made on them), so a requester never holds
+    two payable sessions for the same work, and what Stripe said of them stays recorded whatever
+    this payment comes to. The job's escrow is credited only when Stripe confirms the payment
+    (``funding_confirm_checkout`` / ``funding_confirm``).
     """
     funding_check(job=job, requester=requester)
     for earlier in Funding.objects.filter(job=job, status=FundingStatus.CREATED).exclude(
         stripe_checkout_session_id=""
     ):
         funding_confirm_checkout(session_id=earlier.stripe_checkout_session_id, expire_open=True)
-    funded = escrow_balance(job=job).funded
+    return _funding_open(
+        job=job,
+        requester=requester,
+        quote=quote,
+        return_url=return_url,
+        amount=amount,
+        fit_budget=fit_budget,
+    )
+
+
+def _in_flight(position: FundingNeed, currency: str, amount: int | None) -> FundingProcessing:
+    def m(value: int) -> str:
+        return format_money(value, currency)
+
+    if amount is not None:
+        outcome = f"this payment of {m(amount)} would pay more than that"
+    elif position.need < STRIPE_MINIMUM_CHARGE:
+        outcome = "there is nothing more to pay now"
+    else:
+        outcome = "there is nothing more to pay now unless the budget is raised"
+    return FundingProcessing(
+        f"A bank payment of {m(position.processing)} is processing for this job (nothing is "
+        "credited until Stripe confirms it, which can take a few business days). With it, the "
+        f"quote still needs {m(position.need)} and the budget leaves {m(position.room)}: "
+        f"{outcome}. If the bank refuses it, the job asks for that money again.",
+        extra={
+            "processing": position.processing,
+            "need": position.need,
+            "room": position.room,
+            "amount": amount,
+        },
+    )
+
+
+@transaction.atomic
+def _funding_open(
+    *,
+    job: Job,
+    requester: User,
+    quote: pricing.Quote,
+    return_url: str,
+    amount: int | None,
+    fit_budget: bool,
+) -> Funding:
+    """Check the amount against the job's need and budget, then make the row and its session
+    (:func:`funding_create`, after the earlier sessions were settled)."""
+    position = funding_need(job=job, fund_amount=quote.fund_amount)
+    asked = amount
     if amount is None:
-        amount = max(0, quote.fund_amount - funded)
+        amount = min(position.need, position.room) if fit_budget else position.need
     check_money_amount(amount, allow_zero=True)
+    if position.processing and (
+        amount > position.need if asked is not None else amount < STRIPE_MINIMUM_CHARGE
+    ):
+        raise _in_flight(position, job.currency, asked)
     if amount < STRIPE_MINIMUM_CHARGE:
         raise ValidationError(
             f"The job is already funded for its quote (needs {amount}, and Stripe charges at "
             f"least {STRIPE_MINIMUM_CHARGE})."
         )
-    room = budget_room(job=job)
-    if amount > room:
+    if amount > position.room:
+        pending = (
+            f" (a bank payment of {format_money(position.processing, job.currency)} is "
+            "processing and counts against it)"
+            if position.processing
+            else ""
+        )
         raise OverBudget(
-            f"The job's budget leaves {format_money(room, job.currency)} to fund; this payment "
-            f"is {format_money(amount, job.currency)}. Fund what the budget covers, or raise "
-            "the budget.",
-            extra={"budget": job.budget, "funded": funded, "room": room, "amount": amount},
+            f"The job's budget leaves {format_money(position.room, job.currency)} to fund"
+            f"{pending}; this payment is {format_money(amount, job.currency)}. Fund what the "
+            "budget covers, or raise the budget.",
+            extra={
+                "budget": job.budget,
+                "funded": position.funded,
+                "processing": position.processing,
+                "room": position.room,
+                "amount": amount,
+            },
         )
     funding = Funding.objects.create(
         job=job,

@@ -12,6 +12,7 @@ import copy
 import pytest
 from django.test import Client
 
+from marketplace.money import format_money
 from payments import funding, stripe_gateway
 from payments.models import (
     AuditLog,
@@ -23,6 +24,7 @@ from payments.models import (
     TxKind,
 )
 from payments.selectors import escrow_balance
+from tasks import quoting
 from tests.payments.conftest import (
     CARD_DECLINED,
     CARD_SUCCEEDS,
@@ -360,3 +362,154 @@ def test_the_completed_webhook_alone_marks_the_payment_processing_on_the_page(
     text = _page(c, job, f)
     assert "did not go through: nothing was credited" in text
     assert not _says_processing(text) and "Continue to payment" not in text
+
+
+# --- no paying twice while the bank answers ------------------------------------------------
+# A bank payment processing is money in flight: not credited, not spendable, not in escrow, yet
+# neither the quote's need nor the budget's room asks for it again (``funding_need``); a new
+# payment that, with it, would go past either is refused before anything is made at Stripe. If
+# the bank refuses it, the need is asked for again.
+
+
+def _fund_url(job) -> str:
+    return f"/api/payments/jobs/{job.pk}/fund/"
+
+
+def _processing(stripe_server, post, f):
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    post(_event(stripe_server, "checkout.session.completed", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.PROCESSING
+    return f
+
+
+def _sessions(stripe_server) -> int:
+    with stripe_server.state.lock:
+        return len(stripe_server.state.checkout_sessions)
+
+
+def _processing_row(text: str, amount: int) -> bool:
+    return f'<td id="funding-processing">{format_money(amount, "usd")}' in text
+
+
+def test_a_bank_payment_processing_the_whole_need_is_not_asked_for_again_until_it_fails(
+    stripe_server, job, post, client_for
+):
+    need = quoting.job_quote(job=job).fund_amount
+    page = f"/requester/jobs/{job.pk}/funding/"
+    c = Client()
+    c.force_login(job.requester)
+    assert f'id="fund-quote">Fund {format_money(need, "usd")} with Stripe' in (
+        c.get(page).content.decode()
+    )
+    assert c.post(page, {"fund": "quote"}).status_code == 303
+    (f,) = job.fundings.all()
+    assert f.amount == need
+    _processing(stripe_server, post, f)
+
+    options = quoting.funding_options(job=job)
+    assert (options.funded, options.processing, options.need, options.room) == (
+        0,
+        need,
+        0,
+        job.budget - need,
+    )
+    text = c.get(page).content.decode()
+    assert _processing_row(text, need)
+    assert 'id="fund-quote"' not in text and "with Stripe" not in text
+    assert 'id="funding-state">A bank payment' in text and "nothing more to pay" in text
+
+    api = client_for(job.requester)
+    made = _sessions(stripe_server)
+    for body in ({}, {"fit_budget": True}, {"amount": 500}):
+        r = api.post(_fund_url(job), body, format="json")
+        assert r.status_code == 409, (body, r.content)
+        error = r.json()["error"]
+        assert error["code"] == "funding_processing"
+        assert f"A bank payment of {format_money(need, 'usd')} is processing" in error["message"]
+    refused = c.post(page, {"fund": "quote"}, follow=True).content.decode()
+    assert f"A bank payment of {format_money(need, 'usd')} is processing" in refused
+    assert _sessions(stripe_server) == made and job.fundings.count() == 1
+    assert escrow_balance(job=job).funded == 0  # in flight, not credited
+
+    # The bank refuses: the whole need is asked for again, on the page and through the API.
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    post(_event(stripe_server, "checkout.session.async_payment_failed", f))
+    options = quoting.funding_options(job=job)
+    assert (options.processing, options.need, options.room) == (0, need, job.budget)
+    text = c.get(page).content.decode()
+    assert f'id="fund-quote">Fund {format_money(need, "usd")} with Stripe' in text
+    assert 'id="funding-processing"' not in text
+    r = api.post(_fund_url(job), {}, format="json")
+    assert r.status_code == 201, r.content
+    assert (r.json()["amount"], r.json()["status"]) == (need, "created")
+    assert _sessions(stripe_server) == made + 1
+
+
+def test_a_bank_payment_processing_part_leaves_the_rest_within_what_the_budget_leaves(
+    stripe_server, post, client_for
+):
+    job = ready_job(n=6, overlap=2, price=80, budget=0, gold_rate=0.0)
+    need = quoting.job_quote(job=job).fund_amount
+    budget, part = need // 2, need // 4
+    job.budget = budget
+    job.save(update_fields=["budget"])
+    f = _processing(stripe_server, post, checkout_funding(job, amount=part))
+
+    options = quoting.funding_options(job=job)
+    assert (options.funded, options.processing, options.need, options.room) == (
+        0,
+        part,
+        need - part,
+        budget - part,
+    )
+    assert options.over_budget and options.budget_needed == need
+    assert options.coverage.amount == budget - part
+    c = Client()
+    c.force_login(job.requester)
+    text = c.get(f"/requester/jobs/{job.pk}/funding/").content.decode()
+    assert _processing_row(text, part)
+    assert f"your budget leaves {format_money(budget - part, 'usd')}" in text
+    assert f'id="fund-budget">Fund {format_money(budget - part, "usd")}' in text
+    assert f'value="{need}" required' in text  # the raise that funds the whole quote
+
+    api = client_for(job.requester)
+    made = _sessions(stripe_server)
+    r = api.post(_fund_url(job), {}, format="json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "over_budget"
+    message = r.json()["error"]["message"]
+    assert f"The job's budget leaves {format_money(budget - part, 'usd')} to fund" in message
+    assert f"a bank payment of {format_money(part, 'usd')} is processing" in message
+    r = api.post(_fund_url(job), {"amount": budget - part + 1}, format="json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "over_budget"
+    r = api.post(_fund_url(job), {"amount": need - part + 1}, format="json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "funding_processing"
+    assert _sessions(stripe_server) == made
+
+    r = api.post(_fund_url(job), {"fit_budget": True}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["amount"] == budget - part
+    # Both go through: the budget is funded, never more.
+    second = job.fundings.get(pk=r.json()["funding"])
+    pay_checkout(stripe_server, second)
+    post(_event(stripe_server, "checkout.session.completed", second))
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    assert escrow_balance(job=job).funded == budget
+    options = quoting.funding_options(job=job)
+    assert (options.processing, options.room) == (0, 0)
+    assert_ledger_consistent()
+
+
+def test_paying_again_finds_the_earlier_payment_processing_and_refuses(
+    stripe_server, job, client_for
+):
+    """The completion's webhook has not come: the new payment asks Stripe about the earlier
+    session first, finds the bank payment processing, records it, and asks for nothing."""
+    f = checkout_funding(job)
+    stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+    r = client_for(job.requester).post(_fund_url(job), {}, format="json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "funding_processing"
+    f.refresh_from_db()
+    assert f.status == FundingStatus.PROCESSING  # what Stripe said stays recorded
+    assert _sessions(stripe_server) == 1 and job.fundings.count() == 1
