@@ -287,6 +287,15 @@ class Funding(models.Model):
     def __str__(self) -> str:
         return f"funding #{self.pk} job#{self.job_id} {self.amount} {self.status}"
 
+    @property
+    def payment_page_url(self) -> str | None:
+        """Stripe's hosted page to pay this funding on, only while it awaits payment: a session
+        that is complete (a bank payment processing, paid), expired or refused takes no payment,
+        so no one is sent to it (the API answers null, the page offers no link)."""
+        if self.status != FundingStatus.CREATED:
+            return None
+        return self.checkout_url or None
+
 
 class RefundStatus(models.TextChoices):
     PENDING = "pending", "Pending"

@@ -513,3 +513,44 @@ def test_paying_again_finds_the_earlier_payment_processing_and_refuses(
     f.refresh_from_db()
     assert f.status == FundingStatus.PROCESSING  # what Stripe said stays recorded
     assert _sessions(stripe_server) == 1 and job.fundings.count() == 1
+
+
+# --- no dead payment page in the API -------------------------------------------------------
+# ``checkout_url`` is where to send the payer; once the funding no longer awaits payment (a bank
+# payment processing, paid, failed, expired) Stripe's session takes no payment, and the API
+# answers null instead of a page that cannot be paid.
+
+
+def test_the_api_gives_the_payment_page_only_while_the_funding_awaits_payment(
+    stripe_server, job, client_for
+):
+    api = client_for(job.requester)
+    body = api.post(_fund_url(job), {"amount": 1_300}, format="json").json()
+    url = stripe_gateway.checkout_session_retrieve(body["checkout_session"])["url"]
+    assert (body["status"], body["checkout_url"]) == ("created", url) and url
+    check = f"/api/payments/jobs/{job.pk}/fundings/{body['funding']}/check/"
+    assert api.post(check).json()["checkout_url"] == url  # not paid yet: still the way to pay
+
+    stripe_server.pay_checkout_session_async(body["checkout_session"])
+    answer = api.post(check).json()
+    assert (answer["status"], answer["checkout_url"]) == ("processing", None)
+    assert answer["checkout_session"] == body["checkout_session"]  # the rest is unchanged
+    stripe_server.settle_async_payment(body["checkout_session"], succeeded=True)
+    answer = api.post(check).json()
+    assert (answer["status"], answer["checkout_url"]) == ("succeeded", None)
+    assert escrow_balance(job=job).funded == 1_300
+
+
+@pytest.mark.parametrize("end", ["failed", "expired"])
+def test_a_funding_that_ended_unpaid_gives_no_payment_page(stripe_server, job, client_for, end):
+    f = checkout_funding(job, amount=900)
+    assert f.checkout_url
+    if end == "failed":
+        stripe_server.pay_checkout_session_async(f.stripe_checkout_session_id)
+        stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=False)
+    else:
+        funding.funding_cancel(funding=f, by=job.requester)
+    answer = (
+        client_for(job.requester).post(f"/api/payments/jobs/{job.pk}/fundings/{f.pk}/check/").json()
+    )
+    assert (answer["status"], answer["checkout_url"]) == (end, None)
