@@ -25,6 +25,7 @@ from .errors import StripeError, StripeRequestRefused
 from .escrow import escrow_fund, escrow_refund_unspent, job_accounts
 from .ledger import AccountKind
 from .models import (
+    FUNDING_AWAITING,
     AnomalyKind,
     EarningHold,
     Funding,
@@ -47,7 +48,7 @@ from .posting import (
     lock_job_money,
     lock_money_of,
 )
-from .selectors import escrow_balance
+from .selectors import escrow_balance, funding_processing
 from .signals import escrow_funded
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,52 @@ class OverBudget(Conflict):
     code = "over_budget"
 
 
-def budget_room(*, job: Job) -> int:
-    """What the job's budget still allows to be paid in (budget minus escrow funded so far)."""
-    return max(0, job.budget - escrow_balance(job=job).funded)
+class FundingProcessing(Conflict):
+    """A bank payment of the job is processing at Stripe and already pays for what a new
+    payment would ask for: paying now could pay the same need twice."""
+
+    code = "funding_processing"
+
+
+@dataclass(frozen=True)
+class FundingNeed:
+    """What a job still needs paid in for its quote, and what its budget still lets in: the one
+    home of both rules (:func:`funding_need`), read by the funding page, the API and
+    :func:`funding_create` alike.
+
+    A bank payment processing at Stripe is money in flight: not credited, not spendable, not in
+    escrow (nothing of it moves until Stripe confirms it), but not asked for again either, so a
+    requester never pays the same need twice while the bank answers. It leaves ``processing``
+    when the bank answers: credited (then ``funded``), or refused (then it is needed again)."""
+
+    funded: int  # credited to the job's escrow, net of refunds
+    processing: int  # bank payments processing at Stripe: paid, not credited yet
+    need: int  # the quote's fund amount minus what is funded or processing
+    room: int  # the job's budget minus what is funded or processing
+
+    @property
+    def over_budget(self) -> bool:
+        return self.need > self.room
+
+    @property
+    def budget_needed(self) -> int:
+        """The budget that would fund the whole quote."""
+        return self.funded + self.processing + self.need
+
+
+def funding_need(*, job: Job, fund_amount: int) -> FundingNeed:
+    """``job``'s money against a quote's ``fund_amount`` and against its budget: what is still
+    needed and what the budget still lets in, both net of escrow funded and of bank payments
+    processing (:class:`FundingNeed`)."""
+    funded = escrow_balance(job=job).funded
+    processing = funding_processing(job=job)
+    paid_in = funded + processing
+    return FundingNeed(
+        funded=funded,
+        processing=processing,
+        need=max(0, fund_amount - paid_in),
+        room=max(0, job.budget - paid_in),
+    )
 
 
 def _checkout_return_url(base: str, funding: Funding, outcome: str) -> str:
@@ -89,7 +133,6 @@ def _checkout_return_url(base: str, funding: Funding, outcome: str) -> str:
     return f"{base}{glue}funding={funding.pk}&checkout={outcome}"
 
 
-@transaction.atomic
 def funding_create(
     *,
     job: Job,
@@ -97,38 +140,108 @@ def funding_create(
     quote: pricing.Quote,
     return_url: str,
     amount: int | None = None,
+    fit_budget: bool = False,
 ) -> Funding:
-    """A Stripe Checkout Session for what the job still needs (its ``quote``'s fund amount minus
-    escrow), or ``amount``; never above what the job's budget leaves (:class:`OverBudget`).
+    """A Stripe Checkout Session for what the job still needs for its ``quote``, or ``amount``;
+    never above what the job's budget lets in (:class:`OverBudget`). ``fit_budget``: when the
+    need is more than the budget lets in, pay what it lets in.
+
+    Need and room count the bank payments processing at Stripe (:func:`funding_need`): while
+    one is, a payment that would take more than the quote still needs beside it is refused
+    (:class:`FundingProcessing`), so the same need is never paid twice; nothing is made at Stripe.
 
     The quote is the caller's (``tasks.paying.job_funding_create`` prices the microtasks and
     saves the prices first). Stripe's hosted page sends the requester back to ``return_url``
     (with ``?funding=<id>&checkout=return|cancel``). Earlier unpaid sessions of the job are
-    settled first (expired at Stripe, or credited if they were paid meanwhile), so a requester
-    never holds two payable sessions for the same work. The job's escrow is credited only when
-    Stripe confirms the payment (``funding_confirm_checkout`` / ``funding_confirm``).
+    settled first, each in a transaction of its own (expired at Stripe, credited if they were
+    paid meanwhile, processing if a bank payment was made on them), so a requester never holds
+    two payable sessions for the same work, and what Stripe said of them stays recorded whatever
+    this payment comes to. The job's escrow is credited only when Stripe confirms the payment
+    (``funding_confirm_checkout`` / ``funding_confirm``).
     """
     funding_check(job=job, requester=requester)
     for earlier in Funding.objects.filter(job=job, status=FundingStatus.CREATED).exclude(
         stripe_checkout_session_id=""
     ):
         funding_confirm_checkout(session_id=earlier.stripe_checkout_session_id, expire_open=True)
-    funded = escrow_balance(job=job).funded
+    return _funding_open(
+        job=job,
+        requester=requester,
+        quote=quote,
+        return_url=return_url,
+        amount=amount,
+        fit_budget=fit_budget,
+    )
+
+
+def _in_flight(position: FundingNeed, currency: str, amount: int | None) -> FundingProcessing:
+    def m(value: int) -> str:
+        return format_money(value, currency)
+
+    if amount is not None:
+        outcome = f"this payment of {m(amount)} would pay more than that"
+    elif position.need < STRIPE_MINIMUM_CHARGE:
+        outcome = "there is nothing more to pay now"
+    else:
+        outcome = "there is nothing more to pay now unless the budget is raised"
+    return FundingProcessing(
+        f"A bank payment of {m(position.processing)} is processing for this job (nothing is "
+        "credited until Stripe confirms it, which can take a few business days). With it, the "
+        f"quote still needs {m(position.need)} and the budget leaves {m(position.room)}: "
+        f"{outcome}. If the bank refuses it, the job asks for that money again.",
+        extra={
+            "processing": position.processing,
+            "need": position.need,
+            "room": position.room,
+            "amount": amount,
+        },
+    )
+
+
+@transaction.atomic
+def _funding_open(
+    *,
+    job: Job,
+    requester: User,
+    quote: pricing.Quote,
+    return_url: str,
+    amount: int | None,
+    fit_budget: bool,
+) -> Funding:
+    """Check the amount against the job's need and budget, then make the row and its session
+    (:func:`funding_create`, after the earlier sessions were settled)."""
+    position = funding_need(job=job, fund_amount=quote.fund_amount)
+    asked = amount
     if amount is None:
-        amount = max(0, quote.fund_amount - funded)
+        amount = min(position.need, position.room) if fit_budget else position.need
     check_money_amount(amount, allow_zero=True)
+    if position.processing and (
+        amount > position.need if asked is not None else amount < STRIPE_MINIMUM_CHARGE
+    ):
+        raise _in_flight(position, job.currency, asked)
     if amount < STRIPE_MINIMUM_CHARGE:
         raise ValidationError(
             f"The job is already funded for its quote (needs {amount}, and Stripe charges at "
             f"least {STRIPE_MINIMUM_CHARGE})."
         )
-    room = budget_room(job=job)
-    if amount > room:
+    if amount > position.room:
+        pending = (
+            f" (a bank payment of {format_money(position.processing, job.currency)} is "
+            "processing and counts against it)"
+            if position.processing
+            else ""
+        )
         raise OverBudget(
-            f"The job's budget leaves {format_money(room, job.currency)} to fund; this payment "
-            f"is {format_money(amount, job.currency)}. Fund what the budget covers, or raise "
-            "the budget.",
-            extra={"budget": job.budget, "funded": funded, "room": room, "amount": amount},
+            f"The job's budget leaves {format_money(position.room, job.currency)} to fund"
+            f"{pending}; this payment is {format_money(amount, job.currency)}. Fund what the "
+            "budget covers, or raise the budget.",
+            extra={
+                "budget": job.budget,
+                "funded": position.funded,
+                "processing": position.processing,
+                "room": position.room,
+                "amount": amount,
+            },
         )
     funding = Funding.objects.create(
         job=job,
@@ -465,21 +578,36 @@ def funding_confirm(
 
 
 @transaction.atomic
-def funding_failed(*, payment_intent_id: str) -> Funding | None:
-    """A failure or cancellation event: the funding's status follows Stripe's, never the body."""
+def funding_failed(*, payment_intent_id: str, event: StripeEvent | None = None) -> StripeCheck:
+    """A PaymentIntent's failure or cancellation event: the funding follows Stripe's copies,
+    never the body (which only names the PaymentIntent).
+
+    A Checkout funding is settled as Stripe's session says, by the one settle path of sessions
+    (:func:`funding_confirm_checkout`, which re-reads the session and its PaymentIntent): a
+    delayed (bank) payment that failed on a complete session ends the funding ``failed`` at once;
+    a card declined on a still-open session leaves it awaiting payment, since the payer may try
+    another card on Stripe's page. The PaymentIntent may fail before the session's completion
+    was seen (Stripe promises no order, nor the session's own event): it is then attached to the
+    funding whose recorded session Stripe says it belongs to (``_attach_from_checkout``). A
+    funding with a PaymentIntent of its own (made before Checkout) follows that PaymentIntent.
+    Only a funding still awaiting payment (or processing) changes: a late failure never undoes
+    a success, and a second failure event changes nothing.
+    """
     funding = (
-        Funding.objects.select_for_update(of=("self",))
-        .filter(stripe_payment_intent_id=payment_intent_id)
-        .first()
+        Funding.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
         if payment_intent_id
         else None
     )
-    if funding is None or funding.status in (FundingStatus.SUCCEEDED, FundingStatus.FLAGGED):
-        return funding  # a late failure never undoes a success (out-of-order delivery)
+    if funding is None and payment_intent_id:
+        intent = _intent_from_stripe(payment_intent_id)
+        funding = _attach_from_checkout(payment_intent_id, intent) if intent else None
+    if funding is None or funding.status not in FUNDING_AWAITING:
+        return StripeCheck(row=funding)
     if funding.stripe_checkout_session_id:
-        # A declined card on Checkout's page: the session stays open and the requester may try
-        # another card; only the session's expiry ends the funding (funding_confirm_checkout).
-        return funding
+        return funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, event=event)
+    funding = Funding.objects.select_for_update(of=("self",)).get(pk=funding.pk)
+    if funding.status != FundingStatus.CREATED:
+        return StripeCheck(row=funding)
     intent = _intent_from_stripe(payment_intent_id)
     status = (intent or {}).get("status")
     if status == "canceled":
@@ -487,9 +615,9 @@ def funding_failed(*, payment_intent_id: str) -> Funding | None:
     elif status == "requires_payment_method" and (intent or {}).get("last_payment_error"):
         funding.status = FundingStatus.FAILED
     else:
-        return funding
+        return StripeCheck(row=funding)
     funding.save(update_fields=["status", "updated_at"])
-    return funding
+    return StripeCheck(row=funding)
 
 
 # --- refunds ---------------------------------------------------------------------------------
@@ -810,8 +938,9 @@ def funding_refresh(*, funding: Funding) -> Funding:
     """Ask Stripe for the funding's state (the requester came back from Checkout, or asked;
     webhooks do the rest). The same checks as the webhooks': only Stripe's confirmation of this
     funding credits it, once, however often it is asked. Only a funding still awaiting payment
-    asks Stripe: a settled one (credited, expired, flagged...) is answered from our row."""
-    if funding.status != FundingStatus.CREATED:
+    (or processing) asks Stripe: a settled one (credited, expired, flagged...) is answered from
+    our row."""
+    if funding.status not in FUNDING_AWAITING:
         return funding
     try:
         if funding.stripe_checkout_session_id:
@@ -827,10 +956,16 @@ def funding_refresh(*, funding: Funding) -> Funding:
 def funding_cancel(*, funding: Funding, by: User) -> Funding:
     """The requester gives up an unpaid Checkout payment: the session is expired at Stripe (no
     one can pay it any more) and the funding ends ``expired``; one Stripe already took is
-    credited instead."""
+    credited instead. A bank payment already processing cannot be taken back: the session is
+    complete, and only the bank's answer ends it."""
     _owner_or_admin(funding.job, by)
     if not funding.stripe_checkout_session_id:
         raise Conflict("Only a Checkout payment can be cancelled here.")
+    if funding.status == FundingStatus.PROCESSING:
+        raise Conflict(
+            "This bank payment is already processing at Stripe and cannot be cancelled; "
+            "nothing is credited unless Stripe confirms it."
+        )
     if funding.status == FundingStatus.CREATED:
         funding_confirm_checkout(session_id=funding.stripe_checkout_session_id, expire_open=True)
         funding.refresh_from_db()
@@ -851,14 +986,15 @@ def funding_confirm_checkout(
     """Settle the funding made with Checkout Session ``session_id`` as Stripe's copy says.
 
     ``checkout.session.completed`` / ``async_payment_succeeded`` / ``async_payment_failed`` /
-    ``expired`` events and the return page all come here; ``claimed`` is the event's body
+    ``expired`` events, a Checkout PaymentIntent's failure (:func:`funding_failed`) and the
+    return page all come here; ``claimed`` is the event's body
     (compared, never used). The session must be the one recorded on a funding and name it in its
     metadata, for that funding's amount and currency. Paid: its PaymentIntent is attached to the
     row (as Stripe's session names it) and credited through :func:`funding_confirm`, the one
     door, which checks the PaymentIntent again and credits once. Expired unpaid: the funding
     ends ``expired``, nothing credited. Complete unpaid (a delayed payment such as a bank debit):
-    ``failed`` once Stripe's PaymentIntent says the payment failed, still awaiting while it is
-    processing. ``expire_open`` expires a still-open session at Stripe first (the requester
+    ``processing`` while Stripe's PaymentIntent is processing, ``failed`` once it says the
+    payment failed. ``expire_open`` expires a still-open session at Stripe first (the requester
     cancelled it, or is starting a new payment).
     """
     session = _session_from_stripe(session_id)
@@ -966,8 +1102,8 @@ def funding_confirm_checkout(
                 obj=funding,
                 checkout_session=session_id,
             )
-        elif session.get("status") == "complete" and funding.status == FundingStatus.CREATED:
-            _checkout_async_failed(funding, session_id=session_id, payment_intent_id=pi_id)
+        elif session.get("status") == "complete" and funding.status in FUNDING_AWAITING:
+            _checkout_delayed(funding, session_id=session_id, payment_intent_id=pi_id)
         return StripeCheck(row=funding)
     check = funding_confirm(payment_intent_id=pi_id, event=event)
     extra: tuple[PaymentAnomaly, ...] = ()
@@ -985,18 +1121,23 @@ def funding_confirm_checkout(
     return StripeCheck(row=check.row, moved=check.moved, anomalies=check.anomalies + extra)
 
 
-def _checkout_async_failed(funding: Funding, *, session_id: str, payment_intent_id: str) -> None:
+def _checkout_delayed(funding: Funding, *, session_id: str, payment_intent_id: str) -> None:
     """A session completed unpaid: a delayed payment (a bank debit) that is still processing, or
-    that failed. Stripe's PaymentIntent says which; a failed one ends the funding ``failed`` at
-    once, since a complete session can never be paid again (the requester starts a new payment).
-    Its PaymentIntent is the one Stripe's session names, re-read here: no event body decides."""
+    that failed. Stripe's PaymentIntent says which. Processing: the funding says so (the page
+    offers no payment page any more, the session being finished), and waits for the bank. Failed:
+    the funding ends ``failed`` at once, since a complete session can never be paid again (the
+    requester starts a new payment). Its PaymentIntent is the one Stripe's session names, re-read
+    here: no event body decides."""
     intent = _intent_from_stripe(payment_intent_id)
     status = (intent or {}).get("status")
     failed = status == "canceled" or (
         status == "requires_payment_method" and bool((intent or {}).get("last_payment_error"))
     )
     if not failed:
-        return  # processing: the bank has not answered yet
+        if status == "processing" and funding.status == FundingStatus.CREATED:
+            funding.status = FundingStatus.PROCESSING
+            funding.save(update_fields=["status", "updated_at"])
+        return  # the bank has not answered yet
     error = (intent or {}).get("last_payment_error") or {}
     funding.status = FundingStatus.FAILED
     funding.save(update_fields=["status", "updated_at"])

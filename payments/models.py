@@ -243,6 +243,10 @@ class ConnectedAccount(models.Model):
 
 class FundingStatus(models.TextChoices):
     CREATED = "created", "Awaiting payment"
+    # Paid with a delayed method (a bank debit): the Checkout Session is complete (nothing more
+    # to pay on it) and Stripe's PaymentIntent is processing; the bank's answer can take a few
+    # business days. Nothing is credited until Stripe says it succeeded.
+    PROCESSING = "processing", "Bank payment processing (not credited yet)"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
@@ -251,6 +255,10 @@ class FundingStatus(models.TextChoices):
     # Stripe's PaymentIntent disagrees with this row (amount, currency): nothing was credited;
     # an admin looks at its PaymentAnomaly.
     FLAGGED = "flagged", "Flagged (Stripe disagrees; not credited)"
+
+
+# A funding whose payment Stripe may still confirm (or refuse): the ones asked about again.
+FUNDING_AWAITING = (FundingStatus.CREATED, FundingStatus.PROCESSING)
 
 
 class Funding(models.Model):
@@ -278,6 +286,15 @@ class Funding(models.Model):
 
     def __str__(self) -> str:
         return f"funding #{self.pk} job#{self.job_id} {self.amount} {self.status}"
+
+    @property
+    def payment_page_url(self) -> str | None:
+        """Stripe's hosted page to pay this funding on, only while it awaits payment: a session
+        that is complete (a bank payment processing, paid), expired or refused takes no payment,
+        so no one is sent to it (the API answers null, the page offers no link)."""
+        if self.status != FundingStatus.CREATED:
+            return None
+        return self.checkout_url or None
 
 
 class RefundStatus(models.TextChoices):

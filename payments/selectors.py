@@ -17,6 +17,8 @@ from . import pricing
 from .ledger import AccountKind
 from .models import (
     EarningHold,
+    Funding,
+    FundingStatus,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -198,6 +200,15 @@ def escrow_balance(*, job: Job) -> EscrowBalance:
         refunded=refunded,
         currency=job.currency,
     )
+
+
+def funding_processing(*, job: Job) -> int:
+    """The money of ``job``'s bank payments still processing at Stripe, minor units: paid by
+    the requester, not credited to escrow until Stripe confirms it (status ``processing``)."""
+    total = Funding.objects.filter(job=job, status=FundingStatus.PROCESSING).aggregate(
+        s=Sum("amount")
+    )["s"]
+    return int(total or 0)
 
 
 @dataclass(frozen=True)

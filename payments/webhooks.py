@@ -131,10 +131,12 @@ def _payment_intent_succeeded(obj: dict, event: StripeEvent) -> str | None:
     )
 
 
-def _payment_intent_failed(obj: dict, event: StripeEvent) -> None:
+def _payment_intent_failed(obj: dict, event: StripeEvent) -> str | None:
     from .funding import funding_failed
 
-    funding_failed(payment_intent_id=str(obj.get("id") or ""))
+    # failed or canceled: the body only names the PaymentIntent; Stripe's copies of it (and of
+    # its Checkout Session) decide whether the funding failed or still awaits payment.
+    return _flagged(funding_failed(payment_intent_id=str(obj.get("id") or ""), event=event))
 
 
 def _checkout_session_event(obj: dict, event: StripeEvent) -> str | None:

@@ -21,7 +21,6 @@ from payments.errors import BonusNotAllowed, InvalidAmount
 from payments.models import Funding
 from payments.posting import audit_log_record, check_money_amount
 from payments.selectors import (
-    escrow_balance,
     worker_trust,  # the trust seam quality installs
 )
 
@@ -176,7 +175,6 @@ def bonus_grant(*, job: Job, worker: User, amount: int, reason: str, actor: User
     )
 
 
-@transaction.atomic
 def job_funding_create(
     *,
     job: Job,
@@ -191,14 +189,20 @@ def job_funding_create(
 
     ``fit_budget``: when the quote needs more than the job's budget leaves, pay what the budget
     leaves instead; publishing then makes claimable only the microtasks that covers
-    (``tasks.quoting.budget_coverage`` says how many, by publishing's own rule)."""
+    (``tasks.quoting.budget_coverage`` says how many, by publishing's own rule).
+
+    Not one transaction: saved prices are only the quote (as ``job_prices_save`` alone saves
+    them), and what ``funding_create`` learns from Stripe about earlier payments of the job is
+    committed even when it then refuses the new one."""
     _funding.funding_check(job=job, requester=requester)
     quote = job_prices_save(job=job)
-    if fit_budget and amount is None:
-        need = max(0, quote.fund_amount - escrow_balance(job=job).funded)
-        amount = min(need, _funding.budget_room(job=job))
     return _funding.funding_create(
-        job=job, requester=requester, quote=quote, amount=amount, return_url=return_url
+        job=job,
+        requester=requester,
+        quote=quote,
+        amount=amount,
+        fit_budget=fit_budget,
+        return_url=return_url,
     )
 
 

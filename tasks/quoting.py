@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.db import transaction
 from django.db.models import Count
@@ -20,7 +20,7 @@ from marketplace import label_schema
 from marketplace.models import Job
 from payments import pricing
 from payments.escrow import check_job_currency
-from payments.funding import budget_room
+from payments.funding import FundingNeed, funding_need
 from payments.selectors import active_policy, escrow_balance
 
 from .annotations import SEGMENT_TYPES
@@ -206,31 +206,18 @@ def budget_coverage(*, job: Job, amount: int) -> BudgetCoverage:
 
 
 @dataclass(frozen=True)
-class FundingOptions:
-    """What the funding page offers: the quote, what it still needs, what the budget leaves,
-    and, when the quote needs more than that, how much of the work the budget pays for."""
+class FundingOptions(FundingNeed):
+    """What the funding page offers: the quote, what it still needs and what the budget leaves
+    (``payments.funding.funding_need``, bank payments processing counted), and, when the quote
+    needs more than that, how much of the work the budget pays for."""
 
     quote: pricing.Quote
-    funded: int
-    need: int  # the quote's fund amount minus escrow already funded
-    room: int  # the job's budget minus escrow already funded
     coverage: BudgetCoverage | None  # paying ``room``: set when the quote is over the budget
-
-    @property
-    def over_budget(self) -> bool:
-        return self.need > self.room
-
-    @property
-    def budget_needed(self) -> int:
-        """The budget that would fund the whole quote."""
-        return self.funded + self.need
 
 
 def funding_options(*, job: Job) -> FundingOptions:
     """The quote against the job's budget (reads only: the funding page's GET)."""
     quote = job_quote(job=job)
-    funded = escrow_balance(job=job).funded
-    need = max(0, quote.fund_amount - funded)
-    room = budget_room(job=job)
-    coverage = budget_coverage(job=job, amount=room) if need > room else None
-    return FundingOptions(quote=quote, funded=funded, need=need, room=room, coverage=coverage)
+    position = funding_need(job=job, fund_amount=quote.fund_amount)
+    coverage = budget_coverage(job=job, amount=position.room) if position.over_budget else None
+    return FundingOptions(**asdict(position), quote=quote, coverage=coverage)

@@ -281,10 +281,11 @@ def _fund(job: Job, requester: User, stripe, amount: int | None = None) -> None:
     raised to what the quote (or ``amount``) needs, a Checkout Session opened, paid on the local
     Stripe server's test page with the test card, and credited to escrow only once our side has
     read Stripe's own copy of the session (``funding_refresh``, the return page's check)."""
-    funded = escrow_balance(job=job).funded
-    need = amount if amount is not None else max(0, job_quote(job=job).fund_amount - funded)
-    if funded + need > job.budget:
-        job = services.job_budget_raise(job=job, by=requester, budget=funded + need)
+    position = funding.funding_need(job=job, fund_amount=job_quote(job=job).fund_amount)
+    need = amount if amount is not None else position.need
+    if need > position.room:
+        budget = position.funded + position.processing + need
+        job = services.job_budget_raise(job=job, by=requester, budget=budget)
     row = paying.job_funding_create(
         job=job, requester=requester, amount=amount, return_url=DEMO_RETURN_URL
     )

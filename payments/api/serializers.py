@@ -96,8 +96,9 @@ class _FundingQuoteSerializer(QuoteSerializer):
 
 class FundingOutSerializer(serializers.Serializer):
     """A funding and what a client needs to complete it: send the payer to ``checkout_url``
-    (Stripe's hosted Checkout page). Escrow is credited when Stripe confirms the payment
-    (webhook ``checkout.session.completed``, or the funding page's check on return)."""
+    (Stripe's hosted Checkout page; null when there is nothing to pay on it). Escrow is credited
+    when Stripe confirms the payment (webhook ``checkout.session.completed``, or the funding
+    page's check on return)."""
 
     funding = serializers.IntegerField(source="pk")
     status = serializers.ChoiceField(choices=FundingStatus.choices)
@@ -107,8 +108,11 @@ class FundingOutSerializer(serializers.Serializer):
         source="stripe_checkout_session_id", help_text="Stripe Checkout Session id"
     )
     checkout_url = serializers.CharField(
-        help_text="Stripe's hosted payment page for the session (empty for a funding made "
-        "before Checkout)"
+        source="payment_page_url",
+        allow_null=True,
+        help_text="Stripe's hosted payment page for the session, while the funding awaits "
+        "payment (`created`); null once it does not (a bank payment `processing`, paid, "
+        "failed, expired: the session takes no payment), and for a funding made before Checkout",
     )
     payment_intent = serializers.CharField(
         source="stripe_payment_intent_id",

@@ -6,16 +6,25 @@ policy), which marketplace cannot import. So the route is mounted here, the top 
 new-job page is (``quality.requester_views``): ``review_mode`` is accepted on create (and on
 update) and returned with every job, through the same services the page and the quality policy
 API use (``job_create_with_review_mode``, ``job_update_with_review_mode``).
+
+Every answer of the API that is a job is this viewset's, so each carries ``review_mode`` (one
+component, ``JobWithReviewMode``): besides marketplace's ``cancel``, the lifecycle steps that are
+the tasks app's are actions here too (``process``: ingestion; ``publish``, ``pause``, ``resume``,
+``complete``: the claim path), each calling the tasks service that owns the step; tasks cannot
+import quality, so it does not serve a job itself.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import extend_schema_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from marketplace.api.serializers import JobSerializer
 from marketplace.api.views import JobViewSet
+from tasks import claiming, ingestion_pipeline
 
 from .. import services
 
@@ -54,13 +63,25 @@ class ReviewModeFieldSchema(OpenApiSerializerFieldExtension):
         return {"type": "string", "enum": modes}
 
 
-# Its own component: the lifecycle routes (tasks.api) answer marketplace's "Job", without the mode.
 @extend_schema_serializer(component_name="JobWithReviewMode")
 class JobWithReviewSerializer(JobSerializer):
     review_mode = ReviewModeField(required=False, help_text=REVIEW_MODE_HELP)
 
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "review_mode"]
+
+
+@extend_schema_serializer(component_name="JobPublished")
+class JobPublishedSerializer(serializers.Serializer):
+    """A published job and the replica slots publishing opened (``tasks.claiming.SlotFill``)."""
+
+    job = JobWithReviewSerializer()
+    slots = serializers.IntegerField(help_text="Replica slots opened: claimable work")
+    gold_slots = serializers.IntegerField(help_text="Of which gold (known-answer) slots")
+    reserved = serializers.IntegerField(help_text="Escrow reserved for the slots (minor units)")
+    uncovered_microtasks = serializers.IntegerField(
+        help_text="Microtasks the funded escrow does not cover yet: they open as it is funded"
+    )
 
 
 class JobWithReviewViewSet(JobViewSet):
@@ -88,3 +109,50 @@ class JobWithReviewViewSet(JobViewSet):
             field="review_mode",
             **fields,
         )
+
+    # --- lifecycle steps owned by the tasks app (the job answered with its review mode) -------
+
+    @extend_schema(request=None, responses={202: JobWithReviewSerializer})
+    @action(detail=True, methods=["post"])
+    def process(self, request, pk=None, format=None):
+        """Start processing a draft job: draft → processing, one ingestion per video."""
+        job = ingestion_pipeline.job_process(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=JobPublishedSerializer)
+    @action(detail=True, methods=["post"])
+    def publish(self, request, pk=None, format=None):
+        """Publish a ready job: its microtasks become claimable as far as its escrow covers
+        them."""
+        job = self.get_object()
+        fill = claiming.job_publish(job=job, by=request.user)
+        job.refresh_from_db()
+        body = {
+            "job": job,
+            "slots": fill.regular_slots,
+            "gold_slots": fill.gold_slots,
+            "reserved": fill.reserved,
+            "uncovered_microtasks": fill.uncovered_microtasks,
+        }
+        return Response(JobPublishedSerializer(body, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None, format=None):
+        """Stop new claims on a published job."""
+        job = claiming.job_pause(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None, format=None):
+        """Make a paused job claimable again."""
+        job = claiming.job_resume(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None, format=None):
+        """Close a job: no more claims; unused reservations go back to the job's escrow."""
+        job = claiming.job_complete(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data)

@@ -108,5 +108,7 @@ def job_update_with_review_mode(
     if fields or switches is None:
         job = job_update(job=job, by=by, **fields)
     if switches is not None:
-        job_quality_policy_update(job_id=job.pk, by=by, **switches)
+        # The job answered carries the policy just saved: the caller's instance may hold the
+        # one read with it (a view's ``select_related``), and the mode alone leaves it as given.
+        job.quality_policy = job_quality_policy_update(job_id=job.pk, by=by, **switches)
     return job

@@ -58,8 +58,10 @@ class JobFundView(APIView):
             409: OpenApiResponse(
                 ErrorSerializer,
                 description="The payment would exceed the job's budget (`over_budget`: fund "
-                "with `fit_budget`, or raise the budget), the job is finished, or its currency "
-                "is not priced",
+                "with `fit_budget`, or raise the budget), a bank payment of the job still "
+                "processing already pays for it (`funding_processing`: its amount counts "
+                "toward the quote's need and the budget until the bank answers), the job is "
+                "finished, or its currency is not priced",
             ),
             502: error_response(502),
         },

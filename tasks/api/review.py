@@ -1,4 +1,6 @@
-"""Requester API of the claim path: publish/pause/resume a job, review its submissions."""
+"""Requester API of the claim path: a job's submissions and their review. (Publishing, pausing,
+resuming and completing a job are actions of ``quality.api.jobs.JobWithReviewViewSet``, which
+answers the job with its review mode, quality's to know.)"""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from marketplace.api.error_schema import ERROR
 from marketplace.api.pagination import DefaultPagination
 from marketplace.api.permissions import IsPlatformAdmin, IsRequester
 from marketplace.api.schema import error_response
-from marketplace.api.serializers import JobSerializer, text
+from marketplace.api.serializers import text
 from marketplace.selectors import jobs_visible_to
 
-from .. import claiming, reviewing, work_selectors
+from .. import reviewing, work_selectors
 from ..models import Assignment, AssignmentStatus, RejectionDispute
 from .schemas import SubmissionRowSerializer
 from .work import StatusQuery, status_filter
@@ -26,60 +28,6 @@ from .work import StatusQuery, status_filter
 
 def _job(request, pk: int):
     return get_object_or_404(jobs_visible_to(request.user), pk=pk)
-
-
-class PublishView(APIView):
-    """Publish a ready job: its microtasks become claimable as far as its budget covers them."""
-
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-    def post(self, request, pk: int):
-        job = _job(request, pk)
-        fill = claiming.job_publish(job=job, by=request.user)
-        job.refresh_from_db()
-        return Response(
-            {
-                "job": JobSerializer(job).data,
-                "slots": fill.regular_slots,
-                "gold_slots": fill.gold_slots,
-                "reserved": fill.reserved,
-                "uncovered_microtasks": fill.uncovered_microtasks,
-            }
-        )
-
-
-class PauseView(APIView):
-    """Stop new claims on a published job."""
-
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=None, responses=JobSerializer)
-    def post(self, request, pk: int):
-        job = claiming.job_pause(job=_job(request, pk), by=request.user)
-        return Response(JobSerializer(job).data)
-
-
-class ResumeView(APIView):
-    """Make a paused job claimable again."""
-
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=None, responses=JobSerializer)
-    def post(self, request, pk: int):
-        job = claiming.job_resume(job=_job(request, pk), by=request.user)
-        return Response(JobSerializer(job).data)
-
-
-class CompleteView(APIView):
-    """Close a job: no more claims; unused reservations go back to the job's escrow."""
-
-    permission_classes = [IsRequester]
-
-    @extend_schema(request=None, responses=JobSerializer)
-    def post(self, request, pk: int):
-        job = claiming.job_complete(job=_job(request, pk), by=request.user)
-        return Response(JobSerializer(job).data)
 
 
 def _submission_row(a) -> dict:

@@ -20,7 +20,6 @@ urlpatterns = [
         views.JobVideoDetailView.as_view(),
         name="api-job-video",
     ),
-    path("jobs/<int:job_id>/process/", views.JobProcessView.as_view(), name="api-job-process"),
     path(
         "jobs/<int:job_id>/ingestion/", views.JobIngestionView.as_view(), name="api-job-ingestion"
     ),
@@ -64,10 +63,8 @@ urlpatterns = [
     # work/qualifications/<annotation_type>/ (a test: questions and scoring) is quality's:
     # quality.api.urls.
     # Requester
-    path("jobs/<int:pk>/publish/", review.PublishView.as_view(), name="api-job-publish"),
-    path("jobs/<int:pk>/pause/", review.PauseView.as_view(), name="api-job-pause"),
-    path("jobs/<int:pk>/resume/", review.ResumeView.as_view(), name="api-job-resume"),
-    path("jobs/<int:pk>/complete/", review.CompleteView.as_view(), name="api-job-complete"),
+    # jobs/<id>/process|publish|pause|resume|complete/ answer the job with its review mode:
+    # actions of quality.api.jobs.JobWithReviewViewSet (tasks cannot import quality).
     path(
         "jobs/<int:pk>/submissions/",
         review.JobSubmissionsView.as_view(),

@@ -1,4 +1,6 @@
-"""Thin API views of ingestion: upload videos to a draft job, process it, follow progress."""
+"""Thin API views of ingestion: upload videos to a draft job, follow progress. (Processing it,
+``POST /api/jobs/{id}/process/``, is an action of ``quality.api.jobs.JobWithReviewViewSet``, which
+answers the job with its review mode.)"""
 
 from __future__ import annotations
 
@@ -11,8 +13,7 @@ from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsRequester
 from marketplace.api.schema import error_response
-from marketplace.api.serializers import JobSerializer
-from tasks import ingestion_pipeline, ingestion_selectors, ingestion_uploads
+from tasks import ingestion_selectors, ingestion_uploads
 from tasks.models import MicroTask, Video
 
 from .serializers import (
@@ -91,15 +92,6 @@ class JobVideoDetailView(_JobScoped, generics.RetrieveDestroyAPIView):
 
     def perform_destroy(self, instance: Video) -> None:
         ingestion_uploads.video_delete(video_obj=instance, by=self.request.user)
-
-
-class JobProcessView(_JobScoped, APIView):
-    """Start processing a draft job: draft → processing, one ingestion per video."""
-
-    @extend_schema(request=None, responses={202: JobSerializer})
-    def post(self, request, job_id: int):
-        job = ingestion_pipeline.job_process(job=self.job(), by=request.user)
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobIngestionView(_JobScoped, APIView):

@@ -3,7 +3,11 @@ with every job, and the same policy as the quality policy API's switches."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 
 from marketplace.models import Job
 from quality.models import JobQualityPolicy
@@ -14,7 +18,8 @@ from tests.factories import JobFactory
 from tests.marketplace.test_jobs_api import VALID
 from tests.quality.conftest import make_world
 from tests.quality.test_services import claim_and_submit
-from tests.tasks.claim_fixtures import qualified_worker
+from tests.tasks.claim_fixtures import qualified_worker, ready_job
+from tests.tasks.ingest_helpers import make_clip, upload
 
 
 def _switches(job_id: int) -> tuple[bool, bool]:
@@ -102,6 +107,17 @@ def test_an_update_sets_the_mode_with_the_fields_or_neither(requester_client, re
     assert ok.json()["title"] == "New" and _switches(job.pk) == (False, False)
 
 
+@pytest.mark.django_db
+def test_the_mode_alone_is_answered_as_saved(requester_client, requester):
+    """A PATCH of the mode alone answers the mode it saved (it answered the one read before)."""
+    for job in (JobFactory(requester=requester), ready_job(n=1, requester=requester)):
+        for mode in ("review_first", "auto"):
+            r = requester_client.patch(f"/api/jobs/{job.pk}/", {"review_mode": mode}, format="json")
+            assert r.status_code == 200, r.content
+            assert r.json()["review_mode"] == mode, (job.pk, mode)
+            assert requester_client.get(f"/api/jobs/{job.pk}/").json()["review_mode"] == mode
+
+
 @pytest.mark.django_db(transaction=True)
 def test_review_first_set_through_the_job_api_holds_consensus_approval(client_for, monkeypatch):
     monkeypatch.setattr(claiming._rng, "random", lambda: 1.0)  # no gold
@@ -115,3 +131,71 @@ def test_review_first_set_through_the_job_api_holds_consensus_approval(client_fo
     subs = [claim_and_submit(world, qualified_worker(), PRECISE, seed=i) for i in range(3)]
     statuses = {a.status for a in Assignment.objects.filter(pk__in=[s.pk for s in subs])}
     assert statuses == {AssignmentStatus.SUBMITTED}  # consensus agreed; the requester decides
+
+
+@pytest.mark.django_db
+def test_every_lifecycle_answer_carries_the_review_mode_as_a_read_does(
+    requester_client, requester, settings, tmp_path
+):
+    """process, publish, pause, resume, complete and cancel answer the job as GET does."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+    def as_read(job_id: int) -> dict:
+        return requester_client.get(f"/api/jobs/{job_id}/").json()
+
+    draft = requester_client.post(
+        "/api/jobs/", {**VALID, "review_mode": "review_first"}, format="json"
+    ).json()
+    clip = make_clip(tmp_path).data
+    assert upload(requester_client, draft["id"], ("a.mp4", clip)).status_code == 201
+    processed = requester_client.post(f"/api/jobs/{draft['id']}/process/")
+    assert processed.status_code == 202, processed.content
+    assert processed.json()["status"] == "processing"
+    assert processed.json() == as_read(draft["id"])
+    assert processed.json()["review_mode"] == "review_first"
+
+    job = ready_job(n=2, requester=requester)
+    assert requester_client.patch(
+        f"/api/jobs/{job.pk}/", {"review_mode": "review_first"}, format="json"
+    ).json()["review_mode"] == ("review_first")
+    published = requester_client.post(f"/api/jobs/{job.pk}/publish/")
+    assert published.status_code == 200, published.content
+    assert published.json()["job"] == as_read(job.pk)
+    assert published.json()["job"]["review_mode"] == "review_first"
+    assert published.json()["job"]["status"] == "published" and published.json()["slots"] == 6
+    for step, status in (("pause", "paused"), ("resume", "published"), ("complete", "completed")):
+        answer = requester_client.post(f"/api/jobs/{job.pk}/{step}/")
+        assert answer.status_code == 200, (step, answer.content)
+        assert answer.json() == as_read(job.pk), step
+        assert (answer.json()["status"], answer.json()["review_mode"]) == (status, "review_first")
+    other = ready_job(n=1, requester=requester)
+    cancelled = requester_client.post(f"/api/jobs/{other.pk}/cancel/")
+    assert cancelled.json() == as_read(other.pk) and cancelled.json()["review_mode"] == "auto"
+
+
+@pytest.mark.django_db
+def test_the_schema_answers_every_job_with_its_review_mode():
+    """No operation answers marketplace's bare ``Job``: every job in the API is
+    ``JobWithReviewMode`` (publish's inside ``JobPublished``)."""
+    schema = json.loads(
+        OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True))
+    )
+    components = schema["components"]["schemas"]
+    assert "Job" not in components
+    assert "review_mode" in components["JobWithReviewMode"]["properties"]
+    assert components["JobPublished"]["properties"]["job"] == {
+        "$ref": "#/components/schemas/JobWithReviewMode"
+    }
+    ref = {"$ref": "#/components/schemas/JobWithReviewMode"}
+    for step, code in (
+        ("process", "202"),
+        ("pause", "200"),
+        ("resume", "200"),
+        ("complete", "200"),
+    ):
+        op = schema["paths"][f"/api/jobs/{{id}}/{step}/"]["post"]
+        assert op["responses"][code]["content"]["application/json"]["schema"] == ref, step
+    publish = schema["paths"]["/api/jobs/{id}/publish/"]["post"]["responses"]["200"]
+    assert publish["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobPublished"
+    }

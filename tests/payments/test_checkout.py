@@ -507,7 +507,7 @@ def test_a_funding_made_before_checkout_is_still_confirmed_from_its_payment_inte
     assert r.status_code == 200
     assert (r.json()["status"], r.json()["checkout_url"], r.json()["quote"]) == (
         "succeeded",
-        "",
+        None,
         None,
     )
 

@@ -449,30 +449,58 @@ ROUTES: dict[str, list[Probe]] = {
             {"POST": REFUSE_REQUESTER_OWN},
         )
     ],
-    "api/jobs/<int:pk>/publish/": [
+    "api/^jobs/(?P<pk>[^/.]+)/publish/$": [
         Probe(
             lambda w: f"/api/jobs/{job(w)}/publish/",
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
         )
     ],
-    "api/jobs/<int:pk>/pause/": [
+    "api/^jobs/(?P<pk>[^/.]+)/publish\\.(?P<format>[a-z0-9]+)/?$": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/publish.json",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "api/^jobs/(?P<pk>[^/.]+)/pause/$": [
         Probe(
             lambda w: f"/api/jobs/{job(w)}/pause/",
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
         )
     ],
-    "api/jobs/<int:pk>/resume/": [
+    "api/^jobs/(?P<pk>[^/.]+)/pause\\.(?P<format>[a-z0-9]+)/?$": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/pause.json",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "api/^jobs/(?P<pk>[^/.]+)/resume/$": [
         Probe(
             lambda w: f"/api/jobs/{job(w)}/resume/",
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
         )
     ],
-    "api/jobs/<int:pk>/complete/": [
+    "api/^jobs/(?P<pk>[^/.]+)/resume\\.(?P<format>[a-z0-9]+)/?$": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/resume.json",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "api/^jobs/(?P<pk>[^/.]+)/complete/$": [
         Probe(
             lambda w: f"/api/jobs/{job(w)}/complete/",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "api/^jobs/(?P<pk>[^/.]+)/complete\\.(?P<format>[a-z0-9]+)/?$": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/complete.json",
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
         )
@@ -497,9 +525,16 @@ ROUTES: dict[str, list[Probe]] = {
             {"DELETE": REFUSE_REQUESTER_OWN},
         )
     ],
-    "api/jobs/<int:job_id>/process/": [
+    "api/^jobs/(?P<pk>[^/.]+)/process/$": [
         Probe(
             lambda w: f"/api/jobs/{job(w)}/process/",
+            API_REQUESTER_WRITE,
+            {"POST": REFUSE_REQUESTER_OWN},
+        )
+    ],
+    "api/^jobs/(?P<pk>[^/.]+)/process\\.(?P<format>[a-z0-9]+)/?$": [
+        Probe(
+            lambda w: f"/api/jobs/{job(w)}/process.json",
             API_REQUESTER_WRITE,
             {"POST": REFUSE_REQUESTER_OWN},
         )

@@ -148,3 +148,11 @@ def test_the_funding_check_states_its_throttle(openapi):
     """Each check asks Stripe, so it is throttled (``funding_check``): its 429 is in the schema."""
     op = openapi["paths"]["/api/payments/jobs/{id}/fundings/{funding_id}/check/"]["post"]
     assert "Retry-After" in op["responses"]["429"]["description"]
+
+
+def test_a_fundings_payment_page_is_nullable(openapi):
+    """A funding that no longer awaits payment answers ``checkout_url: null`` (Stripe's session
+    takes no payment any more): the schema says so."""
+    prop = openapi["components"]["schemas"]["FundingOut"]["properties"]["checkout_url"]
+    assert prop["type"] == "string" and prop["nullable"] is True
+    assert "null" in prop["description"]
