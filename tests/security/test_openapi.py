@@ -21,8 +21,7 @@ from rest_framework.views import APIView
 
 from marketplace.api.permissions import IsWorker
 
-PREFIX = "#/components/schemas/"
-ERROR_REF = PREFIX + "Error"
+ERROR_REF = "#/components/schemas/Error"
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -149,79 +148,3 @@ def test_the_funding_check_states_its_throttle(openapi):
     """Each check asks Stripe, so it is throttled (``funding_check``): its 429 is in the schema."""
     op = openapi["paths"]["/api/payments/jobs/{id}/fundings/{funding_id}/check/"]["post"]
     assert "Retry-After" in op["responses"]["429"]["description"]
-
-
-# Untyped on this branch, typed on feat/funding (its ``JobPublished``): the merge removes the
-# entry, and ``test_the_exemptions_are_still_needed`` says so if it does not.
-UNTYPED_FOR_NOW = {("post", "/api/jobs/{id}/publish/")}
-
-
-def _untyped(openapi: dict, schema: dict) -> bool:
-    """Whether a response schema tells a client nothing of the body: an object without
-    properties (``{"type": "object", "additionalProperties": {}}``), an empty schema, or a list
-    of those. A map with typed values and a binary download are typed."""
-    while True:
-        if "$ref" in schema:
-            schema = openapi["components"]["schemas"][schema["$ref"].removeprefix(PREFIX)]
-        elif len(schema.get("allOf", ())) == 1:
-            schema = schema["allOf"][0]
-        else:
-            break
-    if any(key in schema for key in ("oneOf", "anyOf", "allOf", "enum")):
-        return False
-    kind = schema.get("type")
-    if kind == "array":
-        return _untyped(openapi, schema.get("items", {}))
-    if kind not in (None, "object"):
-        return False
-    values = schema.get("additionalProperties", True)
-    return not schema.get("properties") and (values is True or values == {})
-
-
-def _untyped_successes(openapi: dict) -> set[tuple[str, str]]:
-    found = set()
-    for path, method, op in operations(openapi):
-        for status, response in op["responses"].items():
-            if not status.startswith("2") or status == "204":
-                continue
-            content = response.get("content")
-            if not content or any(_untyped(openapi, c.get("schema", {})) for c in content.values()):
-                found.add((method, path))
-    return found
-
-
-def test_every_success_states_the_shape_of_its_body(openapi):
-    """A 2xx answer's schema names its fields (a serializer), so clients are generated from it
-    and Schemathesis checks the bodies; only 204 has no body."""
-    untyped = _untyped_successes(openapi) - UNTYPED_FOR_NOW
-    assert sorted(f"{method.upper()} {path}" for method, path in untyped) == []
-
-
-def test_the_exemptions_are_still_needed(openapi):
-    assert _untyped_successes(openapi) >= UNTYPED_FOR_NOW, "typed now: remove from UNTYPED_FOR_NOW"
-
-
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"type": "object", "additionalProperties": {}},
-        {},
-        {"type": "array", "items": {"type": "object"}},
-        {"type": "object", "properties": {}},
-    ],
-)
-def test_the_untyped_check_sees_a_body_with_no_fields(openapi, schema):
-    assert _untyped(openapi, schema)
-
-
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"$ref": "#/components/schemas/Error"},
-        {"type": "object", "additionalProperties": {"type": "integer"}},
-        {"type": "string", "format": "binary"},
-        {"type": "array", "items": {"$ref": "#/components/schemas/Error"}},
-    ],
-)
-def test_the_untyped_check_passes_a_typed_body(openapi, schema):
-    assert not _untyped(openapi, schema)
