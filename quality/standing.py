@@ -51,6 +51,10 @@ class Source(StrEnum):
     REQUESTER = "requester"  # a requester's gold, review answer or rejection
 
 
+# The requester's word: the kinds of evidence a standing is made of (``StandingEvidence.kind``).
+REQUESTER_KINDS = (trust_mod.GOLD, trust_mod.REVIEW, trust_mod.REJECTION)
+
+
 class Verdict(StrEnum):
     """What trusted workers' answers say about a known answer (gold or a review answer)."""
 

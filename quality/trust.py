@@ -28,6 +28,7 @@ GOLD = "gold"
 REVIEW = "review"
 AGREEMENT = "agreement"
 REJECTION = "rejection"
+KINDS = (GOLD, REVIEW, AGREEMENT, REJECTION)  # of trust evidence (``TrustEvidence.kind``)
 
 
 @dataclass(frozen=True)

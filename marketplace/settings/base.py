@@ -202,11 +202,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # An assignment's and a job's status appear in several components: one enum each, named for
-    # what it is.
+    # An assignment's, a job's and a fraud flag's status appear in several components: one enum
+    # each, named for what it is.
     "ENUM_NAME_OVERRIDES": {
         "AssignmentStatusEnum": "tasks.models.AssignmentStatus",
         "JobStatusEnum": "marketplace.models.JobStatus",
+        "FraudFlagStatusEnum": "quality.models.FlagStatus",
     },
     # Swagger UI's files come from drf-spectacular-sidecar (works offline, under the CSP).
     "SWAGGER_UI_DIST": "SIDECAR",

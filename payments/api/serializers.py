@@ -7,7 +7,7 @@ from rest_framework import serializers
 from marketplace import bounds
 from marketplace.api.serializers import text
 from payments.funding import STRIPE_MINIMUM_CHARGE
-from payments.models import FundingStatus, Payout
+from payments.models import FundingStatus, Payout, RefundStatus
 
 
 class QuoteSerializer(serializers.Serializer):
@@ -184,3 +184,42 @@ class ConnectStatusSerializer(serializers.Serializer):
 
     def get_payouts_enabled(self, account) -> bool:
         return account is not None and account.can_receive_transfers
+
+
+class RefundRowSerializer(serializers.Serializer):
+    """A refund as created: Stripe is asked after the request commits, so it starts pending."""
+
+    id = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="Minor units, in the job's currency")
+    status = serializers.ChoiceField(choices=RefundStatus.choices)
+
+
+class RefundsSerializer(serializers.Serializer):
+    refunds = RefundRowSerializer(
+        many=True, help_text="One per funding refunded from (newest first); empty: nothing left"
+    )
+
+
+class PayoutRunQueuedSerializer(serializers.Serializer):
+    task = serializers.CharField(
+        help_text="The id of the Celery task running the payout run (one run per currency)"
+    )
+
+
+class PayoutHoldSerializer(serializers.Serializer):
+    """Whether the worker's payouts are held now."""
+
+    held = serializers.BooleanField(source="payouts_held")
+
+
+class ReconcileReportSerializer(serializers.Serializer):
+    """What a reconciliation did (``payments.reconciliation.ReconcileReport``)."""
+
+    transfers_seen = serializers.IntegerField(help_text="Transfers Stripe listed")
+    confirmed = serializers.IntegerField(help_text="Open payouts whose transfer exists: now paid")
+    resubmitted = serializers.IntegerField(
+        help_text="Pending payouts with no transfer: sent again with their key"
+    )
+    issues = serializers.IntegerField(
+        help_text="Duplicate or missing transfers found, each a reconciliation issue for an admin"
+    )

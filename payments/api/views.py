@@ -41,12 +41,11 @@ class JobEscrowView(APIView):
 class JobRefundView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(request=None, responses={201: dict, 502: STRIPE_FAILED})
+    @extend_schema(request=None, responses={201: s.RefundsSerializer, 502: STRIPE_FAILED})
     def post(self, request: Request, pk: int) -> Response:
         refunds = funding.job_refund_unspent(job=_job(request, pk), actor=request.user)
         return Response(
-            {"refunds": [{"id": r.pk, "amount": r.amount, "status": r.status} for r in refunds]},
-            status=status.HTTP_201_CREATED,
+            s.RefundsSerializer({"refunds": refunds}).data, status=status.HTTP_201_CREATED
         )
 
 
@@ -92,12 +91,14 @@ class ConnectOnboardingView(APIView):
 class AdminPayoutRunView(APIView):
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: s.PayoutRunQueuedSerializer})
     def post(self, request: Request) -> Response:
         from payments.tasks import payout_run_task
 
         result = payout_run_task.delay(request.user.pk, "on demand")
-        return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            s.PayoutRunQueuedSerializer({"task": result.id}).data, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class AdminEarningsReleaseView(APIView):
@@ -127,19 +128,19 @@ class AdminWorkerHoldView(APIView):
     def _worker(self, pk: int) -> User:
         return get_object_or_404(User, pk=pk, role=Role.WORKER)
 
-    @extend_schema(request=s.ReasonInSerializer, responses=dict)
+    @extend_schema(request=s.ReasonInSerializer, responses=s.PayoutHoldSerializer)
     def post(self, request: Request, pk: int) -> Response:
         data = s.ReasonInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        clawbacks.worker_payouts_hold(
+        profile = clawbacks.worker_payouts_hold(
             worker=self._worker(pk), reason=data.validated_data["reason"], actor=request.user
         )
-        return Response({"held": True})
+        return Response(s.PayoutHoldSerializer(profile).data)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: s.PayoutHoldSerializer})
     def delete(self, request: Request, pk: int) -> Response:
-        clawbacks.worker_payouts_release(worker=self._worker(pk), actor=request.user)
-        return Response({"held": False})
+        profile = clawbacks.worker_payouts_release(worker=self._worker(pk), actor=request.user)
+        return Response(s.PayoutHoldSerializer(profile).data)
 
 
 class AdminPayoutReverseView(APIView):
@@ -163,10 +164,10 @@ class AdminPayoutReverseView(APIView):
 class AdminReconcileView(APIView):
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(request=None, responses={200: dict, 502: STRIPE_FAILED})
+    @extend_schema(request=None, responses={200: s.ReconcileReportSerializer, 502: STRIPE_FAILED})
     def post(self, request: Request) -> Response:
         report = reconciliation.payouts_reconcile()
         posting.audit_log_record(
             action="payouts.reconciled", actor=request.user, detail_report=report.__dict__
         )
-        return Response(report.__dict__)
+        return Response(s.ReconcileReportSerializer(report).data)

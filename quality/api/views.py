@@ -7,7 +7,6 @@ Worker-facing views serialize through explicit whitelists; no view reachable by 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -25,6 +24,7 @@ from tasks.api.schemas import AnnotationPayloadField
 
 from .. import selectors, services
 from ..models import Appeal, FraudFlag, GoldAnswer, GoldValidation, ReviewItem
+from . import schemas
 
 GOLD_IMPORT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -49,7 +49,7 @@ class MyTrustView(APIView):
 
     @extend_schema(
         responses={
-            200: OpenApiTypes.OBJECT,
+            200: schemas.MyTrustSerializer,
             403: OpenApiResponse(ERROR, description="Not a worker"),
         }
     )
@@ -142,7 +142,7 @@ def _job_for(request, job_id: int):
 class JobReportView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=schemas.JobReportSerializer)
     def get(self, request, job_id: int):
         return Response(selectors.job_report(job=_job_for(request, job_id)))
 
@@ -351,7 +351,7 @@ class ReviewQueueView(APIView):
 class ReviewDetailView(APIView):
     permission_classes = [IsRequester]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=schemas.ReviewOverlaySerializer)
     def get(self, request, pk: int):
         item = get_object_or_404(
             ReviewItem.objects.filter(job__in=jobs_visible_to(request.user)), pk=pk
@@ -375,7 +375,7 @@ class ReviewResolveView(APIView):
 class WorkerReportView(APIView):
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=schemas.WorkerReportSerializer)
     def get(self, request, pk: int):
         worker = get_object_or_404(User, pk=pk)
         return Response(selectors.worker_report(worker=worker))

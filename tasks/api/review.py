@@ -115,15 +115,21 @@ class BulkInput(serializers.Serializer):
     )
 
 
+class ApproveResult(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AssignmentStatus.choices, help_text='"approved"')
+    pay_amount = serializers.IntegerField(help_text="What the worker was paid (minor units)")
+
+
 class ApproveView(APIView):
     """Approve a submission: the worker is paid."""
 
     permission_classes = [IsRequester]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=ApproveResult)
     def post(self, request, pk: int):
         a = reviewing.assignment_approve(assignment_id=pk, by=request.user)
-        return Response({"id": a.pk, "status": a.status, "pay_amount": a.pay_amount})
+        return Response(ApproveResult(a).data)
 
 
 class DisputeSerializer(serializers.ModelSerializer):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from marketplace.models import AnnotationType
+from marketplace.models import AnnotationType, QualificationStatus
 
 from ..annotations import MAX_EVENTS, MAX_KEYFRAMES, MAX_POLYGON_POINTS, MAX_SHAPES
 from ..attributes import MAX_RELATIONS
@@ -239,6 +239,50 @@ class AnnotationPayloadField(serializers.JSONField):
     ``tasks.annotations.validate_payload`` as sent, which answers with the path of each problem."""
 
 
+# --- per-frame shapes, as stored ---------------------------------------------------------------
+
+
+class StoredRelationSerializer(serializers.Serializer):
+    predicate = serializers.CharField()
+    object = serializers.IntegerField(
+        min_value=0, help_text="The index of the object's shape among the same frame's shapes"
+    )
+
+
+class FrameShapeSerializer(serializers.Serializer):
+    """One shape on one frame as stored (``tasks.annotations``' per-frame shapes: a
+    submission's after interpolation, a consensus's): a label, and what the type draws."""
+
+    label = serializers.CharField(
+        allow_blank=True, help_text="The class (empty on a consensus box of no known class)"
+    )
+    box = _box(required=False)
+    track = serializers.IntegerField(required=False, help_text="The track's id (track jobs)")
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        required=False,
+        help_text="A polygon's [[x, y], ...]",
+    )
+    rle = RleSerializer(required=False, help_text="A mask (mask jobs, a track's keyframe mask)")
+    event = serializers.IntegerField(
+        required=False, min_value=0, help_text="The index of the event covering this frame"
+    )
+    attributes = _attributes()
+    relations = serializers.ListField(
+        child=StoredRelationSerializer(),
+        required=False,
+        help_text="Relations of which this shape is the subject",
+    )
+
+
+def frame_shapes(**kwargs) -> serializers.DictField:
+    """Per-frame shapes: ``{"<frame number>": [shape, ...]}``."""
+    kwargs.setdefault("help_text", "Frame number (as a string) -> the shapes on that frame")
+    return serializers.DictField(
+        child=serializers.ListField(child=FrameShapeSerializer()), **kwargs
+    )
+
+
 # --- responses -------------------------------------------------------------------------------
 
 
@@ -427,3 +471,56 @@ class QualificationQuestionSerializer(serializers.Serializer):
 class QualificationTestSerializer(serializers.Serializer):
     annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
     questions = serializers.ListField(child=QualificationQuestionSerializer())
+
+
+class JobBoardEntrySerializer(serializers.Serializer):
+    """A published job with open work, as the board shows it
+    (``tasks.work_selectors.job_board``)."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    instructions = serializers.CharField(allow_blank=True)
+    open_tasks = serializers.IntegerField(
+        help_text="Open replicas, counted up to one past the cap (see ``open_tasks_capped``)"
+    )
+    open_tasks_capped = serializers.BooleanField(help_text="More open work than the board counts")
+    pay = MoneySerializer(help_text="The mean price of a microtask")
+    estimated_seconds = serializers.IntegerField(help_text="A rough estimate of one microtask")
+    qualified = serializers.BooleanField(help_text="You passed this type's qualification test")
+    time_limit_seconds = serializers.IntegerField(help_text="How long a claim lasts")
+
+
+class JobBoardSerializer(serializers.Serializer):
+    results = JobBoardEntrySerializer(many=True)
+
+
+NOT_TAKEN = "not_taken"
+
+
+class QualificationSuspensionSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="When the test may be retaken (null: when an admin lifts it)"
+    )
+    may_retake = serializers.BooleanField()
+    message = serializers.CharField(help_text="Why, and until when (``tasks.suspensions``)")
+
+
+class WorkerQualificationSerializer(serializers.Serializer):
+    annotation_type = serializers.ChoiceField(choices=AnnotationType.choices)
+    label = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=[*QualificationStatus.choices, (NOT_TAKEN, "Not taken")]
+    )
+    score = serializers.FloatField(allow_null=True, help_text="Of the last attempt, 0-1")
+    attempts = serializers.IntegerField()
+    questions = serializers.IntegerField(help_text="Questions in the test (0: no test yet)")
+    suspension = QualificationSuspensionSerializer(
+        allow_null=True, help_text="Set while the qualification is suspended"
+    )
+
+
+class WorkerQualificationsSerializer(serializers.Serializer):
+    """Your qualification for every annotation type, taken or not."""
+
+    results = WorkerQualificationSerializer(many=True)

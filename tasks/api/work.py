@@ -7,7 +7,6 @@ never by a model serializer, so nothing a worker must not see can slip in with a
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -128,7 +127,7 @@ class JobBoardView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=schemas.JobBoardSerializer)
     def get(self, request):
         entries = work_selectors.job_board(worker=request.user)
         return Response(
@@ -333,7 +332,9 @@ class QualificationListView(APIView):
     permission_classes = [IsWorker]
     authentication_classes = WORKER_AUTH
 
-    @extend_schema(operation_id="work_qualifications_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="work_qualifications_list", responses=schemas.WorkerQualificationsSerializer
+    )
     def get(self, request):
         mine = {q.annotation_type: q for q in Qualification.objects.filter(worker=request.user)}
         results = []
@@ -344,7 +345,7 @@ class QualificationListView(APIView):
                 {
                     "annotation_type": value,
                     "label": label,
-                    "status": q.status if q else "not_taken",
+                    "status": q.status if q else schemas.NOT_TAKEN,
                     "score": q.score if q else None,
                     "attempts": q.attempts if q else 0,
                     "questions": len(qualifying.qualification_items(annotation_type=value)),

@@ -12,6 +12,7 @@ from payments.models import AuditLog, EarningHold
 from payments.selectors import worker_earnings
 from tasks import paying
 from tests.factories import JobFactory, MicroTaskFactory
+from tests.openapi_check import assert_answers_schema
 from tests.payments.conftest import fund, onboarded_worker, reserved_assignment
 
 pytestmark = pytest.mark.django_db
@@ -142,15 +143,15 @@ def test_admin_hold_and_reverse_api(
     from payments.models import Payout
 
     worker = onboarded_worker(stripe_server, available=2_000)
+    hold = "/api/payments/admin/workers/{id}/hold/"
     r = admin_client_api.post(
         f"/api/payments/admin/workers/{worker.pk}/hold/", {"reason": "review"}
     )
-    assert r.status_code == 200
+    assert r.status_code == 200 and assert_answers_schema(r, "post", hold) == {"held": True}
     worker.worker_profile.refresh_from_db()
     assert worker.worker_profile.payouts_held
-    assert (
-        admin_client_api.delete(f"/api/payments/admin/workers/{worker.pk}/hold/").status_code == 200
-    )
+    r = admin_client_api.delete(f"/api/payments/admin/workers/{worker.pk}/hold/")
+    assert r.status_code == 200 and assert_answers_schema(r, "delete", hold) == {"held": False}
     with django_capture_on_commit_callbacks(execute=True):
         payouts.payout_run_start()
     payout = Payout.objects.get(worker=worker)
@@ -158,7 +159,15 @@ def test_admin_hold_and_reverse_api(
         f"/api/payments/admin/payouts/{payout.pk}/reverse/", {"reason": "fraud", "amount": 100}
     )
     assert r.status_code == 200 and r.json()["amount_reversed"] == 100
-    assert admin_client_api.post("/api/payments/admin/reconcile/").status_code == 200
+    r = admin_client_api.post("/api/payments/admin/reconcile/")
+    assert r.status_code == 200
+    # Stripe lists the payout's transfer; nothing is wrong with it.
+    assert assert_answers_schema(r, "post", "/api/payments/admin/reconcile/") == {
+        "transfers_seen": 1,
+        "confirmed": 0,
+        "resubmitted": 0,
+        "issues": 0,
+    }
 
 
 def test_non_admins_cannot_use_admin_money_endpoints(worker_client, worker):

@@ -15,6 +15,7 @@ from quality.services import routing
 from tasks import claiming, reviewing, signals
 from tasks.models import Assignment, AssistMode, MicroTask, MicroTaskStatus, Proposal, Slot
 from tasks.proposals import assignment_view
+from tests.openapi_check import assert_answers_schema
 from tests.payments.conftest import assert_ledger_consistent
 from tests.quality.test_assist_live import SOURCE, accept_all, draw, never_corrects, propose_truth
 
@@ -194,7 +195,7 @@ def test_the_job_report_api_carries_the_assist_report(world_factory, client_for)
     mt.refresh_from_db()
     r = client_for(world.job.requester).get(f"/api/quality/jobs/{world.job.pk}/report/")
     assert r.status_code == 200
-    assist_report = r.json()["assist"]
+    assist_report = assert_answers_schema(r, "get", "/api/quality/jobs/{job_id}/report/")["assist"]
     assert assist_report["verify"] == 1 and assist_report["saved"] == mt.assist_saved
     assert [s["source"] for s in assist_report["sources"]] == [SOURCE]
     assert assist_report["sources"][0]["lower"] > 0.99

@@ -18,6 +18,7 @@ from quality.simulator import PRECISE, SimulatedWorker
 from tasks import claiming
 from tasks.models import MicroTask, Video
 from tests.factories import JobFactory, VideoFactory
+from tests.openapi_check import assert_answers_schema
 from tests.quality.conftest import FRAME_SIZE
 
 pytestmark = pytest.mark.django_db
@@ -262,3 +263,10 @@ def test_stitching_a_video_costs_the_same_queries_for_3_or_12_segments():
         counts.append(len(queries))
         assert flagged == (1 if segments == 3 else 2)  # the lost third segment's seams
     assert counts[0] == counts[1]
+
+
+def test_the_report_api_answers_the_flagged_seams_in_its_schema(client_for):
+    job = _track_job(2, broken=1)
+    r = client_for(job.requester).get(f"/api/quality/jobs/{job.pk}/report/")
+    body = assert_answers_schema(r, "get", "/api/quality/jobs/{job_id}/report/")
+    assert body["seams_flagged"] == 1

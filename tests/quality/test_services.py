@@ -22,6 +22,7 @@ from quality.simulator import PRECISE, SPAMMER, SimulatedWorker
 from tasks import claiming
 from tasks.models import Assignment, AssignmentStatus, MicroTask, MicroTaskStatus, Slot
 from tasks.suspensions import Suspended
+from tests.openapi_check import assert_answers_schema
 from tests.quality.conftest import FRAME_SIZE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,8 +133,10 @@ def test_gold_is_scored_a_bad_worker_is_rejected_and_sees_frames_not_the_answer(
     (check,) = checks.json()
     assert check["passed"] is False
     assert check["frames_off"] == result.frames_off
-    trust_page = client.get("/api/quality/me/trust/")
-    assert trust_page.json()["trust"][0]["history"][0]["kind"] == "gold"
+    trust_page = assert_answers_schema(
+        client.get("/api/quality/me/trust/"), "get", "/api/quality/me/trust/"
+    )
+    assert trust_page["trust"][0]["history"][0]["kind"] == "gold"
     # Nothing a worker can read contains a box of the gold answer.
     answer = failed.microtask.gold_answer
     gold_boxes = {
@@ -277,7 +280,7 @@ def test_job_report_counts_replicas_and_is_private(
     owner = client_for(world.job.requester)
     report = owner.get(f"/api/quality/jobs/{world.job.pk}/report/")
     assert report.status_code == 200
-    data = report.json()
+    data = assert_answers_schema(report, "get", "/api/quality/jobs/{job_id}/report/")
     assert data["replicas"]["used"] == 2
     assert data["replicas"]["saved_vs_fixed_max_overlap"] == 2
     assert data["microtasks"]["complete"] == 1

@@ -20,6 +20,7 @@ from tasks.models import (
     Submission,
 )
 from tests.factories import WorkerFactory
+from tests.openapi_check import assert_answers_schema
 from tests.tasks.claim_fixtures import manifest_for, published_job, qualified_worker, ready_job
 
 pytestmark = pytest.mark.django_db
@@ -247,7 +248,7 @@ def test_job_board_lists_open_work_and_qualification(client_for):
     job = published_job(n=4, price=80)
     ready_job(n=2)  # not published: not on the board
     client = client_for(qualified_worker())
-    rows = client.get("/api/work/jobs/").json()["results"]
+    rows = assert_answers_schema(client.get("/api/work/jobs/"), "get", "/api/work/jobs/")["results"]
     assert [(r["id"], r["open_tasks"], r["pay"]["amount"], r["qualified"]) for r in rows] == [
         (job.pk, 12, 80, True)
     ]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from tasks import budget, claiming
 from tasks.models import Assignment, AssignmentStatus
 from tasks.tasks import auto_approve_due_submissions
+from tests.openapi_check import assert_answers_schema
 from tests.tasks.claim_fixtures import published_job, qualified_worker
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,7 @@ def test_approve_pays_and_reject_needs_a_reason_the_worker_sees(client_for):
     a, b = _submitted(job, 2)
     r = owner.post(f"/api/submissions/{a.pk}/approve/")
     assert r.status_code == 200 and r.json() == {"id": a.pk, "status": "approved", "pay_amount": 60}
+    assert_answers_schema(r, "post", "/api/submissions/{id}/approve/")
     r = owner.post(f"/api/submissions/{b.pk}/reject/", {"reason": "  "}, format="json")
     assert r.status_code == 400 and "reason" in r.json()["error"]["fields"]
     assert Assignment.objects.get(pk=b.pk).status == AssignmentStatus.SUBMITTED
