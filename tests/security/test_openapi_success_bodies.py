@@ -25,11 +25,6 @@ def operations(openapi: dict):
                 yield path, method, op
 
 
-# Untyped on this branch, typed on feat/funding (its ``JobPublished``): the merge removes the
-# entry, and ``test_the_exemptions_are_still_needed`` says so if it does not.
-UNTYPED_FOR_NOW = {("post", "/api/jobs/{id}/publish/")}
-
-
 def _untyped(openapi: dict, schema: dict) -> bool:
     """Whether a response schema tells a client nothing of the body: an object without
     properties (``{"type": "object", "additionalProperties": {}}``), an empty schema, or a list
@@ -67,12 +62,8 @@ def _untyped_successes(openapi: dict) -> set[tuple[str, str]]:
 def test_every_success_states_the_shape_of_its_body(openapi):
     """A 2xx answer's schema names its fields (a serializer), so clients are generated from it
     and Schemathesis checks the bodies; only 204 has no body."""
-    untyped = _untyped_successes(openapi) - UNTYPED_FOR_NOW
+    untyped = _untyped_successes(openapi)
     assert sorted(f"{method.upper()} {path}" for method, path in untyped) == []
-
-
-def test_the_exemptions_are_still_needed(openapi):
-    assert _untyped_successes(openapi) >= UNTYPED_FOR_NOW, "typed now: remove from UNTYPED_FOR_NOW"
 
 
 @pytest.mark.parametrize(
