@@ -87,6 +87,12 @@ class FundingProcessing(Conflict):
     code = "funding_processing"
 
 
+class FundingInProgress(Conflict):
+    """Another payment of the job was opened while this one was being started."""
+
+    code = "funding_in_progress"
+
+
 @dataclass(frozen=True)
 class FundingNeed:
     """What a job still needs paid in for its quote, and what its budget still lets in: the one
@@ -209,7 +215,23 @@ def _funding_open(
     fit_budget: bool,
 ) -> Funding:
     """Check the amount against the job's need and budget, then make the row and its session
-    (:func:`funding_create`, after the earlier sessions were settled)."""
+    (:func:`funding_create`, after the earlier sessions were settled).
+
+    One payment is opened at a time per job, under the job's row lock: two requests at once (a
+    double click, two tabs) would each see the need unpaid and open a payable session for it.
+    The second one waits, then finds the session the first opened since its own settling of
+    the earlier ones, and is refused (:class:`FundingInProgress`); nothing is made at Stripe.
+    The need and budget are read after the lock, so a budget changed meanwhile counts."""
+    job = lock_job(job.pk)
+    if (
+        Funding.objects.filter(job=job, status=FundingStatus.CREATED)
+        .exclude(stripe_checkout_session_id="")
+        .exists()
+    ):
+        raise FundingInProgress(
+            "A payment for this job was started a moment ago. Finish it on Stripe's page, or "
+            "cancel it on the job's funding page, before starting another."
+        )
     position = funding_need(job=job, fund_amount=quote.fund_amount)
     asked = amount
     if amount is None:

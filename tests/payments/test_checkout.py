@@ -254,6 +254,44 @@ def test_a_new_payment_expires_the_open_one_and_credits_one_paid_meanwhile(strip
     assert second.status == FundingStatus.SUCCEEDED and credited(job) == 600
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_payments_started_at_once_open_one_payable_session(stripe_server, job, monkeypatch):
+    """A double click: two requests start a payment of the same job at the same moment. The
+    second waits for the job's lock while the first opens its session at Stripe, then finds that
+    session and is refused (409): one payable session, never two for the same need."""
+    import threading
+
+    from tests.locking import run_threads, wait_for_a_lock_waiter
+
+    real_create = stripe_gateway.checkout_session_create
+    first_inside = threading.Event()
+
+    def create_while_the_other_arrives(**kwargs):
+        if not first_inside.is_set():
+            first_inside.set()
+            assert wait_for_a_lock_waiter(), "the second request did not wait for the first"
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(stripe_gateway, "checkout_session_create", create_while_the_other_arrives)
+
+    def second():
+        assert first_inside.wait(10)
+        checkout_funding(job, amount=600)
+
+    errors = run_threads(lambda: checkout_funding(job, amount=600), second)
+    assert [type(e) for e in errors] == [funding.FundingInProgress], errors
+    (opened,) = Funding.objects.filter(job=job)
+    assert opened.status == FundingStatus.CREATED and opened.amount == 600
+    sessions = list(stripe_server.state.checkout_sessions.values())
+    assert [s["id"] for s in sessions if s["status"] == "open"] == [
+        opened.stripe_checkout_session_id
+    ]
+    # Nothing blocks the next payment once that one is settled.
+    assert checkout_funding(job, amount=600).status == FundingStatus.CREATED
+    opened.refresh_from_db()
+    assert opened.status == FundingStatus.EXPIRED
+
+
 # --- events that lie, or are replayed ---------------------------------------------------------
 
 
