@@ -21,6 +21,13 @@ from .posting import audit_log_record
 from .transfers import record_transfer, reversal_sync
 
 
+def _locked_profile(worker: User) -> WorkerProfile:
+    """The worker's profile, row-locked; made first for a worker account created outside the
+    sign-up service (the admin site, a shell), which has none yet."""
+    WorkerProfile.objects.get_or_create(user=worker)
+    return WorkerProfile.objects.select_for_update().get(user=worker)
+
+
 @transaction.atomic
 def worker_payouts_hold(*, worker: User, reason: str, actor: User) -> WorkerProfile:
     """Stop payouts to a worker (no new payouts; open ones wait) until released."""
@@ -28,7 +35,7 @@ def worker_payouts_hold(*, worker: User, reason: str, actor: User) -> WorkerProf
         raise ValidationError(
             "Say why payouts are held.", extra={"fields": {"reason": ["required"]}}
         )
-    profile = WorkerProfile.objects.select_for_update().get(user=worker)
+    profile = _locked_profile(worker)
     profile.payouts_held = True
     profile.payouts_held_reason = reason[:300]
     profile.save(update_fields=["payouts_held", "payouts_held_reason"])
@@ -38,7 +45,7 @@ def worker_payouts_hold(*, worker: User, reason: str, actor: User) -> WorkerProf
 
 @transaction.atomic
 def worker_payouts_release(*, worker: User, actor: User, reason: str = "") -> WorkerProfile:
-    profile = WorkerProfile.objects.select_for_update().get(user=worker)
+    profile = _locked_profile(worker)
     profile.payouts_held = False
     profile.payouts_held_reason = ""
     profile.save(update_fields=["payouts_held", "payouts_held_reason"])

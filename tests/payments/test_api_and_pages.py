@@ -249,3 +249,18 @@ def test_job_funding_page_shows_quote_and_escrow(client, requester, other_reques
     r = client.post(f"/requester/jobs/{job.pk}/funding/", {"fund": "quote"})
     (session,) = stripe_server.state.checkout_sessions.values()
     assert r.status_code == 303 and r["Location"] == session["url"]
+
+
+def test_holding_a_worker_made_outside_sign_up_makes_their_profile(admin_client_api):
+    """A worker account made in the admin site or a shell has no profile yet: a hold is still
+    recorded (it made a 500 before), and released."""
+    from marketplace.models import Role, User, WorkerProfile
+
+    bare = User.objects.create_user(username="bare-worker", password="x" * 12, role=Role.WORKER)
+    assert not WorkerProfile.objects.filter(user=bare).exists()
+    hold = f"/api/payments/admin/workers/{bare.pk}/hold/"
+    r = admin_client_api.post(hold, {"reason": "review"})
+    assert r.status_code == 200 and r.json() == {"held": True}
+    assert WorkerProfile.objects.get(user=bare).payouts_held_reason == "review"
+    assert admin_client_api.delete(hold).json() == {"held": False}
+    assert AuditLog.objects.filter(action__in=["payouts.held", "payouts.released"]).count() == 2
