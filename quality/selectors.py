@@ -29,6 +29,7 @@ from marketplace.models import Job, User
 from marketplace.selectors import jobs_visible_to
 from payments import pricing
 from payments.selectors import active_policy
+from tasks.ingestion_selectors import manifest_with_urls
 from tasks.models import (
     Assignment,
     AssignmentStatus,
@@ -190,7 +191,8 @@ def review_overlay(*, item: ReviewItem) -> dict[str, Any]:
     current = current_consensus(microtask_ids=[item.microtask_id]).get(item.microtask_id)
     return {
         "microtask": item.microtask_id,
-        "manifest": item.microtask.manifest,
+        # Each frame with the URL it is served at, as the requester's microtask API gives it.
+        "manifest": manifest_with_urls(item.microtask.manifest),
         "reason": item.reason,
         "submissions": [
             {

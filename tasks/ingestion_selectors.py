@@ -54,8 +54,12 @@ def job_ingestion_progress(job: Job) -> dict:
 
 
 def manifest_with_urls(manifest: dict, *, storage=None) -> dict:
-    """A microtask's manifest with an image URL for every frame (signed URLs are made now)."""
+    """A microtask's manifest with an image URL for every frame (signed URLs are made now; null
+    for a frame stored without an image)."""
     storage = storage or default_storage
     out = dict(manifest)
-    out["frames"] = [{**f, "url": storage.url(f["image"])} for f in manifest.get("frames", [])]
+    out["frames"] = [
+        {**f, "url": storage.url(f["image"]) if f.get("image") else None}
+        for f in manifest.get("frames", [])
+    ]
     return out

@@ -171,7 +171,8 @@ class ReviewOverlaySerializer(serializers.Serializer):
 
     microtask = serializers.IntegerField()
     manifest = serializers.DictField(
-        help_text="The microtask's frames and sizes, as ingestion wrote them"
+        help_text="The microtask's frames and sizes, as ingestion wrote them; each frame also has "
+        "the ``url`` its image is served at"
     )
     reason = serializers.CharField(help_text="Why the microtask is in review")
     submissions = ReviewSubmissionSerializer(many=True)

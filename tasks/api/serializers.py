@@ -74,7 +74,9 @@ class ManifestFrameSerializer(serializers.Serializer):
     frame = serializers.IntegerField()
     time = serializers.FloatField(help_text="Seconds from the start of the video")
     image = serializers.CharField(help_text="Storage name")
-    url = serializers.CharField()
+    url = serializers.CharField(
+        allow_null=True, help_text="Where the image is served (null: a frame without one)"
+    )
 
 
 class MicroTaskSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ reconciliation with work to do) are beyond its reach.
 from __future__ import annotations
 
 import pytest
+from django.core.files.storage import default_storage
 
 from marketplace.lifecycle import job_transition
 from marketplace.models import AnnotationType, JobStatus, QualificationStatus
@@ -109,6 +110,8 @@ def test_a_review_item_answers_its_component(world, requester):
     assert submission["assignment"] == world.submitted.pk
     assert any(shapes for shapes in submission["frames"].values())
     assert body["consensus"] is None  # one of three replicas: no consensus yet
+    frames = body["manifest"]["frames"]
+    assert frames and all(f["url"] == default_storage.url(f["image"]) for f in frames)
 
 
 def test_the_worker_report_answers_its_component(world, admin):
