@@ -53,6 +53,7 @@ class VideoUploadSerializer(serializers.Serializer):
             "file": serializers.ListField(
                 child=serializers.FileField(allow_empty_file=True),
                 allow_empty=False,
+                min_length=1,  # the schema's minItems (allow_empty alone does not say it)
                 max_length=most,
                 help_text=f"One to {most} video files (repeat the `file` part).",
             )
