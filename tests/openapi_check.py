@@ -35,6 +35,18 @@ def openapi() -> dict[str, Any]:
     return json.loads(OpenApiJsonRenderer().render(generated))
 
 
+def resolve(openapi: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$ref`` (and a lone ``allOf``, drf-spectacular's way of adding a
+    description to a reference) followed to the component it names."""
+    while True:
+        if "$ref" in schema:
+            schema = openapi["components"]["schemas"][schema["$ref"].removeprefix(REF_PREFIX)]
+        elif len(schema.get("allOf", ())) == 1:
+            schema = schema["allOf"][0]
+        else:
+            return schema
+
+
 def _json_schema(node: Any) -> Any:
     """OpenAPI 3.0 to JSON Schema: ``nullable`` becomes a union with null, and an object that
     lists its properties allows no others."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.openapi_check import REF_PREFIX
 from tests.openapi_check import openapi as generated_openapi
+from tests.openapi_check import resolve
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -29,13 +29,7 @@ def _untyped(openapi: dict, schema: dict) -> bool:
     """Whether a response schema tells a client nothing of the body: an object without
     properties (``{"type": "object", "additionalProperties": {}}``), an empty schema, or a list
     of those. A map with typed values and a binary download are typed."""
-    while True:
-        if "$ref" in schema:
-            schema = openapi["components"]["schemas"][schema["$ref"].removeprefix(REF_PREFIX)]
-        elif len(schema.get("allOf", ())) == 1:
-            schema = schema["allOf"][0]
-        else:
-            break
+    schema = resolve(openapi, schema)
     if any(key in schema for key in ("oneOf", "anyOf", "allOf", "enum")):
         return False
     kind = schema.get("type")

@@ -8,28 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiJsonRenderer
 
 from tasks.annotations import TOP_KEY
-
-PREFIX = "#/components/schemas/"
+from tests.openapi_check import REF_PREFIX as PREFIX
+from tests.openapi_check import openapi as generated_openapi
+from tests.openapi_check import resolve as _resolve
 
 
 @pytest.fixture(scope="module")
 def openapi() -> dict:
-    generated = SchemaGenerator().get_schema(request=None, public=True)
-    return json.loads(OpenApiJsonRenderer().render(generated))
-
-
-def _resolve(openapi: dict, schema: dict) -> dict:
-    while True:
-        if "$ref" in schema:
-            schema = openapi["components"]["schemas"][schema["$ref"].removeprefix(PREFIX)]
-        elif len(schema.get("allOf", ())) == 1:
-            schema = schema["allOf"][0]
-        else:
-            return schema
+    return generated_openapi()
 
 
 def _answer(openapi: dict, method: str, path: str, status: str) -> dict:
