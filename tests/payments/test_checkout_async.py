@@ -65,6 +65,15 @@ def _event(stripe_server, kind: str, f) -> dict:
     return event
 
 
+def _the_bank_pays_after_all(stripe_server, post, f) -> None:
+    """The bank answers yes and Stripe says so: the funding is credited its amount, once."""
+    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
+    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
+    f.refresh_from_db()
+    assert f.status == FundingStatus.SUCCEEDED
+    assert escrow_balance(job=f.job).funded == f.amount
+
+
 def _failed_audits(f) -> int:
     return AuditLog.objects.filter(action="funding.failed", object_id=str(f.pk)).count()
 
@@ -171,11 +180,7 @@ def test_a_failure_event_for_a_payment_still_processing_changes_nothing(stripe_s
     post(forged)
     f.refresh_from_db()
     assert f.status == FundingStatus.PROCESSING and _failed_audits(f) == 0
-    # The bank pays after all: credited once.
-    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
-    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
-    f.refresh_from_db()
-    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_000
+    _the_bank_pays_after_all(stripe_server, post, f)
 
 
 def test_a_failure_event_for_a_payment_stripe_says_succeeded_credits_it(stripe_server, job, post):
@@ -275,10 +280,7 @@ def test_a_payment_failed_event_for_a_payment_stripe_says_is_processing_changes_
     post(forged)
     f.refresh_from_db()
     assert f.status == FundingStatus.PROCESSING and _failed_audits(f) == 0
-    stripe_server.settle_async_payment(f.stripe_checkout_session_id, succeeded=True)
-    post(_event(stripe_server, "checkout.session.async_payment_succeeded", f))
-    f.refresh_from_db()
-    assert f.status == FundingStatus.SUCCEEDED and escrow_balance(job=job).funded == 1_250
+    _the_bank_pays_after_all(stripe_server, post, f)
 
 
 # --- the funding page while the bank answers -------------------------------------------------
